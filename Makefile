@@ -1,0 +1,30 @@
+# Thin wrapper around meson; every target installs missing packages first.
+# See README.md. Set CI=true (as CI does) to make warnings errors.
+BUILD    ?= build
+WERROR   := $(if $(CI),-Dwerror=true,)
+
+.PHONY: all build test demo bench clean deps fuzz
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@scripts/build.sh $(BUILD) $(WERROR)
+
+test: deps
+	@scripts/test.sh
+
+demo: build
+	@scripts/demo.sh
+
+bench: deps
+	@scripts/build.sh build-release --buildtype=release -Dtests=false
+	@build-release/bench/atel-bench
+
+fuzz: deps
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/test.sh fuzz
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz build-release var

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h - ateld configuration: embedded defaults, a JSON file (cJSON), and
+ * environment overrides. Exporter sections keep REFERENCE.md's keys.
+ * Every key, its default and its environment variable are listed in README.md
+ * ("Configuration"); keep the two in sync.
+ */
+#ifndef ATEL_CONFIG_H
+#define ATEL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ATEL_CFG_HEADERS_MAX 16
+
+struct atel_kv {
+	char *key;
+	char *value;
+};
+
+struct atel_config {
+	char *data_dir;                  /* "./var"                      ATEL_DATA_DIR */
+	uint32_t export_interval_ms;     /* 15000                        ATEL_EXPORT_INTERVAL_MS */
+	char *log_level;                 /* "info" (error|warn|info|debug) ATEL_LOG_LEVEL */
+
+	struct {
+		char *name;              /* "atel"                       ATEL_SHM */
+		uint32_t rings;          /* 64 */
+		uint32_t ring_capacity;  /* 16384 slots (1 MiB per ring) */
+		uint32_t mode;           /* 0600 (JSON: "0600" string or number) */
+	} shm;
+
+	struct {
+		uint64_t rotate_bytes;       /* 64 MiB */
+		uint32_t rotate_age_s;       /* 3600 */
+		uint32_t fsync_interval_ms;  /* 1000 */
+		int zstd_level;              /* 3 */
+		char *io;                    /* "auto" | "io_uring" | "pwritev"   ATEL_IO (ATEL_FORCE_PWRITEV=1 forces pwritev) */
+	} storage;
+
+	struct {
+		uint32_t idle_sleep_max_us;  /* 1000 (bound 1..10000) */
+		uint32_t batch_records;      /* 4096 per ring per pass */
+	} drain;
+
+	struct {
+		uint32_t metrics_days;       /* 30 */
+		uint32_t traces_days;        /* 7 */
+		uint32_t aggregates_days;    /* 90 */
+		uint32_t segments_days;      /* 30: whole segment files older than this are deleted */
+	} retention;
+
+	struct {
+		bool enabled;                /* true */
+		uint32_t rollup_interval_s;  /* 60 */
+	} index;
+
+	struct {
+		bool enabled;                /* true */
+		char *bind;                  /* "127.0.0.1" */
+		uint32_t port;               /* 9464                     ATEL_PROMETHEUS_PORT */
+		char *path;                  /* "/metrics" */
+		char *bearer_token;          /* NULL: no auth */
+		uint32_t series_limit;       /* 10000 per metric */
+	} prometheus;
+
+	struct {
+		bool enabled;                /* false */
+		char *outputDir;             /* "<data_dir>/exports" */
+		uint64_t rotateInterval;     /* 3600000 ms */
+		uint32_t maxFiles;           /* 24 */
+	} json;
+
+	struct {
+		bool enabled;                /* false (true if OTEL_EXPORTER_OTLP_ENDPOINT is set) */
+		char *endpoint;              /* "http://localhost:4318" */
+		char *protocol;              /* "http/protobuf" | "http/json" ("http" = http/protobuf) */
+		struct atel_kv headers[ATEL_CFG_HEADERS_MAX];
+		uint32_t nheaders;
+		uint32_t timeout_ms;         /* 10000 */
+		char *compression;           /* "gzip" | "none" */
+		char *service_name;          /* "atel" unless OTEL_SERVICE_NAME */
+		uint32_t max_batch_items;    /* 512 */
+		uint32_t max_batch_bytes;    /* 4 MiB */
+	} opentelemetry;
+};
+
+/* Fills cfg with the embedded defaults. */
+void atel__config_defaults(struct atel_config *cfg);
+
+/*
+ * Loads `path` (JSON) over the defaults, then applies environment overrides.
+ * path NULL: defaults + environment only.
+ * @return 0, or -EINVAL with err naming the file, the key path and the
+ * expected form ("ateld.json: prometheus.port: expected an integer 1..65535, got \"abc\"").
+ */
+int atel__config_load(struct atel_config *cfg, const char *path, char *err, size_t errlen);
+
+/* Parses JSON text (no environment); for tests and the fuzz target. */
+int atel__config_parse(struct atel_config *cfg, const char *text, size_t len, const char *origin,
+		       char *err, size_t errlen);
+
+/* Frees owned strings; NULL-safe. */
+void atel__config_free(struct atel_config *cfg);
+
+#endif /* ATEL_CONFIG_H */

@@ -1,0 +1,1 @@
+-- placeholder until the index work lands; see issue 4

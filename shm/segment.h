@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segment.h - create, attach and address the shared-memory segment
+ * (docs/abi.md section 1). Used by both sides: ateld creates, libatel attaches.
+ *
+ * Every function returns 0 or a negative errno. Error text, where asked for,
+ * says what was wrong and where ("header.abi_major is 2, expected 1").
+ */
+#ifndef ATEL_SEGMENT_H
+#define ATEL_SEGMENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atel_abi.h"
+
+struct atel_segment {
+	void *base;
+	size_t size;
+	struct atel_shm_header *hdr;
+	struct atel_ring_desc *dir;   /* ring_count entries */
+	unsigned char *rings;         /* ring i at rings + i * ring_stride */
+	uint32_t ring_count;
+	uint32_t ring_capacity;
+	uint64_t ring_stride;
+	bool is_file;                 /* a path, not a shm_open name */
+	bool reattached;              /* create(): an existing compatible segment was kept */
+	char name[256];
+};
+
+struct atel_segment_config {
+	uint32_t ring_count;     /* default 64 */
+	uint32_t ring_capacity;  /* slots, power of two; default 16384 (1 MiB per ring) */
+	unsigned mode;           /* default 0600 */
+};
+
+/*
+ * Consumer side. Creates the segment `name` (a shm_open name, or a file path
+ * if it contains '/'), sized from cfg. If a segment with that name already
+ * exists, is valid and has the same geometry, it is re-attached (live
+ * producers keep writing, positions are kept) and seg->reattached is set;
+ * otherwise it is replaced. Writes consumer pid/start, a fresh heartbeat and,
+ * for a new segment, a random instance_id; then sets ATEL_SHM_READY (R5).
+ * @return 0, or -errno; err (if non-NULL) gets a message.
+ */
+int atel__segment_create(struct atel_segment *seg, const char *name,
+			 const struct atel_segment_config *cfg, char *err, size_t errlen);
+
+/*
+ * Producer side, and read-only tools (atel status). Maps an existing
+ * segment and validates its header (atel__segment_check) before returning.
+ * @return 0; -ENOENT if no segment exists; -EPROTO if the header is invalid.
+ */
+int atel__segment_attach(struct atel_segment *seg, const char *name, char *err, size_t errlen);
+
+/* Unmaps; NULL-safe; leaves the name in place. */
+void atel__segment_detach(struct atel_segment *seg);
+
+/* Removes the name (shm_unlink or unlink). @return 0 or -errno. */
+int atel__segment_unlink(const char *name);
+
+/*
+ * Validates a header against the mapping size: magic, endian, major, sizes,
+ * offsets, total size, reserved words (docs/abi.md 1.1 and 6).
+ * @return 0 or -EPROTO with a message naming the field.
+ */
+int atel__segment_check(const void *base, size_t size, char *err, size_t errlen);
+
+static inline struct atel_ring_desc *atel__seg_desc(const struct atel_segment *seg, uint32_t ring)
+{
+	return &seg->dir[ring];
+}
+
+static inline union atel_slot *atel__seg_slots(const struct atel_segment *seg, uint32_t ring)
+{
+	return (union atel_slot *)(void *)(seg->rings + (uint64_t)ring * seg->ring_stride);
+}
+
+/* CLOCK_REALTIME in ns (vDSO; no system call with the tsc clocksource). */
+uint64_t atel__now_ns(void);
+
+/* Process start time (field 22 of /proc/<pid>/stat); 0 if the process is gone. */
+uint64_t atel__proc_start_time(int pid);
+
+/* True if `pid` is alive and started at `start` (pid-reuse safe). */
+bool atel__proc_alive(int pid, uint64_t start);
+
+#endif /* ATEL_SEGMENT_H */
