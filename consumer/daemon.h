@@ -14,6 +14,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "atel_abi.h"
@@ -43,14 +44,55 @@ struct atel_daemon_stats {
 	_Atomic uint64_t log_end_seq;           /* file_seq of the newest segment */
 };
 
+/* Health of one exporter, for atel status and the status file. Never holds
+ * header values or tokens. last_error is guarded by lock. */
+enum { ATEL_EXP_PROMETHEUS = 0, ATEL_EXP_JSON = 1, ATEL_EXP_OTLP = 2, ATEL_EXP_COUNT = 3 };
+struct atel_exporter_health {
+	_Atomic uint64_t last_attempt_ns;
+	_Atomic uint64_t last_success_ns;
+	_Atomic uint64_t attempts;
+	_Atomic uint64_t failures;
+	pthread_mutex_t lock;
+	char last_error[256];
+};
+
+/* One row of telemetry_exports. Exporters queue rows; the indexer thread (the
+ * only SQLite writer) inserts them. */
+struct atel_export_row {
+	uint64_t ts_ns;
+	char exporter[16];       /* "prometheus" | "json" | "otlp" */
+	char signal[16];         /* "metrics" | "traces" */
+	uint64_t items;
+	uint64_t bytes;
+	int status;              /* HTTP status, 0 for a local write, -errno for a transport error */
+	char error[256];         /* "" on success */
+};
+
 struct atel_daemon {
 	const struct atel_config *cfg;
 	struct atel_daemon_stats stats;
+	struct atel_exporter_health health[ATEL_EXP_COUNT];
 	atomic_bool stopping;                   /* set on SIGTERM/SIGINT */
 	char segments_dir[4096];                /* <data_dir>/segments */
 	char db_path[4096];                     /* <data_dir>/telemetry.db */
 	uint64_t start_ns;
+	/* export-row queue, drained by the indexer (consumer/indexer.c) */
+	pthread_mutex_t export_lock;
+	struct atel_export_row export_q[256];
+	uint32_t export_q_head, export_q_len;
+	_Atomic uint64_t export_rows_dropped;
 };
+
+/* Initialises d (stats zeroed, locks, paths from cfg). @return 0 or -errno. */
+int atel__daemon_init(struct atel_daemon *d, const struct atel_config *cfg);
+void atel__daemon_fini(struct atel_daemon *d);
+
+/* Queues an export row for the indexer (bounded queue; the oldest row is
+ * dropped and counted when full). Thread-safe; never blocks on SQLite. */
+void atel__export_row_push(struct atel_daemon *d, const struct atel_export_row *row);
+
+/* Records an exporter attempt in d->health[which] (and stats.export_failures on failure). */
+void atel__exporter_note(struct atel_daemon *d, int which, bool ok, const char *error);
 
 /* ---- indexer (consumer/indexer.c): follows the log into SQLite ---------- */
 struct atel_indexer;
