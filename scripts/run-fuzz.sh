@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# run-fuzz.sh BINARY NAME: a bounded libFuzzer run (FUZZ_SECONDS, default 10)
+# over a scratch copy of tests/fuzz/corpus/NAME. Exit 0 only if nothing crashed.
+set -euo pipefail
+bin=$1 name=$2
+src=${ATEL_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/corpus"
+[ -d "$src/tests/fuzz/corpus/$name" ] && cp -r "$src/tests/fuzz/corpus/$name/." "$work/corpus/"
+cd "$work"
+exec "$bin" -max_total_time="${FUZZ_SECONDS:-10}" -timeout=10 -rss_limit_mb=4096 \
+  -print_final_stats=1 "$work/corpus"
