@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * seglog.h - the segment log writer (format: docs/segment-format.md).
+ *
+ * The drain thread appends runs of validated ring records; the writer
+ * compresses them (zstd, straight from ring memory) into frames, each frame
+ * recording the ring positions it covers, and writes frames through io_uring
+ * (several per submission) or, when io_uring is unavailable or
+ * ATEL_FORCE_PWRITEV=1, pwritev. Single-threaded: only the drain thread calls it.
+ *
+ * Exactly-once contract: a ring position may be released to the producer only
+ * once atel__seglog_written_pos() for that ring has passed it. After a failed
+ * flush (disk full, EIO) the pending frames stay in memory and are retried by
+ * the next flush; the caller must not append the same positions again.
+ */
+#ifndef ATEL_SEGLOG_H
+#define ATEL_SEGLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atel_abi.h"
+#include "decode.h"
+
+struct atel_daemon_stats;
+
+enum atel_io_mode { ATEL_IO_AUTO = 0, ATEL_IO_URING = 1, ATEL_IO_PWRITEV = 2 };
+
+struct atel_seglog_opts {
+	const char *segments_dir;        /* created if missing */
+	uint64_t rotate_bytes;           /* default 64 MiB */
+	uint64_t rotate_age_ns;          /* default 1 h */
+	uint64_t fsync_interval_ns;      /* default 1 s */
+	uint64_t retention_ns;           /* whole files older than this are deleted; 0 = keep */
+	int zstd_level;                  /* default 3 */
+	enum atel_io_mode io;            /* ATEL_FORCE_PWRITEV=1 in the environment forces PWRITEV */
+	uint64_t shm_instance;           /* header instance_id of the segment being drained */
+	uint32_t ring_count;
+	const struct atel_decoder *defs; /* definitions source for each new file's header frame */
+	struct atel_daemon_stats *stats; /* may be NULL */
+};
+
+struct atel_seglog;
+
+/* Opens the log for appending: a new file after the newest existing one.
+ * @return 0 or -errno (err gets a message). */
+int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o, char *err, size_t errlen);
+
+/*
+ * Appends records of `ring` at positions [first_pos, first_pos + na + nb):
+ * the slots a[0..na) then b[0..nb) (two pieces when the run wraps around the
+ * ring end). Whole records only. Consumes the memory before returning.
+ * @return 0 or -errno (-ENOMEM, or -EBUSY while a failed flush is pending).
+ */
+int atel__seglog_append(struct atel_seglog *l, uint32_t ring, uint32_t generation, uint64_t first_pos,
+			const union atel_slot *a, uint64_t na, const union atel_slot *b, uint64_t nb);
+
+/* Appends one consumer-only record (DEATH, a LOSS marker for invalid records). */
+int atel__seglog_append_marker(struct atel_seglog *l, uint32_t ring, const union atel_slot *rec);
+
+/*
+ * Ends the open frame and writes every pending frame, waiting for completion.
+ * @return 0 when all appended records are in the file; -errno otherwise
+ * (pending frames are kept and retried by the next call).
+ */
+int atel__seglog_flush(struct atel_seglog *l);
+
+/* Next position of `ring` not yet written to the file (release up to here). */
+uint64_t atel__seglog_written_pos(const struct atel_seglog *l, uint32_t ring);
+
+/* Periodic work: fsync on interval, rotation by age/size, retention. @return 0 or -errno. */
+int atel__seglog_tick(struct atel_seglog *l, uint64_t now_ns);
+
+/* Closes the current file and starts a new one (SIGHUP). */
+int atel__seglog_reopen(struct atel_seglog *l);
+
+/* Flushes, fsyncs, closes. NULL-safe. @return 0 or the first error. */
+int atel__seglog_close(struct atel_seglog *l);
+
+/* "io_uring" or "pwritev". */
+const char *atel__seglog_io_path(const struct atel_seglog *l);
+
+/* Path of the file being written. */
+const char *atel__seglog_current_file(const struct atel_seglog *l);
+
+/*
+ * Start-up recovery. Scans the newest segment file(s) of segments_dir,
+ * truncates a torn tail frame, and for shm instance `instance` sets
+ * next_pos[ring] to the position after the last logged record of each ring
+ * (left unchanged for rings the log has never seen) and loads every ring's
+ * live definitions into dec. Files of other instances are not used for
+ * positions. @return 0 (also for an empty directory) or -errno.
+ */
+int atel__seglog_recover(const char *segments_dir, uint64_t instance, uint32_t ring_count,
+			 uint64_t *next_pos, bool *seen, struct atel_decoder *dec, char *err, size_t errlen);
+
+#endif /* ATEL_SEGLOG_H */
