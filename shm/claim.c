@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Ring ownership (docs/abi.md sections 4 and 5).
+ *
+ * The owner fields of a directory entry (generation, owner_pid, owner_tid,
+ * owner_start, claim_ns) are plain integers in the ABI, but the consumer reads
+ * them while a claimer may be writing them (state CLAIMING). They are accessed
+ * with relaxed __atomic builtins so that such a read is a benign, well-defined
+ * race (and ThreadSanitizer agrees); ordering still comes from the state word.
+ */
+#include "claim.h"
+
+#include <errno.h>
+
+#include "segment.h"
+
+#define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+int atel__ring_claim(const struct atel_segment *seg, const struct atel_owner *who, uint32_t hint)
+{
+	uint32_t n = seg->ring_count;
+
+	/* A5: pairs with the consumer's store-release of READY (R5) */
+	if (!(atomic_load_explicit(&seg->hdr->flags, memory_order_acquire) & ATEL_SHM_READY))
+		return -ENODEV;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t r = (uint32_t)(((uint64_t)hint + i) % n);
+		struct atel_ring_desc *d = atel__seg_desc(seg, r);
+		uint32_t s = atomic_load_explicit(&d->state, memory_order_relaxed);
+		uint32_t claiming = ATEL_RING_CLAIMING;
+
+		if (s != ATEL_RING_FREE)
+			continue;
+		/* R3 step 1 / A4: acquire pairs with the previous owner's release of FREE */
+		if (!atomic_compare_exchange_strong_explicit(&d->state, &s, ATEL_RING_CLAIMING,
+							     memory_order_acq_rel, memory_order_relaxed))
+			continue;
+		ST(&d->generation, LD(&d->generation) + 1);
+		ST(&d->owner_pid, who->pid);
+		ST(&d->owner_tid, who->tid);
+		ST(&d->owner_start, who->start);
+		ST(&d->claim_ns, atel__now_ns());
+		atomic_store_explicit(&d->drops_full, 0, memory_order_relaxed);
+		atomic_store_explicit(&d->drops_nodef, 0, memory_order_relaxed);
+		atomic_store_explicit(&d->drops_invalid, 0, memory_order_relaxed);
+		/*
+		 * R3: publish the owner fields. A CAS rather than a plain store: if
+		 * the consumer judged the CLAIMING entry dead meanwhile (it may have
+		 * read the previous, dead owner's fields before ours landed) and
+		 * moved it to DRAINING, the ring is not ours; keep scanning.
+		 */
+		if (!atomic_compare_exchange_strong_explicit(&d->state, &claiming, ATEL_RING_ACTIVE,
+							     memory_order_release, memory_order_relaxed))
+			continue;
+		atomic_fetch_add_explicit(&seg->hdr->claims_total, 1, memory_order_relaxed);
+		return (int)r;
+	}
+	return -EAGAIN;
+}
+
+void atel__ring_unclaim(const struct atel_segment *seg, uint32_t ring)
+{
+	struct atel_ring_desc *d;
+	uint32_t s = ATEL_RING_ACTIVE;
+
+	if (ring >= seg->ring_count)
+		return;
+	d = atel__seg_desc(seg, ring);
+	/* R4: the END record and head (already released) precede FREE */
+	if (atomic_compare_exchange_strong_explicit(&d->state, &s, ATEL_RING_FREE, memory_order_release,
+						    memory_order_relaxed))
+		return;
+	/*
+	 * The consumer quarantined the ring: it stays QUARANTINED (its positions
+	 * are not trustworthy), but say that the owner is gone so the consumer
+	 * reclaims it now instead of at process exit.
+	 */
+	if (s == ATEL_RING_QUARANTINED)
+		__atomic_store_n(&d->owner_pid, 0, __ATOMIC_RELEASE);
+}
+
+int atel__ring_owner_dead(const struct atel_segment *seg, uint32_t ring)
+{
+	struct atel_ring_desc *d;
+	uint32_t s;
+	int32_t pid;
+
+	if (ring >= seg->ring_count)
+		return -ENOENT;
+	d = atel__seg_desc(seg, ring);
+	/* A3: pairs with the claimer's release of ACTIVE (R3) */
+	s = atomic_load_explicit(&d->state, memory_order_acquire);
+	if (s != ATEL_RING_CLAIMING && s != ATEL_RING_ACTIVE && s != ATEL_RING_QUARANTINED)
+		return -ENOENT;
+	pid = __atomic_load_n(&d->owner_pid, __ATOMIC_ACQUIRE);
+	/* pid <= 0: never set, garbage, or released while quarantined */
+	if (pid <= 0)
+		return 1;
+	return atel__proc_alive(pid, LD(&d->owner_start)) ? 0 : 1;
+}
+
+int atel__ring_reclaim_begin(const struct atel_segment *seg, uint32_t ring)
+{
+	struct atel_ring_desc *d;
+	uint32_t s;
+
+	if (ring >= seg->ring_count)
+		return -EBUSY;
+	d = atel__seg_desc(seg, ring);
+	s = atomic_load_explicit(&d->state, memory_order_acquire);
+	if (s != ATEL_RING_CLAIMING && s != ATEL_RING_ACTIVE && s != ATEL_RING_QUARANTINED)
+		return -EBUSY;
+	if (!atomic_compare_exchange_strong_explicit(&d->state, &s, ATEL_RING_DRAINING, memory_order_acq_rel,
+						     memory_order_acquire))
+		return -EBUSY;
+	return 0;
+}
+
+void atel__ring_reclaim_end(const struct atel_segment *seg, uint32_t ring, uint64_t new_tail)
+{
+	struct atel_ring_desc *d;
+
+	if (ring >= seg->ring_count)
+		return;
+	d = atel__seg_desc(seg, ring);
+	d->cached_head = new_tail;
+	/* R2 for the next owner (its writer_init loads tail with acquire) */
+	atomic_store_explicit(&d->tail, new_tail, memory_order_release);
+	/* R4 (consumer side): the reset tail precedes FREE for the next claimer's CAS */
+	atomic_store_explicit(&d->state, ATEL_RING_FREE, memory_order_release);
+}
+
+void atel__ring_quarantine(const struct atel_segment *seg, uint32_t ring)
+{
+	struct atel_ring_desc *d;
+	uint32_t s;
+
+	if (ring >= seg->ring_count)
+		return;
+	d = atel__seg_desc(seg, ring);
+	s = atomic_load_explicit(&d->state, memory_order_relaxed);
+	/* DRAINING belongs to the consumer's own reclaim; QUARANTINED is done */
+	while (s != ATEL_RING_QUARANTINED && s != ATEL_RING_DRAINING) {
+		if (atomic_compare_exchange_weak_explicit(&d->state, &s, ATEL_RING_QUARANTINED,
+							  memory_order_acq_rel, memory_order_relaxed))
+			break;
+	}
+}
