@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * otlp_export.h - the OTLP/HTTP exporter of ateld: one thread that
+ *  - follows the segment log with its own persisted cursor
+ *    (<data_dir>/state/otlp-traces.cursor), assembles spans from their
+ *    START/ATTR/EVENT/ERROR/END records and posts finished spans in batches
+ *    to the traces URL; the cursor moves only after the collector answered,
+ *    so an outage or a restart neither loses nor re-sends acknowledged spans;
+ *  - posts a cumulative snapshot of the aggregates to the metrics URL every
+ *    export_interval_ms.
+ * Delivery: libcurl, gzip (zlib), timeout, retries with exponential backoff
+ * and jitter on 429/502/503/504 and transport errors, Retry-After honoured;
+ * 400 and other 4xx are not retried; partial success is logged, not retried.
+ * Header values (tokens) are never logged nor stored in errors or status.
+ */
+#ifndef ATEL_OTLP_EXPORT_H
+#define ATEL_OTLP_EXPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregates.h"
+#include "config.h"
+#include "daemon.h"
+#include "logread.h"
+#include "otlp_encode.h"
+
+struct atel_otlp;
+
+/* ---- ateld entry points (called by exporters/exporters.c) ---------------- */
+
+/*
+ * Resolves the settings from d->cfg and the OTEL_* environment, loads the
+ * persisted cursor and starts the exporter thread. Call only when
+ * cfg->opentelemetry.enabled. agg may be NULL (no metrics export).
+ * @return 0, or -EINVAL with err naming the bad setting (never a header
+ * value), -ENOMEM, or another -errno (thread, state directory).
+ */
+int atel__otlp_start(struct atel_otlp **out, struct atel_daemon *d, struct atel_agg *agg, char *err,
+		     size_t errlen);
+
+/* Final bounded export pass (one attempt per signal, no retries), stops the
+ * thread, persists the cursor, frees everything. NULL-safe. */
+void atel__otlp_stop(struct atel_otlp *o);
+
+/* ---- settings ------------------------------------------------------------ */
+
+#define ATEL_OTLP_HEADERS_MAX 32
+#define ATEL_OTLP_RES_ATTRS_MAX 32
+
+/* Per signal: where and how to post. */
+struct atel_otlp_signal {
+	char url[2048];
+	bool json;                    /* http/json, else http/protobuf */
+	bool gzip;
+	uint32_t timeout_ms;
+	struct atel_kv headers[ATEL_OTLP_HEADERS_MAX]; /* owned; values are secrets */
+	uint32_t nheaders;
+};
+
+struct atel_otlp_settings {
+	struct atel_otlp_signal traces, metrics;
+	char *service_name;                             /* owned */
+	struct atel_kv res_attrs[ATEL_OTLP_RES_ATTRS_MAX]; /* owned; OTEL_RESOURCE_ATTRIBUTES minus service.name */
+	uint32_t nres_attrs;
+	uint32_t max_batch_items, max_batch_bytes;
+};
+
+/*
+ * Builds the settings from cfg (may be NULL: defaults) and an environment
+ * lookup (getenv, or a test's function; NULL: no environment).
+ * Endpoint rules: OTEL_EXPORTER_OTLP_{TRACES,METRICS}_ENDPOINT are used as-is;
+ * else OTEL_EXPORTER_OTLP_ENDPOINT is a base URL + "/v1/traces" | "/v1/metrics";
+ * else cfg endpoint: a base URL, or a URL ending in "/v1/traces" or
+ * "/v1/metrics" that serves that signal, the other derived from its base.
+ * Headers: cfg headers, then OTEL_EXPORTER_OTLP_HEADERS, then the
+ * per-signal variable (later wins per name, case-insensitively).
+ * @return 0, or -EINVAL with err naming the variable/key and why (values of
+ * headers are never quoted), -ENOMEM.
+ */
+int atel__otlp_settings_resolve(struct atel_otlp_settings *s, const struct atel_config *cfg,
+				const char *(*get_env)(const char *name), char *err, size_t errlen);
+void atel__otlp_settings_free(struct atel_otlp_settings *s); /* NULL-safe */
+
+/*
+ * Parses a W3C-baggage-like list "k1=v1,k2=v2" (OTEL_EXPORTER_OTLP_HEADERS,
+ * OTEL_RESOURCE_ATTRIBUTES): entries trimmed, keys and values
+ * percent-decoded, empty entries skipped. `what` names the source in errors.
+ * Calls add(arg, key, value) per entry (strings valid during the call).
+ * Keys must be non-empty; decoded keys and values must not contain CR, LF or
+ * NUL; header_names: keys must be HTTP tokens.
+ * @return 0; -EINVAL with err ("OTEL_EXPORTER_OTLP_HEADERS: entry 2: missing
+ * '='"; values never quoted); or add's negative return.
+ */
+int atel__otlp_parse_kv_list(const char *text, size_t len, bool header_names, const char *what,
+			     int (*add)(void *arg, const char *key, const char *value), void *arg,
+			     char *err, size_t errlen);
+
+/*
+ * Parses a Retry-After header value: delta-seconds or an HTTP-date
+ * (IMF-fixdate, e.g. "Wed, 21 Oct 2015 07:28:00 GMT"), relative to now_unix_s.
+ * @return 0 with *delay_ms (a past date gives 0; capped at 1 hour), or
+ * -EINVAL if the value is neither.
+ */
+int atel__otlp_parse_retry_after(const char *value, size_t len, uint64_t now_unix_s, uint32_t *delay_ms);
+
+/*
+ * Delay before retry number `attempt` (1 = first retry): exponential
+ * base_ms * 2^(attempt-1), capped at max_ms, with "equal jitter" (half fixed,
+ * half drawn from rnd) so that many sidecars do not retry in lockstep;
+ * never less than retry_after_ms (the server's Retry-After, 0 if none).
+ */
+uint32_t atel__otlp_backoff_ms(unsigned attempt, uint32_t retry_after_ms, uint32_t base_ms, uint32_t max_ms,
+			       uint64_t rnd);
+
+/* ---- a span event source (the log by default; tests substitute one) ------ */
+
+struct atel_otlp_source {
+	void *arg;
+	/* open at `start`; @return 0 or -errno */
+	int (*open)(void *arg, const struct atel_log_pos *start, void **handle);
+	/* as atel__log_next: 1 event, 0 at the current end, -errno */
+	int (*next)(void *handle, struct atel_event *ev, struct atel_log_pos *pos_after);
+	void (*close)(void *handle);
+};
+
+/* ---- lower-level start for tests and tools ------------------------------- */
+
+struct atel_otlp_opts {
+	struct atel_daemon *d;               /* health, export rows, logging; required */
+	struct atel_agg *agg;                /* NULL: no metrics export */
+	const struct atel_otlp_settings *settings; /* copied */
+	const char *segments_dir;            /* the log (used when source is NULL) */
+	const struct atel_otlp_source *source; /* NULL: the log in segments_dir */
+	const char *state_dir;               /* cursor file directory (created); NULL: no persistence */
+	bool traces, metrics;                /* which signals to export */
+	uint32_t interval_ms;                /* metrics period (export_interval_ms) */
+	uint32_t poll_ms;                    /* log poll period when idle (default 200) */
+	uint32_t backoff_base_ms;            /* default 500 */
+	uint32_t backoff_max_ms;             /* default 30000 */
+	uint32_t metrics_max_attempts;       /* per snapshot (default 5); traces retry until stopped */
+	uint32_t open_spans_max;             /* open-span table bound (default 65536) */
+};
+
+/* @return 0 or -errno, err set. */
+int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *opts, char *err, size_t errlen);
+
+/* Counters for tests and status; thread-safe (relaxed reads). */
+struct atel_otlp_stats {
+	uint64_t attempts[2];               /* [0] traces, [1] metrics: HTTP attempts */
+	uint64_t retries[2];
+	uint64_t acked_batches[2];          /* 2xx (partial success included) */
+	uint64_t dropped_batches[2];        /* 4xx other than 429, or attempts exhausted */
+	uint64_t spans_acked;               /* spans in acknowledged batches */
+	uint64_t spans_rejected;            /* partial success rejectedSpans, summed */
+	uint64_t points_rejected;           /* partial success rejectedDataPoints, summed */
+	uint64_t spans_dropped;             /* in batches dropped on a 4xx */
+	uint64_t spans_skipped_acked;       /* re-read after a restart, already acknowledged */
+	uint64_t spans_producer_exited;     /* closed because their producer died */
+	uint64_t spans_evicted;             /* open-span table full */
+	uint64_t orphan_records;            /* span records whose span never started */
+	uint64_t open_spans;                /* currently open */
+	uint64_t last_retry_delay_ms;       /* delay chosen before the last retry */
+	uint64_t metrics_exports;           /* snapshots acknowledged */
+};
+void atel__otlp_get_stats(struct atel_otlp *o, struct atel_otlp_stats *out);
+
+/* Cursor file (tests, atel status): the position to resume reading at and
+ * the completion position of the last acknowledged span (spans completing at
+ * or before it are not re-sent). @return 0, -ENOENT, or -EINVAL if corrupt. */
+int atel__otlp_cursor_load(const char *path, struct atel_log_pos *resume, struct atel_log_pos *acked);
+int atel__otlp_cursor_save(const char *path, const struct atel_log_pos *resume, const struct atel_log_pos *acked);
+
+#endif /* ATEL_OTLP_EXPORT_H */
