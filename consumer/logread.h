@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * logread.h - reading the segment log (<data_dir>/segments/*.atseg, format in
+ * logread.h - reading the segment log (the .atseg files in <data_dir>/segments, format in
  * docs/segment-format.md) as a stream of decoded events. Used by the indexer,
  * the exporters (each with its own persisted cursor), `atel replay` and
  * ateld's own recovery.
