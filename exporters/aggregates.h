@@ -64,6 +64,9 @@ void atel__agg_snapshot_free(struct atel_agg_snapshot *s);
 /* Series folded by the cardinality guard, and type clashes, so far. */
 uint64_t atel__agg_overflow(const struct atel_agg *a);
 uint64_t atel__agg_type_clashes(const struct atel_agg *a);
+/* Samples rejected as invalid for their type (negative/NaN/Inf counter
+ * increments, NaN histogram observations). */
+uint64_t atel__agg_rejected(const struct atel_agg *a);
 
 /* Checkpoint: state plus the log position it reflects, written atomically
  * (tmp, fsync, rename). load returns -ENOENT if there is none. */

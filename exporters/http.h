@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http.h - the small HTTP/1.1 server behind /metrics and /healthz.
+ *
+ * One thread, one epoll loop, non-blocking sockets. It serves scrapes from
+ * aggregate snapshots and never touches the drain. Hostile clients are
+ * bounded: a request line longer than the URI limit gets 414, a header
+ * section beyond its limit 431, a body beyond its limit 413, malformed input
+ * 400, an unsupported transfer coding 501, HTTP/2+ 505, a request that is not
+ * complete within request_timeout_ms 408 (slow-loris), and connections beyond
+ * max_conns 503. Error responses close the connection after a short
+ * lingering read so the client sees the status instead of a reset.
+ *
+ * Why hand-written: the Debian-packaged HTTP server libraries (libmicrohttpd,
+ * libevent's evhttp, civetweb, libsoup) each bring their own threading
+ * model, allocator and dependency chain into a sidecar whose only HTTP job is
+ * two GET routes; the parser below is ~250 lines, is fuzzed
+ * (tests/exporters/fuzz_http_request.c) and enforces exactly the limits above.
+ */
+#ifndef ATEL_HTTP_H
+#define ATEL_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "prometheus.h" /* ATEL_HTTP_CODES_N, atel__http_codes */
+
+struct atel_http_limits {
+	size_t max_uri;           /* request-target bytes (414 beyond); default 2048 */
+	size_t max_head;          /* request line + header section bytes (431 beyond); default 8192 */
+	size_t max_body;          /* Content-Length accepted and discarded (413 beyond); default 8192 */
+	uint32_t max_headers;     /* header fields (431 beyond); default 64 */
+};
+
+/* A parsed request head. Pointers point into the caller's buffer. */
+struct atel_http_request {
+	char method[16];
+	const char *target;       /* origin-form, e.g. "/metrics?x=1" */
+	size_t target_len;
+	int minor;                /* HTTP/1.<minor> */
+	bool keep_alive;          /* after version defaults and Connection tokens */
+	const char *auth;         /* Authorization value, NULL if absent */
+	size_t auth_len;
+	uint64_t content_length;
+	size_t head_len;          /* bytes of request line + headers + blank line */
+};
+
+/*
+ * Parses one request head at buf[0..len) (not NUL-terminated, untrusted).
+ * @return once the head is complete, the full request length (head_len +
+ * content_length; the body may still be arriving: wait for that many bytes);
+ * 0 if the head is incomplete; or -status for a request that must be refused
+ * (-400, -413, -414, -431, -501, -505). Pure function; thread-safe.
+ */
+long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits *lim,
+		      struct atel_http_request *req);
+
+/* Fills lim with the defaults above. */
+void atel__http_limits_default(struct atel_http_limits *lim);
+
+struct atel_http_opts {
+	const char *bind;                /* "127.0.0.1" if NULL; numeric IPv4/IPv6 or a host name */
+	uint16_t port;                   /* 0: an ephemeral port (tests); see atel__http_port */
+	const char *metrics_path;        /* "/metrics" if NULL */
+	const char *bearer_token;        /* NULL/"": no auth; else /metrics needs "Authorization: Bearer <t>" */
+	uint32_t max_conns;              /* 256 if 0 */
+	uint32_t request_timeout_ms;     /* 10000 if 0: a whole request must arrive within this */
+	uint32_t idle_timeout_ms;        /* 30000 if 0: keep-alive idle connection */
+	uint32_t write_timeout_ms;       /* 10000 if 0: the client must take the response within this */
+	struct atel_http_limits limits;  /* zero fields take the defaults */
+	/*
+	 * Produces the /metrics body into body (empty on entry). Called on the
+	 * server thread only. @return 0, or a negative errno (answered with 500).
+	 */
+	int (*metrics)(void *arg, struct atel_buf *body);
+	void *arg;
+};
+
+struct atel_http_server;
+
+/*
+ * Binds, listens and starts the server thread. On failure err says what
+ * and where ("cannot listen on 127.0.0.1:9464: Address already in use ...").
+ * @return 0 or -errno (-EADDRINUSE when the port is taken).
+ */
+int atel__http_start(struct atel_http_server **out, const struct atel_http_opts *opts, char *err, size_t errlen);
+
+/* The bound port (useful with port 0). */
+uint16_t atel__http_port(const struct atel_http_server *s);
+
+/* Counters since start; thread-safe (relaxed atomics). Any pointer may be NULL. */
+void atel__http_counters(const struct atel_http_server *s, uint64_t responses[ATEL_HTTP_CODES_N],
+			 uint64_t *conns_rejected, uint64_t *timeouts);
+
+/* Stops the thread, closes every connection. NULL-safe. */
+void atel__http_stop(struct atel_http_server *s);
+
+#endif /* ATEL_HTTP_H */

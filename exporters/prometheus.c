@@ -1,0 +1,544 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * prometheus.c - text exposition format 0.0.4 (see prometheus.h for the
+ * rules). Hand-written: it is a few hundred lines of string building, and no
+ * Debian-packaged C library produces this format from our own aggregates.
+ * Hot loop costs are kept down by formatting each histogram bound once per
+ * distinct bucket set and each label set once per series.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "prometheus.h"
+
+const int atel__http_codes[ATEL_HTTP_CODES_N] = { 200, 400, 401, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505 };
+
+void atel__buf_double(struct atel_buf *b, double v)
+{
+	char tmp[40];
+	int n = 0;
+
+	if (isnan(v)) {
+		atel__buf_put(b, "NaN", 3);
+		return;
+	}
+	if (isinf(v)) {
+		atel__buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+		return;
+	}
+	if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+		if (v < 0) {
+			atel__buf_putc(b, '-');
+			atel__buf_u64(b, (uint64_t)(-v));
+		} else {
+			atel__buf_u64(b, (uint64_t)v);
+		}
+		return;
+	}
+	/* shortest of %.15g..%.17g that reads back exactly (17 always does) */
+	for (int prec = 15; prec <= 17; prec++) {
+		n = snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+		if (prec == 17 || strtod(tmp, NULL) == v)
+			break;
+	}
+	atel__buf_put(b, tmp, (size_t)n);
+}
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+			return 0;
+		if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
+			return 0; /* overlong, surrogate */
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+			return 0;
+		if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+void atel__prom_escape(struct atel_buf *out, const char *str, bool label_value)
+{
+	const unsigned char *s = (const unsigned char *)str, *run = s;
+
+	for (;;) {
+		unsigned char c = *s;
+		size_t n;
+
+		if (c >= 0x20 && c < 0x80 && c != '\\' && c != '"') {
+			s++;
+			continue;
+		}
+		if (c == '"' && !label_value) {
+			s++;
+			continue;
+		}
+		if (c && c < 0x80 && c != '\\' && c != '"' && c != '\n') {
+			s++; /* other control characters are legal as-is */
+			continue;
+		}
+		atel__buf_put(out, run, (size_t)(s - run));
+		if (!c)
+			return;
+		if (c == '\\') {
+			atel__buf_put(out, "\\\\", 2);
+			s++;
+		} else if (c == '"') {
+			atel__buf_put(out, "\\\"", 2);
+			s++;
+		} else if (c == '\n') {
+			atel__buf_put(out, "\\n", 2);
+			s++;
+		} else if ((n = utf8_len(s)) != 0) {
+			atel__buf_put(out, s, n);
+			s += n;
+		} else {
+			atel__buf_put(out, "\xef\xbf\xbd", 3);
+			s++;
+		}
+		run = s;
+	}
+}
+
+/* Metric names: [a-zA-Z_:][a-zA-Z0-9_:]*; label names: no ':' and no
+ * leading "__" (reserved for Prometheus itself). */
+static void put_name(struct atel_buf *b, const char *s, bool label)
+{
+	if (!*s || (*s >= '0' && *s <= '9') || (label && s[0] == '_' && s[1] == '_'))
+		atel__buf_putc(b, label ? 'x' : '_');
+	for (; *s; s++) {
+		char c = *s;
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  c == '_' || (c == ':' && !label);
+		atel__buf_putc(b, ok ? c : '_');
+	}
+}
+
+static bool ends_with(const char *s, const char *suf)
+{
+	size_t n = strlen(s), m = strlen(suf);
+
+	return n >= m && !memcmp(s + n - m, suf, m);
+}
+
+/* ---- the set of exposed family names (duplicate guard) ---------------------- */
+
+struct nameset {
+	uint64_t *h;
+	char **names;
+	uint32_t cap;
+};
+
+static uint64_t hash_str(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return h ? h : 1;
+}
+
+/* @return 1 if added, 0 if present, -ENOMEM. name is copied. */
+static int nameset_add(struct nameset *ns, const char *name, size_t n)
+{
+	uint64_t h = hash_str(name, n);
+	uint32_t i;
+
+	for (i = (uint32_t)h & (ns->cap - 1); ns->h[i]; i = (i + 1) & (ns->cap - 1))
+		if (ns->h[i] == h && strlen(ns->names[i]) == n && !memcmp(ns->names[i], name, n))
+			return 0;
+	if (!(ns->names[i] = strndup(name, n)))
+		return -ENOMEM;
+	ns->h[i] = h;
+	return 1;
+}
+
+static void nameset_free(struct nameset *ns)
+{
+	for (uint32_t i = 0; i < ns->cap; i++)
+		free(ns->names[i]);
+	free(ns->h);
+	free(ns->names);
+}
+
+/* ---- families ---------------------------------------------------------------- */
+
+static const char *type_name(uint8_t t)
+{
+	switch (t) {
+	case ATEL_MT_COUNTER:
+		return "counter";
+	case ATEL_MT_GAUGE:
+		return "gauge";
+	case ATEL_MT_HISTOGRAM:
+		return "histogram";
+	default:
+		return "untyped";
+	}
+}
+
+/* Writes "# HELP n h\n# TYPE n t\n"; the exposed name is out[name_off..+name_len]. */
+static void put_header(struct atel_buf *b, const char *name, size_t nlen, const char *help, const char *type)
+{
+	atel__buf_put(b, "# HELP ", 7);
+	atel__buf_put(b, name, nlen);
+	atel__buf_putc(b, ' ');
+	atel__prom_escape(b, help, false);
+	atel__buf_put(b, "\n# TYPE ", 8);
+	atel__buf_put(b, name, nlen);
+	atel__buf_putc(b, ' ');
+	atel__buf_puts(b, type);
+	atel__buf_putc(b, '\n');
+}
+
+/* The label body `k="v",k="v"` of s into lb (no braces). */
+static void put_labels(struct atel_buf *lb, const struct atel_agg_series *s, bool histogram)
+{
+	for (uint32_t i = 0; i < s->nlabels; i++) {
+		if (i)
+			atel__buf_putc(lb, ',');
+		if (histogram && !strcmp(s->keys[i], "le"))
+			atel__buf_put(lb, "exported_le", 11); /* ours is the bucket bound */
+		else
+			put_name(lb, s->keys[i], true);
+		atel__buf_put(lb, "=\"", 2);
+		atel__prom_escape(lb, s->values[i], true);
+		atel__buf_putc(lb, '"');
+	}
+}
+
+struct le_cache {
+	const double *bounds;
+	uint32_t n;
+	struct atel_buf text;       /* the bounds' texts, NUL-separated */
+	uint32_t *off;
+	uint32_t off_cap;
+};
+
+static int le_prepare(struct le_cache *c, const double *bounds, uint32_t n)
+{
+	if (c->bounds == bounds && c->n == n)
+		return 0;
+	if (n + 1 > c->off_cap) {
+		uint32_t *o = realloc(c->off, (n + 1) * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		c->off = o;
+		c->off_cap = n + 1;
+	}
+	atel__buf_reset(&c->text);
+	for (uint32_t i = 0; i < n; i++) {
+		c->off[i] = (uint32_t)c->text.len;
+		atel__buf_double(&c->text, bounds[i]);
+		atel__buf_putc(&c->text, '\0');
+	}
+	c->off[n] = (uint32_t)c->text.len;
+	if (c->text.oom)
+		return -ENOMEM;
+	c->bounds = bounds;
+	c->n = n;
+	return 0;
+}
+
+static void put_sample_name(struct atel_buf *b, const char *name, size_t nlen, const char *suffix)
+{
+	atel__buf_put(b, name, nlen);
+	if (suffix)
+		atel__buf_puts(b, suffix);
+}
+
+static void encode_family(struct atel_buf *b, const struct atel_agg_family *f, const char *name, size_t nlen,
+			  struct atel_buf *lb, struct le_cache *lc)
+{
+	bool hist = f->mtype == ATEL_MT_HISTOGRAM;
+
+	put_header(b, name, nlen, f->help ? f->help : "", type_name(f->mtype));
+	for (uint32_t i = 0; i < f->nseries; i++) {
+		const struct atel_agg_series *s = &f->series[i];
+
+		atel__buf_reset(lb);
+		put_labels(lb, s, hist);
+		if (!hist) {
+			atel__buf_put(b, name, nlen);
+			if (lb->len) {
+				atel__buf_putc(b, '{');
+				atel__buf_put(b, lb->data, lb->len);
+				atel__buf_putc(b, '}');
+			}
+			atel__buf_putc(b, ' ');
+			atel__buf_double(b, s->value);
+			atel__buf_putc(b, '\n');
+			continue;
+		}
+		if (le_prepare(lc, s->bounds, s->nbounds) < 0) {
+			b->oom = true;
+			return;
+		}
+		uint64_t cum = 0;
+		for (uint32_t k = 0; k <= s->nbounds; k++) {
+			cum += s->buckets ? s->buckets[k] : 0;
+			put_sample_name(b, name, nlen, "_bucket{");
+			if (lb->len) {
+				atel__buf_put(b, lb->data, lb->len);
+				atel__buf_putc(b, ',');
+			}
+			atel__buf_put(b, "le=\"", 4);
+			if (k < s->nbounds)
+				atel__buf_put(b, lc->text.data + lc->off[k], lc->off[k + 1] - lc->off[k] - 1);
+			else
+				atel__buf_put(b, "+Inf", 4);
+			atel__buf_put(b, "\"} ", 3);
+			atel__buf_u64(b, cum);
+			atel__buf_putc(b, '\n');
+		}
+		for (int part = 0; part < 2; part++) {
+			put_sample_name(b, name, nlen, part ? "_count" : "_sum");
+			if (lb->len) {
+				atel__buf_putc(b, '{');
+				atel__buf_put(b, lb->data, lb->len);
+				atel__buf_putc(b, '}');
+			}
+			atel__buf_putc(b, ' ');
+			if (part)
+				atel__buf_u64(b, cum); /* == +Inf bucket by construction */
+			else
+				atel__buf_double(b, s->sum);
+			atel__buf_putc(b, '\n');
+		}
+	}
+}
+
+/* ---- self-metrics -------------------------------------------------------------- */
+
+static uint64_t ld(const _Atomic uint64_t *p)
+{
+	return atomic_load_explicit(p, memory_order_relaxed);
+}
+
+/* One family with a single unlabelled sample. */
+static void self_one(struct atel_buf *b, struct nameset *ns, const char *name, const char *type,
+		     const char *help, double v)
+{
+	size_t n = strlen(name);
+
+	if (nameset_add(ns, name, n) <= 0)
+		return;
+	put_header(b, name, n, help, type);
+	atel__buf_put(b, name, n);
+	atel__buf_putc(b, ' ');
+	atel__buf_double(b, v);
+	atel__buf_putc(b, '\n');
+}
+
+static void self_labelled(struct atel_buf *b, const char *name, const char *key, const char *val, double v)
+{
+	atel__buf_puts(b, name);
+	atel__buf_putc(b, '{');
+	atel__buf_puts(b, key);
+	atel__buf_put(b, "=\"", 2);
+	atel__prom_escape(b, val, true);
+	atel__buf_put(b, "\"} ", 3);
+	atel__buf_double(b, v);
+	atel__buf_putc(b, '\n');
+}
+
+static bool self_header(struct atel_buf *b, struct nameset *ns, const char *name, const char *type, const char *help)
+{
+	size_t n = strlen(name);
+
+	if (nameset_add(ns, name, n) <= 0)
+		return false;
+	put_header(b, name, n, help, type);
+	return true;
+}
+
+static void encode_self(struct atel_buf *b, struct nameset *ns, const struct atel_prom_self *x,
+			uint32_t aggregate_series)
+{
+	static const char *const reasons[ATEL_LOSS_CAUSE_MAX + 1] = {
+		[0] = "other", [ATEL_LOSS_RING_FULL] = "ring_full", [ATEL_LOSS_NO_RING] = "no_ring",
+		[ATEL_LOSS_INVALID] = "invalid", [ATEL_LOSS_NO_DEF] = "no_definition",
+		[ATEL_LOSS_PRODUCER_DIED] = "producer_died", [ATEL_LOSS_NO_SIDECAR] = "no_sidecar",
+	};
+	static const char *const exporters[ATEL_EXP_COUNT] = { "prometheus", "json", "otlp" };
+	const struct atel_daemon *d = x->d;
+
+	if (d) {
+		const struct atel_daemon_stats *st = &d->stats;
+		bool uring = atomic_load_explicit(&st->io_uring_active, memory_order_relaxed) != 0;
+
+		self_one(b, ns, "atel_records_drained_total", "counter",
+			 "Records drained from the rings and accepted into the log", (double)ld(&st->records_drained));
+		self_one(b, ns, "atel_records_invalid_total", "counter",
+			 "Records rejected by validation (malformed shared-memory input)",
+			 (double)ld(&st->records_invalid));
+		if (self_header(b, ns, "atel_records_dropped_total", "counter",
+				"Records lost before reaching the log, by reason")) {
+			for (int i = 0; i <= ATEL_LOSS_CAUSE_MAX; i++)
+				self_labelled(b, "atel_records_dropped_total", "reason", reasons[i],
+					      (double)ld(&st->drops[i]));
+		}
+		self_one(b, ns, "atel_ring_lag_records", "gauge",
+			 "Unread records in the fullest ring at the last drain pass", (double)ld(&st->ring_lag_max));
+		self_one(b, ns, "atel_oldest_unread_seconds", "gauge",
+			 "Age of the oldest unread record at the last drain pass",
+			 (double)ld(&st->oldest_unread_ns) / 1e9);
+		self_one(b, ns, "atel_log_raw_bytes_total", "counter",
+			 "Record bytes written to the log before compression", (double)ld(&st->bytes_raw));
+		self_one(b, ns, "atel_log_compressed_bytes_total", "counter",
+			 "Compressed bytes written to segment files", (double)ld(&st->bytes_written));
+		self_one(b, ns, "atel_log_frames_total", "counter", "zstd frames written to segment files",
+			 (double)ld(&st->frames_written));
+		self_one(b, ns, "atel_log_write_errors_total", "counter",
+			 "Failed segment writes (retried; disk full and similar)", (double)ld(&st->write_errors));
+		self_one(b, ns, "atel_segments_created_total", "counter", "Segment files created",
+			 (double)ld(&st->segments_created));
+		self_one(b, ns, "atel_segments_deleted_total", "counter", "Segment files deleted by retention",
+			 (double)ld(&st->segments_deleted));
+		self_one(b, ns, "atel_producers_reclaimed_total", "counter",
+			 "Rings reclaimed from producers that died", (double)ld(&st->producers_reclaimed));
+		self_one(b, ns, "atel_rings_quarantined_total", "counter",
+			 "Rings quarantined after invalid input", (double)ld(&st->rings_quarantined));
+		self_one(b, ns, "atel_indexer_lag_records", "gauge",
+			 "Records in the log not yet applied to the SQLite index",
+			 (double)ld(&st->indexer_lag_records));
+		self_one(b, ns, "atel_index_rows_total", "counter", "Rows written to the SQLite index",
+			 (double)ld(&st->index_rows));
+		self_one(b, ns, "atel_export_failures_total", "counter", "Failed export attempts, all exporters",
+			 (double)ld(&st->export_failures));
+		self_one(b, ns, "atel_export_rows_dropped_total", "counter",
+			 "telemetry_exports rows dropped because the indexer queue was full",
+			 (double)ld(&d->export_rows_dropped));
+		if (self_header(b, ns, "atel_io_path_info", "gauge",
+				"Segment write path in use (1 for the active one)")) {
+			self_labelled(b, "atel_io_path_info", "path", "io_uring", uring ? 1 : 0);
+			self_labelled(b, "atel_io_path_info", "path", "pwritev", uring ? 0 : 1);
+		}
+		self_one(b, ns, "atel_start_time_seconds", "gauge", "Start time of ateld since the Unix epoch",
+			 (double)d->start_ns / 1e9);
+		if (self_header(b, ns, "atel_exporter_attempts_total", "counter", "Export attempts by exporter"))
+			for (int i = 0; i < ATEL_EXP_COUNT; i++)
+				self_labelled(b, "atel_exporter_attempts_total", "exporter", exporters[i],
+					      (double)ld(&d->health[i].attempts));
+		if (self_header(b, ns, "atel_exporter_failures_total", "counter",
+				"Failed export attempts by exporter"))
+			for (int i = 0; i < ATEL_EXP_COUNT; i++)
+				self_labelled(b, "atel_exporter_failures_total", "exporter", exporters[i],
+					      (double)ld(&d->health[i].failures));
+		if (self_header(b, ns, "atel_exporter_last_success_timestamp_seconds", "gauge",
+				"Time of the last successful export by exporter (0: never)"))
+			for (int i = 0; i < ATEL_EXP_COUNT; i++)
+				self_labelled(b, "atel_exporter_last_success_timestamp_seconds", "exporter",
+					      exporters[i], (double)ld(&d->health[i].last_success_ns) / 1e9);
+	}
+	self_one(b, ns, "atel_series_overflow_total", "counter",
+		 "Series folded into a metric's overflow series by the cardinality guard",
+		 (double)(d ? ld(&d->stats.series_overflow) > x->agg_series_overflow
+				      ? ld(&d->stats.series_overflow)
+				      : x->agg_series_overflow
+			    : x->agg_series_overflow));
+	self_one(b, ns, "atel_aggregate_type_clashes_total", "counter",
+		 "Samples ignored because their metric was first seen with another type or bucket layout",
+		 (double)x->agg_type_clashes);
+	self_one(b, ns, "atel_aggregate_rejected_samples_total", "counter",
+		 "Samples ignored as invalid for their type (negative counter increments, NaN observations)",
+		 (double)x->agg_rejected);
+	self_one(b, ns, "atel_aggregate_samples_total", "counter", "Samples applied to the aggregates",
+		 (double)x->agg_events_applied);
+	self_one(b, ns, "atel_aggregate_series", "gauge", "Series held by the aggregates",
+		 (double)aggregate_series);
+	if (x->http_responses) {
+		if (self_header(b, ns, "atel_http_responses_total", "counter",
+				"HTTP responses sent by the /metrics server, by status code"))
+			for (int i = 0; i < ATEL_HTTP_CODES_N; i++) {
+				char code[8];
+				snprintf(code, sizeof(code), "%d", atel__http_codes[i]);
+				self_labelled(b, "atel_http_responses_total", "code", code,
+					      (double)x->http_responses[i]);
+			}
+		self_one(b, ns, "atel_http_connections_rejected_total", "counter",
+			 "Connections refused with 503 at the connection cap", (double)x->http_conns_rejected);
+		self_one(b, ns, "atel_http_timeouts_total", "counter",
+			 "HTTP connections closed because the client was too slow", (double)x->http_timeouts);
+	}
+}
+
+/* ---- entry point -------------------------------------------------------------- */
+
+int atel__prom_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap,
+		      const struct atel_prom_self *self, uint32_t *skipped)
+{
+	struct nameset ns = { 0 };
+	struct atel_buf name = { 0 }, lb = { 0 };
+	struct le_cache lc = { 0 };
+	uint32_t nf = snap ? snap->nfamilies : 0, skip = 0, nseries = 0;
+	int rc = 0;
+
+	ns.cap = 64;
+	while (ns.cap < 2 * (nf + 64))
+		ns.cap *= 2;
+	ns.h = calloc(ns.cap, sizeof(*ns.h));
+	ns.names = calloc(ns.cap, sizeof(*ns.names));
+	if (!ns.h || !ns.names) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < nf; i++)
+		nseries += snap->families[i].nseries;
+	if (self)
+		encode_self(out, &ns, self, nseries);
+	for (uint32_t i = 0; i < nf; i++) {
+		const struct atel_agg_family *f = &snap->families[i];
+		int added;
+
+		atel__buf_reset(&name);
+		put_name(&name, f->name, false);
+		if (f->mtype == ATEL_MT_COUNTER && !ends_with(name.data, "_total"))
+			atel__buf_put(&name, "_total", 6);
+		if (name.oom) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		added = nameset_add(&ns, name.data, name.len);
+		if (added < 0) {
+			rc = added;
+			goto out;
+		}
+		if (!added) {
+			skip++;
+			continue;
+		}
+		encode_family(out, f, name.data, name.len, &lb, &lc);
+	}
+	if (out->oom || lb.oom)
+		rc = -ENOMEM;
+out:
+	if (skipped)
+		*skipped = skip;
+	nameset_free(&ns);
+	atel__buf_free(&name);
+	atel__buf_free(&lb);
+	atel__buf_free(&lc.text);
+	free(lc.off);
+	return rc;
+}
