@@ -1,0 +1,849 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * drain.c - rings -> segment log, exactly once (see drain.h for the contract).
+ *
+ * Per ring the drain keeps, privately (shared memory is untrusted):
+ *   pos           next position to scan: every slot below it was appended to
+ *                 the log or skipped as garbage;
+ *   appended_end  end of the last run handed to the log;
+ *   released      the tail we last stored into the ring.
+ * After a successful flush a ring is released up to `pos` if the log has
+ * written everything appended (written_pos >= appended_end), else up to
+ * written_pos: a slot is never freed before its record is in the file.
+ *
+ * Ring lifecycle as seen here (docs/abi.md 4-6): NORMAL; DEAD (owner died:
+ * ring moved to DRAINING by us, drained to its head with final=1, DEATH
+ * marker, reclaimed); QUAR (positions impossible: quarantined until its owner
+ * is gone, then reset to head and freed).
+ */
+#include "drain.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "claim.h"
+#include "decode.h"
+#include "reader.h"
+#include "ring.h"
+#include "seglog.h"
+#include "segformat.h"
+
+#define TICK_NS 100000000ull        /* dead-producer checks, stats, on_tick */
+#define SPIN_PASSES 64u             /* empty passes before the first sleep */
+#define SLEEP_MIN_US 8u
+#define RETRY_MIN_NS 10000000ull    /* first retry of a failed flush after 10 ms ... */
+#define RETRY_MAX_NS 1000000000ull  /* ... doubling up to 1 s */
+
+#define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+enum ring_mode { M_NORMAL = 0, M_DEAD, M_QUAR };
+
+struct ring_st {
+	uint64_t pos;
+	uint64_t appended_end;
+	uint64_t released;
+	uint64_t stop_head;       /* head when stopping was seen */
+	uint64_t invalid;         /* invalid records/slots not yet reported by a LOSS marker */
+	uint64_t inv_first_ns, inv_last_ns;
+	uint32_t gen;             /* generation of the records being appended */
+	uint8_t mode;
+	bool death_logged;
+	int32_t dead_pid, dead_tid;
+	uint64_t dead_start;
+};
+
+struct atel_drain {
+	struct atel_daemon *d;
+	const struct atel_config *cfg;
+	struct atel_segment seg;
+	bool seg_open;
+	struct atel_decoder *dec;
+	struct atel_seglog *log;
+	struct ring_st *rs;
+	uint32_t nrings;
+	uint32_t rr;              /* first ring of the next pass (round-robin) */
+	uint64_t appends;         /* successful appends and markers (a pass flushes if it grew) */
+	int tick_err;             /* last error of atel__seglog_tick, logged once */
+	struct atel_drain_opts o;
+	atomic_bool reopen;
+
+	/* failed-flush state */
+	bool stalled;
+	uint64_t stall_since_ns, retry_at_ns, retry_step_ns;
+	int last_err;
+
+	pthread_mutex_t info_lock;
+	char io_path[16];
+	char cur_file[4096];
+};
+
+/* Scan callback state for one ring. */
+struct scan_ctx {
+	struct atel_drain *dr;
+	uint32_t ring;
+	struct ring_st *st;
+	bool have_run;
+	uint64_t run_start, run_end;
+	uint32_t run_gen;
+	uint64_t run_records;     /* records in the current run */
+	uint64_t records;         /* records handed to the log by this scan */
+	int err;
+};
+
+static void seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+static void sleep_us(uint32_t us)
+{
+	struct timespec ts = { us / 1000000u, (long)(us % 1000000u) * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static inline void stat_add(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* appending                                                                */
+
+/* Hands positions [start, end) of ring to the log, straight from ring memory
+ * (two pieces when the run wraps the ring end). */
+static int append_run(struct atel_drain *dr, uint32_t ring, uint32_t gen, uint64_t start, uint64_t end)
+{
+	const struct atel_segment *seg = &dr->seg;
+	uint64_t cap = seg->ring_capacity, n = end - start;
+	uint64_t first = start & (cap - 1), na = cap - first < n ? cap - first : n;
+	const union atel_slot *slots = atel__seg_slots(seg, ring);
+	int rc;
+
+	rc = atel__seglog_append(dr->log, ring, gen, start, &slots[first], na, na < n ? slots : NULL, n - na);
+	if (rc == 0) {
+		dr->rs[ring].appended_end = end;
+		dr->appends++;
+	}
+	return rc;
+}
+
+static int emit_run(struct scan_ctx *c)
+{
+	int rc;
+
+	if (!c->have_run)
+		return 0;
+	rc = append_run(c->dr, c->ring, c->run_gen, c->run_start, c->run_end);
+	if (rc)
+		return rc;
+	c->records += c->run_records;
+	c->run_records = 0;
+	c->have_run = false;
+	return 0;
+}
+
+static void note_invalid(struct ring_st *st, uint64_t n, uint64_t now)
+{
+	if (!n)
+		return;
+	if (!st->invalid)
+		st->inv_first_ns = now;
+	st->inv_last_ns = now;
+	st->invalid += n;
+}
+
+/* One LOSS(INVALID) marker per ring and pass that found damage. */
+static int emit_invalid_marker(struct atel_drain *dr, uint32_t ring)
+{
+	struct ring_st *st = &dr->rs[ring];
+	union atel_slot rec;
+	int rc;
+
+	if (!st->invalid)
+		return 0;
+	memset(&rec, 0, sizeof(rec));
+	rec.loss.h.type = ATEL_REC_LOSS;
+	rec.loss.h.id = ATEL_LOSS_INVALID;
+	rec.loss.h.ts_ns = st->inv_last_ns;
+	rec.loss.count = st->invalid;
+	rec.loss.first_ns = st->inv_first_ns;
+	rec.loss.last_ns = st->inv_last_ns;
+	rc = atel__seglog_append_marker(dr->log, ring, &rec);
+	if (rc == 0) {
+		st->invalid = 0;
+		dr->appends++;
+	}
+	return rc;
+}
+
+/* The DEATH marker (docs/segment-format.md): the owner of `ring` died. */
+static int emit_death_marker(struct atel_drain *dr, uint32_t ring)
+{
+	struct ring_st *st = &dr->rs[ring];
+	union atel_slot rec;
+	struct atel_rec_death *dm = (struct atel_rec_death *)(void *)&rec;
+	int rc;
+
+	memset(&rec, 0, sizeof(rec));
+	dm->h.type = ATEL_LOGREC_DEATH;
+	dm->h.id = st->gen;
+	dm->h.ts_ns = atel__now_ns();
+	dm->pid = st->dead_pid;
+	dm->tid = st->dead_tid;
+	dm->start = st->dead_start;
+	dm->ring = ring;
+	rc = atel__seglog_append_marker(dr->log, ring, &rec);
+	if (rc == 0)
+		dr->appends++;
+	return rc;
+}
+
+static int scan_cb(void *arg, uint64_t pos, const union atel_slot *rec, unsigned nslots)
+{
+	struct scan_ctx *c = arg;
+	struct atel_drain *dr = c->dr;
+	struct atel_event ev;
+	int rc;
+
+	/* A gap (skipped garbage) or a new generation ends the current run, so
+	 * every run is contiguous and of one generation. Emitted before decoding:
+	 * if the log refuses the run, this record is left for the next pass with
+	 * the decoder untouched. */
+	if (c->have_run && (pos != c->run_end || rec->h.type == ATEL_REC_BEGIN)) {
+		if ((rc = emit_run(c))) {
+			c->err = rc;
+			return 1;
+		}
+	}
+	rc = atel__decode(dr->dec, c->ring, pos, rec, nslots, &ev);
+	if (rc < 0) {
+		/* semantically invalid: not logged, counted, reported by a marker */
+		if ((rc = emit_run(c))) {
+			c->err = rc;
+			return 1;
+		}
+		note_invalid(c->st, 1, atel__now_ns());
+		atomic_fetch_add_explicit(&atel__seg_desc(&dr->seg, c->ring)->drops_invalid, 1,
+					  memory_order_relaxed);
+		stat_add(&dr->d->stats.records_invalid, 1);
+		stat_add(&dr->d->stats.drops[ATEL_LOSS_INVALID], 1);
+		return 0;
+	}
+	if (rc == 1) {
+		if (ev.kind == ATEL_EV_BEGIN)
+			c->st->gen = ev.generation;
+		else if (ev.kind == ATEL_EV_LOSS && ev.loss.cause >= 1 && ev.loss.cause <= ATEL_LOSS_CAUSE_MAX)
+			stat_add(&dr->d->stats.drops[ev.loss.cause], ev.loss.count);
+	}
+	if (!c->have_run) {
+		c->have_run = true;
+		c->run_start = pos;
+		c->run_gen = c->st->gen;
+	}
+	c->run_end = pos + nslots;
+	c->run_records++;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* rings                                                                    */
+
+static void quarantine(struct atel_drain *dr, uint32_t ring, uint64_t head, const char *why)
+{
+	struct ring_st *st = &dr->rs[ring];
+
+	atel__ring_quarantine(&dr->seg, ring);
+	st->mode = M_QUAR;
+	stat_add(&dr->d->stats.rings_quarantined, 1);
+	atel__log(dr->d, ATEL_LOG_WARN,
+		  "ring %u quarantined: %s (head %llu, consumer position %llu, capacity %u); "
+		  "its records are not read until its owner (pid %d) is gone",
+		  ring, why, (unsigned long long)head, (unsigned long long)st->pos, dr->seg.ring_capacity,
+		  (int)LD(&atel__seg_desc(&dr->seg, ring)->owner_pid));
+}
+
+/*
+ * Drains up to one batch of `ring`. @return slots consumed (0: nothing to do),
+ * or -errno if the log refused an append (the pass stops appending).
+ */
+static int64_t drain_ring(struct atel_drain *dr, uint32_t ring, bool stopping)
+{
+	struct ring_st *st = &dr->rs[ring];
+	struct atel_ring_desc *desc = atel__seg_desc(&dr->seg, ring);
+	uint64_t cap = dr->seg.ring_capacity, head, to, end, batch;
+	struct atel_scan_stats ss = { 0 };
+	struct scan_ctx c = { .dr = dr, .ring = ring, .st = st };
+	int final, rc = 0;
+
+	if (st->mode == M_QUAR)
+		return 0;
+	/* A1: pairs with the producer's commit (R1) */
+	head = atomic_load_explicit(&desc->head, memory_order_acquire);
+	if (head == st->pos)
+		goto markers;
+	if (head < st->pos || head - st->released > cap) {
+		quarantine(dr, ring, head, head < st->pos ? "head went backwards" : "head jumped past capacity");
+		return 0;
+	}
+	batch = dr->cfg->drain.batch_records < cap ? dr->cfg->drain.batch_records : cap;
+	to = head - st->pos > batch ? st->pos + batch : head;
+	/* final: nobody will complete a partially published record (dead owner,
+	 * or the final drain of a shutdown) */
+	final = (st->mode == M_DEAD || stopping) && to == head;
+	end = atel__ring_scan(&dr->seg, ring, st->pos, to, final, scan_cb, &c, &ss);
+	if (c.err == 0 && (rc = emit_run(&c)))
+		c.err = rc;
+	if (c.err) {
+		/* the unappended tail of the scan is read again next pass */
+		end = c.have_run ? c.run_start : end;
+		if (end < st->pos)
+			end = st->pos;
+	}
+	note_invalid(st, ss.invalid_slots, atel__now_ns());
+	if (ss.invalid_slots) {
+		stat_add(&dr->d->stats.records_invalid, ss.invalid_slots);
+		stat_add(&dr->d->stats.drops[ATEL_LOSS_INVALID], ss.invalid_slots);
+	}
+	stat_add(&dr->d->stats.records_drained, c.records);
+	st->pos = end;
+	if (c.err)
+		return c.err;
+markers:
+	if (st->invalid && (rc = emit_invalid_marker(dr, ring)))
+		return rc;
+	if (st->mode == M_DEAD && !st->death_logged && st->pos == head) {
+		if ((rc = emit_death_marker(dr, ring)))
+			return rc;
+		st->death_logged = true;
+	}
+	return head == st->pos ? 0 : 1;
+}
+
+/* After a successful flush: free what the log holds. */
+static void release_all(struct atel_drain *dr)
+{
+	for (uint32_t r = 0; r < dr->nrings; r++) {
+		struct ring_st *st = &dr->rs[r];
+		uint64_t w, rel;
+
+		if (st->mode == M_QUAR)
+			continue;
+		w = atel__seglog_written_pos(dr->log, r);
+		rel = w >= st->appended_end ? st->pos : w;
+		if (rel > st->pos)
+			rel = st->pos;
+		if (st->mode == M_DEAD && st->death_logged && rel == st->pos && !st->invalid) {
+			/* everything of the dead owner is in the file: reclaim (tail = head, FREE) */
+			atel__ring_reclaim_end(&dr->seg, r, st->pos);
+			st->released = st->pos;
+			st->mode = M_NORMAL;
+			st->death_logged = false;
+			atel__decoder_reset_ring(dr->dec, r);
+			stat_add(&dr->d->stats.producers_reclaimed, 1);
+			atel__log(dr->d, ATEL_LOG_INFO, "ring %u of dead producer pid %d reclaimed at position %llu",
+				  r, (int)st->dead_pid, (unsigned long long)st->pos);
+			continue;
+		}
+		if (rel > st->released) {
+			atel__ring_release(&dr->seg, r, rel); /* R2 */
+			st->released = rel;
+		}
+	}
+}
+
+/* Dead owners and quarantined rings whose owner is gone (every tick). */
+static void check_owners(struct atel_drain *dr)
+{
+	for (uint32_t r = 0; r < dr->nrings; r++) {
+		struct ring_st *st = &dr->rs[r];
+		struct atel_ring_desc *desc = atel__seg_desc(&dr->seg, r);
+		uint32_t s = atomic_load_explicit(&desc->state, memory_order_acquire);
+
+		if (st->mode == M_QUAR) {
+			uint64_t head;
+
+			if (s != ATEL_RING_QUARANTINED) {
+				/* someone moved the state of a ring we distrust: take it back */
+				atel__ring_quarantine(&dr->seg, r);
+				continue;
+			}
+			if (atel__ring_owner_dead(&dr->seg, r) != 1 || atel__ring_reclaim_begin(&dr->seg, r) != 0)
+				continue;
+			/* the owner is gone: nobody writes any more; restart the ring at its head */
+			head = atomic_load_explicit(&desc->head, memory_order_acquire);
+			atel__ring_reclaim_end(&dr->seg, r, head);
+			st->pos = st->released = st->appended_end = head;
+			st->mode = M_NORMAL;
+			atel__decoder_reset_ring(dr->dec, r);
+			atel__log(dr->d, ATEL_LOG_INFO, "quarantined ring %u freed at position %llu", r,
+				  (unsigned long long)head);
+			continue;
+		}
+		if (st->mode != M_NORMAL || (s != ATEL_RING_ACTIVE && s != ATEL_RING_CLAIMING))
+			continue;
+		if (atel__ring_owner_dead(&dr->seg, r) != 1)
+			continue;
+		st->dead_pid = LD(&desc->owner_pid);
+		st->dead_tid = LD(&desc->owner_tid);
+		st->dead_start = LD(&desc->owner_start);
+		if (atel__ring_reclaim_begin(&dr->seg, r) != 0)
+			continue;
+		st->mode = M_DEAD;
+		st->death_logged = false;
+		atel__log(dr->d, ATEL_LOG_INFO, "producer pid %d (ring %u) died; draining %llu unread slots", (int)st->dead_pid,
+			  r, (unsigned long long)(atomic_load_explicit(&desc->head, memory_order_acquire) - st->pos));
+	}
+}
+
+static void update_stats(struct atel_drain *dr, uint64_t now)
+{
+	uint64_t lag_max = 0, oldest = 0;
+
+	for (uint32_t r = 0; r < dr->nrings; r++) {
+		struct ring_st *st = &dr->rs[r];
+		uint64_t head = atomic_load_explicit(&atel__seg_desc(&dr->seg, r)->head, memory_order_acquire);
+
+		if (st->mode == M_QUAR || head <= st->pos || head - st->pos > dr->seg.ring_capacity)
+			continue;
+		if (head - st->pos > lag_max)
+			lag_max = head - st->pos;
+		/* the timestamp is untrusted: only a plausible past time counts */
+		uint64_t ts = LD(&atel__ring_at(&dr->seg, r, st->pos)->h.ts_ns);
+		if (ts && ts <= now && now - ts > oldest)
+			oldest = now - ts;
+	}
+	atomic_store_explicit(&dr->d->stats.ring_lag_max, lag_max, memory_order_relaxed);
+	atomic_store_explicit(&dr->d->stats.oldest_unread_ns, oldest, memory_order_relaxed);
+	atomic_store_explicit(&dr->d->stats.drops[ATEL_LOSS_NO_RING],
+			      atomic_load_explicit(&dr->seg.hdr->drops_no_ring, memory_order_relaxed),
+			      memory_order_relaxed);
+}
+
+static void refresh_info(struct atel_drain *dr)
+{
+	pthread_mutex_lock(&dr->info_lock);
+	snprintf(dr->io_path, sizeof(dr->io_path), "%s", atel__seglog_io_path(dr->log));
+	snprintf(dr->cur_file, sizeof(dr->cur_file), "%s", atel__seglog_current_file(dr->log));
+	pthread_mutex_unlock(&dr->info_lock);
+	atomic_store_explicit(&dr->d->stats.io_uring_active, !strcmp(dr->io_path, "io_uring"),
+			      memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* flush and failure handling                                               */
+
+static void flush_ok(struct atel_drain *dr, uint64_t now)
+{
+	if (dr->stalled) {
+		atel__log(dr->d, ATEL_LOG_WARN, "segment writes work again after %.1f s; releasing rings",
+			  (double)(now - dr->stall_since_ns) / 1e9);
+		dr->stalled = false;
+	}
+	release_all(dr);
+}
+
+static void flush_failed(struct atel_drain *dr, int rc, uint64_t now)
+{
+	stat_add(&dr->d->stats.write_errors, 1);
+	if (!dr->stalled) {
+		atel__log(dr->d, ATEL_LOG_ERROR,
+			  "cannot write segment %s: %s; holding ring space (producers will count drops) "
+			  "and retrying", atel__seglog_current_file(dr->log), strerror(-rc));
+		dr->stalled = true;
+		dr->stall_since_ns = now;
+		dr->retry_step_ns = RETRY_MIN_NS;
+	} else if (dr->retry_step_ns < RETRY_MAX_NS) {
+		dr->retry_step_ns *= 2;
+	}
+	dr->last_err = rc;
+	dr->retry_at_ns = now + dr->retry_step_ns;
+}
+
+static int do_flush(struct atel_drain *dr)
+{
+	uint64_t now = mono_ns();
+	int rc = atel__seglog_flush(dr->log);
+
+	if (rc == 0)
+		flush_ok(dr, now);
+	else
+		flush_failed(dr, rc, now);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* open / run / close                                                       */
+
+/* Refuses to share a segment with another live consumer. */
+static int check_other_consumer(const char *name, char *err, size_t errlen)
+{
+	struct atel_segment s;
+	int rc = 0;
+
+	if (atel__segment_attach(&s, name, NULL, 0) != 0)
+		return 0; /* none, or unusable: create() replaces it */
+	if (s.hdr->consumer_pid > 0 && s.hdr->consumer_pid != getpid() &&
+	    atel__proc_alive(s.hdr->consumer_pid, s.hdr->consumer_start)) {
+		seterr(err, errlen, "segment '%s' is already drained by another ateld (pid %d); "
+		       "stop it first or use another --shm name", name, (int)s.hdr->consumer_pid);
+		rc = -EBUSY;
+	}
+	atel__segment_detach(&s);
+	return rc;
+}
+
+static enum atel_io_mode io_mode(const char *s)
+{
+	if (s && !strcmp(s, "io_uring"))
+		return ATEL_IO_URING;
+	if (s && !strcmp(s, "pwritev"))
+		return ATEL_IO_PWRITEV;
+	return ATEL_IO_AUTO;
+}
+
+int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struct atel_drain_opts *o,
+		     char *err, size_t errlen)
+{
+	const struct atel_config *cfg = d->cfg;
+	struct atel_segment_config sc = { cfg->shm.rings, cfg->shm.ring_capacity, cfg->shm.mode };
+	struct atel_seglog_opts lo;
+	struct atel_drain *dr;
+	uint64_t *next = NULL;
+	bool *seen = NULL;
+	const char *name;
+	char e2[512];
+	int rc;
+
+	*out = NULL;
+	dr = calloc(1, sizeof(*dr));
+	if (!dr)
+		return -ENOMEM;
+	dr->d = d;
+	dr->cfg = cfg;
+	if (o)
+		dr->o = *o;
+	pthread_mutex_init(&dr->info_lock, NULL);
+	name = dr->o.shm_name ? dr->o.shm_name : cfg->shm.name;
+
+	if ((rc = check_other_consumer(name, err, errlen)))
+		goto fail;
+	rc = atel__segment_create(&dr->seg, name, &sc, e2, sizeof(e2));
+	if (rc) {
+		seterr(err, errlen, "shared memory: %s", e2);
+		goto fail;
+	}
+	dr->seg_open = true;
+	dr->nrings = dr->seg.ring_count;
+	dr->rs = calloc(dr->nrings, sizeof(*dr->rs));
+	next = calloc(dr->nrings, sizeof(*next));
+	seen = calloc(dr->nrings, sizeof(*seen));
+	dr->dec = atel__decoder_new();
+	if (!dr->rs || !next || !seen || !dr->dec) {
+		rc = -ENOMEM;
+		seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+
+	/* Positions: the ring's tail, advanced to the logged position if it lags
+	 * (ateld died after writing a frame but before releasing the ring). */
+	rc = atel__seglog_recover(d->segments_dir, dr->seg.hdr->instance_id, dr->nrings, next, seen, dr->dec, e2,
+				  sizeof(e2));
+	if (rc) {
+		seterr(err, errlen, "log recovery in %s: %s", d->segments_dir, e2);
+		goto fail;
+	}
+	for (uint32_t r = 0; r < dr->nrings; r++) {
+		struct atel_ring_desc *desc = atel__seg_desc(&dr->seg, r);
+		struct ring_st *st = &dr->rs[r];
+		uint64_t tail = atomic_load_explicit(&desc->tail, memory_order_relaxed);
+		uint64_t head = atomic_load_explicit(&desc->head, memory_order_acquire);
+		uint32_t s = atomic_load_explicit(&desc->state, memory_order_acquire);
+
+		st->pos = tail;
+		st->gen = LD(&desc->generation);
+		if (head < tail || head - tail > dr->seg.ring_capacity) {
+			st->released = tail;
+			quarantine(dr, r, head, "positions inconsistent at start-up");
+			continue;
+		}
+		if (dr->seg.reattached && seen[r] && next[r] > tail) {
+			uint64_t np = next[r] > head ? head : next[r];
+
+			atel__log(d, ATEL_LOG_INFO, "ring %u: %llu slots already in the log; advancing tail %llu -> %llu",
+				  r, (unsigned long long)(np - tail), (unsigned long long)tail, (unsigned long long)np);
+			st->pos = np;
+			atel__ring_release(&dr->seg, r, np);
+		}
+		st->released = st->appended_end = st->pos;
+		if (s == ATEL_RING_QUARANTINED) {
+			st->mode = M_QUAR;
+		} else if (s == ATEL_RING_DRAINING) {
+			/* a previous ateld died while reclaiming this ring: finish the job */
+			st->mode = M_DEAD;
+			st->dead_pid = LD(&desc->owner_pid);
+			st->dead_tid = LD(&desc->owner_tid);
+			st->dead_start = LD(&desc->owner_start);
+		}
+	}
+	if (!dr->seg.reattached)
+		for (uint32_t r = 0; r < dr->nrings; r++)
+			atel__decoder_reset_ring(dr->dec, r);
+
+	memset(&lo, 0, sizeof(lo));
+	lo.segments_dir = d->segments_dir;
+	lo.rotate_bytes = cfg->storage.rotate_bytes;
+	lo.rotate_age_ns = (uint64_t)cfg->storage.rotate_age_s * 1000000000ull;
+	lo.fsync_interval_ns = (uint64_t)cfg->storage.fsync_interval_ms * 1000000ull;
+	lo.retention_ns = (uint64_t)cfg->retention.segments_days * 86400ull * 1000000000ull;
+	lo.zstd_level = cfg->storage.zstd_level;
+	lo.io = io_mode(cfg->storage.io);
+	lo.shm_instance = dr->seg.hdr->instance_id;
+	lo.ring_count = dr->nrings;
+	lo.defs = dr->dec;
+	lo.stats = &d->stats;
+	lo.resume_pos = next;
+	lo.resume_seen = seen;
+	rc = atel__seglog_open(&dr->log, &lo, e2, sizeof(e2));
+	if (rc) {
+		seterr(err, errlen, "segment log in %s: %s", d->segments_dir, e2);
+		goto fail;
+	}
+	refresh_info(dr);
+	if (!strcmp(dr->io_path, "pwritev") && lo.io != ATEL_IO_PWRITEV)
+		atel__log(d, ATEL_LOG_WARN, "io_uring is unavailable here; writing segments with pwritev");
+	atel__log(d, ATEL_LOG_INFO, "segment '%s' %s: %u rings x %u slots, instance %016llx; writing %s via %s", name,
+		  dr->seg.reattached ? "re-attached" : "created", dr->nrings, dr->seg.ring_capacity,
+		  (unsigned long long)dr->seg.hdr->instance_id, dr->cur_file, dr->io_path);
+	free(next);
+	free(seen);
+	*out = dr;
+	return 0;
+fail:
+	free(next);
+	free(seen);
+	atel__drain_close(dr);
+	return rc;
+}
+
+/*
+ * One pass over every ring, starting one ring later each time, then one
+ * flush for everything the pass appended. @return true if any ring had records.
+ */
+static bool pass(struct atel_drain *dr, bool stopping)
+{
+	uint64_t appends0 = dr->appends;
+	uint32_t n = dr->nrings;
+	bool busy = false;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t r = (dr->rr + i) % n;
+		uint64_t before = dr->rs[r].pos;
+		int64_t rc = drain_ring(dr, r, stopping);
+
+		if (rc != 0 || dr->rs[r].pos != before)
+			busy = true;
+		if (rc < 0) {
+			/* the log refused an append (out of memory): flush what it has, retry next pass */
+			atel__log(dr->d, ATEL_LOG_WARN, "ring %u: log append failed: %s", r, strerror((int)-rc));
+			break;
+		}
+	}
+	dr->rr = (dr->rr + 1) % n;
+	if (dr->appends != appends0)
+		do_flush(dr);
+	else
+		release_all(dr); /* slots skipped as garbage need no write */
+	return busy;
+}
+
+/* Every ring drained up to its head at stop time (quarantined rings excepted). */
+static bool drained_to_stop(const struct atel_drain *dr)
+{
+	for (uint32_t r = 0; r < dr->nrings; r++) {
+		const struct ring_st *st = &dr->rs[r];
+
+		if (st->mode == M_QUAR)
+			continue;
+		if (st->pos < st->stop_head || st->released < st->pos || st->invalid)
+			return false;
+		if (st->mode == M_DEAD)
+			return false;
+	}
+	return true;
+}
+
+static void tick(struct atel_drain *dr)
+{
+	uint64_t now = atel__now_ns();
+
+	if (dr->o.keep_heartbeat)
+		atel__drain_heartbeat(dr);
+	if (!dr->stalled)
+		check_owners(dr);
+	{
+		int rc = atel__seglog_tick(dr->log, now);
+
+		if (rc && rc != dr->tick_err)
+			atel__log(dr->d, ATEL_LOG_ERROR, "segment log maintenance (fsync/rotation/retention): %s",
+				  strerror(-rc));
+		dr->tick_err = rc;
+	}
+	update_stats(dr, now);
+	refresh_info(dr);
+	if (dr->o.on_tick)
+		dr->o.on_tick(dr->o.tick_arg, now);
+}
+
+int atel__drain_run(struct atel_drain *dr, uint64_t shutdown_ns)
+{
+	uint64_t next_tick = 0, deadline = 0;
+	uint32_t idle = 0, sleep_cur = SLEEP_MIN_US;
+	bool stopping = false;
+	int rc = 0;
+
+	for (;;) {
+		uint64_t now = mono_ns();
+		bool busy = false;
+
+		if (!stopping && atomic_load_explicit(&dr->d->stopping, memory_order_acquire)) {
+			stopping = true;
+			deadline = now + shutdown_ns;
+			for (uint32_t r = 0; r < dr->nrings; r++)
+				dr->rs[r].stop_head =
+					atomic_load_explicit(&atel__seg_desc(&dr->seg, r)->head, memory_order_acquire);
+			atel__log(dr->d, ATEL_LOG_INFO, "stopping: draining every ring");
+		}
+		if (now >= next_tick) {
+			tick(dr);
+			next_tick = now + TICK_NS;
+		}
+		if (atomic_exchange_explicit(&dr->reopen, false, memory_order_acq_rel) && !dr->stalled) {
+			int r2 = atel__seglog_reopen(dr->log);
+
+			if (r2)
+				atel__log(dr->d, ATEL_LOG_ERROR, "reopening the log failed: %s", strerror(-r2));
+			else
+				atel__log(dr->d, ATEL_LOG_INFO, "log reopened: now writing %s",
+					  atel__seglog_current_file(dr->log));
+			refresh_info(dr);
+		}
+		if (dr->stalled) {
+			if (now >= dr->retry_at_ns)
+				do_flush(dr);
+			busy = false;
+		} else {
+			busy = pass(dr, stopping);
+		}
+		if (stopping) {
+			if (!dr->stalled && drained_to_stop(dr))
+				break;
+			if (now >= deadline) {
+				atel__log(dr->d, ATEL_LOG_ERROR,
+					  "shutdown: rings not drained within %.1f s%s; unreleased records stay in "
+					  "the rings for the next start",
+					  (double)shutdown_ns / 1e9, dr->stalled ? " (the log cannot be written)" : "");
+				rc = dr->stalled ? dr->last_err : -ETIMEDOUT;
+				break;
+			}
+		}
+		if (busy) {
+			idle = 0;
+			sleep_cur = SLEEP_MIN_US;
+			continue;
+		}
+		if (dr->stalled) {
+			sleep_us(1000);
+			continue;
+		}
+		if (++idle < SPIN_PASSES) {
+			cpu_relax();
+			continue;
+		}
+		sleep_us(sleep_cur);
+		if (sleep_cur < dr->cfg->drain.idle_sleep_max_us) {
+			sleep_cur *= 2;
+			if (sleep_cur > dr->cfg->drain.idle_sleep_max_us)
+				sleep_cur = dr->cfg->drain.idle_sleep_max_us;
+		}
+	}
+	{
+		int rc2 = atel__seglog_close(dr->log);
+
+		dr->log = NULL;
+		if (rc2 && !rc) {
+			atel__log(dr->d, ATEL_LOG_ERROR, "closing the log: %s", strerror(-rc2));
+			rc = rc2;
+		}
+	}
+	return rc;
+}
+
+void atel__drain_request_reopen(struct atel_drain *dr)
+{
+	if (dr)
+		atomic_store_explicit(&dr->reopen, true, memory_order_release);
+}
+
+void atel__drain_heartbeat(struct atel_drain *dr)
+{
+	if (dr && dr->seg_open)
+		atomic_store_explicit(&dr->seg.hdr->heartbeat_ns, atel__now_ns(), memory_order_relaxed);
+}
+
+const struct atel_segment *atel__drain_segment(const struct atel_drain *dr)
+{
+	return &dr->seg;
+}
+
+void atel__drain_log_info(struct atel_drain *dr, char *io_path, size_t iolen, char *file, size_t filelen)
+{
+	pthread_mutex_lock(&dr->info_lock);
+	if (io_path)
+		snprintf(io_path, iolen, "%s", dr->io_path);
+	if (file)
+		snprintf(file, filelen, "%s", dr->cur_file);
+	pthread_mutex_unlock(&dr->info_lock);
+}
+
+void atel__drain_close(struct atel_drain *dr)
+{
+	if (!dr)
+		return;
+	if (dr->log)
+		atel__seglog_close(dr->log);
+	atel__decoder_free(dr->dec);
+	if (dr->seg_open)
+		atel__segment_detach(&dr->seg);
+	free(dr->rs);
+	pthread_mutex_destroy(&dr->info_lock);
+	free(dr);
+}
