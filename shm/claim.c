@@ -143,7 +143,15 @@ void atel__ring_quarantine(const struct atel_segment *seg, uint32_t ring)
 	/* DRAINING belongs to the consumer's own reclaim; QUARANTINED is done */
 	while (s != ATEL_RING_QUARANTINED && s != ATEL_RING_DRAINING) {
 		if (atomic_compare_exchange_weak_explicit(&d->state, &s, ATEL_RING_QUARANTINED,
-							  memory_order_acq_rel, memory_order_relaxed))
+							  memory_order_acq_rel, memory_order_relaxed)) {
+			/*
+			 * A free ring has no owner to wait for: mark it ownerless so
+			 * atel__ring_owner_dead() lets the consumer reclaim it at once.
+			 * (Nobody can claim it meanwhile: it is no longer FREE.)
+			 */
+			if (s == ATEL_RING_FREE)
+				__atomic_store_n(&d->owner_pid, 0, __ATOMIC_RELEASE);
 			break;
+		}
 	}
 }
