@@ -1,0 +1,673 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libatel core: attach, per-thread rings (claim, BEGIN/END, release at thread
+ * exit, shutdown and fork), definitions, loss accounting, stats, errors.
+ *
+ * Ring protocol (docs/abi.md 3 and 4): a thread claims a ring lazily on its
+ * first record (atel__ring_claim, one CAS), writes BEGIN before anything
+ * else, then only it writes that ring's slots and head (R1 via
+ * atel__ring_commit). Definitions precede their first use in each claim
+ * (per-thread bitmaps, reset at every claim). Refused records are counted in
+ * the directory (live view) and, once space returns, as LOSS records (in-band).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "claim.h"
+#include "internal.h"
+
+__thread struct atel__tls atel__t __attribute__((tls_model("initial-exec")));
+struct atel__global atel__g = { .epoch = 1, .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+static __thread char errbuf[256];
+
+#define RETRY_NS 1000000000ull /* attach / claim retry interval */
+
+#define DEF_STR_BYTES    (ATEL__STR_IDS / 8)
+#define DEF_SERIES_BYTES (ATEL__SERIES_IDS / 8)
+#define DEF_BOUNDS_BYTES (ATEL__BOUNDS_IDS / 8)
+#define DEF_BYTES        (DEF_STR_BYTES + DEF_SERIES_BYTES + DEF_BOUNDS_BYTES)
+
+uint64_t atel__coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t realtime_coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------ */
+/* errors                                                                   */
+
+void atel__invalid(struct atel__tls *t, const char *why)
+{
+	t->err = why;
+	atel__bump(&t->st.invalid, 1);
+}
+
+void atel__invalidf(struct atel__tls *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
+	va_end(ap);
+	atel__invalid(t, errbuf);
+}
+
+const char *atel_last_error(void)
+{
+	return atel__t.err ? atel__t.err : "";
+}
+
+/* ------------------------------------------------------------------------ */
+/* thread registry and stats                                                */
+
+static void stats_add(struct atel__tls_stats *to, const struct atel__tls_stats *from)
+{
+#define ADD(f) atomic_store_explicit(&to->f, atomic_load_explicit(&to->f, memory_order_relaxed) + \
+				     atomic_load_explicit(&from->f, memory_order_relaxed), memory_order_relaxed)
+	ADD(records);
+	ADD(definitions);
+	ADD(meta);
+	ADD(slots);
+	for (unsigned i = 0; i <= ATEL_LOSS_CAUSE_MAX; i++)
+		ADD(drops[i]);
+	ADD(reentrant);
+	ADD(invalid);
+	ADD(claimed);
+	ADD(released);
+#undef ADD
+}
+
+static void stats_reset(struct atel__tls_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+/* Caller holds g.lock. */
+static void registry_add(struct atel__tls *t)
+{
+	if (t->registered)
+		return;
+	t->prev = NULL;
+	t->next = atel__g.threads;
+	if (t->next)
+		t->next->prev = t;
+	atel__g.threads = t;
+	t->registered = true;
+}
+
+/* Caller holds g.lock. */
+static void registry_remove(struct atel__tls *t)
+{
+	if (!t->registered)
+		return;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		atel__g.threads = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	t->prev = t->next = NULL;
+	t->registered = false;
+}
+
+void atel_stats_get(atel_stats *out)
+{
+	struct atel__tls_stats sum;
+
+	if (!out)
+		return;
+	stats_reset(&sum);
+	pthread_mutex_lock(&atel__g.lock);
+	stats_add(&sum, &atel__g.dead);
+	for (struct atel__tls *t = atel__g.threads; t; t = t->next)
+		stats_add(&sum, &t->st);
+	/* the calling thread may have counted drops before it ever registered */
+	if (!atel__t.registered)
+		stats_add(&sum, &atel__t.st);
+	pthread_mutex_unlock(&atel__g.lock);
+	memset(out, 0, sizeof(*out));
+	out->records = sum.records;
+	out->definitions = sum.definitions;
+	out->meta = sum.meta;
+	out->slots = sum.slots;
+	out->drops_ring_full = sum.drops[ATEL_LOSS_RING_FULL];
+	out->drops_no_ring = sum.drops[ATEL_LOSS_NO_RING];
+	out->drops_no_def = sum.drops[ATEL_LOSS_NO_DEF];
+	out->drops_no_sidecar = sum.drops[ATEL_LOSS_NO_SIDECAR];
+	out->drops_reentrant = sum.reentrant;
+	out->invalid = sum.invalid;
+	out->rings_claimed = sum.claimed;
+	out->rings_released = sum.released;
+	out->attach_attempts = atomic_load_explicit(&atel__g.attach_attempts, memory_order_relaxed);
+	out->attached = atel_attached();
+}
+
+bool atel_attached(void)
+{
+	return atomic_load_explicit(&atel__g.seg, memory_order_acquire) != NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* loss                                                                     */
+
+void atel__drop(struct atel__tls *t, unsigned cause, uint64_t nrec, uint64_t now)
+{
+	struct atel__loss *l = &t->loss[cause];
+
+	if (!now)
+		now = realtime_coarse_ns();
+	if (!l->count)
+		l->first_ns = now;
+	l->count += nrec;
+	l->last_ns = now;
+	t->slow |= ATEL__SLOW_LOSS;
+	atel__bump(&t->st.drops[cause], nrec);
+	if (cause == ATEL_LOSS_RING_FULL && t->w.desc)
+		atomic_fetch_add_explicit(&t->w.desc->drops_full, nrec, memory_order_relaxed);
+	else if (cause == ATEL_LOSS_NO_DEF && t->w.desc)
+		atomic_fetch_add_explicit(&t->w.desc->drops_nodef, nrec, memory_order_relaxed);
+}
+
+/* Writes pending LOSS records. @return false if the ring ran out of space. */
+static bool flush_loss(struct atel__tls *t, uint64_t now)
+{
+	for (unsigned c = 1; c <= ATEL_LOSS_CAUSE_MAX; c++) {
+		struct atel__loss *l = &t->loss[c];
+		union atel_slot *d;
+
+		if (!l->count)
+			continue;
+		if (!atel__ring_reserve(&t->w, 1))
+			return false;
+		d = atel__ring_slot(&t->w, 0);
+		d->words[0] = atel__hdr_word(ATEL_REC_LOSS, 0, 0, c);
+		d->words[1] = now;
+		d->words[2] = l->count;
+		d->words[3] = l->first_ns;
+		d->words[4] = l->last_ns;
+		d->words[5] = d->words[6] = d->words[7] = 0;
+		atel__publish(t, 1, 2, 1);
+		memset(l, 0, sizeof(*l));
+	}
+	t->slow &= ~(uint32_t)ATEL__SLOW_LOSS;
+	return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* writing helpers                                                          */
+
+void atel__write_cont(struct atel__tls *t, const char *bytes, size_t len)
+{
+	for (uint64_t i = 1; len; i++) {
+		union atel_slot *d = atel__ring_slot(&t->w, i);
+		size_t n = len < ATEL_RECORD_SIZE ? len : ATEL_RECORD_SIZE;
+
+		memcpy(d->raw, bytes, n);
+		if (n < ATEL_RECORD_SIZE)
+			memset(d->raw + n, 0, ATEL_RECORD_SIZE - n);
+		bytes += n;
+		len -= n;
+	}
+}
+
+bool atel__def_str(struct atel__tls *t, const struct atel__str *s, uint64_t now)
+{
+	unsigned cont;
+	size_t first;
+	union atel_slot *d;
+
+	if (atel__bit(t->def_str, s->id))
+		return true;
+	cont = atel__cont_for(s->len, ATEL_STRDEF_INLINE, ATEL_RECORD_SIZE);
+	if (!atel__ring_reserve(&t->w, 1 + cont))
+		return false;
+	d = atel__ring_slot(&t->w, 0);
+	d->words[0] = atel__hdr_word(ATEL_REC_STRDEF, 0, cont, s->id);
+	d->words[1] = now;
+	d->strdef.len = (uint16_t)s->len;
+	d->strdef.reserved = 0;
+	first = s->len < ATEL_STRDEF_INLINE ? s->len : ATEL_STRDEF_INLINE;
+	memcpy(d->strdef.bytes, s->s, first);
+	memset(d->strdef.bytes + first, 0, ATEL_STRDEF_INLINE - first);
+	atel__write_cont(t, s->s + first, s->len - first);
+	atel__publish(t, 1 + cont, 1, 1);
+	atel__setbit(t->def_str, s->id);
+	return true;
+}
+
+static bool def_bounds(struct atel__tls *t, uint32_t id, uint64_t now)
+{
+	const struct atel__bounds *b = atel__bounds_by_id(id);
+	unsigned cont;
+	union atel_slot *d;
+
+	if (!b)
+		return false;
+	if (atel__bit(t->def_bounds, id))
+		return true;
+	cont = atel__cont_for(b->count, ATEL_BOUNDS_INLINE, ATEL_BOUNDS_PER_CONT);
+	if (!atel__ring_reserve(&t->w, 1 + cont))
+		return false;
+	d = atel__ring_slot(&t->w, 0);
+	memset(d, 0, sizeof(*d));
+	d->words[0] = atel__hdr_word(ATEL_REC_BOUNDS, 0, cont, id);
+	d->words[1] = now;
+	d->bounds.count = b->count;
+	for (uint32_t i = 0; i < b->count && i < ATEL_BOUNDS_INLINE; i++)
+		d->bounds.bounds[i] = b->b[i];
+	for (unsigned c = 0; c < cont; c++) {
+		union atel_slot *s = atel__ring_slot(&t->w, 1 + c);
+		memset(s, 0, sizeof(*s));
+		for (uint32_t j = 0; j < ATEL_BOUNDS_PER_CONT; j++) {
+			uint32_t k = ATEL_BOUNDS_INLINE + c * ATEL_BOUNDS_PER_CONT + j;
+			if (k < b->count)
+				memcpy(&s->words[j], &b->b[k], 8);
+		}
+	}
+	atel__publish(t, 1 + cont, 1, 1);
+	atel__setbit(t->def_bounds, id);
+	return true;
+}
+
+bool atel__def_series(struct atel__tls *t, const struct atel__series *s, uint64_t now)
+{
+	unsigned cont;
+	union atel_slot *d;
+
+	if (atel__bit(t->def_series, s->id))
+		return true;
+	if (!atel__def_str(t, s->name, now))
+		return false;
+	for (unsigned i = 0; i < s->nlabels; i++)
+		if (!atel__def_str(t, s->keys[i], now) || !atel__def_str(t, s->values[i], now))
+			return false;
+	if (s->mtype == ATEL_MT_HISTOGRAM && !def_bounds(t, s->bounds_id, now))
+		return false;
+	cont = atel__cont_for(s->nlabels, ATEL_SERIES_INLINE_PAIRS, ATEL_PAIRS_PER_CONT);
+	if (!atel__ring_reserve(&t->w, 1 + cont))
+		return false;
+	d = atel__ring_slot(&t->w, 0);
+	memset(d, 0, sizeof(*d));
+	d->words[0] = atel__hdr_word(ATEL_REC_SERIESDEF, 0, cont, s->id);
+	d->words[1] = now;
+	d->seriesdef.mtype = s->mtype;
+	d->seriesdef.nlabels = s->nlabels;
+	d->seriesdef.name_id = s->name->id;
+	d->seriesdef.bounds_id = s->mtype == ATEL_MT_HISTOGRAM ? s->bounds_id : 0;
+	for (unsigned i = 0; i < s->nlabels && i < ATEL_SERIES_INLINE_PAIRS; i++) {
+		d->seriesdef.pairs[i].key_id = s->keys[i]->id;
+		d->seriesdef.pairs[i].value_id = s->values[i]->id;
+	}
+	for (unsigned c = 0; c < cont; c++) {
+		union atel_slot *x = atel__ring_slot(&t->w, 1 + c);
+		struct atel_label_pair *p = (struct atel_label_pair *)(void *)x->raw;
+		memset(x, 0, sizeof(*x));
+		for (unsigned j = 0; j < ATEL_PAIRS_PER_CONT; j++) {
+			unsigned k = ATEL_SERIES_INLINE_PAIRS + c * ATEL_PAIRS_PER_CONT + j;
+			if (k < s->nlabels) {
+				p[j].key_id = s->keys[k]->id;
+				p[j].value_id = s->values[k]->id;
+			}
+		}
+	}
+	atel__publish(t, 1 + cont, 1, 1);
+	atel__setbit(t->def_series, s->id);
+	return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* ring claim / release                                                     */
+
+static bool write_begin(struct atel__tls *t, uint64_t now)
+{
+	union atel_slot *d;
+	char comm[16] = "";
+
+	if (!atel__ring_reserve(&t->w, 1))
+		return false;
+	(void)prctl(PR_GET_NAME, comm, 0, 0, 0);
+	d = atel__ring_slot(&t->w, 0);
+	memset(d, 0, sizeof(*d));
+	d->words[0] = atel__hdr_word(ATEL_REC_BEGIN, 0, 0, t->w.generation);
+	d->words[1] = now;
+	d->begin.pid = atel__g.owner.pid;
+	d->begin.tid = t->tid;
+	d->begin.start = __atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED);
+	d->begin.ring = t->w.ring;
+	memcpy(d->begin.comm, comm, sizeof(comm));
+	d->begin.comm[15] = '\0';
+	atel__publish(t, 1, 2, 1);
+	t->slow &= ~(uint32_t)ATEL__SLOW_BEGIN;
+	return true;
+}
+
+/* Writes pending LOSS records and END (if there is room and BEGIN was written), then frees the ring. */
+static void release_ring(struct atel__tls *t, const struct atel_segment *seg)
+{
+	uint64_t now = atel__now_ns();
+	union atel_slot *d;
+
+	if (!t->w.desc)
+		return;
+	if (!(t->slow & ATEL__SLOW_BEGIN)) {
+		if ((!(t->slow & ATEL__SLOW_LOSS) || flush_loss(t, now)) && atel__ring_reserve(&t->w, 1)) {
+			d = atel__ring_slot(&t->w, 0);
+			memset(d, 0, sizeof(*d));
+			d->words[0] = atel__hdr_word(ATEL_REC_END, 0, 0, t->w.generation);
+			d->words[1] = now;
+			atel__publish(t, 1, 2, 1);
+		}
+	}
+	atel__ring_unclaim(seg, t->w.ring);
+	atel__bump(&t->st.released, 1);
+	memset(&t->w, 0, sizeof(t->w));
+	t->slow = 0;
+}
+
+static int alloc_defs(struct atel__tls *t)
+{
+	void *p;
+
+	if (t->def_str) {
+		/* a new claim starts a new generation: nothing is defined in it yet */
+		(void)madvise(t->def_str, DEF_BYTES, MADV_DONTNEED);
+		return 0;
+	}
+	p = mmap(NULL, DEF_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	t->def_str = p;
+	t->def_series = (uint64_t *)(void *)((char *)p + DEF_STR_BYTES);
+	t->def_bounds = (uint64_t *)(void *)((char *)p + DEF_STR_BYTES + DEF_SERIES_BYTES);
+	return 0;
+}
+
+static void free_defs(struct atel__tls *t)
+{
+	if (t->def_str)
+		munmap(t->def_str, DEF_BYTES);
+	t->def_str = t->def_series = t->def_bounds = NULL;
+}
+
+/* Attach attempt, at most once per RETRY_NS process-wide. */
+static void maybe_attach(uint64_t mono)
+{
+	uint64_t next = atomic_load_explicit(&atel__g.next_attach_ns, memory_order_relaxed);
+	char err[256];
+
+	if (mono < next)
+		return;
+	if (!atomic_compare_exchange_strong_explicit(&atel__g.next_attach_ns, &next, mono + RETRY_NS,
+						     memory_order_relaxed, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&atel__g.lock);
+	if (atomic_load_explicit(&atel__g.state, memory_order_relaxed) == 1 &&
+	    !atomic_load_explicit(&atel__g.seg, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&atel__g.attach_attempts, 1, memory_order_relaxed);
+		if (atel__segment_attach(&atel__g.seg_storage, atel__g.name, err, sizeof(err)) == 0)
+			atomic_store_explicit(&atel__g.seg, &atel__g.seg_storage, memory_order_release);
+	}
+	pthread_mutex_unlock(&atel__g.lock);
+}
+
+static void global_once(void);
+
+/* A thread state from another epoch (shutdown, fork): forget its ring without touching shared memory. */
+static void refresh_epoch(struct atel__tls *t, uint64_t ep)
+{
+	memset(&t->w, 0, sizeof(t->w));
+	memset(t->loss, 0, sizeof(t->loss));
+	t->slow = 0;
+	t->next_claim_ns = 0;
+	t->tid = (int32_t)syscall(SYS_gettid);
+	t->epoch = ep;
+}
+
+bool atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
+{
+	uint64_t ep = atomic_load_explicit(&atel__g.epoch, memory_order_acquire);
+	const struct atel_segment *seg;
+	uint64_t mono;
+	int st, rc;
+
+	if (ATEL__UNLIKELY(t->epoch != ep)) {
+		refresh_epoch(t, ep);
+	}
+	st = atomic_load_explicit(&atel__g.state, memory_order_acquire);
+	if (ATEL__UNLIKELY(st != 1)) {
+		if (st == 0) {
+			(void)atel_init(NULL);
+			st = atomic_load_explicit(&atel__g.state, memory_order_acquire);
+		}
+		if (st != 1) {
+			atel__drop(t, ATEL_LOSS_NO_SIDECAR, nrec, 0);
+			return false;
+		}
+	}
+	if (!t->w.desc) {
+		seg = atomic_load_explicit(&atel__g.seg, memory_order_acquire);
+		mono = atel__coarse_ns();
+		if (!seg) {
+			maybe_attach(mono);
+			seg = atomic_load_explicit(&atel__g.seg, memory_order_acquire);
+			if (!seg) {
+				atel__drop(t, ATEL_LOSS_NO_SIDECAR, nrec, 0);
+				return false;
+			}
+		}
+		if (mono < t->next_claim_ns) {
+			/* the last attempt found no ring (or no READY segment) */
+			atel__drop(t, (atomic_load_explicit(&seg->hdr->flags, memory_order_relaxed) & ATEL_SHM_READY)
+					      ? ATEL_LOSS_NO_RING : ATEL_LOSS_NO_SIDECAR, nrec, 0);
+			return false;
+		}
+		if (ATEL__UNLIKELY(!__atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED))) {
+			/* after fork: the child's start time (not read in the atfork handler) */
+			pthread_mutex_lock(&atel__g.lock);
+			if (!__atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED))
+				__atomic_store_n(&atel__g.owner.start, atel__proc_start_time(atel__g.owner.pid),
+						 __ATOMIC_RELAXED);
+			pthread_mutex_unlock(&atel__g.lock);
+		}
+		if (alloc_defs(t)) {
+			atel__drop(t, ATEL_LOSS_NO_RING, nrec, 0);
+			t->next_claim_ns = mono + RETRY_NS;
+			return false;
+		}
+		rc = atel__ring_claim(seg, &(struct atel_owner){ atel__g.owner.pid, t->tid,
+							 __atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED) },
+				      (uint32_t)t->tid * 2654435761u);
+		if (rc < 0) {
+			t->next_claim_ns = mono + RETRY_NS;
+			if (rc == -EAGAIN) {
+				atomic_fetch_add_explicit(&seg->hdr->drops_no_ring, nrec, memory_order_relaxed);
+				atel__drop(t, ATEL_LOSS_NO_RING, nrec, 0);
+			} else {
+				atel__drop(t, ATEL_LOSS_NO_SIDECAR, nrec, 0);
+			}
+			return false;
+		}
+		atel__ring_writer_init(&t->w, seg, (uint32_t)rc);
+		t->slow |= ATEL__SLOW_BEGIN;
+		atel__bump(&t->st.claimed, 1);
+		if (!t->registered) {
+			pthread_mutex_lock(&atel__g.lock);
+			registry_add(t);
+			pthread_mutex_unlock(&atel__g.lock);
+			pthread_setspecific(exit_key, t);
+		}
+	}
+	if (t->slow) {
+		if (!now)
+			now = atel__now_ns();
+		if ((t->slow & ATEL__SLOW_BEGIN) && !write_begin(t, now)) {
+			atel__drop(t, ATEL_LOSS_RING_FULL, nrec, now);
+			return false;
+		}
+		if ((t->slow & ATEL__SLOW_LOSS) && !flush_loss(t, now)) {
+			atel__drop(t, ATEL_LOSS_RING_FULL, nrec, now);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* thread exit, process exit, fork                                          */
+
+static void thread_exit(void *arg)
+{
+	struct atel__tls *t = arg;
+	const struct atel_segment *seg;
+
+	if (t != &atel__t)
+		return;
+	pthread_mutex_lock(&atel__g.lock);
+	seg = atomic_load_explicit(&atel__g.seg, memory_order_relaxed);
+	if (seg && t->epoch == atomic_load_explicit(&atel__g.epoch, memory_order_relaxed) && t->w.desc)
+		release_ring(t, seg);
+	registry_remove(t);
+	stats_add(&atel__g.dead, &t->st);
+	stats_reset(&t->st);
+	pthread_mutex_unlock(&atel__g.lock);
+	free_defs(t);
+}
+
+/* exit() does not run TLS destructors: release the exiting thread's ring. */
+static void process_exit(void)
+{
+	struct atel__tls *t = &atel__t;
+	const struct atel_segment *seg;
+
+	pthread_mutex_lock(&atel__g.lock);
+	seg = atomic_load_explicit(&atel__g.seg, memory_order_relaxed);
+	if (seg && t->epoch == atomic_load_explicit(&atel__g.epoch, memory_order_relaxed) && t->w.desc)
+		release_ring(t, seg);
+	pthread_mutex_unlock(&atel__g.lock);
+}
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&atel__g.lock);
+	atel__intern_lock();
+}
+
+static void atfork_parent(void)
+{
+	atel__intern_unlock();
+	pthread_mutex_unlock(&atel__g.lock);
+}
+
+/*
+ * The child shares the parent's mapping but must never write the parent's
+ * rings: a new epoch makes its thread forget the ring and claim its own.
+ * Ids and interned tables stay valid (same memory); counters start at zero;
+ * the id generator is reseeded (rng_epoch).
+ */
+static void atfork_child(void)
+{
+	struct atel__tls *t = &atel__t;
+
+	atel__intern_atfork_child();
+	pthread_mutex_init(&atel__g.lock, NULL);
+	atel__g.threads = NULL;
+	stats_reset(&atel__g.dead);
+	t->registered = false;
+	t->prev = t->next = NULL;
+	stats_reset(&t->st);
+	atel__g.owner.pid = getpid();
+	atel__g.owner.start = 0; /* read lazily: /proc parsing is not for an atfork handler */
+	atomic_store_explicit(&atel__g.next_attach_ns, 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&atel__g.epoch, 1, memory_order_release);
+}
+
+static void global_once(void)
+{
+	pthread_key_create(&exit_key, thread_exit);
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	atexit(process_exit);
+	atel__g.owner.pid = getpid();
+	atel__g.owner.start = atel__proc_start_time(atel__g.owner.pid);
+	atel__catalog_preload();
+}
+
+void atel__once(void)
+{
+	pthread_once(&once, global_once);
+}
+
+/* ------------------------------------------------------------------------ */
+/* init / shutdown                                                          */
+
+int atel_init(const char *shm_name)
+{
+	const char *name = shm_name;
+	char err[256];
+	int rc;
+
+	pthread_once(&once, global_once);
+	if (!name || !*name)
+		name = getenv("ATEL_SHM");
+	if (!name || !*name)
+		name = "atel";
+	if (strlen(name) >= sizeof(atel__g.name))
+		return -EINVAL;
+	pthread_mutex_lock(&atel__g.lock);
+	if (atomic_load_explicit(&atel__g.state, memory_order_relaxed) == 1 &&
+	    atomic_load_explicit(&atel__g.seg, memory_order_relaxed)) {
+		pthread_mutex_unlock(&atel__g.lock);
+		return 0;
+	}
+	if (!__atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED))
+		__atomic_store_n(&atel__g.owner.start, atel__proc_start_time(atel__g.owner.pid), __ATOMIC_RELAXED);
+	snprintf(atel__g.name, sizeof(atel__g.name), "%s", name);
+	atomic_fetch_add_explicit(&atel__g.attach_attempts, 1, memory_order_relaxed);
+	rc = atel__segment_attach(&atel__g.seg_storage, atel__g.name, err, sizeof(err));
+	if (rc == 0)
+		atomic_store_explicit(&atel__g.seg, &atel__g.seg_storage, memory_order_release);
+	atomic_store_explicit(&atel__g.next_attach_ns, atel__coarse_ns() + RETRY_NS, memory_order_relaxed);
+	atomic_store_explicit(&atel__g.state, 1, memory_order_release);
+	pthread_mutex_unlock(&atel__g.lock);
+	return rc;
+}
+
+void atel_shutdown(void)
+{
+	struct atel_segment *seg;
+
+	pthread_once(&once, global_once);
+	pthread_mutex_lock(&atel__g.lock);
+	seg = atomic_load_explicit(&atel__g.seg, memory_order_relaxed);
+	if (seg) {
+		uint64_t ep = atomic_load_explicit(&atel__g.epoch, memory_order_relaxed);
+		for (struct atel__tls *t = atel__g.threads; t; t = t->next)
+			if (t->epoch == ep && t->w.desc)
+				release_ring(t, seg);
+	}
+	atomic_store_explicit(&atel__g.seg, NULL, memory_order_release);
+	atomic_store_explicit(&atel__g.state, 2, memory_order_release);
+	atomic_fetch_add_explicit(&atel__g.epoch, 1, memory_order_release);
+	if (seg)
+		atel__segment_detach(seg);
+	pthread_mutex_unlock(&atel__g.lock);
+}

@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Spans: values on the caller's stack; every call writes one record (or an
+ * event with its attributes, all-or-nothing) into the thread's ring. Ids come
+ * from a per-thread xorshift128+ generator seeded from getrandom() once per
+ * thread and process (reseeded after fork, so a child never repeats its
+ * parent's ids).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------------------------ */
+/* ids                                                                      */
+
+void atel__rng_seed(struct atel__tls *t)
+{
+	uint64_t s[2] = { 0, 0 };
+
+	if (getrandom(s, sizeof(s), GRND_NONBLOCK) != (ssize_t)sizeof(s)) {
+		/* no entropy yet (very early boot): mix what differs between threads and runs */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		s[0] ^= (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)t;
+		s[1] ^= atel__now_ns() ^ ((uint64_t)atel__g.owner.pid << 32);
+	}
+	if (!s[0] && !s[1])
+		s[1] = 0x9e3779b97f4a7c15ull;
+	t->rng[0] = s[0];
+	t->rng[1] = s[1];
+	t->rng_epoch = atomic_load_explicit(&atel__g.epoch, memory_order_relaxed);
+}
+
+static inline uint64_t rng_next(struct atel__tls *t)
+{
+	uint64_t s1 = t->rng[0];
+	const uint64_t s0 = t->rng[1];
+
+	t->rng[0] = s0;
+	s1 ^= s1 << 23;
+	t->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+	return t->rng[1] + s0;
+}
+
+static inline void rng_check(struct atel__tls *t)
+{
+	if (ATEL__UNLIKELY(t->rng_epoch != atomic_load_explicit(&atel__g.epoch, memory_order_relaxed) ||
+			   (!t->rng[0] && !t->rng[1])))
+		atel__rng_seed(t);
+}
+
+static void new_span_id(struct atel__tls *t, uint8_t out[8])
+{
+	uint64_t v;
+
+	do
+		v = rng_next(t);
+	while (!v);
+	memcpy(out, &v, 8);
+}
+
+static void new_trace_id(struct atel__tls *t, uint8_t out[16])
+{
+	uint64_t a, b;
+
+	do {
+		a = rng_next(t);
+		b = rng_next(t);
+	} while (!a && !b);
+	memcpy(out, &a, 8);
+	memcpy(out + 8, &b, 8);
+}
+
+static bool all_zero(const uint8_t *b, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= b[i];
+	return acc == 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* record writing                                                           */
+
+/*
+ * Makes the ring ready, defines the ndefs strings, reserves nslots.
+ * @return true if reserved; false: nrec records were dropped (counted).
+ */
+static bool span_reserve(struct atel__tls *t, const struct atel__str *const *defs, unsigned ndefs,
+			 uint64_t nslots, uint64_t nrec, uint64_t now)
+{
+	if (ATEL__UNLIKELY(!atel__ready(t)) && !atel__prepare(t, nrec, now))
+		return false;
+	for (unsigned i = 0; i < ndefs; i++) {
+		if (ATEL__UNLIKELY(!atel__bit(t->def_str, defs[i]->id)) && !atel__def_str(t, defs[i], now)) {
+			atel__drop(t, ATEL_LOSS_NO_DEF, nrec, now);
+			return false;
+		}
+	}
+	if (ATEL__UNLIKELY(!atel__ring_reserve(&t->w, nslots))) {
+		atel__drop(t, ATEL_LOSS_RING_FULL, nrec, now);
+		return false;
+	}
+	return true;
+}
+
+/* Length of s capped at max, backed off to a UTF-8 character boundary. */
+static size_t cap_len(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+
+	if (n <= max)
+		return n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
+
+static void put_ids(union atel_slot *d, const atel_span *s)
+{
+	memcpy(d->raw + 16, s->ctx.trace_id, 16);
+	memcpy(d->raw + 32, s->ctx.span_id, 8);
+}
+
+/* Lookup (lock-free) or intern a name; NULL for NULL/empty/too long (counted). */
+static const struct atel__str *name_of(struct atel__tls *t, const char *name, const char *what)
+{
+	const struct atel__str *e;
+	size_t n;
+
+	if (!name || !*name) {
+		atel__invalid(t, what);
+		return NULL;
+	}
+	n = cap_len(name, ATEL_STR_MAX);
+	e = atel__str_find(name, n);
+	if (!e)
+		e = atel__intern(name, n);
+	if (!e)
+		atel__invalid(t, "out of memory or string ids");
+	return e;
+}
+
+static void write_start(struct atel__tls *t, const atel_span *s, const struct atel__str *name)
+{
+	uint64_t now;
+	union atel_slot *d;
+
+	if (!atel__enter(t))
+		return;
+	now = atel__now_ns();
+	if (span_reserve(t, &name, 1, 1, 1, now)) {
+		d = atel__ring_slot(&t->w, 0);
+		d->words[0] = atel__hdr_word(ATEL_REC_SPAN_START, 0, 0, name->id);
+		d->words[1] = now;
+		put_ids(d, s);
+		memcpy(d->raw + 40, s->parent_id, 8);
+		d->words[6] = (uint64_t)s->kind | ((uint64_t)s->ctx.trace_flags << 8);
+		d->words[7] = 0;
+		atel__publish(t, 1, 0, 1);
+	}
+	atel__leave(t);
+}
+
+static atel_span span_new(struct atel__tls *t, const char *name, atel_span_kind kind, const atel_span_context *parent)
+{
+	atel_span s;
+	const struct atel__str *nm;
+
+	memset(&s, 0, sizeof(s));
+	atel__once();
+	nm = name_of(t, name, "span name is NULL or empty");
+	if (!nm)
+		return s;
+	if (kind < ATEL_SPAN_INTERNAL || kind > ATEL_SPAN_CONSUMER) {
+		atel__invalid(t, "unknown span kind: recorded as INTERNAL");
+		kind = ATEL_SPAN_INTERNAL;
+	}
+	rng_check(t);
+	if (parent) {
+		memcpy(s.ctx.trace_id, parent->trace_id, 16);
+		memcpy(s.parent_id, parent->span_id, 8);
+		/* W3C: propagate the defined flags (sampled, random); unknown flags are zeroed */
+		s.ctx.trace_flags = parent->trace_flags & (ATEL_TRACE_FLAG_SAMPLED | ATEL_TRACE_FLAG_RANDOM);
+		s.ctx.tracestate = parent->tracestate;
+	} else {
+		new_trace_id(t, s.ctx.trace_id);
+		s.ctx.trace_flags = ATEL_TRACE_FLAG_SAMPLED | ATEL_TRACE_FLAG_RANDOM;
+	}
+	new_span_id(t, s.ctx.span_id);
+	s.name_id = nm->id;
+	s.kind = (uint8_t)kind;
+	s.state = 1;
+	write_start(t, &s, nm);
+	return s;
+}
+
+atel_span atel_trace_start(const char *name, atel_span_kind kind)
+{
+	return span_new(&atel__t, name, kind, NULL);
+}
+
+atel_span atel_span_start(const atel_span *parent, const char *name, atel_span_kind kind)
+{
+	if (!parent || parent->state == 0)
+		return span_new(&atel__t, name, kind, NULL);
+	return span_new(&atel__t, name, kind, &parent->ctx);
+}
+
+atel_span atel_trace_continue(const atel_span_context *ctx, const char *name, atel_span_kind kind)
+{
+	if (!ctx || all_zero(ctx->trace_id, 16) || all_zero(ctx->span_id, 8))
+		return span_new(&atel__t, name, kind, NULL);
+	return span_new(&atel__t, name, kind, ctx);
+}
+
+static bool live(struct atel__tls *t, const atel_span *s)
+{
+	if (!s || s->state == 0)
+		return false;
+	if (s->state != 1) {
+		atel__invalid(t, "span already ended");
+		return false;
+	}
+	return true;
+}
+
+/* Slots an attribute takes. */
+static unsigned attr_slots(const atel_attr *a, size_t *vlen)
+{
+	*vlen = 0;
+	if (a->type != ATEL_ATTR_STR)
+		return 1;
+	*vlen = a->v.s ? cap_len(a->v.s, ATEL_STR_MAX) : 0;
+	return 1 + atel__cont_for((unsigned)*vlen, ATEL_ATTR_STR_INLINE, ATEL_RECORD_SIZE);
+}
+
+/* Writes one SPAN_ATTR at reservation offset off. @return slots used. */
+static unsigned put_attr(struct atel__tls *t, uint64_t off, const atel_span *s, uint32_t key_id, const atel_attr *a,
+			 unsigned flags, uint64_t now)
+{
+	union atel_slot *d = atel__ring_slot(&t->w, off);
+	size_t vlen;
+	unsigned n = attr_slots(a, &vlen), cont = n - 1;
+	const char *p;
+
+	d->words[0] = atel__hdr_word(ATEL_REC_SPAN_ATTR, flags, cont, key_id);
+	d->words[1] = now;
+	put_ids(d, s);
+	d->words[5] = (uint64_t)a->type | ((uint64_t)vlen << 16);
+	d->words[6] = d->words[7] = 0;
+	switch (a->type) {
+	case ATEL_ATTR_INT:
+		memcpy(d->raw + 48, &a->v.i, 8);
+		break;
+	case ATEL_ATTR_DOUBLE:
+		memcpy(d->raw + 48, &a->v.d, 8);
+		break;
+	case ATEL_ATTR_BOOL:
+		d->raw[48] = a->v.b ? 1 : 0;
+		break;
+	default:
+		p = a->v.s ? a->v.s : "";
+		memcpy(d->raw + 48, p, vlen < ATEL_ATTR_STR_INLINE ? vlen : ATEL_ATTR_STR_INLINE);
+		for (unsigned c = 0; c < cont; c++) {
+			union atel_slot *x = atel__ring_slot(&t->w, off + 1 + c);
+			size_t from = ATEL_ATTR_STR_INLINE + (size_t)c * ATEL_RECORD_SIZE;
+			size_t k = vlen - from < ATEL_RECORD_SIZE ? vlen - from : ATEL_RECORD_SIZE;
+			memcpy(x->raw, p + from, k);
+			memset(x->raw + k, 0, ATEL_RECORD_SIZE - k);
+		}
+		break;
+	}
+	return n;
+}
+
+static bool attr_ok(struct atel__tls *t, const atel_attr *a)
+{
+	if (!a->key || !*a->key) {
+		atel__invalid(t, "attribute key is NULL or empty");
+		return false;
+	}
+	if (a->type < ATEL_ATTR_STR || a->type > ATEL_ATTR_BOOL) {
+		atel__invalid(t, "unknown attribute type");
+		return false;
+	}
+	return true;
+}
+
+static void set_attr(const atel_span *s, const atel_attr *a)
+{
+	struct atel__tls *t = &atel__t;
+	const struct atel__str *key;
+	uint64_t now;
+	size_t vlen;
+
+	if (!live(t, s) || !attr_ok(t, a))
+		return;
+	if (!(key = name_of(t, a->key, "attribute key is NULL or empty")))
+		return;
+	if (!atel__enter(t))
+		return;
+	now = atel__now_ns();
+	if (span_reserve(t, &key, 1, attr_slots(a, &vlen), 1, now)) {
+		unsigned n = put_attr(t, 0, s, key->id, a, 0, now);
+		atel__publish(t, n, 0, 1);
+	}
+	atel__leave(t);
+}
+
+void atel_span_set_str(const atel_span *s, const char *key, const char *value)
+{
+	set_attr(s, &ATEL_ATTR_S(key, value));
+}
+
+void atel_span_set_int(const atel_span *s, const char *key, int64_t value)
+{
+	set_attr(s, &ATEL_ATTR_I(key, value));
+}
+
+void atel_span_set_double(const atel_span *s, const char *key, double value)
+{
+	set_attr(s, &ATEL_ATTR_D(key, value));
+}
+
+void atel_span_set_bool(const atel_span *s, const char *key, bool value)
+{
+	set_attr(s, &ATEL_ATTR_B(key, value));
+}
+
+void atel_span_set_attrs(const atel_span *s, const atel_attr *attrs, size_t n)
+{
+	for (size_t i = 0; attrs && i < n; i++)
+		set_attr(s, &attrs[i]);
+}
+
+void atel_span_add_event_attrs(const atel_span *s, const char *name, const atel_attr *attrs, size_t n)
+{
+	struct atel__tls *t = &atel__t;
+	const struct atel__str *defs[1 + ATEL_EVENT_ATTRS_MAX];
+	uint64_t now, slots = 1, off;
+	union atel_slot *d;
+	size_t vlen;
+
+	if (!live(t, s))
+		return;
+	if (n > ATEL_EVENT_ATTRS_MAX || (n && !attrs)) {
+		atel__invalidf(t, "span event: %zu attributes, at most %u", n, ATEL_EVENT_ATTRS_MAX);
+		return;
+	}
+	if (!(defs[0] = name_of(t, name, "event name is NULL or empty")))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (!attr_ok(t, &attrs[i]) || !(defs[1 + i] = name_of(t, attrs[i].key, "attribute key is NULL or empty")))
+			return;
+		slots += attr_slots(&attrs[i], &vlen);
+	}
+	if (!atel__enter(t))
+		return;
+	now = atel__now_ns();
+	if (span_reserve(t, defs, (unsigned)(1 + n), slots, 1 + n, now)) {
+		d = atel__ring_slot(&t->w, 0);
+		d->words[0] = atel__hdr_word(ATEL_REC_SPAN_EVENT, 0, 0, defs[0]->id);
+		d->words[1] = now;
+		put_ids(d, s);
+		d->words[5] = (uint64_t)n;
+		d->words[6] = d->words[7] = 0;
+		off = 1;
+		for (size_t i = 0; i < n; i++)
+			off += put_attr(t, off, s, defs[1 + i]->id, &attrs[i], ATEL_RECF_EVENT_ATTR, now);
+		atel__publish(t, slots, 0, 1 + n);
+	}
+	atel__leave(t);
+}
+
+void atel_span_add_event(const atel_span *s, const char *name)
+{
+	atel_span_add_event_attrs(s, name, NULL, 0);
+}
+
+/* SPAN_END and SPAN_ERROR share the message layout: u16 at 42, 20 inline bytes at 44, continuation. */
+static void put_msg(struct atel__tls *t, union atel_slot *d, const char *msg, size_t len, unsigned cont)
+{
+	size_t first = len < ATEL_MSG_INLINE ? len : ATEL_MSG_INLINE;
+	uint16_t l16 = (uint16_t)len;
+
+	memcpy(d->raw + 42, &l16, 2);
+	memset(d->raw + 44, 0, ATEL_MSG_INLINE);
+	if (first)
+		memcpy(d->raw + 44, msg, first);
+	for (unsigned c = 0; c < cont; c++) {
+		union atel_slot *x = atel__ring_slot(&t->w, 1 + c);
+		size_t from = ATEL_MSG_INLINE + (size_t)c * ATEL_RECORD_SIZE;
+		size_t k = len - from < ATEL_RECORD_SIZE ? len - from : ATEL_RECORD_SIZE;
+		memcpy(x->raw, msg + from, k);
+		memset(x->raw + k, 0, ATEL_RECORD_SIZE - k);
+	}
+}
+
+void atel_span_record_error(const atel_span *s, const char *type, const char *message)
+{
+	struct atel__tls *t = &atel__t;
+	const struct atel__str *ty;
+	size_t len;
+	unsigned cont;
+	uint64_t now;
+	union atel_slot *d;
+
+	if (!live(t, s))
+		return;
+	if (!(ty = name_of(t, type && *type ? type : "error", "")))
+		return;
+	len = message ? cap_len(message, ATEL_STR_MAX) : 0;
+	cont = atel__cont_for((unsigned)len, ATEL_MSG_INLINE, ATEL_RECORD_SIZE);
+	if (!atel__enter(t))
+		return;
+	now = atel__now_ns();
+	if (span_reserve(t, &ty, 1, 1 + cont, 1, now)) {
+		d = atel__ring_slot(&t->w, 0);
+		d->words[0] = atel__hdr_word(ATEL_REC_SPAN_ERROR, 0, cont, ty->id);
+		d->words[1] = now;
+		put_ids(d, s);
+		d->words[5] = 0;
+		put_msg(t, d, message, len, cont);
+		atel__publish(t, 1 + cont, 0, 1);
+	}
+	atel__leave(t);
+}
+
+void atel_span_end(atel_span *s, atel_status_code code, const char *message)
+{
+	struct atel__tls *t = &atel__t;
+	size_t len;
+	unsigned cont;
+	uint64_t now;
+	union atel_slot *d;
+
+	if (!s || s->state != 1)
+		return; /* not started, or already ended: harmless */
+	s->state = 2;
+	if (code < ATEL_STATUS_UNSET || code > ATEL_STATUS_ERROR) {
+		atel__invalid(t, "unknown status code: recorded as UNSET");
+		code = ATEL_STATUS_UNSET;
+	}
+	len = message ? cap_len(message, ATEL_STR_MAX) : 0;
+	cont = atel__cont_for((unsigned)len, ATEL_MSG_INLINE, ATEL_RECORD_SIZE);
+	if (!atel__enter(t))
+		return;
+	now = atel__now_ns();
+	if (span_reserve(t, NULL, 0, 1 + cont, 1, now)) {
+		d = atel__ring_slot(&t->w, 0);
+		d->words[0] = atel__hdr_word(ATEL_REC_SPAN_END, 0, cont, 0);
+		d->words[1] = now;
+		put_ids(d, s);
+		d->words[5] = (uint64_t)code;
+		put_msg(t, d, message, len, cont);
+		atel__publish(t, 1 + cont, 0, 1);
+	}
+	atel__leave(t);
+}

@@ -1,0 +1,673 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libatel unit tests: what the library writes into its ring, byte for byte;
+ * validation; the catalog helpers; ring-full behaviour of definitions vs
+ * uses; shutdown; no-sidecar and late attach. Each test attaches to its own
+ * segment file and shuts the library down at the end.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <cmocka.h>
+
+#include "catalog.h"
+#include "ptest.h"
+
+static char path[256];
+static struct atel_segment seg;
+
+static int setup_seg(uint32_t rings, uint32_t cap)
+{
+	static int n;
+	char tag[32];
+
+	snprintf(tag, sizeof(tag), "u%d", n++);
+	pt_path(path, sizeof(path), tag);
+	if (pt_create(&seg, path, rings, cap))
+		return -1;
+	return atel_init(path);
+}
+
+static void teardown_seg(void)
+{
+	atel_shutdown();
+	atel__segment_detach(&seg);
+	unlink(path);
+}
+
+static int my_ring(void)
+{
+	int tid = (int)syscall(SYS_gettid);
+
+	for (uint32_t i = 0; i < seg.ring_count; i++) {
+		struct atel_ring_desc *d = atel__seg_desc(&seg, i);
+		if (atomic_load(&d->state) == ATEL_RING_ACTIVE && d->owner_tid == tid)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Finds the series id whose SERIESDEF names `name` with label value `v0` for its first pair (or any). */
+static uint32_t series_id(const struct pt_ring *r, const char *name, const char *v0)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const union atel_slot *s = r->recs[i].s;
+		if (s->h.type != ATEL_REC_SERIESDEF || strcmp(pt_str(r, s->seriesdef.name_id), name) != 0)
+			continue;
+		if (!v0 || (s->seriesdef.nlabels && strcmp(pt_str(r, s->seriesdef.pairs[0].value_id), v0) == 0))
+			return s->h.id;
+	}
+	return 0;
+}
+
+/* Sum of SAMPLE values for a series id; *n gets the count. */
+static double samples_of(const struct pt_ring *r, uint32_t id, size_t *n)
+{
+	double sum = 0;
+
+	*n = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		const union atel_slot *s = r->recs[i].s;
+		if (s->h.type == ATEL_REC_SAMPLE && s->h.id == id) {
+			sum += s->sample.value;
+			(*n)++;
+		}
+	}
+	return sum;
+}
+
+static void test_catalog(void **state)
+{
+	const struct atel_catalog_metric *m;
+
+	(void)state;
+	assert_int_equal(ATEL_CATALOG_COUNT, 16);
+	m = atel__catalog_find("tool_calls_total");
+	assert_non_null(m);
+	assert_int_equal(m->mtype, ATEL_MT_COUNTER);
+	assert_int_equal(m->nlabels, 2);
+	assert_string_equal(m->labels[0], "tool");
+	assert_string_equal(m->labels[1], "status");
+	assert_string_equal(m->help, "Total tool invocations");
+	m = atel__catalog_find("agent_tokens_used");
+	assert_non_null(m);
+	assert_int_equal(m->mtype, ATEL_MT_COUNTER);
+	assert_ptr_equal(atel__catalog_find_exposed("agent_tokens_used_total"), m);
+	assert_null(atel__catalog_find("agent_tokens_used_total"));
+	assert_ptr_equal(atel__catalog_find_exposed("tool_call_duration_seconds_bucket"),
+			 atel__catalog_find("tool_call_duration_seconds"));
+	for (unsigned i = 0; i < ATEL_CATALOG_COUNT; i++) {
+		m = &atel__catalog[i];
+		assert_ptr_equal(atel__catalog_find(m->name), m);
+		assert_int_equal(m->mtype == ATEL_MT_HISTOGRAM, m->nbounds > 0);
+		for (uint32_t b = 1; b < m->nbounds; b++)
+			assert_true(m->bounds[b] > m->bounds[b - 1]);
+	}
+	m = atel__catalog_find("agent_execution_duration_seconds");
+	assert_true(m->bounds[0] <= 0.005 && m->bounds[m->nbounds - 1] >= 1800);
+	m = atel__catalog_find("tool_call_duration_seconds");
+	assert_true(m->bounds[0] <= 0.001 && m->bounds[m->nbounds - 1] >= 120);
+}
+
+static void test_sample_bytes(void **state)
+{
+	struct pt_ring r;
+	atel_series c, g;
+	const union atel_slot *s;
+	long i;
+	int ring;
+	atel_stats st0, st1;
+
+	(void)state;
+	assert_int_equal(setup_seg(4, 1024), 0);
+	atel_stats_get(&st0);
+	c = atel_counter("jobs_done_total", "zone", "eu", "kind", "build", NULL);
+	assert_non_null(c);
+	/* same series regardless of pair order */
+	assert_ptr_equal(atel_counter("jobs_done_total", "kind", "build", "zone", "eu", NULL), c);
+	g = atel_gauge("queue_depth", NULL);
+	atel_add(c, 2);
+	atel_add(c, 3.5);
+	atel_set(g, -7);
+	atel_add(g, 1);
+	ring = my_ring();
+	assert_true(ring >= 0);
+	assert_int_equal(pt_read(&seg, (uint32_t)ring, &r), 0);
+	assert_int_equal(pt_check_defs(&r), 0);
+	/* BEGIN */
+	s = r.recs[0].s;
+	assert_int_equal(s->h.type, ATEL_REC_BEGIN);
+	assert_int_equal(s->h.id, atel__seg_desc(&seg, (uint32_t)ring)->generation);
+	assert_int_equal(s->begin.pid, getpid());
+	assert_int_equal(s->begin.tid, (int)syscall(SYS_gettid));
+	assert_int_equal(s->begin.ring, (uint32_t)ring);
+	assert_int_equal(s->begin.start, atel__proc_start_time(getpid()));
+	assert_int_equal(s->begin.reserved0, 0);
+	assert_int_equal(s->begin.reserved1, 0);
+	/* SERIESDEF for the counter: pairs sorted by key (kind < zone) */
+	i = pt_find(&r, ATEL_REC_SERIESDEF, 0);
+	assert_true(i > 0);
+	s = r.recs[i].s;
+	assert_int_equal(s->seriesdef.mtype, ATEL_MT_COUNTER);
+	assert_int_equal(s->seriesdef.nlabels, 2);
+	assert_string_equal(pt_str(&r, s->seriesdef.name_id), "jobs_done_total");
+	assert_string_equal(pt_str(&r, s->seriesdef.pairs[0].key_id), "kind");
+	assert_string_equal(pt_str(&r, s->seriesdef.pairs[0].value_id), "build");
+	assert_string_equal(pt_str(&r, s->seriesdef.pairs[1].key_id), "zone");
+	assert_string_equal(pt_str(&r, s->seriesdef.pairs[1].value_id), "eu");
+	assert_int_equal(s->seriesdef.bounds_id, 0);
+	assert_int_equal(s->seriesdef.reserved0, 0);
+	assert_int_equal(s->seriesdef.reserved1, 0);
+	assert_int_equal(s->seriesdef.pairs[2].key_id, 0);
+	assert_int_equal(s->seriesdef.pairs[3].value_id, 0);
+	/* the four samples, in order, with exact values and flags */
+	i = pt_find(&r, ATEL_REC_SAMPLE, 0);
+	s = r.recs[i].s;
+	assert_int_equal(s->h.id, r.recs[pt_find(&r, ATEL_REC_SERIESDEF, 0)].s->h.id);
+	assert_true(s->sample.value == 2.0);
+	assert_int_equal(s->h.flags, 0);
+	for (int k = 0; k < 5; k++)
+		assert_int_equal(s->sample.reserved[k], 0);
+	assert_true(r.recs[pt_find(&r, ATEL_REC_SAMPLE, 1)].s->sample.value == 3.5);
+	s = r.recs[pt_find(&r, ATEL_REC_SAMPLE, 2)].s;
+	assert_true(s->sample.value == -7.0);
+	assert_int_equal(s->h.flags, ATEL_RECF_SET);
+	assert_int_equal(s->h.id, r.recs[pt_find(&r, ATEL_REC_SERIESDEF, 1)].s->h.id);
+	s = r.recs[pt_find(&r, ATEL_REC_SAMPLE, 3)].s;
+	assert_int_equal(s->h.flags, 0);
+	assert_int_equal(pt_count(&r, ATEL_REC_SAMPLE), 4);
+	/* timestamps are wall-clock ns, non-decreasing */
+	for (size_t k = 1; k < r.n; k++)
+		assert_true(r.recs[k].s->h.ts_ns >= r.recs[k - 1].s->h.ts_ns);
+	assert_true(llabs((long long)(r.recs[r.n - 1].s->h.ts_ns / 1000000000ull) - (long long)time(NULL)) < 5);
+	atel_stats_get(&st1);
+	assert_int_equal(st1.records - st0.records, 4);
+	/* defs: 2 SERIESDEF + strings jobs_done_total kind build zone eu queue_depth */
+	assert_int_equal(st1.definitions - st0.definitions, 8);
+	assert_int_equal(pt_count(&r, ATEL_REC_STRDEF), 6);
+	pt_free(&r);
+	teardown_seg();
+}
+
+static void test_shutdown_end(void **state)
+{
+	struct pt_ring r;
+	int ring;
+	uint32_t gen;
+
+	(void)state;
+	assert_int_equal(setup_seg(2, 256), 0);
+	atel_add(atel_counter("x_total", NULL), 1);
+	ring = my_ring();
+	assert_true(ring >= 0);
+	gen = atel__seg_desc(&seg, (uint32_t)ring)->generation;
+	atel_shutdown();
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, (uint32_t)ring)->state), ATEL_RING_FREE);
+	assert_int_equal(pt_read(&seg, (uint32_t)ring, &r), 0);
+	assert_int_equal(r.recs[r.n - 1].s->h.type, ATEL_REC_END);
+	assert_int_equal(r.recs[r.n - 1].s->h.id, gen);
+	pt_free(&r);
+	/* after shutdown: calls are no-ops, nothing more is written */
+	atel_add(atel_counter("x_total", NULL), 1);
+	assert_int_equal(pt_read(&seg, (uint32_t)ring, &r), 0);
+	assert_int_equal(r.recs[r.n - 1].s->h.type, ATEL_REC_END);
+	pt_free(&r);
+	atel__segment_detach(&seg);
+	unlink(path);
+}
+
+static void test_histogram_and_cont(void **state)
+{
+	static const double b7[] = { 1, 2, 4, 8, 16, 32, 64 };
+	struct pt_ring r;
+	atel_series h, wide;
+	const union atel_slot *s;
+	const char *kv[32];
+	char keys[16][8], vals[16][8];
+	char longname[120];
+	long i;
+
+	(void)state;
+	assert_int_equal(setup_seg(2, 1024), 0);
+	h = atel_histogram_bounds("payload_bytes", b7, 7, "route", "a", NULL);
+	assert_non_null(h);
+	atel_observe(h, 5);
+	for (int k = 0; k < 16; k++) {
+		snprintf(keys[k], sizeof(keys[k]), "k%02d", 15 - k);
+		snprintf(vals[k], sizeof(vals[k]), "v%02d", 15 - k);
+		kv[2 * k] = keys[k];
+		kv[2 * k + 1] = vals[k];
+	}
+	wide = atel_series_get(ATEL_GAUGE, "wide_gauge", kv, 16);
+	assert_non_null(wide);
+	memset(longname, 'n', sizeof(longname));
+	memcpy(longname, "long_", 5);
+	longname[sizeof(longname) - 1] = '\0';
+	atel_set(wide, 1);
+	atel_add(atel_counter(longname, NULL), 1);
+	assert_int_equal(pt_read(&seg, (uint32_t)my_ring(), &r), 0);
+	assert_int_equal(pt_check_defs(&r), 0);
+	/* BOUNDS: 7 values, 5 inline + 1 continuation slot */
+	i = pt_find(&r, ATEL_REC_BOUNDS, 0);
+	assert_true(i > 0);
+	s = r.recs[i].s;
+	assert_int_equal(s->bounds.count, 7);
+	assert_int_equal(s->h.cont, 1);
+	assert_int_equal(r.recs[i].nslots, 2);
+	assert_true(s->bounds.bounds[4] == 16.0);
+	{
+		const union atel_slot *c = s + 1;
+		double d5, d6, d7;
+		memcpy(&d5, &c->words[0], 8);
+		memcpy(&d6, &c->words[1], 8);
+		memcpy(&d7, &c->words[2], 8);
+		assert_true(d5 == 32.0 && d6 == 64.0);
+		assert_true(d7 == 0.0);
+	}
+	i = pt_find(&r, ATEL_REC_SERIESDEF, 0);
+	s = r.recs[i].s;
+	assert_int_equal(s->seriesdef.mtype, ATEL_MT_HISTOGRAM);
+	assert_int_equal(s->seriesdef.bounds_id, r.recs[pt_find(&r, ATEL_REC_BOUNDS, 0)].s->h.id);
+	/* 16 labels: 4 inline + 12 in two continuation slots, sorted k00..k15 */
+	i = pt_find(&r, ATEL_REC_SERIESDEF, 1);
+	s = r.recs[i].s;
+	assert_int_equal(s->seriesdef.nlabels, 16);
+	assert_int_equal(s->h.cont, 2);
+	{
+		const struct atel_label_pair *p = (const struct atel_label_pair *)(const void *)(s + 1)->raw;
+		assert_string_equal(pt_str(&r, s->seriesdef.pairs[0].key_id), "k00");
+		assert_string_equal(pt_str(&r, s->seriesdef.pairs[3].value_id), "v03");
+		assert_string_equal(pt_str(&r, p[0].key_id), "k04");
+		assert_string_equal(pt_str(&r, p[11].value_id), "v15");
+		assert_int_equal(p[12].key_id, 0); /* padding of the last slot is zero */
+	}
+	/* a 119-byte name: 44 inline + 75 in two continuation slots */
+	for (size_t k = 0; k < r.n; k++) {
+		s = r.recs[k].s;
+		if (s->h.type == ATEL_REC_STRDEF && s->strdef.len == 119) {
+			assert_int_equal(s->h.cont, 2);
+			assert_string_equal(pt_str(&r, s->h.id), longname);
+			assert_int_equal((s + 2)->raw[63], 0);
+		}
+	}
+	pt_free(&r);
+	/* 17 labels are rejected */
+	kv[0] = "a";
+	assert_null(atel_series_get(ATEL_GAUGE, "wide_gauge", kv, 17));
+	teardown_seg();
+}
+
+static void test_validation(void **state)
+{
+	struct pt_ring r;
+	atel_stats st0, st1;
+	atel_series c;
+	size_t before;
+
+	(void)state;
+	assert_int_equal(setup_seg(2, 1024), 0);
+	c = atel_counter("ok_total", "a", "1", NULL);
+	atel_add(c, 1);
+	assert_int_equal(pt_read(&seg, (uint32_t)my_ring(), &r), 0);
+	before = r.n;
+	pt_free(&r);
+	atel_stats_get(&st0);
+	assert_null(atel_counter("9bad", NULL));
+	assert_non_null(strstr(atel_last_error(), "'9bad' is invalid"));
+	assert_null(atel_counter("bad-name", NULL));
+	assert_null(atel_counter("ok_total", "__reserved", "x", NULL));
+	assert_non_null(strstr(atel_last_error(), "__reserved"));
+	assert_null(atel_counter("ok_total", "a-b", "x", NULL));
+	assert_null(atel_counter("ok_total", "a", "1", "a", "2", NULL));
+	assert_non_null(strstr(atel_last_error(), "given twice"));
+	assert_null(atel_counter("ok_total", "a", "", NULL));
+	assert_null(atel_counter("ok_total", "a", "\xff\xfe", NULL));
+	/* type clash with the existing counter and with a catalog metric */
+	assert_null(atel_gauge("ok_total", "a", "1", NULL));
+	assert_non_null(strstr(atel_last_error(), "is a counter, not a gauge"));
+	assert_null(atel_gauge("tool_calls_total", "tool", "x", "status", "success", NULL));
+	assert_null(atel_histogram("agent_tokens_used", "agent_type", "x", "model", "y", NULL));
+	/* label set clash: same metric, other keys */
+	assert_null(atel_counter("ok_total", "b", "1", NULL));
+	assert_non_null(strstr(atel_last_error(), "label keys differ"));
+	assert_null(atel_counter("tool_calls_total", "tool", "x", NULL));
+	/* histogram 'le' label, bad bounds */
+	assert_null(atel_histogram("lat_seconds", "le", "1", NULL));
+	assert_null(atel_histogram_bounds("lat2_seconds", (const double[]){ 1, 1 }, 2, NULL));
+	assert_null(atel_histogram_bounds("lat3_seconds", (const double[]){ 1, NAN }, 2, NULL));
+	/* values */
+	atel_add(c, -1);
+	assert_non_null(strstr(atel_last_error(), ">= 0"));
+	atel_add(c, NAN);
+	atel_set(c, 1);
+	assert_string_equal(atel_last_error(), "atel_set on a series that is not a gauge");
+	atel_observe(c, 1);
+	atel_add(NULL, 1);
+	atel_stats_get(&st1);
+	assert_int_equal(st1.invalid - st0.invalid, 20);
+	assert_int_equal(st1.records, st0.records);
+	/* nothing was written for any of them */
+	assert_int_equal(pt_read(&seg, (uint32_t)my_ring(), &r), 0);
+	assert_int_equal(r.n, before);
+	pt_free(&r);
+	/* the catalog metrics accept their REFERENCE label sets */
+	assert_non_null(atel_counter("tool_calls_total", "status", "success", "tool", "Read", NULL));
+	teardown_seg();
+}
+
+static void test_helpers(void **state)
+{
+	struct pt_ring r;
+	size_t n;
+	uint32_t id;
+	int ring;
+
+	(void)state;
+	assert_int_equal(setup_seg(2, 4096), 0);
+	atel_track_tool_usage(&(atel_tool_usage){ .tool = "Read", .duration_ms = 250, .success = true });
+	atel_track_tool_usage(&(atel_tool_usage){ .tool = "Read", .duration_ms = 50, .success = false,
+						   .error_type = "timeout" });
+	atel_track_agent_execution(&(atel_agent_execution){ .agent_id = "coder-123", .agent_type = "coder",
+							    .duration_ms = 5000, .tokens = 1500, .success = true,
+							    .phase = "code" });
+	atel_track_context_usage(&(atel_context_usage){ .used = 75000, .total = 200000, .agent_id = "coder-123" });
+	atel_track_task(&(atel_task_info){ .task_type = "build", .duration_ms = 1500, .success = false,
+					    .error_type = "oom" });
+	atel_track_queue_size("high", 7);
+	atel_track_error(&(atel_error_info){ .component = "planner", .error_type = "parse" });
+	ring = my_ring();
+	assert_int_equal(pt_read(&seg, (uint32_t)ring, &r), 0);
+	assert_int_equal(pt_check_defs(&r), 0);
+	/* tool calls: tool_calls_total{tool,status} x2, duration x2, success 1, failure 1 */
+	id = series_id(&r, "tool_calls_total", NULL);
+	assert_true(id);
+	assert_true(samples_of(&r, id, &n) == 1.0 && n == 1);
+	{
+		/* the failure series: pairs sorted (status < tool) */
+		uint32_t fid = 0;
+		for (size_t i = 0; i < r.n; i++) {
+			const union atel_slot *s = r.recs[i].s;
+			if (s->h.type == ATEL_REC_SERIESDEF &&
+			    !strcmp(pt_str(&r, s->seriesdef.name_id), "tool_calls_total") &&
+			    !strcmp(pt_str(&r, s->seriesdef.pairs[0].value_id), "failure"))
+				fid = s->h.id;
+		}
+		assert_true(fid && fid != id);
+		assert_true(samples_of(&r, fid, &n) == 1.0 && n == 1);
+	}
+	id = series_id(&r, "tool_call_duration_seconds", "Read");
+	assert_true(fabs(samples_of(&r, id, &n) - 0.3) < 1e-12 && n == 2);
+	id = series_id(&r, "tool_call_success_total", "Read");
+	assert_true(samples_of(&r, id, &n) == 1.0 && n == 1);
+	id = series_id(&r, "tool_call_failure_total", "timeout"); /* error_type sorts before tool */
+	assert_true(samples_of(&r, id, &n) == 1.0 && n == 1);
+	/* agent execution */
+	id = series_id(&r, "agent_execution_total", "coder");
+	assert_true(samples_of(&r, id, &n) == 1.0 && n == 1);
+	id = series_id(&r, "agent_execution_duration_seconds", "coder");
+	assert_true(samples_of(&r, id, &n) == 5.0 && n == 1);
+	id = series_id(&r, "agent_tokens_used", "coder");
+	assert_true(samples_of(&r, id, &n) == 1500.0 && n == 1);
+	/* context */
+	id = series_id(&r, "context_window_utilization", "coder-123");
+	assert_true(samples_of(&r, id, &n) == 37.5 && n == 1);
+	id = series_id(&r, "context_window_size_tokens", "coder-123");
+	assert_true(samples_of(&r, id, &n) == 200000.0 && n == 1);
+	id = series_id(&r, "context_window_used_tokens", "coder-123");
+	assert_true(samples_of(&r, id, &n) == 75000.0 && n == 1);
+	/* tasks and queue */
+	id = series_id(&r, "task_duration_seconds", NULL);
+	assert_true(samples_of(&r, id, &n) == 1.5 && n == 1);
+	assert_int_equal(series_id(&r, "task_success_total", NULL), 0);
+	id = series_id(&r, "task_failure_total", "oom");
+	assert_true(samples_of(&r, id, &n) == 1.0 && n == 1);
+	id = series_id(&r, "task_queue_size", "high");
+	assert_true(samples_of(&r, id, &n) == 7.0 && n == 1);
+	/* errors: error_total += 1, error_rate = 1/60 after the first error */
+	id = series_id(&r, "error_total", "planner");
+	assert_true(samples_of(&r, id, &n) == 1.0 && n == 1);
+	id = series_id(&r, "error_rate", "planner");
+	assert_true(fabs(samples_of(&r, id, &n) - 1.0 / 60) < 1e-9 && n == 1);
+	/* exactly these series and no others: 16 catalog series touched minus task_success, plus the tool/status pair */
+	assert_int_equal(pt_count(&r, ATEL_REC_SERIESDEF), 16);
+	assert_int_equal(pt_count(&r, ATEL_REC_SAMPLE), 17);
+	pt_free(&r);
+	teardown_seg();
+}
+
+static void test_spans(void **state)
+{
+	struct pt_ring r;
+	atel_span root, child, copy;
+	const union atel_slot *s;
+	char longmsg[100];
+	long i;
+
+	(void)state;
+	assert_int_equal(setup_seg(2, 1024), 0);
+	root = atel_trace_start("orchestration-session", ATEL_SPAN_SERVER);
+	assert_int_equal(root.state, 1);
+	atel_span_set_str(&root, "sessionId", "session-123");
+	atel_span_set_int(&root, "totalAgents", 5);
+	atel_span_set_double(&root, "ratio", 0.25);
+	atel_span_set_bool(&root, "retry", true);
+	child = atel_span_start(&root, "coder-execution", ATEL_SPAN_INTERNAL);
+	assert_memory_equal(child.ctx.trace_id, root.ctx.trace_id, 16);
+	assert_memory_equal(child.parent_id, root.ctx.span_id, 8);
+	assert_memory_not_equal(child.ctx.span_id, root.ctx.span_id, 8);
+	atel_span_add_event_attrs(&child, "code_generation_started",
+				  (atel_attr[]){ ATEL_ATTR_I("files", 3), ATEL_ATTR_S("language", "typescript") }, 2);
+	memset(longmsg, 'm', sizeof(longmsg) - 1);
+	longmsg[sizeof(longmsg) - 1] = '\0';
+	atel_span_record_error(&child, "TimeoutError", longmsg);
+	atel_span_end(&child, ATEL_STATUS_ERROR, "boom");
+	copy = child;
+	atel_span_end(&child, ATEL_STATUS_OK, NULL); /* second end: ignored */
+	assert_int_equal(child.state, 2);
+	atel_span_end(&root, ATEL_STATUS_OK, NULL);
+	(void)copy;
+	assert_int_equal(pt_read(&seg, (uint32_t)my_ring(), &r), 0);
+	assert_int_equal(pt_check_defs(&r), 0);
+	assert_int_equal(pt_count(&r, ATEL_REC_SPAN_START), 2);
+	assert_int_equal(pt_count(&r, ATEL_REC_SPAN_END), 2);
+	s = r.recs[pt_find(&r, ATEL_REC_SPAN_START, 0)].s;
+	assert_string_equal(pt_str(&r, s->h.id), "orchestration-session");
+	assert_memory_equal(s->span_start.trace_id, root.ctx.trace_id, 16);
+	assert_memory_equal(s->span_start.span_id, root.ctx.span_id, 8);
+	assert_true(s->span_start.parent_id[0] == 0 && !memcmp(s->span_start.parent_id, "\0\0\0\0\0\0\0\0", 8));
+	assert_int_equal(s->span_start.kind, ATEL_SPAN_SERVER);
+	assert_int_equal(s->span_start.trace_flags, 3);
+	for (int k = 0; k < 14; k++)
+		assert_int_equal(s->span_start.reserved[k], 0);
+	/* attributes, typed */
+	s = r.recs[pt_find(&r, ATEL_REC_SPAN_ATTR, 0)].s;
+	assert_string_equal(pt_str(&r, s->h.id), "sessionId");
+	assert_int_equal(s->span_attr.vtype, ATEL_VT_STR);
+	assert_int_equal(s->span_attr.vlen, 11);
+	assert_memory_equal(s->span_attr.v.s, "session-123\0\0\0\0\0", 16);
+	assert_int_equal(s->h.flags, 0);
+	s = r.recs[pt_find(&r, ATEL_REC_SPAN_ATTR, 1)].s;
+	assert_int_equal(s->span_attr.vtype, ATEL_VT_INT);
+	assert_int_equal(s->span_attr.v.i, 5);
+	assert_int_equal(s->span_attr.vlen, 0);
+	s = r.recs[pt_find(&r, ATEL_REC_SPAN_ATTR, 2)].s;
+	assert_true(s->span_attr.v.d == 0.25);
+	s = r.recs[pt_find(&r, ATEL_REC_SPAN_ATTR, 3)].s;
+	assert_int_equal(s->span_attr.vtype, ATEL_VT_BOOL);
+	assert_int_equal(s->span_attr.v.b, 1);
+	/* event followed directly by its two EVENT_ATTR records */
+	i = pt_find(&r, ATEL_REC_SPAN_EVENT, 0);
+	s = r.recs[i].s;
+	assert_string_equal(pt_str(&r, s->h.id), "code_generation_started");
+	assert_int_equal(s->span_event.nattrs, 2);
+	assert_memory_equal(s->span_event.span_id, child.ctx.span_id, 8);
+	assert_int_equal(r.recs[i + 1].s->h.type, ATEL_REC_SPAN_ATTR);
+	assert_int_equal(r.recs[i + 1].s->h.flags, ATEL_RECF_EVENT_ATTR);
+	assert_string_equal(pt_str(&r, r.recs[i + 1].s->h.id), "files");
+	assert_int_equal(r.recs[i + 2].s->h.flags, ATEL_RECF_EVENT_ATTR);
+	assert_string_equal(pt_str(&r, r.recs[i + 2].s->h.id), "language");
+	assert_int_equal(r.recs[i + 2].s->span_attr.vlen, 10);
+	/* error: 99-byte message, 20 inline + 79 in two continuation slots */
+	i = pt_find(&r, ATEL_REC_SPAN_ERROR, 0);
+	s = r.recs[i].s;
+	assert_string_equal(pt_str(&r, s->h.id), "TimeoutError");
+	assert_int_equal(s->span_error.msg_len, 99);
+	assert_int_equal(s->h.cont, 2);
+	assert_memory_equal(s->span_error.msg, longmsg, 20);
+	assert_memory_equal((s + 1)->raw, longmsg + 20, 64);
+	assert_int_equal((s + 2)->raw[14], 'm');
+	assert_int_equal((s + 2)->raw[15], 0);
+	/* ends: child ERROR "boom" (once), root OK */
+	s = r.recs[pt_find(&r, ATEL_REC_SPAN_END, 0)].s;
+	assert_memory_equal(s->span_end.span_id, child.ctx.span_id, 8);
+	assert_int_equal(s->span_end.status, ATEL_STATUS_ERROR);
+	assert_int_equal(s->span_end.msg_len, 4);
+	assert_memory_equal(s->span_end.msg, "boom\0", 5);
+	s = r.recs[pt_find(&r, ATEL_REC_SPAN_END, 1)].s;
+	assert_memory_equal(s->span_end.span_id, root.ctx.span_id, 8);
+	assert_int_equal(s->span_end.status, ATEL_STATUS_OK);
+	assert_int_equal(s->span_end.msg_len, 0);
+	pt_free(&r);
+	teardown_seg();
+}
+
+/* Ring full: no use is written without its definition; LOSS appears when space returns. */
+static void test_ring_full(void **state)
+{
+	struct pt_ring r;
+	atel_series a, b;
+	atel_stats st0, st1;
+	char longname[120];
+	long i;
+
+	(void)state;
+	assert_int_equal(setup_seg(1, 64), 0);
+	atel_stats_get(&st0);
+	a = atel_counter("fill_total", NULL);
+	for (int k = 0; k < 59; k++)
+		atel_add(a, 1);
+	assert_int_equal(my_ring(), 0);
+	/* BEGIN + STRDEF + SERIESDEF + 59 samples: 62 of 64 slots; the long name needs 3 */
+	memset(longname, 'g', sizeof(longname));
+	longname[sizeof(longname) - 1] = '\0';
+	b = atel_gauge(longname, NULL);
+	assert_non_null(b);
+	atel_set(b, 42);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->drops_nodef), 1);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->head), 62);
+	/* the next record fits after its LOSS record; then the ring is full */
+	atel_add(a, 2);
+	for (int k = 0; k < 100; k++)
+		atel_add(a, 1);
+	atel_set(b, 1);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->drops_full), 101);
+	atel_stats_get(&st1);
+	assert_int_equal(st1.drops_ring_full - st0.drops_ring_full, 101);
+	assert_int_equal(st1.drops_no_def - st0.drops_no_def, 1);
+	assert_int_equal(pt_read(&seg, 0, &r), 0);
+	assert_int_equal(r.n, 64);
+	assert_int_equal(pt_check_defs(&r), 0);
+	assert_int_equal(pt_count(&r, ATEL_REC_SERIESDEF), 1); /* never the gauge's */
+	assert_int_equal(r.recs[62].s->h.type, ATEL_REC_LOSS);
+	assert_int_equal(r.recs[62].s->h.id, ATEL_LOSS_NO_DEF);
+	assert_int_equal(r.recs[62].s->loss.count, 1);
+	assert_true(r.recs[63].s->sample.value == 2.0);
+	pt_free(&r);
+	/* space returns: LOSS first, then the definitions, then the use */
+	pt_drain(&seg, 0);
+	atel_set(b, 43);
+	assert_int_equal(pt_read(&seg, 0, &r), 0);
+	assert_int_equal(r.recs[0].s->h.type, ATEL_REC_LOSS);
+	assert_int_equal(r.recs[0].s->h.id, ATEL_LOSS_RING_FULL);
+	assert_int_equal(r.recs[0].s->loss.count, 101);
+	assert_true(r.recs[0].s->loss.first_ns <= r.recs[0].s->loss.last_ns);
+	assert_int_equal(r.recs[1].s->h.type, ATEL_REC_STRDEF);
+	assert_int_equal(r.recs[1].nslots, 3);
+	assert_string_equal(pt_str(&r, r.recs[1].s->h.id), longname);
+	assert_int_equal(r.recs[2].s->h.type, ATEL_REC_SERIESDEF);
+	i = pt_find(&r, ATEL_REC_SAMPLE, 0);
+	assert_int_equal(i, 3);
+	assert_int_equal(r.recs[i].s->h.id, r.recs[2].s->h.id);
+	assert_true(r.recs[i].s->sample.value == 43.0);
+	assert_int_equal(r.n, 4);
+	pt_free(&r);
+	/* the counter's definition still holds in this generation: no redefinition */
+	atel_add(a, 5);
+	assert_int_equal(pt_read(&seg, 0, &r), 0);
+	assert_int_equal(r.n, 5);
+	assert_int_equal(r.recs[4].s->h.type, ATEL_REC_SAMPLE);
+	pt_free(&r);
+	teardown_seg();
+}
+
+/* Without a sidecar: cheap counted no-ops; the attach happens by itself once the segment exists. */
+static void test_late_sidecar(void **state)
+{
+	struct pt_ring r;
+	atel_stats st0, st1;
+	atel_series c;
+	atel_span sp;
+	char tp[64];
+	int rc, ring = -1;
+	uint64_t t0;
+
+	(void)state;
+	pt_path(path, sizeof(path), "late");
+	unlink(path);
+	atel_stats_get(&st0);
+	rc = atel_init(path);
+	assert_int_equal(rc, -ENOENT);
+	assert_false(atel_attached());
+	c = atel_counter("late_total", NULL);
+	assert_non_null(c);
+	for (int k = 0; k < 1000; k++)
+		atel_add(c, 1);
+	/* spans still get real ids and propagate */
+	sp = atel_trace_start("offline", ATEL_SPAN_INTERNAL);
+	assert_int_equal(atel_propagate(&sp, tp, sizeof(tp)), 55);
+	atel_span_end(&sp, ATEL_STATUS_OK, NULL);
+	atel_stats_get(&st1);
+	assert_int_equal(st1.drops_no_sidecar - st0.drops_no_sidecar, 1002);
+	/* at most one attach attempt per second, whatever the call rate */
+	assert_true(st1.attach_attempts - st0.attach_attempts <= 2);
+	assert_int_equal(pt_create(&seg, path, 2, 256), 0);
+	t0 = (uint64_t)time(NULL);
+	while (ring < 0 && (uint64_t)time(NULL) - t0 < 10) {
+		atel_add(c, 1);
+		ring = my_ring();
+		if (ring < 0)
+			usleep(20000);
+	}
+	assert_true(ring >= 0);
+	assert_true(atel_attached());
+	assert_int_equal(pt_read(&seg, (uint32_t)ring, &r), 0);
+	assert_int_equal(r.recs[0].s->h.type, ATEL_REC_BEGIN);
+	assert_int_equal(r.recs[1].s->h.type, ATEL_REC_LOSS);
+	assert_int_equal(r.recs[1].s->h.id, ATEL_LOSS_NO_SIDECAR);
+	assert_true(r.recs[1].s->loss.count >= 1002);
+	assert_int_equal(pt_count(&r, ATEL_REC_SAMPLE), 1);
+	pt_free(&r);
+	teardown_seg();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_catalog),
+		cmocka_unit_test(test_sample_bytes),
+		cmocka_unit_test(test_shutdown_end),
+		cmocka_unit_test(test_histogram_and_cont),
+		cmocka_unit_test(test_validation),
+		cmocka_unit_test(test_helpers),
+		cmocka_unit_test(test_spans),
+		cmocka_unit_test(test_ring_full),
+		cmocka_unit_test(test_late_sidecar),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
