@@ -401,14 +401,16 @@ static void read_first_line(const char *path, char *buf, size_t len)
 static void machine_line(char *buf, size_t len)
 {
 	struct utsname u;
-	char cs[64];
+	char cs[64], load[64];
 
 	read_first_line("/sys/devices/system/clocksource/clocksource0/current_clocksource", cs, sizeof(cs));
 	if (uname(&u) != 0)
 		memset(&u, 0, sizeof(u));
-	snprintf(buf, len, "%d CPUs, %s %s, clocksource %s, %.3f ns/tick, timer overhead %llu ticks", bench_ncpus(),
-		 u.sysname, u.release, cs[0] ? cs : "?", bench_ns_per_tick(),
-		 (unsigned long long)bench_timer_overhead());
+	read_first_line("/proc/loadavg", load, sizeof(load));
+	load[strcspn(load, " ")] = '\0'; /* the 1-minute figure: this machine may be shared */
+	snprintf(buf, len, "%d CPUs, %.32s %.64s, clocksource %.32s, %.3f ns/tick, timer overhead %llu ticks, load %.16s",
+		 bench_ncpus(), u.sysname, u.release, cs[0] ? cs : "?", bench_ns_per_tick(),
+		 (unsigned long long)bench_timer_overhead(), load[0] ? load : "?");
 }
 
 static int cmp_sections(const void *a, const void *b)
@@ -460,7 +462,7 @@ int main(int argc, char **argv)
 	const char *only = NULL;
 	bool list = false;
 	int c, failed = 0, ran = 0;
-	char machine[256];
+	char machine[512];
 
 	while ((c = getopt_long(argc, argv, "qjo:lvh", lo, NULL)) != -1) {
 		switch (c) {
