@@ -171,7 +171,10 @@ def summarize(msg, kind):
 
 def _anyvalue(v):
     w = v.WhichOneof("value")
-    return getattr(v, w) if w else None
+    x = getattr(v, w) if w else None
+    if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+        return repr(x)  # keep the summary valid JSON
+    return x
 
 
 if __name__ == "__main__":
