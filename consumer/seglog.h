@@ -22,6 +22,7 @@
 
 #include "atel_abi.h"
 #include "decode.h"
+#include "segformat.h" /* CHUNK/DEATH record layouts (ATEL_LOGREC_*) */
 
 struct atel_daemon_stats;
 
@@ -39,6 +40,10 @@ struct atel_seglog_opts {
 	uint32_t ring_count;
 	const struct atel_decoder *defs; /* definitions source for each new file's header frame */
 	struct atel_daemon_stats *stats; /* may be NULL */
+	/* additions (zero = default) */
+	uint32_t frame_bytes;            /* raw bytes per zstd frame; default 1 MiB (64 KiB .. 16 MiB) */
+	const uint64_t *resume_pos;      /* ring_count entries from atel__seglog_recover, or NULL: then */
+	const bool *resume_seen;         /*   open() reads them from the newest file of shm_instance */
 };
 
 struct atel_seglog;
@@ -77,6 +82,13 @@ int atel__seglog_reopen(struct atel_seglog *l);
 
 /* Flushes, fsyncs, closes. NULL-safe. @return 0 or the first error. */
 int atel__seglog_close(struct atel_seglog *l);
+
+/*
+ * Test hook: the next n frame writes fail with ENOSPC after writing half of
+ * the frame for real (a torn partial write). The environment variable
+ * ATEL_FAULT_WRITE=<n>, read by open(), does the same for whole-daemon tests.
+ */
+void atel__seglog_fault_writes(struct atel_seglog *l, unsigned n);
 
 /* "io_uring" or "pwritev". */
 const char *atel__seglog_io_path(const struct atel_seglog *l);

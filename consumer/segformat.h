@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segformat.h - byte layout of segment files (<segments_dir>/<16 hex>.atseg).
+ * docs/segment-format.md is the normative description; every size and offset
+ * below is pinned with _Static_assert. Shared by the writer (seglog.c), the
+ * reader (logread.c), recovery and the decoder (consumer-only record types).
+ *
+ * A file is: one zstd skippable frame (file header + ring table + definition
+ * records), then standard zstd frames whose content is a sequence of 64-byte
+ * records, each run of one ring's records preceded by a CHUNK record.
+ */
+#ifndef ATEL_SEGFORMAT_H
+#define ATEL_SEGFORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "atel_abi.h"
+
+#define ATEL_SEG_SUFFIX          ".atseg"
+#define ATEL_SEG_SKIPPABLE_MAGIC 0x184D2A5Au   /* one of zstd's 0x184D2A50..5F */
+#define ATEL_SEG_ZSTD_MAGIC      0xFD2FB528u   /* standard zstd frame */
+#define ATEL_SEG_MAGIC           0x314745534C455441ull /* "ATELSEG1" little-endian */
+#define ATEL_SEG_VERSION_MAJOR   1
+#define ATEL_SEG_VERSION_MINOR   0
+#define ATEL_SEG_HEADER_SIZE     64u
+#define ATEL_SEG_RING_ENTRY_SIZE 16u
+/* Largest decompressed data frame a reader accepts (the writer makes <= 1 MiB). */
+#define ATEL_SEG_FRAME_MAX       (64u << 20)
+/* Largest header frame content a reader accepts. */
+#define ATEL_SEG_HEADER_FRAME_MAX (256u << 20)
+
+/* consumer-only record types (docs/abi.md reserves 0x40..0x7f) */
+enum atel_log_rec_type {
+	ATEL_LOGREC_CHUNK = 0x40,
+	ATEL_LOGREC_DEATH = 0x41,
+};
+
+/* CHUNK flags */
+#define ATEL_CHUNKF_DEFS   0x01u /* header frame: re-emitted definitions, positions not consumed */
+#define ATEL_CHUNKF_MARKER 0x02u /* consumer markers (DEATH, LOSS): positions not consumed */
+
+/* File header: the first 64 bytes of the skippable frame's content. */
+struct atel_seg_header {
+	uint64_t magic;          /* ATEL_SEG_MAGIC */
+	uint16_t version_major;  /* 1; readers refuse another major */
+	uint16_t version_minor;  /* 0; readers accept any minor */
+	uint32_t header_size;    /* 64 */
+	uint64_t file_seq;       /* equals the number in the file name */
+	uint64_t created_ns;     /* CLOCK_REALTIME when the file was started */
+	uint64_t shm_instance;   /* instance_id of the shm segment being drained */
+	uint32_t ring_count;     /* rings in that segment */
+	uint32_t nentries;       /* ring table entries that follow the header */
+	uint32_t ndef_slots;     /* 64-byte definition slots after the ring table (CHUNKs included) */
+	uint32_t zstd_level;     /* informational: level of the data frames */
+	uint32_t crc32;          /* zlib crc32 of the whole skippable content with this field 0 */
+	uint32_t reserved;       /* 0 */
+};
+
+/* Ring table entry: where a ring stood when the file was started. */
+struct atel_seg_ring_entry {
+	uint32_t ring;
+	uint32_t generation;     /* generation of the last record logged (0 if unknown) */
+	uint64_t next_pos;       /* next position of the ring not yet in the log */
+};
+
+/* CHUNK: precedes `count` slots of ring `h.id` starting at position first_pos. */
+struct atel_rec_chunk {
+	struct atel_rec_hdr h;   /* type 0x40, flags ATEL_CHUNKF_*, cont 0, id = ring, ts = append time */
+	uint32_t generation;
+	uint32_t count;          /* slots that follow and belong to this chunk */
+	uint64_t first_pos;      /* ring position of the first slot (markers: the ring's position then) */
+	uint64_t shm_instance;
+	uint64_t reserved[3];
+};
+
+/* DEATH: the owner of a ring died (docs/abi.md section 5); always inside a MARKER chunk. */
+struct atel_rec_death {
+	struct atel_rec_hdr h;   /* type 0x41, id = generation of the dead owner, ts = detection time */
+	int32_t pid;
+	int32_t tid;
+	uint64_t start;          /* owner's process start time */
+	uint32_t ring;
+	uint32_t reserved0;
+	uint64_t reserved[3];
+};
+
+#define ATEL__SEGOFF(t, f, o) _Static_assert(offsetof(t, f) == (o), #t "." #f " must be at offset " #o)
+_Static_assert(sizeof(struct atel_seg_header) == ATEL_SEG_HEADER_SIZE, "file header is 64 bytes");
+ATEL__SEGOFF(struct atel_seg_header, version_major, 8);
+ATEL__SEGOFF(struct atel_seg_header, header_size, 12);
+ATEL__SEGOFF(struct atel_seg_header, file_seq, 16);
+ATEL__SEGOFF(struct atel_seg_header, created_ns, 24);
+ATEL__SEGOFF(struct atel_seg_header, shm_instance, 32);
+ATEL__SEGOFF(struct atel_seg_header, ring_count, 40);
+ATEL__SEGOFF(struct atel_seg_header, nentries, 44);
+ATEL__SEGOFF(struct atel_seg_header, ndef_slots, 48);
+ATEL__SEGOFF(struct atel_seg_header, zstd_level, 52);
+ATEL__SEGOFF(struct atel_seg_header, crc32, 56);
+_Static_assert(sizeof(struct atel_seg_ring_entry) == ATEL_SEG_RING_ENTRY_SIZE, "ring entry is 16 bytes");
+ATEL__SEGOFF(struct atel_seg_ring_entry, next_pos, 8);
+_Static_assert(sizeof(struct atel_rec_chunk) == ATEL_RECORD_SIZE, "chunk is one slot");
+ATEL__SEGOFF(struct atel_rec_chunk, generation, 16);
+ATEL__SEGOFF(struct atel_rec_chunk, count, 20);
+ATEL__SEGOFF(struct atel_rec_chunk, first_pos, 24);
+ATEL__SEGOFF(struct atel_rec_chunk, shm_instance, 32);
+_Static_assert(sizeof(struct atel_rec_death) == ATEL_RECORD_SIZE, "death is one slot");
+ATEL__SEGOFF(struct atel_rec_death, pid, 16);
+ATEL__SEGOFF(struct atel_rec_death, tid, 20);
+ATEL__SEGOFF(struct atel_rec_death, start, 24);
+ATEL__SEGOFF(struct atel_rec_death, ring, 32);
+
+/*
+ * Structural check of a record read from a segment file: producer types as
+ * atel__rec_check (shm/ring.h), plus DEATH. CHUNK is framing and is refused here.
+ * @return slots the record occupies, -EINVAL (*why set) or -EAGAIN (runs past avail).
+ */
+int atel__log_rec_check(const union atel_slot *h, uint64_t avail, const char **why);
+
+/*
+ * Size of the frame starting at p (avail bytes readable there), found by
+ * walking the zstd frame header and block headers without decompressing.
+ * For a zstd frame, *content gets its content size and *skippable is false.
+ * @return the frame's total size (> 0); 0 if it runs past avail (incomplete,
+ * *need gets a lower bound of the bytes required); -EBADMSG if the bytes are
+ * not a frame this format accepts (*why says why).
+ */
+int64_t atel__seg_frame_size(const uint8_t *p, size_t avail, uint64_t *content, bool *skippable,
+			     uint64_t *need, const char **why);
+
+/* A parsed header frame (pointers into the caller's buffer). */
+struct atel_seg_header_view {
+	struct atel_seg_header hdr;
+	const uint8_t *entries;  /* hdr.nentries x struct atel_seg_ring_entry (may be unaligned: memcpy) */
+	const uint8_t *defs;     /* hdr.ndef_slots x 64-byte slots, CHUNK + definitions (may be unaligned) */
+};
+
+/*
+ * Validates the content of a header skippable frame (content, len bytes: the
+ * frame minus its 8-byte skippable header): magic, major version, sizes,
+ * counts against len, crc32. @return 0 or -EBADMSG (*why set).
+ */
+int atel__seg_parse_header(const uint8_t *content, size_t len, struct atel_seg_header_view *out, const char **why);
+
+/* Parses "<16 hex>.atseg". @return true with *seq set. */
+bool atel__seg_name_seq(const char *name, uint64_t *seq);
+
+/*
+ * Lists the segment files of dir in ascending file_seq order (*seqs malloc'd,
+ * caller frees). @return the count (>= 0) or -errno.
+ */
+int atel__seg_list(const char *dir, uint64_t **seqs);
+
+#endif /* ATEL_SEGFORMAT_H */

@@ -1,0 +1,1438 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * seglog.c - the segment log writer (format: docs/segment-format.md).
+ *
+ * Data path. append() copies whole records into a staging buffer, each run
+ * of one ring behind a CHUNK record, and compresses the staging buffer into
+ * one zstd frame (ZSTD_compress2: content size and checksum in the frame)
+ * when it is full or at flush(). Why a staging copy and not
+ * ZSTD_compressStream2 on the ring pieces: zstd's buffered streaming mode
+ * copies its input into its own window buffer anyway (one copy either way),
+ * while only a one-shot compression of a known size writes the frame content
+ * size the format requires; and append() must consume ring memory before it
+ * returns. The copy is a memcpy of cache-hot lines, a few percent of the
+ * compression cost (see bench_log).
+ *
+ * Write path. Closed frames queue in file order and own one of NBUF
+ * recycled output buffers (registered with io_uring when possible). With
+ * io_uring, up to SUBMIT_MAX frames go out per submission as a linked chain,
+ * so the file only ever holds a prefix of the frame sequence: a failed or
+ * short write cancels the rest of the chain. Only one chain is in flight at
+ * a time for the same reason. Every frame is assigned its file offset once;
+ * a failed frame and its successors are retried at the same offsets by the
+ * next flush (nothing duplicated, nothing lost), and a ring's written
+ * position advances only when every frame up to the one holding its records
+ * is complete. The pwritev fallback writes the same queue synchronously.
+ *
+ * Single-threaded: only the drain thread calls into a struct atel_seglog.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <liburing.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "daemon.h"
+#include "seglog.h"
+#include "segment.h"
+
+#define NBUF         8      /* recycled compressed-frame buffers */
+#define SUBMIT_MAX   8      /* frames per io_uring submission */
+#define FSYNC_TAG    1ull   /* user_data of an fsync SQE (frames use their address) */
+#define FRAME_DEFAULT (1u << 20)
+#define FRAME_MIN    (64u << 10)
+#define FRAME_MAX    (16u << 20)
+#define RETENTION_SCAN_NS (60ull * 1000000000ull)
+
+struct upd {
+	uint32_t ring, gen;
+	uint64_t end;
+};
+
+struct frame {
+	unsigned char *buf;
+	size_t cap, len;
+	int idx;                 /* registered buffer index */
+	bool queued, assigned, done;
+	uint64_t off;
+	int err;                 /* error of the last attempt, 0 if none */
+	struct upd *upd;
+	uint32_t nupd, upd_cap;
+	uint64_t raw_bytes;
+};
+
+struct atel_seglog {
+	struct atel_seglog_opts o;
+	char *dir;
+	char path[PATH_MAX];
+	int fd;
+	uint64_t file_seq;
+	uint64_t file_created_ns;
+	uint64_t assign_end;     /* file offset after the last frame given an offset */
+	uint64_t written_end;    /* file offset after the last completed frame */
+	bool file_has_data;
+	ZSTD_CCtx *cctx;
+
+	/* staging (the open frame) */
+	unsigned char *raw;
+	size_t raw_len, raw_cap;
+	struct atel_rec_chunk *chunk;  /* open chunk in raw, or NULL */
+	uint64_t chunk_end_pos;
+	struct upd *supd;
+	uint32_t nsupd, supd_cap;
+	int32_t *upd_idx;              /* ring -> index in supd, -1 */
+
+	/* per ring */
+	uint64_t *appended, *written;
+	uint32_t *gen;
+	bool *seen;
+
+	struct atel_decoder *defs;     /* definitions of what was appended (own copy) */
+
+	/* queue, in file order */
+	struct frame frames[NBUF];
+	struct frame *q[NBUF];
+	unsigned qhead, qlen;
+	unsigned inflight;             /* frame writes submitted, not reaped */
+	bool fsync_inflight;
+
+	bool uring, registered, failed;
+	struct io_uring ring;
+	int last_err;
+	unsigned fault;
+	uint64_t dirty;                /* bytes written since the last fsync */
+	uint64_t last_sync_ns, last_retention_ns;
+};
+
+static void stat_add(const struct atel_seglog *l, _Atomic uint64_t *c, uint64_t v)
+{
+	if (l->o.stats)
+		atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+#define STAT(l, field, v) stat_add((l), (l)->o.stats ? &(l)->o.stats->field : NULL, (v))
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int mkdir_p(const char *dir)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, dir, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, 0700) && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	}
+	if (mkdir(tmp, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int rc = 0;
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const unsigned char *p = buf;
+	while (len) {
+		ssize_t w = pwrite(fd, p, len, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		p += w;
+		len -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* header frame                                                             */
+
+struct hbuf {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+static int hb_put(struct hbuf *b, const void *src, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t nc = b->cap ? b->cap : 4096;
+		unsigned char *np;
+		while (nc < b->len + n)
+			nc *= 2;
+		np = realloc(b->p, nc);
+		if (!np)
+			return -ENOMEM;
+		b->p = np;
+		b->cap = nc;
+	}
+	memcpy(b->p + b->len, src, n);
+	b->len += n;
+	return 0;
+}
+
+static int emit_def(void *arg, const union atel_slot *rec, unsigned nslots)
+{
+	return hb_put(arg, rec, (size_t)nslots * ATEL_RECORD_SIZE);
+}
+
+/* Builds the skippable header frame of file `seq` into *out. */
+static int build_header(struct atel_seglog *l, uint64_t seq, struct hbuf *b)
+{
+	struct atel_seg_header h;
+	uint32_t nentries = 0;
+	size_t defs_at;
+	uint32_t magic = ATEL_SEG_SKIPPABLE_MAGIC, size = 0;
+	int rc;
+
+	memset(&h, 0, sizeof(h));
+	h.magic = ATEL_SEG_MAGIC;
+	h.version_major = ATEL_SEG_VERSION_MAJOR;
+	h.version_minor = ATEL_SEG_VERSION_MINOR;
+	h.header_size = ATEL_SEG_HEADER_SIZE;
+	h.file_seq = seq;
+	h.created_ns = atel__now_ns();
+	h.shm_instance = l->o.shm_instance;
+	h.ring_count = l->o.ring_count;
+	h.zstd_level = (uint32_t)l->o.zstd_level;
+	if ((rc = hb_put(b, &magic, 4)) || (rc = hb_put(b, &size, 4)) || (rc = hb_put(b, &h, sizeof(h))))
+		return rc;
+	for (uint32_t r = 0; r < l->o.ring_count; r++) {
+		struct atel_seg_ring_entry e = { r, l->gen[r], l->appended[r] };
+		if (!l->seen[r])
+			continue;
+		if ((rc = hb_put(b, &e, sizeof(e))))
+			return rc;
+		nentries++;
+	}
+	defs_at = b->len;
+	for (uint32_t r = 0; r < l->o.ring_count; r++) {
+		union atel_slot c;
+		size_t at = b->len;
+		memset(&c, 0, sizeof(c));
+		c.h.type = ATEL_LOGREC_CHUNK;
+		c.h.flags = ATEL_CHUNKF_DEFS;
+		c.h.id = r;
+		c.h.ts_ns = h.created_ns;
+		if ((rc = hb_put(b, &c, sizeof(c))))
+			return rc;
+		if ((rc = atel__decoder_defs(l->defs, r, emit_def, b)))
+			return rc;
+		if (b->len == at + sizeof(c)) {
+			b->len = at; /* no definitions for this ring */
+			continue;
+		}
+		{
+			struct atel_rec_chunk *ch = (struct atel_rec_chunk *)(void *)(b->p + at);
+			ch->generation = l->gen[r];
+			ch->count = (uint32_t)((b->len - at) / ATEL_RECORD_SIZE - 1);
+			ch->first_pos = l->appended[r];
+			ch->shm_instance = l->o.shm_instance;
+		}
+	}
+	{
+		struct atel_seg_header *hp = (struct atel_seg_header *)(void *)(b->p + 8);
+		hp->nentries = nentries;
+		hp->ndef_slots = (uint32_t)((b->len - defs_at) / ATEL_RECORD_SIZE);
+		size = (uint32_t)(b->len - 8);
+		memcpy(b->p + 4, &size, 4);
+		hp->crc32 = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b->p + 8, (uInt)size);
+	}
+	return 0;
+}
+
+/* Creates file `seq` with its header frame. */
+static int create_file(struct atel_seglog *l, uint64_t seq, int *fd_out, char *path, size_t pathlen)
+{
+	struct hbuf b = { 0 };
+	int fd, rc;
+
+	snprintf(path, pathlen, "%s/%016llx" ATEL_SEG_SUFFIX, l->dir, (unsigned long long)seq);
+	if ((rc = build_header(l, seq, &b)))
+		goto out;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if ((rc = pwrite_all(fd, b.p, b.len, 0))) {
+		close(fd);
+		unlink(path);
+		goto out;
+	}
+	*fd_out = fd;
+	l->assign_end = l->written_end = b.len;
+	l->file_created_ns = atel__now_ns();
+	l->file_has_data = false;
+	l->dirty = b.len;
+out:
+	free(b.p);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* staging                                                                  */
+
+static inline const union atel_slot *piece_at(const union atel_slot *a, uint64_t na, const union atel_slot *b,
+					       uint64_t i)
+{
+	return i < na ? &a[i] : &b[i - na];
+}
+
+static void supd_set(struct atel_seglog *l, uint32_t ring, uint32_t gen, uint64_t end)
+{
+	int32_t k = l->upd_idx[ring];
+	if (k < 0) {
+		k = (int32_t)l->nsupd++;
+		l->upd_idx[ring] = k;
+		l->supd[k].ring = ring;
+	}
+	l->supd[k].gen = gen;
+	l->supd[k].end = end;
+}
+
+static struct frame *frame_free(struct atel_seglog *l)
+{
+	for (int i = 0; i < NBUF; i++)
+		if (!l->frames[i].queued)
+			return &l->frames[i];
+	return NULL;
+}
+
+static int reap(struct atel_seglog *l, bool wait);
+
+/* Compresses the staging buffer into a queued frame. */
+static int close_frame(struct atel_seglog *l)
+{
+	struct frame *f;
+	size_t c;
+
+	if (l->raw_len == 0)
+		return 0;
+	while (!(f = frame_free(l))) {
+		int rc;
+		if (!l->inflight)
+			return -EBUSY; /* every buffer holds a frame whose write failed */
+		if ((rc = reap(l, true)))
+			return rc;
+	}
+	c = ZSTD_compress2(l->cctx, f->buf, f->cap, l->raw, l->raw_len);
+	if (ZSTD_isError(c))
+		return -EIO;
+	if (f->upd_cap < l->nsupd) {
+		struct upd *nu = realloc(f->upd, l->nsupd * sizeof(*nu));
+		if (!nu)
+			return -ENOMEM;
+		f->upd = nu;
+		f->upd_cap = l->nsupd;
+	}
+	memcpy(f->upd, l->supd, l->nsupd * sizeof(*f->upd));
+	f->nupd = l->nsupd;
+	f->len = c;
+	f->raw_bytes = l->raw_len;
+	f->queued = true;
+	f->assigned = f->done = false;
+	f->err = 0;
+	l->q[(l->qhead + l->qlen) % NBUF] = f;
+	l->qlen++;
+	for (uint32_t i = 0; i < l->nsupd; i++)
+		l->upd_idx[l->supd[i].ring] = -1;
+	l->nsupd = 0;
+	l->raw_len = 0;
+	l->chunk = NULL;
+	return 0;
+}
+
+/* Opens a chunk for (ring, gen, pos) unless the open one continues exactly there. */
+static void chunk_for(struct atel_seglog *l, uint32_t ring, uint32_t gen, uint64_t pos, uint8_t flags)
+{
+	struct atel_rec_chunk *c = l->chunk;
+	if (c && !flags && !c->h.flags && c->h.id == ring && c->generation == gen && l->chunk_end_pos == pos)
+		return;
+	c = (struct atel_rec_chunk *)(void *)(l->raw + l->raw_len);
+	memset(c, 0, sizeof(*c));
+	c->h.type = ATEL_LOGREC_CHUNK;
+	c->h.flags = flags;
+	c->h.id = ring;
+	c->h.ts_ns = atel__now_ns();
+	c->generation = gen;
+	c->first_pos = pos;
+	c->shm_instance = l->o.shm_instance;
+	l->raw_len += ATEL_RECORD_SIZE;
+	l->chunk = c;
+	l->chunk_end_pos = pos;
+}
+
+static bool chunk_continues(const struct atel_seglog *l, uint32_t ring, uint32_t gen, uint64_t pos)
+{
+	const struct atel_rec_chunk *c = l->chunk;
+	return c && !c->h.flags && c->h.id == ring && c->generation == gen && l->chunk_end_pos == pos;
+}
+
+/* Copies slots [from, to) of the run into the open frame (room was checked). */
+static void copy_block(struct atel_seglog *l, uint32_t ring, uint32_t gen, uint64_t first_pos,
+		       const union atel_slot *a, uint64_t na, const union atel_slot *b, uint64_t from, uint64_t to)
+{
+	uint64_t n = to - from;
+	if (!n)
+		return;
+	chunk_for(l, ring, gen, first_pos + from, 0);
+	if (from < na) {
+		uint64_t k = (to < na ? to : na) - from;
+		memcpy(l->raw + l->raw_len, &a[from], k * ATEL_RECORD_SIZE);
+		l->raw_len += k * ATEL_RECORD_SIZE;
+		from += k;
+	}
+	if (from < to) {
+		memcpy(l->raw + l->raw_len, &b[from - na], (to - from) * ATEL_RECORD_SIZE);
+		l->raw_len += (to - from) * ATEL_RECORD_SIZE;
+	}
+	l->chunk->count += (uint32_t)n;
+	l->chunk_end_pos += n;
+	supd_set(l, ring, gen, l->chunk_end_pos);
+}
+
+static int submit(struct atel_seglog *l);
+static int front_error(struct atel_seglog *l);
+
+/* Tracks definitions (for later files' headers) from one record of the run. */
+static void track_def(struct atel_seglog *l, uint32_t ring, const union atel_slot *a, uint64_t na,
+		      const union atel_slot *b, uint64_t i, unsigned n)
+{
+	union atel_slot tmp[1 + 255];
+	const union atel_slot *rec = piece_at(a, na, b, i);
+	struct atel_event ev;
+
+	if (i < na && i + n > na) { /* straddles the two pieces */
+		for (unsigned k = 0; k < n; k++)
+			tmp[k] = *piece_at(a, na, b, i + k);
+		rec = tmp;
+	}
+	/* validated by the drain already; a refusal leaves the tracker unchanged */
+	(void)atel__decode(l->defs, ring, 0, rec, n, &ev);
+}
+
+int atel__seglog_append(struct atel_seglog *l, uint32_t ring, uint32_t generation, uint64_t first_pos,
+			const union atel_slot *a, uint64_t na, const union atel_slot *b, uint64_t nb)
+{
+	uint64_t total = na + nb, i, blk = 0;
+	uint64_t cap_slots = l->raw_cap / ATEL_RECORD_SIZE;
+	uint32_t gen = generation;
+	bool closed = false;
+	int rc;
+
+	if (l->failed)
+		return -EBUSY;
+	if (ring >= l->o.ring_count || (na && !a) || (nb && !b))
+		return -EINVAL;
+	if (l->seen[ring] && first_pos < l->appended[ring])
+		return -EINVAL; /* would log positions twice */
+	if (total == 0)
+		return 0;
+	/* whole records only: checked before anything changes */
+	for (i = 0; i < total;) {
+		uint64_t n = 1u + piece_at(a, na, b, i)->h.cont;
+		if (i + n > total)
+			return -EINVAL;
+		i += n;
+	}
+	for (i = 0; i < total;) {
+		const union atel_slot *s = piece_at(a, na, b, i);
+		unsigned n = 1u + s->h.cont;
+		uint64_t free_slots, need;
+
+		if (s->h.type == ATEL_REC_BEGIN && s->h.id != gen) {
+			/* a new generation starts inside the run: it gets its own chunk */
+			copy_block(l, ring, gen, first_pos, a, na, b, blk, i);
+			blk = i;
+			gen = s->h.id;
+		}
+		free_slots = cap_slots - l->raw_len / ATEL_RECORD_SIZE;
+		need = (i - blk) + n + (chunk_continues(l, ring, gen, first_pos + blk) ? 0 : 1);
+		if (need > free_slots) {
+			copy_block(l, ring, gen, first_pos, a, na, b, blk, i);
+			blk = i;
+			if ((rc = close_frame(l)))
+				goto fail;
+			closed = true;
+		}
+		if (s->h.type == ATEL_REC_BEGIN || s->h.type == ATEL_REC_STRDEF || s->h.type == ATEL_REC_SERIESDEF ||
+		    s->h.type == ATEL_REC_BOUNDS)
+			track_def(l, ring, a, na, b, i, n);
+		i += n;
+	}
+	copy_block(l, ring, gen, first_pos, a, na, b, blk, total);
+	l->appended[ring] = first_pos + total;
+	l->gen[ring] = gen;
+	if (!l->seen[ring]) {
+		l->seen[ring] = true;
+		l->written[ring] = first_pos; /* nothing of this ring before first_pos is ours */
+	}
+	STAT(l, bytes_raw, total * ATEL_RECORD_SIZE);
+	if (closed) {
+		/* overlap the write of full frames with further draining; a failure
+		 * here makes later appends wait for a successful flush */
+		if (reap(l, false) || submit(l) || front_error(l))
+			l->failed = true;
+		else if (l->o.rotate_bytes && l->assign_end >= l->o.rotate_bytes)
+			(void)atel__seglog_flush(l); /* writes everything, then rotates; errors stick in l->failed */
+	}
+	return 0;
+fail:
+	/* Records before blk are in a queued frame; make the state say so, and
+	 * report the error: the caller appends the rest again. */
+	if (blk) {
+		l->appended[ring] = first_pos + blk;
+		l->gen[ring] = gen;
+		if (!l->seen[ring]) {
+			l->seen[ring] = true;
+			l->written[ring] = first_pos;
+		}
+	}
+	return rc;
+}
+
+int atel__seglog_append_marker(struct atel_seglog *l, uint32_t ring, const union atel_slot *rec)
+{
+	const char *why;
+	unsigned n;
+	uint64_t free_slots;
+	int rc;
+
+	if (l->failed)
+		return -EBUSY;
+	if (ring >= l->o.ring_count || !rec)
+		return -EINVAL;
+	rc = atel__log_rec_check(rec, 1u + rec->h.cont, &why);
+	if (rc < 0)
+		return -EINVAL;
+	n = (unsigned)rc;
+	free_slots = l->raw_cap / ATEL_RECORD_SIZE - l->raw_len / ATEL_RECORD_SIZE;
+	if (n + 1 > free_slots && (rc = close_frame(l)))
+		return rc;
+	chunk_for(l, ring, l->gen[ring], l->seen[ring] ? l->appended[ring] : 0, ATEL_CHUNKF_MARKER);
+	memcpy(l->raw + l->raw_len, rec, (size_t)n * ATEL_RECORD_SIZE);
+	l->raw_len += (size_t)n * ATEL_RECORD_SIZE;
+	l->chunk->count = n;
+	l->chunk = NULL; /* markers never merge with data */
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* writing                                                                  */
+
+/* The i-th queued frame, in file order. */
+static struct frame *qat(const struct atel_seglog *l, unsigned i)
+{
+	return l->q[(l->qhead + i) % NBUF];
+}
+
+static void assign(struct atel_seglog *l, struct frame *f)
+{
+	if (!f->assigned) {
+		f->off = l->assign_end;
+		l->assign_end += f->len;
+		f->assigned = true;
+	}
+}
+
+/* Injected failure: half the frame really lands on disk, then ENOSPC. */
+static bool inject_fault(struct atel_seglog *l, struct frame *f)
+{
+	if (!l->fault)
+		return false;
+	l->fault--;
+	(void)pwrite_all(l->fd, f->buf, f->len / 2, f->off);
+	f->err = -ENOSPC;
+	return true;
+}
+
+static int submit_pwritev(struct atel_seglog *l)
+{
+	struct iovec iov[NBUF];
+	unsigned first = 0, cnt = 0;
+
+	while (first < l->qlen && qat(l, first)->done)
+		first++;
+	for (unsigned i = first; i < l->qlen; i++) {
+		struct frame *f = qat(l, i);
+		assign(l, f);
+		iov[cnt].iov_base = f->buf;
+		iov[cnt].iov_len = f->len;
+		cnt++;
+	}
+	if (!cnt)
+		return 0;
+	if (inject_fault(l, qat(l, first)))
+		return qat(l, first)->err;
+	{
+		unsigned k = 0;
+		uint64_t off = qat(l, first)->off;
+		while (k < cnt) {
+			ssize_t w = pwritev(l->fd, &iov[k], (int)(cnt - k), (off_t)off);
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				qat(l, first + k)->err = -errno;
+				return -errno;
+			}
+			if (w == 0) {
+				qat(l, first + k)->err = -EIO;
+				return -EIO;
+			}
+			off += (uint64_t)w;
+			while (k < cnt && (size_t)w >= iov[k].iov_len) {
+				w -= (ssize_t)iov[k].iov_len;
+				qat(l, first + k)->done = true;
+				k++;
+			}
+			if (k < cnt && w > 0) {
+				iov[k].iov_base = (char *)iov[k].iov_base + w;
+				iov[k].iov_len -= (size_t)w;
+			}
+		}
+	}
+	return 0;
+}
+
+static int submit_uring(struct atel_seglog *l)
+{
+	unsigned first = 0, cnt = 0;
+	struct io_uring_sqe *sqe = NULL;
+	int rc;
+
+	if (l->inflight)
+		return 0; /* one chain at a time keeps the file a prefix of the queue */
+	while (first < l->qlen && qat(l, first)->done)
+		first++;
+	if (first == l->qlen)
+		return 0;
+	for (unsigned i = first; i < l->qlen && cnt < SUBMIT_MAX; i++)
+		assign(l, qat(l, i));
+	if (inject_fault(l, qat(l, first)))
+		return qat(l, first)->err;
+	for (unsigned i = first; i < l->qlen && cnt < SUBMIT_MAX; i++) {
+		struct frame *f = qat(l, i);
+		sqe = io_uring_get_sqe(&l->ring);
+		if (!sqe)
+			break;
+		if (l->registered)
+			io_uring_prep_write_fixed(sqe, l->fd, f->buf, (unsigned)f->len, f->off, f->idx);
+		else
+			io_uring_prep_write(sqe, l->fd, f->buf, (unsigned)f->len, f->off);
+		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)f);
+		sqe->flags |= IOSQE_IO_LINK;
+		f->err = 0;
+		cnt++;
+	}
+	if (sqe)
+		sqe->flags &= (uint8_t)~IOSQE_IO_LINK; /* the chain ends here */
+	rc = io_uring_submit(&l->ring);
+	if (rc < 0)
+		return rc;
+	l->inflight += (unsigned)rc;
+	return 0;
+}
+
+static int submit(struct atel_seglog *l)
+{
+	return l->uring ? submit_uring(l) : submit_pwritev(l);
+}
+
+static void handle_cqe(struct atel_seglog *l, uint64_t data, int res)
+{
+	struct frame *f;
+
+	if (data == FSYNC_TAG) {
+		l->fsync_inflight = false;
+		if (res < 0)
+			l->last_err = res;
+		return;
+	}
+	f = (struct frame *)(uintptr_t)data;
+	l->inflight--;
+	if (res == (int)f->len) {
+		f->done = true;
+	} else if (res >= 0) {
+		/* short write: finish it now to learn the real error, if any */
+		int rc = pwrite_all(l->fd, f->buf + res, f->len - (size_t)res, f->off + (uint64_t)res);
+		if (rc == 0)
+			f->done = true;
+		else
+			f->err = rc;
+	} else if (res != -ECANCELED) {
+		f->err = res;
+	}
+}
+
+/* Completes the frames at the queue front that are written. */
+static void complete_prefix(struct atel_seglog *l)
+{
+	while (l->qlen && qat(l, 0)->done) {
+		struct frame *f = qat(l, 0);
+		for (uint32_t i = 0; i < f->nupd; i++)
+			if (f->upd[i].end > l->written[f->upd[i].ring])
+				l->written[f->upd[i].ring] = f->upd[i].end;
+		l->written_end = f->off + f->len;
+		l->dirty += f->len;
+		l->file_has_data = true;
+		STAT(l, bytes_written, f->len);
+		STAT(l, frames_written, 1);
+		f->queued = false;
+		l->qhead = (l->qhead + 1) % NBUF;
+		l->qlen--;
+	}
+}
+
+static int reap(struct atel_seglog *l, bool wait)
+{
+	struct io_uring_cqe *cqe;
+	int rc = 0;
+
+	if (!l->uring)
+		return 0;
+	while (l->inflight || l->fsync_inflight) {
+		rc = wait && l->inflight ? io_uring_wait_cqe(&l->ring, &cqe) : io_uring_peek_cqe(&l->ring, &cqe);
+		if (rc == -EINTR)
+			continue;
+		if (rc == -EAGAIN) {
+			rc = 0;
+			break;
+		}
+		if (rc < 0)
+			break;
+		handle_cqe(l, io_uring_cqe_get_data64(cqe), cqe->res);
+		io_uring_cqe_seen(&l->ring, cqe);
+	}
+	complete_prefix(l);
+	return rc;
+}
+
+/* Error of the first unwritten frame, if its last attempt failed. */
+static int front_error(struct atel_seglog *l)
+{
+	for (unsigned i = 0; i < l->qlen; i++) {
+		struct frame *f = qat(l, i);
+		if (!f->done)
+			return f->err;
+	}
+	return 0;
+}
+
+static int rotate(struct atel_seglog *l);
+
+int atel__seglog_flush(struct atel_seglog *l)
+{
+	int rc;
+
+	/* -EBUSY: every buffer holds an unwritten frame; writing them frees one */
+	if ((rc = close_frame(l)) && rc != -EBUSY)
+		return rc;
+	for (;;) {
+		if ((rc = reap(l, true)))
+			break;
+		if (!l->qlen) {
+			if (!l->raw_len)
+				break;
+			if ((rc = close_frame(l)))
+				break;
+		}
+		for (unsigned i = 0; i < l->qlen; i++)
+			qat(l, i)->err = 0; /* a retry */
+		if ((rc = submit(l)))
+			break;
+		if ((rc = reap(l, true)))
+			break;
+		if ((rc = front_error(l)))
+			break;
+	}
+	if (rc) {
+		l->failed = true;
+		l->last_err = rc;
+		STAT(l, write_errors, 1);
+		return rc;
+	}
+	l->failed = false;
+	if (l->o.rotate_bytes && l->written_end >= l->o.rotate_bytes)
+		return rotate(l);
+	return 0;
+}
+
+uint64_t atel__seglog_written_pos(const struct atel_seglog *l, uint32_t ring)
+{
+	if (!l || ring >= l->o.ring_count || !l->seen[ring])
+		return 0;
+	return l->written[ring];
+}
+
+void atel__seglog_fault_writes(struct atel_seglog *l, unsigned n)
+{
+	if (l)
+		l->fault = n;
+}
+
+const char *atel__seglog_io_path(const struct atel_seglog *l)
+{
+	return l && l->uring ? "io_uring" : "pwritev";
+}
+
+const char *atel__seglog_current_file(const struct atel_seglog *l)
+{
+	return l ? l->path : "";
+}
+
+/* ------------------------------------------------------------------------ */
+/* files: rotation, fsync, retention                                        */
+
+static int sync_now(struct atel_seglog *l, bool full)
+{
+	if (l->uring) {
+		/* wait for an asynchronous fsync in flight, then sync here */
+		while (l->fsync_inflight) {
+			struct io_uring_cqe *cqe;
+			int rc = io_uring_wait_cqe(&l->ring, &cqe);
+			if (rc < 0 && rc != -EINTR)
+				return rc;
+			if (rc == 0) {
+				handle_cqe(l, io_uring_cqe_get_data64(cqe), cqe->res);
+				io_uring_cqe_seen(&l->ring, cqe);
+			}
+		}
+	}
+	if ((full ? fsync(l->fd) : fdatasync(l->fd)) != 0)
+		return -errno;
+	l->dirty = 0;
+	return 0;
+}
+
+static int rotate(struct atel_seglog *l)
+{
+	char path[PATH_MAX];
+	int fd, rc;
+
+	if (l->qlen || l->raw_len || l->inflight)
+		return -EBUSY;
+	/* the old file is complete and durable before the new one appears */
+	if ((rc = sync_now(l, true)))
+		return rc;
+	if ((rc = create_file(l, l->file_seq + 1, &fd, path, sizeof(path))))
+		return rc; /* keep writing the old file; the next tick tries again */
+	close(l->fd);
+	l->fd = fd;
+	l->file_seq++;
+	memcpy(l->path, path, sizeof(path));
+	STAT(l, segments_created, 1);
+	if (l->o.stats)
+		atomic_store_explicit(&l->o.stats->log_end_seq, l->file_seq, memory_order_relaxed);
+	return fsync_dir(l->dir);
+}
+
+static void retention(struct atel_seglog *l, uint64_t now_ns)
+{
+	uint64_t *seqs = NULL;
+	int n = atel__seg_list(l->dir, &seqs);
+
+	for (int i = 0; i < n; i++) {
+		char p[PATH_MAX];
+		struct stat st;
+		uint64_t mt;
+		if (seqs[i] >= l->file_seq)
+			break;
+		snprintf(p, sizeof(p), "%s/%016llx" ATEL_SEG_SUFFIX, l->dir, (unsigned long long)seqs[i]);
+		if (stat(p, &st))
+			continue;
+		mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+		if (now_ns > mt && now_ns - mt > l->o.retention_ns && unlink(p) == 0)
+			STAT(l, segments_deleted, 1);
+	}
+	free(seqs);
+}
+
+int atel__seglog_tick(struct atel_seglog *l, uint64_t now_ns)
+{
+	int rc = 0;
+
+	(void)reap(l, false);
+	if (!l->failed) {
+		(void)submit(l);
+		if (l->o.rotate_age_ns && l->file_has_data && now_ns > l->file_created_ns &&
+		    now_ns - l->file_created_ns >= l->o.rotate_age_ns) {
+			if ((rc = atel__seglog_flush(l)) == 0 && l->written_end > 0 && l->file_has_data)
+				rc = rotate(l);
+		}
+	}
+	if (!rc && l->dirty && l->o.fsync_interval_ns && now_ns - l->last_sync_ns >= l->o.fsync_interval_ns) {
+		l->last_sync_ns = now_ns;
+		if (l->uring) {
+			struct io_uring_sqe *sqe;
+			if (!l->fsync_inflight && (sqe = io_uring_get_sqe(&l->ring))) {
+				io_uring_prep_fsync(sqe, l->fd, IORING_FSYNC_DATASYNC);
+				io_uring_sqe_set_data64(sqe, FSYNC_TAG);
+				if (io_uring_submit(&l->ring) == 1) {
+					l->fsync_inflight = true;
+					l->dirty = 0;
+				}
+			}
+		} else {
+			rc = sync_now(l, false);
+		}
+	}
+	if (l->o.retention_ns && now_ns - l->last_retention_ns >= RETENTION_SCAN_NS) {
+		l->last_retention_ns = now_ns;
+		retention(l, now_ns);
+	}
+	return rc;
+}
+
+int atel__seglog_reopen(struct atel_seglog *l)
+{
+	int rc = atel__seglog_flush(l);
+	return rc ? rc : rotate(l);
+}
+
+/* ------------------------------------------------------------------------ */
+/* open / close                                                             */
+
+struct seed {
+	struct atel_decoder *dec;
+	uint32_t ring;
+};
+
+static int seed_def(void *arg, const union atel_slot *rec, unsigned nslots)
+{
+	struct seed *sd = arg;
+	struct atel_event ev;
+	(void)atel__decode(sd->dec, sd->ring, 0, rec, nslots, &ev);
+	return 0;
+}
+
+static int io_init(struct atel_seglog *l, char *err, size_t errlen)
+{
+	const char *force = getenv("ATEL_FORCE_PWRITEV");
+	struct iovec iov[NBUF];
+	int rc;
+
+	if ((force && !strcmp(force, "1")) || l->o.io == ATEL_IO_PWRITEV)
+		return 0;
+	rc = io_uring_queue_init(64, &l->ring, 0);
+	if (rc < 0) {
+		if (l->o.io == ATEL_IO_URING && rc != -ENOSYS && rc != -EPERM && rc != -ENOMEM) {
+			seterr(err, errlen, "io_uring_queue_init: %s", strerror(-rc));
+			return rc;
+		}
+		return 0; /* unavailable (seccomp, old kernel, memlock): pwritev */
+	}
+	l->uring = true;
+	for (int i = 0; i < NBUF; i++) {
+		iov[i].iov_base = l->frames[i].buf;
+		iov[i].iov_len = l->frames[i].cap;
+	}
+	l->registered = io_uring_register_buffers(&l->ring, iov, NBUF) == 0;
+	return 0;
+}
+
+static int scan_positions(const char *dir, uint64_t instance, uint32_t ring_count, uint64_t *next_pos, bool *seen,
+			  uint32_t *gen);
+
+int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o, char *err, size_t errlen)
+{
+	struct atel_seglog *l;
+	uint64_t *seqs = NULL;
+	uint32_t rc_count;
+	int n, rc;
+
+	*out = NULL;
+	if (!o || !o->segments_dir || !o->ring_count || o->ring_count > ATEL_RING_COUNT_MAX) {
+		seterr(err, errlen, "invalid options: segments_dir and ring_count 1..65536 are required");
+		return -EINVAL;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->fd = -1;
+	l->o = *o;
+	if (!l->o.rotate_bytes)
+		l->o.rotate_bytes = 64ull << 20;
+	if (!l->o.rotate_age_ns)
+		l->o.rotate_age_ns = 3600ull * 1000000000ull;
+	if (!l->o.fsync_interval_ns)
+		l->o.fsync_interval_ns = 1000000000ull;
+	if (!l->o.zstd_level)
+		l->o.zstd_level = 3;
+	if (!l->o.frame_bytes)
+		l->o.frame_bytes = FRAME_DEFAULT;
+	if (l->o.frame_bytes < FRAME_MIN)
+		l->o.frame_bytes = FRAME_MIN;
+	if (l->o.frame_bytes > FRAME_MAX)
+		l->o.frame_bytes = FRAME_MAX;
+	l->o.frame_bytes &= ~(ATEL_RECORD_SIZE - 1);
+	l->o.resume_pos = NULL;
+	l->o.resume_seen = NULL;
+	l->o.segments_dir = NULL;
+	rc_count = o->ring_count;
+
+	l->dir = strdup(o->segments_dir);
+	l->raw_cap = l->o.frame_bytes;
+	l->raw = malloc(l->raw_cap);
+	l->supd = calloc(rc_count, sizeof(*l->supd));
+	l->upd_idx = malloc(rc_count * sizeof(*l->upd_idx));
+	l->appended = calloc(rc_count, sizeof(uint64_t));
+	l->written = calloc(rc_count, sizeof(uint64_t));
+	l->gen = calloc(rc_count, sizeof(uint32_t));
+	l->seen = calloc(rc_count, sizeof(bool));
+	l->defs = atel__decoder_new();
+	l->cctx = ZSTD_createCCtx();
+	if (!l->dir || !l->raw || !l->supd || !l->upd_idx || !l->appended || !l->written || !l->gen || !l->seen ||
+	    !l->defs || !l->cctx) {
+		rc = -ENOMEM;
+		seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+	memset(l->upd_idx, 0xff, rc_count * sizeof(*l->upd_idx));
+	ZSTD_CCtx_setParameter(l->cctx, ZSTD_c_compressionLevel, l->o.zstd_level);
+	ZSTD_CCtx_setParameter(l->cctx, ZSTD_c_checksumFlag, 1);
+	ZSTD_CCtx_setParameter(l->cctx, ZSTD_c_contentSizeFlag, 1);
+	for (int i = 0; i < NBUF; i++) {
+		l->frames[i].cap = ZSTD_compressBound(l->raw_cap);
+		l->frames[i].idx = i;
+		/* page-aligned: registered buffers are pinned page by page */
+		if (posix_memalign((void **)&l->frames[i].buf, 4096, l->frames[i].cap)) {
+			rc = -ENOMEM;
+			seterr(err, errlen, "out of memory");
+			goto fail;
+		}
+	}
+	if ((rc = mkdir_p(l->dir))) {
+		seterr(err, errlen, "cannot create %s: %s", l->dir, strerror(-rc));
+		goto fail;
+	}
+	n = atel__seg_list(l->dir, &seqs);
+	if (n < 0) {
+		rc = n;
+		seterr(err, errlen, "cannot list %s: %s", l->dir, strerror(-rc));
+		goto fail;
+	}
+	l->file_seq = n ? seqs[n - 1] : 0;
+	free(seqs);
+
+	/* where each ring stands, for this and later files' headers */
+	if (o->resume_pos && o->resume_seen) {
+		for (uint32_t r = 0; r < rc_count; r++) {
+			if (o->resume_seen[r]) {
+				l->seen[r] = true;
+				l->appended[r] = l->written[r] = o->resume_pos[r];
+			}
+		}
+	} else {
+		(void)scan_positions(l->dir, l->o.shm_instance, rc_count, l->appended, l->seen, l->gen);
+		for (uint32_t r = 0; r < rc_count; r++)
+			l->written[r] = l->appended[r];
+	}
+	if (o->defs) {
+		for (uint32_t r = 0; r < rc_count; r++) {
+			struct seed sd = { l->defs, r };
+			(void)atel__decoder_defs(o->defs, r, seed_def, &sd);
+		}
+	}
+	if ((rc = io_init(l, err, errlen)))
+		goto fail;
+	{
+		char *env = getenv("ATEL_FAULT_WRITE");
+		if (env && *env)
+			l->fault = (unsigned)strtoul(env, NULL, 10);
+	}
+	if ((rc = create_file(l, l->file_seq + 1, &l->fd, l->path, sizeof(l->path)))) {
+		seterr(err, errlen, "cannot create segment file %s: %s", l->path, strerror(-rc));
+		goto fail;
+	}
+	l->file_seq++;
+	(void)fsync_dir(l->dir);
+	l->last_sync_ns = atel__now_ns();
+	if (l->o.stats) {
+		atomic_fetch_add_explicit(&l->o.stats->segments_created, 1, memory_order_relaxed);
+		atomic_store_explicit(&l->o.stats->io_uring_active, l->uring ? 1u : 0u, memory_order_relaxed);
+		atomic_store_explicit(&l->o.stats->log_end_seq, l->file_seq, memory_order_relaxed);
+	}
+	*out = l;
+	return 0;
+fail:
+	atel__seglog_close(l);
+	return rc;
+}
+
+int atel__seglog_close(struct atel_seglog *l)
+{
+	int rc = 0;
+
+	if (!l)
+		return 0;
+	if (l->fd >= 0) {
+		rc = atel__seglog_flush(l);
+		{
+			int r2 = sync_now(l, true);
+			if (!rc)
+				rc = r2;
+		}
+		close(l->fd);
+	}
+	if (l->uring) {
+		/* frames still in flight finish before their buffers go */
+		while (l->inflight || l->fsync_inflight) {
+			struct io_uring_cqe *cqe;
+			if (io_uring_wait_cqe(&l->ring, &cqe) < 0)
+				break;
+			handle_cqe(l, io_uring_cqe_get_data64(cqe), cqe->res);
+			io_uring_cqe_seen(&l->ring, cqe);
+		}
+		io_uring_queue_exit(&l->ring);
+	}
+	for (int i = 0; i < NBUF; i++) {
+		free(l->frames[i].buf);
+		free(l->frames[i].upd);
+	}
+	ZSTD_freeCCtx(l->cctx);
+	atel__decoder_free(l->defs);
+	free(l->raw);
+	free(l->supd);
+	free(l->upd_idx);
+	free(l->appended);
+	free(l->written);
+	free(l->gen);
+	free(l->seen);
+	free(l->dir);
+	free(l);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* recovery                                                                 */
+
+enum scan_result { SCAN_OK = 0, SCAN_OTHER_INSTANCE, SCAN_TORN_HEADER, SCAN_BAD_HEADER };
+
+struct scan {
+	uint64_t instance;
+	uint32_t ring_count;
+	uint64_t *next_pos;
+	bool *seen;
+	uint32_t *gen;
+	struct atel_decoder *dec;   /* NULL: positions only */
+	bool truncate;              /* cut a torn tail off the file */
+	ZSTD_DCtx *dctx;
+	unsigned char *out;
+	size_t out_cap;
+	uint64_t truncated_at;      /* UINT64_MAX if not truncated */
+};
+
+static bool is_def_type(uint8_t t)
+{
+	return t == ATEL_REC_BEGIN || t == ATEL_REC_STRDEF || t == ATEL_REC_SERIESDEF || t == ATEL_REC_BOUNDS;
+}
+
+/* Applies the chunks of one decompressed data frame (or the header's definitions). */
+static void scan_records(struct scan *s, const union atel_slot *rec, size_t nslots, bool header)
+{
+	size_t i = 0;
+
+	while (i < nslots) {
+		const struct atel_rec_chunk *c = (const struct atel_rec_chunk *)(const void *)&rec[i];
+		size_t end;
+		uint32_t ring = c->h.id;
+		if (c->h.type != ATEL_LOGREC_CHUNK || c->count > nslots - i - 1)
+			return; /* not what the writer makes: ignore the rest */
+		end = i + 1 + c->count;
+		if (ring < s->ring_count && !(c->h.flags & (ATEL_CHUNKF_DEFS | ATEL_CHUNKF_MARKER)) && !header) {
+			s->next_pos[ring] = c->first_pos + c->count;
+			s->seen[ring] = true;
+			if (s->gen)
+				s->gen[ring] = c->generation;
+		}
+		if (s->dec && ring < s->ring_count) {
+			if (header)
+				atel__decoder_reset_ring(s->dec, ring);
+			for (size_t k = i + 1; k < end;) {
+				const char *why;
+				int n = atel__log_rec_check(&rec[k], end - k, &why);
+				struct atel_event ev;
+				if (n < 0) {
+					k++;
+					continue;
+				}
+				if (is_def_type(rec[k].h.type))
+					(void)atel__decode(s->dec, ring, c->first_pos + (k - i - 1), &rec[k], (unsigned)n, &ev);
+				k += (size_t)n;
+			}
+		}
+		i = end;
+	}
+}
+
+/* Decompresses the zstd frame at p (size fs, content csize). @return slots or -EBADMSG. */
+static int64_t scan_decompress(struct scan *s, const unsigned char *p, size_t fs, uint64_t csize)
+{
+	size_t r;
+	if (csize == 0 || csize % ATEL_RECORD_SIZE || csize > ATEL_SEG_FRAME_MAX)
+		return -EBADMSG;
+	if (csize > s->out_cap) {
+		unsigned char *n = realloc(s->out, csize);
+		if (!n)
+			return -ENOMEM;
+		s->out = n;
+		s->out_cap = csize;
+	}
+	r = ZSTD_decompressDCtx(s->dctx, s->out, csize, p, fs);
+	if (ZSTD_isError(r) || r != csize)
+		return -EBADMSG;
+	return (int64_t)(csize / ATEL_RECORD_SIZE);
+}
+
+/* Is there a complete, valid data frame anywhere after `from`? */
+static bool valid_frame_after(struct scan *s, const unsigned char *p, size_t size, size_t from)
+{
+	for (size_t off = from; off + 4 <= size; off++) {
+		uint64_t csize, need;
+		bool skip;
+		const char *why;
+		int64_t fs;
+		if (p[off] != 0x28 || p[off + 1] != 0xB5 || p[off + 2] != 0x2F || p[off + 3] != 0xFD)
+			continue;
+		fs = atel__seg_frame_size(p + off, size - off, &csize, &skip, &need, &why);
+		if (fs > 0 && scan_decompress(s, p + off, (size_t)fs, csize) > 0)
+			return true;
+	}
+	return false;
+}
+
+static int read_file(int fd, unsigned char **buf, size_t *size)
+{
+	struct stat st;
+	size_t got = 0;
+
+	if (fstat(fd, &st))
+		return -errno;
+	*size = (size_t)st.st_size;
+	*buf = malloc(*size ? *size : 1);
+	if (!*buf)
+		return -ENOMEM;
+	while (got < *size) {
+		ssize_t r = pread(fd, *buf + got, *size - got, (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	*size = got;
+	return 0;
+}
+
+static int scan_file(struct scan *s, const char *path, enum scan_result *res)
+{
+	unsigned char *p = NULL;
+	size_t size = 0, off;
+	struct atel_seg_header_view hv;
+	uint64_t csize, need;
+	bool skip;
+	const char *why;
+	int64_t fs;
+	int fd, rc;
+
+	*res = SCAN_OK;
+	s->truncated_at = UINT64_MAX;
+	fd = open(path, (s->truncate ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if ((rc = read_file(fd, &p, &size)))
+		goto out;
+	fs = atel__seg_frame_size(p, size, &csize, &skip, &need, &why);
+	if (fs == 0) {
+		*res = SCAN_TORN_HEADER;
+		goto out;
+	}
+	if (fs < 0 || !skip || atel__seg_parse_header(p + 8, (size_t)fs - 8, &hv, &why)) {
+		*res = SCAN_BAD_HEADER;
+		goto out;
+	}
+	if (hv.hdr.shm_instance != s->instance) {
+		*res = SCAN_OTHER_INSTANCE;
+		goto out;
+	}
+	for (uint32_t i = 0; i < hv.hdr.nentries; i++) {
+		struct atel_seg_ring_entry e;
+		memcpy(&e, hv.entries + (size_t)i * sizeof(e), sizeof(e));
+		if (e.ring < s->ring_count) {
+			s->next_pos[e.ring] = e.next_pos;
+			s->seen[e.ring] = true;
+			if (s->gen)
+				s->gen[e.ring] = e.generation;
+		}
+	}
+	if (hv.hdr.ndef_slots) {
+		union atel_slot *defs = malloc((size_t)hv.hdr.ndef_slots * sizeof(*defs));
+		if (!defs) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		memcpy(defs, hv.defs, (size_t)hv.hdr.ndef_slots * sizeof(*defs));
+		scan_records(s, defs, hv.hdr.ndef_slots, true);
+		free(defs);
+	}
+	off = (size_t)fs;
+	while (off < size) {
+		int64_t n;
+		fs = atel__seg_frame_size(p + off, size - off, &csize, &skip, &need, &why);
+		if (fs > 0 && skip) {
+			off += (size_t)fs;
+			continue;
+		}
+		if (fs > 0 && (n = scan_decompress(s, p + off, (size_t)fs, csize)) > 0) {
+			scan_records(s, (const union atel_slot *)(const void *)s->out, (size_t)n, false);
+			off += (size_t)fs;
+			continue;
+		}
+		/* damaged or incomplete frame: a torn tail unless a valid frame follows */
+		if (!valid_frame_after(s, p, size, off + 1)) {
+			if (s->truncate) {
+				if (ftruncate(fd, (off_t)off) || fsync(fd)) {
+					rc = -errno;
+					goto out;
+				}
+				s->truncated_at = off;
+			}
+			break;
+		}
+		off++;
+		while (off + 4 <= size && !(p[off] == 0x28 && p[off + 1] == 0xB5 && p[off + 2] == 0x2F && p[off + 3] == 0xFD))
+			off++;
+	}
+out:
+	free(p);
+	close(fd);
+	return rc;
+}
+
+static int scan_positions(const char *dir, uint64_t instance, uint32_t ring_count, uint64_t *next_pos, bool *seen,
+			  uint32_t *gen)
+{
+	struct scan s = { .instance = instance, .ring_count = ring_count, .next_pos = next_pos, .seen = seen,
+			  .gen = gen };
+	uint64_t *seqs = NULL;
+	int n = atel__seg_list(dir, &seqs), rc = 0;
+
+	if (n <= 0) {
+		free(seqs);
+		return n;
+	}
+	s.dctx = ZSTD_createDCtx();
+	if (!s.dctx) {
+		free(seqs);
+		return -ENOMEM;
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		char path[PATH_MAX];
+		enum scan_result res;
+		snprintf(path, sizeof(path), "%s/%016llx" ATEL_SEG_SUFFIX, dir, (unsigned long long)seqs[i]);
+		rc = scan_file(&s, path, &res);
+		if (rc || res == SCAN_OK || res == SCAN_OTHER_INSTANCE)
+			break;
+	}
+	ZSTD_freeDCtx(s.dctx);
+	free(s.out);
+	free(seqs);
+	return rc;
+}
+
+int atel__seglog_recover(const char *segments_dir, uint64_t instance, uint32_t ring_count, uint64_t *next_pos,
+			 bool *seen, struct atel_decoder *dec, char *err, size_t errlen)
+{
+	struct scan s = { .instance = instance, .ring_count = ring_count, .next_pos = next_pos, .seen = seen,
+			  .dec = dec, .truncate = true };
+	uint64_t *seqs = NULL;
+	int n, rc = 0;
+
+	n = atel__seg_list(segments_dir, &seqs);
+	if (n == -ENOENT)
+		return 0;
+	if (n < 0) {
+		seterr(err, errlen, "cannot list %s: %s", segments_dir, strerror(-n));
+		return n;
+	}
+	s.dctx = ZSTD_createDCtx();
+	if (!s.dctx) {
+		free(seqs);
+		seterr(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (int i = n - 1; i >= 0; i--) {
+		char path[PATH_MAX], aside[PATH_MAX + 16];
+		enum scan_result res;
+		snprintf(path, sizeof(path), "%s/%016llx" ATEL_SEG_SUFFIX, segments_dir, (unsigned long long)seqs[i]);
+		rc = scan_file(&s, path, &res);
+		if (rc) {
+			seterr(err, errlen, "%s: %s", path, strerror(-rc));
+			break;
+		}
+		if (res == SCAN_OK || res == SCAN_OTHER_INSTANCE)
+			break;
+		/* A file whose header frame is incomplete died while being created
+		 * (the header is written before any data frame): remove it. A
+		 * complete but invalid header is kept aside for inspection. Either
+		 * way the previous file holds the positions. */
+		if (res == SCAN_TORN_HEADER) {
+			if (unlink(path) && errno != ENOENT) {
+				rc = -errno;
+				seterr(err, errlen, "cannot remove torn segment %s: %s", path, strerror(errno));
+				break;
+			}
+		} else {
+			snprintf(aside, sizeof(aside), "%s.corrupt", path);
+			if (rename(path, aside)) {
+				rc = -errno;
+				seterr(err, errlen, "cannot move corrupt segment %s aside: %s", path, strerror(errno));
+				break;
+			}
+		}
+	}
+	ZSTD_freeDCtx(s.dctx);
+	free(s.out);
+	free(seqs);
+	return rc;
+}
