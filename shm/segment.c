@@ -57,7 +57,11 @@ uint64_t atel__now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t atel__proc_start_time(int pid)
+/*
+ * Reads state (field 3) and start time (field 22) of /proc/<pid>/stat.
+ * @return 0, or -ENOENT if the process is gone or the file unreadable.
+ */
+static int proc_stat(int pid, char *state, uint64_t *start)
 {
 	char path[64], buf[1024];
 	ssize_t n;
@@ -68,37 +72,72 @@ uint64_t atel__proc_start_time(int pid)
 	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
+		return -ENOENT;
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return -ENOENT;
 	buf[n] = '\0';
 	/* comm may contain spaces and ')': fields start after the last ')' */
 	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
+	if (!p || p[1] != ' ' || !p[2])
+		return -ENOENT;
+	*state = p[2];
 	p++;
 	/* after ')' come fields 3..; starttime is field 22 -> the 20th after comm */
 	for (int field = 3; field < 22 && p; field++) {
 		p = strchr(p + 1, ' ');
 	}
 	if (!p || sscanf(p + 1, "%llu", &v) != 1)
+		return -ENOENT;
+	*start = v;
+	return 0;
+}
+
+/* "Threads:" of /proc/<pid>/status; 0 if unreadable. */
+static int proc_threads(int pid)
+{
+	char path[64], line[256];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "re");
+	if (!f)
 		return 0;
-	return v;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Threads: %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+uint64_t atel__proc_start_time(int pid)
+{
+	char state;
+	uint64_t start;
+
+	return proc_stat(pid, &state, &start) == 0 ? start : 0;
 }
 
 bool atel__proc_alive(int pid, uint64_t start)
 {
+	char state;
 	uint64_t now;
 
 	if (pid <= 0)
 		return false;
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return false;
-	now = atel__proc_start_time(pid);
-	if (now == 0) /* vanished between the two checks, or /proc unreadable */
+	if (proc_stat(pid, &state, &now) != 0) /* vanished between the two checks, or /proc unreadable */
 		return kill(pid, 0) == 0 || errno != ESRCH;
+	/*
+	 * A zombie (killed, not yet reaped by its parent) writes nothing more:
+	 * dead. But a process whose main thread exited while others run also
+	 * shows its leader as 'Z': that one is alive while it has other threads.
+	 */
+	if ((state == 'Z' || state == 'X' || state == 'x') && proc_threads(pid) <= 1)
+		return false;
 	return now == start;
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -358,6 +359,85 @@ static void test_dead_owner_and_reclaim(void **state)
 	atel__segment_detach(&seg);
 }
 
+static void *sleeper(void *arg)
+{
+	int fd = *(int *)arg;
+	char c;
+
+	/* lives until the test closes the pipe */
+	while (read(fd, &c, 1) > 0)
+		;
+	return NULL;
+}
+
+/*
+ * A killed but not yet reaped owner (zombie) is dead; a process whose main
+ * thread exited while another thread runs (leader shows 'Z') is alive.
+ */
+static void test_zombie_owner(void **state)
+{
+	struct atel_segment seg;
+	int pfd[2], ws;
+	pid_t kid;
+
+	(void)state;
+	mkseg(&seg, 1, 64);
+	kid = fork();
+	assert_true(kid >= 0);
+	if (kid == 0)
+		_exit(0);
+	/* wait (bounded) until it is a zombie, without reaping it */
+	for (int i = 0; i < 2000; i++) {
+		char st[64];
+		FILE *f;
+		snprintf(st, sizeof(st), "/proc/%d/stat", (int)kid);
+		f = fopen(st, "r");
+		if (f) {
+			char buf[512] = "";
+			char *p;
+			if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')) && p[2] == 'Z') {
+				fclose(f);
+				break;
+			}
+			fclose(f);
+		}
+		usleep(1000);
+	}
+	atomic_store(&seg.dir[0].state, ATEL_RING_ACTIVE);
+	seg.dir[0].owner_pid = kid;
+	seg.dir[0].owner_start = atel__proc_start_time(kid);
+	assert_true(seg.dir[0].owner_start != 0);
+	assert_int_equal(atel__ring_owner_dead(&seg, 0), 1);
+	assert_int_equal(waitpid(kid, NULL, 0), kid);
+	assert_int_equal(atel__ring_owner_dead(&seg, 0), 1);
+
+	/* main thread exits, a second thread keeps the process alive */
+	assert_int_equal(pipe(pfd), 0);
+	kid = fork();
+	assert_true(kid >= 0);
+	if (kid == 0) {
+		pthread_t th;
+		close(pfd[1]);
+		if (pthread_create(&th, NULL, sleeper, &pfd[0]) != 0)
+			_exit(3);
+		pthread_exit(NULL);
+	}
+	close(pfd[0]);
+	seg.dir[0].owner_pid = kid;
+	seg.dir[0].owner_start = 0;
+	for (int i = 0; i < 2000 && seg.dir[0].owner_start == 0; i++) {
+		seg.dir[0].owner_start = atel__proc_start_time(kid);
+		usleep(1000);
+	}
+	usleep(20000); /* let the main thread exit (if it did not, the owner is alive all the more) */
+	assert_int_equal(atel__ring_owner_dead(&seg, 0), 0);
+	close(pfd[1]);
+	assert_int_equal(waitpid(kid, &ws, 0), kid);
+	assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	assert_int_equal(atel__ring_owner_dead(&seg, 0), 1);
+	atel__segment_detach(&seg);
+}
+
 static void test_quarantine(void **state)
 {
 	struct atel_segment seg;
@@ -393,6 +473,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_final, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_exhaustion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_owner_and_reclaim, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zombie_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
