@@ -1,0 +1,563 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_status.c - `atel status` (sidecar health from the shared-memory header
+ * and ring directory, which are live, plus ateld's status file for what only
+ * the daemon knows: drain/log statistics, io path, exporter health) and
+ * `atel clear`.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "query.h"
+#include "segment.h"
+
+#define NS 1000000000ull
+
+static const char *ring_state(uint32_t s)
+{
+	switch (s) {
+	case ATEL_RING_FREE: return "free";
+	case ATEL_RING_CLAIMING: return "claiming";
+	case ATEL_RING_ACTIVE: return "active";
+	case ATEL_RING_DRAINING: return "draining";
+	case ATEL_RING_QUARANTINED: return "quarantined";
+	default: return "?";
+	}
+}
+
+static void comm_of(int pid, int tid, char *out, size_t len)
+{
+	char p[64];
+	out[0] = 0;
+	if (pid <= 0)
+		return;
+	snprintf(p, sizeof(p), "/proc/%d/task/%d/comm", pid, tid > 0 ? tid : pid);
+	FILE *f = fopen(p, "r");
+	if (!f) {
+		snprintf(p, sizeof(p), "/proc/%d/comm", pid);
+		f = fopen(p, "r");
+	}
+	if (!f)
+		return;
+	if (fgets(out, (int)len, f))
+		out[strcspn(out, "\n")] = 0;
+	fclose(f);
+}
+
+/* ateld holds an exclusive flock on <data_dir>/ateld.lock for its whole life. */
+static bool lock_held(const struct cli *c, int *pid)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/ateld.lock", c->data_dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+	if (!held)
+		flock(fd, LOCK_UN);
+	if (held && pid) {
+		char buf[32] = { 0 };
+		if (read(fd, buf, sizeof(buf) - 1) > 0)
+			*pid = atoi(buf);
+	}
+	close(fd);
+	return held;
+}
+
+bool cli_daemon_running(const struct cli *c, int *pid, uint64_t *hb_age_ns)
+{
+	struct atel_segment seg;
+	char err[256];
+	bool up = false;
+	if (pid)
+		*pid = 0;
+	if (hb_age_ns)
+		*hb_age_ns = UINT64_MAX;
+	if (atel__segment_attach(&seg, c->shm, err, sizeof(err)) == 0) {
+		int p = seg.hdr->consumer_pid;
+		uint64_t hb = atomic_load_explicit(&seg.hdr->heartbeat_ns, memory_order_relaxed);
+		uint64_t now = cli_now_ns();
+		uint64_t age = now > hb ? now - hb : 0;
+		if (pid)
+			*pid = p;
+		if (hb_age_ns)
+			*hb_age_ns = age;
+		up = p > 0 && atel__proc_alive(p, seg.hdr->consumer_start) && age < 5 * NS;
+		atel__segment_detach(&seg);
+	}
+	int lp = 0;
+	if (lock_held(c, &lp)) {
+		if (pid && !*pid)
+			*pid = lp;
+		up = true;
+	}
+	return up;
+}
+
+static cJSON *read_status_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 16384;
+			char *nb = realloc(buf, cap);
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		size_t r = fread(buf + len, 1, 4096, f);
+		len += r;
+		if (r < 4096)
+			break;
+	}
+	fclose(f);
+	if (!buf)
+		return NULL;
+	buf[len] = 0;
+	cJSON *j = cJSON_Parse(buf);
+	free(buf);
+	return j;
+}
+
+static uint64_t jnum(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+}
+
+static uint64_t dir_usage(const char *path, uint64_t *files, const char *suffix)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return 0;
+	uint64_t total = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p[4400];
+		snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+		struct stat st;
+		if (lstat(p, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			total += dir_usage(p, NULL, NULL);
+			continue;
+		}
+		size_t l = strlen(e->d_name), sl = suffix ? strlen(suffix) : 0;
+		if (files && (!suffix || (l > sl && strcmp(e->d_name + l - sl, suffix) == 0)))
+			(*files)++;
+		total += (uint64_t)st.st_blocks * 512u;
+	}
+	closedir(d);
+	return total;
+}
+
+static const char *ago(uint64_t ts, uint64_t now, char *buf, size_t len)
+{
+	if (!ts)
+		return "never";
+	char d[24];
+	atel_q_fmt_duration(now > ts ? now - ts : 0, d, sizeof(d));
+	snprintf(buf, len, "%.20s ago", d);
+	return buf;
+}
+
+static const char status_help[] =
+	"usage: atel status [--json]\n"
+	"Is ateld up (its lock on <data_dir>/ateld.lock, the consumer pid and heartbeat in the\n"
+	"shared-memory header), its rings (owner pid/tid/command, state, lag, drops by cause),\n"
+	"records and bytes written, drops by cause, segments, io path (io_uring or pwritev),\n"
+	"indexer lag, exporter health (last success, last error) and disk use. Live ring data\n"
+	"comes from shared memory; daemon statistics from <data_dir>/ateld.status.json.\n"
+	"Exit: 0 ateld up, 3 ateld not running (the report is still printed).\n";
+
+int cmd_status(struct cli *c, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(status_help, stdout);
+			return 0;
+		}
+		cli_err("status", "unexpected argument %s (see atel status --help)", argv[i]);
+		return ATEL_EXIT_USAGE;
+	}
+	uint64_t now = cli_now_ns();
+	int lpid = 0;
+	bool locked = lock_held(c, &lpid);
+	cJSON *sf = read_status_file(c->status_path);
+	char shm_name[256];
+	if (!c->shm_explicit && sf) {
+		/* no --shm/$ATEL_SHM: look where this data dir's ateld says it is */
+		const cJSON *sh = cJSON_GetObjectItem(sf, "shm");
+		const cJSON *nm = sh ? cJSON_GetObjectItem(sh, "name") : NULL;
+		if (cJSON_IsString(nm) && nm->valuestring[0]) {
+			snprintf(shm_name, sizeof(shm_name), "%s", nm->valuestring);
+			c->shm = shm_name;
+		}
+	}
+	struct atel_segment seg;
+	char err[256];
+	bool attached = atel__segment_attach(&seg, c->shm, err, sizeof(err)) == 0;
+	int cpid = 0;
+	uint64_t hb_age = UINT64_MAX;
+	bool alive = false;
+	cJSON *root = cJSON_CreateObject();
+	cJSON *rings = cJSON_CreateArray();
+	uint64_t drops_full = 0, drops_nodef = 0, drops_invalid = 0, lag_total = 0;
+	uint32_t in_use = 0, ring_count = 0;
+	if (attached) {
+		cpid = seg.hdr->consumer_pid;
+		uint64_t hb = atomic_load_explicit(&seg.hdr->heartbeat_ns, memory_order_relaxed);
+		hb_age = now > hb ? now - hb : 0;
+		alive = cpid > 0 && atel__proc_alive(cpid, seg.hdr->consumer_start);
+		ring_count = seg.ring_count;
+		for (uint32_t r = 0; r < seg.ring_count; r++) {
+			struct atel_ring_desc *d = atel__seg_desc(&seg, r);
+			uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
+			uint64_t head = atomic_load_explicit(&d->head, memory_order_relaxed);
+			uint64_t tail = atomic_load_explicit(&d->tail, memory_order_relaxed);
+			uint64_t df = atomic_load_explicit(&d->drops_full, memory_order_relaxed);
+			uint64_t dn = atomic_load_explicit(&d->drops_nodef, memory_order_relaxed);
+			uint64_t di = atomic_load_explicit(&d->drops_invalid, memory_order_relaxed);
+			drops_full += df;
+			drops_nodef += dn;
+			drops_invalid += di;
+			if (st == ATEL_RING_FREE && head == tail)
+				continue;
+			in_use += st != ATEL_RING_FREE;
+			uint64_t lag = head >= tail ? head - tail : 0;
+			lag_total += lag;
+			char comm[32];
+			int pid = __atomic_load_n(&d->owner_pid, __ATOMIC_RELAXED);
+			int tid = __atomic_load_n(&d->owner_tid, __ATOMIC_RELAXED);
+			comm_of(st == ATEL_RING_FREE ? 0 : pid, tid, comm, sizeof(comm));
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "ring", r);
+			cJSON_AddStringToObject(o, "state", ring_state(st));
+			cJSON_AddNumberToObject(o, "pid", pid);
+			cJSON_AddNumberToObject(o, "tid", tid);
+			cJSON_AddStringToObject(o, "comm", comm);
+			cJSON_AddItemToObject(o, "lag", cli_json_u64(lag));
+			cJSON_AddItemToObject(o, "drops_full", cli_json_u64(df));
+			cJSON_AddItemToObject(o, "drops_nodef", cli_json_u64(dn));
+			cJSON_AddItemToObject(o, "drops_invalid", cli_json_u64(di));
+			cJSON_AddItemToArray(rings, o);
+		}
+	}
+	uint64_t sf_hb = sf ? jnum(sf, "heartbeat_ns") : 0;
+	const cJSON *sf_state = sf ? cJSON_GetObjectItem(sf, "state") : NULL;
+	bool up = locked || (attached && alive && hb_age < 5 * NS);
+	int pid = cpid ? cpid : lpid ? lpid : (int)(sf ? jnum(sf, "pid") : 0);
+	uint64_t seg_files = 0;
+	uint64_t seg_bytes = dir_usage(c->seg_dir, &seg_files, ".atseg");
+	uint64_t disk = dir_usage(c->data_dir, NULL, NULL);
+	struct stat dbst;
+	uint64_t db_bytes = stat(c->db_path, &dbst) == 0 ? (uint64_t)dbst.st_size : 0;
+	char walp[4200];
+	snprintf(walp, sizeof(walp), "%s-wal", c->db_path);
+	if (stat(walp, &dbst) == 0)
+		db_bytes += (uint64_t)dbst.st_size;
+
+	cJSON_AddBoolToObject(root, "up", up);
+	cJSON_AddNumberToObject(root, "pid", pid);
+	cJSON_AddStringToObject(root, "data_dir", c->data_dir);
+	cJSON_AddStringToObject(root, "shm", c->shm);
+	cJSON_AddBoolToObject(root, "shm_attached", attached);
+	if (attached)
+		cJSON_AddItemToObject(root, "heartbeat_age_ns", cli_json_u64(hb_age));
+	else
+		cJSON_AddNullToObject(root, "heartbeat_age_ns");
+	cJSON_AddNumberToObject(root, "rings_total", ring_count);
+	cJSON_AddNumberToObject(root, "rings_in_use", in_use);
+	cJSON_AddItemToObject(root, "lag_records", cli_json_u64(lag_total));
+	cJSON *pd = cJSON_CreateObject();
+	cJSON_AddItemToObject(pd, "ring_full", cli_json_u64(drops_full));
+	cJSON_AddItemToObject(pd, "no_def", cli_json_u64(drops_nodef));
+	cJSON_AddItemToObject(pd, "invalid", cli_json_u64(drops_invalid));
+	cJSON_AddItemToObject(pd, "no_ring",
+			      cli_json_u64(attached ? atomic_load_explicit(&seg.hdr->drops_no_ring, memory_order_relaxed) : 0));
+	cJSON_AddItemToObject(root, "producer_drops", pd);
+	cJSON_AddItemToObject(root, "rings", rings);
+	cJSON *segj = cJSON_CreateObject();
+	cJSON_AddItemToObject(segj, "files", cli_json_u64(seg_files));
+	cJSON_AddItemToObject(segj, "bytes", cli_json_u64(seg_bytes));
+	cJSON_AddItemToObject(root, "segments", segj);
+	cJSON_AddItemToObject(root, "db_bytes", cli_json_u64(db_bytes));
+	cJSON_AddItemToObject(root, "disk_bytes", cli_json_u64(disk));
+	if (sf)
+		cJSON_AddItemReferenceToObject(root, "daemon", sf);
+	else
+		cJSON_AddNullToObject(root, "daemon");
+
+	if (c->json) {
+		char *t = cJSON_Print(root);
+		if (t) {
+			puts(t);
+			free(t);
+		}
+	} else {
+		char b1[32], b2[32], b3[32];
+		if (up)
+			printf("ateld: %sup%s (pid %d", cli_c(c, C_GREEN), cli_c(c, C_RESET), pid);
+		else
+			printf("ateld: %sdown%s (", cli_c(c, C_RED), cli_c(c, C_RESET));
+		if (attached)
+			printf("%sheartbeat %s", up ? ", " : "", ago(now - hb_age, now, b1, sizeof(b1)));
+		else
+			printf("%sno shared-memory segment \"%s\"", up ? ", " : "", c->shm);
+		if (sf_state && cJSON_IsString(sf_state))
+			printf(", state %s", sf_state->valuestring);
+		else if (sf_hb)
+			printf(", status file written %s", ago(sf_hb, now, b2, sizeof(b2)));
+		printf(")\n");
+		printf("data dir: %s   shm: %s\n", c->data_dir, c->shm);
+		if (sf) {
+			const cJSON *st = cJSON_GetObjectItem(sf, "stats");
+			const cJSON *io = cJSON_GetObjectItem(sf, "io_path");
+			printf("io path: %s   current segment: %s\n", cJSON_IsString(io) && io->valuestring[0] ? io->valuestring : "-",
+			       cJSON_IsString(cJSON_GetObjectItem(sf, "current_segment"))
+				       ? cJSON_GetObjectItem(sf, "current_segment")->valuestring
+				       : "-");
+			if (st) {
+				char v[6][32];
+				printf("records drained %s, invalid %s, written %s compressed (%s raw), frames %s, "
+				       "write errors %s\n",
+				       atel_q_fmt_count((double)jnum(st, "records_drained"), v[0], 32),
+				       atel_q_fmt_count((double)jnum(st, "records_invalid"), v[1], 32),
+				       atel_q_fmt_count((double)jnum(st, "bytes_written"), v[2], 32),
+				       atel_q_fmt_count((double)jnum(st, "bytes_raw"), v[3], 32),
+				       atel_q_fmt_count((double)jnum(st, "frames_written"), v[4], 32),
+				       atel_q_fmt_count((double)jnum(st, "write_errors"), v[5], 32));
+				const cJSON *dr = cJSON_GetObjectItem(st, "drops");
+				if (cJSON_IsObject(dr)) {
+					printf("drops by cause:");
+					const cJSON *e;
+					cJSON_ArrayForEach(e, dr) printf(" %s=%s", e->string,
+									 atel_q_fmt_count(e->valuedouble, b1, sizeof(b1)));
+					printf("\n");
+				}
+				printf("ring lag max %s, oldest unread %s, producers reclaimed %s, rings quarantined %s\n",
+				       atel_q_fmt_count((double)jnum(st, "ring_lag_max"), v[0], 32),
+				       atel_q_fmt_duration(jnum(st, "oldest_unread_ns"), v[1], 32),
+				       atel_q_fmt_count((double)jnum(st, "producers_reclaimed"), v[2], 32),
+				       atel_q_fmt_count((double)jnum(st, "rings_quarantined"), v[3], 32));
+			}
+			const cJSON *ix = cJSON_GetObjectItem(sf, "indexer");
+			if (ix)
+				printf("indexer: %s, lag %s records, %s rows\n",
+				       cJSON_IsTrue(cJSON_GetObjectItem(ix, "running")) ? "running" : "stopped",
+				       atel_q_fmt_count((double)jnum(ix, "lag_records"), b1, sizeof(b1)),
+				       atel_q_fmt_count((double)jnum(ix, "rows"), b2, sizeof(b2)));
+		}
+		char v[5][32];
+		printf("rings: %u of %u in use, %s records waiting; producer drops: ring full %s, no def %s, "
+		       "invalid %s, no ring %s\n",
+		       in_use, ring_count, atel_q_fmt_count((double)lag_total, v[0], 32),
+		       atel_q_fmt_count((double)drops_full, v[1], 32), atel_q_fmt_count((double)drops_nodef, v[2], 32),
+		       atel_q_fmt_count((double)drops_invalid, v[3], 32),
+		       atel_q_fmt_count(attached ? (double)atomic_load_explicit(&seg.hdr->drops_no_ring, memory_order_relaxed) : 0,
+					v[4], 32));
+		if (cJSON_GetArraySize(rings) > 0) {
+			const char *h[] = { "RING", "STATE", "PID", "TID", "COMM", "LAG", "DROPS FULL", "NODEF", "INVALID" };
+			const bool right[] = { true, false, true, true, false, true, true, true, true };
+			struct table *t = table_new(9, h, right);
+			const cJSON *o;
+			cJSON_ArrayForEach(o, rings)
+			{
+				table_rowf(t, "%d\t%s\t%d\t%d\t%s\t%llu\t%llu\t%llu\t%llu",
+					   cJSON_GetObjectItem(o, "ring")->valueint,
+					   cJSON_GetObjectItem(o, "state")->valuestring, cJSON_GetObjectItem(o, "pid")->valueint,
+					   cJSON_GetObjectItem(o, "tid")->valueint, cJSON_GetObjectItem(o, "comm")->valuestring,
+					   (unsigned long long)jnum(o, "lag"), (unsigned long long)jnum(o, "drops_full"),
+					   (unsigned long long)jnum(o, "drops_nodef"), (unsigned long long)jnum(o, "drops_invalid"));
+			}
+			table_print(t, stdout, c);
+			table_free(t);
+		}
+		const cJSON *ex = sf ? cJSON_GetObjectItem(sf, "exporters") : NULL;
+		if (cJSON_IsObject(ex)) {
+			const char *h[] = { "EXPORTER", "ENABLED", "ATTEMPTS", "FAILURES", "LAST SUCCESS", "LAST ERROR" };
+			const bool right[] = { false, false, true, true, false, false };
+			struct table *t = table_new(6, h, right);
+			const cJSON *e;
+			cJSON_ArrayForEach(e, ex)
+			{
+				const cJSON *le = cJSON_GetObjectItem(e, "last_error");
+				table_rowf(t, "%s\t%s\t%llu\t%llu\t%s\t%s", e->string,
+					   cJSON_IsTrue(cJSON_GetObjectItem(e, "enabled")) ? "yes" : "no",
+					   (unsigned long long)jnum(e, "attempts"), (unsigned long long)jnum(e, "failures"),
+					   ago(jnum(e, "last_success_ns"), now, b1, sizeof(b1)),
+					   cJSON_IsString(le) && le->valuestring[0] ? le->valuestring : "-");
+			}
+			printf("\n");
+			table_print(t, stdout, c);
+			table_free(t);
+		}
+		printf("\nsegments: %llu file(s), %s; index: %s; data dir total: %s\n", (unsigned long long)seg_files,
+		       atel_q_fmt_count((double)seg_bytes, b1, sizeof(b1)), atel_q_fmt_count((double)db_bytes, b2, sizeof(b2)),
+		       atel_q_fmt_count((double)disk, b3, sizeof(b3)));
+		printf("(sizes in bytes, K/M/G = 10^3/10^6/10^9)\n");
+	}
+	cJSON_Delete(root);
+	cJSON_Delete(sf);
+	if (attached)
+		atel__segment_detach(&seg);
+	return up ? 0 : ATEL_EXIT_NO_DAEMON;
+}
+
+/* ---- clear ------------------------------------------------------------------------ */
+
+static const char clear_help[] =
+	"usage: atel clear metrics|traces|all [--yes]\n"
+	"  metrics  deletes every row of telemetry_metrics and telemetry_aggregates from the\n"
+	"           index (the series catalog telemetry_series stays);\n"
+	"  traces   deletes every row of telemetry_spans and telemetry_span_events;\n"
+	"  all      deletes the index database and every segment file: the data is gone.\n"
+	"metrics and traces touch only the index: the segment files (the log, which is the\n"
+	"truth) keep the records, so `atel reindex` brings the rows back, and ateld's\n"
+	"/metrics counters are not reset. all refuses while ateld runs (stop it first).\n"
+	"Asks for confirmation on a terminal; --yes is required otherwise.\n"
+	"Exit: 0 done, 1 usage or not confirmed, 2 database error, 4 ateld is running (all).\n";
+
+static int exec_sql(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		cli_err("clear", "telemetry.db: %s", msg ? msg : "error");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_clear(struct cli *c, int argc, char **argv)
+{
+	const char *what = NULL;
+	bool yes = false;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(clear_help, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--yes") == 0 || strcmp(argv[i], "-y") == 0)
+			yes = true;
+		else if (!what && argv[i][0] != '-')
+			what = argv[i];
+		else {
+			cli_err("clear", "unexpected argument %s (see atel clear --help)", argv[i]);
+			return ATEL_EXIT_USAGE;
+		}
+	}
+	if (!what || (strcmp(what, "metrics") && strcmp(what, "traces") && strcmp(what, "all"))) {
+		cli_err("clear", "say what to clear: metrics, traces or all");
+		return ATEL_EXIT_USAGE;
+	}
+	bool all = strcmp(what, "all") == 0;
+	int pid = 0;
+	if (all && cli_daemon_running(c, &pid, NULL)) {
+		cli_err("clear", "ateld (pid %d) is running; stop it before `clear all`", pid);
+		return ATEL_EXIT_DAEMON_UP;
+	}
+	if (!yes) {
+		if (!isatty(STDIN_FILENO)) {
+			cli_err("clear", "not a terminal: pass --yes to confirm");
+			return ATEL_EXIT_USAGE;
+		}
+		fprintf(stderr, "%s %s in %s? [y/N] ",
+			all ? "Delete the index and every segment file" : "Delete the indexed", all ? "" : what, c->data_dir);
+		char ans[16] = "";
+		if (!fgets(ans, sizeof(ans), stdin) || (ans[0] != 'y' && ans[0] != 'Y')) {
+			fprintf(stderr, "not cleared\n");
+			return ATEL_EXIT_USAGE;
+		}
+	}
+	uint64_t files = 0, rows = 0;
+	if (all) {
+		const char *suffix[] = { "", "-wal", "-shm" };
+		for (int k = 0; k < 3; k++) {
+			char p[4200];
+			snprintf(p, sizeof(p), "%s%s", c->db_path, suffix[k]);
+			if (unlink(p) == 0)
+				files++;
+		}
+		DIR *d = opendir(c->seg_dir);
+		struct dirent *e;
+		while (d && (e = readdir(d)) != NULL) {
+			size_t l = strlen(e->d_name);
+			if (l > 6 && strcmp(e->d_name + l - 6, ".atseg") == 0) {
+				char p[4400];
+				snprintf(p, sizeof(p), "%s/%s", c->seg_dir, e->d_name);
+				if (unlink(p) == 0)
+					files++;
+			}
+		}
+		if (d)
+			closedir(d);
+		/* the exporters' cursors and checkpoint point into the deleted log */
+		char state[4200];
+		snprintf(state, sizeof(state), "%s/state", c->data_dir);
+		d = opendir(state);
+		while (d && (e = readdir(d)) != NULL) {
+			if (e->d_name[0] == '.')
+				continue;
+			char p[4600];
+			snprintf(p, sizeof(p), "%s/%s", state, e->d_name);
+			if (unlink(p) == 0)
+				files++;
+		}
+		if (d)
+			closedir(d);
+	} else {
+		sqlite3 *db;
+		char err[512];
+		if (cli_db_open_rw(c, &db, err, sizeof(err)) < 0) {
+			cli_err("clear", "%s", err);
+			return ATEL_EXIT_DATA;
+		}
+		int bad = exec_sql(db, "BEGIN IMMEDIATE");
+		if (!bad && strcmp(what, "metrics") == 0) {
+			bad = exec_sql(db, "DELETE FROM telemetry_metrics");
+			rows += (uint64_t)sqlite3_changes(db);
+			bad = bad || exec_sql(db, "DELETE FROM telemetry_aggregates");
+			rows += (uint64_t)sqlite3_changes(db);
+		} else if (!bad) {
+			bad = exec_sql(db, "DELETE FROM telemetry_span_events");
+			rows += (uint64_t)sqlite3_changes(db);
+			bad = bad || exec_sql(db, "DELETE FROM telemetry_spans");
+			rows += (uint64_t)sqlite3_changes(db);
+		}
+		bad = bad || exec_sql(db, "COMMIT");
+		if (bad)
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close(db);
+		if (bad)
+			return ATEL_EXIT_DATA;
+	}
+	if (c->json) {
+		cJSON *j = cJSON_CreateObject();
+		cJSON_AddStringToObject(j, "cleared", what);
+		cJSON_AddItemToObject(j, "rows_deleted", cli_json_u64(rows));
+		cJSON_AddItemToObject(j, "files_deleted", cli_json_u64(files));
+		cli_print_json(j);
+	} else if (all) {
+		printf("cleared all: %llu file(s) deleted from %s\n", (unsigned long long)files, c->data_dir);
+	} else {
+		printf("cleared %s: %llu index row(s) deleted (segment files kept; `atel reindex` restores them)\n", what,
+		       (unsigned long long)rows);
+	}
+	return 0;
+}

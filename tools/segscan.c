@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segscan.c - frame and chunk walk over segment files (segscan.h).
+ */
+#include "segscan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "atel_abi.h"
+#include "segformat.h"
+
+static int push_gap(struct atel_segscan *s, const struct atel_segscan_gap *g)
+{
+	if (s->ngaps == s->capgaps) {
+		size_t nc = s->capgaps ? s->capgaps * 2 : 16;
+		struct atel_segscan_gap *n = realloc(s->gaps, nc * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		s->gaps = n;
+		s->capgaps = nc;
+	}
+	s->gaps[s->ngaps++] = *g;
+	return 0;
+}
+
+static struct atel_segscan_ring *ring_of(struct atel_segscan *s, uint64_t instance, uint32_t ring)
+{
+	for (size_t i = 0; i < s->nrings; i++)
+		if (s->rings[i].ring == ring && s->rings[i].instance == instance)
+			return &s->rings[i];
+	if (s->nrings == s->caprings) {
+		size_t nc = s->caprings ? s->caprings * 2 : 16;
+		struct atel_segscan_ring *n = realloc(s->rings, nc * sizeof(*n));
+		if (!n)
+			return NULL;
+		s->rings = n;
+		s->caprings = nc;
+	}
+	struct atel_segscan_ring *r = &s->rings[s->nrings++];
+	memset(r, 0, sizeof(*r));
+	r->instance = instance;
+	r->ring = ring;
+	r->first = UINT64_MAX;
+	return r;
+}
+
+static int read_file(const char *path, uint8_t **buf, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	uint8_t *b = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!b) {
+		close(fd);
+		return -ENOMEM;
+	}
+	size_t got = 0;
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fd);
+	*buf = b;
+	*len = got;
+	return 0;
+}
+
+/* next zstd frame magic at or after off (resynchronisation), or len */
+static size_t resync(const uint8_t *b, size_t len, size_t off)
+{
+	static const uint8_t magic[4] = { 0x28, 0xB5, 0x2F, 0xFD };
+	for (size_t i = off; i + 4 <= len; i++)
+		if (memcmp(b + i, magic, 4) == 0)
+			return i;
+	return len;
+}
+
+static int scan_records(struct atel_segscan *s, const char *base, uint64_t frame_off, const union atel_slot *slots,
+			size_t n, uint64_t instance)
+{
+	size_t i = 0;
+	while (i < n) {
+		const union atel_slot *h = &slots[i];
+		if (h->h.type != ATEL_LOGREC_CHUNK) {
+			s->bad_frames++; /* framing broken inside the frame; the reader reports it */
+			return 0;
+		}
+		const struct atel_rec_chunk *c = (const struct atel_rec_chunk *)(const void *)h;
+		s->chunks++;
+		if (c->count > n - i - 1) {
+			s->bad_frames++;
+			return 0;
+		}
+		if (!(c->h.flags & (ATEL_CHUNKF_DEFS | ATEL_CHUNKF_MARKER))) {
+			uint64_t inst = c->shm_instance ? c->shm_instance : instance;
+			struct atel_segscan_ring *r = ring_of(s, inst, c->h.id);
+			if (!r)
+				return -ENOMEM;
+			if (r->first == UINT64_MAX) {
+				r->first = c->first_pos;
+			} else if (c->first_pos != r->next) {
+				struct atel_segscan_gap g = { .offset = frame_off, .instance = inst, .ring = c->h.id,
+							      .expected = r->next, .found = c->first_pos };
+				snprintf(g.file, sizeof(g.file), "%s", base);
+				if (push_gap(s, &g) < 0)
+					return -ENOMEM;
+			}
+			r->next = c->first_pos + c->count;
+			r->slots += c->count;
+		}
+		i += 1 + (size_t)c->count;
+	}
+	return 0;
+}
+
+static int scan_file(const char *path, struct atel_segscan *s, ZSTD_DCtx *dctx, uint8_t **out, size_t *outcap)
+{
+	uint8_t *b = NULL;
+	size_t len = 0;
+	int rc = read_file(path, &b, &len);
+	if (rc < 0)
+		return rc;
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	s->files++;
+	s->bytes_compressed += len;
+	uint64_t instance = 0;
+	size_t off = 0;
+	bool first = true;
+	while (off < len) {
+		uint64_t content = 0, need = 0;
+		bool skippable = false;
+		const char *why = NULL;
+		int64_t fs = atel__seg_frame_size(b + off, len - off, &content, &skippable, &need, &why);
+		if (fs <= 0) {
+			if (fs == 0)
+				break; /* torn tail: the reader decides whether that is an error */
+			s->bad_frames++;
+			off = resync(b, len, off + 1);
+			continue;
+		}
+		if (skippable) {
+			if (first) {
+				struct atel_seg_header_view hv;
+				if (atel__seg_parse_header(b + off + 8, (size_t)fs - 8, &hv, &why) == 0)
+					instance = hv.hdr.shm_instance;
+				else
+					s->bad_frames++;
+			}
+			first = false;
+			off += (size_t)fs;
+			continue;
+		}
+		first = false;
+		s->frames++;
+		if (content > ATEL_SEG_FRAME_MAX || content % ATEL_RECORD_SIZE) {
+			s->bad_frames++;
+			off += (size_t)fs;
+			continue;
+		}
+		if (content > *outcap) {
+			uint8_t *nb = realloc(*out, content);
+			if (!nb) {
+				free(b);
+				return -ENOMEM;
+			}
+			*out = nb;
+			*outcap = content;
+		}
+		size_t got = ZSTD_decompressDCtx(dctx, *out, content, b + off, (size_t)fs);
+		if (ZSTD_isError(got) || got != content) {
+			s->bad_frames++;
+			off += (size_t)fs;
+			continue;
+		}
+		s->bytes_raw += got;
+		rc = scan_records(s, base, off, (const union atel_slot *)(const void *)*out, got / ATEL_RECORD_SIZE,
+				  instance);
+		if (rc < 0)
+			break;
+		off += (size_t)fs;
+	}
+	free(b);
+	return rc;
+}
+
+int atel_segscan_path(const char *path, struct atel_segscan *s, char *err, size_t errlen)
+{
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		int e = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return e;
+	}
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	uint8_t *out = NULL;
+	size_t outcap = 0;
+	int rc = 0;
+	if (!dctx)
+		return -ENOMEM;
+	if (S_ISDIR(st.st_mode)) {
+		uint64_t *seqs = NULL;
+		int n = atel__seg_list(path, &seqs);
+		if (n < 0) {
+			snprintf(err, errlen, "%s: %s", path, strerror(-n));
+			rc = n;
+		}
+		for (int i = 0; i < n && rc == 0; i++) {
+			char fp[4200];
+			snprintf(fp, sizeof(fp), "%s/%016llx%s", path, (unsigned long long)seqs[i], ATEL_SEG_SUFFIX);
+			rc = scan_file(fp, s, dctx, &out, &outcap);
+			if (rc < 0)
+				snprintf(err, errlen, "%s: %s", fp, strerror(-rc));
+		}
+		free(seqs);
+	} else {
+		rc = scan_file(path, s, dctx, &out, &outcap);
+		if (rc < 0)
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+	}
+	free(out);
+	ZSTD_freeDCtx(dctx);
+	return rc;
+}
+
+void atel_segscan_free(struct atel_segscan *s)
+{
+	if (!s)
+		return;
+	free(s->gaps);
+	free(s->rings);
+	memset(s, 0, sizeof(*s));
+}
