@@ -2,7 +2,7 @@
 # run-fuzz.sh BINARY NAME: a bounded libFuzzer run (FUZZ_SECONDS, default 10)
 # over a scratch copy of tests/fuzz/corpus/NAME. Exit 0 only if nothing crashed.
 set -euo pipefail
-bin=$1 name=$2
+bin=$(realpath "$1") name=$2 # absolute: meson passes it relative to the build dir, and we cd below
 src=${ATEL_SOURCE_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
