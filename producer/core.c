@@ -35,7 +35,7 @@ static __thread char errbuf[256];
 #define DEF_STR_BYTES    (ATEL__STR_IDS / 8)
 #define DEF_SERIES_BYTES (ATEL__SERIES_IDS / 8)
 #define DEF_BOUNDS_BYTES (ATEL__BOUNDS_IDS / 8)
-#define DEF_BYTES        (DEF_STR_BYTES + DEF_SERIES_BYTES + DEF_BOUNDS_BYTES)
+#define DEF_BYTES        (DEF_STR_BYTES + DEF_SERIES_BYTES + DEF_BOUNDS_BYTES + 4096)
 
 uint64_t atel__coarse_ns(void)
 {
@@ -399,6 +399,8 @@ static int alloc_defs(struct atel__tls *t)
 	t->def_str = p;
 	t->def_series = (uint64_t *)(void *)((char *)p + DEF_STR_BYTES);
 	t->def_bounds = (uint64_t *)(void *)((char *)p + DEF_STR_BYTES + DEF_SERIES_BYTES);
+	t->cat_cache = (struct atel__cat_cache *)(void *)((char *)p + DEF_STR_BYTES + DEF_SERIES_BYTES +
+							   DEF_BOUNDS_BYTES);
 	return 0;
 }
 
@@ -407,6 +409,7 @@ static void free_defs(struct atel__tls *t)
 	if (t->def_str)
 		munmap(t->def_str, DEF_BYTES);
 	t->def_str = t->def_series = t->def_bounds = NULL;
+	t->cat_cache = NULL;
 }
 
 /* Attach attempt, at most once per RETRY_NS process-wide. */
@@ -609,9 +612,12 @@ static void global_once(void)
 	atel__g.owner.pid = getpid();
 	atel__g.owner.start = atel__proc_start_time(atel__g.owner.pid);
 	atel__catalog_preload();
+	atomic_store_explicit(&atel__once_done, 1, memory_order_release);
 }
 
-void atel__once(void)
+_Atomic int atel__once_done;
+
+void atel__once_slow(void)
 {
 	pthread_once(&once, global_once);
 }

@@ -93,6 +93,13 @@ struct atel__tls_stats {
 	_Atomic uint64_t reentrant, invalid, claimed, released;
 };
 
+/* Per-thread memo of the last series of each catalog metric (see metrics.c cat_series). */
+struct atel__cat_cache {
+	const char *v[4];                /* caller's value pointers, REFERENCE order (compared, not kept) */
+	const struct atel__series *s;
+};
+#define ATEL__CAT_CACHE_N 16
+
 struct atel__tls {
 	uint64_t epoch;              /* == g.epoch: w, bitmaps, rng are current */
 	struct atel_ring_writer w;   /* w.desc NULL: no ring */
@@ -101,6 +108,13 @@ struct atel__tls {
 	uint64_t *def_str;           /* bitmaps, by id, of what this ring generation has defined */
 	uint64_t *def_series;
 	uint64_t *def_bounds;
+	struct atel__cat_cache *cat_cache; /* ATEL__CAT_CACHE_N entries, in the same mapping */
+	struct {
+		const char *p;
+		uint32_t len;
+		uint64_t h;
+	} hmemo[6];                  /* value hashes within one helper call (metrics.c) */
+	unsigned nhmemo;
 	uint64_t next_claim_ns;      /* no ring: next claim attempt (CLOCK_MONOTONIC_COARSE) */
 	struct atel__loss loss[ATEL_LOSS_CAUSE_MAX + 1];
 	uint64_t rng[2];             /* xorshift128+ state; never both zero */
@@ -150,8 +164,14 @@ static inline void atel__setbit(uint64_t *map, uint32_t id)
 	map[id >> 6] |= 1ull << (id & 63);
 }
 
-/* Runs the one-time process setup (catalog, fork and exit handlers). Cheap after the first call. */
-void atel__once(void) ATEL__HIDDEN;
+/* Runs the one-time process setup (catalog, fork and exit handlers). One load after the first call. */
+extern _Atomic int atel__once_done ATEL__HIDDEN;
+void atel__once_slow(void) ATEL__HIDDEN;
+static inline void atel__once(void)
+{
+	if (ATEL__UNLIKELY(!atomic_load_explicit(&atel__once_done, memory_order_acquire)))
+		atel__once_slow();
+}
 
 /* CLOCK_MONOTONIC_COARSE ns (vDSO, a few ns): rate limits only. */
 uint64_t atel__coarse_ns(void) ATEL__HIDDEN;

@@ -369,8 +369,11 @@ struct cat_info {
 	uint32_t klen[ATEL_CATALOG_LABELS_MAX];
 	uint64_t khash[ATEL_CATALOG_LABELS_MAX];
 	unsigned from[ATEL_CATALOG_LABELS_MAX]; /* sorted index -> REFERENCE index */
+	unsigned to[ATEL_CATALOG_LABELS_MAX];   /* REFERENCE index -> sorted index */
 	uint32_t name_len;
 	uint64_t name_hash;
+	/* interned copies: series_eq then matches name and keys by pointer */
+	const char *name_s, *key_s[ATEL_CATALOG_LABELS_MAX];
 };
 
 static struct cat_info cat[ATEL_CATALOG_COUNT];
@@ -393,12 +396,21 @@ void atel__catalog_preload(void)
 			ci->from[j] = i;
 		}
 		for (unsigned i = 0; i < n; i++) {
+			ci->to[ci->from[i]] = i;
 			ci->klen[i] = (uint32_t)strlen(ci->keys[i]);
 			ci->khash[i] = atel__hash_bytes(ci->keys[i], ci->klen[i]);
 		}
 		ci->name_len = (uint32_t)strlen(c->name);
 		ci->name_hash = atel__hash_bytes(c->name, ci->name_len);
 		(void)atel__metric_register(c->name, (atel_metric_type)c->mtype, ci->keys, n, c->bounds, c->nbounds);
+		{
+			const struct atel__str *e = atel__str_find(c->name, ci->name_len);
+			ci->name_s = e ? e->s : c->name;
+			for (unsigned i = 0; i < n; i++) {
+				e = atel__str_find(ci->keys[i], ci->klen[i]);
+				ci->key_s[i] = e ? e->s : ci->keys[i];
+			}
+		}
 	}
 }
 
@@ -415,27 +427,58 @@ static const struct atel__series *cat_series(struct atel__tls *t, unsigned m, co
 {
 	const struct atel_catalog_metric *c = &atel__catalog[m];
 	const struct cat_info *ci = &cat[m];
+	struct atel__cat_cache *cc = t->cat_cache ? &t->cat_cache[m] : NULL;
 	struct atel__lookup l;
 	const struct atel__series *s;
 	uint64_t h;
 
-	l.name = c->name;
+	/*
+	 * Agents call a helper with the same few strings over and over: if the
+	 * pointers are those of the last call for this metric and the contents
+	 * still equal that series' values, it is that series (the content check
+	 * keeps a reused buffer from aliasing). Saves the hash probe.
+	 */
+	if (cc && cc->s) {
+		unsigned i;
+		for (i = 0; i < c->nlabels; i++)
+			if (values[i] != cc->v[i] || strcmp(values[i], cc->s->values[ci->to[i]]->s) != 0)
+				break;
+		if (i == c->nlabels)
+			return cc->s;
+	}
+	l.name = ci->name_s;
 	l.name_len = ci->name_len;
 	l.name_hash = ci->name_hash;
 	l.n = c->nlabels;
 	for (unsigned i = 0; i < l.n; i++) {
 		const char *v = values[ci->from[i]];
-		l.k[i] = ci->keys[i];
+		unsigned k;
+
+		l.k[i] = ci->key_s[i];
 		l.klen[i] = ci->klen[i];
 		l.khash[i] = ci->khash[i];
 		l.v[i] = v;
+		/* a helper passes the same value to several metrics: hash it once per call */
+		for (k = 0; k < t->nhmemo && t->hmemo[k].p != v; k++)
+			;
+		if (k < t->nhmemo) {
+			l.vlen[i] = t->hmemo[k].len;
+			l.vhash[i] = t->hmemo[k].h;
+			continue;
+		}
 		l.vlen[i] = (uint32_t)strnlen(v, ATEL_STR_MAX + 1);
 		l.vhash[i] = atel__hash_bytes(v, l.vlen[i]);
+		if (t->nhmemo < sizeof(t->hmemo) / sizeof(t->hmemo[0])) {
+			t->hmemo[t->nhmemo].p = v;
+			t->hmemo[t->nhmemo].len = l.vlen[i];
+			t->hmemo[t->nhmemo].h = l.vhash[i];
+			t->nhmemo++;
+		}
 	}
 	h = atel__series_hash(&l);
 	s = atel__series_find(&l, h);
 	if (ATEL__LIKELY(s != NULL))
-		return s;
+		goto found;
 	for (unsigned i = 0; i < l.n; i++) {
 		if (l.vlen[i] > ATEL_STR_MAX || !utf8_ok((const unsigned char *)l.v[i], l.vlen[i])) {
 			atel__invalidf(t, "%s: value of label '%s' must be 1..%u bytes of UTF-8", c->name, l.k[i],
@@ -443,7 +486,16 @@ static const struct atel__series *cat_series(struct atel__tls *t, unsigned m, co
 			return NULL;
 		}
 	}
-	return atel__series_create(t, (atel_metric_type)c->mtype, &l, h, NULL, 0);
+	s = atel__series_create(t, (atel_metric_type)c->mtype, &l, h, NULL, 0);
+	if (!s)
+		return NULL;
+found:
+	if (cc) {
+		for (unsigned i = 0; i < c->nlabels; i++)
+			cc->v[i] = values[i];
+		cc->s = s;
+	}
+	return s;
 }
 
 /* Helper records share one timestamp and one reentrancy guard. */
@@ -465,6 +517,7 @@ static bool helper_enter(struct atel__tls *t, const void *arg, const char *what,
 	}
 	if (!atel__enter(t))
 		return false;
+	t->nhmemo = 0;
 	*now = atel__now_ns();
 	return true;
 }

@@ -383,6 +383,24 @@ static void test_helpers(void **state)
 	ring = my_ring();
 	assert_int_equal(pt_read(&seg, (uint32_t)ring, &r), 0);
 	assert_int_equal(pt_check_defs(&r), 0);
+	{
+		/* the per-thread memo of helper series must see a reused buffer's new contents */
+		char buf[16];
+		atel_stats st0, st1;
+		struct pt_ring r2;
+		strcpy(buf, "Alpha");
+		atel_track_queue_size(buf, 1);
+		strcpy(buf, "Beta");
+		atel_track_queue_size(buf, 2);
+		atel_stats_get(&st0);
+		atel_track_queue_size(buf, 3);
+		atel_stats_get(&st1);
+		assert_int_equal(st1.definitions, st0.definitions);
+		assert_int_equal(pt_read(&seg, (uint32_t)ring, &r2), 0);
+		assert_true(samples_of(&r2, series_id(&r2, "task_queue_size", "Alpha"), &n) == 1.0 && n == 1);
+		assert_true(samples_of(&r2, series_id(&r2, "task_queue_size", "Beta"), &n) == 5.0 && n == 2);
+		pt_free(&r2);
+	}
 	/* tool calls: tool_calls_total{tool,status} x2, duration x2, success 1, failure 1 */
 	id = series_id(&r, "tool_calls_total", NULL);
 	assert_true(id);
