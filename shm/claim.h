@@ -26,13 +26,19 @@ struct atel_owner {
  */
 int atel__ring_claim(const struct atel_segment *seg, const struct atel_owner *who, uint32_t hint);
 
-/* Owner: releases its ring (R4). Write END before calling. */
+/*
+ * Owner: releases its ring (R4). Write END before calling. A ring the
+ * consumer quarantined meanwhile stays QUARANTINED, marked ownerless.
+ */
 void atel__ring_unclaim(const struct atel_segment *seg, uint32_t ring);
 
 /*
  * Consumer: 1 if the ring is CLAIMING/ACTIVE and its owner is dead (ESRCH, or
  * the pid now belongs to a process with another start time), 0 if alive,
  * -ENOENT if the ring is not owned.
+ * A QUARANTINED ring counts as owned: 1 once its owner is dead or has
+ * released it (unclaim of a quarantined ring, or quarantine of a FREE ring,
+ * sets owner_pid to 0), so the consumer can reclaim it.
  */
 int atel__ring_owner_dead(const struct atel_segment *seg, uint32_t ring);
 
