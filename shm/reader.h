@@ -23,8 +23,10 @@ struct atel_scan_stats {
 /*
  * One structurally valid record at position pos, nslots long. `rec` points
  * into ring memory, or to a contiguous private copy when the record wraps
- * around the ring end. Return 0 to continue; non-zero stops the scan before
- * this record.
+ * around the ring end. (The implementation always delivers a private copy,
+ * checked after copying, so a producer rewriting published slots cannot
+ * change a length between check and use; valid only during the call.)
+ * Return 0 to continue; non-zero stops the scan before this record.
  */
 typedef int (*atel_scan_fn)(void *arg, uint64_t pos, const union atel_slot *rec, unsigned nslots);
 
@@ -33,7 +35,7 @@ typedef int (*atel_scan_fn)(void *arg, uint64_t pos, const union atel_slot *rec,
  * (in *st and, atomically, in the ring's drops_invalid). A record that starts
  * before `to` but runs past it is not delivered: the scan stops at its start
  * (when `final` is non-zero — the owner is dead and `to` will not grow — its
- * slots are skipped as invalid instead).
+ * slots are skipped as invalid instead). *st (may be NULL) is added to, not reset.
  * @return the position up to which the ring has been consumed (deliver or
  * skipped); the caller releases up to there once the records are durable.
  */
