@@ -71,6 +71,9 @@ static inline void puts_(struct atel_otlp_buf *b, const char *s)
 	put(b, s, strlen(s));
 }
 
+/* a string literal, length known at compile time */
+#define PUTL(b, lit) put((b), (lit), sizeof(lit) - 1)
+
 void atel__otlp_buf_free(struct atel_otlp_buf *b)
 {
 	if (!b)
@@ -278,23 +281,91 @@ static void js_u64_str(struct atel_otlp_buf *b, uint64_t v)
 	putc_(b, '"');
 }
 
-static void js_i64_str(struct atel_otlp_buf *b, int64_t v)
+static void js_u64_raw(struct atel_otlp_buf *b, uint64_t v)
 {
-	char tmp[32];
-	int n = snprintf(tmp, sizeof(tmp), "\"%lld\"", (long long)v);
+	char tmp[24];
+	int i = (int)sizeof(tmp);
 
-	put(b, tmp, (size_t)n);
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
-/* Shortest decimal that reads back as the same double. */
+static void js_i64_str(struct atel_otlp_buf *b, int64_t v)
+{
+	putc_(b, '"');
+	if (v < 0) {
+		putc_(b, '-');
+		js_u64_raw(b, (uint64_t)0 - (uint64_t)v);
+	} else {
+		js_u64_raw(b, (uint64_t)v);
+	}
+	putc_(b, '"');
+}
+
+static int u64_digits(char *out, uint64_t v)
+{
+	char tmp[24];
+	int i = (int)sizeof(tmp), n;
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	n = (int)sizeof(tmp) - i;
+	memcpy(out, tmp + i, (size_t)n);
+	return n;
+}
+
+/* Shortest decimal that reads back as the same double; out has >= 40 bytes. */
 static int fmt_double(char *out, size_t len, double v)
 {
-	int n;
+	int n = 0;
 
-	if (v == 0) /* also -0: "-0" is valid JSON and keeps the sign */
-		return snprintf(out, len, signbit(v) ? "-0" : "0");
-	if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0)
-		return snprintf(out, len, "%lld", (long long)v);
+	if (v == 0) { /* also -0: "-0" is valid JSON and keeps the sign */
+		if (signbit(v))
+			out[n++] = '-';
+		out[n++] = '0';
+		out[n] = '\0';
+		return n;
+	}
+	if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v) {
+		if (v < 0)
+			out[n++] = '-';
+		n += u64_digits(out + n, (uint64_t)fabs(v));
+		out[n] = '\0';
+		return n;
+	}
+	/* Fast path for values with few decimals (1234.5, 0.375, 0.005): if
+	 * m / 10^k == v in double arithmetic for a small k, the decimal
+	 * "m * 10^-k" reads back as v too (both are the correctly rounded value
+	 * of the same rational), and the smallest such k gives the shortest
+	 * form with that many decimals. */
+	if (fabs(v) >= 1e-4 && fabs(v) < 1e12) {
+		static const double P10[] = { 1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8 };
+
+		for (int k = 1; k <= 8; k++) {
+			double m = nearbyint(v * P10[k]);
+
+			if (m / P10[k] == v) {
+				uint64_t um = (uint64_t)fabs(m), p = (uint64_t)P10[k], fp = um % p;
+				char frac[16];
+
+				if (v < 0)
+					out[n++] = '-';
+				n += u64_digits(out + n, um / p);
+				out[n++] = '.';
+				for (int d = k - 1; d >= 0; d--, fp /= 10)
+					frac[d] = (char)('0' + fp % 10);
+				memcpy(out + n, frac, (size_t)k);
+				n += k;
+				out[n] = '\0';
+				return n;
+			}
+		}
+	}
 	for (int prec = 15; prec <= 17; prec++) {
 		n = snprintf(out, len, "%.*g", prec, v);
 		if (prec == 17 || strtod(out, NULL) == v)
@@ -309,7 +380,7 @@ static void js_double(struct atel_otlp_buf *b, double v)
 	char tmp[40];
 
 	if (isnan(v)) {
-		puts_(b, "\"NaN\"");
+		PUTL(b, "\"NaN\"");
 	} else if (isinf(v)) {
 		puts_(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
 	} else {
@@ -393,18 +464,18 @@ static void js_anyvalue(struct atel_otlp_buf *b, const struct atel_attr_value *v
 {
 	switch (v->vtype) {
 	case ATEL_VT_INT:
-		puts_(b, "{\"intValue\":");
+		PUTL(b, "{\"intValue\":");
 		js_i64_str(b, v->i);
 		break;
 	case ATEL_VT_DOUBLE:
-		puts_(b, "{\"doubleValue\":");
+		PUTL(b, "{\"doubleValue\":");
 		js_double(b, v->d);
 		break;
 	case ATEL_VT_BOOL:
 		puts_(b, v->b ? "{\"boolValue\":true" : "{\"boolValue\":false");
 		break;
 	default:
-		puts_(b, "{\"stringValue\":");
+		PUTL(b, "{\"stringValue\":");
 		js_str(b, v->s);
 		break;
 	}
@@ -413,9 +484,9 @@ static void js_anyvalue(struct atel_otlp_buf *b, const struct atel_attr_value *v
 
 static void js_kv(struct atel_otlp_buf *b, const char *key, const struct atel_attr_value *v)
 {
-	puts_(b, "{\"key\":");
+	PUTL(b, "{\"key\":");
 	js_str(b, key);
-	puts_(b, ",\"value\":");
+	PUTL(b, ",\"value\":");
 	js_anyvalue(b, v);
 	putc_(b, '}');
 }
@@ -454,14 +525,14 @@ static void js_resource_scope_open(struct atel_otlp_buf *b, const struct atel_ot
 {
 	putc_(b, '{');
 	js_str(b, top);
-	puts_(b, ":[{\"resource\":{\"attributes\":");
+	PUTL(b, ":[{\"resource\":{\"attributes\":");
 	js_attrs(b, res->attrs, res->nattrs);
-	puts_(b, "},");
+	PUTL(b, "},");
 	js_str(b, scopes);
-	puts_(b, ":[{\"scope\":{\"name\":");
+	PUTL(b, ":[{\"scope\":{\"name\":");
 	js_str(b, res->scope_name ? res->scope_name : "atel");
 	if (res->scope_version && *res->scope_version) {
-		puts_(b, ",\"version\":");
+		PUTL(b, ",\"version\":");
 		js_str(b, res->scope_version);
 	}
 	putc_(b, '}');
@@ -512,54 +583,50 @@ static void pb_span(struct atel_otlp_buf *b, const struct atel_otlp_span *s)
 
 static void js_span(struct atel_otlp_buf *b, const struct atel_otlp_span *s)
 {
-	char tmp[16];
-
-	puts_(b, "{\"traceId\":");
+	PUTL(b, "{\"traceId\":");
 	js_hex(b, s->trace_id, 16);
-	puts_(b, ",\"spanId\":");
+	PUTL(b, ",\"spanId\":");
 	js_hex(b, s->span_id, 8);
 	if (!all_zero(s->parent_id, 8)) {
-		puts_(b, ",\"parentSpanId\":");
+		PUTL(b, ",\"parentSpanId\":");
 		js_hex(b, s->parent_id, 8);
 	}
 	if (s->flags) {
-		snprintf(tmp, sizeof(tmp), "%u", (unsigned)s->flags);
-		puts_(b, ",\"flags\":");
-		puts_(b, tmp);
+		PUTL(b, ",\"flags\":");
+		js_u64_raw(b, s->flags);
 	}
-	puts_(b, ",\"name\":");
+	PUTL(b, ",\"name\":");
 	js_str(b, s->name);
-	snprintf(tmp, sizeof(tmp), "%u", (unsigned)s->kind);
-	puts_(b, ",\"kind\":");
-	puts_(b, tmp);
-	puts_(b, ",\"startTimeUnixNano\":");
+	PUTL(b, ",\"kind\":");
+	js_u64_raw(b, s->kind);
+	PUTL(b, ",\"startTimeUnixNano\":");
 	js_u64_str(b, s->start_ns);
-	puts_(b, ",\"endTimeUnixNano\":");
+	PUTL(b, ",\"endTimeUnixNano\":");
 	js_u64_str(b, s->end_ns);
 	if (s->nattrs) {
-		puts_(b, ",\"attributes\":");
+		PUTL(b, ",\"attributes\":");
 		js_attrs(b, s->attrs, s->nattrs);
 	}
 	if (s->nevents) {
-		puts_(b, ",\"events\":[");
+		PUTL(b, ",\"events\":[");
 		for (uint32_t i = 0; i < s->nevents; i++) {
 			const struct atel_otlp_event *e = &s->events[i];
 
 			if (i)
 				putc_(b, ',');
-			puts_(b, "{\"timeUnixNano\":");
+			PUTL(b, "{\"timeUnixNano\":");
 			js_u64_str(b, e->ts_ns);
-			puts_(b, ",\"name\":");
+			PUTL(b, ",\"name\":");
 			js_str(b, e->name);
 			if (e->nattrs) {
-				puts_(b, ",\"attributes\":");
+				PUTL(b, ",\"attributes\":");
 				js_attrs(b, e->attrs, e->nattrs);
 			}
 			putc_(b, '}');
 		}
 		putc_(b, ']');
 	}
-	puts_(b, ",\"status\":{");
+	PUTL(b, ",\"status\":{");
 	{
 		bool first = true;
 
@@ -569,11 +636,10 @@ static void js_span(struct atel_otlp_buf *b, const struct atel_otlp_span *s)
 		}
 		if (s->status) {
 			js_key(b, "code", &first);
-			snprintf(tmp, sizeof(tmp), "%u", (unsigned)s->status);
-			puts_(b, tmp);
+			js_u64_raw(b, s->status);
 		}
 	}
-	puts_(b, "}}");
+	PUTL(b, "}}");
 }
 
 int atel__otlp_encode_spans(struct atel_otlp_buf *b, enum atel_otlp_format fmt,
@@ -591,13 +657,13 @@ int atel__otlp_encode_spans(struct atel_otlp_buf *b, enum atel_otlp_format fmt,
 		pb_close(b, at_rs);
 	} else {
 		js_resource_scope_open(b, res, "resourceSpans", "scopeSpans");
-		puts_(b, ",\"spans\":[");
+		PUTL(b, ",\"spans\":[");
 		for (size_t i = 0; i < n; i++) {
 			if (i)
 				putc_(b, ',');
 			js_span(b, &spans[i]);
 		}
-		puts_(b, "]}]}]}");
+		PUTL(b, "]}]}]}");
 	}
 	return b->oom ? -ENOMEM : 0;
 }
@@ -670,15 +736,18 @@ static void pb_metric(struct atel_otlp_buf *b, const struct atel_agg_family *f, 
 static void js_metric(struct atel_otlp_buf *b, const struct atel_agg_family *f, uint64_t ts)
 {
 	const char *unit = unit_of(f->name);
+	const double *last_bounds = NULL;
+	uint32_t last_n = 0;
+	size_t last_off = 0, last_len = 0;
 
-	puts_(b, "{\"name\":");
+	PUTL(b, "{\"name\":");
 	js_str(b, f->name);
 	if (f->help && *f->help) {
-		puts_(b, ",\"description\":");
+		PUTL(b, ",\"description\":");
 		js_str(b, f->help);
 	}
 	if (unit) {
-		puts_(b, ",\"unit\":");
+		PUTL(b, ",\"unit\":");
 		js_str(b, unit);
 	}
 	puts_(b, f->mtype == ATEL_MT_COUNTER ? ",\"sum\":{\"dataPoints\":["
@@ -689,7 +758,7 @@ static void js_metric(struct atel_otlp_buf *b, const struct atel_agg_family *f, 
 
 		if (i)
 			putc_(b, ',');
-		puts_(b, "{\"attributes\":[");
+		PUTL(b, "{\"attributes\":[");
 		for (uint32_t k = 0; k < s->nlabels; k++) {
 			struct atel_attr_value v = { .vtype = ATEL_VT_STR, .s = s->values[k] };
 
@@ -697,40 +766,52 @@ static void js_metric(struct atel_otlp_buf *b, const struct atel_agg_family *f, 
 				putc_(b, ',');
 			js_kv(b, s->keys[k], &v);
 		}
-		puts_(b, "],\"startTimeUnixNano\":");
+		PUTL(b, "],\"startTimeUnixNano\":");
 		js_u64_str(b, s->start_ns);
-		puts_(b, ",\"timeUnixNano\":");
+		PUTL(b, ",\"timeUnixNano\":");
 		js_u64_str(b, ts);
 		if (f->mtype == ATEL_MT_HISTOGRAM) {
-			puts_(b, ",\"count\":");
+			PUTL(b, ",\"count\":");
 			js_u64_str(b, s->count);
-			puts_(b, ",\"sum\":");
+			PUTL(b, ",\"sum\":");
 			js_double(b, s->sum);
-			puts_(b, ",\"bucketCounts\":[");
+			PUTL(b, ",\"bucketCounts\":[");
 			for (uint32_t k = 0; k <= s->nbounds; k++) {
 				if (k)
 					putc_(b, ',');
 				js_u64_str(b, s->buckets ? s->buckets[k] : 0);
 			}
-			puts_(b, "],\"explicitBounds\":[");
-			for (uint32_t k = 0; k < s->nbounds; k++) {
-				if (k)
-					putc_(b, ',');
-				js_double(b, s->bounds[k]);
+			PUTL(b, "],\"explicitBounds\":");
+			if (s->bounds == last_bounds && s->nbounds == last_n && reserve(b, last_len)) {
+				/* series of a family share their bounds: copy the text */
+				memmove(b->p + b->len, b->p + last_off, last_len);
+				b->len += last_len;
+			} else {
+				last_off = b->len;
+				putc_(b, '[');
+				for (uint32_t k = 0; k < s->nbounds; k++) {
+					if (k)
+						putc_(b, ',');
+					js_double(b, s->bounds[k]);
+				}
+				putc_(b, ']');
+				last_len = b->len - last_off;
+				last_bounds = s->bounds;
+				last_n = s->nbounds;
 			}
-			puts_(b, "]}");
+			putc_(b, '}');
 		} else {
-			puts_(b, ",\"asDouble\":");
+			PUTL(b, ",\"asDouble\":");
 			js_double(b, s->value);
 			putc_(b, '}');
 		}
 	}
 	putc_(b, ']');
 	if (f->mtype != ATEL_MT_GAUGE)
-		puts_(b, ",\"aggregationTemporality\":2");
+		PUTL(b, ",\"aggregationTemporality\":2");
 	if (f->mtype == ATEL_MT_COUNTER)
-		puts_(b, ",\"isMonotonic\":true");
-	puts_(b, "}}");
+		PUTL(b, ",\"isMonotonic\":true");
+	PUTL(b, "}}");
 }
 
 uint64_t atel__otlp_count_points(const struct atel_agg_snapshot *snap, uint32_t first, uint32_t count)
@@ -761,13 +842,13 @@ int atel__otlp_encode_metrics(struct atel_otlp_buf *b, enum atel_otlp_format fmt
 		pb_close(b, at_rm);
 	} else {
 		js_resource_scope_open(b, res, "resourceMetrics", "scopeMetrics");
-		puts_(b, ",\"metrics\":[");
+		PUTL(b, ",\"metrics\":[");
 		for (uint32_t i = first; i < end; i++) {
 			if (i > first)
 				putc_(b, ',');
 			js_metric(b, &snap->families[i], snap->ts_ns);
 		}
-		puts_(b, "]}]}]}");
+		PUTL(b, "]}]}]}");
 	}
 	return b->oom ? -ENOMEM : 0;
 }

@@ -137,16 +137,47 @@ int main(int argc, char **argv)
 			{ .nlabels = 1, .keys = k3, .values = v3, .count = 10, .sum = 12.25, .nbounds = 4,
 			  .bounds = bounds, .buckets = buckets, .start_ns = 100, .last_ns = 200 },
 		};
+		/* many doubles across magnitudes: the JSON number formatting must
+		 * read back bit-exact (the test compares JSON and protobuf) */
+		static struct atel_agg_series s_many[400];
+		static const double fixed[] = { 0.1 + 0.2, 1e-5, 123456.789, -0.001, 1e11 + 0.5, 5e-324, 1.7976931348623157e308,
+						-2.5e-7, 0.3, 1.0 / 3, 2.675, 1e15 + 0.25, 9007199254740993.0, -1e22, 0.07 };
+		static const char *km[] = { "i" };
+		static char vm[400][8];
+		static const char *vmp[400][1];
+		uint64_t x = 88172645463325252ull;
+
+		for (int i = 0; i < 400; i++) {
+			double v;
+
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			if (i < (int)(sizeof(fixed) / sizeof(fixed[0]))) {
+				v = fixed[i];
+			} else if (i % 3 == 0) {
+				memcpy(&v, &x, 8); /* any bit pattern */
+				if (!isfinite(v))
+					v = (double)(x >> 11);
+			} else {
+				v = (double)(int64_t)(x % 2000000 - 1000000) / (i % 2 ? 1000.0 : 8.0) * pow(10, (int)(x % 13) - 6);
+			}
+			snprintf(vm[i], sizeof(vm[i]), "%d", i);
+			vmp[i][0] = vm[i];
+			s_many[i] = (struct atel_agg_series){ .nlabels = 1, .keys = km, .values = vmp[i], .value = v,
+							      .start_ns = 1 };
+		}
 		struct atel_agg_family fam[] = {
 			{ "agent_execution_total", "Total agent executions", ATEL_MT_COUNTER, 2, s_counter },
 			{ "context_window_utilization", "Context usage ratio", ATEL_MT_GAUGE, 3, s_gauge },
 			{ "tool_call_duration_seconds", "Tool call duration", ATEL_MT_HISTOGRAM, 1, s_hist },
+			{ "zz_number_formatting", NULL, ATEL_MT_GAUGE, 400, s_many },
 		};
-		struct atel_agg_snapshot snap = { 1700000002000000000ull, 3, fam };
+		struct atel_agg_snapshot snap = { 1700000002000000000ull, 4, fam };
 
 		for (int fmt = 0; fmt < 2; fmt++) {
 			atel__otlp_buf_free(&b);
-			rc |= atel__otlp_encode_metrics(&b, (enum atel_otlp_format)fmt, &res, &snap, 0, 3) != 0;
+			rc |= atel__otlp_encode_metrics(&b, (enum atel_otlp_format)fmt, &res, &snap, 0, 4) != 0;
 			rc |= write_file(dir, fmt ? "metrics.json" : "metrics.pb", &b);
 		}
 	}

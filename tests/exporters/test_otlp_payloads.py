@@ -125,8 +125,11 @@ def check_metrics(m, fmt):
     sm = m.resource_metrics[0].scope_metrics[0]
     check(sm.scope.name == "atel", tag + ": scope")
     ms = {x.name: x for x in sm.metrics}
-    check(sorted(ms) == ["agent_execution_total", "context_window_utilization", "tool_call_duration_seconds"],
-          tag + ": metric names")
+    check(sorted(ms) == ["agent_execution_total", "context_window_utilization", "tool_call_duration_seconds",
+                         "zz_number_formatting"], tag + ": metric names")
+    zz = [p.as_double for p in ms["zz_number_formatting"].gauge.data_points]
+    check(len(zz) == 400 and zz[0] == 0.1 + 0.2 and zz[1] == 1e-5 and zz[5] == 5e-324,
+          tag + ": number formatting values")
     c = ms["agent_execution_total"]
     check(c.WhichOneof("data") == "sum", tag + ": counter is a Sum")
     check(c.sum.is_monotonic and c.sum.aggregation_temporality == 2, tag + ": monotonic cumulative")
