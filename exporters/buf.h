@@ -111,4 +111,8 @@ static inline void atel__buf_u64(struct atel_buf *b, uint64_t v)
  */
 void atel__buf_double(struct atel_buf *b, double v);
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid (overlong,
+ * surrogate, truncated). s is NUL-terminated; never reads past the NUL. */
+size_t atel__utf8_len(const unsigned char *s);
+
 #endif /* ATEL_EXPORTERS_BUF_H */

@@ -600,14 +600,16 @@ static void reject_conn(struct atel_http_server *s, int fd)
 	static const char msg[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
 				  "Connection: close\r\nRetry-After: 1\r\nContent-Length: 46\r\n\r\n" REJECT_BODY;
 	_Static_assert(sizeof(REJECT_BODY) - 1 == 46, "Content-Length of the 503 body");
-	/* best effort: the socket buffer of a fresh connection takes this whole */
-	ssize_t n = send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ssize_t n;
 
+	/* counted first: whoever reads the 503 sees it counted */
+	count_code(s, 503);
+	atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
+	/* best effort: the socket buffer of a fresh connection takes this whole */
+	n = send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)n;
 	shutdown(fd, SHUT_WR);
 	close(fd);
-	count_code(s, 503);
-	atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
 }
 
 static void on_accept(struct atel_http_server *s)

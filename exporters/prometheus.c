@@ -49,8 +49,7 @@ void atel__buf_double(struct atel_buf *b, double v)
 	atel__buf_put(b, tmp, (size_t)n);
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *s)
+size_t atel__utf8_len(const unsigned char *s)
 {
 	unsigned char c = s[0];
 
@@ -107,7 +106,7 @@ void atel__prom_escape(struct atel_buf *out, const char *str, bool label_value)
 		} else if (c == '\n') {
 			atel__buf_put(out, "\\n", 2);
 			s++;
-		} else if ((n = utf8_len(s)) != 0) {
+		} else if ((n = atel__utf8_len(s)) != 0) {
 			atel__buf_put(out, s, n);
 			s += n;
 		} else {

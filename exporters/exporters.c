@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exporters.c - atel__exporters_start/stop (consumer/daemon.h): the threads
+ * that turn the segment log into /metrics, JSON files and OTLP.
+ *
+ *   follower  reads the log from the aggregates' checkpoint position, applies
+ *             SAMPLE events to the aggregates and SPAN_* events to the
+ *             recent-span table, checkpoints (state + log position) to
+ *             <data_dir>/state/aggregates.ckpt every few seconds and at stop,
+ *             so counters stay monotonic across restarts and no sample is
+ *             counted twice.
+ *   http      the /metrics and /healthz server (exporters/http.c); every
+ *             scrape encodes a fresh snapshot.
+ *   json      every export_interval_ms rewrites the current JSON file.
+ *   otlp      exporters/otlp_export.c, with its own log cursor.
+ *
+ * None of them is reachable from the drain thread: they only read the log
+ * and the statistics' relaxed atomics, so a stuck exporter cannot slow
+ * draining (DESIGN.md principle 2).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "aggregates.h"
+#include "daemon.h"
+#include "exporters_config.h"
+#include "exporters_internal.h"
+#include "http.h"
+#include "json_export.h"
+#include "logread.h"
+#include "prometheus.h"
+#if ATEL_HAVE_OTLP
+#include "otlp_export.h"
+#endif
+
+#define CKPT_INTERVAL_MS 5000u
+#define POLL_MS 50u
+#define STOP_CATCHUP_MS 3000u
+
+struct atel_exporters {
+	struct atel_daemon *d;
+	struct atel_exporters_opts o;
+	struct atel_agg *agg;
+	struct atel_recent_spans *spans;
+	_Atomic(struct atel_http_server *) http;
+	struct atel_json_exporter *json;
+#if ATEL_HAVE_OTLP
+	struct atel_otlp *otlp;
+#endif
+	pthread_t follower, json_thr;
+	bool follower_started, json_started;
+	atomic_bool stop;
+	pthread_mutex_t lock;            /* with cond: interruptible sleeps */
+	pthread_cond_t cond;
+	char ckpt_path[4200];
+	_Atomic uint64_t applied;        /* SAMPLE events applied */
+	_Atomic uint64_t events_read;
+};
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleeps up to ms, returning early when stop is set. */
+static void nap(struct atel_exporters *ex, uint32_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&ex->lock);
+	while (!atomic_load(&ex->stop)) {
+		if (pthread_cond_timedwait(&ex->cond, &ex->lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&ex->lock);
+}
+
+static void push_row(struct atel_exporters *ex, const char *exporter, const char *signal, uint64_t items,
+		     uint64_t bytes, int status, const char *error)
+{
+	struct atel_export_row row;
+
+	if (!ex->d)
+		return;
+	memset(&row, 0, sizeof(row));
+	row.ts_ns = real_ns();
+	snprintf(row.exporter, sizeof(row.exporter), "%s", exporter);
+	snprintf(row.signal, sizeof(row.signal), "%s", signal);
+	row.items = items;
+	row.bytes = bytes;
+	row.status = status;
+	snprintf(row.error, sizeof(row.error), "%s", error ? error : "");
+	atel__export_row_push(ex->d, &row);
+}
+
+static uint64_t snapshot_series(const struct atel_agg_snapshot *s)
+{
+	uint64_t n = 0;
+
+	for (uint32_t i = 0; s && i < s->nfamilies; i++)
+		n += s->families[i].nseries;
+	return n;
+}
+
+/* ---- follower ------------------------------------------------------------------ */
+
+static void on_corrupt(void *arg, const char *file, uint64_t offset, const char *why)
+{
+	struct atel_exporters *ex = arg;
+
+	atel__log(ex->d, ATEL_LOG_WARN, "exporters: log %s at offset %llu: %s (frame skipped)", file,
+		  (unsigned long long)offset, why);
+}
+
+static void checkpoint(struct atel_exporters *ex, const struct atel_log_pos *pos)
+{
+	int rc;
+
+	if (!ex->ckpt_path[0])
+		return;
+	rc = atel__agg_save(ex->agg, ex->ckpt_path, pos);
+	if (rc < 0)
+		atel__log(ex->d, ATEL_LOG_WARN, "exporters: cannot write checkpoint %s: %s", ex->ckpt_path,
+			  strerror(-rc));
+}
+
+static void *follower_main(void *arg)
+{
+	struct atel_exporters *ex = arg;
+	struct atel_log_reader *r = NULL;
+	struct atel_log_pos pos = ex->o.start, saved = pos;
+	uint64_t last_ckpt = mono_ms(), stop_deadline = 0;
+	bool dirty = false, warned = false;
+
+	for (;;) {
+		struct atel_event ev;
+		struct atel_log_pos after;
+		int rc;
+
+		if (atomic_load(&ex->stop) && !stop_deadline)
+			stop_deadline = mono_ms() + STOP_CATCHUP_MS;
+		if (!r) {
+			struct atel_log_reader_opts lo = { 0 };
+			lo.segments_dir = ex->o.segments_dir;
+			lo.start = pos;
+			lo.follow = true;
+			lo.on_corrupt = on_corrupt;
+			lo.arg = ex;
+			rc = atel__log_open(&r, &lo);
+			if (rc < 0) {
+				r = NULL;
+				if (rc != -ENOENT && !warned)
+					atel__log(ex->d, ATEL_LOG_WARN, "exporters: cannot open the log in %s: %s",
+						  ex->o.segments_dir, strerror(-rc));
+				warned = true;
+				if (stop_deadline)
+					break;
+				nap(ex, 200);
+				continue;
+			}
+			warned = false;
+		}
+		rc = atel__log_next(r, &ev, &after);
+		if (rc == 1) {
+			atomic_fetch_add_explicit(&ex->events_read, 1, memory_order_relaxed);
+			if (ev.kind == ATEL_EV_SAMPLE) {
+				atel__agg_apply(ex->agg, &ev);
+				atomic_fetch_add_explicit(&ex->applied, 1, memory_order_relaxed);
+			} else {
+				atel__spans_apply(ex->spans, &ev);
+			}
+			pos = after;
+			dirty = true;
+			if (stop_deadline && mono_ms() > stop_deadline)
+				break;
+			continue;
+		}
+		if (rc < 0) {
+			atel__log(ex->d, ATEL_LOG_WARN, "exporters: reading the log (%s): %s; reopening",
+				  atel__log_current_file(r), strerror(-rc));
+			atel__log_close(r);
+			r = NULL;
+			if (stop_deadline)
+				break;
+			nap(ex, 1000);
+			continue;
+		}
+		/* at the current end of the log */
+		if (ex->d)
+			atomic_store_explicit(&ex->d->stats.series_overflow, atel__agg_overflow(ex->agg),
+					      memory_order_relaxed);
+		if (stop_deadline)
+			break;
+		if (dirty && mono_ms() - last_ckpt >= ex->o.checkpoint_ms) {
+			checkpoint(ex, &pos);
+			saved = pos;
+			dirty = false;
+			last_ckpt = mono_ms();
+		}
+		nap(ex, ex->o.poll_ms);
+	}
+	if (dirty || memcmp(&saved, &pos, sizeof(pos)))
+		checkpoint(ex, &pos);
+	if (ex->d)
+		atomic_store_explicit(&ex->d->stats.series_overflow, atel__agg_overflow(ex->agg), memory_order_relaxed);
+	atel__log_close(r);
+	return NULL;
+}
+
+/* ---- Prometheus ------------------------------------------------------------------ */
+
+static int metrics_body(void *arg, struct atel_buf *body)
+{
+	struct atel_exporters *ex = arg;
+	struct atel_agg_snapshot *snap = NULL;
+	struct atel_http_server *http = atomic_load(&ex->http);
+	uint64_t codes[ATEL_HTTP_CODES_N] = { 0 };
+	struct atel_prom_self self = { 0 };
+	char err[128];
+	int rc;
+
+	self.d = ex->d;
+	self.agg_type_clashes = atel__agg_type_clashes(ex->agg);
+	self.agg_rejected = atel__agg_rejected(ex->agg);
+	self.agg_series_overflow = atel__agg_overflow(ex->agg);
+	self.agg_events_applied = atomic_load_explicit(&ex->applied, memory_order_relaxed);
+	if (http) {
+		atel__http_counters(http, codes, &self.http_conns_rejected, &self.http_timeouts);
+		self.http_responses = codes;
+	}
+	rc = atel__agg_snapshot(ex->agg, &snap);
+	if (rc == 0)
+		rc = atel__prom_encode(body, snap, &self, NULL);
+	snprintf(err, sizeof(err), "encoding /metrics: %s", strerror(-rc));
+	if (ex->d) {
+		atel__exporter_note(ex->d, ATEL_EXP_PROMETHEUS, rc == 0, rc ? err : NULL);
+		push_row(ex, "prometheus", "metrics", snapshot_series(snap), rc ? 0 : body->len, rc, rc ? err : NULL);
+	}
+	atel__agg_snapshot_free(snap);
+	return rc;
+}
+
+/* ---- JSON ----------------------------------------------------------------------------- */
+
+static void json_once(struct atel_exporters *ex)
+{
+	struct atel_agg_snapshot *snap = NULL;
+	char err[512] = "";
+	size_t bytes = 0;
+	int rc;
+
+	rc = atel__agg_snapshot(ex->agg, &snap);
+	if (rc == 0)
+		rc = atel__json_write(ex->json, snap, ex->spans, real_ns(), &bytes, err, sizeof(err));
+	else
+		snprintf(err, sizeof(err), "json: snapshot: %s", strerror(-rc));
+	if (rc < 0)
+		atel__log(ex->d, ATEL_LOG_WARN, "%s", err);
+	if (ex->d) {
+		atel__exporter_note(ex->d, ATEL_EXP_JSON, rc == 0, rc ? err : NULL);
+		push_row(ex, "json", "metrics", snapshot_series(snap), bytes, rc, rc ? err : NULL);
+	}
+	atel__agg_snapshot_free(snap);
+}
+
+static void *json_main(void *arg)
+{
+	struct atel_exporters *ex = arg;
+
+	while (!atomic_load(&ex->stop)) {
+		nap(ex, ex->o.export_interval_ms);
+		if (atomic_load(&ex->stop))
+			break;
+		json_once(ex);
+	}
+	return NULL;
+}
+
+/* ---- start / stop ------------------------------------------------------------------------- */
+
+int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *d, const struct atel_exporters_opts *o,
+			       char *err, size_t errlen)
+{
+	struct atel_exporters *ex;
+	struct atel_log_pos pos = { 0 };
+	int rc;
+
+	*out = NULL;
+	if (!(ex = calloc(1, sizeof(*ex))))
+		return -ENOMEM;
+	ex->d = d;
+	ex->o = *o;
+	if (!ex->o.poll_ms)
+		ex->o.poll_ms = POLL_MS;
+	if (!ex->o.checkpoint_ms)
+		ex->o.checkpoint_ms = CKPT_INTERVAL_MS;
+	if (!ex->o.export_interval_ms)
+		ex->o.export_interval_ms = 15000;
+	pthread_mutex_init(&ex->lock, NULL);
+	pthread_cond_init(&ex->cond, NULL);
+	if ((rc = atel__agg_new(&ex->agg, o->series_limit)) < 0 ||
+	    (rc = atel__spans_new(&ex->spans, 1000, 4096)) < 0) {
+		snprintf(err, errlen, "exporters: out of memory");
+		goto fail;
+	}
+	if (o->state_dir && *o->state_dir) {
+		if (mkdir(o->state_dir, 0755) < 0 && errno != EEXIST) {
+			rc = -errno;
+			snprintf(err, errlen, "exporters: cannot create state directory %s: %s", o->state_dir,
+				 strerror(errno));
+			goto fail;
+		}
+		snprintf(ex->ckpt_path, sizeof(ex->ckpt_path), "%s/aggregates.ckpt", o->state_dir);
+		rc = atel__agg_load(ex->agg, ex->ckpt_path, &pos);
+		if (rc == 0) {
+			atel__log(d, ATEL_LOG_INFO,
+				  "exporters: aggregates restored from %s (log position file %llu offset %llu)",
+				  ex->ckpt_path, (unsigned long long)pos.file_seq, (unsigned long long)pos.frame_off);
+		} else if (rc != -ENOENT) {
+			/* the log is the truth: rebuild from its beginning */
+			atel__log(d, ATEL_LOG_WARN, "exporters: checkpoint %s unusable (%s); rebuilding from the log",
+				  ex->ckpt_path, strerror(-rc));
+			memset(&pos, 0, sizeof(pos));
+		}
+	}
+	ex->o.start = pos;
+	if (o->prometheus) {
+		struct atel_http_opts ho = o->http;
+		struct atel_http_server *http = NULL;
+		ho.metrics = metrics_body;
+		ho.arg = ex;
+		if ((rc = atel__http_start(&http, &ho, err, errlen)) < 0)
+			goto fail;
+		atomic_store(&ex->http, http);
+	}
+	if (o->json_dir) {
+		struct atel_json_opts jo = { .dir = o->json_dir, .rotate_ms = o->json_rotate_ms,
+					     .max_files = o->json_max_files };
+		if ((rc = atel__json_open(&ex->json, &jo, err, errlen)) < 0)
+			goto fail;
+	}
+	if (o->segments_dir) {
+		if ((rc = -pthread_create(&ex->follower, NULL, follower_main, ex)) < 0) {
+			snprintf(err, errlen, "exporters: cannot start the log follower: %s", strerror(-rc));
+			goto fail;
+		}
+		ex->follower_started = true;
+	}
+	if (ex->json) {
+		if ((rc = -pthread_create(&ex->json_thr, NULL, json_main, ex)) < 0) {
+			snprintf(err, errlen, "exporters: cannot start the JSON exporter: %s", strerror(-rc));
+			goto fail;
+		}
+		ex->json_started = true;
+	}
+#if ATEL_HAVE_OTLP
+	if (o->otlp && d) {
+		if ((rc = atel__otlp_start(&ex->otlp, d, ex->agg, err, errlen)) < 0)
+			goto fail;
+	}
+#endif
+	*out = ex;
+	return 0;
+fail:
+	atel__exporters_stop(ex);
+	return rc;
+}
+
+int atel__exporters_start(struct atel_exporters **out, struct atel_daemon *d, char *err, size_t errlen)
+{
+	const struct atel_config *cfg = d->cfg;
+	struct atel_exporters_opts o = { 0 };
+	char state[4200], json_dir[4200];
+
+	snprintf(state, sizeof(state), "%s/state", cfg->data_dir ? cfg->data_dir : ".");
+	o.segments_dir = d->segments_dir;
+	o.state_dir = state;
+	o.series_limit = cfg->prometheus.series_limit;
+	o.export_interval_ms = cfg->export_interval_ms;
+	o.prometheus = cfg->prometheus.enabled;
+	o.http.bind = cfg->prometheus.bind;
+	o.http.port = (uint16_t)cfg->prometheus.port;
+	o.http.metrics_path = cfg->prometheus.path;
+	o.http.bearer_token = cfg->prometheus.bearer_token;
+	if (cfg->json.enabled) {
+		if (cfg->json.outputDir && *cfg->json.outputDir)
+			snprintf(json_dir, sizeof(json_dir), "%s", cfg->json.outputDir);
+		else
+			snprintf(json_dir, sizeof(json_dir), "%s/exports", cfg->data_dir ? cfg->data_dir : ".");
+		o.json_dir = json_dir;
+		o.json_rotate_ms = cfg->json.rotateInterval;
+		o.json_max_files = cfg->json.maxFiles;
+	}
+	o.otlp = cfg->opentelemetry.enabled;
+	return atel__exporters_start_opts(out, d, &o, err, errlen);
+}
+
+void atel__exporters_stop(struct atel_exporters *ex)
+{
+	if (!ex)
+		return;
+	pthread_mutex_lock(&ex->lock);
+	atomic_store(&ex->stop, true);
+	pthread_cond_broadcast(&ex->cond);
+	pthread_mutex_unlock(&ex->lock);
+	/* the follower catches up with the log (bounded) before the final
+	 * JSON write, so the last file reflects everything drained */
+	if (ex->follower_started)
+		pthread_join(ex->follower, NULL);
+	if (ex->json_started) {
+		pthread_join(ex->json_thr, NULL);
+		json_once(ex);
+	}
+#if ATEL_HAVE_OTLP
+	atel__otlp_stop(ex->otlp);
+#endif
+	atel__http_stop(atomic_load(&ex->http));
+	atel__json_close(ex->json);
+	atel__spans_free(ex->spans);
+	atel__agg_free(ex->agg);
+	pthread_cond_destroy(&ex->cond);
+	pthread_mutex_destroy(&ex->lock);
+	free(ex);
+}
+
+struct atel_agg *atel__exporters_agg(struct atel_exporters *ex)
+{
+	return ex ? ex->agg : NULL;
+}
+
+uint16_t atel__exporters_http_port(const struct atel_exporters *ex)
+{
+	return ex ? atel__http_port(atomic_load(&((struct atel_exporters *)ex)->http)) : 0;
+}
+
+uint64_t atel__exporters_events_read(const struct atel_exporters *ex)
+{
+	return ex ? atomic_load(&((struct atel_exporters *)ex)->events_read) : 0;
+}

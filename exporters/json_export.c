@@ -1,0 +1,821 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * json_export.c - JSON snapshot files and the recent-span assembler
+ * (json_export.h; schema in docs/json-export.md).
+ *
+ * The JSON is written by hand into one reusable buffer rather than built as
+ * a cJSON tree: an export of 1000 series is one pass of appends with no
+ * per-node allocation, which keeps it well under a millisecond.
+ *
+ * Why the file holds the latest snapshot and not every snapshot of its
+ * period: counters and histograms are cumulative, so the last snapshot of a
+ * period carries everything the earlier ones did (only intermediate gauge
+ * values are lost, and those are in the segment log and SQLite); rewriting
+ * an ever-growing array atomically every interval would cost O(n^2) I/O.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json_export.h"
+
+#define SPAN_ATTRS_MAX 64u
+#define SPAN_EVENTS_MAX 32u
+#define SPAN_NAME_MAX 256u
+#define FILE_PREFIX "atel-metrics-"
+#define FILE_SUFFIX ".json"
+
+/* ---- JSON primitives ------------------------------------------------------------ */
+
+void atel__json_str(struct atel_buf *out, const char *str)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)(str ? str : ""), *run = s;
+
+	atel__buf_putc(out, '"');
+	for (;;) {
+		unsigned char c = *s;
+		size_t n;
+
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			s++;
+			continue;
+		}
+		atel__buf_put(out, run, (size_t)(s - run));
+		if (!c)
+			break;
+		if (c == '"' || c == '\\') {
+			char e[2] = { '\\', (char)c };
+			atel__buf_put(out, e, 2);
+			s++;
+		} else if (c < 0x20) {
+			char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+			if (c == '\n')
+				atel__buf_put(out, "\\n", 2);
+			else if (c == '\t')
+				atel__buf_put(out, "\\t", 2);
+			else if (c == '\r')
+				atel__buf_put(out, "\\r", 2);
+			else
+				atel__buf_put(out, e, 6);
+			s++;
+		} else if ((n = atel__utf8_len(s)) != 0) {
+			atel__buf_put(out, s, n);
+			s += n;
+		} else {
+			atel__buf_put(out, "\xef\xbf\xbd", 3);
+			s++;
+		}
+		run = s;
+	}
+	atel__buf_putc(out, '"');
+}
+
+/* JSON has no NaN/Inf: those become the strings "NaN", "+Inf", "-Inf". */
+static void json_num(struct atel_buf *out, double v)
+{
+	if (!isfinite(v)) {
+		atel__buf_putc(out, '"');
+		atel__buf_double(out, v);
+		atel__buf_putc(out, '"');
+		return;
+	}
+	atel__buf_double(out, v);
+}
+
+static void json_key(struct atel_buf *out, const char *k)
+{
+	atel__json_str(out, k);
+	atel__buf_putc(out, ':');
+}
+
+static void iso8601(char *dst, size_t n, uint64_t ns)
+{
+	time_t t = (time_t)(ns / 1000000000u);
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(dst, n, "%s.%03uZ", base, (unsigned)((ns / 1000000u) % 1000u));
+}
+
+/* ---- recent spans ------------------------------------------------------------------- */
+
+struct open_span {
+	uint8_t trace_id[16], span_id[8], parent_id[8];
+	bool used;
+	uint8_t kind;
+	uint64_t start_ns, opened;      /* opened: insertion order, for eviction */
+	char *name;
+	struct atel_buf attrs;          /* rendered "k":v pairs, comma-separated */
+	uint32_t nattrs, dropped_attrs;
+	struct atel_buf events;         /* rendered event objects, comma-separated */
+	uint32_t nevents, dropped_events;
+	bool event_open;                /* the last event's "attributes" object is open */
+	uint32_t event_nattrs;
+};
+
+struct done_span {
+	uint64_t seq;
+	char *json;                     /* rendered object */
+};
+
+struct atel_recent_spans {
+	pthread_mutex_t lock;           /* guards done[], seq, evicted (readers: JSON thread) */
+	struct open_span *open;         /* open addressing by span id, cap = 2 * open_max */
+	uint32_t open_cap, open_len, open_max;
+	uint64_t opened;
+	struct done_span *done;
+	uint32_t keep;
+	uint64_t seq;                   /* completed spans so far */
+	uint64_t evicted;
+};
+
+int atel__spans_new(struct atel_recent_spans **out, uint32_t keep, uint32_t open_max)
+{
+	struct atel_recent_spans *r = calloc(1, sizeof(*r));
+	uint32_t cap = 16;
+
+	*out = NULL;
+	if (!r)
+		return -ENOMEM;
+	r->keep = keep ? keep : 1000;
+	r->open_max = open_max ? open_max : 4096;
+	while (cap < 2 * r->open_max)
+		cap *= 2;
+	r->open_cap = cap;
+	r->open = calloc(cap, sizeof(*r->open));
+	r->done = calloc(r->keep, sizeof(*r->done));
+	if (!r->open || !r->done || pthread_mutex_init(&r->lock, NULL)) {
+		free(r->open);
+		free(r->done);
+		free(r);
+		return -ENOMEM;
+	}
+	*out = r;
+	return 0;
+}
+
+static void open_span_clear(struct open_span *o)
+{
+	free(o->name);
+	atel__buf_free(&o->attrs);
+	atel__buf_free(&o->events);
+	memset(o, 0, sizeof(*o));
+}
+
+void atel__spans_free(struct atel_recent_spans *r)
+{
+	if (!r)
+		return;
+	for (uint32_t i = 0; i < r->open_cap; i++)
+		if (r->open[i].used)
+			open_span_clear(&r->open[i]);
+	for (uint32_t i = 0; i < r->keep; i++)
+		free(r->done[i].json);
+	pthread_mutex_destroy(&r->lock);
+	free(r->open);
+	free(r->done);
+	free(r);
+}
+
+static uint32_t span_slot_hash(const uint8_t span_id[8], uint32_t cap)
+{
+	uint64_t h;
+
+	memcpy(&h, span_id, 8);
+	h ^= h >> 31;
+	h *= 0x9e3779b97f4a7c15ull;
+	return (uint32_t)(h >> 32) & (cap - 1);
+}
+
+static struct open_span *open_find(struct atel_recent_spans *r, const uint8_t trace[16], const uint8_t span[8])
+{
+	for (uint32_t i = span_slot_hash(span, r->open_cap), n = 0; n < r->open_cap; i = (i + 1) & (r->open_cap - 1), n++) {
+		struct open_span *o = &r->open[i];
+		if (!o->used)
+			return NULL;
+		if (!memcmp(o->span_id, span, 8) && !memcmp(o->trace_id, trace, 16))
+			return o;
+	}
+	return NULL;
+}
+
+/* Removes slot i keeping the linear-probe chains intact (backward shift). */
+static void open_remove(struct atel_recent_spans *r, struct open_span *o)
+{
+	uint32_t i = (uint32_t)(o - r->open), j = i;
+
+	open_span_clear(o);
+	r->open_len--;
+	for (;;) {
+		uint32_t k;
+		j = (j + 1) & (r->open_cap - 1);
+		if (!r->open[j].used)
+			return;
+		k = span_slot_hash(r->open[j].span_id, r->open_cap);
+		/* move j back to i if its home k is not in (i, j] cyclically */
+		if ((i <= j) ? (k > i && k <= j) : (k > i || k <= j))
+			continue;
+		r->open[i] = r->open[j];
+		memset(&r->open[j], 0, sizeof(r->open[j]));
+		i = j;
+	}
+}
+
+static void evict_oldest(struct atel_recent_spans *r)
+{
+	struct open_span *old = NULL;
+
+	for (uint32_t i = 0; i < r->open_cap; i++)
+		if (r->open[i].used && (!old || r->open[i].opened < old->opened))
+			old = &r->open[i];
+	if (old) {
+		open_remove(r, old);
+		pthread_mutex_lock(&r->lock);
+		r->evicted++;
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
+static void attr_value(struct atel_buf *b, const struct atel_attr_value *v)
+{
+	switch (v->vtype) {
+	case ATEL_VT_STR:
+		atel__json_str(b, v->s);
+		break;
+	case ATEL_VT_INT: {
+		char t[24];
+		snprintf(t, sizeof(t), "%lld", (long long)v->i);
+		atel__buf_puts(b, t);
+		break;
+	}
+	case ATEL_VT_DOUBLE:
+		json_num(b, v->d);
+		break;
+	case ATEL_VT_BOOL:
+		atel__buf_puts(b, v->b ? "true" : "false");
+		break;
+	default:
+		atel__buf_puts(b, "null");
+	}
+}
+
+static void close_event(struct open_span *o)
+{
+	if (o->event_open) {
+		atel__buf_put(&o->events, "}}", 2);
+		o->event_open = false;
+	}
+}
+
+static void add_event(struct open_span *o, const char *name, uint64_t ts_ns)
+{
+	close_event(o);
+	if (o->nevents >= SPAN_EVENTS_MAX) {
+		o->dropped_events++;
+		return;
+	}
+	if (o->nevents++)
+		atel__buf_putc(&o->events, ',');
+	atel__buf_puts(&o->events, "{\"name\":");
+	atel__json_str(&o->events, name);
+	atel__buf_puts(&o->events, ",\"time_ns\":");
+	atel__buf_u64(&o->events, ts_ns);
+	atel__buf_puts(&o->events, ",\"attributes\":{");
+	o->event_open = true;
+	o->event_nattrs = 0;
+}
+
+static void event_attr(struct open_span *o, const char *key, const struct atel_attr_value *v, const char *str)
+{
+	if (!o->event_open)
+		return;
+	if (o->event_nattrs++)
+		atel__buf_putc(&o->events, ',');
+	json_key(&o->events, key);
+	if (v)
+		attr_value(&o->events, v);
+	else
+		atel__json_str(&o->events, str);
+}
+
+static void finish_span(struct atel_recent_spans *r, struct open_span *o, const struct atel_event *ev)
+{
+	static const char *const status_names[] = { "unset", "ok", "error" };
+	struct atel_buf b = { 0 };
+	char hex[33];
+	uint8_t st = ev->span_end.status <= 2 ? ev->span_end.status : 0;
+	uint64_t end = ev->ts_ns;
+
+	close_event(o);
+	atel__buf_puts(&b, "{\"trace_id\":\"");
+	atel__hex(o->trace_id, 16, hex);
+	atel__buf_puts(&b, hex);
+	atel__buf_puts(&b, "\",\"span_id\":\"");
+	atel__hex(o->span_id, 8, hex);
+	atel__buf_puts(&b, hex);
+	atel__buf_puts(&b, "\",\"parent_span_id\":\"");
+	{
+		static const uint8_t zero[8];
+		if (memcmp(o->parent_id, zero, 8)) {
+			atel__hex(o->parent_id, 8, hex);
+			atel__buf_puts(&b, hex);
+		}
+	}
+	atel__buf_puts(&b, "\",\"name\":");
+	atel__json_str(&b, o->name);
+	atel__buf_puts(&b, ",\"kind\":");
+	atel__buf_u64(&b, o->kind);
+	atel__buf_puts(&b, ",\"start_ns\":");
+	atel__buf_u64(&b, o->start_ns);
+	atel__buf_puts(&b, ",\"end_ns\":");
+	atel__buf_u64(&b, end);
+	atel__buf_puts(&b, ",\"duration_ms\":");
+	json_num(&b, end >= o->start_ns ? (double)(end - o->start_ns) / 1e6 : 0);
+	atel__buf_puts(&b, ",\"status\":{\"code\":");
+	atel__buf_u64(&b, st);
+	atel__buf_puts(&b, ",\"name\":\"");
+	atel__buf_puts(&b, status_names[st]);
+	atel__buf_puts(&b, "\",\"message\":");
+	atel__json_str(&b, ev->span_end.msg);
+	atel__buf_puts(&b, "},\"attributes\":{");
+	if (o->attrs.len)
+		atel__buf_put(&b, o->attrs.data, o->attrs.len);
+	atel__buf_puts(&b, "},\"events\":[");
+	if (o->events.len)
+		atel__buf_put(&b, o->events.data, o->events.len);
+	atel__buf_puts(&b, "],\"dropped_attributes\":");
+	atel__buf_u64(&b, o->dropped_attrs);
+	atel__buf_puts(&b, ",\"dropped_events\":");
+	atel__buf_u64(&b, o->dropped_events);
+	atel__buf_putc(&b, '}');
+	open_remove(r, o);
+	if (b.oom) {
+		atel__buf_free(&b);
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	{
+		struct done_span *d = &r->done[r->seq % r->keep];
+		free(d->json);
+		d->json = b.data; /* ownership moves to the ring */
+		d->seq = ++r->seq;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+void atel__spans_apply(struct atel_recent_spans *r, const struct atel_event *ev)
+{
+	struct open_span *o;
+
+	if (!r || !ev)
+		return;
+	switch (ev->kind) {
+	case ATEL_EV_SPAN_START: {
+		uint32_t i;
+		if (open_find(r, ev->span_start.trace_id, ev->span_start.span_id))
+			return; /* a duplicate start: keep the first */
+		if (r->open_len >= r->open_max)
+			evict_oldest(r);
+		for (i = span_slot_hash(ev->span_start.span_id, r->open_cap); r->open[i].used;
+		     i = (i + 1) & (r->open_cap - 1))
+			;
+		o = &r->open[i];
+		memset(o, 0, sizeof(*o));
+		o->used = true;
+		memcpy(o->trace_id, ev->span_start.trace_id, 16);
+		memcpy(o->span_id, ev->span_start.span_id, 8);
+		memcpy(o->parent_id, ev->span_start.parent_id, 8);
+		o->kind = ev->span_start.kind;
+		o->start_ns = ev->ts_ns;
+		o->opened = ++r->opened;
+		o->name = strndup(ev->span_start.name ? ev->span_start.name : "", SPAN_NAME_MAX);
+		r->open_len++;
+		return;
+	}
+	case ATEL_EV_SPAN_ATTR:
+		if (!(o = open_find(r, ev->span_attr.trace_id, ev->span_attr.span_id)) || !ev->span_attr.key)
+			return;
+		if (ev->span_attr.event_attr) {
+			event_attr(o, ev->span_attr.key, &ev->span_attr.v, NULL);
+			return;
+		}
+		close_event(o);
+		if (o->nattrs >= SPAN_ATTRS_MAX) {
+			o->dropped_attrs++;
+			return;
+		}
+		if (o->nattrs++)
+			atel__buf_putc(&o->attrs, ',');
+		json_key(&o->attrs, ev->span_attr.key);
+		attr_value(&o->attrs, &ev->span_attr.v);
+		return;
+	case ATEL_EV_SPAN_EVENT:
+		if ((o = open_find(r, ev->span_event.trace_id, ev->span_event.span_id)))
+			add_event(o, ev->span_event.name ? ev->span_event.name : "", ev->ts_ns);
+		return;
+	case ATEL_EV_SPAN_ERROR:
+		/* OpenTelemetry's convention: an "exception" event */
+		if ((o = open_find(r, ev->span_error.trace_id, ev->span_error.span_id))) {
+			add_event(o, "exception", ev->ts_ns);
+			event_attr(o, "exception.type", NULL, ev->span_error.type ? ev->span_error.type : "");
+			event_attr(o, "exception.message", NULL, ev->span_error.msg ? ev->span_error.msg : "");
+			close_event(o);
+		}
+		return;
+	case ATEL_EV_SPAN_END:
+		if ((o = open_find(r, ev->span_end.trace_id, ev->span_end.span_id)))
+			finish_span(r, o, ev);
+		return;
+	default:
+		return;
+	}
+}
+
+uint64_t atel__spans_completed(struct atel_recent_spans *r)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&r->lock);
+	v = r->seq;
+	pthread_mutex_unlock(&r->lock);
+	return v;
+}
+
+uint64_t atel__spans_evicted(struct atel_recent_spans *r)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&r->lock);
+	v = r->evicted;
+	pthread_mutex_unlock(&r->lock);
+	return v;
+}
+
+/* ---- document --------------------------------------------------------------------------- */
+
+static const char *type_str(uint8_t t)
+{
+	return t == ATEL_MT_COUNTER ? "counter" : t == ATEL_MT_GAUGE ? "gauge" : t == ATEL_MT_HISTOGRAM ? "histogram" : "unknown";
+}
+
+static void encode_series(struct atel_buf *out, const struct atel_agg_family *f, const struct atel_agg_series *s)
+{
+	atel__buf_puts(out, "{\"labels\":{");
+	for (uint32_t l = 0; l < s->nlabels; l++) {
+		if (l)
+			atel__buf_putc(out, ',');
+		json_key(out, s->keys[l]);
+		atel__json_str(out, s->values[l]);
+	}
+	atel__buf_putc(out, '}');
+	if (s->overflow)
+		atel__buf_puts(out, ",\"overflow\":true");
+	if (f->mtype == ATEL_MT_HISTOGRAM) {
+		uint64_t cum = 0;
+		atel__buf_puts(out, ",\"count\":");
+		atel__buf_u64(out, s->count);
+		atel__buf_puts(out, ",\"sum\":");
+		json_num(out, s->sum);
+		atel__buf_puts(out, ",\"buckets\":[");
+		for (uint32_t k = 0; k <= s->nbounds; k++) {
+			cum += s->buckets ? s->buckets[k] : 0;
+			atel__buf_puts(out, k ? ",{\"le\":" : "{\"le\":");
+			if (k < s->nbounds)
+				json_num(out, s->bounds[k]);
+			else
+				atel__buf_puts(out, "\"+Inf\"");
+			atel__buf_puts(out, ",\"count\":");
+			atel__buf_u64(out, cum);
+			atel__buf_putc(out, '}');
+		}
+		atel__buf_putc(out, ']');
+	} else {
+		atel__buf_puts(out, ",\"value\":");
+		json_num(out, s->value);
+	}
+	atel__buf_puts(out, ",\"start_ns\":");
+	atel__buf_u64(out, s->start_ns);
+	atel__buf_puts(out, ",\"last_ns\":");
+	atel__buf_u64(out, s->last_ns);
+	atel__buf_putc(out, '}');
+}
+
+int atel__json_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap, struct atel_recent_spans *spans,
+		      uint64_t since_seq, uint64_t file_start_ns, uint64_t now_ns, uint64_t writes,
+		      uint64_t *last_seq)
+{
+	char when[48];
+
+	iso8601(when, sizeof(when), now_ns);
+	atel__buf_puts(out, "{\"schema\":\"" ATEL_JSON_SCHEMA "\",\"file_started_ns\":");
+	atel__buf_u64(out, file_start_ns);
+	atel__buf_puts(out, ",\"written_ns\":");
+	atel__buf_u64(out, now_ns);
+	atel__buf_puts(out, ",\"written_at\":\"");
+	atel__buf_puts(out, when);
+	atel__buf_puts(out, "\",\"writes\":");
+	atel__buf_u64(out, writes);
+	atel__buf_puts(out, ",\"metrics\":[");
+	for (uint32_t i = 0; snap && i < snap->nfamilies; i++) {
+		const struct atel_agg_family *f = &snap->families[i];
+		if (i)
+			atel__buf_putc(out, ',');
+		atel__buf_puts(out, "\n{\"name\":");
+		atel__json_str(out, f->name);
+		atel__buf_puts(out, ",\"type\":\"");
+		atel__buf_puts(out, type_str(f->mtype));
+		atel__buf_puts(out, "\",\"help\":");
+		atel__json_str(out, f->help);
+		atel__buf_puts(out, ",\"series\":[");
+		for (uint32_t j = 0; j < f->nseries; j++) {
+			if (j)
+				atel__buf_putc(out, ',');
+			encode_series(out, f, &f->series[j]);
+		}
+		atel__buf_puts(out, "]}");
+	}
+	atel__buf_puts(out, "],\"spans\":[");
+	{
+		uint64_t total = 0, included = 0;
+		if (last_seq)
+			*last_seq = since_seq;
+		if (spans) {
+			pthread_mutex_lock(&spans->lock);
+			uint64_t first = since_seq + 1, last = spans->seq;
+			if (last_seq)
+				*last_seq = last > since_seq ? last : since_seq;
+			if (last >= first) {
+				total = last - first + 1;
+				if (total > spans->keep)
+					first = last - spans->keep + 1;
+				for (uint64_t q = first; q <= last; q++) {
+					const struct done_span *d = &spans->done[(q - 1) % spans->keep];
+					if (d->seq != q || !d->json)
+						continue;
+					if (included++)
+						atel__buf_putc(out, ',');
+					atel__buf_putc(out, '\n');
+					atel__buf_puts(out, d->json);
+				}
+			}
+			pthread_mutex_unlock(&spans->lock);
+		}
+		atel__buf_puts(out, "],\"spans_completed\":");
+		atel__buf_u64(out, total);
+		atel__buf_puts(out, ",\"spans_dropped\":");
+		atel__buf_u64(out, total - included);
+	}
+	atel__buf_puts(out, "}\n");
+	return out->oom ? -ENOMEM : 0;
+}
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+struct atel_json_exporter {
+	char *dir;
+	uint64_t rotate_ns;
+	uint32_t max_files;
+	char cur[4096];
+	char last_name[256];
+	uint64_t file_start_ns;
+	uint64_t file_since_seq;        /* spans after this go into the current file */
+	uint64_t last_seq;              /* newest span sequence already written */
+	uint64_t writes;
+	struct atel_buf buf;
+};
+
+static int mkdir_p(const char *path)
+{
+	char tmp[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+int atel__json_open(struct atel_json_exporter **out, const struct atel_json_opts *o, char *err, size_t errlen)
+{
+	struct atel_json_exporter *j;
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	if (!o || !o->dir || !*o->dir) {
+		snprintf(err, errlen, "json.outputDir: empty");
+		return -EINVAL;
+	}
+	if ((rc = mkdir_p(o->dir)) < 0 || (rc = stat(o->dir, &st) < 0 ? -errno : 0) < 0 ||
+	    (rc = S_ISDIR(st.st_mode) ? 0 : -ENOTDIR) < 0) {
+		snprintf(err, errlen, "json.outputDir: cannot create directory \"%s\": %s", o->dir, strerror(-rc));
+		return rc;
+	}
+	if (access(o->dir, W_OK) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "json.outputDir: \"%s\" is not writable: %s", o->dir, strerror(errno));
+		return rc;
+	}
+	if (!(j = calloc(1, sizeof(*j))) || !(j->dir = strdup(o->dir))) {
+		free(j);
+		return -ENOMEM;
+	}
+	j->rotate_ns = o->rotate_ms * 1000000ull;
+	j->max_files = o->max_files;
+	*out = j;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_export_name(const char *n)
+{
+	size_t l = strlen(n), p = strlen(FILE_PREFIX), s = strlen(FILE_SUFFIX);
+
+	return l > p + s && !strncmp(n, FILE_PREFIX, p) && !strcmp(n + l - s, FILE_SUFFIX);
+}
+
+/* Deletes the oldest export files beyond max_files (names sort by time). */
+static void apply_retention(struct atel_json_exporter *j)
+{
+	DIR *d;
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!j->max_files || !(d = opendir(j->dir)))
+		return;
+	while ((e = readdir(d))) {
+		if (!is_export_name(e->d_name))
+			continue;
+		if (n == cap) {
+			char **nn = realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*nn));
+			if (!nn)
+				break;
+			names = nn;
+		}
+		if (!(names[n] = strdup(e->d_name)))
+			break;
+		n++;
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i + j->max_files < n; i++) {
+		char p[4096 + 256];
+		snprintf(p, sizeof(p), "%s/%s", j->dir, names[i]);
+		unlink(p);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+static void file_name(char *dst, size_t n, uint64_t ns)
+{
+	time_t t = (time_t)(ns / 1000000000u);
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&t, &tm);
+	strftime(base, sizeof(base), "%Y%m%dT%H%M%S", &tm);
+	snprintf(dst, n, FILE_PREFIX "%s%03uZ" FILE_SUFFIX, base, (unsigned)((ns / 1000000u) % 1000u));
+}
+
+static int start_file(struct atel_json_exporter *j, uint64_t now_ns)
+{
+	char name[256];
+	uint64_t t = now_ns;
+
+	/* names must be unique and increasing even if two files start within a
+	 * millisecond or the clock stepped back */
+	for (;;) {
+		struct stat st;
+		char p[4096 + 256];
+		file_name(name, sizeof(name), t);
+		snprintf(p, sizeof(p), "%s/%s", j->dir, name);
+		if ((!j->last_name[0] || strcmp(name, j->last_name) > 0) && stat(p, &st) < 0)
+			break;
+		t += 1000000u;
+	}
+	if ((size_t)snprintf(j->cur, sizeof(j->cur), "%s/%s", j->dir, name) >= sizeof(j->cur))
+		return -ENAMETOOLONG;
+	snprintf(j->last_name, sizeof(j->last_name), "%s", name);
+	j->file_start_ns = now_ns;
+	/* spans that completed after the previous file's last write belong here */
+	j->file_since_seq = j->last_seq;
+	j->writes = 0;
+	return 0;
+}
+
+static int write_file_atomic(const char *dir, const char *path, const char *data, size_t len)
+{
+	char tmp[4096 + 64];
+	const char *base = strrchr(path, '/');
+	int fd, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, base ? base + 1 : path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	while (len) {
+		ssize_t w = write(fd, data, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		data += w;
+		len -= (size_t)w;
+	}
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd); /* makes the rename durable */
+		close(fd);
+	}
+	return 0;
+}
+
+int atel__json_write(struct atel_json_exporter *j, const struct atel_agg_snapshot *snap,
+		     struct atel_recent_spans *spans, uint64_t now_ns, size_t *bytes, char *err, size_t errlen)
+{
+	bool rotated = false;
+	uint64_t seq = 0;
+	int rc;
+
+	if (!j->cur[0] || (j->rotate_ns && now_ns >= j->file_start_ns + j->rotate_ns)) {
+		if ((rc = start_file(j, now_ns)) < 0) {
+			snprintf(err, errlen, "json: file name too long under \"%s\"", j->dir);
+			return rc;
+		}
+		rotated = true;
+	}
+	atel__buf_reset(&j->buf);
+	if ((rc = atel__json_encode(&j->buf, snap, spans, j->file_since_seq, j->file_start_ns, now_ns,
+				    j->writes + 1, &seq)) < 0) {
+		snprintf(err, errlen, "json: out of memory encoding %s", j->cur);
+		return rc;
+	}
+	if ((rc = write_file_atomic(j->dir, j->cur, j->buf.data, j->buf.len)) < 0) {
+		snprintf(err, errlen, "json: cannot write %s: %s", j->cur, strerror(-rc));
+		return rc;
+	}
+	j->writes++;
+	j->last_seq = seq;
+	if (bytes)
+		*bytes = j->buf.len;
+	if (rotated)
+		apply_retention(j);
+	/* do not keep a huge export's peak buffer between intervals */
+	if (j->buf.cap > (16u << 20))
+		atel__buf_free(&j->buf);
+	return 0;
+}
+
+const char *atel__json_current_file(const struct atel_json_exporter *j)
+{
+	return j ? j->cur : "";
+}
+
+void atel__json_close(struct atel_json_exporter *j)
+{
+	if (!j)
+		return;
+	atel__buf_free(&j->buf);
+	free(j->dir);
+	free(j);
+}
