@@ -473,7 +473,6 @@ static void flush_ok(struct atel_drain *dr, uint64_t now)
 
 static void flush_failed(struct atel_drain *dr, int rc, uint64_t now)
 {
-	stat_add(&dr->d->stats.write_errors, 1);
 	if (!dr->stalled) {
 		atel__log(dr->d, ATEL_LOG_ERROR,
 			  "cannot write segment %s: %s; holding ring space (producers will count drops) "

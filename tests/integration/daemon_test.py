@@ -1,0 +1,596 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Multi-process tests of ateld: real daemon, real producer processes (tprod,
+which speaks the shm ABI directly), the log read back with logcheck.
+
+    daemon_test.py NAME     (run by meson; exit 0 pass, 1 fail, 77 skip)
+
+Each test uses its own temp directory (data dir, config, and a file-path shm
+segment inside it) and kills every process it started.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("ATEL_BUILD_ROOT") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+ATELD = os.path.join(BUILD, "consumer", "ateld")
+TPROD = os.path.join(BUILD, "tests", "integration", "tprod")
+LOGCHECK = os.path.join(BUILD, "tests", "integration", "logcheck")
+ATEL_CLI = os.path.join(BUILD, "tools", "atel")
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+class Env:
+    """One test's world: temp dir, config, daemon and producers."""
+
+    def __init__(self, name, config=None):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="atel-it-%s-%d-" % (name, os.getpid()))
+        self.data = os.path.join(self.dir, "data")
+        self.shm = os.path.join(self.dir, "seg")
+        self.cfg_path = os.path.join(self.dir, "ateld.json")
+        cfg = {
+            "data_dir": self.data,
+            "log_level": "info",
+            "shm": {"name": self.shm, "rings": 16, "ring_capacity": 4096},
+            "storage": {"rotate_bytes": 1 << 20, "fsync_interval_ms": 200},
+            "index": {"enabled": False},
+            "prometheus": {"enabled": False},
+        }
+        for k, v in (config or {}).items():
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                cfg[k].update(v)
+            else:
+                cfg[k] = v
+        self.cfg = cfg
+        with open(self.cfg_path, "w") as f:
+            json.dump(cfg, f)
+        self.daemon = None
+        self.daemon_log = None
+        self.procs = []
+        self.nstarts = 0
+
+    # -- daemon -----------------------------------------------------------
+    def start(self, env=None, wait=True):
+        self.nstarts += 1
+        self.daemon_log = os.path.join(self.dir, "ateld-%d.log" % self.nstarts)
+        e = dict(os.environ)
+        for k in ("ATEL_FORCE_PWRITEV", "ATEL_FAULT_WRITE", "ATEL_IO", "ATEL_SHM", "ATEL_DATA_DIR"):
+            e.pop(k, None)
+        e.update(env or {})
+        with open(self.daemon_log, "w") as log:
+            self.daemon = subprocess.Popen([ATELD, "--config", self.cfg_path, "--foreground"],
+                                           stdout=log, stderr=subprocess.STDOUT, env=e)
+        if wait:
+            self.wait_running()
+        return self.daemon
+
+    def status(self):
+        try:
+            with open(os.path.join(self.data, "ateld.status.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def wait_for(self, what, pred, timeout=30.0):
+        end = time.time() + timeout
+        while time.time() < end:
+            v = pred()
+            if v:
+                return v
+            if self.daemon is not None and self.daemon.poll() is not None:
+                raise Fail("ateld exited (%s) while waiting for %s; log:\n%s" %
+                           (self.daemon.returncode, what, self.log_text()))
+            time.sleep(0.05)
+        raise Fail("timed out waiting for %s; log:\n%s" % (what, self.log_text()))
+
+    def wait_running(self):
+        pid = self.daemon.pid
+        self.wait_for("ateld status 'running'", lambda: (lambda s: s and s.get("pid") == pid and
+                                                         s.get("state") == "running")(self.status()))
+
+    def log_text(self):
+        try:
+            with open(self.daemon_log) as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout=60):
+        self.daemon.send_signal(signal.SIGTERM)
+        try:
+            rc = self.daemon.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            raise Fail("ateld did not stop within %d s after SIGTERM; log:\n%s" % (timeout, self.log_text()))
+        return rc
+
+    def kill9(self):
+        self.daemon.kill()
+        self.daemon.wait()
+
+    # -- producers --------------------------------------------------------
+    def produce(self, pid_id, threads, records, *extra):
+        args = [TPROD, "--shm", self.shm, "--id", str(pid_id), "--threads", str(threads),
+                "--records", str(records)] + [str(x) for x in extra]
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.procs.append(p)
+        return p
+
+    @staticmethod
+    def result(p, timeout=60):
+        out, err = p.communicate(timeout=timeout)
+        if p.returncode != 0:
+            raise Fail("tprod failed (%s): %s" % (p.returncode, err))
+        return json.loads(out)
+
+    def logcheck(self):
+        r = subprocess.run([LOGCHECK, os.path.join(self.data, "segments")], capture_output=True, text=True,
+                           timeout=120)
+        if r.returncode != 0:
+            raise Fail("logcheck failed: %s" % r.stderr)
+        if r.stderr:
+            sys.stdout.write(r.stderr)
+        return json.loads(r.stdout)
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.kill()
+            self.daemon.wait()
+        if os.environ.get("ATEL_KEEP_TEST_DIR"):
+            print("kept", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def expect_exact(log, results, block=True):
+    """Every producer thread's samples are in the log exactly once: written minus drops."""
+    total = 0
+    for res in results:
+        for t in res["threads"]:
+            key = "%d:%d" % (res["producer"], t["thread"])
+            s = log["series"].get(key)
+            written = t["written"]
+            total += written
+            if written == 0:
+                check(s is None, "%s: nothing written but %s in the log" % (key, s))
+                continue
+            check(s is not None, "%s: no samples in the log (wrote %d)" % (key, written))
+            check(s["count"] == s["distinct"], "%s: %d duplicates" % (key, s["count"] - s["distinct"]))
+            check(s["count"] == written, "%s: log has %d samples, producer wrote %d (dropped %d)" %
+                  (key, s["count"], written, t["dropped"]))
+            if block:
+                check(t["dropped"] == 0, "%s: blocking producer dropped %d" % (key, t["dropped"]))
+                check(s["min"] == 0 and s["max"] == written - 1,
+                      "%s: sequence range %d..%d, expected 0..%d" % (key, s["min"], s["max"], written - 1))
+    return total
+
+
+# ---------------------------------------------------------------------------
+# tests
+
+def t_multi(env_extra=None, name="multi"):
+    """3 blocking processes x 3 threads plus 2 dropping ones x 2 threads; SIGTERM; exact."""
+    e = Env(name)
+    try:
+        e.start(env_extra)
+        ps = [e.produce(i, 3, 60000, "--block") for i in range(1, 4)]
+        ps += [e.produce(i, 2, 60000) for i in range(4, 6)]
+        res = [Env.result(p) for p in ps]
+        rc = e.stop()
+        check(rc == 0, "ateld exit status %d after SIGTERM; log:\n%s" % (rc, e.log_text()))
+        log = e.logcheck()
+        expect_exact(log, res[:3], block=True)
+        expect_exact(log, res[3:], block=False)
+        dropped = sum(t["dropped"] for r in res for t in r["threads"])
+        check(log["loss"]["ring_full"] == dropped,
+              "LOSS(ring_full) in the log sums to %d, producers dropped %d" % (log["loss"]["ring_full"], dropped))
+        check(log["corrupt"] == 0 and log["invalid"] == 0, "corrupt/invalid records in a clean run: %s" % log)
+        st = e.status()
+        check(st["state"] == "stopped", "final status state %s" % st["state"])
+        check(st["stats"]["records_invalid"] == 0, "records_invalid %d" % st["stats"]["records_invalid"])
+        check(st["stats"]["drops"]["ring_full"] == dropped, "status drops.ring_full %d != %d" %
+              (st["stats"]["drops"]["ring_full"], dropped))
+        print("multi: %d samples exact, %d dropped and reported; io_path %s; %d files, %d bytes compressed "
+              "for %d raw" % (sum(t["written"] for r in res for t in r["threads"]), dropped, st["io_path"],
+                              log["files"], log["bytes_compressed"], log["bytes_raw"]))
+        return st
+    finally:
+        e.close()
+
+
+def t_iopaths():
+    st = t_multi({"ATEL_FORCE_PWRITEV": "1"}, name="pwritev")
+    check(st["io_path"] == "pwritev", "ATEL_FORCE_PWRITEV=1 but io_path is %s" % st["io_path"])
+    st = t_multi({}, name="auto")
+    check(st["io_path"] in ("io_uring", "pwritev"), "io_path %s" % st["io_path"])
+    print("default io path here: %s" % st["io_path"])
+
+
+def t_kill9():
+    """kill -9 ateld >= 5 times at random moments under steady load; exactly once."""
+    e = Env("kill9")
+    rnd = random.Random(int(os.environ.get("ATEL_TEST_SEED", str(os.getpid()))))
+    try:
+        e.start()
+        ps = [e.produce(i, 2, 150000, "--block", "--rate", 25000) for i in range(1, 5)]
+        kills = 0
+        while kills < 5 or all(p.poll() is None for p in ps) and kills < 12:
+            time.sleep(rnd.uniform(0.2, 1.2))
+            e.kill9()
+            kills += 1
+            e.start()
+            if all(p.poll() is not None for p in ps):
+                break
+        res = [Env.result(p, timeout=120) for p in ps]
+        rc = e.stop()
+        check(rc == 0, "ateld exit status %d; log:\n%s" % (rc, e.log_text()))
+        log = e.logcheck()
+        n = expect_exact(log, res, block=True)
+        check(kills >= 5, "only %d kills" % kills)
+        print("kill9: %d kill -9 + restarts, %d samples each exactly once" % (kills, n))
+    finally:
+        e.close()
+
+
+def t_torn():
+    """A torn write (injected: half a frame, then ENOSPC), kill -9, restart: exactly once.
+    Then a torn tail appended to a finished file and a corrupted last frame: ateld starts
+    and keeps logging."""
+    e = Env("torn")
+    try:
+        e.start({"ATEL_FAULT_WRITE": "1000000"})
+        p = e.produce(1, 2, 20000, "--block")
+        e.wait_for("a failed write", lambda: "cannot write segment" in e.log_text())
+        e.kill9()
+        e.start()
+        r1 = Env.result(p)
+        check(e.stop() == 0, "ateld exit status after torn write recovery")
+        log = e.logcheck()
+        expect_exact(log, [r1])
+
+        # torn tail: junk after the last frame of the newest file
+        segs = sorted(os.listdir(os.path.join(e.data, "segments")))
+        newest = os.path.join(e.data, "segments", segs[-1])
+        with open(newest, "ab") as f:
+            f.write(b"\x28\xb5\x2f\xfd" + os.urandom(3000))
+        e.start()
+        r2 = Env.result(e.produce(2, 2, 20000, "--block"))
+        check(e.stop() == 0, "ateld exit status after a torn tail")
+        log = e.logcheck()
+        expect_exact(log, [r1, r2])
+        check(log["corrupt"] == 0, "the torn tail was not cut at start-up: %d corrupt frames" % log["corrupt"])
+
+        # corrupted (not torn) last frame of the newest file: data loss is confined to it
+        segs = sorted(os.listdir(os.path.join(e.data, "segments")))
+        newest = os.path.join(e.data, "segments", segs[-1])
+        size = os.path.getsize(newest)
+        with open(newest, "r+b") as f:
+            f.seek(size - 40)
+            f.write(os.urandom(32))
+        e.start()
+        r3 = Env.result(e.produce(3, 1, 20000, "--block"))
+        check(e.stop() == 0, "ateld exit status after a corrupted tail")
+        log = e.logcheck()
+        expect_exact(log, [r1, r3])  # producer 3 came after the damage: intact
+        print("torn: injected torn write + kill -9 recovered exactly; torn tail cut; corrupted tail survived")
+    finally:
+        e.close()
+
+
+def t_faultwrite():
+    """Injected write failures (ENOSPC): producers stall, ateld retries and recovers by itself."""
+    e = Env("faultwrite")
+    try:
+        e.start({"ATEL_FAULT_WRITE": "40"})
+        res = [Env.result(e.produce(i, 2, 40000, "--block")) for i in (1,)]
+        e.wait_for("recovery message", lambda: "work again" in e.log_text())
+        rc = e.stop()
+        check(rc == 0, "ateld exit status %d" % rc)
+        st = e.status()
+        check(st["stats"]["write_errors"] >= 1, "no write errors counted")
+        log = e.logcheck()
+        expect_exact(log, res)
+        print("faultwrite: %d write errors, recovered, exact" % st["stats"]["write_errors"])
+    finally:
+        e.close()
+
+
+def t_diskfull():
+    """A real full filesystem (tmpfs, root only): stall, then recovery when space returns."""
+    if os.geteuid() != 0:
+        print("diskfull: needs root to mount a tmpfs; skipped")
+        sys.exit(77)
+    e = Env("diskfull")
+    mnt = e.data
+    os.makedirs(mnt)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "atel-test", mnt], capture_output=True, text=True)
+    if r.returncode != 0:
+        e.close()
+        print("diskfull: cannot mount tmpfs (%s); skipped" % r.stderr.strip())
+        sys.exit(77)
+    try:
+        filler = os.path.join(mnt, "filler")
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+                    os.fsync(f.fileno())
+                    st = os.statvfs(mnt)
+                    if st.f_bavail * st.f_frsize < 160 * 1024:
+                        break
+            except OSError:
+                pass
+        e.start()
+        p = e.produce(1, 2, 150000, "--block")
+        e.wait_for("a failed write", lambda: "cannot write segment" in e.log_text(), timeout=40)
+        time.sleep(0.5)
+        check(p.poll() is None, "producer finished although the disk is full")
+        os.unlink(filler)
+        res = [Env.result(p, timeout=60)]
+        e.wait_for("recovery message", lambda: "work again" in e.log_text())
+        rc = e.stop()
+        check(rc == 0, "ateld exit status %d; log:\n%s" % (rc, e.log_text()))
+        log = e.logcheck()
+        expect_exact(log, res)
+        print("diskfull: stalled on ENOSPC, recovered when space returned, exact")
+    finally:
+        if e.daemon is not None and e.daemon.poll() is None:
+            e.daemon.kill()
+            e.daemon.wait()
+        subprocess.run(["umount", "-l", mnt])
+        e.close()
+
+
+def t_garbage():
+    """Garbage and undefined ids in one ring, a ring whose head jumps: ateld survives,
+    other rings intact, damage counted exactly."""
+    e = Env("garbage")
+    try:
+        e.start()
+        pg = e.produce(1, 2, 30000, "--block", "--garbage", 100, "--bad-ids", 50)
+        pq = e.produce(2, 2, 30000, "--block", "--corrupt-head")
+        pn = e.produce(3, 2, 30000, "--block")
+        rg, rq, rn = Env.result(pg), Env.result(pq), Env.result(pn)
+        e.wait_for("quarantine", lambda: (e.status() or {}).get("stats", {}).get("rings_quarantined", 0) >= 1)
+        e.wait_for("quarantined ring freed", lambda: "quarantined ring" in e.log_text())
+        check(e.daemon.poll() is None, "ateld died")
+        rc = e.stop()
+        check(rc == 0, "ateld exit status %d" % rc)
+        log = e.logcheck()
+        expect_exact(log, [rg, rn])
+        # the corrupted thread's samples may have been drained before its head jumped
+        key = "2:1"
+        s = log["series"].get(key)
+        if s:
+            check(s["count"] == s["distinct"] and s["count"] <= rq["threads"][1]["written"],
+                  "%s: %s" % (key, s))
+        expect_exact(log, [{"producer": 2, "threads": [rq["threads"][0]]}])
+        st = e.status()
+        check(st["stats"]["records_invalid"] == 150, "records_invalid %d, expected 100 garbage slots + 50 bad ids"
+              % st["stats"]["records_invalid"])
+        check(log["loss"]["invalid"] == 150, "LOSS(invalid) in the log sums to %d, expected 150" %
+              log["loss"]["invalid"])
+        check(st["stats"]["rings_quarantined"] == 1, "rings_quarantined %d" % st["stats"]["rings_quarantined"])
+        print("garbage: survived; 150 invalid counted and logged; 1 ring quarantined and freed; others exact")
+    finally:
+        e.close()
+
+
+def t_death():
+    """A producer killed with -9 while owning rings: drained, DEATH logged, rings reclaimed."""
+    e = Env("death")
+    try:
+        e.start()
+        p = e.produce(1, 2, 10000000, "--block", "--rate", 50000)
+        e.wait_for("records flowing", lambda: (e.status() or {}).get("stats", {}).get("records_drained", 0) > 20000)
+        p.kill()
+        p.wait()
+        e.wait_for("2 reclaims", lambda: (e.status() or {}).get("stats", {}).get("producers_reclaimed", 0) >= 2)
+        st = e.status()
+        check(all(r["state"] == "free" for r in st["rings"]), "rings not free: %s" % st["rings"])
+        rc = e.stop()
+        check(rc == 0, "ateld exit status %d" % rc)
+        log = e.logcheck()
+        check(log["deaths"] == 2, "DEATH markers: %d, expected 2" % log["deaths"])
+        for t in (0, 1):
+            s = log["series"]["1:%d" % t]
+            check(s["count"] == s["distinct"] and s["min"] == 0 and s["max"] == s["count"] - 1,
+                  "thread %d: not a contiguous prefix: %s" % (t, s))
+        print("death: 2 rings of a killed producer drained (%d, %d samples), DEATH logged, reclaimed" %
+              (log["series"]["1:0"]["count"], log["series"]["1:1"]["count"]))
+    finally:
+        e.close()
+
+
+def run_ateld(args, env=None, timeout=30):
+    e = dict(os.environ)
+    for k in ("ATEL_SHM", "ATEL_DATA_DIR", "ATEL_PROMETHEUS_PORT", "ATEL_LOG_LEVEL", "ATEL_FORCE_PWRITEV",
+              "ATEL_IO", "ATEL_EXPORT_INTERVAL_MS", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        e.pop(k, None)
+    e.update(env or {})
+    return subprocess.run([ATELD] + args, capture_output=True, text=True, env=e, timeout=timeout)
+
+
+def t_config():
+    """Config errors each produce their message; --check-config; --help; usage errors."""
+    d = tempfile.mkdtemp(prefix="atel-it-config-%d-" % os.getpid())
+    try:
+        cases = [
+            ('{"prometheus": {"port": "abc"}}', 'prometheus.port: expected an integer 1..65535, got "abc"'),
+            ('{"prometheus": {"prot": 1}}', "prometheus.prot: unknown key (expected one of: enabled, bind, port"),
+            ('{"drain": {"idle_sleep_max_us": 50000}}',
+             "drain.idle_sleep_max_us: expected an integer 1..10000, got 50000"),
+            ('{"shm": {"ring_capacity": 1000}}', "shm.ring_capacity: expected a power of two 64..16777216, got 1000"),
+            ('{"storage": {"io": "aio"}}', 'storage.io: expected one of "auto", "io_uring", "pwritev", got "aio"'),
+            ('{"json": {"enabled": 1}}', "json.enabled: expected true or false, got 1"),
+            ('{"opentelemetry": {"headers": {"Authorization": 5}}}',
+             "opentelemetry.headers.Authorization: expected a single-line string, got a number"),
+            ('{"data_dir": "x",\n "oops"}', "line 2, column"),
+        ]
+        for i, (text, want) in enumerate(cases):
+            path = os.path.join(d, "bad%d.json" % i)
+            with open(path, "w") as f:
+                f.write(text)
+            for args in (["--check-config", path], ["--config", path]):
+                r = run_ateld(args)
+                check(r.returncode == 1, "%s %s: exit %d, expected 1" % (args[0], text, r.returncode))
+                check(("%s: %s" % (path, want)) in r.stderr, "%s: stderr %r lacks %r" % (args[0], r.stderr, want))
+        good = os.path.join(d, "good.json")
+        with open(good, "w") as f:
+            json.dump({"data_dir": os.path.join(d, "data"), "opentelemetry": {
+                "enabled": True, "endpoint": "https://user:pw@collector:4318",
+                "headers": {"Authorization": "Bearer SECRET-TOKEN"}},
+                "prometheus": {"bearer_token": "PROM-SECRET"}}, f)
+        r = run_ateld(["--check-config", good])
+        check(r.returncode == 0, "--check-config good: exit %d: %s" % (r.returncode, r.stderr))
+        check("configuration OK" in r.stdout, r.stdout)
+        for secret in ("SECRET-TOKEN", "PROM-SECRET", "pw@"):
+            check(secret not in r.stdout, "--check-config printed a secret (%s)" % secret)
+        r = run_ateld(["--check-config", os.path.join(d, "missing.json")])
+        check(r.returncode == 1 and "missing.json: cannot open: No such file or directory" in r.stderr, r.stderr)
+        r = run_ateld(["--check-config", good], env={"ATEL_PROMETHEUS_PORT": "abc"})
+        check(r.returncode == 1 and "environment ATEL_PROMETHEUS_PORT" in r.stderr, r.stderr)
+        r = run_ateld(["--help"])
+        check(r.returncode == 0, "--help exit %d" % r.returncode)
+        for opt in ("--config", "--shm", "--data-dir", "--check-config", "--reindex", "--foreground", "--help",
+                    "--version", "SIGTERM", "SIGHUP", "Exit status"):
+            check(opt in r.stdout, "--help does not mention %s" % opt)
+        r = run_ateld(["--version"])
+        check(r.returncode == 0 and r.stdout.startswith("ateld "), r.stdout)
+        r = run_ateld(["--bogus"])
+        check(r.returncode == 1 and "unknown option '--bogus'" in r.stderr, r.stderr)
+        r = run_ateld(["--config"])
+        check(r.returncode == 1 and "needs an argument" in r.stderr, r.stderr)
+        r = run_ateld(["stray"])
+        check(r.returncode == 1 and "unexpected argument 'stray'" in r.stderr, r.stderr)
+        print("config: %d error messages, --check-config, --help, usage errors OK" % len(cases))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def t_lifecycle():
+    """One ateld per data dir and per segment; SIGHUP starts a new file; a second
+    SIGTERM during a stuck shutdown exits at once with status 2; status file schema."""
+    e = Env("lifecycle")
+    try:
+        e.start()
+        st = e.status()
+        for k in ("pid", "version", "state", "start_ns", "heartbeat_ns", "shm", "io_path", "current_segment",
+                  "stats", "rings", "exporters", "config"):
+            check(k in st, "status file lacks %s" % k)
+        for k in ("name", "instance_id", "rings", "ring_capacity"):
+            check(k in st["shm"], "status.shm lacks %s" % k)
+        for k in ("prometheus", "json", "otlp"):
+            check(k in st["exporters"], "status.exporters lacks %s" % k)
+        check(st["shm"]["rings"] == 16 and st["shm"]["ring_capacity"] == 4096, st["shm"])
+        hb1 = st["heartbeat_ns"]
+        e.wait_for("heartbeat moving", lambda: (e.status() or {}).get("heartbeat_ns", 0) > hb1)
+
+        r = run_ateld(["--config", e.cfg_path])  # same data dir
+        check(r.returncode == 2 and "another ateld (pid %d)" % e.daemon.pid in r.stderr, r.stderr)
+        r = run_ateld(["--config", e.cfg_path, "--data-dir", os.path.join(e.dir, "other")])  # same segment
+        check(r.returncode == 2 and "already drained by another ateld" in r.stderr, r.stderr)
+
+        first = e.status()["current_segment"]
+        e.daemon.send_signal(signal.SIGHUP)
+        e.wait_for("a new segment file after SIGHUP",
+                   lambda: (e.status() or {}).get("current_segment", first) != first)
+        Env.result(e.produce(1, 1, 1000, "--block"))
+        check(e.stop() == 0, "exit status after SIGTERM")
+        check(e.status()["state"] == "stopped", "state after stop")
+
+        # stuck shutdown (every write fails) + second SIGTERM: immediate exit 2
+        e.start({"ATEL_FAULT_WRITE": "1000000"})
+        p = e.produce(2, 1, 5000, "--block")
+        e.wait_for("a failed write", lambda: "cannot write segment" in e.log_text())
+        e.daemon.send_signal(signal.SIGTERM)
+        e.wait_for("stopping", lambda: "stopping" in e.log_text())
+        e.daemon.send_signal(signal.SIGTERM)
+        rc = e.daemon.wait(20)
+        check(rc == 2, "second SIGTERM: exit %d, expected 2" % rc)
+        # nothing lost: the next ateld logs what the stuck one could not
+        e.start()
+        r2 = Env.result(p)
+        check(e.stop() == 0, "exit status after restart")
+        log = e.logcheck()
+        expect_exact(log, [r2])
+        print("lifecycle: locks, SIGHUP rotation, double SIGTERM, status schema OK")
+    finally:
+        e.close()
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime (fields 14, 15)
+
+
+def t_idle():
+    """Idle CPU over 10 s and burst pickup latency (reported, not asserted)."""
+    e = Env("idle")
+    try:
+        e.start()
+        time.sleep(1)
+        hz = os.sysconf("SC_CLK_TCK")
+        c0, t0 = cpu_ticks(e.daemon.pid), time.time()
+        time.sleep(10)
+        c1, t1 = cpu_ticks(e.daemon.pid), time.time()
+        idle_pct = 100.0 * (c1 - c0) / hz / (t1 - t0)
+        r = Env.result(e.produce(1, 1, 0, "--latency", 200))
+        lat = r["latency_us"]
+        check(e.stop() == 0, "exit status")
+        log = e.logcheck()
+        check(log["series"]["1:0"]["count"] == 200, "latency samples in the log: %s" % log["series"])
+        print("idle: ateld idle CPU %.2f%% of one core over %.1f s (drain.idle_sleep_max_us=1000); "
+              "burst pickup (publish -> in the log and released) p50 %.0f us, p99 %.0f us, max %.0f us "
+              "over %d probes" % (idle_pct, t1 - t0, lat["p50"], lat["p99"], lat["max"], lat["n"]))
+    finally:
+        e.close()
+
+
+TESTS = {
+    "multi": t_multi, "iopaths": t_iopaths, "kill9": t_kill9, "torn": t_torn, "faultwrite": t_faultwrite,
+    "diskfull": t_diskfull, "garbage": t_garbage, "death": t_death, "config": t_config,
+    "lifecycle": t_lifecycle, "idle": t_idle,
+}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in TESTS:
+        print("usage: daemon_test.py {%s}" % "|".join(TESTS))
+        return 2
+    for exe in (ATELD, TPROD, LOGCHECK):
+        if not os.access(exe, os.X_OK):
+            print("missing %s" % exe)
+            return 1
+    try:
+        TESTS[sys.argv[1]]()
+    except Fail as ex:
+        print("FAIL %s: %s" % (sys.argv[1], ex))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
