@@ -646,6 +646,7 @@ summary:
 			cJSON_AddItemToArray(gj, e);
 		}
 		cJSON_AddItemToObject(j, "gaps", gj);
+		cJSON_AddItemToObject(j, "gap_count", cli_json_u64(scan.gap_count));
 		char *s = cJSON_Print(j);
 		cJSON_Delete(j);
 		if (s) {
@@ -736,8 +737,8 @@ summary:
 		if (r.deaths)
 			fprintf(summary, "producer deaths: %llu\n", (unsigned long long)r.deaths);
 		if (scan.ngaps) {
-			fprintf(summary, "\n%sgaps in ring positions: %zu%s\n", cli_c(c, C_YELLOW), scan.ngaps,
-				cli_c(c, C_RESET));
+			fprintf(summary, "\n%sgaps in ring positions: %llu%s\n", cli_c(c, C_YELLOW),
+				(unsigned long long)scan.gap_count, cli_c(c, C_RESET));
 			for (size_t i = 0; i < scan.ngaps && i < 50; i++) {
 				const struct atel_segscan_gap *g = &scan.gaps[i];
 				fprintf(summary, "  %s offset %llu: ring %u expected position %llu, found %llu\n", g->file,

@@ -19,6 +19,9 @@
 
 static int push_gap(struct atel_segscan *s, const struct atel_segscan_gap *g)
 {
+	s->gap_count++;
+	if (s->ngaps >= ATEL_SEGSCAN_GAPS_MAX)
+		return 0; /* counted, not listed: a damaged log could list millions */
 	if (s->ngaps == s->capgaps) {
 		size_t nc = s->capgaps ? s->capgaps * 2 : 16;
 		struct atel_segscan_gap *n = realloc(s->gaps, nc * sizeof(*n));
@@ -31,11 +34,39 @@ static int push_gap(struct atel_segscan *s, const struct atel_segscan_gap *g)
 	return 0;
 }
 
+static size_t ring_hash(uint64_t instance, uint32_t ring, size_t nslots)
+{
+	uint64_t h = (instance ^ ((uint64_t)ring * 0x9E3779B97F4A7C15ull)) * 0xff51afd7ed558ccdull;
+	return (size_t)(h >> 17) & (nslots - 1);
+}
+
+/* (instance, ring) -> its entry; hashed, since a hostile file can name many rings */
 static struct atel_segscan_ring *ring_of(struct atel_segscan *s, uint64_t instance, uint32_t ring)
 {
-	for (size_t i = 0; i < s->nrings; i++)
-		if (s->rings[i].ring == ring && s->rings[i].instance == instance)
-			return &s->rings[i];
+	if (s->nslots) {
+		for (size_t i = ring_hash(instance, ring, s->nslots);; i = (i + 1) & (s->nslots - 1)) {
+			size_t v = s->slots[i];
+			if (!v)
+				break;
+			if (s->rings[v - 1].ring == ring && s->rings[v - 1].instance == instance)
+				return &s->rings[v - 1];
+		}
+	}
+	if ((s->nrings + 1) * 2 > s->nslots) {
+		size_t nn = s->nslots ? s->nslots * 2 : 64;
+		size_t *ns = calloc(nn, sizeof(*ns));
+		if (!ns)
+			return NULL;
+		for (size_t k = 0; k < s->nrings; k++) {
+			size_t i = ring_hash(s->rings[k].instance, s->rings[k].ring, nn);
+			while (ns[i])
+				i = (i + 1) & (nn - 1);
+			ns[i] = k + 1;
+		}
+		free(s->slots);
+		s->slots = ns;
+		s->nslots = nn;
+	}
 	if (s->nrings == s->caprings) {
 		size_t nc = s->caprings ? s->caprings * 2 : 16;
 		struct atel_segscan_ring *n = realloc(s->rings, nc * sizeof(*n));
@@ -49,6 +80,10 @@ static struct atel_segscan_ring *ring_of(struct atel_segscan *s, uint64_t instan
 	r->instance = instance;
 	r->ring = ring;
 	r->first = UINT64_MAX;
+	size_t i = ring_hash(instance, ring, s->nslots);
+	while (s->slots[i])
+		i = (i + 1) & (s->nslots - 1);
+	s->slots[i] = s->nrings;
 	return r;
 }
 
@@ -131,15 +166,10 @@ static int scan_records(struct atel_segscan *s, const char *base, uint64_t frame
 	return 0;
 }
 
-static int scan_file(const char *path, struct atel_segscan *s, ZSTD_DCtx *dctx, uint8_t **out, size_t *outcap)
+static int scan_buffer(const uint8_t *b, size_t len, const char *base, struct atel_segscan *s, ZSTD_DCtx *dctx,
+		       uint8_t **out, size_t *outcap)
 {
-	uint8_t *b = NULL;
-	size_t len = 0;
-	int rc = read_file(path, &b, &len);
-	if (rc < 0)
-		return rc;
-	const char *base = strrchr(path, '/');
-	base = base ? base + 1 : path;
+	int rc = 0;
 	s->files++;
 	s->bytes_compressed += len;
 	uint64_t instance = 0;
@@ -178,10 +208,8 @@ static int scan_file(const char *path, struct atel_segscan *s, ZSTD_DCtx *dctx, 
 		}
 		if (content > *outcap) {
 			uint8_t *nb = realloc(*out, content);
-			if (!nb) {
-				free(b);
+			if (!nb)
 				return -ENOMEM;
-			}
 			*out = nb;
 			*outcap = content;
 		}
@@ -198,7 +226,32 @@ static int scan_file(const char *path, struct atel_segscan *s, ZSTD_DCtx *dctx, 
 			break;
 		off += (size_t)fs;
 	}
+	return rc;
+}
+
+static int scan_file(const char *path, struct atel_segscan *s, ZSTD_DCtx *dctx, uint8_t **out, size_t *outcap)
+{
+	uint8_t *b = NULL;
+	size_t len = 0;
+	int rc = read_file(path, &b, &len);
+	if (rc < 0)
+		return rc;
+	const char *base = strrchr(path, '/');
+	rc = scan_buffer(b, len, base ? base + 1 : path, s, dctx, out, outcap);
 	free(b);
+	return rc;
+}
+
+int atel_segscan_buffer(const uint8_t *buf, size_t len, const char *name, struct atel_segscan *s)
+{
+	ZSTD_DCtx *dctx = ZSTD_createDCtx();
+	uint8_t *out = NULL;
+	size_t outcap = 0;
+	if (!dctx)
+		return -ENOMEM;
+	int rc = scan_buffer(buf, len, name ? name : "", s, dctx, &out, &outcap);
+	free(out);
+	ZSTD_freeDCtx(dctx);
 	return rc;
 }
 
@@ -247,5 +300,6 @@ void atel_segscan_free(struct atel_segscan *s)
 		return;
 	free(s->gaps);
 	free(s->rings);
+	free(s->slots);
 	memset(s, 0, sizeof(*s));
 }

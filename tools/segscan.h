@@ -34,13 +34,17 @@ struct atel_segscan_ring {
 	uint64_t slots;          /* data slots logged */
 };
 
+#define ATEL_SEGSCAN_GAPS_MAX 10000u /* gaps listed; all are counted */
+
 struct atel_segscan {
 	uint64_t files, frames, chunks, bytes_compressed, bytes_raw;
+	uint64_t gap_count;      /* every gap; the first ATEL_SEGSCAN_GAPS_MAX are in gaps[] */
 	uint64_t bad_frames;     /* frames this pass could not read (the reader reports why) */
 	struct atel_segscan_gap *gaps;
 	size_t ngaps, capgaps;
 	struct atel_segscan_ring *rings;
 	size_t nrings, caprings;
+	size_t *slots, nslots;   /* internal: (instance, ring) -> rings index + 1 */
 };
 
 /*
@@ -49,6 +53,10 @@ struct atel_segscan {
  * @return 0 or -errno (-ENOENT: no such path; err set).
  */
 int atel_segscan_path(const char *path, struct atel_segscan *s, char *err, size_t errlen);
+
+/* The same over one file's bytes in memory (name: for gap reports); for the
+ * fuzz target. @return 0 or -ENOMEM. */
+int atel_segscan_buffer(const uint8_t *buf, size_t len, const char *name, struct atel_segscan *s);
 
 /* NULL-safe; leaves *s zeroed. */
 void atel_segscan_free(struct atel_segscan *s);
