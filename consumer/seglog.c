@@ -339,6 +339,8 @@ static struct frame *frame_free(struct atel_seglog *l)
 }
 
 static int reap(struct atel_seglog *l, bool wait);
+static int submit(struct atel_seglog *l);
+static int front_error(struct atel_seglog *l);
 
 /* Compresses the staging buffer into a queued frame. */
 static int close_frame(struct atel_seglog *l)
@@ -349,10 +351,15 @@ static int close_frame(struct atel_seglog *l)
 	if (l->raw_len == 0)
 		return 0;
 	while (!(f = frame_free(l))) {
+		/* every buffer holds a queued frame: write some out first */
 		int rc;
-		if (!l->inflight)
-			return -EBUSY; /* every buffer holds a frame whose write failed */
+		if (l->failed)
+			return -EBUSY;
+		if (!l->inflight && (rc = submit(l)))
+			return rc;
 		if ((rc = reap(l, true)))
+			return rc;
+		if ((rc = front_error(l)))
 			return rc;
 	}
 	c = ZSTD_compress2(l->cctx, f->buf, f->cap, l->raw, l->raw_len);
@@ -431,8 +438,6 @@ static void copy_block(struct atel_seglog *l, uint32_t ring, uint32_t gen, uint6
 	supd_set(l, ring, gen, l->chunk_end_pos);
 }
 
-static int submit(struct atel_seglog *l);
-static int front_error(struct atel_seglog *l);
 
 /* Tracks definitions (for later files' headers) from one record of the run. */
 static void track_def(struct atel_seglog *l, uint32_t ring, const union atel_slot *a, uint64_t na,
@@ -474,6 +479,19 @@ int atel__seglog_append(struct atel_seglog *l, uint32_t ring, uint32_t generatio
 		if (i + n > total)
 			return -EINVAL;
 		i += n;
+	}
+	/* Room for the frames this run closes, made before anything is consumed,
+	 * so that a write error fails the whole append and changes nothing
+	 * (runs longer than NBUF - 1 frames may still fail part-way; see seglog.h). */
+	{
+		uint64_t closes = (l->raw_len + (total + 2) * ATEL_RECORD_SIZE) / l->raw_cap;
+		unsigned want = closes >= NBUF ? NBUF : (unsigned)closes;
+		while (NBUF - l->qlen < want) {
+			if (!l->inflight && (rc = submit(l)))
+				goto early;
+			if ((rc = reap(l, true)) || (rc = front_error(l)))
+				goto early;
+		}
 	}
 	for (i = 0; i < total;) {
 		const union atel_slot *s = piece_at(a, na, b, i);
@@ -528,6 +546,10 @@ fail:
 			l->written[ring] = first_pos;
 		}
 	}
+	return rc;
+early:
+	l->failed = true;
+	STAT(l, write_errors, 1);
 	return rc;
 }
 
@@ -728,8 +750,10 @@ static int reap(struct atel_seglog *l, bool wait)
 	struct io_uring_cqe *cqe;
 	int rc = 0;
 
-	if (!l->uring)
+	if (!l->uring) {
+		complete_prefix(l); /* pwritev completes inside submit() */
 		return 0;
+	}
 	while (l->inflight || l->fsync_inflight) {
 		rc = wait && l->inflight ? io_uring_wait_cqe(&l->ring, &cqe) : io_uring_peek_cqe(&l->ring, &cqe);
 		if (rc == -EINTR)

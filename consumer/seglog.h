@@ -56,6 +56,10 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
  * Appends records of `ring` at positions [first_pos, first_pos + na + nb):
  * the slots a[0..na) then b[0..nb) (two pieces when the run wraps around the
  * ring end). Whole records only. Consumes the memory before returning.
+ * All or nothing for runs up to 7 frames (7 MiB by default): an error means
+ * nothing of the run was taken. A longer run can fail part-way; then
+ * atel__seglog_written_pos() after the next successful flush says how far
+ * it got. A BEGIN inside the run starts its generation's own chunk.
  * @return 0 or -errno (-ENOMEM, or -EBUSY while a failed flush is pending).
  */
 int atel__seglog_append(struct atel_seglog *l, uint32_t ring, uint32_t generation, uint64_t first_pos,

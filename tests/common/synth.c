@@ -29,6 +29,7 @@ void atel_synth_free(struct atel_synth *s)
 	for (uint32_t i = 0; i < s->nstrs; i++)
 		free(s->strs[i]);
 	free(s->strs);
+	free(s->defined);
 	free(s->slots);
 	memset(s, 0, sizeof(*s));
 }
@@ -76,6 +77,8 @@ uint64_t atel_synth_begin(struct atel_synth *s, const char *comm)
 {
 	uint64_t pos;
 	union atel_slot *r = rec(s, ATEL_REC_BEGIN, s->generation, 0, &pos);
+	if (s->nstrs)
+		memset(s->defined, 0, s->nstrs * sizeof(bool)); /* a new generation: define again */
 	r->begin.pid = s->pid;
 	r->begin.tid = s->tid;
 	r->begin.start = 123456;
@@ -99,18 +102,24 @@ uint32_t atel_synth_str(struct atel_synth *s, const char *str)
 	uint64_t pos;
 	uint32_t id;
 
-	for (uint32_t i = 0; i < s->nstrs; i++)
-		if (!strcmp(s->strs[i], str))
-			return i + 1;
-	if (s->nstrs == s->strs_cap) {
-		s->strs_cap = s->strs_cap ? s->strs_cap * 2 : 64;
-		s->strs = realloc(s->strs, s->strs_cap * sizeof(*s->strs));
-		if (!s->strs)
-			abort();
+	for (id = 1; id <= s->nstrs; id++)
+		if (!strcmp(s->strs[id - 1], str))
+			break;
+	if (id <= s->nstrs && s->defined[id - 1])
+		return id;
+	if (id > s->nstrs) {
+		if (s->nstrs == s->strs_cap) {
+			s->strs_cap = s->strs_cap ? s->strs_cap * 2 : 64;
+			s->strs = realloc(s->strs, s->strs_cap * sizeof(*s->strs));
+			s->defined = realloc(s->defined, s->strs_cap * sizeof(*s->defined));
+			if (!s->strs || !s->defined)
+				abort();
+		}
+		s->strs[s->nstrs++] = strdup(str);
+		id = s->nstrs;
+		s->next_str = id + 1;
 	}
-	s->strs[s->nstrs++] = strdup(str);
-	id = s->nstrs;
-	s->next_str = id + 1;
+	s->defined[id - 1] = true;
 	cont = atel__cont_for((unsigned)len, ATEL_STRDEF_INLINE, ATEL_RECORD_SIZE);
 	r = rec(s, ATEL_REC_STRDEF, id, cont, &pos);
 	r->strdef.len = (uint16_t)len;

@@ -14,8 +14,9 @@
  *   atel_synth_write_log(dir, 0x1234, rings, 1, NULL);
  *   atel_synth_free(&s);
  *
- * Strings are interned per stream like a producer would (STRDEF emitted on
- * first use, with continuation slots for long strings). Timestamps advance by
+ * Strings are interned per stream like a producer would: ids are stable, and
+ * a STRDEF (with continuation slots for long strings) is emitted on the first
+ * use in each generation (atel_synth_begin starts one). Timestamps advance by
  * ts_step per record. Nothing here validates: tests can build invalid
  * streams on purpose with atel_synth_raw(). Not thread-safe; test-only.
  */
@@ -37,7 +38,8 @@ struct atel_synth {
 	int32_t pid, tid;
 	uint64_t ts, ts_step;     /* timestamp of the next record; increment per record (default 1000 ns) */
 	uint32_t next_str, next_series, next_bounds;
-	char **strs;              /* interned strings, index = id - 1 */
+	char **strs;              /* interned strings, index = id - 1 (ids stable for the stream's life) */
+	bool *defined;            /* STRDEF already in this generation (BEGIN clears), index = id - 1 */
 	uint32_t nstrs, strs_cap;
 };
 

@@ -1,0 +1,374 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Log reader tests: event content and positions, resuming at any persisted
+ * position (also after retention removed the file), following a log that
+ * grows and rotates, a torn tail (silent while following, reported once
+ * otherwise), corrupt frames and headers reported with file and offset and
+ * skipped, single-file mode, and statistics per record type.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "log_test_util.h"
+
+#define INSTANCE 0x77ull
+
+struct env {
+	char dir[512];
+	char seg[600];
+};
+
+static int setup(void **state)
+{
+	struct env *e = calloc(1, sizeof(*e));
+	assert_int_equal(atel_synth_tmpdir(e->dir, sizeof(e->dir), "logread"), 0);
+	snprintf(e->seg, sizeof(e->seg), "%s/segments", e->dir);
+	*state = e;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *e = *state;
+	atel_synth_rmtree(e->dir);
+	free(e);
+	return 0;
+}
+
+static void write_streams(struct env *e, struct atel_synth *s, unsigned n, uint64_t samples, uint64_t rotate)
+{
+	struct atel_synth *sp[4];
+	struct atel_synth_log_opts o = { .batch = 500, .rotate_bytes = rotate, .frame_bytes = 64 << 10 };
+	for (unsigned i = 0; i < n; i++) {
+		atel_synth_init(&s[i], i, 1, 300 + (int32_t)i, 400 + (int32_t)i, T0);
+		atel_synth_begin(&s[i], "w");
+		atel_synth_agent_workload(&s[i], i, samples, 10);
+		sp[i] = &s[i];
+	}
+	assert_int_equal(atel_synth_write_log(e->seg, INSTANCE, sp, n, &o), 0);
+}
+
+static void test_event_content(void **state)
+{
+	struct env *e = *state;
+	struct atel_synth s, *sp[1] = { &s };
+	struct atel_log_reader *r;
+	struct atel_log_reader_opts o = { 0 };
+	struct atel_event ev;
+	struct atel_log_pos pos;
+	uint8_t tr[16], span[8];
+	uint32_t c;
+
+	atel_synth_init(&s, 2, 9, 4242, 4243, T0);
+	s.base_pos = 100;
+	atel_synth_begin(&s, "agent-a");
+	c = atel_synth_series(&s, ATEL_MT_COUNTER, "tool_calls_total", 0, "tool", "Read", NULL);
+	atel_synth_sample(&s, c, 3, false);
+	atel_synth_ids(5, tr, span);
+	atel_synth_span_start(&s, tr, span, NULL, "root", 2);
+	atel_synth_span_end(&s, tr, span, 1, "done");
+	assert_int_equal(atel_synth_write_log(e->seg, INSTANCE, sp, 1, NULL), 0);
+
+	o.segments_dir = e->seg;
+	assert_int_equal(atel__log_open(&r, &o), 0);
+	assert_string_equal(atel__log_current_file(r), "");
+	assert_int_equal(atel__log_next(r, &ev, &pos), 1);
+	assert_int_equal(ev.kind, ATEL_EV_BEGIN);
+	assert_int_equal(ev.seq, 100);
+	assert_int_equal(ev.ring, 2);
+	assert_int_equal(ev.generation, 9);
+	assert_string_equal(ev.begin.comm, "agent-a");
+	assert_int_equal(pos.file_seq, 1);
+	assert_true(pos.frame_off > 8);
+	assert_int_equal(pos.rec_idx, 2); /* CHUNK + BEGIN */
+	assert_non_null(strstr(atel__log_current_file(r), "0000000000000001.atseg"));
+	assert_int_equal(atel__log_next(r, &ev, &pos), 1);
+	assert_int_equal(ev.kind, ATEL_EV_SAMPLE);
+	assert_int_equal(ev.seq, 100 + 5); /* BEGIN, 3 STRDEF, SERIESDEF */
+	assert_string_equal(ev.sample.series->name, "tool_calls_total");
+	assert_string_equal(ev.sample.series->values[0], "Read");
+	assert_int_equal(ev.pid, 4242);
+	assert_int_equal(ev.tid, 4243);
+	assert_string_equal(ev.comm, "agent-a");
+	assert_int_equal(atel__log_next(r, &ev, &pos), 1);
+	assert_int_equal(ev.kind, ATEL_EV_SPAN_START);
+	assert_string_equal(ev.span_start.name, "root");
+	assert_int_equal(atel__log_next(r, &ev, &pos), 1);
+	assert_int_equal(ev.kind, ATEL_EV_SPAN_END);
+	assert_string_equal(ev.span_end.msg, "done");
+	assert_int_equal(atel__log_next(r, &ev, &pos), 0);
+	assert_int_equal(atel__log_next(r, &ev, &pos), 0);
+	{
+		struct atel_log_read_stats st;
+		atel__log_stats(r, &st);
+		assert_int_equal(st.files, 1);
+		assert_int_equal(st.frames, 1);
+		assert_int_equal(st.records, 9); /* begin, 4 strdefs, series, sample, span start, span end */
+		assert_int_equal(st.by_type[ATEL_REC_STRDEF], 4);
+		assert_int_equal(st.by_type[ATEL_REC_SAMPLE], 1);
+		assert_int_equal(st.by_type[ATEL_LOGREC_CHUNK], 1);
+		assert_int_equal(st.corrupt_frames, 0);
+		assert_int_equal(st.bytes_raw, 64 * (1 + s.n));
+	}
+	atel__log_close(r);
+	atel__log_close(NULL);
+	{
+		struct atel_log_reader_opts bad = { .segments_dir = "/nonexistent/atel" };
+		assert_int_equal(atel__log_open(&r, &bad), -ENOENT);
+	}
+	atel_synth_free(&s);
+}
+
+struct evkey {
+	uint32_t ring;
+	uint64_t seq;
+	uint8_t kind;
+};
+
+static size_t read_all(const char *dir, struct atel_log_pos start, struct evkey *out, struct atel_log_pos *pos,
+		       size_t max)
+{
+	struct atel_log_reader *r;
+	struct atel_log_reader_opts o = { .segments_dir = dir, .start = start };
+	struct atel_event ev;
+	size_t n = 0;
+	int rc;
+	assert_int_equal(atel__log_open(&r, &o), 0);
+	while ((rc = atel__log_next(r, &ev, pos ? &pos[n < max ? n : max - 1] : NULL)) == 1) {
+		assert_int_not_equal(ev.kind, ATEL_EV_INVALID);
+		assert_true(n < max);
+		out[n].ring = ev.ring;
+		out[n].seq = ev.seq;
+		out[n].kind = (uint8_t)ev.kind;
+		n++;
+	}
+	assert_int_equal(rc, 0);
+	atel__log_close(r);
+	return n;
+}
+
+static void test_resume(void **state)
+{
+	struct env *e = *state;
+	struct atel_synth s[2];
+	size_t max = 200000, n, m;
+	struct evkey *all = calloc(max, sizeof(*all)), *rest = calloc(max, sizeof(*rest));
+	struct atel_log_pos *pos = calloc(max, sizeof(*pos));
+	struct atel_log_pos zero = { 0 };
+
+	write_streams(e, s, 2, 8000, 128 << 10);
+	assert_true(count_files(e->seg) >= 3);
+	n = read_all(e->seg, zero, all, pos, max);
+	assert_true(n > 10000);
+	/* resuming after event k yields exactly events k+1.. */
+	for (size_t k = 0; k < n; k += n / 37 + 1) {
+		m = read_all(e->seg, pos[k], rest, NULL, max);
+		assert_int_equal(m, n - k - 1);
+		assert_memory_equal(rest, all + k + 1, m * sizeof(*rest));
+	}
+	m = read_all(e->seg, pos[n - 1], rest, NULL, max);
+	assert_int_equal(m, 0);
+	/* retention removed the file of the resume point: the next file, from its start */
+	{
+		char p[700];
+		size_t first2 = 0;
+		seg_path(p, sizeof(p), e->seg, 1);
+		assert_int_equal(unlink(p), 0);
+		while (pos[first2].file_seq == 1)
+			first2++;
+		/* events of file 2 start after the last one whose position is still in file 1 */
+		m = read_all(e->seg, pos[0], rest, NULL, max);
+		assert_int_equal(m, n - first2);
+		assert_memory_equal(rest, all + first2, m * sizeof(*rest));
+	}
+	free(all);
+	free(rest);
+	free(pos);
+	atel_synth_free(&s[0]);
+	atel_synth_free(&s[1]);
+}
+
+static void test_follow(void **state)
+{
+	struct env *e = *state;
+	struct atel_synth s;
+	struct expect ex;
+	struct atel_seglog *l;
+	struct atel_seglog_opts lo = { 0 };
+	struct atel_log_reader *r;
+	struct atel_log_reader_opts o = { 0 };
+	struct corrupt_log cl = { 0 };
+	struct atel_event ev;
+	char err[256];
+	size_t got = 0, at = 0;
+
+	atel_synth_init(&s, 0, 1, 5, 6, T0);
+	atel_synth_begin(&s, "f");
+	atel_synth_agent_workload(&s, 1, 20000, 10);
+	expect_build(&ex, &s);
+	lo.segments_dir = e->seg;
+	lo.ring_count = 1;
+	lo.shm_instance = INSTANCE;
+	lo.frame_bytes = 64 << 10;
+	assert_int_equal(atel__seglog_open(&l, &lo, err, sizeof(err)), 0);
+	o.segments_dir = e->seg;
+	o.follow = true;
+	o.on_corrupt = on_corrupt_cb;
+	o.arg = &cl;
+	assert_int_equal(atel__log_open(&r, &o), 0);
+	assert_int_equal(atel__log_next(r, &ev, NULL), 0); /* header only so far */
+	for (int round = 0; at < s.n; round++) {
+		uint64_t n = 0;
+		int rc;
+		while (at + n < s.n && n < 3000)
+			n += 1u + s.slots[at + n].h.cont;
+		assert_int_equal(atel__seglog_append(l, 0, 1, at, s.slots + at, n, NULL, 0), 0);
+		assert_int_equal(atel__seglog_flush(l), 0);
+		at += n;
+		if (round % 3 == 2)
+			assert_int_equal(atel__seglog_reopen(l), 0); /* rotation while following */
+		while ((rc = atel__log_next(r, &ev, NULL)) == 1) {
+			assert_int_equal(ev.seq, ex.seq[got]);
+			got++;
+		}
+		assert_int_equal(rc, 0);
+		/* everything written so far was read */
+		while (got < ex.n && ex.seq[got] < at)
+			fail_msg("event at %llu not read while following", (unsigned long long)ex.seq[got]);
+	}
+	assert_int_equal(got, ex.n);
+	/* a frame being written (half of it on disk) is not an error while following */
+	{
+		char p[700];
+		unsigned char *buf;
+		size_t len = 0;
+		uint64_t offs[64];
+		unsigned nf;
+		int fd;
+		seg_path(p, sizeof(p), e->seg, 1);
+		buf = slurp(p, &len);
+		nf = frame_offsets(buf, len, offs, 64);
+		assert_true(nf >= 1);
+		fd = open(atel__seglog_current_file(l), O_WRONLY | O_APPEND);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, buf + offs[0], 40), 40);
+		assert_int_equal(atel__log_next(r, &ev, NULL), 0);
+		assert_int_equal(atel__log_next(r, &ev, NULL), 0);
+		assert_int_equal(cl.n, 0);
+		close(fd);
+		free(buf);
+	}
+	atel__log_close(r);
+	/* without follow, the same torn tail is reported once, with its file and offset */
+	{
+		struct atel_log_reader_opts o2 = { .segments_dir = e->seg, .on_corrupt = on_corrupt_cb, .arg = &cl };
+		struct stat st;
+		size_t n = 0;
+		int rc;
+		assert_int_equal(stat(atel__seglog_current_file(l), &st), 0);
+		assert_int_equal(atel__log_open(&r, &o2), 0);
+		while ((rc = atel__log_next(r, &ev, NULL)) == 1)
+			n++;
+		assert_int_equal(rc, 0);
+		assert_int_equal(atel__log_next(r, &ev, NULL), 0);
+		assert_int_equal(n, ex.n);
+		assert_int_equal(cl.n, 1);
+		assert_string_equal(cl.file[0], atel__seglog_current_file(l));
+		assert_int_equal(cl.off[0], (uint64_t)st.st_size - 40);
+		assert_string_equal(cl.why[0], "truncated frame at the end of the file");
+		atel__log_close(r);
+	}
+	atel__seglog_close(l); /* the writer does not know about the bytes we added: close fails or not, both fine */
+	expect_free(&ex);
+	atel_synth_free(&s);
+}
+
+static void test_corrupt_frames(void **state)
+{
+	struct env *e = *state;
+	struct atel_synth s[1], *sp[1] = { &s[0] };
+	struct atel_synth_log_opts wo = { .batch = 400, .flush_each_round = true };
+	char p[700];
+	unsigned char *buf;
+	size_t len = 0;
+	uint64_t offs[512];
+	unsigned nf;
+	struct corrupt_log cl = { 0 };
+	struct atel_log_reader *r;
+	struct atel_log_reader_opts o = { 0 };
+	struct atel_event ev;
+	uint64_t n = 0, last = 0, jumps = 0;
+	int rc;
+
+	atel_synth_init(&s[0], 0, 1, 5, 6, T0);
+	atel_synth_begin(&s[0], "c");
+	atel_synth_agent_workload(&s[0], 2, 5000, 0);
+	assert_int_equal(atel_synth_write_log(e->seg, INSTANCE, sp, 1, &wo), 0);
+	seg_path(p, sizeof(p), e->seg, 1);
+	buf = slurp(p, &len);
+	nf = frame_offsets(buf, len, offs, 512);
+	assert_true(nf > 8);
+	buf[offs[3] + 30] ^= 0x40;           /* corrupt data of frame 3: checksum mismatch */
+	memset(buf + offs[6], 0xee, 4);      /* frame 6 loses its magic: garbage */
+	spit(p, buf, len);
+	o.segments_dir = e->seg;
+	o.on_corrupt = on_corrupt_cb;
+	o.arg = &cl;
+	assert_int_equal(atel__log_open(&r, &o), 0);
+	while ((rc = atel__log_next(r, &ev, NULL)) == 1) {
+		assert_int_not_equal(ev.kind, ATEL_EV_INVALID);
+		if (ev.kind != ATEL_EV_SAMPLE)
+			continue; /* after the definitions, samples are one slot each */
+		if (n && ev.seq != last + 1)
+			jumps++;
+		last = ev.seq;
+		n++;
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(cl.n, 2);
+	assert_string_equal(cl.file[0], p);
+	assert_int_equal(cl.off[0], offs[3]);
+	assert_int_equal(cl.off[1], offs[6]);
+	assert_string_equal(cl.why[1], "no zstd frame magic number here");
+	assert_int_equal(jumps, 2); /* the records of exactly two frames are missing, the rest is there */
+	{
+		struct atel_log_read_stats st;
+		atel__log_stats(r, &st);
+		assert_int_equal(st.corrupt_frames, 2);
+		assert_int_equal(st.frames, nf - 2);
+	}
+	atel__log_close(r);
+
+	/* a damaged header: reported at offset 0; frames still read (definitions unknown: invalid events) */
+	buf[8 + 20] ^= 1;
+	spit(p, buf, len);
+	memset(&cl, 0, sizeof(cl));
+	o.single_file = p;
+	o.segments_dir = NULL;
+	assert_int_equal(atel__log_open(&r, &o), 0);
+	n = 0;
+	while ((rc = atel__log_next(r, &ev, NULL)) == 1)
+		n++;
+	assert_int_equal(rc, 0);
+	assert_true(n > 0);
+	assert_int_equal(cl.off[0], 0);
+	assert_string_equal(cl.why[0], "header frame crc32 mismatch");
+	atel__log_close(r);
+	free(buf);
+	atel_synth_free(&s[0]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_event_content, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_frames, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
