@@ -167,6 +167,36 @@ def body(tmp):
     pts = [p["value"] for p in json.loads(out)["series"][0]["points"]]
     check(pts == [5, 7], "raw gauge points %s" % pts)
 
+    rc, out, err = run("--data-dir", good, "query", "task_queue_size", *rng, "--moving-average", "2", "--json")
+    pts = [p["value"] for p in json.loads(out)["series"][0]["points"]]
+    check(rc == 0 and pts == [5, 6], "movingAverage(2) of 5,7: %s" % pts)
+    rc, out, err = run("--data-dir", good, "query", "tool_calls_total{tool=\"grep\"}", *rng, "--rate", "1m",
+                       "--json")
+    ser = json.loads(out)["series"]
+    # cumulative 1,2,3 one microsecond apart, evaluated at each sample over (t-60s, t]: the
+    # start is far (>= 1.1 x spacing) so it extrapolates half a spacing (0.5 us; the zero
+    # point is further), the end is the sample itself. t=15us: 1 * 1.5us/1us / 60 s;
+    # t=16us: 2 * 2.5us/2us / 60 s.
+    vals = [p["value"] for p in ser[0]["points"]]
+    check(rc == 0 and len(ser) == 1 and len(vals) == 2 and abs(vals[0] - 1.5 / 60) < 1e-9 and
+          abs(vals[1] - 2.5 / 60) < 1e-9, "rate(1m) of 1,2,3: %s" % vals)
+    rc, out, err = run("--data-dir", good, "query", "tool_call_duration_seconds", *rng, "--anomalies", "1",
+                       "--window", "3", "--json")
+    an = json.loads(out)["series"][0]["points"]
+    # 0.7 after {0.05, 0.2}: mean 0.125, sd 0.075, z = 7.667; 2.0 after {0.05, 0.2, 0.7}:
+    # mean 0.31667, population sd 0.27789, z = 6.0576; 0.2 after {0.05} has one reference point
+    check(rc == 0 and [a["value"] for a in an] == [0.7, 2.0] and abs(an[0]["score"] - 23 / 3) < 1e-9 and
+          abs(an[1]["score"] - 6.0576) < 1e-4, "anomalies: %s" % an)
+    idx = os.path.join(tmp, "into.db")
+    rc, out, err = run("replay", src, "--into", idx)
+    check(rc == 0, "replay FILE --into DB rc %d %s" % (rc, err))
+    import sqlite3
+    con = sqlite3.connect(idx)
+    n_m = con.execute("SELECT COUNT(*) FROM telemetry_metrics").fetchone()[0]
+    n_s = con.execute("SELECT COUNT(*) FROM telemetry_spans").fetchone()[0]
+    con.close()
+    check(n_m == 11 and n_s == 3, "--into index holds 11 samples and 3 spans (%d, %d)" % (n_m, n_s))
+
     # ---- traces --------------------------------------------------------------------------
     rc, out, err = run("--data-dir", good, "traces", "--json")
     t = json.loads(out)["traces"]
