@@ -141,8 +141,13 @@ long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits
 			if (b[i] != (unsigned char)v[k])
 				return -400;
 		}
-		if (len - i < 3)
-			return b[i] >= '0' && b[i] <= '9' ? 0 : -400;
+		if (len - i < 3) { /* partial "1.1": refuse early only what cannot become valid */
+			if (i < len && (b[i] < '0' || b[i] > '9'))
+				return -400;
+			if (i + 1 < len && b[i + 1] != '.')
+				return -400;
+			return 0;
+		}
 		if (b[i] < '0' || b[i] > '9' || b[i + 1] != '.' || b[i + 2] < '0' || b[i + 2] > '9')
 			return -400;
 		if (b[i] != '1')

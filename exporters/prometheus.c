@@ -40,6 +40,36 @@ void atel__buf_double(struct atel_buf *b, double v)
 		}
 		return;
 	}
+	/*
+	 * Fast path for the common short decimals (0.25, 1234.5, 0.005): the
+	 * first k with v*10^k integral gives the shortest form, and dividing
+	 * that exact integer by the exact power of ten is correctly rounded,
+	 * so equality with v proves the text reads back as v (what strtod
+	 * would check, without printf/strtod). Same text as %.15g in this range.
+	 */
+	if (fabs(v) >= 1e-4 && fabs(v) < 1e9) {
+		static const double p10[] = { 1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9 };
+		static const uint64_t u10[] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+						1000000000 };
+		double a = fabs(v);
+		for (int k = 1; k <= 9; k++) {
+			double m = a * p10[k];
+			if (m != floor(m) || m >= 9007199254740992.0 || m / p10[k] != a)
+				continue;
+			uint64_t u = (uint64_t)m, ip = u / u10[k], fp = u % u10[k];
+			char frac[16];
+			for (int d = k - 1; d >= 0; d--) {
+				frac[d] = (char)('0' + fp % 10);
+				fp /= 10;
+			}
+			if (v < 0)
+				atel__buf_putc(b, '-');
+			atel__buf_u64(b, ip);
+			atel__buf_putc(b, '.');
+			atel__buf_put(b, frac, (size_t)k);
+			return;
+		}
+	}
 	/* shortest of %.15g..%.17g that reads back exactly (17 always does) */
 	for (int prec = 15; prec <= 17; prec++) {
 		n = snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
