@@ -210,6 +210,9 @@ static void run_session(struct worker *w, uint64_t *rng, uint64_t session_no)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
+	char tname[16];
+	snprintf(tname, sizeof(tname), "agent-%d-%d", w->proc % 1000, w->thread % 100);
+	pthread_setname_np(pthread_self(), tname); /* what `atel status` shows as the ring owner */
 	uint64_t rng = w->seed * 0x9E3779B97F4A7C15ull + (uint64_t)w->proc * 1000003u + (uint64_t)w->thread * 7919u + 1;
 	uint64_t t0 = mono_ns();
 	for (uint64_t n = 0;; n++) {

@@ -280,6 +280,16 @@ def body(tmp):
     # ---- clear ----------------------------------------------------------------------------------
     rc, out, err = run("--data-dir", good, "clear", "traces")
     check(rc == 1 and "--yes" in err, "clear without a terminal needs --yes")
+    # on a terminal clear asks; "n" keeps the data, exit 1
+    import pty
+    master, slave = pty.openpty()
+    os.write(master, b"n\n")
+    rc, out, err = run("--data-dir", good, "clear", "traces", stdin=slave)
+    os.close(slave)
+    os.close(master)
+    check(rc == 1 and "[y/N]" in err and "not cleared" in err, "terminal confirmation refused: %r" % err)
+    rc, out, err = run("--data-dir", good, "traces", "--json")
+    check(len(json.loads(out)["traces"]) == 1, "nothing cleared after 'n'")
     rc, out, err = run("--data-dir", good, "clear", "traces", "--yes", "--json")
     # 3 spans, the event, and the exception event of the recorded error
     check(rc == 0 and json.loads(out)["rows_deleted"] == 5, "clear traces deletes 3 spans + 2 events: %s" % out)
