@@ -13,10 +13,13 @@
  *            the first record of the oldest span still held (open, or
  *            finished but not yet acknowledged), else the read position;
  *   acked  - the completion position of the last acknowledged span.
- * On restart, spans re-assembled from `resume` whose completion position is
- * at or before `acked` were delivered already and are skipped; all others are
- * sent. Because batches leave in completion order and one at a time, "completed
- * at or before acked" is exactly "acknowledged". Nothing acknowledged is
+ *   pending - the ids of the spans held at that moment whose first record
+ *            lies before `acked`.
+ * On restart the exporter re-reads from `resume`; a span record at or before
+ * `acked` belongs to an acknowledged span unless its span is pending, and is
+ * ignored. Batches leave in completion order, one at a time, so every span
+ * that completed at or before `acked` was acknowledged, and every span held
+ * then is either pending or starts after `acked`. Nothing acknowledged is
  * re-sent, nothing unacknowledged is lost (within retention).
  *
  * Metrics: every interval a cumulative snapshot of the aggregates (split by
@@ -630,44 +633,93 @@ oom:
 /* ------------------------------------------------------------------------ */
 /* cursor file                                                              */
 
-int atel__otlp_cursor_load(const char *path, struct atel_log_pos *resume, struct atel_log_pos *acked)
+static int id_cmp(const void *a, const void *b)
 {
-	char buf[512];
-	FILE *f = fopen(path, "r");
-	size_t n;
-	unsigned long long a[6];
-	unsigned int idx[2];
-	char tail;
-
-	if (!f)
-		return errno == ENOENT ? -ENOENT : -errno;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if (sscanf(buf, "atel-otlp-cursor 1\nresume %llu %llu %u\nacked %llu %llu %u\n%c", &a[0], &a[1], &idx[0],
-		   &a[3], &a[4], &idx[1], &tail) != 6)
-		return -EINVAL;
-	*resume = (struct atel_log_pos){ a[0], a[1], idx[0] };
-	*acked = (struct atel_log_pos){ a[3], a[4], idx[1] };
-	return 0;
+	return memcmp(a, b, 24);
 }
 
-int atel__otlp_cursor_save(const char *path, const struct atel_log_pos *resume, const struct atel_log_pos *acked)
+int atel__otlp_cursor_load(const char *path, struct atel_log_pos *resume, struct atel_log_pos *acked,
+			   uint8_t (**pending)[24], uint32_t *npending)
 {
-	char tmp[4200], buf[256];
-	int fd, n, rc = 0;
+	FILE *f = fopen(path, "r");
+	unsigned long long a[6];
+	unsigned int idx[2], n = 0;
+	uint8_t(*ids)[24] = NULL;
+	char line[128];
+	int rc = -EINVAL;
+
+	if (pending)
+		*pending = NULL;
+	if (npending)
+		*npending = 0;
+	if (!f)
+		return errno == ENOENT ? -ENOENT : -errno;
+	if (fscanf(f, "atel-otlp-cursor 1 resume %llu %llu %u acked %llu %llu %u pending %u ", &a[0], &a[1],
+		   &idx[0], &a[3], &a[4], &idx[1], &n) != 7 ||
+	    n > 16u << 20)
+		goto out;
+	if (n && !(ids = malloc((size_t)n * 24))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (!fgets(line, sizeof(line), f) || strlen(line) < 48)
+			goto out;
+		for (int k = 0; k < 24; k++) {
+			int h = hexval((unsigned char)line[2 * k]), l = hexval((unsigned char)line[2 * k + 1]);
+
+			if (h < 0 || l < 0)
+				goto out;
+			ids[i][k] = (uint8_t)(h * 16 + l);
+		}
+	}
+	if (!fgets(line, sizeof(line), f) || strcmp(line, "end\n"))
+		goto out; /* torn or truncated: the rename makes this unlikely, but check */
+	if (n)
+		qsort(ids, n, 24, id_cmp);
+	*resume = (struct atel_log_pos){ a[0], a[1], idx[0] };
+	*acked = (struct atel_log_pos){ a[3], a[4], idx[1] };
+	if (pending) {
+		*pending = ids;
+		ids = NULL;
+	}
+	if (npending)
+		*npending = n;
+	rc = 0;
+out:
+	free(ids);
+	fclose(f);
+	return rc;
+}
+
+int atel__otlp_cursor_save(const char *path, const struct atel_log_pos *resume, const struct atel_log_pos *acked,
+			   const uint8_t (*pending)[24], uint32_t npending)
+{
+	static const char hexd[] = "0123456789abcdef";
+	char tmp[4200], line[64];
+	FILE *f;
+	int rc = 0;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return -ENAMETOOLONG;
-	n = snprintf(buf, sizeof(buf), "atel-otlp-cursor 1\nresume %" PRIu64 " %" PRIu64 " %u\nacked %" PRIu64
-		     " %" PRIu64 " %u\n", resume->file_seq, resume->frame_off, resume->rec_idx, acked->file_seq,
-		     acked->frame_off, acked->rec_idx);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
+	if (!(f = fopen(tmp, "we")))
 		return -errno;
-	if (write(fd, buf, (size_t)n) != n || fsync(fd))
+	fprintf(f, "atel-otlp-cursor 1\nresume %" PRIu64 " %" PRIu64 " %u\nacked %" PRIu64 " %" PRIu64
+		   " %u\npending %u\n",
+		resume->file_seq, resume->frame_off, resume->rec_idx, acked->file_seq, acked->frame_off, acked->rec_idx,
+		npending);
+	for (uint32_t i = 0; i < npending; i++) {
+		for (int k = 0; k < 24; k++) {
+			line[2 * k] = hexd[pending[i][k] >> 4];
+			line[2 * k + 1] = hexd[pending[i][k] & 15];
+		}
+		line[48] = '\n';
+		fwrite(line, 1, 49, f);
+	}
+	fputs("end\n", f);
+	if (fflush(f) || ferror(f) || fsync(fileno(f)))
 		rc = errno ? -errno : -EIO;
-	if (close(fd) && !rc)
+	if (fclose(f) && !rc)
 		rc = -errno;
 	if (!rc && rename(tmp, path))
 		rc = -errno;
@@ -731,6 +783,12 @@ struct atel_otlp {
 	struct span_rec *ready_head, *ready_tail;
 	uint32_t nlive, nready;
 	struct atel_log_pos read_pos, acked, saved_resume, saved_acked;
+	/* After a restart, records up to `acked` belong to acknowledged spans
+	 * unless their span is in this sorted set (trace id + span id) of spans
+	 * that were held, unacknowledged, when the cursor was saved. */
+	uint8_t (*pend)[24];
+	uint32_t npend;
+	bool replay;
 	bool src_open, log_at_end;
 	uint64_t nread;
 	uint64_t last_save_ns, last_read_warn_ns;
@@ -987,11 +1045,42 @@ static struct ev_rec *event_add(struct span_rec *s, const char *name, uint64_t t
 }
 
 /* Applies one log event. before: position of the record, after: just past it. */
+static bool replay_skip(struct atel_otlp *o, const struct atel_event *ev, const struct atel_log_pos *after)
+{
+	const uint8_t *tid, *sid;
+	uint8_t key[24];
+
+	if (pos_cmp(after, &o->acked) > 0) { /* past the acknowledged part */
+		o->replay = false;
+		free(o->pend);
+		o->pend = NULL;
+		o->npend = 0;
+		return false;
+	}
+	switch (ev->kind) {
+	case ATEL_EV_SPAN_START: tid = ev->span_start.trace_id; sid = ev->span_start.span_id; break;
+	case ATEL_EV_SPAN_ATTR: tid = ev->span_attr.trace_id; sid = ev->span_attr.span_id; break;
+	case ATEL_EV_SPAN_EVENT: tid = ev->span_event.trace_id; sid = ev->span_event.span_id; break;
+	case ATEL_EV_SPAN_ERROR: tid = ev->span_error.trace_id; sid = ev->span_error.span_id; break;
+	case ATEL_EV_SPAN_END: tid = ev->span_end.trace_id; sid = ev->span_end.span_id; break;
+	default: return false;
+	}
+	memcpy(key, tid, 16);
+	memcpy(key + 16, sid, 8);
+	if (o->npend && bsearch(key, o->pend, o->npend, 24, id_cmp))
+		return false;
+	if (ev->kind == ATEL_EV_SPAN_START)
+		stat_add(&o->s_skipped, 1);
+	return true;
+}
+
 static void span_apply(struct atel_otlp *o, const struct atel_event *ev, const struct atel_log_pos *before,
 		       const struct atel_log_pos *after)
 {
 	struct span_rec *s;
 
+	if (o->replay && replay_skip(o, ev, after))
+		return; /* a record of a span acknowledged before the restart */
 	switch (ev->kind) {
 	case ATEL_EV_SPAN_START:
 		if (!(s = span_get(o, ev->span_start.trace_id, ev->span_start.span_id, before)) || s->started)
@@ -1111,7 +1200,25 @@ static void cursor_persist(struct atel_otlp *o, bool force)
 		return;
 	if (!force && !pos_cmp(&r, &o->saved_resume) && !pos_cmp(&o->acked, &o->saved_acked))
 		return;
-	if ((rc = atel__otlp_cursor_save(o->cursor_path, &r, &o->acked))) {
+	{
+		uint8_t(*ids)[24] = NULL;
+		uint32_t n = 0;
+		struct span_rec *s;
+
+		/* held spans with records before `acked` (only they are ambiguous on replay) */
+		for (s = o->live_head; s && pos_cmp(&s->first_pos, &o->acked) < 0; s = s->lnext)
+			n++;
+		if (n && !(ids = malloc((size_t)n * 24)))
+			return;
+		n = 0;
+		for (s = o->live_head; s && pos_cmp(&s->first_pos, &o->acked) < 0; s = s->lnext, n++) {
+			memcpy(ids[n], s->trace_id, 16);
+			memcpy(ids[n] + 16, s->span_id, 8);
+		}
+		rc = atel__otlp_cursor_save(o->cursor_path, &r, &o->acked, (const uint8_t(*)[24])ids, n);
+		free(ids);
+	}
+	if (rc) {
 		atel__log(o->d, ATEL_LOG_WARN, "otlp: cannot save cursor %s: %s", o->cursor_path, strerror(-rc));
 		return;
 	}
@@ -1811,6 +1918,7 @@ static void otlp_free(struct atel_otlp *o)
 	atel__otlp_buf_free(&o->resp);
 	atel__otlp_buf_free(&o->tr_body);
 	atel__otlp_buf_free(&o->m_body);
+	free(o->pend);
 	free(o->res_attrs);
 	atel__otlp_settings_free(&o->st);
 	pthread_mutex_destroy(&o->lock);
@@ -1911,7 +2019,7 @@ int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *o
 			seterr(err, errlen, "otlp: state directory path too long");
 			goto fail;
 		}
-		rc = atel__otlp_cursor_load(o->cursor_path, &resume, &acked);
+		rc = atel__otlp_cursor_load(o->cursor_path, &resume, &acked, &o->pend, &o->npend);
 		if (rc == -EINVAL) {
 			atel__log(o->d, ATEL_LOG_WARN, "otlp: %s is corrupt; starting from the oldest segment",
 				  o->cursor_path);
@@ -1921,6 +2029,7 @@ int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *o
 		}
 		o->read_pos = resume;
 		o->acked = acked;
+		o->replay = pos_cmp(&acked, &resume) > 0;
 		o->saved_resume = resume;
 		o->saved_acked = acked;
 	}

@@ -166,10 +166,19 @@ struct atel_otlp_stats {
 };
 void atel__otlp_get_stats(struct atel_otlp *o, struct atel_otlp_stats *out);
 
-/* Cursor file (tests, atel status): the position to resume reading at and
- * the completion position of the last acknowledged span (spans completing at
- * or before it are not re-sent). @return 0, -ENOENT, or -EINVAL if corrupt. */
-int atel__otlp_cursor_load(const char *path, struct atel_log_pos *resume, struct atel_log_pos *acked);
-int atel__otlp_cursor_save(const char *path, const struct atel_log_pos *resume, const struct atel_log_pos *acked);
+/*
+ * Cursor file (<state_dir>/otlp-traces.cursor; tests, atel status): the
+ * position to resume reading at, the completion position of the last
+ * acknowledged span, and the ids (16-byte trace id + 8-byte span id) of the
+ * spans held unacknowledged whose first record lies before it (records of
+ * other spans up to `acked` are not re-sent). Written atomically (tmp,
+ * fsync, rename).
+ * load: *pending is malloc'd and sorted (free it); pending/npending may be NULL.
+ * @return 0, -ENOENT, -EINVAL if corrupt, -ENOMEM, or another -errno.
+ */
+int atel__otlp_cursor_load(const char *path, struct atel_log_pos *resume, struct atel_log_pos *acked,
+			   uint8_t (**pending)[24], uint32_t *npending);
+int atel__otlp_cursor_save(const char *path, const struct atel_log_pos *resume, const struct atel_log_pos *acked,
+			   const uint8_t (*pending)[24], uint32_t npending);
 
 #endif /* ATEL_OTLP_EXPORT_H */

@@ -33,6 +33,7 @@
 #include <cjson/cJSON.h>
 
 #include "otlp_export.h"
+#include "otlp_test_util.h"
 
 #define TOKEN "s3cr3t-t0ken-XYZ"
 
@@ -318,8 +319,6 @@ static void test_response_parse(void **state)
 	assert_int_equal(atel__otlp_parse_response("[", 1, true, &rej, msg, sizeof(msg)), -EBADMSG);
 }
 
-static char g_tmp[256];
-
 static void test_cursor_file(void **state)
 {
 	char path[512];
@@ -328,15 +327,29 @@ static void test_cursor_file(void **state)
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/cursor-unit", g_tmp);
-	assert_int_equal(atel__otlp_cursor_load(path, &r2, &a2), -ENOENT);
-	assert_int_equal(atel__otlp_cursor_save(path, &r, &a), 0);
-	assert_int_equal(atel__otlp_cursor_load(path, &r2, &a2), 0);
+	assert_int_equal(atel__otlp_cursor_load(path, &r2, &a2, NULL, NULL), -ENOENT);
+	{
+		const uint8_t ids[2][24] = { { 0xff, 1 }, { 0x01, 2 } };
+
+		assert_int_equal(atel__otlp_cursor_save(path, &r, &a, ids, 2), 0);
+	}
+	{
+		uint8_t(*pend)[24] = NULL;
+		uint32_t npend = 0;
+
+		assert_int_equal(atel__otlp_cursor_load(path, &r2, &a2, &pend, &npend), 0);
+		assert_int_equal(npend, 2);
+		assert_int_equal(pend[0][0], 0x01); /* sorted */
+		assert_int_equal(pend[0][1], 2);
+		assert_int_equal(pend[1][0], 0xff);
+		free(pend);
+	}
 	assert_true(r2.file_seq == 7 && r2.frame_off == 123456789012ull && r2.rec_idx == 42);
 	assert_true(a2.file_seq == 8 && a2.frame_off == 9 && a2.rec_idx == 10);
 	f = fopen(path, "w");
 	fputs("atel-otlp-cursor 1\nresume 1 2\n", f);
 	fclose(f);
-	assert_int_equal(atel__otlp_cursor_load(path, &r2, &a2), -EINVAL);
+	assert_int_equal(atel__otlp_cursor_load(path, &r2, &a2, NULL, NULL), -EINVAL);
 	unlink(path);
 }
 
@@ -546,6 +559,16 @@ static int fl_next(void *h, struct atel_event *ev, struct atel_log_pos *after)
 	return rc;
 }
 
+static unsigned fl_opens(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&FL.lock);
+	n = FL.opens;
+	pthread_mutex_unlock(&FL.lock);
+	return n;
+}
+
 static void fl_close(void *h)
 {
 	free(h);
@@ -553,175 +576,25 @@ static void fl_close(void *h)
 
 static const struct atel_otlp_source FAKE_SRC = { NULL, fl_open, fl_next, fl_close };
 
-/* ---- collector process -------------------------------------------------------- */
-
-struct collector {
-	pid_t pid;
-	int port;
-	char record[300];
-};
-
-static int g_seq;
-
-static void collector_start(struct collector *c, const char *script, int port)
-{
-	char portfile[300], portarg[16], script_path[1024];
-	const char *src = getenv("ATEL_SOURCE_ROOT");
-	int waited = 0;
-	FILE *f;
-
-	snprintf(portfile, sizeof(portfile), "%s/port-%d", g_tmp, ++g_seq);
-	if (!c->record[0])
-		snprintf(c->record, sizeof(c->record), "%s/record-%d.jsonl", g_tmp, g_seq);
-	snprintf(portarg, sizeof(portarg), "%d", port);
-	snprintf(script_path, sizeof(script_path), "%s/tests/exporters/otlp_collector.py", src ? src : ".");
-	c->pid = fork();
-	assert_true(c->pid >= 0);
-	if (c->pid == 0) {
-		execl("/usr/bin/python3", "python3", script_path, "--record", c->record, "--port-file", portfile,
-		      "--port", portarg, "--script", script ? script : "", (char *)NULL);
-		_exit(127);
-	}
-	for (;;) { /* poll for the port file, bounded */
-		int st;
-
-		if ((f = fopen(portfile, "r"))) {
-			assert_int_equal(fscanf(f, "%d", &c->port), 1);
-			fclose(f);
-			unlink(portfile);
-			return;
-		}
-		if (waitpid(c->pid, &st, WNOHANG) == c->pid)
-			fail_msg("collector exited early (status %d)", st);
-		usleep(20000);
-		if (++waited > 3000)
-			fail_msg("collector did not start within 60 s");
-	}
-}
-
-static void collector_stop(struct collector *c)
-{
-	if (c->pid > 0) {
-		kill(c->pid, SIGTERM);
-		waitpid(c->pid, NULL, 0);
-		c->pid = 0;
-	}
-}
-
-/* Reads all records: a cJSON array of the JSON lines. */
-static cJSON *records(const struct collector *c)
-{
-	cJSON *arr = cJSON_CreateArray();
-	char line[1 << 16];
-	FILE *f = fopen(c->record, "r");
-
-	if (!f)
-		return arr;
-	while (fgets(line, sizeof(line), f)) {
-		cJSON *j = cJSON_Parse(line);
-
-		if (j)
-			cJSON_AddItemToArray(arr, j);
-	}
-	fclose(f);
-	return arr;
-}
-
-static int nrecords(const struct collector *c)
-{
-	cJSON *a = records(c);
-	int n = cJSON_GetArraySize(a);
-
-	cJSON_Delete(a);
-	return n;
-}
-
-static const char *jstr(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static double jnum(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-
-	return cJSON_IsNumber(v) ? v->valuedouble : -1;
-}
-
-/* How many times the span was delivered: in valid requests answered 200. */
 static int delivered(const struct collector *c, unsigned span)
 {
 	char hex[17];
-	cJSON *a = records(c), *r, *it;
-	int n = 0;
 
 	sid_hex(span, hex);
-	cJSON_ArrayForEach(r, a)
-	{
-		if (jnum(r, "status") != 200 || !cJSON_IsTrue(cJSON_GetObjectItem(r, "valid")))
-			continue;
-		cJSON_ArrayForEach(it, cJSON_GetObjectItem(r, "items"))
-			if (!strcmp(jstr(it, "spanId"), hex))
-				n++;
-	}
-	cJSON_Delete(a);
-	return n;
+	return delivered_hex(c, hex);
 }
 
 static cJSON *find_span(cJSON *recs, unsigned span)
 {
 	char hex[17];
-	cJSON *r, *it;
 
 	sid_hex(span, hex);
-	cJSON_ArrayForEach(r, recs)
-		cJSON_ArrayForEach(it, cJSON_GetObjectItem(r, "items"))
-			if (!strcmp(jstr(it, "spanId"), hex))
-				return it;
-	return NULL;
+	return find_span_hex(recs, hex);
 }
 
 /* ---- exporter harness --------------------------------------------------------- */
 
 static struct atel_daemon D;
-static int g_saved_stderr = -1;
-static char g_log[300];
-
-/* stderr (the daemon log) goes to a file while an exporter runs */
-static void capture_begin(void)
-{
-	int fd;
-
-	snprintf(g_log, sizeof(g_log), "%s/log-%d.txt", g_tmp, ++g_seq);
-	fflush(stderr);
-	g_saved_stderr = dup(2);
-	fd = open(g_log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	dup2(fd, 2);
-	close(fd);
-}
-
-/* Restores stderr, echoes the log, and returns it (malloc'd). */
-static char *capture_end(void)
-{
-	FILE *f;
-	char *buf = calloc(1, 1 << 20);
-	size_t n = 0;
-
-	fflush(stderr);
-	dup2(g_saved_stderr, 2);
-	close(g_saved_stderr);
-	if ((f = fopen(g_log, "r"))) {
-		n = fread(buf, 1, (1 << 20) - 1, f);
-		fclose(f);
-	}
-	buf[n] = '\0';
-	fputs(buf, stdout);
-	unlink(g_log);
-	return buf;
-}
-
 static void settings_for(struct atel_otlp_settings *s, int port, const char *protocol, const char *compression)
 {
 	char ep[64], err[256];
@@ -771,17 +644,6 @@ static struct atel_otlp_stats stats(struct atel_otlp *o)
 	atel__otlp_get_stats(o, &st);
 	return st;
 }
-
-/* Polls cond (bounded, generous: the machine is shared). */
-#define WAIT_FOR(cond)                                                          \
-	do {                                                                    \
-		int w_ = 0;                                                     \
-		while (!(cond)) {                                               \
-			if (++w_ > 6000)                                        \
-				fail_msg("timed out waiting for: %s", #cond);   \
-			usleep(10000);                                          \
-		}                                                               \
-	} while (0)
 
 static unsigned export_rows(struct atel_export_row *out, unsigned max)
 {
@@ -1139,25 +1001,38 @@ static void test_restart_cursor(void **state)
 		WAIT_FOR(stats(o).attempts[0] >= 2);
 		atel__otlp_stop(o);
 		free(capture_end());
-		assert_int_equal(atel__otlp_cursor_load(cpath, &r, &a), 0);
+		assert_int_equal(atel__otlp_cursor_load(cpath, &r, &a, NULL, NULL), 0);
 		assert_int_equal(a.file_seq, 0); /* nothing acknowledged */
 		c.port = port;
 	}
-	/* phase 1: span 2 opens (stays open), 3 completes */
+	/* phase 1: span 7's END comes first (another ring), span 2 opens and
+	 * stays open, 3 completes, then 7's START: 7 straddles span 2's start */
 	collector_start(&c, "", c.port);
+	span_end(7, 1, "");
 	span_start(2, 0, "long-running", 1);
 	simple_span(3);
+	span_start(7, 0, "straddles", 1);
 	capture_begin();
 	o = exporter_start(c.port, "http/protobuf", "gzip", sdir, NULL);
-	WAIT_FOR(stats(o).spans_acked == 2); /* 1 and 3 */
+	WAIT_FOR(stats(o).spans_acked == 3); /* 1, 3 and 7 */
 	st = stats(o);
 	assert_int_equal(st.open_spans, 1);
 	atel__otlp_stop(o);
 	free(capture_end());
-	assert_int_equal(atel__otlp_cursor_load(cpath, &r, &a), 0);
-	/* resume at span 2's START (event 2), acked just after span 3's END (event 4) */
-	assert_int_equal(r.frame_off, 2);
-	assert_int_equal(a.frame_off, 5);
+	{
+		uint8_t(*pend)[24] = NULL;
+		uint32_t npend = 0;
+		uint8_t t[16], sid[8];
+
+		assert_int_equal(atel__otlp_cursor_load(cpath, &r, &a, &pend, &npend), 0);
+		/* resume at span 2's START (event 3), acked just after span 7's START (event 6) */
+		assert_int_equal(r.frame_off, 3);
+		assert_int_equal(a.frame_off, 7);
+		assert_int_equal(npend, 1); /* span 2 */
+		ids_of(2, t, sid);
+		assert_memory_equal(pend[0] + 16, sid, 8);
+		free(pend);
+	}
 	/* phase 2: span 2 ends, span 4 completes; a fresh exporter */
 	span_end(2, 1, "");
 	simple_span(4);
@@ -1168,20 +1043,23 @@ static void test_restart_cursor(void **state)
 	atel__otlp_stop(o);
 	free(capture_end());
 	collector_stop(&c);
-	assert_int_equal(st.spans_skipped_acked, 1); /* span 3 re-read, not re-sent */
+	assert_int_equal(st.spans_skipped_acked, 2); /* spans 3 and 7 re-read, not re-sent */
+	assert_int_equal(st.open_spans, 0);          /* 7's START alone did not open a span */
 	for (unsigned i = 1; i <= 4; i++)
 		assert_int_equal(delivered(&c, i), 1);
+	assert_int_equal(delivered(&c, 7), 1);
 	/* phase 3: nothing new: a third exporter sends nothing */
 	collector_start(&c, "", c.port);
 	capture_begin();
 	o = exporter_start(c.port, "http/protobuf", "gzip", sdir, NULL);
-	WAIT_FOR(FL.opens >= 4);
+	WAIT_FOR(fl_opens() >= 4);
 	usleep(100000);
 	st = stats(o);
 	atel__otlp_stop(o);
 	free(capture_end());
 	collector_stop(&c);
 	assert_int_equal(st.attempts[0], 0);
+	assert_int_equal(st.open_spans, 0);
 	for (unsigned i = 1; i <= 4; i++)
 		assert_int_equal(delivered(&c, i), 1);
 	unlink(cpath);
