@@ -42,6 +42,7 @@ struct atel_daemon_stats {
 	_Atomic uint64_t series_overflow;       /* series folded by the cardinality guard */
 	_Atomic uint32_t io_uring_active;       /* 1: io_uring, 0: pwritev fallback */
 	_Atomic uint64_t log_end_seq;           /* file_seq of the newest segment */
+	_Atomic uint32_t rings_active;          /* rings in state ACTIVE at the last drain pass (/metrics atel_rings_active) */
 };
 
 /* Health of one exporter, for atel status and the status file. Never holds

@@ -61,6 +61,7 @@ struct atel_exporters {
 	char ckpt_path[4200];
 	_Atomic uint64_t applied;        /* SAMPLE events applied */
 	_Atomic uint64_t events_read;
+	uint64_t last_scrape_row_ms;     /* HTTP thread only */
 };
 
 static uint64_t mono_ms(void)
@@ -257,8 +258,16 @@ static int metrics_body(void *arg, struct atel_buf *body)
 		rc = atel__prom_encode(body, snap, &self, NULL);
 	snprintf(err, sizeof(err), "encoding /metrics: %s", strerror(-rc));
 	if (ex->d) {
+		/* Every scrape counts in the exporter's health; telemetry_exports
+		 * gets at most one row per export interval (the latest scrape) and
+		 * every failure, so a 1 s scrape interval does not flood SQLite. */
+		uint64_t now = mono_ms();
 		atel__exporter_note(ex->d, ATEL_EXP_PROMETHEUS, rc == 0, rc ? err : NULL);
-		push_row(ex, "prometheus", "metrics", snapshot_series(snap), rc ? 0 : body->len, rc, rc ? err : NULL);
+		if (rc || !ex->last_scrape_row_ms || now - ex->last_scrape_row_ms >= ex->o.export_interval_ms) {
+			ex->last_scrape_row_ms = now;
+			push_row(ex, "prometheus", "metrics", snapshot_series(snap), rc ? 0 : body->len, rc,
+				 rc ? err : NULL);
+		}
 	}
 	atel__agg_snapshot_free(snap);
 	return rc;
@@ -397,7 +406,7 @@ int atel__exporters_start(struct atel_exporters **out, struct atel_daemon *d, ch
 	char state[4200], json_dir[4200];
 
 	snprintf(state, sizeof(state), "%s/state", cfg->data_dir ? cfg->data_dir : ".");
-	o.segments_dir = d->segments_dir;
+	o.segments_dir = d->segments_dir[0] ? d->segments_dir : NULL;
 	o.state_dir = state;
 	o.series_limit = cfg->prometheus.series_limit;
 	o.export_interval_ms = cfg->export_interval_ms;

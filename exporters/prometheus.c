@@ -429,6 +429,8 @@ static void encode_self(struct atel_buf *b, struct nameset *ns, const struct ate
 		}
 		self_one(b, ns, "atel_ring_lag_records", "gauge",
 			 "Unread records in the fullest ring at the last drain pass", (double)ld(&st->ring_lag_max));
+		self_one(b, ns, "atel_rings_active", "gauge", "Rings owned by a live producer thread at the last drain pass",
+			 (double)atomic_load_explicit(&st->rings_active, memory_order_relaxed));
 		self_one(b, ns, "atel_oldest_unread_seconds", "gauge",
 			 "Age of the oldest unread record at the last drain pass",
 			 (double)ld(&st->oldest_unread_ns) / 1e9);
