@@ -283,7 +283,20 @@ int cli_print_json(cJSON *j)
 
 cJSON *cli_json_u64(uint64_t v)
 {
-	return cJSON_CreateNumber((double)v);
+	/* raw decimal text: a double holds ns timestamps only to 256 ns */
+	char buf[24];
+	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+	return cJSON_CreateRaw(buf);
+}
+
+double cli_json_get(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (cJSON_IsNumber(v))
+		return v->valuedouble;
+	if (cJSON_IsRaw(v) && v->valuestring)
+		return strtod(v->valuestring, NULL);
+	return 0;
 }
 
 cJSON *cli_json_num(double v)

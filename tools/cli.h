@@ -77,8 +77,10 @@ void table_free(struct table *t);
 /* ---- JSON ----------------------------------------------------------------- */
 /* Prints j (formatted) and a newline to stdout, frees it. @return 0 or -ENOMEM. */
 int cli_print_json(cJSON *j);
-/* A uint64 as a JSON number (exact up to 2^53; ns timestamps fit). */
+/* A uint64 as an exact JSON integer (raw text: ns timestamps exceed 2^53). */
 cJSON *cli_json_u64(uint64_t v);
+/* Reads back a number member, also one made by cli_json_u64 (raw text); 0 if absent. */
+double cli_json_get(const cJSON *o, const char *key);
 /* A double as a JSON number, or null for NaN/Inf (JSON has neither). */
 cJSON *cli_json_num(double v);
 

@@ -924,7 +924,7 @@ int cmd_metrics(struct cli *c, int argc, char **argv)
 					cJSON *p50 = cJSON_GetObjectItem(s, "p50"), *p95 = cJSON_GetObjectItem(s, "p95"),
 					      *p99 = cJSON_GetObjectItem(s, "p99");
 					snprintf(vb, sizeof(vb), "n=%s p50=%s p95=%s p99=%s",
-						 atel_q_fmt_count(cJSON_GetObjectItem(s, "count")->valuedouble, b0, 32),
+						 atel_q_fmt_count(cli_json_get(s, "count"), b0, 32),
 						 atel_q_fmt_value(cJSON_IsNumber(p50) ? p50->valuedouble : NAN, unit, b1, 32),
 						 atel_q_fmt_value(cJSON_IsNumber(p95) ? p95->valuedouble : NAN, unit, b2, 32),
 						 atel_q_fmt_value(cJSON_IsNumber(p99) ? p99->valuedouble : NAN, unit, b3, 32));

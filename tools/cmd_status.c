@@ -134,8 +134,8 @@ static cJSON *read_status_file(const char *path)
 
 static uint64_t jnum(const cJSON *o, const char *k)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+	double v = cli_json_get(o, k);
+	return v > 0 ? (uint64_t)v : 0;
 }
 
 static uint64_t dir_usage(const char *path, uint64_t *files, const char *suffix)

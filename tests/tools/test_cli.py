@@ -253,6 +253,8 @@ def body(tmp):
     h = json.loads(out)["metrics"][0]["series"][0]
     check(h["count"] == 4 and abs(h["sum"] - 2.95) < 1e-12 and abs(h["p50"] - 0.5) < 1e-12,
           "metrics histogram %s" % h)
+    rc, out, err = run("--data-dir", good, "metrics", "tool_call_duration_seconds")
+    check(rc == 0 and "n=4 p50=500 ms p95=1 s p99=1 s" in out, "human metrics line: %r" % out)
     rc, out, err = run("--data-dir", good, "export", "--format", "prometheus")
     check(rc == 0 and 'tool_calls_total{status="ok",tool="grep"} 3' in out and
           'tool_call_duration_seconds_bucket{tool="grep",le="+Inf"} 4' in out, "prometheus export")
