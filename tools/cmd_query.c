@@ -244,8 +244,11 @@ static int parse_qargs(const char *verb, int argc, char **argv, struct qargs *a,
 		}
 #define OPT(name, field)                                                                                       \
 	if ((v = cli_opt(argc, argv, &i, name)) != NULL) {                                                     \
-		if (!*v)                                                                                       \
+		if (!*v) {                                                                                     \
+			if (strchr(argv[i], '='))                                                              \
+				cli_err(verb, "%s needs a non-empty value", name);                             \
 			return ATEL_EXIT_USAGE;                                                                \
+		}                                                                                              \
 		a->field = v;                                                                                  \
 		continue;                                                                                      \
 	}
