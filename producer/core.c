@@ -74,7 +74,7 @@ void atel__invalidf(struct atel__tls *t, const char *fmt, ...)
 
 const char *atel_last_error(void)
 {
-	return atel__t.err ? atel__t.err : "";
+	return atel__self()->err ? atel__self()->err : "";
 }
 
 /* ------------------------------------------------------------------------ */
@@ -142,8 +142,8 @@ void atel_stats_get(atel_stats *out)
 	for (struct atel__tls *t = atel__g.threads; t; t = t->next)
 		stats_add(&sum, &t->st);
 	/* the calling thread may have counted drops before it ever registered */
-	if (!atel__t.registered)
-		stats_add(&sum, &atel__t.st);
+	if (!atel__self()->registered)
+		stats_add(&sum, &atel__self()->st);
 	pthread_mutex_unlock(&atel__g.lock);
 	memset(out, 0, sizeof(*out));
 	out->records = sum.records;
@@ -543,7 +543,7 @@ static void thread_exit(void *arg)
 	struct atel__tls *t = arg;
 	const struct atel_segment *seg;
 
-	if (t != &atel__t)
+	if (t != atel__self())
 		return;
 	pthread_mutex_lock(&atel__g.lock);
 	seg = atomic_load_explicit(&atel__g.seg, memory_order_relaxed);
@@ -559,7 +559,7 @@ static void thread_exit(void *arg)
 /* exit() does not run TLS destructors: release the exiting thread's ring. */
 static void process_exit(void)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	const struct atel_segment *seg;
 
 	pthread_mutex_lock(&atel__g.lock);
@@ -589,7 +589,7 @@ static void atfork_parent(void)
  */
 static void atfork_child(void)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 
 	atel__intern_atfork_child();
 	pthread_mutex_init(&atel__g.lock, NULL);

@@ -129,6 +129,19 @@ struct atel__tls {
 
 extern __thread struct atel__tls atel__t __attribute__((tls_model("initial-exec"))) ATEL__HIDDEN;
 
+/*
+ * This thread's state. The empty asm hides from the optimiser that the
+ * pointer is a TLS address: GCC's -fsanitize=null otherwise checks the
+ * segment-relative offset (0 with UBSan) and reports a null pointer. No cost.
+ */
+static inline struct atel__tls *atel__self(void)
+{
+	struct atel__tls *t = &atel__t;
+
+	__asm__("" : "+r"(t));
+	return t;
+}
+
 struct atel__global {
 	_Atomic uint64_t epoch;
 	_Atomic(struct atel_segment *) seg; /* NULL: not attached */

@@ -162,7 +162,7 @@ static int lookup_fill(struct atel__tls *t, struct atel__lookup *l, atel_metric_
 static atel_series series_get(atel_metric_type type, const char *name, const char *const *kv, size_t npairs,
 			      const double *bounds, size_t nbounds)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	struct atel__lookup l;
 	const struct atel__series *s;
 	uint64_t h;
@@ -195,14 +195,14 @@ static atel_series series_va(atel_metric_type type, const char *name, const doub
 
 	while ((k = va_arg(ap, const char *)) != NULL) {
 		if (n >= 2 * ATEL_LABELS_MAX) {
-			atel__invalidf(&atel__t, "metric '%.64s': more than %u label pairs", name ? name : "",
+			atel__invalidf(atel__self(), "metric '%.64s': more than %u label pairs", name ? name : "",
 				       ATEL_LABELS_MAX);
 			return NULL;
 		}
 		kv[n++] = k;
 		kv[n++] = va_arg(ap, const char *);
 		if (!kv[n - 1]) {
-			atel__invalidf(&atel__t, "metric '%.64s': label '%.64s' has no value (odd argument count)",
+			atel__invalidf(atel__self(), "metric '%.64s': label '%.64s' has no value (odd argument count)",
 				       name ? name : "", k);
 			return NULL;
 		}
@@ -249,7 +249,7 @@ atel_series atel_histogram_bounds(const char *name, const double *bounds, size_t
 	atel_series s;
 
 	if (!bounds_ok(bounds, nbounds)) {
-		atel__invalidf(&atel__t, "histogram '%.64s': bounds must be 1..%u finite, strictly increasing values",
+		atel__invalidf(atel__self(), "histogram '%.64s': bounds must be 1..%u finite, strictly increasing values",
 			       name ? name : "", ATEL_BOUNDS_MAX);
 		return NULL;
 	}
@@ -262,7 +262,7 @@ atel_series atel_histogram_bounds(const char *name, const double *bounds, size_t
 atel_series atel_series_get(atel_metric_type type, const char *name, const char *const *kv, size_t npairs)
 {
 	if (npairs && !kv) {
-		atel__invalid(&atel__t, "atel_series_get: kv is NULL");
+		atel__invalid(atel__self(), "atel_series_get: kv is NULL");
 		return NULL;
 	}
 	return series_get(type, name, kv, npairs, NULL, 0);
@@ -314,7 +314,7 @@ static inline void sample_at(struct atel__tls *t, const struct atel__series *s, 
 
 static inline void sample(const struct atel__series *s, double v, unsigned flags)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 
 	if (!atel__enter(t))
 		return;
@@ -325,12 +325,12 @@ static inline void sample(const struct atel__series *s, double v, unsigned flags
 void atel_add(atel_series s, double v)
 {
 	if (ATEL__UNLIKELY(!s)) {
-		atel__invalid(&atel__t, "atel_add: NULL series");
+		atel__invalid(atel__self(), "atel_add: NULL series");
 		return;
 	}
 	if (ATEL__UNLIKELY(s->mtype == ATEL_MT_HISTOGRAM || !isfinite(v) ||
 			   (s->mtype == ATEL_MT_COUNTER && v < 0))) {
-		atel__invalid(&atel__t, s->mtype == ATEL_MT_HISTOGRAM ? "atel_add on a histogram (use atel_observe)"
+		atel__invalid(atel__self(), s->mtype == ATEL_MT_HISTOGRAM ? "atel_add on a histogram (use atel_observe)"
 				       : "atel_add: value must be finite (and >= 0 for a counter)");
 		return;
 	}
@@ -340,7 +340,7 @@ void atel_add(atel_series s, double v)
 void atel_set(atel_series s, double v)
 {
 	if (ATEL__UNLIKELY(!s || s->mtype != ATEL_MT_GAUGE || isnan(v))) {
-		atel__invalid(&atel__t, !s ? "atel_set: NULL series" : s->mtype != ATEL_MT_GAUGE
+		atel__invalid(atel__self(), !s ? "atel_set: NULL series" : s->mtype != ATEL_MT_GAUGE
 				       ? "atel_set on a series that is not a gauge" : "atel_set: value is NaN");
 		return;
 	}
@@ -350,7 +350,7 @@ void atel_set(atel_series s, double v)
 void atel_observe(atel_series s, double v)
 {
 	if (ATEL__UNLIKELY(!s || s->mtype != ATEL_MT_HISTOGRAM || isnan(v))) {
-		atel__invalid(&atel__t, !s ? "atel_observe: NULL series" : s->mtype != ATEL_MT_HISTOGRAM
+		atel__invalid(atel__self(), !s ? "atel_observe: NULL series" : s->mtype != ATEL_MT_HISTOGRAM
 				       ? "atel_observe on a series that is not a histogram" : "atel_observe: value is NaN");
 		return;
 	}
@@ -524,7 +524,7 @@ static bool helper_enter(struct atel__tls *t, const void *arg, const char *what,
 
 void atel_track_agent_execution(const atel_agent_execution *e)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	uint64_t now;
 
 	if (!helper_enter(t, e, "atel_track_agent_execution: NULL argument", &now))
@@ -548,7 +548,7 @@ void atel_track_agent_execution(const atel_agent_execution *e)
 
 void atel_track_tool_usage(const atel_tool_usage *u)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	uint64_t now;
 
 	if (!helper_enter(t, u, "atel_track_tool_usage: NULL argument", &now))
@@ -574,7 +574,7 @@ void atel_track_tool_usage(const atel_tool_usage *u)
 
 void atel_track_context_usage(const atel_context_usage *c)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	uint64_t now;
 
 	if (!helper_enter(t, c, "atel_track_context_usage: NULL argument", &now))
@@ -635,7 +635,7 @@ static double rate_update(const struct atel__series *s, uint64_t now)
 
 void atel_track_error(const atel_error_info *e)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	uint64_t now;
 
 	if (!helper_enter(t, e, "atel_track_error: NULL argument", &now))
@@ -656,7 +656,7 @@ void atel_track_error(const atel_error_info *e)
 
 void atel_track_task(const atel_task_info *k)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	uint64_t now;
 
 	if (!helper_enter(t, k, "atel_track_task: NULL argument", &now))
@@ -681,7 +681,7 @@ void atel_track_task(const atel_task_info *k)
 
 void atel_track_queue_size(const char *priority, double size)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	const char *v[] = { or_unknown(priority) };
 	uint64_t now;
 

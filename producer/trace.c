@@ -202,21 +202,21 @@ static atel_span span_new(struct atel__tls *t, const char *name, atel_span_kind 
 
 atel_span atel_trace_start(const char *name, atel_span_kind kind)
 {
-	return span_new(&atel__t, name, kind, NULL);
+	return span_new(atel__self(), name, kind, NULL);
 }
 
 atel_span atel_span_start(const atel_span *parent, const char *name, atel_span_kind kind)
 {
 	if (!parent || parent->state == 0)
-		return span_new(&atel__t, name, kind, NULL);
-	return span_new(&atel__t, name, kind, &parent->ctx);
+		return span_new(atel__self(), name, kind, NULL);
+	return span_new(atel__self(), name, kind, &parent->ctx);
 }
 
 atel_span atel_trace_continue(const atel_span_context *ctx, const char *name, atel_span_kind kind)
 {
 	if (!ctx || all_zero(ctx->trace_id, 16) || all_zero(ctx->span_id, 8))
-		return span_new(&atel__t, name, kind, NULL);
-	return span_new(&atel__t, name, kind, ctx);
+		return span_new(atel__self(), name, kind, NULL);
+	return span_new(atel__self(), name, kind, ctx);
 }
 
 static bool live(struct atel__tls *t, const atel_span *s)
@@ -294,7 +294,7 @@ static bool attr_ok(struct atel__tls *t, const atel_attr *a)
 
 static void set_attr(const atel_span *s, const atel_attr *a)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	const struct atel__str *key;
 	uint64_t now;
 	size_t vlen;
@@ -341,7 +341,7 @@ void atel_span_set_attrs(const atel_span *s, const atel_attr *attrs, size_t n)
 
 void atel_span_add_event_attrs(const atel_span *s, const char *name, const atel_attr *attrs, size_t n)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	const struct atel__str *defs[1 + ATEL_EVENT_ATTRS_MAX];
 	uint64_t now, slots = 1, off;
 	union atel_slot *d;
@@ -404,7 +404,7 @@ static void put_msg(struct atel__tls *t, union atel_slot *d, const char *msg, si
 
 void atel_span_record_error(const atel_span *s, const char *type, const char *message)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	const struct atel__str *ty;
 	size_t len;
 	unsigned cont;
@@ -434,7 +434,7 @@ void atel_span_record_error(const atel_span *s, const char *type, const char *me
 
 void atel_span_end(atel_span *s, atel_status_code code, const char *message)
 {
-	struct atel__tls *t = &atel__t;
+	struct atel__tls *t = atel__self();
 	size_t len;
 	unsigned cont;
 	uint64_t now;
