@@ -31,8 +31,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "demo: running a 10 s agent swarm (4 agent processes x 2 threads)"
-"$B/tools/atel" --data-dir "$VAR" --shm "$SHM" load --agents 4 --threads 2 --duration 10s
+echo "demo: running a 10 s agent swarm (4 agent processes x 2 threads, 25 sessions/s each)"
+"$B/tools/atel" --data-dir "$VAR" --shm "$SHM" load --agents 4 --threads 2 --duration 10s --rate 25
 
 sleep 2   # one drain/index/export cycle
 echo
