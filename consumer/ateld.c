@@ -508,7 +508,6 @@ static int cmd_check_config(const char *path)
 
 static int cmd_reindex(struct ateld *a)
 {
-#if ATEL_HAVE_INDEXER
 	char err[1024] = "";
 	int rc;
 
@@ -520,10 +519,6 @@ static int cmd_reindex(struct ateld *a)
 	}
 	atel__log(&a->d, ATEL_LOG_INFO, "reindex: done");
 	return EXIT_OK;
-#else
-	atel__log(&a->d, ATEL_LOG_ERROR, "reindex: this ateld was built without the SQLite indexer");
-	return EXIT_RUNTIME;
-#endif
 }
 
 /* ------------------------------------------------------------------------ */
@@ -540,10 +535,11 @@ static void *drain_main(void *arg)
 
 static int start_parts(struct ateld *a)
 {
-#if ATEL_HAVE_INDEXER
-	if (a->cfg.index.enabled) {
-		int rc = atel__indexer_start(&a->ix, &a->d);
+	char err[512] = "";
+	int rc;
 
+	if (a->cfg.index.enabled) {
+		rc = atel__indexer_start(&a->ix, &a->d);
 		if (rc)
 			atel__log(&a->d, ATEL_LOG_ERROR,
 				  "SQLite index %s unavailable (%s): logging continues; rebuild later with "
@@ -552,38 +548,27 @@ static int start_parts(struct ateld *a)
 		else
 			a->indexer_running = true;
 	}
-#endif
-#if ATEL_HAVE_EXPORTERS
-	{
-		char err[512] = "";
-		int rc = atel__exporters_start(&a->ex, &a->d, err, sizeof(err));
-
-		if (rc) {
-			atel__log(&a->d, ATEL_LOG_ERROR, "exporters: %s", *err ? err : strerror(-rc));
-			return rc;
-		}
-		a->exporters_running = true;
+	rc = atel__exporters_start(&a->ex, &a->d, err, sizeof(err));
+	if (rc) {
+		atel__log(&a->d, ATEL_LOG_ERROR, "exporters: %s", *err ? err : strerror(-rc));
+		return rc;
 	}
-#endif
+	a->exporters_running = true;
 	return 0;
 }
 
 static void stop_parts(struct ateld *a)
 {
-#if ATEL_HAVE_EXPORTERS
 	if (a->exporters_running) {
 		atel__exporters_stop(a->ex);
 		a->ex = NULL;
 		a->exporters_running = false;
 	}
-#endif
-#if ATEL_HAVE_INDEXER
 	if (a->indexer_running) {
 		atel__indexer_stop(a->ix);
 		a->ix = NULL;
 		a->indexer_running = false;
 	}
-#endif
 }
 
 static int run(struct ateld *a)
@@ -612,7 +597,7 @@ static int run(struct ateld *a)
 	atel__drain_heartbeat(a->drain);
 	if (start_parts(a)) {
 		exit_code = EXIT_RUNTIME;
-		goto close_drain;
+		goto stop;
 	}
 	if ((rc = pthread_create(&a->drain_thread, NULL, drain_main, a))) {
 		atel__log(&a->d, ATEL_LOG_ERROR, "cannot start the drain thread: %s", strerror(rc));
@@ -673,7 +658,6 @@ static int run(struct ateld *a)
 stop:
 	atomic_store_explicit(&a->d.stopping, true, memory_order_release);
 	stop_parts(a);
-close_drain:
 	a->state = "stopped";
 	atel__drain_heartbeat(a->drain);
 	write_status(a);

@@ -301,7 +301,7 @@ def t_faultwrite():
     """Injected write failures (ENOSPC): producers stall, ateld retries and recovers by itself."""
     e = Env("faultwrite")
     try:
-        e.start({"ATEL_FAULT_WRITE": "40"})
+        e.start({"ATEL_FAULT_WRITE": "10"})
         res = [Env.result(e.produce(i, 2, 40000, "--block")) for i in (1,)]
         e.wait_for("recovery message", lambda: "work again" in e.log_text())
         rc = e.stop()
@@ -634,6 +634,10 @@ def t_full():
         e.start()
         r = run_ateld(["--config", e.cfg_path, "--reindex"])
         check(r.returncode == 2 and "another ateld" in r.stderr, r.stderr)
+        # the /metrics port is taken: a clear error and exit status 2
+        r = run_ateld(["--config", e.cfg_path, "--data-dir", os.path.join(e.dir, "d2"),
+                       "--shm", os.path.join(e.dir, "seg2")])
+        check(r.returncode == 2 and "exporters:" in r.stderr, "port in use: exit %d: %s" % (r.returncode, r.stderr))
         check(e.stop() == 0, "exit status")
         print("full: /metrics and the index follow the log; --reindex rebuilt %d identical metric rows" % n)
     finally:
