@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   gcc clang libclang-rt-14-dev make meson ninja-build pkg-config python3
   liburing-dev libzstd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev zlib1g-dev libcmocka-dev
-  zstd sqlite3 strace curl procps iproute2
+  zstd sqlite3 strace curl procps iproute2 systemd
   prometheus protobuf-compiler python3-protobuf python3-jsonschema
 )
 
