@@ -112,6 +112,34 @@ static void test_float_formatting(void **state)
 		   "g{v=\"zero\"} 0\n");
 }
 
+/* Every finite double reads back exactly (random bit patterns and short
+ * decimals, which take the fast path). */
+static void test_float_roundtrip(void **state)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	struct atel_buf b = { 0 };
+
+	(void)state;
+	for (int i = 0; i < 200000; i++) {
+		double v;
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (i % 2) {
+			memcpy(&v, &x, sizeof(v));
+			if (!isfinite(v))
+				continue;
+		} else {
+			v = (double)(int64_t)(x % 2000000001ull - 1000000000) / (double)(1ull << (x >> 60)) / 1000.0;
+		}
+		atel__buf_reset(&b);
+		atel__buf_double(&b, v);
+		if (strtod(b.data, NULL) != v && !(v == 0 && strtod(b.data, NULL) == 0))
+			fail_msg("%.17g printed as %s", v, b.data);
+	}
+	atel__buf_free(&b);
+}
+
 static void test_names_and_duplicates(void **state)
 {
 	const char *k[] = { "9bad-key", "__reserved" }, *v[] = { "x", "\xff\xfe ok \xc3\xa9" };
@@ -228,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_counter_total_and_escaping),
 		cmocka_unit_test(test_histogram_cumulative),
 		cmocka_unit_test(test_float_formatting),
+		cmocka_unit_test(test_float_roundtrip),
 		cmocka_unit_test(test_names_and_duplicates),
 		cmocka_unit_test(test_empty_and_overflow),
 		cmocka_unit_test(test_from_aggregator),
