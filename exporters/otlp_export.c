@@ -1874,7 +1874,16 @@ static void *otlp_thread(void *arg)
 		pthread_mutex_unlock(&o->lock);
 	}
 
-	/* final pass: what is finished goes out once, without retries */
+	/* final pass: what is finished goes out once, without retries, and a
+	 * collector that does not answer holds shutdown for at most 3 s per
+	 * request (the spans stay in the log for the next start) */
+	for (int i = 0; i < 2; i++) {
+		const struct atel_otlp_signal *g = i ? &o->st.metrics : &o->st.traces;
+
+		curl_easy_setopt(o->curl[i], CURLOPT_TIMEOUT_MS, (long)(g->timeout_ms < 3000 ? g->timeout_ms : 3000));
+		curl_easy_setopt(o->curl[i], CURLOPT_CONNECTTIMEOUT_MS,
+				 (long)(g->timeout_ms < 3000 ? g->timeout_ms : 3000));
+	}
 	if (o->do_traces) {
 		read_log(o, 1u << 20);
 		if (!o->tr_pending && o->nready && traces_job(o))
@@ -2054,10 +2063,14 @@ int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *o
 		goto fail;
 	}
 	o->started = true;
-	atel__log(o->d, ATEL_LOG_INFO, "otlp: exporting %s%s%s to %s (%s%s)", o->do_traces ? "traces" : "",
-		  o->do_traces && o->do_metrics ? " and " : "", o->do_metrics ? "metrics" : "",
-		  o->do_traces ? o->st.traces.url : o->st.metrics.url, o->st.traces.json ? "http/json" : "http/protobuf",
-		  o->st.traces.gzip ? ", gzip" : "");
+	if (o->do_traces)
+		atel__log(o->d, ATEL_LOG_INFO, "otlp: exporting traces to %s (%s%s, %u headers)", o->st.traces.url,
+			  o->st.traces.json ? "http/json" : "http/protobuf", o->st.traces.gzip ? ", gzip" : "",
+			  o->st.traces.nheaders);
+	if (o->do_metrics)
+		atel__log(o->d, ATEL_LOG_INFO, "otlp: exporting metrics every %u ms to %s (%s%s, %u headers)",
+			  o->interval_ms, o->st.metrics.url, o->st.metrics.json ? "http/json" : "http/protobuf",
+			  o->st.metrics.gzip ? ", gzip" : "", o->st.metrics.nheaders);
 	*out = o;
 	return 0;
 fail:

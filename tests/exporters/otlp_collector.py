@@ -33,13 +33,15 @@ import signal
 import socket
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import otlp_proto  # noqa: E402
 
 ARGS = None
 STATE = {"n": 0, "script": []}
+LOCK = threading.Lock()  # one thread per connection (keep-alive per signal)
 
 
 def record(entry):
@@ -71,18 +73,20 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def do_POST(self):  # noqa: N802
-        n = STATE["n"]
-        STATE["n"] += 1
         length = int(self.headers.get("Content-Length", "0"))
         raw = self.rfile.read(length) if length else b""
         ctype = self.headers.get("Content-Type", "")
         enc = self.headers.get("Content-Encoding", "")
         kind = "traces" if self.path.endswith("/v1/traces") else "metrics" if self.path.endswith("/v1/metrics") else ""
         is_json = ctype.startswith("application/json")
-        entry = {"n": n, "t": time.monotonic(), "path": self.path, "kind": kind, "content_type": ctype,
+        entry = {"n": 0, "t": time.monotonic(), "path": self.path, "kind": kind, "content_type": ctype,
                  "content_encoding": enc, "headers": {k.lower(): v for k, v in self.headers.items()},
                  "bytes": len(raw), "valid": False, "error": "", "items": []}
-        step = STATE["script"].pop(0) if STATE["script"] else "200"
+        with LOCK:
+            n = STATE["n"]
+            STATE["n"] += 1
+            step = STATE["script"].pop(0) if STATE["script"] else "200"
+        entry["n"] = n
         try:
             body = gzip.decompress(raw) if enc == "gzip" else raw
             if not kind:
@@ -101,7 +105,8 @@ class Handler(BaseHTTPRequestHandler):
         # record before answering: once the exporter has its answer, the
         # record must already be there for the test to read
         entry["status"] = status_of(step)
-        record(entry)
+        with LOCK:
+            record(entry)
         self.answer(step, kind, is_json)
 
     def answer(self, step, kind, is_json):
@@ -163,8 +168,9 @@ def main():
     STATE["script"] = [s for s in ARGS.script.split(",") if s]
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
     otlp_proto.load()
-    HTTPServer.allow_reuse_address = True
-    srv = HTTPServer(("127.0.0.1", ARGS.port), Handler)
+    ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer.daemon_threads = True
+    srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
     if ARGS.port_file:
         tmp = ARGS.port_file + ".tmp"
         with open(tmp, "w") as f:
