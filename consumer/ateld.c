@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@ enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
 #define STATUS_NS 1000000000ull         /* status file rewrite */
 #define SHUTDOWN_DRAIN_NS 20000000000ull /* final drain bound; systemd's TimeoutStopSec is 30 s */
 #define SHUTDOWN_TOTAL_NS 25000000000ull
+#define PARTS_NICE 10                    /* indexer and exporter threads: below the drain */
 
 static const char USAGE[] =
 	"Usage: ateld [OPTIONS]\n"
@@ -533,7 +535,7 @@ static void *drain_main(void *arg)
 	return NULL;
 }
 
-static int start_parts(struct ateld *a)
+static int start_parts_now(struct ateld *a)
 {
 	char err[512] = "";
 	int rc;
@@ -555,6 +557,38 @@ static int start_parts(struct ateld *a)
 	}
 	a->exporters_running = true;
 	return 0;
+}
+
+struct spawner {
+	struct ateld *a;
+	int rc;
+};
+
+static void *spawner_main(void *arg)
+{
+	struct spawner *sp = arg;
+
+	/* Threads inherit their creator's nice value: everything the indexer and
+	 * the exporters start runs at PARTS_NICE, so on a busy machine the drain
+	 * (nice 0) keeps its CPU and rings do not fill while SQLite inserts. The
+	 * nice value of a thread cannot be lowered back without privilege, hence
+	 * this short-lived thread. */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), PARTS_NICE) != 0)
+		atel__log(&sp->a->d, ATEL_LOG_DEBUG, "setpriority: %s", strerror(errno));
+	sp->rc = start_parts_now(sp->a);
+	return NULL;
+}
+
+/* Starts the indexer and the exporters at a lower CPU priority than the drain. */
+static int start_parts(struct ateld *a)
+{
+	struct spawner sp = { a, 0 };
+	pthread_t th;
+
+	if (pthread_create(&th, NULL, spawner_main, &sp) != 0)
+		return start_parts_now(a);
+	pthread_join(th, NULL);
+	return sp.rc;
 }
 
 static void stop_parts(struct ateld *a)

@@ -23,6 +23,7 @@ BUILD = os.environ.get("ATEL_BUILD_ROOT") or os.path.abspath(
 ATELD = os.path.join(BUILD, "consumer", "ateld")
 TPROD = os.path.join(BUILD, "tests", "integration", "tprod")
 LOGCHECK = os.path.join(BUILD, "tests", "integration", "logcheck")
+TAGENT = os.path.join(BUILD, "tests", "integration", "tagent")
 ATEL_CLI = os.path.join(BUILD, "tools", "atel")
 
 
@@ -644,10 +645,72 @@ def t_full():
         e.close()
 
 
+def t_libatel():
+    """Real libatel agents (4 processes x 3 threads, metrics + 3 nested spans per iteration):
+    after SIGTERM the log holds exactly the records libatel reports published, the
+    drops it reports come back as LOSS records, and every span nests and ends."""
+    e = Env("libatel", {"shm": {"rings": 32, "ring_capacity": 16384}, "index": {"enabled": True}})
+    procs, threads, iters = 4, 3, 3000
+    try:
+        e.start()
+        ps = []
+        for i in range(1, procs + 1):
+            ps.append(subprocess.Popen([TAGENT, "--shm", e.shm, "--id", str(i), "--threads", str(threads),
+                                        "--iters", str(iters), "--pace-us", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True))
+        e.procs += ps
+        res = [Env.result(p) for p in ps]
+        e.wait_for("index caught up", lambda: (lambda s: s and s["stats"]["indexer_lag_records"] == 0 and
+                                               s["stats"]["index_rows"] > 0)(e.status()))
+        rc = e.stop()
+        check(rc == 0, "ateld exit status %d; log:\n%s" % (rc, e.log_text()))
+        log = e.logcheck()
+        drops = 0
+        for r in res:
+            c = log["pids"].get(str(r["pid"]))
+            check(c is not None, "agent %d (pid %d): nothing in the log" % (r["producer"], r["pid"]))
+            check(c["data"] == r["records"], "agent %d: log has %d data records, libatel published %d" %
+                  (r["producer"], c["data"], r["records"]))
+            # libatel reports drops in-band when space returns; the last ones may only be in its counters
+            check(c["loss_ring_full"] <= r["drops_ring_full"], "agent %d: LOSS(ring_full) %d, libatel dropped %d"
+                  % (r["producer"], c["loss_ring_full"], r["drops_ring_full"]))
+            check(r["invalid"] == 0 and r["drops_no_def"] == 0 and r["drops_no_ring"] == 0 and
+                  r["drops_no_sidecar"] == 0, "agent %d: unexpected drops/invalid: %s" % (r["producer"], r))
+            drops += r["drops_ring_full"]
+            if r["drops_ring_full"] == 0:
+                check(c["span_start"] == 3 * threads * iters and c["span_end"] == 3 * threads * iters,
+                      "agent %d: %d span starts, %d ends, expected %d" % (r["producer"], c["span_start"],
+                                                                          c["span_end"], 3 * threads * iters))
+                check(c["span_error"] == threads * iters // 10, "agent %d: %d span errors" %
+                      (r["producer"], c["span_error"]))
+                for t in range(threads):
+                    s = log["series"].get("agent%d:%d" % (r["producer"], t))
+                    check(s and s["count"] == iters and s["distinct"] == iters and s["max"] == iters - 1,
+                          "agent %d thread %d: tagent_seq %s" % (r["producer"], t, s))
+        if drops == 0:
+            sp = log["spans"]
+            check(sp["orphans"] == 0 and sp["unended"] == 0 and sp["end_without_start"] == 0 and
+                  sp["double_start"] == 0, "span structure: %s" % sp)
+            import sqlite3
+            con = sqlite3.connect(os.path.join(e.data, "telemetry.db"))
+            n = con.execute("SELECT count(*) FROM telemetry_spans").fetchone()[0]
+            nerr = con.execute("SELECT count(*) FROM telemetry_spans WHERE status_code = 2").fetchone()[0]
+            con.close()
+            check(n == 3 * procs * threads * iters, "telemetry_spans has %d rows, expected %d" %
+                  (n, 3 * procs * threads * iters))
+            check(nerr == procs * threads * iters // 10, "telemetry_spans has %d ERROR spans" % nerr)
+        print("libatel: %d agents x %d threads x %d iterations: log == published (%d records), %d drops "
+              "counted by libatel, spans nested and ended%s" % (procs, threads, iters, sum(r["records"] for r in res),
+                                                              drops, "" if drops else ", index rows exact"))
+    finally:
+        e.close()
+
+
 TESTS = {
     "multi": t_multi, "iopaths": t_iopaths, "kill9": t_kill9, "torn": t_torn, "faultwrite": t_faultwrite,
     "diskfull": t_diskfull, "garbage": t_garbage, "death": t_death, "config": t_config,
     "lifecycle": t_lifecycle, "idle": t_idle, "full": t_full,
+    "libatel": t_libatel,
 }
 
 

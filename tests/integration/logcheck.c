@@ -14,6 +14,7 @@
  * Exit status 0, or 2 if the log cannot be read.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,87 @@
 #include "ring.h"
 
 #define MAX_SERIES 4096
+#define MAX_PIDS 256
+
+/* per producer process: events by kind (ev.pid comes from the ring's BEGIN) */
+struct pidc {
+	int32_t pid;
+	uint64_t data;          /* sample + span start/end/attr/event/error */
+	uint64_t sample, span_start, span_end, span_attr, span_event, span_error, loss_ring_full;
+};
+static struct pidc P[MAX_PIDS];
+static unsigned npids;
+
+/* spans: open addressing on (trace id, span id) */
+struct span_ent {
+	uint8_t key[24];
+	uint8_t used, started, ended;
+};
+static struct span_ent *H;
+static uint64_t hcap, hlen;
+static uint64_t orphans, end_without_start, double_start;
+
+static uint64_t hkey(const uint8_t *k)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (int i = 0; i < 24; i++)
+		h = (h ^ k[i]) * 1099511628211ull;
+	return h;
+}
+
+static struct span_ent *span_get(const uint8_t trace[16], const uint8_t span[8], bool create)
+{
+	uint8_t k[24];
+
+	memcpy(k, trace, 16);
+	memcpy(k + 16, span, 8);
+	if (create && (hlen + 1) * 2 > hcap) {
+		uint64_t ncap = hcap ? hcap * 2 : 1 << 16;
+		struct span_ent *nh = calloc(ncap, sizeof(*nh));
+
+		if (!nh)
+			return NULL;
+		for (uint64_t i = 0; i < hcap; i++) {
+			if (!H[i].used)
+				continue;
+			for (uint64_t j = hkey(H[i].key) & (ncap - 1);; j = (j + 1) & (ncap - 1)) {
+				if (!nh[j].used) {
+					nh[j] = H[i];
+					break;
+				}
+			}
+		}
+		free(H);
+		H = nh;
+		hcap = ncap;
+	}
+	if (!hcap)
+		return NULL;
+	for (uint64_t j = hkey(k) & (hcap - 1);; j = (j + 1) & (hcap - 1)) {
+		if (!H[j].used) {
+			if (!create)
+				return NULL;
+			H[j].used = 1;
+			memcpy(H[j].key, k, 24);
+			hlen++;
+			return &H[j];
+		}
+		if (!memcmp(H[j].key, k, 24))
+			return &H[j];
+	}
+}
+
+static struct pidc *pidc_of(int32_t pid)
+{
+	for (unsigned i = 0; i < npids; i++)
+		if (P[i].pid == pid)
+			return &P[i];
+	if (npids == MAX_PIDS)
+		return &P[MAX_PIDS - 1];
+	P[npids].pid = pid;
+	return &P[npids++];
+}
 
 struct series {
 	char key[64];
@@ -103,15 +185,63 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	while ((rc = atel__log_next(r, &ev, NULL)) == 1) {
+		struct pidc *pc = pidc_of(ev.pid);
+
 		events++;
 		switch (ev.kind) {
+		case ATEL_EV_SPAN_START: {
+			static const uint8_t zero[8];
+			struct span_ent *se = span_get(ev.span_start.trace_id, ev.span_start.span_id, true);
+
+			pc->data++;
+			pc->span_start++;
+			if (!se) {
+				fprintf(stderr, "logcheck: out of memory\n");
+				return 2;
+			}
+			if (se->started)
+				double_start++;
+			se->started = 1;
+			if (memcmp(ev.span_start.parent_id, zero, 8)) {
+				struct span_ent *pe = span_get(ev.span_start.trace_id, ev.span_start.parent_id, false);
+
+				if (!pe || !pe->started)
+					orphans++;
+			}
+			break;
+		}
+		case ATEL_EV_SPAN_END: {
+			struct span_ent *se = span_get(ev.span_end.trace_id, ev.span_end.span_id, false);
+
+			pc->data++;
+			pc->span_end++;
+			if (!se || !se->started)
+				end_without_start++;
+			else
+				se->ended = 1;
+			break;
+		}
+		case ATEL_EV_SPAN_ATTR:
+			pc->data++;
+			pc->span_attr++;
+			break;
+		case ATEL_EV_SPAN_EVENT:
+			pc->data++;
+			pc->span_event++;
+			break;
+		case ATEL_EV_SPAN_ERROR:
+			pc->data++;
+			pc->span_error++;
+			break;
 		case ATEL_EV_SAMPLE: {
 			const struct atel_dec_series *s = ev.sample.series;
 			const char *p = NULL, *t = NULL;
 			char key[64];
 			struct series *e;
 
-			if (!s || strcmp(s->name, "tprod_seq") != 0) {
+			pc->data++;
+			pc->sample++;
+			if (!s || (strcmp(s->name, "tprod_seq") != 0 && strcmp(s->name, "tagent_seq") != 0)) {
 				other++;
 				break;
 			}
@@ -125,7 +255,7 @@ int main(int argc, char **argv)
 				other++;
 				break;
 			}
-			snprintf(key, sizeof(key), "%s:%s", p, t);
+			snprintf(key, sizeof(key), "%s%s:%s", s->name[1] == 'a' ? "agent" : "", p, t);
 			e = find(key);
 			if (!e || mark(e, (uint64_t)ev.sample.value)) {
 				fprintf(stderr, "logcheck: out of memory\n");
@@ -134,6 +264,8 @@ int main(int argc, char **argv)
 			break;
 		}
 		case ATEL_EV_LOSS:
+			if (ev.loss.cause == ATEL_LOSS_RING_FULL)
+				pc->loss_ring_full += ev.loss.count;
 			if (ev.loss.cause <= ATEL_LOSS_CAUSE_MAX) {
 				loss[ev.loss.cause] += ev.loss.count;
 				loss_recs[ev.loss.cause]++;
@@ -154,7 +286,24 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	atel__log_stats(r, &rs);
-	printf("{\"series\":{");
+	{
+		uint64_t unended = 0;
+
+		for (uint64_t i = 0; i < hcap; i++)
+			if (H[i].used && H[i].started && !H[i].ended)
+				unended++;
+		printf("{\"spans\":{\"started\":%" PRIu64 ",\"unended\":%" PRIu64 ",\"orphans\":%" PRIu64
+		       ",\"end_without_start\":%" PRIu64 ",\"double_start\":%" PRIu64 "},",
+		       hlen, unended, orphans, end_without_start, double_start);
+	}
+	printf("\"pids\":{");
+	for (unsigned i = 0; i < npids; i++)
+		printf("%s\"%d\":{\"data\":%" PRIu64 ",\"sample\":%" PRIu64 ",\"span_start\":%" PRIu64
+		       ",\"span_end\":%" PRIu64 ",\"span_attr\":%" PRIu64 ",\"span_event\":%" PRIu64
+		       ",\"span_error\":%" PRIu64 ",\"loss_ring_full\":%" PRIu64 "}",
+		       i ? "," : "", (int)P[i].pid, P[i].data, P[i].sample, P[i].span_start, P[i].span_end, P[i].span_attr,
+		       P[i].span_event, P[i].span_error, P[i].loss_ring_full);
+	printf("},\"series\":{");
 	for (unsigned i = 0; i < nseries; i++)
 		printf("%s\"%s\":{\"count\":%" PRIu64 ",\"distinct\":%" PRIu64 ",\"min\":%" PRIu64 ",\"max\":%" PRIu64
 		       "}",
@@ -173,5 +322,6 @@ int main(int argc, char **argv)
 	atel__log_close(r);
 	for (unsigned i = 0; i < nseries; i++)
 		free(S[i].seen);
+	free(H);
 	return 0;
 }
