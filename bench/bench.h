@@ -5,9 +5,11 @@
  * A section is one file bench/bench_<area>.c that registers itself:
  *
  *     static int run_mine(const struct bench_opts *o) { ...; bench_row(...); return 0; }
- *     BENCH_SECTION("mine", 50, "what it measures", run_mine);
+ *     BENCH_SECTION("mine", 50, "what it measures", run_mine)
  *
- * and one entry in bench/meson.build. atel-bench runs the sections in
+ * (no semicolon after BENCH_SECTION: it ends with a function body, and a
+ * stray ';' at file scope is an error under -Wpedantic -Werror) and one entry
+ * in bench/meson.build. atel-bench runs the sections in
  * (order, name) order, collects their rows and prints one table (or JSON).
  *
  * Timing helpers: bench_t0()/bench_t1() read a serialised cycle counter
