@@ -22,7 +22,8 @@ for r in doc["rows"]:
 for fig in ("record write p50", "record write p99", "record write p99.9"):
     r = rows[fig]
     assert r["unit"] == "ns" and r["value"] > 0 and r["baseline"] > 0, r
-    assert r["method"].startswith("1000000 writes"), r
+    # 1M accepted writes unless the consumer was starved of CPU for 50M calls
+    assert int(r["method"].split()[0]) > 0 and " writes (1000000 baseline)" in r["method"], r
 assert rows["record write p50"]["target"] == "<= 1.5x baseline"
 assert rows["record write p99"]["target"] == "< 100 ns"
 assert rows["record write p50"]["value"] <= rows["record write p99"]["value"] <= rows["record write p99.9"]["value"]
