@@ -778,9 +778,16 @@ static int apply_sample(struct atel_ixw *w, const struct atel_event *ev)
 		val = v;
 		break;
 	}
-	/* SQLite stores NaN as NULL: a NaN sample (or one that would make a
-	 * rollup sum NaN) cannot be indexed; it stays in the log. */
-	if (isnan(val) || isnan(s->bsum + val) || ev->ts_ns > INT64_MAX) {
+	/* SQLite stores NaN as NULL: a NaN sample (or one that would make its
+	 * rollup sum NaN, +Inf plus -Inf) cannot be indexed; it stays in the log. */
+	if (isnan(val) || ev->ts_ns > INT64_MAX) {
+		w->skipped++;
+		return 0;
+	}
+	rc = bucket_switch(w, s, (int64_t)(ev->ts_ns - ev->ts_ns % interval_ns));
+	if (rc)
+		return rc;
+	if (isnan(s->bsum + val)) {
 		w->skipped++;
 		return 0;
 	}
@@ -805,14 +812,6 @@ static int apply_sample(struct atel_ixw *w, const struct atel_event *ev)
 	s->samples++;
 	s->last_value = val;
 	s->dirty = true;
-
-	rc = bucket_switch(w, s, (int64_t)(ev->ts_ns - ev->ts_ns % interval_ns));
-	if (rc)
-		return rc;
-	if (isnan(s->bsum + val)) { /* the loaded bucket's sum disagrees; keep it consistent */
-		w->skipped++;
-		return mark_dirty(w, s);
-	}
 	s->bcount++;
 	s->bsum += val;
 	if (val < s->bmin)
