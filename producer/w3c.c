@@ -160,7 +160,8 @@ int atel__tracestate_normalize(const char *in, size_t len, char *out, size_t out
 		size_t n, klen;
 		bool keep;
 	} m[ATEL_TRACESTATE_MAX_MEMBERS];
-	size_t nm = 0, total = 0, pos = 0, i = 0;
+	size_t nm = 0, pos = 0, i = 0;
+	long total = -1; /* output length: members plus separating commas */
 
 	if (len > ATEL_TRACESTATE_MAX_INPUT)
 		return -EINVAL;
@@ -189,19 +190,19 @@ int atel__tracestate_normalize(const char *in, size_t len, char *out, size_t out
 		for (size_t j = 0; j < nm; j++)
 			if (m[j].klen == m[nm].klen && memcmp(m[j].p, m[nm].p, m[nm].klen) == 0)
 				return -EINVAL; /* duplicated key */
-		total += m[nm].n + (nm ? 1 : 0);
+		total += (long)m[nm].n + 1;
 		nm++;
 	}
 	/* over 512 characters: drop members longer than 128 first, then from the end */
 	for (size_t j = nm; total > ATEL_TRACESTATE_MAX_LEN && j-- > 0;)
 		if (m[j].n > 128) {
 			m[j].keep = false;
-			total -= m[j].n + 1;
+			total -= (long)m[j].n + 1;
 		}
 	for (size_t j = nm; total > ATEL_TRACESTATE_MAX_LEN && j-- > 0;)
 		if (m[j].keep) {
 			m[j].keep = false;
-			total -= m[j].n + 1;
+			total -= (long)m[j].n + 1;
 		}
 	for (size_t j = 0; j < nm; j++) {
 		if (!m[j].keep)
