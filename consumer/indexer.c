@@ -274,6 +274,7 @@ enum {
 	ST_EXPORT,
 	ST_CURSOR_GET,
 	ST_CURSOR_PUT,
+	ST_DATA_VERSION,
 	ST_COUNT
 };
 
@@ -330,6 +331,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CURSOR_GET] = "SELECT file_seq, frame_off, rec_idx, events FROM telemetry_index_cursor WHERE id = 1",
 	[ST_CURSOR_PUT] = "UPDATE telemetry_index_cursor SET file_seq = ?1, frame_off = ?2, rec_idx = ?3, "
 			  "events = events + ?4, updated_ns = ?5 WHERE id = 1",
+	[ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 /* A metric series as the index knows it: the catalog row, and the rollup
@@ -365,6 +367,7 @@ struct atel_ixw {
 	uint64_t rows, events;              /* committed */
 	uint64_t rows_pending, events_pending;
 	uint64_t skipped, type_clashes;
+	int64_t data_version;               /* changes when another connection commits */
 	struct jbuf jb, jb2;
 	char errmsg[256];
 };
@@ -1062,6 +1065,17 @@ int atel__ixw_begin(struct atel_ixw *w)
 	w->txn = true;
 	w->rows_pending = 0;
 	w->events_pending = 0;
+	/* another connection (`atel clear`) may have deleted rows the cached
+	 * rollup buckets and gauge values were built from: reload them */
+	rc = sqlite3_step(w->st[ST_DATA_VERSION]);
+	if (rc == SQLITE_ROW) {
+		int64_t v = sqlite3_column_int64(w->st[ST_DATA_VERSION], 0);
+
+		if (v != w->data_version)
+			cache_clear(w);
+		w->data_version = v;
+	}
+	sqlite3_reset(w->st[ST_DATA_VERSION]);
 	return 0;
 }
 

@@ -611,6 +611,37 @@ static void test_locked_database(void **state)
 	expect_rows(w, "PRAGMA journal_mode", "wal\n");
 }
 
+/* `atel clear metrics` from another connection: the next batch starts over
+ * from what the tables hold instead of rewriting cleared rollups. */
+static void test_cleared_by_other_connection(void **state)
+{
+	struct atel_dec_series c = mk(ATEL_MT_COUNTER, "tool_calls_total", 2, k_tool, v_read_ok, 61);
+	struct atel_dec_series g = mk(ATEL_MT_GAUGE, "task_queue_size", 1, k_q, v_q, 62);
+	struct atel_ixw *w = open_w(60);
+	uint64_t b0 = bucket(T0, 60);
+	sqlite3 *other = NULL;
+
+	*state = w;
+	assert_int_equal(atel__ixw_begin(w), 0);
+	apply(w, sample(&c, b0 + 1 * S, 5, false));
+	apply(w, sample(&c, b0 + 2 * S, 5, false));
+	apply(w, sample(&g, b0 + 3 * S, 10, true));
+	assert_int_equal(atel__ixw_commit(w, NULL), 0);
+	assert_int_equal(sqlite3_open(dbpath, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "DELETE FROM telemetry_metrics; DELETE FROM telemetry_aggregates", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(other);
+	assert_int_equal(atel__ixw_begin(w), 0);
+	apply(w, sample(&c, b0 + 4 * S, 1, false));
+	apply(w, sample(&g, b0 + 5 * S, 2, false)); /* the gauge continues from telemetry_series: 12 */
+	assert_int_equal(atel__ixw_commit(w, NULL), 0);
+	expect_rows(w, "SELECT series_hash, count, sum, last FROM telemetry_aggregates ORDER BY series_hash",
+		    "61|1|1.0|1.0\n62|1|12.0|12.0\n");
+	expect_rows(w, "SELECT series_hash, samples, last_value FROM telemetry_series ORDER BY series_hash",
+		    "61|3|1.0\n62|2|12.0\n");
+}
+
 static void test_retention(void **state)
 {
 	struct atel_dec_series c = mk(ATEL_MT_COUNTER, "tool_calls_total", 2, k_tool, v_read_ok, 51);
@@ -698,6 +729,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_views, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume_and_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_locked_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cleared_by_other_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loss_rows, setup, teardown),
 	};
