@@ -151,6 +151,19 @@ void atel__prom_escape(struct atel_buf *out, const char *str, bool label_value)
  * leading "__" (reserved for Prometheus itself). */
 static void put_name(struct atel_buf *b, const char *s, bool label)
 {
+	const char *p = s;
+
+	/* fast path: an already valid name is copied in one piece */
+	if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p == '_' && p[1] != '_') || (*p == ':' && !label)) {
+		for (p++; (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+			  (*p == ':' && !label);
+		     p++)
+			;
+		if (!*p) {
+			atel__buf_put(b, s, (size_t)(p - s));
+			return;
+		}
+	}
 	if (!*s || (*s >= '0' && *s <= '9') || (label && s[0] == '_' && s[1] == '_'))
 		atel__buf_putc(b, label ? 'x' : '_');
 	for (; *s; s++) {
