@@ -10,7 +10,9 @@ through Prometheus' HTTP API must return exactly what they wrote:
 Then ateld is restarted (SIGTERM, start again), the producers run again, and
 Prometheus must see the doubled totals with resets() == 0: the counters stayed
 monotonic across the restart (restored from the aggregates checkpoint).
-Also: promtool check metrics on the live /metrics reports nothing.
+Also: promtool check metrics on the live /metrics reports nothing, and the
+JSON exporter of the same ateld (rotateInterval 1 s, maxFiles 2) keeps exactly
+two files whose newest holds the final totals.
 argv[1]: the prom_producer binary. Exit 77 (skip) if prometheus is missing.
 """
 import json
@@ -89,6 +91,8 @@ class World:
             "index": {"enabled": False},
             "export_interval_ms": 1000,
             "prometheus": {"enabled": True, "bind": "127.0.0.1", "port": self.mport, "path": "/metrics"},
+            "json": {"enabled": True, "outputDir": os.path.join(self.dir, "exports"), "rotateInterval": 1000,
+                     "maxFiles": 2},
         }
         self.cfg_path = os.path.join(self.dir, "ateld.json")
         with open(self.cfg_path, "w") as f:
@@ -221,7 +225,18 @@ def main():
         t = targets["data"]["activeTargets"][0]
         check(t["health"] == "up" and t["lastError"] == "", "target: %s" % t)
         w.stop_ateld()
-        print("prometheus: %d PromQL checks exact over 2 ateld runs (%d executions), 0 resets"
+
+        # JSON files: retention kept two, the newest (written at shutdown) has the totals
+        exports = os.path.join(w.dir, "exports")
+        files = sorted(f for f in os.listdir(exports) if f.startswith("atel-metrics-") and f.endswith(".json"))
+        check(len(files) == 2, "JSON exporter kept %d files, want 2: %s" % (len(files), files))
+        check(not [f for f in os.listdir(exports) if f.endswith(".tmp")], "tmp files left in %s" % exports)
+        with open(os.path.join(exports, files[-1])) as f:
+            doc = json.load(f)
+        fam = next(m for m in doc["metrics"] if m["name"] == "agent_execution_total")
+        got = sum(sr["value"] for sr in fam["series"])
+        check(got == 2 * TOTAL, "newest JSON file: agent_execution_total sums to %r, want %d" % (got, 2 * TOTAL))
+        print("prometheus: %d PromQL checks exact over 2 ateld runs (%d executions), 0 resets; JSON files: 2 kept"
               % (len(checks), 2 * TOTAL))
         return 0
     except Fail as e:
