@@ -170,9 +170,14 @@ bool atel_attached(void)
 /* ------------------------------------------------------------------------ */
 /* loss                                                                     */
 
+static void check_replaced(void);
+
 void atel__drop(struct atel__tls *t, unsigned cause, uint64_t nrec, uint64_t now)
 {
 	struct atel__loss *l = &t->loss[cause];
+
+	if (cause == ATEL_LOSS_RING_FULL)
+		check_replaced();
 
 	if (!now)
 		now = realtime_coarse_ns();
@@ -433,6 +438,52 @@ static void maybe_attach(uint64_t mono)
 	pthread_mutex_unlock(&atel__g.lock);
 }
 
+/*
+ * A full ring and a silent consumer: has the sidecar restarted with a new
+ * segment under our name (other geometry: the old one was unlinked)? Checked
+ * at most once per RETRY_NS, only from ring-full drops. If so, switch every
+ * thread to the new segment (new epoch: each thread forgets its ring in the
+ * old one and claims anew). The old mapping is left mapped on purpose: other
+ * threads may be writing into it right now.
+ */
+#define STALE_NS 3000000000ull
+
+static _Atomic uint64_t next_replace_check;
+static struct atel_segment *retired[16]; /* replaced segments, still mapped (under g.lock) */
+static unsigned nretired;
+
+static void check_replaced(void)
+{
+	uint64_t mono = atel__coarse_ns(), next = atomic_load_explicit(&next_replace_check, memory_order_relaxed);
+	struct atel_segment *cur, *fresh;
+	char err[256];
+
+	if (mono < next || !atomic_compare_exchange_strong_explicit(&next_replace_check, &next, mono + RETRY_NS,
+								     memory_order_relaxed, memory_order_relaxed))
+		return;
+	cur = atomic_load_explicit(&atel__g.seg, memory_order_acquire);
+	if (!cur || realtime_coarse_ns() - atomic_load_explicit(&cur->hdr->heartbeat_ns, memory_order_relaxed) <
+			    STALE_NS)
+		return;
+	fresh = calloc(1, sizeof(*fresh));
+	if (!fresh)
+		return;
+	pthread_mutex_lock(&atel__g.lock);
+	if (atomic_load_explicit(&atel__g.seg, memory_order_relaxed) == cur &&
+	    atel__segment_attach(fresh, atel__g.name, err, sizeof(err)) == 0) {
+		if (fresh->hdr->instance_id != cur->hdr->instance_id && nretired < 16) {
+			retired[nretired++] = cur;
+			atomic_store_explicit(&atel__g.seg, fresh, memory_order_release);
+			atomic_fetch_add_explicit(&atel__g.epoch, 1, memory_order_release);
+			fresh = NULL;
+		} else {
+			atel__segment_detach(fresh);
+		}
+	}
+	pthread_mutex_unlock(&atel__g.lock);
+	free(fresh);
+}
+
 static void global_once(void);
 
 /* A thread state from another epoch (shutdown, fork): forget its ring without touching shared memory. */
@@ -675,5 +726,14 @@ void atel_shutdown(void)
 	atomic_fetch_add_explicit(&atel__g.epoch, 1, memory_order_release);
 	if (seg)
 		atel__segment_detach(seg);
+	if (seg != &atel__g.seg_storage)
+		free(seg);
+	/* replaced segments: no thread writes them any more (shutdown's contract) */
+	for (unsigned i = 0; i < nretired; i++) {
+		atel__segment_detach(retired[i]);
+		if (retired[i] != &atel__g.seg_storage)
+			free(retired[i]);
+	}
+	nretired = 0;
 	pthread_mutex_unlock(&atel__g.lock);
 }

@@ -673,6 +673,44 @@ static void test_late_sidecar(void **state)
 	teardown_seg();
 }
 
+/* The sidecar restarted with a new segment (other geometry) under the same name: the producer follows. */
+static void test_segment_replaced(void **state)
+{
+	struct atel_segment old;
+	atel_series c;
+	int ring = -1;
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(setup_seg(1, 64), 0);
+	c = atel_counter("replaced_total", NULL);
+	for (int k = 0; k < 100; k++)
+		atel_add(c, 1); /* ring full now: nobody drains */
+	old = seg;
+	/* the old consumer is gone (stale heartbeat); a new one creates another geometry */
+	atomic_store(&old.hdr->heartbeat_ns, atel__now_ns() - 10000000000ull);
+	unlink(path);
+	assert_int_equal(pt_create(&seg, path, 2, 128), 0);
+	t0 = (uint64_t)time(NULL);
+	while (ring < 0 && (uint64_t)time(NULL) - t0 < 10) {
+		atel_add(c, 1);
+		ring = my_ring();
+		if (ring < 0)
+			usleep(20000);
+	}
+	assert_true(ring >= 0);
+	{
+		struct pt_ring r;
+		assert_int_equal(pt_read(&seg, (uint32_t)ring, &r), 0);
+		assert_int_equal(pt_check_defs(&r), 0);
+		assert_int_equal(r.recs[0].s->h.type, ATEL_REC_BEGIN);
+		assert_int_equal(pt_count(&r, ATEL_REC_SAMPLE), 1);
+		pt_free(&r);
+	}
+	teardown_seg();
+	atel__segment_detach(&old);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -685,6 +723,7 @@ int main(void)
 		cmocka_unit_test(test_spans),
 		cmocka_unit_test(test_ring_full),
 		cmocka_unit_test(test_late_sidecar),
+		cmocka_unit_test(test_segment_replaced),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
