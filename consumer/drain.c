@@ -637,8 +637,15 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 		goto fail;
 	}
 	refresh_info(dr);
-	if (!strcmp(dr->io_path, "pwritev") && lo.io != ATEL_IO_PWRITEV)
-		atel__log(d, ATEL_LOG_WARN, "io_uring is unavailable here; writing segments with pwritev");
+	if (!strcmp(dr->io_path, "pwritev")) {
+		const char *force = getenv("ATEL_FORCE_PWRITEV");
+
+		if (lo.io == ATEL_IO_PWRITEV || (force && !strcmp(force, "1")))
+			atel__log(d, ATEL_LOG_INFO, "writing segments with pwritev (configured)");
+		else
+			atel__log(d, ATEL_LOG_WARN, "io_uring is unavailable here (seccomp, old kernel or "
+				  "memlock limit); writing segments with pwritev");
+	}
 	atel__log(d, ATEL_LOG_INFO, "segment '%s' %s: %u rings x %u slots, instance %016llx; writing %s via %s", name,
 		  dr->seg.reattached ? "re-attached" : "created", dr->nrings, dr->seg.ring_capacity,
 		  (unsigned long long)dr->seg.hdr->instance_id, dr->cur_file, dr->io_path);
