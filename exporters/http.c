@@ -25,6 +25,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -266,6 +267,17 @@ long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits
 
 enum conn_state { C_READ, C_WRITE, C_LINGER };
 
+/*
+ * A /metrics body shared by every connection that sends it: concurrent
+ * scrapes within reuse_ms get the same encoding (one snapshot, one copy in
+ * memory, however many slow readers hold it). Server thread only.
+ */
+struct shared_body {
+	uint32_t refs;
+	size_t len;
+	char data[];
+};
+
 struct conn {
 	int fd;
 	uint32_t slot;              /* index in srv->conns */
@@ -274,8 +286,9 @@ struct conn {
 	size_t in_len, in_cap;
 	long need;                  /* full request length once the head parsed, else 0 */
 	size_t scanned;             /* bytes already checked for a line end */
-	struct atel_buf out;
-	size_t out_off;
+	struct atel_buf out;        /* status line and headers (and small bodies) */
+	size_t out_off;             /* bytes of out + body sent */
+	struct shared_body *body;   /* a /metrics body after out, or NULL */
 	bool close_after;
 	uint64_t deadline_ms;
 };
@@ -291,11 +304,16 @@ struct atel_http_server {
 	struct conn **conns;
 	uint32_t nconns;
 	struct atel_buf body;       /* scratch for the /metrics body */
+	struct shared_body *cached; /* the latest body (one reference held here) */
+	uint64_t cached_ms;
 	_Atomic uint64_t codes[ATEL_HTTP_CODES_N];
 	_Atomic uint64_t rejected, timeouts;
 };
 
 #define LINGER_MS 1000u
+/* Scrapes within this window share one encoded body. Short enough that a
+ * scrape never sees data staler than the log follower's own lag. */
+#define REUSE_MS_DEFAULT 100u
 #define READ_CHUNK 4096u
 
 static uint64_t now_ms(void)
@@ -403,7 +421,13 @@ static bool authorized(const struct atel_http_server *s, const struct atel_http_
 	return token_ok(v, n, s->token);
 }
 
-/* Routes one complete request; fills c->out and c->close_after. */
+static void body_unref(struct shared_body *b)
+{
+	if (b && --b->refs == 0)
+		free(b);
+}
+
+/* Routes one complete request; fills c->out (and c->body) and c->close_after. */
 static void handle(struct atel_http_server *s, struct conn *c, const struct atel_http_request *r)
 {
 	size_t plen = r->target_len;
@@ -433,16 +457,30 @@ static void handle(struct atel_http_server *s, struct conn *c, const struct atel
 		error_response(s, c, 401, "WWW-Authenticate: Bearer realm=\"atel\"\r\n", keep, head);
 		return;
 	}
-	atel__buf_reset(&s->body);
-	if (s->o.metrics(s->o.arg, &s->body) < 0 || s->body.oom) {
-		error_response(s, c, 500, NULL, false, head);
-		c->close_after = true;
-		return;
+	if (!s->cached || now_ms() - s->cached_ms >= s->o.body_reuse_ms) {
+		struct shared_body *nb;
+		atel__buf_reset(&s->body);
+		if (s->o.metrics(s->o.arg, &s->body) < 0 || s->body.oom ||
+		    !(nb = malloc(sizeof(*nb) + s->body.len + 1))) {
+			error_response(s, c, 500, NULL, false, head);
+			c->close_after = true;
+			return;
+		}
+		nb->refs = 1;
+		nb->len = s->body.len;
+		memcpy(nb->data, s->body.data, s->body.len);
+		body_unref(s->cached);
+		s->cached = nb;
+		s->cached_ms = now_ms();
+		/* a huge scrape must not pin its peak size in the scratch buffer forever */
+		if (s->body.cap > (8u << 20))
+			atel__buf_free(&s->body);
 	}
-	compose(s, &c->out, 200, ATEL_PROM_CONTENT_TYPE, NULL, s->body.data, s->body.len, head, keep);
-	/* a huge scrape must not pin its peak size in the scratch buffer forever */
-	if (s->body.cap > (8u << 20))
-		atel__buf_free(&s->body);
+	compose(s, &c->out, 200, ATEL_PROM_CONTENT_TYPE, NULL, NULL, s->cached->len, true, keep);
+	if (!head) {
+		c->body = s->cached;
+		c->body->refs++;
+	}
 }
 
 static void conn_close(struct atel_http_server *s, struct conn *c)
@@ -453,6 +491,7 @@ static void conn_close(struct atel_http_server *s, struct conn *c)
 	close(c->fd);
 	free(c->in);
 	atel__buf_free(&c->out);
+	body_unref(c->body);
 	s->conns[slot] = s->conns[--s->nconns];
 	s->conns[slot]->slot = slot;
 	free(c);
@@ -569,8 +608,23 @@ static void on_readable(struct atel_http_server *s, struct conn *c)
 
 static void on_writable(struct atel_http_server *s, struct conn *c)
 {
-	while (c->out_off < c->out.len) {
-		ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+	size_t total = c->out.len + (c->body ? c->body->len : 0);
+
+	while (c->out_off < total) {
+		struct iovec iov[2];
+		struct msghdr mh = { .msg_iov = iov };
+		ssize_t n;
+
+		if (c->out_off < c->out.len) {
+			iov[mh.msg_iovlen].iov_base = c->out.data + c->out_off;
+			iov[mh.msg_iovlen++].iov_len = c->out.len - c->out_off;
+		}
+		if (c->body) {
+			size_t boff = c->out_off > c->out.len ? c->out_off - c->out.len : 0;
+			iov[mh.msg_iovlen].iov_base = c->body->data + boff;
+			iov[mh.msg_iovlen++].iov_len = c->body->len - boff;
+		}
+		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -581,6 +635,8 @@ static void on_writable(struct atel_http_server *s, struct conn *c)
 		}
 		c->out_off += (size_t)n;
 	}
+	body_unref(c->body);
+	c->body = NULL;
 	if (c->out.cap > (1u << 20))
 		atel__buf_free(&c->out);
 	else
@@ -789,6 +845,8 @@ int atel__http_start(struct atel_http_server **out, const struct atel_http_opts 
 		s->o.idle_timeout_ms = 30000;
 	if (!s->o.write_timeout_ms)
 		s->o.write_timeout_ms = 10000;
+	if (!s->o.body_reuse_ms)
+		s->o.body_reuse_ms = REUSE_MS_DEFAULT;
 	{
 		struct atel_http_limits d;
 		atel__http_limits_default(&d);
@@ -878,6 +936,7 @@ void atel__http_stop(struct atel_http_server *s)
 	if (s->wfd >= 0)
 		close(s->wfd);
 	atel__buf_free(&s->body);
+	body_unref(s->cached);
 	free(s->conns);
 	free(s->bind);
 	free(s->path);

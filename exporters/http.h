@@ -69,6 +69,8 @@ struct atel_http_opts {
 	uint32_t request_timeout_ms;     /* 10000 if 0: a whole request must arrive within this */
 	uint32_t idle_timeout_ms;        /* 30000 if 0: keep-alive idle connection */
 	uint32_t write_timeout_ms;       /* 10000 if 0: the client must take the response within this */
+	uint32_t body_reuse_ms;          /* 100 if 0: scrapes within this share one encoded body (one
+					  * snapshot and one copy in memory however many clients read it) */
 	struct atel_http_limits limits;  /* zero fields take the defaults */
 	/*
 	 * Produces the /metrics body into body (empty on entry). Called on the

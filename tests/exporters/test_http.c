@@ -448,6 +448,32 @@ static void test_many_connections(void **state)
 	atel__http_stop(s);
 }
 
+/* Concurrent scrapes share one encoded body: one handler call serves many
+ * clients, including ones that have not read their response yet. */
+static void test_shared_body(void **state)
+{
+	struct atel_http_opts o = { .body_reuse_ms = 600000 };
+	struct atel_http_server *s;
+	int fds[10];
+	int before;
+
+	(void)state;
+	s = start(&o);
+	before = atomic_load(&handler_calls);
+	for (int i = 0; i < 10; i++) {
+		fds[i] = dial(atel__http_port(s));
+		send_all(fds[i], "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 34);
+	}
+	for (int i = 9; i >= 0; i--) {
+		char *r = read_response(fds[i], 10000);
+		assert_string_equal(strstr(r, "\r\n\r\n") + 4, BODY);
+		free(r);
+		close(fds[i]);
+	}
+	assert_int_equal(atomic_load(&handler_calls) - before, 1);
+	atel__http_stop(s);
+}
+
 static void test_port_in_use(void **state)
 {
 	struct atel_http_opts o = { 0 };
@@ -543,6 +569,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_keepalive_pipelining),
 		cmocka_unit_test(test_slowloris),
 		cmocka_unit_test(test_many_connections),
+		cmocka_unit_test(test_shared_body),
 		cmocka_unit_test(test_port_in_use),
 	};
 	const struct CMUnitTest conc[] = {
