@@ -489,8 +489,32 @@ static int take_msg(struct atel_decoder *d, const union atel_slot *rec, const ch
 	return 0;
 }
 
+static int decode_slow(struct atel_decoder *d, uint32_t ring, uint64_t seq, const union atel_slot *rec,
+		       unsigned nslots, struct atel_event *ev) __attribute__((noinline));
+
 int atel__decode(struct atel_decoder *d, uint32_t ring, uint64_t seq, const union atel_slot *rec,
 		 unsigned nslots, struct atel_event *ev)
+{
+	/* Fast path: the most common record, completely checked in a few
+	 * compares; everything else (and every failure) takes the slow path,
+	 * kept out of line so this stays a leaf with a small prologue. */
+	if (rec && nslots == 1 && rec->h.type == ATEL_REC_SAMPLE && !rec->h.reserved && !rec->h.cont) {
+		const struct ring_dict *r = ring_get(d, ring);
+		const struct dseries *s = ser_get(r, rec->h.id);
+		if (s) {
+			ev->kind = ATEL_EV_SAMPLE;
+			fill_common(ev, r, ring, seq, rec);
+			ev->sample.series = &s->pub;
+			ev->sample.value = rec->sample.value;
+			ev->sample.set = rec->h.flags & ATEL_RECF_SET;
+			return 1;
+		}
+	}
+	return decode_slow(d, ring, seq, rec, nslots, ev);
+}
+
+static int decode_slow(struct atel_decoder *d, uint32_t ring, uint64_t seq, const union atel_slot *rec,
+		       unsigned nslots, struct atel_event *ev)
 {
 	const char *why = NULL;
 	struct ring_dict *r = ring_get(d, ring);

@@ -719,24 +719,35 @@ static int frame_step(struct atel_log_reader *r, struct atel_event *ev, struct a
 				r->st.by_type[ATEL_LOGREC_CHUNK]++;
 			continue;
 		}
-		n = atel__log_rec_check(rec, r->chunk_end - r->slot, &why);
-		ns = n > 0 ? (unsigned)n : 1u;
+		/* The decoder checks the record's structure itself; the slot count
+		 * handed to it is what the record claims, clipped to the chunk. */
+		__builtin_prefetch(rec + 4); /* the walk is sequential; stay ahead of it */
+		ns = 1u + rec->h.cont;
+		if (ns > r->chunk_end - r->slot)
+			ns = (unsigned)(r->chunk_end - r->slot);
 		seq = (r->c_flags & ATEL_CHUNKF_MARKER) ? r->c_first : r->c_first + (r->slot - r->chunk_first_slot);
-		silent = before_start(r);
-		r->slot += ns;
+		silent = r->resuming && before_start(r);
 		if (silent) {
 			/* before the resume point: only the dictionary matters */
+			n = atel__log_rec_check(rec, r->chunk_end - r->slot, &why);
+			r->slot += n > 0 ? (unsigned)n : 1u;
 			if (n > 0 && def_type(rec->h.type))
-				(void)atel__decode(r->dec, r->c_ring, seq, rec, ns, ev);
+				(void)atel__decode(r->dec, r->c_ring, seq, rec, (unsigned)n, ev);
 			continue;
 		}
 		r->st.records++;
 		r->st.by_type[rec->h.type & 0x7f]++;
 		rc = atel__decode(r->dec, r->c_ring, seq, rec, ns, ev);
+		if (rc < 0) {
+			/* a bad header is skipped one slot at a time (resync); a
+			 * well-formed record that failed validation, as a whole */
+			n = atel__log_rec_check(rec, r->chunk_end - r->slot, &why);
+			ns = n > 0 ? (unsigned)n : 1u;
+			r->st.invalid_records++;
+		}
+		r->slot += ns;
 		if (rc == 0)
 			continue;
-		if (rc < 0)
-			r->st.invalid_records++;
 		if (r->c_gen)
 			ev->generation = r->c_gen;
 		if (pos_after) {

@@ -26,7 +26,7 @@
 #define ATEL_SEG_VERSION_MINOR   0
 #define ATEL_SEG_HEADER_SIZE     64u
 #define ATEL_SEG_RING_ENTRY_SIZE 16u
-/* Largest decompressed data frame a reader accepts (the writer makes <= 1 MiB). */
+/* Largest decompressed data frame a reader accepts (the writer makes <= frame_bytes, default 256 KiB). */
 #define ATEL_SEG_FRAME_MAX       (64u << 20)
 /* Largest header frame content a reader accepts. */
 #define ATEL_SEG_HEADER_FRAME_MAX (256u << 20)

@@ -49,7 +49,7 @@
 #define NBUF         8      /* recycled compressed-frame buffers */
 #define SUBMIT_MAX   8      /* frames per io_uring submission */
 #define FSYNC_TAG    1ull   /* user_data of an fsync SQE (frames use their address) */
-#define FRAME_DEFAULT (1u << 20)
+#define FRAME_DEFAULT (256u << 10) /* measured: better ratio and faster reads than 1 MiB (bench_log) */
 #define FRAME_MIN    (64u << 10)
 #define FRAME_MAX    (16u << 20)
 #define RETENTION_SCAN_NS (60ull * 1000000000ull)

@@ -41,7 +41,7 @@ struct atel_seglog_opts {
 	const struct atel_decoder *defs; /* definitions source for each new file's header frame */
 	struct atel_daemon_stats *stats; /* may be NULL */
 	/* additions (zero = default) */
-	uint32_t frame_bytes;            /* raw bytes per zstd frame; default 1 MiB (64 KiB .. 16 MiB) */
+	uint32_t frame_bytes;            /* raw bytes per zstd frame; default 256 KiB (64 KiB .. 16 MiB) */
 	const uint64_t *resume_pos;      /* ring_count entries from atel__seglog_recover, or NULL: then */
 	const bool *resume_seen;         /*   open() reads them from the newest file of shm_instance */
 };
@@ -56,7 +56,7 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
  * Appends records of `ring` at positions [first_pos, first_pos + na + nb):
  * the slots a[0..na) then b[0..nb) (two pieces when the run wraps around the
  * ring end). Whole records only. Consumes the memory before returning.
- * All or nothing for runs up to 7 frames (7 MiB by default): an error means
+ * All or nothing for runs up to 7 frames (1.75 MiB by default): an error means
  * nothing of the run was taken. A longer run can fail part-way; then
  * atel__seglog_written_pos() after the next successful flush says how far
  * it got. A BEGIN inside the run starts its generation's own chunk.

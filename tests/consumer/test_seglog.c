@@ -196,6 +196,12 @@ static void test_positions_and_markers(void **state)
 	s.base_pos = 500;
 	atel_synth_begin(&s, "x");
 	atel_synth_agent_workload(&s, 1, 60, 0);
+	{
+		uint8_t tr[16], sp[8];
+		atel_synth_ids(3, tr, sp);
+		atel_synth_span_end(&s, tr, sp, 2, "a status message longer than twenty bytes");
+		atel_synth_sample(&s, 1, 1, false);
+	}
 	open_writer(&l, e->seg, ATEL_IO_AUTO, 2, 0);
 	assert_int_equal(atel__seglog_written_pos(l, 1), 0); /* never seen */
 	assert_int_equal(atel__seglog_append(l, 1, 5, 500, s.slots, 10, NULL, 0), 0);
@@ -206,8 +212,9 @@ static void test_positions_and_markers(void **state)
 	assert_int_equal(atel__seglog_append(l, 1, 5, 505, s.slots + 10, 1, NULL, 0), -EINVAL);
 	{
 		size_t i = 10;
-		while (s.slots[i].h.cont == 0)
+		while (i < s.n && s.slots[i].h.cont == 0)
 			i++; /* a record with continuation slots */
+		assert_true(i < s.n);
 		assert_int_equal(atel__seglog_append(l, 1, 5, 500 + i, s.slots + i, 1, NULL, 0), -EINVAL);
 	}
 	assert_int_equal(atel__seglog_append(l, 2, 5, 0, s.slots, 1, NULL, 0), -EINVAL);

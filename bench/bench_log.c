@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_log.c - the segment log: raw zstd speed on realistic records (the
+ * writer's level and parameters), log writer throughput into real files,
+ * bytes on disk per metric sample for an agent workload, and the reader's
+ * scan rate beside raw zstd decompression of the same files.
+ *
+ * The workload comes from tests/common/synth.c (compiled in here: bench/ is
+ * built before tests/, and the generator is the same one the tests use).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "bench.h"
+#include "logread.h"
+#include "seglog.h"
+
+#include "../tests/common/synth.c"
+
+#define NRINGS 8
+#define FRAME (256u << 10) /* the writer's default frame_bytes */
+#define CPU_NOTE "thread CPU time"
+
+/* CPU time of this thread: the machine is shared (load averages above the
+ * core count are common here), and every figure below is single-threaded,
+ * so "per CPU-second" is what "on one core" means. */
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static double mbps(uint64_t bytes, uint64_t ns)
+{
+	return ns ? (double)bytes / 1e6 / ((double)ns / 1e9) : 0;
+}
+
+static double per_s(uint64_t n, uint64_t ns)
+{
+	return ns ? (double)n / ((double)ns / 1e9) : 0;
+}
+
+static uint64_t dir_bytes(const char *dir, unsigned *files)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	uint64_t total = 0;
+	*files = 0;
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char p[1024];
+		struct stat st;
+		if (!strstr(e->d_name, ".atseg"))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (stat(p, &st) == 0) {
+			total += (uint64_t)st.st_size;
+			(*files)++;
+		}
+	}
+	closedir(d);
+	return total;
+}
+
+/* Frames the way the writer builds them: each ring's run behind a CHUNK, FRAME bytes raw. */
+static unsigned char *frame_stream(struct atel_synth *s, unsigned n, size_t *len)
+{
+	size_t total = 0, at[NRINGS] = { 0 }, off = 0;
+	unsigned char *buf;
+	bool more = true;
+	for (unsigned i = 0; i < n; i++)
+		total += (s[i].n + s[i].n / 256 + 2) * 64;
+	buf = malloc(total);
+	while (more) {
+		more = false;
+		for (unsigned i = 0; i < n; i++) {
+			size_t k = cut(&s[i], at[i], 4096);
+			struct atel_rec_chunk c = { 0 };
+			if (!k)
+				continue;
+			c.h.type = ATEL_LOGREC_CHUNK;
+			c.h.id = s[i].ring;
+			c.count = (uint32_t)k;
+			c.first_pos = at[i];
+			memcpy(buf + off, &c, 64);
+			memcpy(buf + off + 64, &s[i].slots[at[i]], k * 64);
+			off += (k + 1) * 64;
+			at[i] += k;
+			more = true;
+		}
+	}
+	*len = off;
+	return buf;
+}
+
+static void gen(struct atel_synth *s, unsigned n, uint64_t samples, uint64_t span_every)
+{
+	for (unsigned i = 0; i < n; i++) {
+		atel_synth_init(&s[i], i, 1, 1000 + (int32_t)i, 2000 + (int32_t)i, 1700000000000000000ull);
+		atel_synth_begin(&s[i], "agent");
+		atel_synth_agent_workload(&s[i], 17 + i, samples, span_every);
+	}
+}
+
+static uint64_t count_type(struct atel_synth *s, unsigned n, uint8_t type, uint64_t *records)
+{
+	uint64_t c = 0;
+	*records = 0;
+	for (unsigned i = 0; i < n; i++) {
+		for (size_t k = 0; k < s[i].n; k += 1u + s[i].slots[k].h.cont) {
+			(*records)++;
+			if (s[i].slots[k].h.type == type)
+				c++;
+		}
+	}
+	return c;
+}
+
+/* Writes the streams through the real writer; @return ns spent. */
+static uint64_t write_log(const char *dir, struct atel_synth *s, unsigned n, int level)
+{
+	struct atel_seglog_opts o = { 0 };
+	struct atel_seglog *l;
+	char err[256];
+	size_t at[NRINGS] = { 0 };
+	bool more = true;
+	uint64_t t0, appended = 0;
+
+	o.segments_dir = dir;
+	o.ring_count = NRINGS;
+	o.shm_instance = 42;
+	o.zstd_level = level;
+	if (atel__seglog_open(&l, &o, err, sizeof(err))) {
+		bench_note("log: cannot open a writer in %s: %s", dir, err);
+		return 0;
+	}
+	t0 = cpu_ns();
+	while (more) {
+		more = false;
+		for (unsigned i = 0; i < n; i++) {
+			size_t k = cut(&s[i], at[i], 4096); /* ateld's drain batch */
+			if (!k)
+				continue;
+			/* two pieces, as a run that wraps the ring end */
+			if (atel__seglog_append(l, s[i].ring, 1, at[i], &s[i].slots[at[i]], k / 2,
+						&s[i].slots[at[i] + k / 2], k - k / 2))
+				return 0;
+			at[i] += k;
+			appended += k;
+			more = true;
+		}
+		if (appended >= 16384) { /* ateld flushes about once per MiB of records */
+			if (atel__seglog_flush(l))
+				return 0;
+			appended = 0;
+		}
+	}
+	if (atel__seglog_close(l))
+		return 0;
+	return cpu_ns() - t0;
+}
+
+static int run_log(const struct bench_opts *opt)
+{
+	struct atel_synth s[NRINGS];
+	uint64_t samples = opt->quick ? 60000 : 400000, records, nsamples, t0, dt;
+	unsigned char *raw, *comp, *back;
+	size_t rawlen, cap, clen = 0;
+	char dir[512], method[256];
+	unsigned files;
+	int level = 3;
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	ZSTD_DCtx *dc = ZSTD_createDCtx();
+
+	/* 1. realistic records with spans: raw zstd both ways, same framing and level as the writer */
+	gen(s, NRINGS, samples, 50);
+	nsamples = count_type(s, NRINGS, ATEL_REC_SAMPLE, &records);
+	raw = frame_stream(s, NRINGS, &rawlen);
+	cap = ZSTD_compressBound(FRAME);
+	comp = malloc(rawlen / 2 + cap * 2);
+	back = malloc(FRAME);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, level);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	t0 = cpu_ns();
+	for (size_t off = 0; off < rawlen; off += FRAME) {
+		size_t n = rawlen - off < FRAME ? rawlen - off : FRAME;
+		clen += ZSTD_compress2(cc, comp + clen, cap, raw + off, n);
+	}
+	dt = cpu_ns() - t0;
+	snprintf(method, sizeof(method), "ZSTD_compress2 level %d + checksum, 256 KiB frames, %llu records of %d rings, " CPU_NOTE,
+		 level, (unsigned long long)records, NRINGS);
+	bench_row("log", "zstd compress (raw)", mbps(rawlen, dt), "MB/s", -1, NULL, -1, method);
+	bench_row("log", "zstd compress (raw) records", per_s(rawlen / 64, dt), "records/s", -1, NULL, -1, method);
+	{
+		size_t at = 0;
+		t0 = cpu_ns();
+		while (at < clen) {
+			size_t fs = ZSTD_findFrameCompressedSize(comp + at, clen - at);
+			size_t r = ZSTD_decompressDCtx(dc, back, FRAME, comp + at, fs);
+			if (ZSTD_isError(r))
+				break;
+			bench_keep(back[0]);
+			at += fs;
+		}
+		dt = cpu_ns() - t0;
+	}
+	bench_row("log", "zstd decompress (raw)", mbps(rawlen, dt), "MB/s", -1, NULL, -1, "ZSTD_decompressDCtx per frame, same frames, " CPU_NOTE);
+	bench_row("log", "compression ratio (with spans)", (double)rawlen / (double)clen, "x", -1, NULL, -1, method);
+
+	/* 2. the writer into real files */
+	if (atel_synth_tmpdir(dir, sizeof(dir), "bench-log")) {
+		bench_note("log: no temporary directory");
+		return -EIO;
+	}
+	dt = write_log(dir, s, NRINGS, level);
+	if (!dt) {
+		atel_synth_rmtree(dir);
+		return -EIO;
+	}
+	bench_row("log", "log writer", per_s(records, dt), "records/s", per_s(rawlen / 64, dt) > 0 ? -1 : -1, NULL, -1,
+		  "atel__seglog_append of 4096-slot runs in two pieces, flush per 16384 slots, close; real files in $TMPDIR; thread CPU time (io_uring work in the kernel not included)");
+
+	/* 3. the reader over those files, beside raw decompression of the same frames */
+	{
+		struct atel_log_reader *r;
+		struct atel_log_reader_opts ro = { .segments_dir = dir };
+		struct atel_event ev;
+		uint64_t n = 0;
+		double rate;
+		if (atel__log_open(&r, &ro) == 0) {
+			t0 = cpu_ns();
+			while (atel__log_next(r, &ev, NULL) == 1)
+				n++;
+			dt = cpu_ns() - t0;
+			{
+				struct atel_log_read_stats st;
+				atel__log_stats(r, &st);
+				rate = per_s(st.records, dt);
+			}
+			atel__log_close(r);
+			bench_row("log", "reader scan (decode every record)", rate, "records/s", -1, ">= 20M records/s", rate >= 20e6,
+				  "atel__log_next over the files just written (pread, decompress, decode), one core, " CPU_NOTE);
+		}
+	}
+	{
+		uint64_t *seqs = NULL, t = 0, nrec = 0;
+		int nf = atel__seg_list(dir, &seqs);
+		for (int i = 0; i < nf; i++) {
+			char p[700];
+			FILE *f;
+			unsigned char *buf;
+			long len;
+			size_t at = 0;
+			snprintf(p, sizeof(p), "%s/%016llx.atseg", dir, (unsigned long long)seqs[i]);
+			f = fopen(p, "rb");
+			if (!f)
+				continue;
+			fseek(f, 0, SEEK_END);
+			len = ftell(f);
+			fseek(f, 0, SEEK_SET);
+			buf = malloc((size_t)len);
+			if (fread(buf, 1, (size_t)len, f) != (size_t)len)
+				len = 0;
+			fclose(f);
+			t0 = cpu_ns();
+			while (at < (size_t)len) {
+				size_t fs = ZSTD_findFrameCompressedSize(buf + at, (size_t)len - at);
+				unsigned long long cs = ZSTD_getFrameContentSize(buf + at, (size_t)len - at);
+				if (ZSTD_isError(fs))
+					break;
+				if (cs != ZSTD_CONTENTSIZE_UNKNOWN && cs != ZSTD_CONTENTSIZE_ERROR && cs <= FRAME) {
+					size_t r = ZSTD_decompressDCtx(dc, back, FRAME, buf + at, fs);
+					if (!ZSTD_isError(r))
+						nrec += r / 64;
+				}
+				at += fs;
+			}
+			t += cpu_ns() - t0;
+			free(buf);
+		}
+		free(seqs);
+		bench_row("log", "zstd decompress of the same files", per_s(nrec, t), "records/s", -1, NULL, -1,
+			  "ZSTD_decompressDCtx of every data frame, files already in memory, " CPU_NOTE);
+	}
+	atel_synth_rmtree(dir);
+	for (unsigned i = 0; i < NRINGS; i++)
+		atel_synth_free(&s[i]);
+	free(raw);
+	free(comp);
+
+	/* 4. bytes on disk per metric sample: metrics only, through the writer */
+	gen(s, NRINGS, samples, 0);
+	nsamples = count_type(s, NRINGS, ATEL_REC_SAMPLE, &records);
+	{
+		static const int levels[] = { 1, 3, 9 };
+		for (unsigned li = 0; li < sizeof(levels) / sizeof(levels[0]); li++) {
+			uint64_t bytes;
+			double bps;
+			if (opt->quick && levels[li] != 3)
+				continue;
+			if (atel_synth_tmpdir(dir, sizeof(dir), "bench-log"))
+				break;
+			dt = write_log(dir, s, NRINGS, levels[li]);
+			bytes = dir_bytes(dir, &files);
+			bps = (double)bytes / (double)nsamples;
+			snprintf(method, sizeof(method),
+				 "segment bytes / %llu samples (%d rings, REFERENCE catalog, ns timestamps, ms durations), zstd level %d, %.1fM samples/s",
+				 (unsigned long long)nsamples, NRINGS, levels[li], per_s(nsamples, dt) / 1e6);
+			bench_row("log", levels[li] == 3 ? "bytes on disk per metric sample" : (levels[li] == 1 ? "bytes per sample, level 1" : "bytes per sample, level 9"),
+				  bps, "bytes", 1.4, "<= 4 bytes (Prometheus TSDB ~1.4)", bps <= 4.0, method);
+			atel_synth_rmtree(dir);
+		}
+	}
+	for (unsigned i = 0; i < NRINGS; i++)
+		atel_synth_free(&s[i]);
+	free(back);
+	ZSTD_freeCCtx(cc);
+	ZSTD_freeDCtx(dc);
+	return 0;
+}
+
+BENCH_SECTION("log", 25, "segment log: zstd, writer, bytes per sample, reader scan", run_log)
