@@ -94,6 +94,7 @@ class World:
             "json": {"enabled": True, "outputDir": os.path.join(self.dir, "exports"), "rotateInterval": 1000,
                      "maxFiles": 2},
         }
+        self.cfg = cfg
         self.cfg_path = os.path.join(self.dir, "ateld.json")
         with open(self.cfg_path, "w") as f:
             json.dump(cfg, f)
@@ -203,6 +204,15 @@ def main():
     w = World()
     try:
         w.start_ateld()
+        # a second sidecar on the same port refuses to start, saying why
+        cfg2 = dict(w.cfg, data_dir=os.path.join(w.dir, "data2"), shm={"name": os.path.join(w.dir, "seg2")})
+        cfg2_path = os.path.join(w.dir, "ateld2.json")
+        with open(cfg2_path, "w") as f:
+            json.dump(cfg2, f)
+        r = subprocess.run([ATELD, "--config", cfg2_path, "--foreground"], capture_output=True, text=True,
+                           timeout=60)
+        check(r.returncode != 0 and "cannot listen on 127.0.0.1:%d: Address already in use" % w.mport in r.stderr,
+              "second ateld on a taken port: exit %d, stderr %s" % (r.returncode, r.stderr[-500:]))
         w.start_prometheus()
         w.produce("a")
         checks = expect_totals(w, 1)
