@@ -156,6 +156,7 @@ static void *follower_main(void *arg)
 	struct atel_log_pos pos = ex->o.start, saved = pos;
 	uint64_t last_ckpt = mono_ms(), stop_deadline = 0;
 	bool dirty = false, warned = false;
+	uint32_t since_check = 0;
 
 	for (;;) {
 		struct atel_event ev;
@@ -196,8 +197,19 @@ static void *follower_main(void *arg)
 			}
 			pos = after;
 			dirty = true;
-			if (stop_deadline && mono_ms() > stop_deadline)
-				break;
+			/* a log that never runs dry must still be checkpointed */
+			if (++since_check >= 4096) {
+				uint64_t now = mono_ms();
+				since_check = 0;
+				if (stop_deadline && now > stop_deadline)
+					break;
+				if (now - last_ckpt >= ex->o.checkpoint_ms) {
+					checkpoint(ex, &pos);
+					saved = pos;
+					dirty = false;
+					last_ckpt = now;
+				}
+			}
 			continue;
 		}
 		if (rc < 0) {
