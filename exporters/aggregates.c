@@ -46,6 +46,9 @@
 /* Distinct folded series remembered (to count each once); beyond this every
  * folded sample of an unremembered series counts again: bounded memory wins. */
 #define FOLDED_MAX (1u << 20)
+/* Metric names held: the per-name series limit cannot bound a producer that
+ * invents names; samples of names beyond this count as rejected. */
+#define FAMILIES_MAX 65536u
 
 struct bset {
 	uint32_t n;
@@ -499,6 +502,10 @@ void atel__agg_apply(struct atel_agg *a, const struct atel_event *ev)
 	if (!f) {
 		if (d->mtype < ATEL_MT_COUNTER || d->mtype > ATEL_MT_HISTOGRAM) {
 			a->type_clashes++;
+			goto out;
+		}
+		if (a->nfams >= FAMILIES_MAX) { /* the guard for metric names themselves */
+			a->rejected++;
 			goto out;
 		}
 		if (!(f = family_add(a, d->name, d->mtype)))

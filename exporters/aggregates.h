@@ -65,7 +65,8 @@ void atel__agg_snapshot_free(struct atel_agg_snapshot *s);
 uint64_t atel__agg_overflow(const struct atel_agg *a);
 uint64_t atel__agg_type_clashes(const struct atel_agg *a);
 /* Samples rejected as invalid for their type (negative/NaN/Inf counter
- * increments, NaN histogram observations). */
+ * increments, NaN histogram observations), or of a new metric name beyond
+ * the 65536 names held. */
 uint64_t atel__agg_rejected(const struct atel_agg *a);
 
 /* Checkpoint: state plus the log position it reflects, written atomically

@@ -505,7 +505,7 @@ static void encode_self(struct atel_buf *b, struct nameset *ns, const struct ate
 		 "Samples ignored because their metric was first seen with another type or bucket layout",
 		 (double)x->agg_type_clashes);
 	self_one(b, ns, "atel_aggregate_rejected_samples_total", "counter",
-		 "Samples ignored as invalid for their type (negative counter increments, NaN observations)",
+		 "Samples ignored as invalid (negative counter increments, NaN observations) or beyond the metric-name cap",
 		 (double)x->agg_rejected);
 	self_one(b, ns, "atel_aggregate_samples_total", "counter", "Samples applied to the aggregates",
 		 (double)x->agg_events_applied);

@@ -166,6 +166,23 @@ static void test_overflow(void **state)
 	atel__agg_free(a);
 }
 
+static void test_family_cap(void **state)
+{
+	struct atel_agg *a;
+	struct atel_dec_series ser;
+	char name[32];
+
+	(void)state;
+	assert_int_equal(atel__agg_new(&a, 10), 0);
+	for (int i = 0; i < 65536 + 10; i++) {
+		snprintf(name, sizeof(name), "m_%d", i);
+		th_series(&ser, ATEL_MT_GAUGE, name, 0, NULL, 0, NULL);
+		th_sample(a, &ser, 1, 1, 1);
+	}
+	assert_int_equal(atel__agg_rejected(a), 10);
+	atel__agg_free(a);
+}
+
 static void same_snapshot(const struct atel_agg_snapshot *x, const struct atel_agg_snapshot *y)
 {
 	assert_int_equal(x->nfamilies, y->nfamilies);
@@ -313,6 +330,7 @@ int main(void)
 		cmocka_unit_test(test_types),
 		cmocka_unit_test(test_type_clash),
 		cmocka_unit_test(test_overflow),
+		cmocka_unit_test(test_family_cap),
 		cmocka_unit_test(test_save_load_monotonic),
 		cmocka_unit_test(test_load_rejects_corruption),
 	};
