@@ -49,6 +49,9 @@
 /* Metric names held: the per-name series limit cannot bound a producer that
  * invents names; samples of names beyond this count as rejected. */
 #define FAMILIES_MAX 65536u
+/* Regular series held over all names; beyond it new label sets fold into
+ * their metric's overflow series like the per-name limit. */
+#define SERIES_TOTAL_MAX (1u << 20)
 
 struct bset {
 	uint32_t n;
@@ -98,6 +101,7 @@ struct atel_agg {
 	uint64_t *folded;       /* set of folded key hashes, 0 = empty (hash 0 stored as 1) */
 	uint32_t folded_len, folded_cap;
 	uint64_t overflow, type_clashes, rejected;
+	uint32_t nseries_total;
 };
 
 static uint64_t fnv1a(const char *s)
@@ -413,6 +417,7 @@ static void agg_clear(struct atel_agg *a)
 	a->nfams = a->fams_cap = a->fidx_cap = a->idx_len = a->idx_cap = 0;
 	a->folded_len = a->folded_cap = 0;
 	a->overflow = a->type_clashes = a->rejected = 0;
+	a->nseries_total = 0;
 }
 
 void atel__agg_free(struct atel_agg *a)
@@ -515,7 +520,7 @@ void atel__agg_apply(struct atel_agg *a, const struct atel_event *ev)
 		a->type_clashes++;
 		goto out;
 	}
-	if (f->nseries >= a->series_limit) {
+	if (f->nseries >= a->series_limit || a->nseries_total >= SERIES_TOTAL_MAX) {
 		/* Cardinality guard: the family keeps its first series_limit
 		 * label sets; everything else lands in one overflow series. */
 		if (!f->overflow) {
@@ -545,6 +550,7 @@ void atel__agg_apply(struct atel_agg *a, const struct atel_event *ev)
 			series_free(s);
 			goto out;
 		}
+		a->nseries_total++;
 	}
 	if (!series_update(s, ev))
 		a->rejected++;
@@ -1064,6 +1070,8 @@ static int load_body(struct atel_agg *a, struct rd *r, struct atel_log_pos *pos)
 			} else if (family_append(f, s) < 0 || idx_put(a, h, s) < 0) {
 				rc = -ENOMEM;
 				goto series_done;
+			} else {
+				a->nseries_total++;
 			}
 			s = NULL;
 			rc = 0;
