@@ -691,7 +691,8 @@ static int submit_uring(struct atel_seglog *l)
 	rc = io_uring_submit(&l->ring);
 	if (rc < 0)
 		return rc;
-	l->inflight += (unsigned)rc;
+	/* every prepared SQE completes eventually, even if the kernel took fewer now */
+	l->inflight += cnt;
 	return 0;
 }
 
