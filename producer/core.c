@@ -187,10 +187,15 @@ void atel__drop(struct atel__tls *t, unsigned cause, uint64_t nrec, uint64_t now
 	l->last_ns = now;
 	t->slow |= ATEL__SLOW_LOSS;
 	atel__bump(&t->st.drops[cause], nrec);
-	if (cause == ATEL_LOSS_RING_FULL && t->w.desc)
+	if (cause == ATEL_LOSS_RING_FULL && t->w.desc) {
 		atomic_fetch_add_explicit(&t->w.desc->drops_full, nrec, memory_order_relaxed);
-	else if (cause == ATEL_LOSS_NO_DEF && t->w.desc)
+	} else if (cause == ATEL_LOSS_NO_DEF && t->w.desc) {
 		atomic_fetch_add_explicit(&t->w.desc->drops_nodef, nrec, memory_order_relaxed);
+	} else if (cause == ATEL_LOSS_NO_RING) {
+		const struct atel_segment *seg = atomic_load_explicit(&atel__g.seg, memory_order_acquire);
+		if (seg)
+			atomic_fetch_add_explicit(&seg->hdr->drops_no_ring, nrec, memory_order_relaxed);
+	}
 }
 
 /* Writes pending LOSS records. @return false if the ring ran out of space. */
@@ -507,6 +512,14 @@ bool atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 	if (ATEL__UNLIKELY(t->epoch != ep)) {
 		refresh_epoch(t, ep);
 	}
+	if (ATEL__UNLIKELY(!t->registered)) {
+		/* counted from the first call on, ring or not: stats and the exit destructor see this thread */
+		atel__once();
+		pthread_mutex_lock(&atel__g.lock);
+		registry_add(t);
+		pthread_mutex_unlock(&atel__g.lock);
+		pthread_setspecific(exit_key, t);
+	}
 	st = atomic_load_explicit(&atel__g.state, memory_order_acquire);
 	if (ATEL__UNLIKELY(st != 1)) {
 		if (st == 0) {
@@ -554,7 +567,6 @@ bool atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 		if (rc < 0) {
 			t->next_claim_ns = mono + RETRY_NS;
 			if (rc == -EAGAIN) {
-				atomic_fetch_add_explicit(&seg->hdr->drops_no_ring, nrec, memory_order_relaxed);
 				atel__drop(t, ATEL_LOSS_NO_RING, nrec, 0);
 			} else {
 				atel__drop(t, ATEL_LOSS_NO_SIDECAR, nrec, 0);
@@ -564,12 +576,6 @@ bool atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 		atel__ring_writer_init(&t->w, seg, (uint32_t)rc);
 		t->slow |= ATEL__SLOW_BEGIN;
 		atel__bump(&t->st.claimed, 1);
-		if (!t->registered) {
-			pthread_mutex_lock(&atel__g.lock);
-			registry_add(t);
-			pthread_mutex_unlock(&atel__g.lock);
-			pthread_setspecific(exit_key, t);
-		}
 	}
 	if (t->slow) {
 		if (!now)

@@ -6,6 +6,7 @@
  * segment file and shuts the library down at the end.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -673,6 +674,36 @@ static void test_late_sidecar(void **state)
 	teardown_seg();
 }
 
+static void *no_ring_worker(void *p)
+{
+	for (int k = 0; k < 50; k++)
+		atel_add((atel_series)p, 1);
+	return NULL;
+}
+
+/* Every ring taken: the thread's records are counted drops (directory counter and stats), nothing else. */
+static void test_no_ring(void **state)
+{
+	atel_series c;
+	atel_stats st0, st1;
+	pthread_t th;
+
+	(void)state;
+	assert_int_equal(setup_seg(1, 256), 0);
+	c = atel_counter("no_ring_total", NULL);
+	atel_add(c, 1);
+	assert_int_equal(my_ring(), 0);
+	atel_stats_get(&st0);
+	assert_int_equal(pthread_create(&th, NULL, no_ring_worker, (void *)c), 0);
+	pthread_join(th, NULL);
+	atel_stats_get(&st1);
+	assert_int_equal(atomic_load(&seg.hdr->drops_no_ring), 50);
+	assert_int_equal(st1.drops_no_ring - st0.drops_no_ring, 50);
+	assert_int_equal(st1.records, st0.records);
+	assert_int_equal(atomic_load(&seg.hdr->claims_total), 1);
+	teardown_seg();
+}
+
 /* The sidecar restarted with a new segment (other geometry) under the same name: the producer follows. */
 static void test_segment_replaced(void **state)
 {
@@ -724,6 +755,7 @@ int main(void)
 		cmocka_unit_test(test_ring_full),
 		cmocka_unit_test(test_late_sidecar),
 		cmocka_unit_test(test_segment_replaced),
+		cmocka_unit_test(test_no_ring),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
