@@ -234,11 +234,18 @@ def t_kill9():
     try:
         e.start()
         ps = [e.produce(i, 2, 150000, "--block", "--rate", 25000) for i in range(1, 5)]
-        kills = 0
+        kills = early = 0
         while kills < 5 or all(p.poll() is None for p in ps) and kills < 12:
             time.sleep(rnd.uniform(0.2, 1.2))
             e.kill9()
             kills += 1
+            if kills % 3 == 0:
+                # also kill during start-up (segment attach, log recovery, first passes)
+                e.start(wait=False)
+                time.sleep(rnd.uniform(0.0, 0.03))
+                e.kill9()
+                kills += 1
+                early += 1
             e.start()
             if all(p.poll() is not None for p in ps):
                 break
@@ -248,7 +255,7 @@ def t_kill9():
         log = e.logcheck()
         n = expect_exact(log, res, block=True)
         check(kills >= 5, "only %d kills" % kills)
-        print("kill9: %d kill -9 + restarts, %d samples each exactly once" % (kills, n))
+        print("kill9: %d kill -9 + restarts (%d during start-up), %d samples each exactly once" % (kills, early, n))
     finally:
         e.close()
 
