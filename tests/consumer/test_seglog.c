@@ -43,6 +43,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct env *e = *state;
+	char mnt[600];
+	snprintf(mnt, sizeof(mnt), "%s/mnt", e->dir);
+	umount2(mnt, MNT_DETACH); /* a failed tmpfs test leaves its mount behind */
 	atel_synth_rmtree(e->dir);
 	free(e);
 	return 0;
