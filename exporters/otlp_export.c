@@ -1705,7 +1705,7 @@ static void metrics_start(struct atel_otlp *o)
 	int rc;
 
 	if (o->snap)
-		metrics_done(o); /* superseded: the new snapshot is cumulative */
+		metrics_done(o); /* final pass: the new snapshot is cumulative and supersedes it */
 	if ((rc = atel__agg_snapshot(o->agg, &o->snap))) {
 		atel__log(o->d, ATEL_LOG_ERROR, "otlp: metrics snapshot: %s", strerror(-rc));
 		return;
@@ -1820,7 +1820,8 @@ static void *otlp_thread(void *arg)
 		bool busy = false;
 
 		if (o->do_metrics) {
-			if (now >= o->m_due_ns) {
+			/* a snapshot still going out (chunks, bounded retries) finishes first */
+			if (now >= o->m_due_ns && !o->m_pending) {
 				metrics_start(o);
 				o->m_due_ns = now + (uint64_t)o->interval_ms * 1000000ull;
 			}
@@ -1849,9 +1850,10 @@ static void *otlp_thread(void *arg)
 		now = mono_ns();
 		wake = now + (uint64_t)o->poll_ms * 1000000ull;
 		if (o->do_metrics) {
-			wake = min_u64(wake, o->m_due_ns);
 			if (o->m_pending)
 				wake = min_u64(wake, o->m_next_ns);
+			else
+				wake = min_u64(wake, o->m_due_ns);
 		}
 		if (o->tr_pending)
 			wake = min_u64(wake, o->tr_next_ns > now ? o->tr_next_ns : now);

@@ -610,6 +610,8 @@ static void settings_for(struct atel_otlp_settings *s, int port, const char *pro
 	assert_int_equal(resolve(s, NULL, env, err, sizeof(err)), 0);
 }
 
+static uint32_t g_max_items, g_max_bytes; /* batch bounds for the next exporter_start (0: defaults) */
+
 static struct atel_otlp *exporter_start(int port, const char *protocol, const char *compression, const char *state_dir,
 					struct atel_agg *agg)
 {
@@ -619,6 +621,10 @@ static struct atel_otlp *exporter_start(int port, const char *protocol, const ch
 	char err[256];
 
 	settings_for(&s, port, protocol, compression);
+	if (g_max_items)
+		s.max_batch_items = g_max_items;
+	if (g_max_bytes)
+		s.max_batch_bytes = g_max_bytes;
 	memset(&op, 0, sizeof(op));
 	op.d = &D;
 	op.agg = agg;
@@ -659,6 +665,7 @@ static unsigned export_rows(struct atel_export_row *out, unsigned max)
 static int setup(void **state)
 {
 	(void)state;
+	g_max_items = g_max_bytes = 0;
 	fl_reset();
 	atel__daemon_init(&D, NULL);
 	return 0;
@@ -1195,6 +1202,101 @@ static void test_metrics_export(void **state)
 	unlink(c.record);
 }
 
+/* Batches bounded in items and bytes: traces halve a batch until it fits,
+ * metrics split a snapshot by family; nothing is lost or doubled. */
+static void test_batch_bounds(void **state)
+{
+	struct collector c = { 0 };
+	struct atel_otlp *o;
+	struct atel_agg *agg;
+	struct atel_otlp_stats st;
+	cJSON *recs, *r;
+	char big[301];
+	int nreq = 0;
+
+	(void)state;
+	memset(big, 'x', 300);
+	big[300] = '\0';
+	collector_start(&c, "", 0);
+	for (unsigned i = 1; i <= 40; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "span-%u", i);
+		span_start(i, 0, name, 1);
+		span_attr(i, "payload", (struct atel_attr_value){ .vtype = ATEL_VT_STR, .s = big }, false);
+		span_end(i, 1, "");
+	}
+	g_max_items = 16;   /* items bound: 40 spans -> at least 3 batches */
+	g_max_bytes = 2048; /* bytes bound: ~400 B per span -> at most ~5 per batch */
+	capture_begin();
+	o = exporter_start(c.port, "http/protobuf", "none", NULL, NULL);
+	WAIT_FOR(stats(o).spans_acked == 40);
+	st = stats(o);
+	atel__otlp_stop(o);
+	free(capture_end());
+	assert_true(st.acked_batches[0] >= 8);
+	recs = records(&c);
+	cJSON_ArrayForEach(r, recs)
+	{
+		assert_true(jnum(r, "bytes") <= 2048);
+		assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(r, "items")) <= 16);
+		nreq++;
+	}
+	assert_int_equal(nreq, (int)st.acked_batches[0]);
+	for (unsigned i = 1; i <= 40; i++)
+		assert_int_equal(delivered(&c, i), 1);
+	cJSON_Delete(recs);
+	collector_stop(&c);
+	unlink(c.record);
+
+	/* metrics: 30 families, a snapshot larger than the bound */
+	assert_int_equal(atel__agg_new(&agg, 0), 0);
+	{
+		static struct atel_dec_series ds[30];
+		static char names[30][40];
+		struct atel_event ev = { .kind = ATEL_EV_SAMPLE, .ts_ns = 1700000000000000000ull };
+
+		for (int i = 0; i < 30; i++) {
+			snprintf(names[i], sizeof(names[i]), "family_%02d_with_a_longish_name_total", i);
+			ds[i] = (struct atel_dec_series){ .id = (uint32_t)i + 1, .mtype = ATEL_MT_COUNTER, .name = names[i],
+							  .key_hash = 100 + (uint64_t)i };
+			ev.sample.series = &ds[i];
+			ev.sample.value = i;
+			atel__agg_apply(agg, &ev);
+		}
+	}
+	memset(&c, 0, sizeof(c));
+	collector_start(&c, "", 0);
+	g_max_bytes = 1024;
+	capture_begin();
+	o = exporter_start(c.port, "http/json", "none", NULL, agg);
+	WAIT_FOR(stats(o).metrics_exports >= 1);
+	st = stats(o);
+	atel__otlp_stop(o);
+	free(capture_end());
+	collector_stop(&c);
+	assert_true(st.acked_batches[1] >= 3); /* one snapshot, several requests */
+	recs = records(&c);
+	{
+		int families = 0, first_snapshot_reqs = 0;
+
+		/* the first snapshot's requests carry each family exactly once */
+		cJSON_ArrayForEach(r, recs)
+		{
+			assert_true(jnum(r, "bytes") <= 1024);
+			families += cJSON_GetArraySize(cJSON_GetObjectItem(r, "items"));
+			first_snapshot_reqs++;
+			if (families >= 30)
+				break;
+		}
+		assert_int_equal(families, 30);
+		assert_true(first_snapshot_reqs >= 3);
+	}
+	cJSON_Delete(recs);
+	atel__agg_free(agg);
+	unlink(c.record);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1214,6 +1316,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_producer_death, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_token_redacted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_export, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_bounds, setup, teardown),
 	};
 	int rc;
 
