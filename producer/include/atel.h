@@ -18,17 +18,22 @@
  * when no other thread records any more, e.g. at the end of main after the
  * workers were joined) and the environment helpers (they call setenv/getenv).
  *
- * Async-signal-safety. These calls are async-signal-safe once the calling
- * thread has made at least one recording call outside a signal handler (its
- * ring is claimed; before that the call may allocate, and it is then dropped):
- *     atel_add, atel_set, atel_observe            (on series created earlier),
- *     atel_span_set_int/_double/_bool/_str, atel_span_add_event,
- *     atel_span_end, atel_span_record_error (with a type used before),
- *     atel_propagate, atel_last_error.
- * A handler that interrupts a recording call of the same thread has its own
- * record dropped (counted as drops_reentrant), never interleaved. Anything
- * that creates a name (atel_counter/_gauge/_histogram, atel_track_*,
- * atel_trace_start, atel_span_start with a new name) is not signal-safe.
+ * Async-signal-safety. Once the calling thread has made one recording call
+ * outside a signal handler (its ring is claimed and its state allocated),
+ * these are async-signal-safe:
+ *     atel_add, atel_set, atel_observe      (on series created earlier),
+ *     atel_trace_start, atel_span_start, atel_trace_continue,
+ *     atel_span_set_int/_double/_bool/_str/_attrs, atel_span_add_event(_attrs),
+ *     atel_span_record_error, atel_span_end  (with span names, attribute
+ *                                             keys, event names and error
+ *                                             types used before: a new name
+ *                                             is interned with malloc),
+ *     atel_propagate, atel_last_error, atel_attached.
+ * A handler that interrupts a recording call of its own thread has its record
+ * dropped (counted as drops_reentrant), never interleaved with the
+ * interrupted one. Not signal-safe: atel_init, atel_shutdown,
+ * atel_counter/_gauge/_histogram/_series_get, every atel_track_* helper,
+ * atel_stats_get, the tracestate and environment calls.
  *
  * Environment.
  *   ATEL_SHM       segment name when atel_init(NULL) (default "atel"); a name
