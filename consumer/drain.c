@@ -752,7 +752,8 @@ int atel__drain_run(struct atel_drain *dr, uint64_t shutdown_ns)
 			tick(dr);
 			next_tick = now + TICK_NS;
 		}
-		if (atomic_exchange_explicit(&dr->reopen, false, memory_order_acq_rel) && !dr->stalled) {
+		/* a reopen asked for while writes fail waits until they work again */
+		if (!dr->stalled && atomic_exchange_explicit(&dr->reopen, false, memory_order_acq_rel)) {
 			int r2 = atel__seglog_reopen(dr->log);
 
 			if (r2)
