@@ -24,6 +24,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char dir[256];
 static size_t cur_size;
 
+static void remove_dir(void)
+{
+	rmdir(dir); /* every input's file is unlinked after its run */
+}
+
 static void on_corrupt(void *arg, const char *file, uint64_t off, const char *why)
 {
 	(void)arg;
@@ -70,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!dir[0]) {
 		snprintf(dir, sizeof(dir), "/tmp/atel-fuzz-segread-%d", (int)getpid());
 		mkdir(dir, 0700);
+		atexit(remove_dir);
 	}
 	cur_size = size;
 	snprintf(path, sizeof(path), "%s/0000000000000001.atseg", dir);
