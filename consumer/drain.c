@@ -502,9 +502,11 @@ static int do_flush(struct atel_drain *dr)
 /* ------------------------------------------------------------------------ */
 /* open / run / close                                                       */
 
-/* Refuses to share a segment with another live consumer. */
-static int check_other_consumer(const char *name, char *err, size_t errlen)
+/* Refuses to share a segment with another live consumer; warns before a
+ * segment of another geometry (config changed) is replaced under live producers. */
+static int check_existing(struct atel_daemon *d, const char *name, char *err, size_t errlen)
 {
+	const struct atel_config *cfg = d->cfg;
 	struct atel_segment s;
 	int rc = 0;
 
@@ -515,6 +517,26 @@ static int check_other_consumer(const char *name, char *err, size_t errlen)
 		seterr(err, errlen, "segment '%s' is already drained by another ateld (pid %d); "
 		       "stop it first or use another --shm name", name, (int)s.hdr->consumer_pid);
 		rc = -EBUSY;
+	} else if (s.ring_count != cfg->shm.rings || s.ring_capacity != cfg->shm.ring_capacity) {
+		uint32_t claimed = 0;
+		uint64_t unread = 0;
+
+		for (uint32_t r = 0; r < s.ring_count; r++) {
+			struct atel_ring_desc *desc = atel__seg_desc(&s, r);
+			uint32_t st = atomic_load_explicit(&desc->state, memory_order_acquire);
+			uint64_t h = atomic_load_explicit(&desc->head, memory_order_acquire);
+			uint64_t t = atomic_load_explicit(&desc->tail, memory_order_relaxed);
+
+			claimed += st == ATEL_RING_ACTIVE || st == ATEL_RING_CLAIMING;
+			if (h > t && h - t <= s.ring_capacity)
+				unread += h - t;
+		}
+		atel__log(d, ATEL_LOG_WARN,
+			  "segment '%s' has %u rings x %u slots, the configuration asks for %u x %u: replacing it "
+			  "(%llu unread slots in it are lost)%s",
+			  name, s.ring_count, s.ring_capacity, cfg->shm.rings, cfg->shm.ring_capacity,
+			  (unsigned long long)unread,
+			  claimed ? "; producers holding its rings write into the old one until they restart" : "");
 	}
 	atel__segment_detach(&s);
 	return rc;
@@ -553,7 +575,7 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 	pthread_mutex_init(&dr->info_lock, NULL);
 	name = dr->o.shm_name ? dr->o.shm_name : cfg->shm.name;
 
-	if ((rc = check_other_consumer(name, err, errlen)))
+	if ((rc = check_existing(d, name, err, errlen)))
 		goto fail;
 	rc = atel__segment_create(&dr->seg, name, &sc, e2, sizeof(e2));
 	if (rc) {
