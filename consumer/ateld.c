@@ -264,6 +264,7 @@ static cJSON *status_stats(const struct atel_daemon_stats *s)
 	add_u64(o, "series_overflow", ld(&s->series_overflow));
 	add_u64(o, "io_uring_active", atomic_load_explicit(&s->io_uring_active, memory_order_relaxed));
 	add_u64(o, "log_end_seq", ld(&s->log_end_seq));
+	add_u64(o, "rings_active", atomic_load_explicit(&s->rings_active, memory_order_relaxed));
 	return o;
 }
 

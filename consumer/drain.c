@@ -427,10 +427,14 @@ static void check_owners(struct atel_drain *dr)
 static void update_stats(struct atel_drain *dr, uint64_t now)
 {
 	uint64_t lag_max = 0, oldest = 0;
+	uint32_t active = 0;
 
 	for (uint32_t r = 0; r < dr->nrings; r++) {
 		struct ring_st *st = &dr->rs[r];
 		uint64_t head = atomic_load_explicit(&atel__seg_desc(&dr->seg, r)->head, memory_order_acquire);
+
+		active += atomic_load_explicit(&atel__seg_desc(&dr->seg, r)->state, memory_order_relaxed) ==
+			  ATEL_RING_ACTIVE;
 
 		if (st->mode == M_QUAR || head <= st->pos || head - st->pos > dr->seg.ring_capacity)
 			continue;
@@ -442,6 +446,7 @@ static void update_stats(struct atel_drain *dr, uint64_t now)
 			oldest = now - ts;
 	}
 	atomic_store_explicit(&dr->d->stats.ring_lag_max, lag_max, memory_order_relaxed);
+	atomic_store_explicit(&dr->d->stats.rings_active, active, memory_order_relaxed);
 	atomic_store_explicit(&dr->d->stats.oldest_unread_ns, oldest, memory_order_relaxed);
 	atomic_store_explicit(&dr->d->stats.drops[ATEL_LOSS_NO_RING],
 			      atomic_load_explicit(&dr->seg.hdr->drops_no_ring, memory_order_relaxed),

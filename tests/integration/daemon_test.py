@@ -515,6 +515,11 @@ def t_lifecycle():
         hb1 = st["heartbeat_ns"]
         e.wait_for("heartbeat moving", lambda: (e.status() or {}).get("heartbeat_ns", 0) > hb1)
 
+        hold = e.produce(9, 2, 100, "--block", "--hold-ms", 3000)
+        e.wait_for("rings_active == 2", lambda: (e.status() or {}).get("stats", {}).get("rings_active") == 2)
+        Env.result(hold)
+        e.wait_for("rings_active == 0", lambda: (e.status() or {}).get("stats", {}).get("rings_active") == 0)
+
         r = run_ateld(["--config", e.cfg_path])  # same data dir
         check(r.returncode == 2 and "another ateld (pid %d)" % e.daemon.pid in r.stderr, r.stderr)
         r = run_ateld(["--config", e.cfg_path, "--data-dir", os.path.join(e.dir, "other")])  # same segment
