@@ -58,7 +58,10 @@
 enum { SIG_TRACES = 0, SIG_METRICS = 1 };
 static const char *const SIG_NAME[2] = { "traces", "metrics" };
 
-#define ORPHAN_WINDOW 65536u      /* records after which a never-started span is dropped */
+/* Records read after which a span seen only through END/ATTR/EVENT records
+ * (its START never came) is dropped. Generous: a START on a ring drained
+ * late can trail its END on another ring by up to the rings' total depth. */
+#define ORPHAN_WINDOW_DEFAULT (1u << 22)
 #define SPAN_ATTRS_MAX 128u
 #define SPAN_EVENTS_MAX 128u
 #define RESP_MAX (64u * 1024u)
@@ -766,7 +769,7 @@ struct atel_otlp {
 	struct atel_otlp_source src;
 	void *src_handle;
 	bool do_traces, do_metrics;
-	uint32_t interval_ms, poll_ms, backoff_base_ms, backoff_max_ms, metrics_max_attempts, open_max;
+	uint32_t interval_ms, poll_ms, backoff_base_ms, backoff_max_ms, metrics_max_attempts, open_max, orphan_window;
 	char cursor_path[4200];
 	char segments_dir[4096];
 
@@ -797,7 +800,7 @@ struct atel_otlp {
 	CURL *curl[2];
 	struct curl_slist *hdrs[2];
 	char curl_err[CURL_ERROR_SIZE];
-	struct atel_otlp_buf enc, gz, resp;
+	struct atel_otlp_buf enc, resp;
 	char retry_after[64];
 	struct atel_otlp_attr *res_attrs;
 	struct atel_otlp_resource res;
@@ -1177,7 +1180,7 @@ static void expire_orphans(struct atel_otlp *o)
 
 	for (s = o->live_head; s; s = n) {
 		n = s->lnext;
-		if (s->created_at + ORPHAN_WINDOW > o->nread)
+		if (s->created_at + o->orphan_window > o->nread)
 			break; /* the list is in creation order */
 		if (!s->started && !s->ready) {
 			stat_add(&o->s_orphans, 1);
@@ -1780,7 +1783,7 @@ static int read_log(struct atel_otlp *o, unsigned budget)
 		o->nread++;
 		o->read_pos = after;
 		span_apply(o, &ev, &before, &after);
-		if ((o->nread & 4095) == 0)
+		if ((o->nread & 4095) == 0 || o->orphan_window < 8192)
 			expire_orphans(o);
 	}
 	return (int)n;
@@ -1925,7 +1928,6 @@ static void otlp_free(struct atel_otlp *o)
 	if (o->snap)
 		atel__agg_snapshot_free(o->snap);
 	atel__otlp_buf_free(&o->enc);
-	atel__otlp_buf_free(&o->gz);
 	atel__otlp_buf_free(&o->resp);
 	atel__otlp_buf_free(&o->tr_body);
 	atel__otlp_buf_free(&o->m_body);
@@ -1990,6 +1992,7 @@ int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *o
 	o->backoff_max_ms = op->backoff_max_ms ? op->backoff_max_ms : 30000;
 	o->metrics_max_attempts = op->metrics_max_attempts ? op->metrics_max_attempts : 5;
 	o->open_max = op->open_spans_max ? op->open_spans_max : 65536;
+	o->orphan_window = op->orphan_window ? op->orphan_window : ORPHAN_WINDOW_DEFAULT;
 	o->rnd = mono_ns() ^ ((uint64_t)getpid() << 32);
 	if ((rc = settings_copy(&o->st, op->settings))) {
 		seterr(err, errlen, "otlp: out of memory");

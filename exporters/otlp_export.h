@@ -141,6 +141,8 @@ struct atel_otlp_opts {
 	uint32_t backoff_max_ms;             /* default 30000 */
 	uint32_t metrics_max_attempts;       /* per snapshot (default 5); traces retry until stopped */
 	uint32_t open_spans_max;             /* open-span table bound (default 65536) */
+	uint32_t orphan_window;              /* records after which a span whose START never came is
+						dropped (default 4194304) */
 };
 
 /* @return 0 or -errno, err set. */

@@ -611,6 +611,7 @@ static void settings_for(struct atel_otlp_settings *s, int port, const char *pro
 }
 
 static uint32_t g_max_items, g_max_bytes; /* batch bounds for the next exporter_start (0: defaults) */
+static uint32_t g_orphan_window, g_open_max;
 
 static struct atel_otlp *exporter_start(int port, const char *protocol, const char *compression, const char *state_dir,
 					struct atel_agg *agg)
@@ -638,6 +639,8 @@ static struct atel_otlp *exporter_start(int port, const char *protocol, const ch
 	op.backoff_base_ms = 10;
 	op.backoff_max_ms = 200;
 	op.metrics_max_attempts = 3;
+	op.orphan_window = g_orphan_window;
+	op.open_spans_max = g_open_max;
 	assert_int_equal(atel__otlp_start_opts(&o, &op, err, sizeof(err)), 0);
 	atel__otlp_settings_free(&s);
 	return o;
@@ -665,7 +668,7 @@ static unsigned export_rows(struct atel_export_row *out, unsigned max)
 static int setup(void **state)
 {
 	(void)state;
-	g_max_items = g_max_bytes = 0;
+	g_max_items = g_max_bytes = g_orphan_window = g_open_max = 0;
 	fl_reset();
 	atel__daemon_init(&D, NULL);
 	return 0;
@@ -1297,6 +1300,58 @@ static void test_batch_bounds(void **state)
 	unlink(c.record);
 }
 
+/* A span whose START never comes is dropped after the orphan window and no
+ * longer holds the cursor back; the open-span table is bounded: the oldest
+ * open span is closed as an error when it is full. */
+static void test_orphans_and_eviction(void **state)
+{
+	struct collector c = { 0 };
+	struct atel_otlp *o;
+	struct atel_otlp_stats st;
+	char sdir[300], cpath[400];
+	struct atel_log_pos r, a;
+	cJSON *recs, *sp;
+
+	(void)state;
+	snprintf(sdir, sizeof(sdir), "%s/state-%d", g_tmp, ++g_seq);
+	snprintf(cpath, sizeof(cpath), "%s/otlp-traces.cursor", sdir);
+	collector_start(&c, "", 0);
+	span_end(50, 1, "");                     /* event 0: END only, START never comes */
+	for (int i = 0; i < 40; i++)
+		noise();
+	for (unsigned i = 1; i <= 6; i++)        /* 6 open spans (+ 9), table holds 4 */
+		span_start(i, 0, "never-ends", 1);
+	simple_span(9);
+	g_orphan_window = 20;
+	g_open_max = 4;
+	capture_begin();
+	o = exporter_start(c.port, "http/protobuf", "gzip", sdir, NULL);
+	WAIT_FOR(stats(o).spans_acked == 4); /* 1, 2, 3 (evicted to make room for 5, 6, 9) and 9 */
+	st = stats(o);
+	atel__otlp_stop(o);
+	free(capture_end());
+	collector_stop(&c);
+	assert_int_equal(st.orphan_records, 1);
+	assert_int_equal(st.spans_evicted, 3);
+	assert_int_equal(st.open_spans, 3);
+	recs = records(&c);
+	sp = find_span(recs, 1);
+	assert_non_null(sp);
+	assert_int_equal((int)jnum(sp, "status"), 2);
+	assert_non_null(strstr(jstr(sp, "statusMessage"), "open-span limit"));
+	assert_null(find_span(recs, 50));
+	assert_non_null(find_span(recs, 3));
+	assert_null(find_span(recs, 4));
+	assert_int_equal(delivered(&c, 9), 1);
+	cJSON_Delete(recs);
+	/* the orphan no longer pins the cursor: resume is at span 4's START (event 44) */
+	assert_int_equal(atel__otlp_cursor_load(cpath, &r, &a, NULL, NULL), 0);
+	assert_int_equal(r.frame_off, 44);
+	unlink(cpath);
+	rmdir(sdir);
+	unlink(c.record);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1317,6 +1372,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_token_redacted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_orphans_and_eviction, setup, teardown),
 	};
 	int rc;
 
