@@ -177,8 +177,12 @@ class World:
     def close(self):
         for p in (self.ateld, self.coll):
             if p is not None and p.poll() is None:
-                p.kill()
-                p.wait()
+                p.send_signal(signal.SIGTERM)  # the collector removes its compiled protos on SIGTERM
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
         if not os.environ.get("ATEL_KEEP_TEST_DIR"):
             shutil.rmtree(self.dir, ignore_errors=True)
 
