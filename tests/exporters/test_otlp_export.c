@@ -922,7 +922,7 @@ static void test_no_retry_on_400(void **state)
 }
 
 /* Partial success: logged with the collector's message, not retried. */
-static void test_partial_success(void **state)
+static void partial_success(const char *protocol)
 {
 	struct collector c = { 0 };
 	struct atel_export_row rows[4];
@@ -930,12 +930,15 @@ static void test_partial_success(void **state)
 	struct atel_otlp_stats st;
 	char *log;
 
-	(void)state;
+	fl_reset();
+	pthread_mutex_lock(&D.export_lock);
+	D.export_q_len = 0;
+	pthread_mutex_unlock(&D.export_lock);
 	collector_start(&c, "partial:2:spans too old", 0);
 	for (unsigned i = 1; i <= 4; i++)
 		simple_span(i);
 	capture_begin();
-	o = exporter_start(c.port, "http/json", "gzip", NULL, NULL);
+	o = exporter_start(c.port, protocol, "gzip", NULL, NULL);
 	WAIT_FOR(stats(o).acked_batches[0] == 1);
 	st = stats(o);
 	atel__otlp_stop(o);
@@ -950,6 +953,14 @@ static void test_partial_success(void **state)
 	assert_non_null(strstr(rows[0].error, "partial success: 2 rejected"));
 	free(log);
 	unlink(c.record);
+}
+
+/* the collector's answer in JSON (http/json) and in protobuf (http/protobuf) */
+static void test_partial_success(void **state)
+{
+	(void)state;
+	partial_success("http/json");
+	partial_success("http/protobuf");
 }
 
 /* Collector down (connection refused), then up on the same port: every span
