@@ -97,8 +97,9 @@ struct atel__tls_stats {
 struct atel__cat_cache {
 	const char *v[4];                /* caller's value pointers, REFERENCE order (compared, not kept) */
 	const struct atel__series *s;
+	uint32_t m;                      /* catalog index */
 };
-#define ATEL__CAT_CACHE_N 16
+#define ATEL__CAT_CACHE_N 64             /* direct-mapped by (metric, value pointers); 64 x 48 B < 4 KiB */
 
 struct atel__tls {
 	uint64_t epoch;              /* == g.epoch: w, bitmaps, rng are current */

@@ -427,7 +427,7 @@ static const struct atel__series *cat_series(struct atel__tls *t, unsigned m, co
 {
 	const struct atel_catalog_metric *c = &atel__catalog[m];
 	const struct cat_info *ci = &cat[m];
-	struct atel__cat_cache *cc = t->cat_cache ? &t->cat_cache[m] : NULL;
+	struct atel__cat_cache *cc = NULL;
 	struct atel__lookup l;
 	const struct atel__series *s;
 	uint64_t h;
@@ -438,13 +438,19 @@ static const struct atel__series *cat_series(struct atel__tls *t, unsigned m, co
 	 * still equal that series' values, it is that series (the content check
 	 * keeps a reused buffer from aliasing). Saves the hash probe.
 	 */
-	if (cc && cc->s) {
+	if (t->cat_cache) {
+		uint64_t k = m;
 		unsigned i;
 		for (i = 0; i < c->nlabels; i++)
-			if (values[i] != cc->v[i] || strcmp(values[i], cc->s->values[ci->to[i]]->s) != 0)
-				break;
-		if (i == c->nlabels)
-			return cc->s;
+			k = k * 0x9e3779b97f4a7c15ull + (uint64_t)(uintptr_t)values[i];
+		cc = &t->cat_cache[(k ^ (k >> 29)) * 0xbf58476d1ce4e5b9ull >> 58];
+		if (cc->s && cc->m == m) {
+			for (i = 0; i < c->nlabels; i++)
+				if (values[i] != cc->v[i] || strcmp(values[i], cc->s->values[ci->to[i]]->s) != 0)
+					break;
+			if (i == c->nlabels)
+				return cc->s;
+		}
 	}
 	l.name = ci->name_s;
 	l.name_len = ci->name_len;
@@ -494,6 +500,7 @@ found:
 		for (unsigned i = 0; i < c->nlabels; i++)
 			cc->v[i] = values[i];
 		cc->s = s;
+		cc->m = m;
 	}
 	return s;
 }
