@@ -797,6 +797,10 @@ int atel__log_next(struct atel_log_reader *r, struct atel_event *ev, struct atel
 					close_file(r);
 					continue;
 				}
+				if (!r->o.follow && r->torn_reported != 0) {
+					r->torn_reported = 0;
+					corrupt(r, 0, "file ends inside its header frame");
+				}
 				return 0;
 			}
 		}

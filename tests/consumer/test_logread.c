@@ -358,6 +358,35 @@ static void test_corrupt_frames(void **state)
 	assert_int_equal(cl.off[0], 0);
 	assert_string_equal(cl.why[0], "header frame crc32 mismatch");
 	atel__log_close(r);
+
+	/* a newest file that ends inside its header frame: reported once (not while following) */
+	{
+		char p2[700];
+		struct atel_log_reader_opts o3 = { .segments_dir = e->seg, .on_corrupt = on_corrupt_cb, .arg = &cl };
+		buf[8 + 20] ^= 1;
+		spit(p, buf, len);
+		seg_path(p2, sizeof(p2), e->seg, 2);
+		spit(p2, buf, 40);
+		memset(&cl, 0, sizeof(cl));
+		assert_int_equal(atel__log_open(&r, &o3), 0);
+		while ((rc = atel__log_next(r, &ev, NULL)) == 1)
+			;
+		assert_int_equal(rc, 0);
+		assert_int_equal(atel__log_next(r, &ev, NULL), 0);
+		assert_int_equal(cl.n, 3); /* frames 3 and 6 of file 1, then file 2's header */
+		assert_string_equal(cl.file[2], p2);
+		assert_int_equal(cl.off[2], 0);
+		assert_string_equal(cl.why[2], "file ends inside its header frame");
+		atel__log_close(r);
+		memset(&cl, 0, sizeof(cl));
+		o3.follow = true;
+		assert_int_equal(atel__log_open(&r, &o3), 0);
+		while ((rc = atel__log_next(r, &ev, NULL)) == 1)
+			;
+		assert_int_equal(rc, 0);
+		assert_int_equal(cl.n, 2); /* still being created: not an error while following */
+		atel__log_close(r);
+	}
 	free(buf);
 	atel_synth_free(&s[0]);
 }
