@@ -125,7 +125,8 @@ static uint64_t count_type(struct atel_synth *s, unsigned n, uint8_t type, uint6
 }
 
 /* Writes the streams through the real writer; @return ns spent. */
-static uint64_t write_log(const char *dir, struct atel_synth *s, unsigned n, int level)
+static uint64_t write_log(const char *dir, struct atel_synth *s, unsigned n, int level, uint64_t flush_every,
+			  uint64_t batch)
 {
 	struct atel_seglog_opts o = { 0 };
 	struct atel_seglog *l;
@@ -146,7 +147,7 @@ static uint64_t write_log(const char *dir, struct atel_synth *s, unsigned n, int
 	while (more) {
 		more = false;
 		for (unsigned i = 0; i < n; i++) {
-			size_t k = cut(&s[i], at[i], 4096); /* ateld's drain batch */
+			size_t k = cut(&s[i], at[i], batch); /* ateld's drain batch */
 			if (!k)
 				continue;
 			/* two pieces, as a run that wraps the ring end */
@@ -157,7 +158,7 @@ static uint64_t write_log(const char *dir, struct atel_synth *s, unsigned n, int
 			appended += k;
 			more = true;
 		}
-		if (appended >= 16384) { /* ateld flushes about once per MiB of records */
+		if (appended >= flush_every) {
 			if (atel__seglog_flush(l))
 				return 0;
 			appended = 0;
@@ -222,7 +223,7 @@ static int run_log(const struct bench_opts *opt)
 		bench_note("log: no temporary directory");
 		return -EIO;
 	}
-	dt = write_log(dir, s, NRINGS, level);
+	dt = write_log(dir, s, NRINGS, level, 16384, 4096);
 	if (!dt) {
 		atel_synth_rmtree(dir);
 		return -EIO;
@@ -311,7 +312,7 @@ static int run_log(const struct bench_opts *opt)
 				continue;
 			if (atel_synth_tmpdir(dir, sizeof(dir), "bench-log"))
 				break;
-			dt = write_log(dir, s, NRINGS, levels[li]);
+			dt = write_log(dir, s, NRINGS, levels[li], 16384, 4096);
 			bytes = dir_bytes(dir, &files);
 			bps = (double)bytes / (double)nsamples;
 			snprintf(method, sizeof(method),
@@ -321,6 +322,24 @@ static int run_log(const struct bench_opts *opt)
 				  bps, "bytes", 1.4, "<= 4 bytes (Prometheus TSDB ~1.4)", bps <= 4.0, method);
 			atel_synth_rmtree(dir);
 		}
+	}
+	/* small frames: a flush after every few records (a drain pass at low load) */
+	if (atel_synth_tmpdir(dir, sizeof(dir), "bench-log") == 0) {
+		size_t keep[NRINGS];
+		uint64_t bytes, ns = 0, r2;
+		for (unsigned i = 0; i < NRINGS; i++) { /* a shorter run: 20000 slots per ring */
+			keep[i] = s[i].n;
+			s[i].n = cut(&s[i], 0, 20000);
+		}
+		ns = count_type(s, NRINGS, ATEL_REC_SAMPLE, &r2);
+		write_log(dir, s, NRINGS, 3, 100, 16);
+		bytes = dir_bytes(dir, &files);
+		bench_row("log", "bytes per sample, flush every ~100 records", (double)bytes / (double)ns, "bytes", -1, NULL, -1,
+			  "as above, but 16-slot runs and a flush per ~100 slots: one small frame per drain pass "
+			  "(why ateld should flush by size/ring fill/interval, not every pass)");
+		for (unsigned i = 0; i < NRINGS; i++)
+			s[i].n = keep[i];
+		atel_synth_rmtree(dir);
 	}
 	/* where the bytes go: the same samples with constant timestamps, then with constant values */
 	for (int variant = 0; variant < 2; variant++) {
