@@ -1860,10 +1860,8 @@ static void *otlp_thread(void *arg)
 		}
 		if (o->tr_pending)
 			wake = min_u64(wake, o->tr_next_ns > now ? o->tr_next_ns : now);
-		else if (o->do_traces && !o->log_at_end && o->nready < 4 * o->st.max_batch_items)
-			wake = now; /* more log to read */
-		if (busy && wake > now && o->tr_pending && o->tr_next_ns <= now)
-			wake = now;
+		else if (o->do_traces && (o->nready || (!o->log_at_end && busy)))
+			wake = now; /* finished spans to send, or more log to read */
 		pthread_mutex_lock(&o->lock);
 		if (!o->stop && wake > now) {
 			struct timespec ts;
