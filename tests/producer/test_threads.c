@@ -314,6 +314,53 @@ static void test_signal_reentrancy(void **state)
 	close_seg();
 }
 
+#define INTERN_THREADS 6
+#define INTERN_SERIES 300
+
+static atel_series interned[INTERN_THREADS][INTERN_SERIES];
+
+static void *intern_worker(void *p)
+{
+	int idx = (int)(intptr_t)p;
+
+	for (int i = 0; i < INTERN_SERIES; i++) {
+		char v[16];
+		snprintf(v, sizeof(v), "v%d", (i * 7 + idx) % INTERN_SERIES);
+		interned[idx][(i * 7 + idx) % INTERN_SERIES] = atel_counter("intern_total", "k", v, NULL);
+		atel_add(interned[idx][(i * 7 + idx) % INTERN_SERIES], 1);
+		/* spans intern names too */
+		atel_span s = atel_trace_start(v, ATEL_SPAN_INTERNAL);
+		atel_span_end(&s, ATEL_STATUS_OK, NULL);
+	}
+	return NULL;
+}
+
+/* Many threads intern the same names at once (lock-free lookups racing inserts and table growth). */
+static void test_concurrent_interning(void **state)
+{
+	pthread_t th[INTERN_THREADS];
+	atel_stats st;
+
+	(void)state;
+	open_seg("intern", 8, 4096);
+	for (int i = 0; i < INTERN_THREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, intern_worker, (void *)(intptr_t)i), 0);
+	for (int k = 0; k < 50; k++)
+		atel_stats_get(&st); /* concurrently with the workers' counters */
+	for (int i = 0; i < INTERN_THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int j = 0; j < INTERN_SERIES; j++) {
+		assert_non_null(interned[0][j]);
+		for (int i = 1; i < INTERN_THREADS; i++)
+			assert_ptr_equal(interned[i][j], interned[0][j]);
+		for (int k = 0; k < j; k++)
+			assert_ptr_not_equal(interned[0][k], interned[0][j]);
+	}
+	atel_stats_get(&st);
+	assert_int_equal(st.invalid, 0);
+	close_seg();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_fork),
 		cmocka_unit_test(test_processes),
 		cmocka_unit_test(test_signal_reentrancy),
+		cmocka_unit_test(test_concurrent_interning),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
