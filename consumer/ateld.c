@@ -40,7 +40,7 @@ enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
 #define STATUS_NS 1000000000ull         /* status file rewrite */
 #define SHUTDOWN_DRAIN_NS 20000000000ull /* final drain bound; systemd's TimeoutStopSec is 30 s */
 #define SHUTDOWN_TOTAL_NS 25000000000ull
-#define PARTS_NICE 10                    /* indexer and exporter threads: below the drain */
+#define INDEXER_NICE 10                  /* the SQLite indexer thread runs below the drain */
 
 static const char USAGE[] =
 	"Usage: ateld [OPTIONS]\n"
@@ -538,21 +538,48 @@ static void *drain_main(void *arg)
 	return NULL;
 }
 
-static int start_parts_now(struct ateld *a)
+static void start_indexer(struct ateld *a)
+{
+	int rc = atel__indexer_start(&a->ix, &a->d);
+
+	if (rc)
+		atel__log(&a->d, ATEL_LOG_ERROR,
+			  "SQLite index %s unavailable (%s): logging continues; rebuild later with ateld --reindex",
+			  a->d.db_path, strerror(-rc));
+	else
+		a->indexer_running = true;
+}
+
+static void *indexer_spawner(void *arg)
+{
+	struct ateld *a = arg;
+
+	/* Threads inherit their creator's nice value: the indexer thread runs at
+	 * INDEXER_NICE, so on a busy machine SQLite inserts do not take the CPU the
+	 * drain (nice 0) needs to keep rings from filling; the index is a derived
+	 * view and catches up later. A thread cannot lower its nice value back
+	 * without privilege, hence this short-lived thread. */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), INDEXER_NICE) != 0)
+		atel__log(&a->d, ATEL_LOG_DEBUG, "setpriority: %s", strerror(errno));
+	start_indexer(a);
+	return NULL;
+}
+
+/* Starts the indexer (below the drain's priority) and the exporters. */
+static int start_parts(struct ateld *a)
 {
 	char err[512] = "";
+	pthread_t th;
 	int rc;
 
 	if (a->cfg.index.enabled) {
-		rc = atel__indexer_start(&a->ix, &a->d);
-		if (rc)
-			atel__log(&a->d, ATEL_LOG_ERROR,
-				  "SQLite index %s unavailable (%s): logging continues; rebuild later with "
-				  "ateld --reindex",
-				  a->d.db_path, strerror(-rc));
+		if (pthread_create(&th, NULL, indexer_spawner, a) == 0)
+			pthread_join(th, NULL);
 		else
-			a->indexer_running = true;
+			start_indexer(a);
 	}
+	/* exporters stay at normal priority: /metrics must stay fresh under load,
+	 * and following the log is cheap next to SQLite */
 	rc = atel__exporters_start(&a->ex, &a->d, err, sizeof(err));
 	if (rc) {
 		atel__log(&a->d, ATEL_LOG_ERROR, "exporters: %s", *err ? err : strerror(-rc));
@@ -560,38 +587,6 @@ static int start_parts_now(struct ateld *a)
 	}
 	a->exporters_running = true;
 	return 0;
-}
-
-struct spawner {
-	struct ateld *a;
-	int rc;
-};
-
-static void *spawner_main(void *arg)
-{
-	struct spawner *sp = arg;
-
-	/* Threads inherit their creator's nice value: everything the indexer and
-	 * the exporters start runs at PARTS_NICE, so on a busy machine the drain
-	 * (nice 0) keeps its CPU and rings do not fill while SQLite inserts. The
-	 * nice value of a thread cannot be lowered back without privilege, hence
-	 * this short-lived thread. */
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), PARTS_NICE) != 0)
-		atel__log(&sp->a->d, ATEL_LOG_DEBUG, "setpriority: %s", strerror(errno));
-	sp->rc = start_parts_now(sp->a);
-	return NULL;
-}
-
-/* Starts the indexer and the exporters at a lower CPU priority than the drain. */
-static int start_parts(struct ateld *a)
-{
-	struct spawner sp = { a, 0 };
-	pthread_t th;
-
-	if (pthread_create(&th, NULL, spawner_main, &sp) != 0)
-		return start_parts_now(a);
-	pthread_join(th, NULL);
-	return sp.rc;
 }
 
 static void stop_parts(struct ateld *a)
