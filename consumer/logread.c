@@ -567,6 +567,11 @@ static int read_header(struct atel_log_reader *r)
 	struct atel_seg_header_view hv;
 	int64_t fs, avail;
 
+	/* Follow mode: the file may have grown since it was opened (possibly
+	 * empty) or last read; refresh the size and drop a window that ends
+	 * before the new end, or a half-written header would be seen forever. */
+	if (file_size(r) > r->boff + r->blen)
+		r->blen = 0;
 	avail = ensure(r, 0, 64u << 10);
 	if (avail < 0)
 		return (int)avail;
@@ -633,6 +638,12 @@ static int load_frame(struct atel_log_reader *r)
 				return (int)avail;
 		}
 		if (fs == 0) {
+			uint64_t known = r->size;
+
+			if (file_size(r) > known) {
+				r->blen = 0; /* the file grew since the window was read: read the frame again */
+				continue;
+			}
 			r->at_torn = avail > 0;
 			return 0; /* incomplete: still being written, or torn */
 		}

@@ -9,5 +9,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus"
 [ -d "$src/tests/fuzz/corpus/$name" ] && cp -r "$src/tests/fuzz/corpus/$name/." "$work/corpus/"
 cd "$work"
+# libFuzzer exits 77 on a crash by default, which meson counts as a skip: make it 1.
 exec "$bin" -max_total_time="${FUZZ_SECONDS:-10}" -timeout=10 -rss_limit_mb=4096 \
+  -error_exitcode=1 -timeout_exitcode=1 \
   -print_final_stats=1 "$work/corpus"

@@ -287,6 +287,62 @@ static void test_follow(void **state)
 	atel_synth_free(&s);
 }
 
+/*
+ * A follower that opened a file while it was empty, or read a frame only
+ * partly written, must see the rest once the file grows: the file is fed in
+ * odd-sized pieces (a few bytes of the header, then splits inside frames)
+ * and every event must come out exactly once.
+ */
+static void test_follow_growth(void **state)
+{
+	struct env *e = *state;
+	struct atel_synth s[1];
+	struct atel_log_reader *r;
+	struct atel_log_reader_opts o = { 0 }, oa = { 0 };
+	struct atel_event ev;
+	char src[700], dst[700], dir2[600];
+	unsigned char *buf;
+	size_t len = 0, at = 0, want = 0, got = 0;
+	static const size_t steps[] = { 5, 3, 3000, 17, 40000, 1, 9000, 123 };
+	int fd, rc;
+
+	write_streams(e, s, 1, 5000, 0);
+	atel_synth_free(&s[0]);
+	oa.segments_dir = e->seg;
+	assert_int_equal(atel__log_open(&r, &oa), 0);
+	while ((rc = atel__log_next(r, &ev, NULL)) == 1)
+		want++;
+	assert_int_equal(rc, 0);
+	atel__log_close(r);
+	assert_true(want > 1000);
+
+	seg_path(src, sizeof(src), e->seg, 1);
+	buf = slurp(src, &len);
+	snprintf(dir2, sizeof(dir2), "%s/growing", e->dir);
+	assert_int_equal(mkdir(dir2, 0700), 0);
+	seg_path(dst, sizeof(dst), dir2, 1);
+	fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	o.segments_dir = dir2;
+	o.follow = true;
+	assert_int_equal(atel__log_open(&r, &o), 0);
+	assert_int_equal(atel__log_next(r, &ev, NULL), 0); /* empty file */
+	for (unsigned i = 0; at < len; i++) {
+		size_t n = steps[i % (sizeof(steps) / sizeof(steps[0]))];
+		if (n > len - at)
+			n = len - at;
+		assert_int_equal(write(fd, buf + at, n), (ssize_t)n);
+		at += n;
+		while ((rc = atel__log_next(r, &ev, NULL)) == 1)
+			got++;
+		assert_int_equal(rc, 0);
+	}
+	assert_int_equal(got, want);
+	atel__log_close(r);
+	close(fd);
+	free(buf);
+}
+
 static void test_corrupt_frames(void **state)
 {
 	struct env *e = *state;
@@ -397,6 +453,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_event_content, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_follow_growth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_frames, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
