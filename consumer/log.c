@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared daemon plumbing: logging, the export-row queue, exporter health. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "segment.h"
@@ -100,4 +102,55 @@ void atel__exporter_note(struct atel_daemon *d, int which, bool ok, const char *
 	pthread_mutex_lock(&h->lock);
 	snprintf(h->last_error, sizeof(h->last_error), "%s", error ? error : "unknown error");
 	pthread_mutex_unlock(&h->lock);
+}
+
+int atel__write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+	char tmp[4096 + 16], dir[4096];
+	const char *slash = strrchr(path, '/'), *p = data;
+	size_t dlen = slash ? (size_t)(slash - path) : 0;
+	int fd, rc = 0;
+
+	if (dlen >= sizeof(dir))
+		return -ENAMETOOLONG;
+	if (slash) {
+		memcpy(dir, path, dlen);
+		dir[dlen ? dlen : 1] = '\0';
+		if (!dlen)
+			dir[0] = '/';
+	} else {
+		strcpy(dir, ".");
+	}
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, slash ? slash + 1 : path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -errno;
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd); /* the rename is durable once the directory is synced */
+		close(fd);
+	}
+	return 0;
 }

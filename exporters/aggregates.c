@@ -40,6 +40,7 @@
 #include "aggregates.h"
 #include "buf.h"
 #include "catalog.h"
+#include "daemon.h"
 
 #define CKPT_MAGIC "ATELAGG1"
 #define CKPT_VERSION 1u
@@ -783,61 +784,6 @@ static void put_str(struct atel_buf *b, const char *s)
 	atel__buf_put(b, s, n);
 }
 
-static int write_atomic(const char *path, const void *data, size_t len)
-{
-	char tmp[4096 + 16];
-	const char *p = data;
-	int fd, rc = 0;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	while (len) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			break;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	if (!rc && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-		return rc;
-	}
-	/* the rename itself is durable once the directory is synced */
-	{
-		char dir[4096];
-		char *slash;
-		snprintf(dir, sizeof(dir), "%s", path);
-		slash = strrchr(dir, '/');
-		if (slash) {
-			if (slash == dir)
-				slash[1] = '\0';
-			else
-				*slash = '\0';
-		} else {
-			strcpy(dir, ".");
-		}
-		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd >= 0) {
-			fsync(fd);
-			close(fd);
-		}
-	}
-	return 0;
-}
-
 int atel__agg_save(struct atel_agg *a, const char *path, const struct atel_log_pos *pos)
 {
 	struct atel_buf b = { 0 };
@@ -902,7 +848,7 @@ int atel__agg_save(struct atel_agg *a, const char *path, const struct atel_log_p
 	}
 	crc = (uint32_t)crc32(0L, (const Bytef *)b.data, (uInt)b.len);
 	put_u32(&b, crc);
-	rc = b.oom ? -ENOMEM : write_atomic(path, b.data, b.len);
+	rc = b.oom ? -ENOMEM : atel__write_file_atomic(path, b.data, b.len, 0600);
 	atel__buf_free(&b);
 	return rc;
 }

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "json_export.h"
+#include "daemon.h"
 
 #define SPAN_ATTRS_MAX 64u
 #define SPAN_EVENTS_MAX 32u
@@ -731,45 +732,6 @@ static int start_file(struct atel_json_exporter *j, uint64_t now_ns)
 	return 0;
 }
 
-static int write_file_atomic(const char *dir, const char *path, const char *data, size_t len)
-{
-	char tmp[4096 + 64];
-	const char *base = strrchr(path, '/');
-	int fd, rc = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, base ? base + 1 : path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	while (len) {
-		ssize_t w = write(fd, data, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			break;
-		}
-		data += w;
-		len -= (size_t)w;
-	}
-	if (!rc && fsync(fd) < 0)
-		rc = -errno;
-	if (close(fd) < 0 && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc) {
-		unlink(tmp);
-		return rc;
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd); /* makes the rename durable */
-		close(fd);
-	}
-	return 0;
-}
-
 int atel__json_write(struct atel_json_exporter *j, const struct atel_agg_snapshot *snap,
 		     struct atel_recent_spans *spans, uint64_t now_ns, size_t *bytes, char *err, size_t errlen)
 {
@@ -790,7 +752,7 @@ int atel__json_write(struct atel_json_exporter *j, const struct atel_agg_snapsho
 		snprintf(err, errlen, "json: out of memory encoding %s", j->cur);
 		return rc;
 	}
-	if ((rc = write_file_atomic(j->dir, j->cur, j->buf.data, j->buf.len)) < 0) {
+	if ((rc = atel__write_file_atomic(j->cur, j->buf.data, j->buf.len, 0644)) < 0) {
 		snprintf(err, errlen, "json: cannot write %s: %s", j->cur, strerror(-rc));
 		return rc;
 	}

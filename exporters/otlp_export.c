@@ -699,13 +699,12 @@ int atel__otlp_cursor_save(const char *path, const struct atel_log_pos *resume, 
 			   const uint8_t (*pending)[24], uint32_t npending)
 {
 	static const char hexd[] = "0123456789abcdef";
-	char tmp[4200], line[64];
+	char line[64], *text = NULL;
+	size_t len = 0;
 	FILE *f;
-	int rc = 0;
+	int rc;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	if (!(f = fopen(tmp, "we")))
+	if (!(f = open_memstream(&text, &len)))
 		return -errno;
 	fprintf(f, "atel-otlp-cursor 1\nresume %" PRIu64 " %" PRIu64 " %u\nacked %" PRIu64 " %" PRIu64
 		   " %u\npending %u\n",
@@ -720,14 +719,12 @@ int atel__otlp_cursor_save(const char *path, const struct atel_log_pos *resume, 
 		fwrite(line, 1, 49, f);
 	}
 	fputs("end\n", f);
-	if (fflush(f) || ferror(f) || fsync(fileno(f)))
-		rc = errno ? -errno : -EIO;
+	rc = ferror(f) ? -ENOMEM : 0;
 	if (fclose(f) && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path))
-		rc = -errno;
-	if (rc)
-		unlink(tmp);
+		rc = -ENOMEM;
+	if (!rc)
+		rc = atel__write_file_atomic(path, text, len, 0600);
+	free(text);
 	return rc;
 }
 
