@@ -239,7 +239,7 @@ static void test_refusals(void **state)
 	struct atel_http_opts o = { 0 };
 	struct atel_http_server *s;
 	uint16_t port;
-	char *big;
+	static char big[20000]; /* static: gcc -O2 with ASan flags memset on a malloc result it assumes may be empty */
 	uint64_t codes[ATEL_HTTP_CODES_N];
 
 	(void)state;
@@ -259,7 +259,6 @@ static void test_refusals(void **state)
 	expect_status(port, "GET /metrics HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 ");
 
 	/* 414: a 3000-byte request-target */
-	big = malloc(20000);
 	strcpy(big, "GET /");
 	memset(big + 5, 'a', 3000);
 	strcpy(big + 3005, " HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -275,7 +274,7 @@ static void test_refusals(void **state)
 		strcat(big, "A: b\r\n");
 	strcat(big, "\r\n");
 	expect_status(port, big, "HTTP/1.1 431 ");
-	free(big);
+
 
 	/* the server still serves after all that */
 	expect_status(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n");
