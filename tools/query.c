@@ -1027,6 +1027,109 @@ static int parse_value(const char *text, const char **pp, char **out, char *err,
 
 #define ATEL_Q_REGEX_MAX 1024u
 
+/*
+ * glibc's regcomp expands bounded and stacked repetitions into NFA nodes:
+ * "[0-9]{2,3}++++..." or nested "((a{99}){99}){99}" take gigabytes before it
+ * returns. Estimate the expanded size of a POSIX ERE (every atom counts 1, a
+ * group counts its contents, a quantifier multiplies the atom before it) and
+ * refuse stacked quantifiers and patterns beyond ATEL_Q_REGEX_COST nodes.
+ * @return NULL if acceptable, else a static reason.
+ */
+#define ATEL_Q_REGEX_COST 20000.0
+#define ATEL_Q_REGEX_DEPTH 32
+static const char *regex_cost_check(const char *re)
+{
+	double size[ATEL_Q_REGEX_DEPTH + 1] = { 0 }, last[ATEL_Q_REGEX_DEPTH + 1] = { 0 };
+	int depth = 0;
+	bool prev_quant = false;
+
+	for (const char *p = re; *p; p++) {
+		double atom = 1;
+		switch (*p) {
+		case '(':
+			if (++depth > ATEL_Q_REGEX_DEPTH)
+				return "groups nested too deeply";
+			size[depth] = last[depth] = 0;
+			prev_quant = false;
+			continue;
+		case ')':
+			if (depth == 0)
+				break; /* regcomp reports the syntax error */
+			atom = size[depth] > 0 ? size[depth] : 1;
+			depth--;
+			break;
+		case '|':
+			last[depth] = 0;
+			prev_quant = false;
+			continue;
+		case '*':
+		case '+':
+		case '?':
+		case '{': {
+			double factor = 2;
+			if (prev_quant)
+				return "a quantifier follows another quantifier";
+			if (*p == '{') {
+				unsigned long lo = 0, hi = 0;
+				char *end;
+				lo = strtoul(p + 1, &end, 10);
+				hi = lo;
+				if (*end == ',') {
+					const char *q = end + 1;
+					hi = *q == '}' ? lo + 1 : strtoul(q, &end, 10);
+				}
+				if (*end != '}' && *end != ',')
+					break; /* not a bound: regcomp decides */
+				while (*p && *p != '}')
+					p++;
+				if (!*p)
+					return NULL;
+				factor = (double)(hi > lo ? hi : lo) + 1;
+			}
+			size[depth] += last[depth] * (factor - 1);
+			last[depth] *= factor;
+			if (size[depth] > ATEL_Q_REGEX_COST)
+				return "repetitions expand beyond the complexity limit";
+			prev_quant = true;
+			continue;
+		}
+		case '\\':
+			if (p[1])
+				p++;
+			break;
+		case '[':
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p && *p != ']') {
+				if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+					char close = p[1];
+					p += 2;
+					while (*p && !(*p == close && p[1] == ']'))
+						p++;
+					if (*p)
+						p++;
+				}
+				if (*p)
+					p++;
+			}
+			if (!*p)
+				return NULL; /* unterminated: regcomp reports it */
+			break;
+		default:
+			break;
+		}
+		size[depth] += atom;
+		last[depth] = atom;
+		prev_quant = false;
+		if (size[depth] > ATEL_Q_REGEX_COST)
+			return "repetitions expand beyond the complexity limit";
+	}
+	return NULL;
+}
+
 static int add_matcher(struct atel_qselector *sel, char *key, char *value, enum atel_qmatch_op op, char *err,
 		       size_t errlen)
 {
@@ -1046,6 +1149,13 @@ static int add_matcher(struct atel_qselector *sel, char *key, char *value, enum 
 		size_t vl = strlen(value);
 		if (vl > ATEL_Q_REGEX_MAX) {
 			seterr(err, errlen, "label %s: regex longer than %u bytes", key, ATEL_Q_REGEX_MAX);
+			free(key);
+			free(value);
+			return -EINVAL;
+		}
+		const char *costly = regex_cost_check(value);
+		if (costly) {
+			seterr(err, errlen, "label %s: regular expression \"%s\" refused: %s", key, value, costly);
 			free(key);
 			free(value);
 			return -EINVAL;

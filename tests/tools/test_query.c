@@ -692,6 +692,33 @@ static void test_selectors(void **st)
 			assert_string_equal(err, bad[i].err);
 		atel_q_selector_free(&b);
 	}
+	/* regexes whose expansion would exhaust memory in regcomp are refused up front
+	 * (fuzz_query_args found "[0-9m]{2,3}++++..." taking > 4 GB) */
+	struct {
+		const char *text, *err;
+	} costly[] = {
+		{ "m{a=~\"[0-9m]{2,3}++++++++\"}",
+		  "label a: regular expression \"[0-9m]{2,3}++++++++\" refused: a quantifier follows another quantifier" },
+		{ "m{a=~\"((a{99}){99}){99}\"}",
+		  "label a: regular expression \"((a{99}){99}){99}\" refused: repetitions expand beyond the complexity limit" },
+		{ "m{a=~\"x*?\"}", "label a: regular expression \"x*?\" refused: a quantifier follows another quantifier" },
+	};
+	for (size_t i = 0; i < sizeof(costly) / sizeof(costly[0]); i++) {
+		struct atel_qselector b = { 0 };
+		assert_int_equal(atel_q_selector_parse(costly[i].text, &b, err, sizeof(err)), -EINVAL);
+		assert_string_equal(err, costly[i].err);
+		atel_q_selector_free(&b);
+	}
+	/* ordinary regexes with bounds, classes, escapes and groups still compile */
+	assert_int_equal(atel_q_selector_parse("m{a=~\"[0-9]{2,3}\",b=~\"(coder|planner)+\",c=~\"x\\\\+[*+]{1,}\"}", &s, err,
+					       sizeof(err)),
+			 0);
+	{
+		const char *kk[] = { "a", "b", "c" }, *vv[] = { "42", "coderplanner", "x+*" };
+		assert_true(atel_q_selector_match(&s, kk, vv, 3));
+	}
+	atel_q_selector_free(&s);
+
 	/* "k" alone is a metric name, not an error */
 	assert_int_equal(atel_q_selector_parse("k", &s, err, sizeof(err)), 0);
 	atel_q_selector_free(&s);
