@@ -23,6 +23,7 @@
 #include "atel.h"
 #include "cli.h"
 #include "query.h"
+#include "segment.h"
 
 #define NTOOLS 7
 #define NAGENTS 4
@@ -324,6 +325,31 @@ static const char load_help[] =
 	"Exit: 0 ok, 1 usage, 2 a worker failed, 3 ateld not running (unless --allow-no-daemon:\n"
 	"then every record is a counted no_sidecar drop).\n";
 
+/*
+ * ateld takes its data-directory lock before it creates the segment, so
+ * "running" can be seen a moment before agents can attach; an agent that
+ * misses it retries only a second later, which a short swarm would spend
+ * entirely as no_sidecar drops. Wait (bounded) for the segment to be READY.
+ * @return true once it is.
+ */
+static bool wait_segment_ready(const struct cli *c, int timeout_ms)
+{
+	for (int waited = 0;; waited += 20) {
+		struct atel_segment seg;
+
+		if (atel__segment_attach(&seg, c->shm, NULL, 0) == 0) {
+			bool ready = atomic_load_explicit(&seg.hdr->flags, memory_order_acquire) & ATEL_SHM_READY;
+
+			atel__segment_detach(&seg);
+			if (ready)
+				return true;
+		}
+		if (waited >= timeout_ms)
+			return false;
+		usleep(20000);
+	}
+}
+
 int cmd_load(struct cli *c, int argc, char **argv)
 {
 	long agents = 4, threads = 2;
@@ -393,6 +419,10 @@ int cmd_load(struct cli *c, int argc, char **argv)
 	}
 	if (!allow && !cli_daemon_running(c, NULL, NULL)) {
 		cli_err("load", "ateld is not running on shm \"%s\" (start it, or pass --allow-no-daemon)", c->shm);
+		return ATEL_EXIT_NO_DAEMON;
+	}
+	if (!allow && !wait_segment_ready(c, 10000)) {
+		cli_err("load", "ateld is running but its segment \"%s\" did not become ready within 10 s", c->shm);
 		return ATEL_EXIT_NO_DAEMON;
 	}
 	struct worker proto = { .seed = seed, .time_scale = scale, .session_rate = rate, .sessions_max = sessions };
