@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -30,47 +29,21 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Fail, check, free_port  # noqa: E402
+from harness import wait_for as _wait_for  # noqa: E402
+
+
+def wait_for(what, pred, timeout=90.0, procs=()):
+    return _wait_for(what, pred, timeout, procs)
+
+
 BUILD = os.environ.get("ATEL_BUILD_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 SRC = os.environ.get("ATEL_SOURCE_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 ATELD = os.path.join(BUILD, "consumer", "ateld")
 COLLECTOR = os.path.join(SRC, "tests", "exporters", "otlp_collector.py")
 TOKEN = "itest-s3cret-T0KEN-42"
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_for(what, pred, timeout=90.0, procs=()):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        for name, p in procs:
-            if p is not None and p.poll() is not None:
-                raise Fail("%s exited (%s) while waiting for %s" % (name, p.returncode, what))
-        try:
-            v = pred()
-            if v:
-                return v
-            last = v
-        except (OSError, ValueError, KeyError, IndexError) as e:
-            last = e
-        time.sleep(0.2)
-    raise Fail("timed out waiting for %s (last: %r)" % (what, last))
 
 
 class World:

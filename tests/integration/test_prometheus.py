@@ -19,59 +19,19 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
-import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Fail, check, free_port, http_get, wait_for  # noqa: E402
 
 BUILD = os.environ.get("ATEL_BUILD_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 ATELD = os.path.join(BUILD, "consumer", "ateld")
 PROCS, THREADS, N = 2, 2, 2000
 TOTAL = PROCS * THREADS * N
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def http_get(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return r.status, r.headers, r.read().decode("utf-8")
-
-
-def wait_for(what, pred, timeout=60.0, procs=()):
-    end = time.time() + timeout
-    last = None
-    while time.time() < end:
-        for name, p in procs:
-            if p.poll() is not None:
-                raise Fail("%s exited (%s) while waiting for %s" % (name, p.returncode, what))
-        try:
-            v = pred()
-            if v:
-                return v
-            last = v
-        except (OSError, ValueError, KeyError, IndexError) as e:
-            last = e
-        time.sleep(0.2)
-    raise Fail("timed out waiting for %s (last: %r)" % (what, last))
 
 
 class World:
