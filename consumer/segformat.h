@@ -23,7 +23,7 @@
 #define ATEL_SEG_ZSTD_MAGIC      0xFD2FB528u   /* standard zstd frame */
 #define ATEL_SEG_MAGIC           0x314745534C455441ull /* "ATELSEG1" little-endian */
 #define ATEL_SEG_VERSION_MAJOR   1
-#define ATEL_SEG_VERSION_MINOR   0
+#define ATEL_SEG_VERSION_MINOR   1  /* 1.1: COLUMNS data frames (section 3.1) */
 #define ATEL_SEG_HEADER_SIZE     64u
 #define ATEL_SEG_RING_ENTRY_SIZE 16u
 /* Largest decompressed data frame a reader accepts (the writer makes <= frame_bytes, default 256 KiB). */
@@ -35,6 +35,7 @@
 enum atel_log_rec_type {
 	ATEL_LOGREC_CHUNK = 0x40,
 	ATEL_LOGREC_DEATH = 0x41,
+	ATEL_LOGREC_COLUMNS = 0x42, /* first byte of a COLUMNS data frame's content (never a record) */
 };
 
 /* CHUNK flags */
@@ -56,6 +57,34 @@ struct atel_seg_header {
 	uint32_t zstd_level;     /* informational: level of the data frames */
 	uint32_t crc32;          /* zlib crc32 of the whole skippable content with this field 0 */
 	uint32_t reserved;       /* 0 */
+};
+
+/*
+ * COLUMNS block: the content of a data frame written with
+ * storage.encoding = "columns" (docs/segment-format.md section 3.1). It
+ * decodes, losslessly, into exactly the records content of a plain data
+ * frame. Slots are split into two classes: "compact" samples (type SAMPLE,
+ * cont 0, reserved byte 0, bytes 24..63 zero) and everything else ("raw"
+ * slots, kept whole). The columns follow the 64-byte header in this order:
+ *   kind    ceil(nslots / 8) bytes, bit i (LSB first) set = slot i is compact
+ *   flags   ncompact bytes: byte 1 of each compact slot
+ *   id      ncompact x u32: bytes 4..7
+ *   value   ncompact x 8 bytes: bytes 16..23, verbatim
+ *   raw     (nslots - ncompact) x 64 bytes, in slot order
+ *   ts      ts_bytes: ncompact zigzag LEB128 varints, the delta of delta of
+ *           ts_ns against the previous compact slot of the block (both
+ *           start at 0; u64 arithmetic modulo 2^64)
+ * then zero padding to a multiple of 64 bytes (so the frame's content size
+ * obeys the same rule as a plain frame's).
+ */
+struct atel_seg_columns {
+	uint8_t type;            /* ATEL_LOGREC_COLUMNS */
+	uint8_t version;         /* 1 */
+	uint16_t reserved0;      /* 0 */
+	uint32_t nslots;         /* slots of decoded content (nslots x 64 <= ATEL_SEG_FRAME_MAX) */
+	uint32_t ncompact;       /* compact sample slots among them */
+	uint32_t ts_bytes;       /* bytes of the ts column */
+	uint32_t reserved[12];   /* 0 (the zstd frame's XXH64 checksum covers the block) */
 };
 
 /* Ring table entry: where a ring stood when the file was started. */
@@ -106,10 +135,43 @@ ATEL__SEGOFF(struct atel_rec_chunk, count, 20);
 ATEL__SEGOFF(struct atel_rec_chunk, first_pos, 24);
 ATEL__SEGOFF(struct atel_rec_chunk, shm_instance, 32);
 _Static_assert(sizeof(struct atel_rec_death) == ATEL_RECORD_SIZE, "death is one slot");
+_Static_assert(sizeof(struct atel_seg_columns) == ATEL_RECORD_SIZE, "columns header is one slot");
+ATEL__SEGOFF(struct atel_seg_columns, nslots, 4);
+ATEL__SEGOFF(struct atel_seg_columns, ncompact, 8);
+ATEL__SEGOFF(struct atel_seg_columns, ts_bytes, 12);
 ATEL__SEGOFF(struct atel_rec_death, pid, 16);
 ATEL__SEGOFF(struct atel_rec_death, tid, 20);
 ATEL__SEGOFF(struct atel_rec_death, start, 24);
 ATEL__SEGOFF(struct atel_rec_death, ring, 32);
+
+/* Largest encoded COLUMNS block for nslots slots of content. */
+static inline size_t atel__cols_bound(size_t nslots)
+{
+	return 64 + (nslots + 7) / 8 + nslots * 64 + 64;
+}
+
+/*
+ * Encodes the records content (nslots x 64 bytes, a plain data frame's
+ * content) as a COLUMNS block into out (room for atel__cols_bound(nslots)).
+ * @return the block's length (a multiple of 64).
+ */
+size_t atel__cols_encode(const void *content, size_t nslots, void *out);
+
+/*
+ * Decodes a COLUMNS block (len bytes, untrusted) into out (cap bytes).
+ * @return decoded bytes (a multiple of 64), or -EBADMSG with *why set (what
+ * is wrong, precisely), or -ENOSPC if the decoded content exceeds cap.
+ */
+int64_t atel__cols_decode(const void *block, size_t len, void *out, size_t cap, const char **why);
+
+/*
+ * The records content of a decompressed data frame (content, len bytes, len
+ * a multiple of 64): the content itself, or for a COLUMNS block its decoding
+ * into *dec (grown with realloc as needed; the caller frees it).
+ * @return slots, -EBADMSG (*why set) or -ENOMEM; *records points at them.
+ */
+int64_t atel__seg_records(const uint8_t *content, size_t len, uint8_t **dec, size_t *dec_cap,
+			  const uint8_t **records, const char **why);
 
 /*
  * Structural check of a record read from a segment file: producer types as

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segcols.c - the COLUMNS encoding of a data frame's content
+ * (docs/segment-format.md section 3.1, layout in segformat.h).
+ *
+ * Why: zstd is an LZ coder with order-0 entropy coding. On raw 64-byte
+ * sample records it cannot exploit that consecutive nanosecond timestamps
+ * differ by small, regular amounts, so the low timestamp bytes cost about a
+ * byte each per sample (bench_log: 7.1 bytes per sample at level 3). Split
+ * into columns with the timestamps delta-of-delta coded, the same samples take
+ * about 3 (Prometheus' TSDB does the same with Gorilla coding). The transform
+ * is lossless and applies to the whole decompressed content, so everything
+ * after decoding (chunk walking, validation, exactly-once positions) is the
+ * plain format unchanged. Hand-written because no packaged library does this
+ * record-specific transform; it is two linear passes.
+ *
+ * Values stay verbatim: agent values repeat (counter increments, a small set
+ * of millisecond durations), and zstd finds those repeats in an 8-byte value
+ * column; XOR against the series' previous value was measured to lose
+ * (3.7 against 3.0 bytes per sample).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "segformat.h"
+
+#define COLS_HDR 64u
+
+/* A slot the compact form reproduces exactly. */
+static inline bool compact(const uint8_t *s)
+{
+	uint64_t z[5];
+	if (s[0] != ATEL_REC_SAMPLE || s[2] || s[3])
+		return false;
+	memcpy(z, s + 24, sizeof(z));
+	return (z[0] | z[1] | z[2] | z[3] | z[4]) == 0;
+}
+
+static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+size_t atel__cols_encode(const void *content, size_t nslots, void *out)
+{
+	const uint8_t *in = content;
+	uint8_t *o = out, *kind = o + COLS_HDR, *flags, *id, *val, *raw, *ts, *end;
+	size_t kb = (nslots + 7) / 8, nc = 0, len;
+	uint64_t prev_ts = 0, prev_delta = 0;
+	struct atel_seg_columns h;
+
+	memset(kind, 0, kb);
+	for (size_t i = 0; i < nslots; i++) {
+		if (compact(in + i * ATEL_RECORD_SIZE)) {
+			kind[i >> 3] |= (uint8_t)(1u << (i & 7));
+			nc++;
+		}
+	}
+	flags = kind + kb;
+	id = flags + nc;
+	val = id + 4 * nc;
+	raw = val + 8 * nc;
+	ts = raw + (nslots - nc) * ATEL_RECORD_SIZE;
+	end = ts;
+	for (size_t i = 0; i < nslots; i++) {
+		const uint8_t *s = in + i * ATEL_RECORD_SIZE;
+		uint64_t t, delta, dd;
+		if (!(kind[i >> 3] & (1u << (i & 7)))) {
+			memcpy(raw, s, ATEL_RECORD_SIZE);
+			raw += ATEL_RECORD_SIZE;
+			continue;
+		}
+		*flags++ = s[1];
+		memcpy(id, s + 4, 4);
+		id += 4;
+		memcpy(val, s + 16, 8);
+		val += 8;
+		memcpy(&t, s + 8, 8);
+		delta = t - prev_ts;
+		dd = delta - prev_delta;
+		prev_ts = t;
+		prev_delta = delta;
+		/* zigzag: small negative and positive differences both stay short */
+		end = put_varint(end, (dd << 1) ^ (uint64_t)((int64_t)dd >> 63));
+	}
+	len = (size_t)(end - o);
+	memset(h.reserved, 0, sizeof(h.reserved));
+	h.type = ATEL_LOGREC_COLUMNS;
+	h.version = 1;
+	h.reserved0 = 0;
+	h.nslots = (uint32_t)nslots;
+	h.ncompact = (uint32_t)nc;
+	h.ts_bytes = (uint32_t)(end - ts);
+	memcpy(o, &h, sizeof(h));
+	while (len % ATEL_RECORD_SIZE)
+		o[len++] = 0;
+	return len;
+}
+
+int64_t atel__cols_decode(const void *block, size_t len, void *out, size_t cap, const char **why)
+{
+	const uint8_t *b = block, *kind, *flags, *id, *val, *raw, *ts, *ts_end;
+	uint8_t *o = out;
+	struct atel_seg_columns h;
+	uint64_t kb, need, nc, prev_ts = 0, prev_delta = 0, ones = 0;
+
+	if (len < COLS_HDR || len % ATEL_RECORD_SIZE) {
+		*why = "COLUMNS block size is not a positive multiple of 64 bytes";
+		return -EBADMSG;
+	}
+	memcpy(&h, b, sizeof(h));
+	if (h.type != ATEL_LOGREC_COLUMNS) {
+		*why = "not a COLUMNS block";
+		return -EBADMSG;
+	}
+	if (h.version != 1) {
+		*why = "COLUMNS block of an unknown version (this reader knows 1)";
+		return -EBADMSG;
+	}
+	if (h.reserved0)
+		goto reserved;
+	for (unsigned i = 0; i < sizeof(h.reserved) / sizeof(h.reserved[0]); i++)
+		if (h.reserved[i])
+			goto reserved;
+	if (h.nslots == 0 || h.ncompact > h.nslots) {
+		*why = "COLUMNS header: nslots is 0 or ncompact exceeds it";
+		return -EBADMSG;
+	}
+	if ((uint64_t)h.nslots * ATEL_RECORD_SIZE > cap)
+		return -ENOSPC;
+	nc = h.ncompact;
+	kb = ((uint64_t)h.nslots + 7) / 8;
+	need = COLS_HDR + kb + nc * 13 + (h.nslots - nc) * ATEL_RECORD_SIZE + (uint64_t)h.ts_bytes;
+	if (need > len || len - need >= ATEL_RECORD_SIZE) {
+		*why = "COLUMNS block length does not match its header (column sizes + padding)";
+		return -EBADMSG;
+	}
+	for (uint64_t i = need; i < len; i++)
+		if (b[i]) {
+			*why = "COLUMNS block: nonzero padding";
+			return -EBADMSG;
+		}
+	kind = b + COLS_HDR;
+	for (uint64_t i = 0; i < kb; i++)
+		ones += (uint64_t)__builtin_popcount(kind[i]);
+	if (ones != nc || (h.nslots % 8 && kind[kb - 1] >> (h.nslots % 8))) {
+		*why = "COLUMNS kind bitmap does not count ncompact slots";
+		return -EBADMSG;
+	}
+	flags = kind + kb;
+	id = flags + nc;
+	val = id + 4 * nc;
+	raw = val + 8 * nc;
+	ts = raw + (h.nslots - nc) * ATEL_RECORD_SIZE;
+	ts_end = ts + h.ts_bytes;
+	for (uint64_t i = 0; i < h.nslots; i++, o += ATEL_RECORD_SIZE) {
+		uint64_t z = 0, dd, t;
+		unsigned shift = 0;
+		if (!(kind[i >> 3] & (1u << (i & 7)))) {
+			memcpy(o, raw, ATEL_RECORD_SIZE);
+			raw += ATEL_RECORD_SIZE;
+			continue;
+		}
+		for (;;) {
+			uint8_t c;
+			if (ts == ts_end) {
+				*why = "COLUMNS ts column ends inside a varint or too early";
+				return -EBADMSG;
+			}
+			c = *ts++;
+			if (shift == 63 && c > 1) {
+				*why = "COLUMNS ts varint overflows 64 bits";
+				return -EBADMSG;
+			}
+			z |= (uint64_t)(c & 0x7f) << shift;
+			if (!(c & 0x80))
+				break;
+			shift += 7;
+		}
+		dd = (z >> 1) ^ (0 - (z & 1));
+		prev_delta += dd;
+		prev_ts += prev_delta;
+		t = prev_ts;
+		memset(o, 0, ATEL_RECORD_SIZE);
+		o[0] = ATEL_REC_SAMPLE;
+		o[1] = *flags++;
+		memcpy(o + 4, id, 4);
+		id += 4;
+		memcpy(o + 8, &t, 8);
+		memcpy(o + 16, val, 8);
+		val += 8;
+	}
+	if (ts != ts_end) {
+		*why = "COLUMNS ts column is longer than its samples need";
+		return -EBADMSG;
+	}
+	return (int64_t)h.nslots * ATEL_RECORD_SIZE;
+reserved:
+	*why = "COLUMNS header: reserved field is not 0";
+	return -EBADMSG;
+}
+
+int64_t atel__seg_records(const uint8_t *content, size_t len, uint8_t **dec, size_t *dec_cap,
+			  const uint8_t **records, const char **why)
+{
+	struct atel_seg_columns h;
+	int64_t n;
+
+	if (len < ATEL_RECORD_SIZE || content[0] != ATEL_LOGREC_COLUMNS) {
+		*records = content;
+		return (int64_t)(len / ATEL_RECORD_SIZE);
+	}
+	memcpy(&h, content, sizeof(h));
+	if ((uint64_t)h.nslots * ATEL_RECORD_SIZE > ATEL_SEG_FRAME_MAX) {
+		*why = "COLUMNS block decodes to more than 64 MiB";
+		return -EBADMSG;
+	}
+	if ((size_t)h.nslots * ATEL_RECORD_SIZE > *dec_cap) {
+		size_t want = (size_t)h.nslots * ATEL_RECORD_SIZE;
+		uint8_t *nb = realloc(*dec, want);
+		if (!nb)
+			return -ENOMEM;
+		*dec = nb;
+		*dec_cap = want;
+	}
+	n = atel__cols_decode(content, len, *dec, *dec_cap, why);
+	if (n < 0)
+		return n == -ENOSPC ? -EBADMSG : n;
+	*records = *dec;
+	return n / ATEL_RECORD_SIZE;
+}
