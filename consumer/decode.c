@@ -42,16 +42,19 @@ struct dseries {
 	uint32_t key_ids[ATEL_LABELS_MAX], val_ids[ATEL_LABELS_MAX]; /* sorted by key */
 };
 
+/* The series of a struct atel_dec_series pointer from the ring's table. */
+static inline struct dseries *dser(const struct atel_dec_series *p)
+{
+	return (struct dseries *)(void *)((char *)(uintptr_t)p - offsetof(struct dseries, pub));
+}
+
 struct ring_dict {
-	bool have_begin;
+	/* first: have_begin, generation, pid, tid, comm and the series table by
+	 * id (pointers to dseries.pub), read by the sample fast path (decode.h) */
+	struct atel_dec_ring f;
 	union atel_slot begin;   /* the BEGIN record, re-emitted into new files */
-	uint32_t generation;
-	int32_t pid, tid;
-	char comm[17];
 	struct dstr *str;
 	uint32_t str_cap;
-	struct dseries **ser;
-	uint32_t ser_cap;
 	struct dbounds *bnd;
 	uint32_t bnd_cap;
 	uint64_t mem;
@@ -72,12 +75,13 @@ static void ring_clear(struct ring_dict *r)
 {
 	for (uint32_t i = 0; i < r->str_cap; i++)
 		free(r->str[i].s);
-	for (uint32_t i = 0; i < r->ser_cap; i++)
-		free(r->ser[i]);
+	for (uint32_t i = 0; i < r->f.ser_cap; i++)
+		if (r->f.ser[i])
+			free(dser(r->f.ser[i]));
 	for (uint32_t i = 0; i < r->bnd_cap; i++)
 		free(r->bnd[i].v);
 	free(r->str);
-	free(r->ser);
+	free(r->f.ser);
 	free(r->bnd);
 	memset(r, 0, sizeof(*r));
 }
@@ -140,6 +144,12 @@ static inline struct ring_dict *ring_get(const struct atel_decoder *d, uint32_t 
 	return ring < d->nrings ? d->rings[ring] : NULL;
 }
 
+const struct atel_dec_ring *atel__decoder_ring(const struct atel_decoder *d, uint32_t ring)
+{
+	const struct ring_dict *r = ring_get(d, ring);
+	return r ? &r->f : NULL;
+}
+
 static inline const struct dstr *str_get(const struct ring_dict *r, uint32_t id)
 {
 	if (!r || id >= r->str_cap || !r->str[id].s)
@@ -149,9 +159,9 @@ static inline const struct dstr *str_get(const struct ring_dict *r, uint32_t id)
 
 static inline const struct dseries *ser_get(const struct ring_dict *r, uint32_t id)
 {
-	if (!r || id >= r->ser_cap)
+	if (!r || id >= r->f.ser_cap || !r->f.ser[id])
 		return NULL;
-	return r->ser[id];
+	return dser(r->f.ser[id]);
 }
 
 static inline const struct dbounds *bnd_get(const struct ring_dict *r, uint32_t id)
@@ -412,8 +422,8 @@ static int def_series(struct ring_dict *r, const union atel_slot *rec, const cha
 			return -EINVAL;
 		}
 	}
-	if (id < r->ser_cap && r->ser[id]) {
-		const struct dseries *o = r->ser[id];
+	if (id < r->f.ser_cap && r->f.ser[id]) {
+		const struct dseries *o = dser(r->f.ser[id]);
 		bool same = o->pub.mtype == sd->mtype && o->name_id == sd->name_id &&
 			    o->bounds_id == sd->bounds_id && o->pub.nlabels == n;
 		for (uint32_t i = 0; same && i < n; i++)
@@ -423,7 +433,7 @@ static int def_series(struct ring_dict *r, const union atel_slot *rec, const cha
 		*why = "series id redefined with different content in the same generation";
 		return -EINVAL;
 	}
-	rc = grow(r, (void **)&r->ser, &r->ser_cap, sizeof(*r->ser), id);
+	rc = grow(r, (void **)&r->f.ser, &r->f.ser_cap, sizeof(*r->f.ser), id);
 	if (rc == 0 && r->mem + sizeof(*s) > RING_BUDGET)
 		rc = -E2BIG;
 	if (rc || !(s = calloc(1, sizeof(*s)))) {
@@ -448,7 +458,7 @@ static int def_series(struct ring_dict *r, const union atel_slot *rec, const cha
 		s->pub.bounds = b->v;
 	}
 	s->pub.key_hash = series_hash(s->pub.name, n, s->pub.keys, s->pub.values);
-	r->ser[id] = s;
+	r->f.ser[id] = &s->pub;
 	r->mem += sizeof(*s);
 	return 0;
 }
@@ -463,11 +473,11 @@ static void fill_common(struct atel_event *ev, const struct ring_dict *r, uint32
 	ev->ring = ring;
 	ev->seq = seq;
 	ev->ts_ns = rec->h.ts_ns;
-	if (r && r->have_begin) {
-		ev->generation = r->generation;
-		ev->pid = r->pid;
-		ev->tid = r->tid;
-		ev->comm = r->comm;
+	if (r && r->f.have_begin) {
+		ev->generation = r->f.generation;
+		ev->pid = r->f.pid;
+		ev->tid = r->f.tid;
+		ev->comm = r->f.comm;
 	} else {
 		ev->generation = 0;
 		ev->pid = 0;
@@ -476,12 +486,46 @@ static void fill_common(struct atel_event *ev, const struct ring_dict *r, uint32
 	}
 }
 
-/* Copies an inline+continuation message into the scratch buffer. */
-static int take_msg(struct atel_decoder *d, const union atel_slot *rec, const char *inl, unsigned inline_cap,
-		    unsigned len, const char **out, const char **why)
+/*
+ * Is there a 0x00 byte in s[0..len)? For the strings that fit in a header
+ * slot (len <= 24; s readable for 24 bytes): three word tests instead of a
+ * call to memchr, which cost more than the rest of such a record's decoding.
+ * In z, the lowest set bit marks the first zero byte exactly (a borrow only
+ * runs towards higher bytes); records are little-endian, and so is every
+ * host that reads them (docs/abi.md), so that is the lowest address.
+ */
+static inline bool nul_in_short(const char *s, unsigned len)
 {
-	gather(rec, inl, inline_cap, len, d->scratch);
-	if (memchr(d->scratch, '\0', len)) {
+	uint64_t w[3];
+
+	memcpy(w, s, sizeof(w));
+	for (unsigned i = 0; i < 3 && i * 8 < len; i++) {
+		uint64_t z = (w[i] - 0x0101010101010101ull) & ~w[i] & 0x8080808080808080ull;
+		if (z)
+			return i * 8 + (unsigned)__builtin_ctzll(z) / 8 < len;
+	}
+	return false;
+}
+
+_Static_assert(ATEL_MSG_INLINE <= 24 && ATEL_ATTR_STR_INLINE <= 24, "nul_in_short covers the inline strings");
+
+/* Copies an inline+continuation message into the scratch buffer. Inline so
+ * that inline_cap is a constant: a string within the header slot (most of
+ * them) is then copied with a fixed-size move. */
+static inline int take_msg(struct atel_decoder *d, const union atel_slot *rec, const char *inl, unsigned inline_cap,
+			   unsigned len, const char **out, const char **why)
+{
+	bool nul;
+
+	if (len <= inline_cap) {
+		memcpy(d->scratch, inl, inline_cap);
+		d->scratch[len] = '\0';
+		nul = nul_in_short(d->scratch, len);
+	} else {
+		gather(rec, inl, inline_cap, len, d->scratch);
+		nul = memchr(d->scratch, '\0', len) != NULL;
+	}
+	if (nul) {
 		*why = "inline string contains a NUL byte";
 		return -EINVAL;
 	}
@@ -498,18 +542,8 @@ int atel__decode(struct atel_decoder *d, uint32_t ring, uint64_t seq, const unio
 	/* Fast path: the most common record, completely checked in a few
 	 * compares; everything else (and every failure) takes the slow path,
 	 * kept out of line so this stays a leaf with a small prologue. */
-	if (rec && nslots == 1 && rec->h.type == ATEL_REC_SAMPLE && !rec->h.reserved && !rec->h.cont) {
-		const struct ring_dict *r = ring_get(d, ring);
-		const struct dseries *s = ser_get(r, rec->h.id);
-		if (s) {
-			ev->kind = ATEL_EV_SAMPLE;
-			fill_common(ev, r, ring, seq, rec);
-			ev->sample.series = &s->pub;
-			ev->sample.value = rec->sample.value;
-			ev->sample.set = rec->h.flags & ATEL_RECF_SET;
-			return 1;
-		}
-	}
+	if (rec && nslots == 1 && atel__decode_sample(atel__decoder_ring(d, ring), ring, seq, rec, ev))
+		return 1;
 	return decode_slow(d, ring, seq, rec, nslots, ev);
 }
 
@@ -520,7 +554,8 @@ static int decode_slow(struct atel_decoder *d, uint32_t ring, uint64_t seq, cons
 	struct ring_dict *r = ring_get(d, ring);
 	int n;
 
-	memset(ev, 0, offsetof(struct atel_event, begin));
+	/* fill_common sets every field before the union but kind, which every
+	 * return below sets */
 	if (nslots == 0 || !rec) {
 		fill_common(ev, r, ring, seq, &(union atel_slot){ .raw = { 0 } });
 		ev->kind = ATEL_EV_INVALID;
@@ -548,23 +583,23 @@ static int decode_slow(struct atel_decoder *d, uint32_t ring, uint64_t seq, cons
 		if (!r && !(r = ring_make(d, ring)))
 			INVALID("out of memory for a ring dictionary");
 		ring_clear(r);
-		r->have_begin = true;
+		r->f.have_begin = true;
 		r->begin = *rec;
-		r->generation = rec->h.id;
-		r->pid = b->pid;
-		r->tid = b->tid;
-		memcpy(r->comm, b->comm, sizeof(b->comm));
-		r->comm[16] = '\0';
+		r->f.generation = rec->h.id;
+		r->f.pid = b->pid;
+		r->f.tid = b->tid;
+		memcpy(r->f.comm, b->comm, sizeof(b->comm));
+		r->f.comm[16] = '\0';
 		fill_common(ev, r, ring, seq, rec);
 		ev->kind = ATEL_EV_BEGIN;
 		ev->begin.pid = b->pid;
 		ev->begin.tid = b->tid;
 		ev->begin.start = b->start;
-		ev->begin.comm = r->comm;
+		ev->begin.comm = r->f.comm;
 		return 1;
 	}
 	case ATEL_REC_END:
-		if (r && r->have_begin && rec->h.id != r->generation)
+		if (r && r->f.have_begin && rec->h.id != r->f.generation)
 			INVALID("end record's generation differs from the ring's begin record");
 		ev->kind = ATEL_EV_END;
 		return 1;
@@ -736,7 +771,7 @@ int atel__decoder_defs(const struct atel_decoder *d, uint32_t ring,
 
 	if (!r)
 		return 0;
-	if (r->have_begin && (rc = emit(arg, &r->begin, 1)))
+	if (r->f.have_begin && (rc = emit(arg, &r->begin, 1)))
 		return rc;
 	for (uint32_t id = 1; id < r->str_cap; id++) {
 		const struct dstr *s = &r->str[id];
@@ -778,8 +813,8 @@ int atel__decoder_defs(const struct atel_decoder *d, uint32_t ring,
 		if ((rc = emit(arg, buf, 1 + cont)))
 			return rc;
 	}
-	for (uint32_t id = 1; id < r->ser_cap; id++) {
-		const struct dseries *s = r->ser[id];
+	for (uint32_t id = 1; id < r->f.ser_cap; id++) {
+		const struct dseries *s = r->f.ser[id] ? dser(r->f.ser[id]) : NULL;
 		unsigned cont;
 		if (!s)
 			continue;

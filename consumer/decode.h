@@ -103,6 +103,26 @@ struct atel_event {
 
 struct atel_decoder;
 
+/*
+ * What resolving a SAMPLE needs from one ring's dictionary. The decoder
+ * keeps it as the first member of its per-ring state, at an address that
+ * stays valid until the decoder is freed (atel__decoder_ring); its fields
+ * change only inside atel__decode (BEGIN and definitions) and
+ * atel__decoder_reset_ring. A reader walking a chunk of one ring holds the
+ * pointer and resolves samples with atel__decode_sample, without a call and
+ * a decoder -> ring lookup per record: samples are most of a log, and that
+ * call was a large part of the log reader's own cost per record.
+ * Read-only outside decode.c.
+ */
+struct atel_dec_ring {
+	struct atel_dec_series **ser;  /* by series id; NULL: undefined in this generation */
+	uint32_t ser_cap;
+	bool have_begin;
+	uint32_t generation;
+	int32_t pid, tid;
+	char comm[17];
+};
+
 /* @return a new decoder, or NULL on allocation failure. */
 struct atel_decoder *atel__decoder_new(void);
 
@@ -118,6 +138,51 @@ void atel__decoder_free(struct atel_decoder *d);
  */
 int atel__decode(struct atel_decoder *d, uint32_t ring, uint64_t seq, const union atel_slot *rec,
 		 unsigned nslots, struct atel_event *ev);
+
+/* ring's dictionary as the fast path sees it, or NULL while the ring has none
+ * (nothing decoded for it yet: every sample would be invalid, and
+ * atel__decode says why). */
+const struct atel_dec_ring *atel__decoder_ring(const struct atel_decoder *d, uint32_t ring);
+
+/*
+ * atel__decode for the common case only: a one-slot SAMPLE (reserved byte
+ * and continuation count zero) whose series is defined in rg, the ring's
+ * dictionary (may be NULL). That is the complete check of such a record,
+ * and the event is the one atel__decode would give.
+ * @return 1 with *ev filled; 0 (nothing written) for any other record,
+ * valid or not: the caller hands it to atel__decode.
+ */
+static inline int atel__decode_sample(const struct atel_dec_ring *rg, uint32_t ring, uint64_t seq,
+				      const union atel_slot *rec, struct atel_event *ev)
+{
+	const struct atel_dec_series *s;
+
+	if (rec->h.type != ATEL_REC_SAMPLE || rec->h.reserved || rec->h.cont || !rg || rec->h.id >= rg->ser_cap)
+		return 0;
+	s = rg->ser[rec->h.id];
+	if (!s)
+		return 0;
+	ev->kind = ATEL_EV_SAMPLE;
+	ev->rec_type = ATEL_REC_SAMPLE;
+	ev->ring = ring;
+	ev->seq = seq;
+	ev->ts_ns = rec->h.ts_ns;
+	if (rg->have_begin) {
+		ev->generation = rg->generation;
+		ev->pid = rg->pid;
+		ev->tid = rg->tid;
+		ev->comm = rg->comm;
+	} else {
+		ev->generation = 0;
+		ev->pid = 0;
+		ev->tid = 0;
+		ev->comm = "";
+	}
+	ev->sample.series = s;
+	ev->sample.value = rec->sample.value;
+	ev->sample.set = rec->h.flags & ATEL_RECF_SET;
+	return 1;
+}
 
 /*
  * Re-emits, as raw records, every definition live in `ring` (BEGIN first,

@@ -280,16 +280,23 @@ struct atel_log_reader {
 	uint64_t boff;
 
 	/* current frame */
-	union atel_slot *fr;
-	size_t fr_cap, nslots, slot;
+	union atel_slot *fr;         /* decompressed content */
+	size_t fr_cap;
+	const union atel_slot *rec;  /* its records (frame_content) */
+	size_t nslots, slot;
 	uint64_t frame_off, frame_next;
 	bool in_frame;
-	/* current chunk */
+	/* current chunk: slots [chunk_first_slot, chunk_end); chunk_end 0 before the first */
 	size_t chunk_end, chunk_first_slot;
 	uint32_t c_ring, c_gen;
 	uint64_t c_first;
 	uint8_t c_flags;
-	bool in_chunk;
+	/* The sample fast path (next_sample) runs below fast_end: chunk_end of a
+	 * data chunk when not resuming, else 0. A record's sequence number
+	 * there is c_seq0 + its slot index (c_first - chunk_first_slot, mod 2^64). */
+	size_t fast_end;
+	uint64_t c_seq0;
+	const struct atel_dec_ring *c_dict; /* c_ring's dictionary (NULL: none yet) */
 
 	bool resuming;
 	uint64_t last_list_ns;
@@ -431,6 +438,7 @@ static void close_file(struct atel_log_reader *r)
 	r->boff = 0;
 	r->header_done = false;
 	r->in_frame = false;
+	r->fast_end = 0;
 	r->off = 0;
 	r->size = 0;
 	r->at_torn = false;
@@ -613,6 +621,37 @@ static int read_header(struct atel_log_reader *r)
 	return 1;
 }
 
+/*
+ * The one place where a data frame's content becomes records: decompresses
+ * the zstd frame src (fs bytes, content size csize from its header, already
+ * checked: a positive multiple of 64 within the limit) into r->fr; zstd
+ * verifies the content checksum. r->rec gets the 64-byte records. An
+ * encoding of the content on top of zstd belongs here too, so that
+ * everything after (chunk walking, validation, positions) sees the plain
+ * records whatever the frame's encoding.
+ * @return the number of slots, -EBADMSG (*why says why) or -ENOMEM.
+ */
+static int64_t frame_content(struct atel_log_reader *r, const uint8_t *src, size_t fs, uint64_t csize,
+			     const char **why)
+{
+	size_t dr;
+
+	if (csize > r->fr_cap) {
+		void *nf = realloc(r->fr, csize);
+		if (!nf)
+			return -ENOMEM;
+		r->fr = nf;
+		r->fr_cap = csize;
+	}
+	dr = ZSTD_decompressDCtx(r->dctx, r->fr, csize, src, fs);
+	if (ZSTD_isError(dr) || dr != csize) {
+		*why = ZSTD_isError(dr) ? ZSTD_getErrorName(dr) : "frame content shorter than its header says";
+		return -EBADMSG;
+	}
+	r->rec = r->fr;
+	return (int64_t)(csize / ATEL_RECORD_SIZE);
+}
+
 /* @return 1 a frame is loaded, 0 no complete frame at r->off now, <0 error. */
 static int load_frame(struct atel_log_reader *r)
 {
@@ -620,8 +659,7 @@ static int load_frame(struct atel_log_reader *r)
 		uint64_t csize, need = 0;
 		bool skip;
 		const char *why = NULL;
-		int64_t fs = 0, avail;
-		size_t dr;
+		int64_t fs = 0, avail, ns;
 
 		r->at_torn = false;
 		if (r->off >= r->size && r->off >= file_size(r))
@@ -657,16 +695,11 @@ static int load_frame(struct atel_log_reader *r)
 			r->off += (uint64_t)fs;
 			continue;
 		}
-		if (csize > r->fr_cap) {
-			void *nf = realloc(r->fr, csize);
-			if (!nf)
-				return -ENOMEM;
-			r->fr = nf;
-			r->fr_cap = csize;
-		}
-		dr = ZSTD_decompressDCtx(r->dctx, r->fr, csize, r->buf + (r->off - r->boff), (size_t)fs);
-		if (ZSTD_isError(dr) || dr != csize) {
-			corrupt(r, r->off, ZSTD_isError(dr) ? ZSTD_getErrorName(dr) : "frame content shorter than its header says");
+		ns = frame_content(r, r->buf + (r->off - r->boff), (size_t)fs, csize, &why);
+		if (ns == -ENOMEM)
+			return -ENOMEM;
+		if (ns < 0) {
+			corrupt(r, r->off, why);
 			if (resync(r, r->off + 1) < 0)
 				return -EIO;
 			continue;
@@ -674,9 +707,10 @@ static int load_frame(struct atel_log_reader *r)
 		r->st.frames++;
 		r->st.bytes_compressed += (uint64_t)fs;
 		r->st.bytes_raw += csize;
-		r->nslots = csize / ATEL_RECORD_SIZE;
+		r->nslots = (size_t)ns;
 		r->slot = 0;
-		r->in_chunk = false;
+		r->chunk_end = 0;
+		r->fast_end = 0;
 		r->frame_off = r->off;
 		r->frame_next = r->off + (uint64_t)fs;
 		r->in_frame = true;
@@ -697,18 +731,50 @@ static bool before_start(struct atel_log_reader *r)
 	return false;
 }
 
+/* Event bookkeeping once the record ending before r->slot was decoded. */
+static inline void event_done(struct atel_log_reader *r, struct atel_event *ev, struct atel_log_pos *pos_after)
+{
+	if (r->c_gen)
+		ev->generation = r->c_gen;
+	if (pos_after) {
+		pos_after->file_seq = r->seq;
+		pos_after->frame_off = r->frame_off;
+		pos_after->rec_idx = (uint32_t)r->slot;
+	}
+}
+
+/*
+ * The common case, kept small enough to inline into atel__log_next: the next
+ * record is a sample in a data chunk, resolved against the ring's dictionary
+ * (atel__decode_sample is the complete check of such a record).
+ * @return true with *ev filled; false (nothing changed) for anything else,
+ * which frame_step handles.
+ */
+static inline bool next_sample(struct atel_log_reader *r, struct atel_event *ev, struct atel_log_pos *pos_after)
+{
+	size_t i = r->slot;
+
+	if (i >= r->fast_end || !atel__decode_sample(r->c_dict, r->c_ring, r->c_seq0 + i, &r->rec[i], ev))
+		return false;
+	r->slot = i + 1;
+	r->st.records++;
+	r->st.by_type[ATEL_REC_SAMPLE]++;
+	event_done(r, ev, pos_after);
+	return true;
+}
+
 /* Next event of the loaded frame. @return 1 event, 0 frame exhausted. */
 static int frame_step(struct atel_log_reader *r, struct atel_event *ev, struct atel_log_pos *pos_after)
 {
 	while (r->slot < r->nslots) {
-		const union atel_slot *rec = &r->fr[r->slot];
+		const union atel_slot *rec = &r->rec[r->slot];
 		const char *why;
 		uint64_t seq;
 		unsigned ns;
 		int n, rc;
 		bool silent;
 
-		if (!r->in_chunk || r->slot >= r->chunk_end) {
+		if (r->slot >= r->chunk_end) {
 			const struct atel_rec_chunk *c = (const struct atel_rec_chunk *)(const void *)rec;
 			if (c->h.type != ATEL_LOGREC_CHUNK) {
 				corrupt(r, r->frame_off, "frame records are not framed by a chunk record");
@@ -718,21 +784,25 @@ static int frame_step(struct atel_log_reader *r, struct atel_event *ev, struct a
 				corrupt(r, r->frame_off, "chunk record counts more slots than its frame holds");
 				return 0;
 			}
-			r->in_chunk = true;
 			r->c_ring = c->h.id;
 			r->c_gen = c->generation;
 			r->c_first = c->first_pos;
 			r->c_flags = c->h.flags;
+			r->c_dict = atel__decoder_ring(r->dec, r->c_ring);
 			r->chunk_first_slot = r->slot + 1;
 			r->chunk_end = r->slot + 1 + c->count;
+			r->c_seq0 = r->c_first - r->chunk_first_slot;
 			r->slot++;
 			if (!before_start(r))
 				r->st.by_type[ATEL_LOGREC_CHUNK]++;
+			/* a MARKER chunk's records all carry first_pos: not for the fast path */
+			r->fast_end = r->resuming || (r->c_flags & ATEL_CHUNKF_MARKER) ? 0 : r->chunk_end;
 			continue;
 		}
+		if (next_sample(r, ev, pos_after))
+			return 1;
 		/* The decoder checks the record's structure itself; the slot count
 		 * handed to it is what the record claims, clipped to the chunk. */
-		__builtin_prefetch(rec + 4); /* the walk is sequential; stay ahead of it */
 		ns = 1u + rec->h.cont;
 		if (ns > r->chunk_end - r->slot)
 			ns = (unsigned)(r->chunk_end - r->slot);
@@ -742,13 +812,18 @@ static int frame_step(struct atel_log_reader *r, struct atel_event *ev, struct a
 			/* before the resume point: only the dictionary matters */
 			n = atel__log_rec_check(rec, r->chunk_end - r->slot, &why);
 			r->slot += n > 0 ? (unsigned)n : 1u;
-			if (n > 0 && def_type(rec->h.type))
+			if (n > 0 && def_type(rec->h.type)) {
 				(void)atel__decode(r->dec, r->c_ring, seq, rec, (unsigned)n, ev);
+				if (!r->c_dict)
+					r->c_dict = atel__decoder_ring(r->dec, r->c_ring);
+			}
 			continue;
 		}
 		r->st.records++;
 		r->st.by_type[rec->h.type & 0x7f]++;
 		rc = atel__decode(r->dec, r->c_ring, seq, rec, ns, ev);
+		if (!r->c_dict) /* a BEGIN or a definition may have made it (it then stays) */
+			r->c_dict = atel__decoder_ring(r->dec, r->c_ring);
 		if (rc < 0) {
 			/* a bad header is skipped one slot at a time (resync); a
 			 * well-formed record that failed validation, as a whole */
@@ -759,19 +834,25 @@ static int frame_step(struct atel_log_reader *r, struct atel_event *ev, struct a
 		r->slot += ns;
 		if (rc == 0)
 			continue;
-		if (r->c_gen)
-			ev->generation = r->c_gen;
-		if (pos_after) {
-			pos_after->file_seq = r->seq;
-			pos_after->frame_off = r->frame_off;
-			pos_after->rec_idx = (uint32_t)r->slot;
-		}
+		event_done(r, ev, pos_after);
 		return 1;
 	}
 	return 0;
 }
 
+static int log_next_slow(struct atel_log_reader *r, struct atel_event *ev, struct atel_log_pos *pos_after)
+	__attribute__((noinline));
+
 int atel__log_next(struct atel_log_reader *r, struct atel_event *ev, struct atel_log_pos *pos_after)
+{
+	/* one call per event: the common case costs no more than the
+	 * bookkeeping, everything else is out of line */
+	if (next_sample(r, ev, pos_after))
+		return 1;
+	return log_next_slow(r, ev, pos_after);
+}
+
+static int log_next_slow(struct atel_log_reader *r, struct atel_event *ev, struct atel_log_pos *pos_after)
 {
 	int rc;
 
@@ -780,6 +861,7 @@ int atel__log_next(struct atel_log_reader *r, struct atel_event *ev, struct atel
 			if (frame_step(r, ev, pos_after))
 				return 1;
 			r->in_frame = false;
+			r->fast_end = 0;
 			r->off = r->frame_next;
 		}
 		if (r->fd < 0) {

@@ -475,6 +475,80 @@ static void test_invalid_structure_and_events(void **state)
 	atel__decoder_free(d);
 }
 
+/* The byte at index i of a string record's text (inline part, then continuation slots). */
+static char *text_byte(union atel_slot *rec, char *inl, unsigned cap, unsigned i)
+{
+	return i < cap ? inl + i : (char *)rec[1 + (i - cap) / 64].raw + (i - cap) % 64;
+}
+
+/*
+ * Inline strings (span end and error messages, string attributes) of every
+ * length up to three slots: valid with any non-zero bytes (those that trip
+ * word-at-a-time zero tests included) and with anything after the end; a NUL
+ * at any position inside is invalid.
+ */
+static void test_inline_string_nul(void **state)
+{
+	struct atel_decoder *d = atel__decoder_new();
+	struct atel_synth s;
+	struct atel_event ev;
+	uint8_t tr[16], sp[8];
+	char text[160];
+	(void)state;
+
+	atel_synth_ids(3, tr, sp);
+	atel_synth_init(&s, 0, 1, 10, 11, T0);
+	atel_synth_begin(&s, "a");
+	atel_synth_str(&s, "key");
+	dec_from(d, &s, 0, &ev);
+	for (unsigned len = 0; len <= 120; len++) {
+		for (unsigned i = 0; i < len; i++)
+			text[i] = (char)(i % 4 == 1 ? 0x80 : i % 4 == 2 ? 0x01 : (i * 37) % 255 + 1);
+		text[len] = '\0';
+		for (int kind = 0; kind < 3; kind++) {
+			for (int nul = -2; nul < (int)len; nul++) {
+				uint64_t p;
+				union atel_slot *rec;
+				char *inl;
+				unsigned cap;
+				const char *got;
+				uint32_t got_len;
+				if (kind == 0) {
+					p = atel_synth_span_end(&s, tr, sp, 1, text);
+					rec = &s.slots[p - s.base_pos];
+					inl = rec->span_end.msg;
+					cap = ATEL_MSG_INLINE;
+				} else if (kind == 1) {
+					p = atel_synth_span_error(&s, tr, sp, NULL, text);
+					rec = &s.slots[p - s.base_pos];
+					inl = rec->span_error.msg;
+					cap = ATEL_MSG_INLINE;
+				} else {
+					p = atel_synth_attr_str(&s, tr, sp, "key", text, false);
+					rec = &s.slots[p - s.base_pos];
+					inl = rec->span_attr.v.s;
+					cap = ATEL_ATTR_STR_INLINE;
+				}
+				if (nul >= 0) {
+					*text_byte(rec, inl, cap, (unsigned)nul) = '\0';
+					expect_invalid(d, &s, p, "inline string contains a NUL byte");
+					continue;
+				}
+				if (nul == -1) /* after the end: a zero, then bytes a zero test could mistake */
+					for (unsigned i = len + 1; i < cap; i++)
+						inl[i] = (char)(i % 2 ? 0x01 : 0x80);
+				assert_int_equal(dec_at(d, &s, p, &ev), 1);
+				got = kind == 0 ? ev.span_end.msg : kind == 1 ? ev.span_error.msg : ev.span_attr.v.s;
+				got_len = kind == 0 ? ev.span_end.msg_len : kind == 1 ? ev.span_error.msg_len : ev.span_attr.v.slen;
+				assert_int_equal(got_len, len);
+				assert_memory_equal(got, text, len + 1);
+			}
+		}
+	}
+	atel_synth_free(&s);
+	atel__decoder_free(d);
+}
+
 static void test_generations_and_rings(void **state)
 {
 	struct atel_decoder *d = atel__decoder_new();
@@ -621,6 +695,7 @@ int main(void)
 		cmocka_unit_test(test_spans),
 		cmocka_unit_test(test_invalid_definitions),
 		cmocka_unit_test(test_invalid_structure_and_events),
+		cmocka_unit_test(test_inline_string_nul),
 		cmocka_unit_test(test_generations_and_rings),
 		cmocka_unit_test(test_defs_reemission),
 		cmocka_unit_test(test_budget),

@@ -447,6 +447,218 @@ static void test_corrupt_frames(void **state)
 	atel_synth_free(&s[0]);
 }
 
+/* One zstd data frame as the writer makes it (content size and checksum), appended to the file at path. */
+static void append_frame(const char *path, const union atel_slot *slots, size_t n)
+{
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	size_t cap = ZSTD_compressBound(n * 64), c;
+	unsigned char *out = malloc(cap);
+	FILE *f;
+
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 1);
+	c = ZSTD_compress2(cc, out, cap, slots, n * 64);
+	assert_false(ZSTD_isError(c));
+	f = fopen(path, "ab");
+	assert_non_null(f);
+	assert_int_equal(fwrite(out, 1, c, f), c);
+	fclose(f);
+	free(out);
+	ZSTD_freeCCtx(cc);
+}
+
+static union atel_slot *put_chunk(union atel_slot *at, uint32_t ring, uint32_t gen, uint8_t flags, uint64_t first,
+				  uint32_t count)
+{
+	struct atel_rec_chunk c;
+	memset(&c, 0, sizeof(c));
+	c.h.type = ATEL_LOGREC_CHUNK;
+	c.h.flags = flags;
+	c.h.id = ring;
+	c.generation = gen;
+	c.count = count;
+	c.first_pos = first;
+	c.shm_instance = INSTANCE;
+	memcpy(at, &c, sizeof(c));
+	return at + 1;
+}
+
+static union atel_slot *put_sample(union atel_slot *at, uint32_t series, double v, uint8_t flags)
+{
+	memset(at, 0, sizeof(*at));
+	at->h.type = ATEL_REC_SAMPLE;
+	at->h.flags = flags;
+	at->h.id = series;
+	at->h.ts_ns = T0 + 7;
+	at->sample.value = v;
+	return at + 1;
+}
+
+struct evrec {
+	uint8_t kind;
+	uint32_t ring, generation;
+	uint64_t seq;
+	double value;
+	bool set;
+	const char *why;
+};
+
+static size_t read_evrecs(const char *dir, struct atel_log_pos start, struct evrec *out, struct atel_log_pos *pos,
+			  size_t max, struct atel_log_read_stats *st)
+{
+	struct atel_log_reader *r;
+	struct atel_log_reader_opts o = { .segments_dir = dir, .start = start };
+	struct atel_event ev;
+	size_t n = 0;
+	int rc;
+
+	assert_int_equal(atel__log_open(&r, &o), 0);
+	while ((rc = atel__log_next(r, &ev, pos ? &pos[n] : NULL)) == 1) {
+		assert_true(n + 1 < max);
+		memset(&out[n], 0, sizeof(out[n]));
+		out[n].kind = (uint8_t)ev.kind;
+		out[n].ring = ev.ring;
+		out[n].generation = ev.generation;
+		out[n].seq = ev.seq;
+		if (ev.kind == ATEL_EV_SAMPLE) {
+			out[n].value = ev.sample.value;
+			out[n].set = ev.sample.set;
+			assert_string_equal(ev.sample.series->name, ev.ring == 6 ? "late_ring_total" : "samples_total");
+			assert_string_equal(ev.comm, ev.ring == 6 ? "late" : "fast");
+		}
+		if (ev.kind == ATEL_EV_INVALID)
+			out[n].why = ev.invalid.why; /* static strings */
+		n++;
+	}
+	assert_int_equal(rc, 0);
+	if (st)
+		atel__log_stats(r, st);
+	atel__log_close(r);
+	return n;
+}
+
+/*
+ * Samples are decoded inline by the reader (atel__decode_sample) and
+ * everything else by atel__decode: every way a sample can leave the fast
+ * path gives exactly the event or the reason the decoder gives, with the
+ * chunk's sequence numbers, and resuming at any position gives the rest.
+ */
+static void test_sample_paths(void **state)
+{
+	struct env *e = *state;
+	struct atel_synth s, late, *sp[1] = { &s };
+	union atel_slot fr[64], *w = fr;
+	char p[700];
+	uint32_t c, lc;
+	enum { MAX = 64 };
+	struct evrec all[MAX], rest[MAX];
+	struct atel_log_pos pos[MAX], zero = { 0 };
+	struct atel_log_read_stats st;
+	size_t n, k, m, i = 0;
+
+	atel_synth_init(&s, 0, 1, 77, 78, T0);
+	atel_synth_begin(&s, "fast");
+	c = atel_synth_series(&s, ATEL_MT_COUNTER, "samples_total", 0, "k", "v", NULL);
+	atel_synth_sample(&s, c, 1, false);
+	assert_int_equal(atel_synth_write_log(e->seg, INSTANCE, sp, 1, NULL), 0);
+	seg_path(p, sizeof(p), e->seg, 1);
+
+	/* ring 0, data chunk at 1000 */
+	w = put_chunk(w, 0, 1, 0, 1000, 6);
+	w = put_sample(w, c, 2, 0);                     /* 1000 */
+	w = put_sample(w, 999, 3, 0);                   /* 1001: undefined series */
+	w = put_sample(w, c, 4, 0);                     /* 1002: reserved byte */
+	w[-1].h.reserved = 1;
+	w = put_sample(w, c, 5, 0);                     /* 1003: claims a continuation slot */
+	w[-1].h.cont = 1;
+	w = put_sample(w, c, 6, ATEL_RECF_SET);         /* 1004: decoded alone after the bad header slot */
+	w = put_sample(w, c, 7, 0);                     /* 1005 */
+	/* a MARKER chunk: its records all carry first_pos */
+	w = put_chunk(w, 0, 1, ATEL_CHUNKF_MARKER, 2000, 2);
+	w = put_sample(w, c, 8, 0);
+	w = put_sample(w, c, 9, 0);
+	/* a ring with no dictionary at all */
+	w = put_chunk(w, 5, 0, 0, 0, 1);
+	w = put_sample(w, 1, 10, 0);
+	/* ring 6 begins inside the frame: its samples after the definitions decode */
+	atel_synth_init(&late, 6, 3, 90, 91, T0);
+	atel_synth_begin(&late, "late");
+	lc = atel_synth_series(&late, ATEL_MT_GAUGE, "late_ring_total", 0, NULL);
+	atel_synth_sample(&late, lc, 11, true);
+	atel_synth_sample(&late, lc, 12, true);
+	w = put_chunk(w, 6, 3, 0, 0, (uint32_t)late.n);
+	memcpy(w, late.slots, late.n * sizeof(*w));
+	w += late.n;
+	/* a new generation of ring 0: the old series is gone */
+	w = put_chunk(w, 0, 2, 0, 3000, 2);
+	memset(w, 0, sizeof(*w));
+	w->h.type = ATEL_REC_BEGIN;
+	w->h.id = 2;
+	w->begin.pid = 77;
+	w->begin.ring = 0;
+	memcpy(w->begin.comm, "fast", 4);
+	w++;
+	w = put_sample(w, c, 13, 0);
+	assert_true((size_t)(w - fr) <= sizeof(fr) / sizeof(fr[0]));
+	append_frame(p, fr, (size_t)(w - fr));
+
+	n = read_evrecs(e->seg, zero, all, pos, MAX, &st);
+	assert_int_equal(all[i].kind, ATEL_EV_BEGIN);
+	i += 2; /* BEGIN, the first sample */
+	assert_int_equal(all[i].kind, ATEL_EV_SAMPLE);
+	assert_int_equal(all[i].seq, 1000);
+	assert_true(all[i++].value == 2);
+	assert_int_equal(all[i].seq, 1001);
+	assert_string_equal(all[i++].why, "sample's series id is not defined in this generation");
+	assert_int_equal(all[i].seq, 1002);
+	assert_string_equal(all[i++].why, "reserved header byte is not zero");
+	assert_int_equal(all[i].seq, 1003);
+	assert_string_equal(all[i++].why, "continuation count does not match the record's length");
+	assert_int_equal(all[i].seq, 1004);
+	assert_true(all[i].value == 6 && all[i].set);
+	assert_int_equal(all[i++].generation, 1);
+	assert_int_equal(all[i].seq, 1005);
+	assert_true(all[i++].value == 7);
+	assert_int_equal(all[i].seq, 2000);
+	assert_true(all[i++].value == 8);
+	assert_int_equal(all[i].seq, 2000);
+	assert_true(all[i++].value == 9);
+	assert_int_equal(all[i].ring, 5);
+	assert_string_equal(all[i++].why, "sample's series id is not defined in this generation");
+	assert_int_equal(all[i].kind, ATEL_EV_BEGIN);
+	assert_int_equal(all[i++].ring, 6);
+	for (k = 0; k < 2; k++, i++) {
+		assert_int_equal(all[i].kind, ATEL_EV_SAMPLE);
+		assert_int_equal(all[i].ring, 6);
+		assert_int_equal(all[i].generation, 3);
+		assert_int_equal(all[i].seq, late.n - 2 + k);
+		assert_true(all[i].value == 11 + (double)k && all[i].set);
+	}
+	assert_int_equal(all[i].kind, ATEL_EV_BEGIN);
+	assert_int_equal(all[i++].generation, 2);
+	assert_int_equal(all[i].seq, 3001);
+	assert_string_equal(all[i++].why, "sample's series id is not defined in this generation");
+	assert_int_equal(i, n);
+	assert_int_equal(st.invalid_records, 5);
+	assert_int_equal(st.by_type[ATEL_REC_SAMPLE], 13);
+
+	/* resuming after event k yields exactly events k+1.. */
+	for (k = 0; k < n; k++) {
+		m = read_evrecs(e->seg, pos[k], rest, NULL, MAX, NULL);
+		assert_int_equal(m, n - k - 1);
+		for (size_t j = 0; j < m; j++) {
+			const struct evrec *a = &all[k + 1 + j], *b = &rest[j];
+			assert_int_equal(a->kind, b->kind);
+			assert_int_equal(a->ring, b->ring);
+			assert_int_equal(a->generation, b->generation);
+			assert_int_equal(a->seq, b->seq);
+			assert_true(a->value == b->value && a->set == b->set && a->why == b->why);
+		}
+	}
+	atel_synth_free(&s);
+	atel_synth_free(&late);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -455,6 +667,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_follow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_follow_growth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_frames, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sample_paths, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
