@@ -67,6 +67,7 @@ static const char USAGE[] =
 	"Environment (overrides the file; the command line overrides both):\n"
 	"  ATEL_SHM, ATEL_DATA_DIR, ATEL_PROMETHEUS_PORT, ATEL_LOG_LEVEL (error|warn|info|debug),\n"
 	"  ATEL_EXPORT_INTERVAL_MS, ATEL_IO (auto|io_uring|pwritev), ATEL_FORCE_PWRITEV=1,\n"
+	"  ATEL_ENCODING (records|columns),\n"
 	"  OTEL_EXPORTER_OTLP_ENDPOINT (also enables OTLP export), OTEL_SERVICE_NAME and the\n"
 	"  other standard OTEL_EXPORTER_OTLP_* variables read by the OTLP exporter.\n"
 	"\n"
@@ -353,6 +354,7 @@ static cJSON *status_config(const struct atel_config *c)
 	cJSON_AddNumberToObject(s, "fsync_interval_ms", c->storage.fsync_interval_ms);
 	cJSON_AddNumberToObject(s, "zstd_level", c->storage.zstd_level);
 	cJSON_AddStringToObject(s, "io", c->storage.io);
+	cJSON_AddStringToObject(s, "encoding", c->storage.encoding);
 
 	s = cJSON_AddObjectToObject(o, "drain");
 	cJSON_AddNumberToObject(s, "idle_sleep_max_us", c->drain.idle_sleep_max_us);

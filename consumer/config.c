@@ -84,6 +84,7 @@ struct key {
 
 static const char *const LOG_LEVELS[] = { "error", "warn", "info", "debug", NULL };
 static const char *const IO_MODES[] = { "auto", "io_uring", "pwritev", NULL };
+static const char *const ENCODINGS[] = { "records", "columns", NULL };
 static const char *const OTLP_PROTOCOLS[] = { "http/protobuf", "http/json", "http", NULL };
 static const char *const COMPRESSIONS[] = { "gzip", "none", NULL };
 
@@ -105,6 +106,7 @@ static const struct key KEYS[] = {
 	{ "storage", "fsync_interval_ms", K_U32, OFF(storage.fsync_interval_ms), 1, 3600000, NULL },
 	{ "storage", "zstd_level", K_INT, OFF(storage.zstd_level), -7, 19, NULL },
 	{ "storage", "io", K_ENUM, OFF(storage.io), 0, 0, IO_MODES },
+	{ "storage", "encoding", K_ENUM, OFF(storage.encoding), 0, 0, ENCODINGS },
 
 	{ "drain", "idle_sleep_max_us", K_U32, OFF(drain.idle_sleep_max_us), 1, 10000, NULL },
 	{ "drain", "batch_records", K_U32, OFF(drain.batch_records), 256, 1 << 20, NULL },
@@ -193,6 +195,7 @@ void atel__config_defaults(struct atel_config *cfg)
 	cfg->storage.fsync_interval_ms = 1000;
 	cfg->storage.zstd_level = 3;
 	cfg->storage.io = strdup("auto");
+	cfg->storage.encoding = strdup("records");
 
 	cfg->drain.idle_sleep_max_us = 1000;
 	cfg->drain.batch_records = 4096;
@@ -798,6 +801,7 @@ static int apply_env(struct atel_config *cfg, char *err, size_t errlen)
 		{ "ATEL_LOG_LEVEL", "", "log_level" },
 		{ "ATEL_EXPORT_INTERVAL_MS", "", "export_interval_ms" },
 		{ "ATEL_IO", "storage", "io" },
+		{ "ATEL_ENCODING", "storage", "encoding" },
 		{ "OTEL_SERVICE_NAME", "opentelemetry", "service_name" },
 		{ "OTEL_EXPORTER_OTLP_ENDPOINT", "opentelemetry", "endpoint" },
 	};

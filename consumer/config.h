@@ -37,6 +37,7 @@ struct atel_config {
 		uint32_t fsync_interval_ms;  /* 1000 */
 		int zstd_level;              /* 3 */
 		char *io;                    /* "auto" | "io_uring" | "pwritev"   ATEL_IO (ATEL_FORCE_PWRITEV=1 forces pwritev) */
+		char *encoding;              /* "records" | "columns"             ATEL_ENCODING */
 	} storage;
 
 	struct {

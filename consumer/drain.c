@@ -662,6 +662,8 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 	lo.retention_ns = (uint64_t)cfg->retention.segments_days * 86400ull * 1000000000ull;
 	lo.zstd_level = cfg->storage.zstd_level;
 	lo.io = io_mode(cfg->storage.io);
+	lo.encoding = cfg->storage.encoding && !strcmp(cfg->storage.encoding, "columns") ? ATEL_SEG_ENC_COLUMNS
+										  : ATEL_SEG_ENC_RECORDS;
 	lo.shm_instance = dr->seg.hdr->instance_id;
 	lo.ring_count = dr->nrings;
 	lo.defs = dr->dec;

@@ -282,6 +282,8 @@ struct atel_log_reader {
 	/* current frame */
 	union atel_slot *fr;         /* decompressed content */
 	size_t fr_cap;
+	uint8_t *cols;               /* decoded COLUMNS content */
+	size_t cols_cap;
 	const union atel_slot *rec;  /* its records (frame_content) */
 	size_t nslots, slot;
 	uint64_t frame_off, frame_next;
@@ -361,6 +363,7 @@ void atel__log_close(struct atel_log_reader *r)
 	ZSTD_freeDCtx(r->dctx);
 	free(r->buf);
 	free(r->fr);
+	free(r->cols);
 	free(r->dir);
 	free(r->single);
 	free(r);
@@ -648,8 +651,15 @@ static int64_t frame_content(struct atel_log_reader *r, const uint8_t *src, size
 		*why = ZSTD_isError(dr) ? ZSTD_getErrorName(dr) : "frame content shorter than its header says";
 		return -EBADMSG;
 	}
-	r->rec = r->fr;
-	return (int64_t)(csize / ATEL_RECORD_SIZE);
+	{
+		/* a COLUMNS block (storage.encoding "columns") is decoded into r->cols */
+		const uint8_t *rec;
+		int64_t n = atel__seg_records((const uint8_t *)r->fr, csize, &r->cols, &r->cols_cap, &rec, why);
+		if (n < 0)
+			return n;
+		r->rec = (const union atel_slot *)(const void *)rec;
+		return n;
+	}
 }
 
 /* @return 1 a frame is loaded, 0 no complete frame at r->off now, <0 error. */
@@ -706,7 +716,7 @@ static int load_frame(struct atel_log_reader *r)
 		}
 		r->st.frames++;
 		r->st.bytes_compressed += (uint64_t)fs;
-		r->st.bytes_raw += csize;
+		r->st.bytes_raw += (uint64_t)ns * ATEL_RECORD_SIZE;
 		r->nslots = (size_t)ns;
 		r->slot = 0;
 		r->chunk_end = 0;

@@ -86,6 +86,7 @@ struct atel_seglog {
 	/* staging (the open frame) */
 	unsigned char *raw;
 	size_t raw_len, raw_cap;
+	unsigned char *cols;           /* COLUMNS encoding of raw (storage.encoding "columns"), or NULL */
 	struct atel_rec_chunk *chunk;  /* open chunk in raw, or NULL */
 	uint64_t chunk_end_pos;
 	struct upd *supd;
@@ -362,7 +363,12 @@ static int close_frame(struct atel_seglog *l)
 		if ((rc = front_error(l)))
 			return rc;
 	}
-	c = ZSTD_compress2(l->cctx, f->buf, f->cap, l->raw, l->raw_len);
+	if (l->cols) {
+		size_t n = atel__cols_encode(l->raw, l->raw_len / ATEL_RECORD_SIZE, l->cols);
+		c = ZSTD_compress2(l->cctx, f->buf, f->cap, l->cols, n);
+	} else {
+		c = ZSTD_compress2(l->cctx, f->buf, f->cap, l->raw, l->raw_len);
+	}
 	if (ZSTD_isError(c))
 		return -EIO;
 	if (f->upd_cap < l->nsupd) {
@@ -1038,6 +1044,11 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 	l->dir = strdup(o->segments_dir);
 	l->raw_cap = l->o.frame_bytes;
 	l->raw = malloc(l->raw_cap);
+	if (l->o.encoding == ATEL_SEG_ENC_COLUMNS && !(l->cols = malloc(atel__cols_bound(l->raw_cap / ATEL_RECORD_SIZE)))) {
+		rc = -ENOMEM;
+		seterr(err, errlen, "out of memory");
+		goto fail;
+	}
 	l->supd = calloc(rc_count, sizeof(*l->supd));
 	l->upd_idx = malloc(rc_count * sizeof(*l->upd_idx));
 	l->appended = calloc(rc_count, sizeof(uint64_t));
@@ -1057,7 +1068,7 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 	ZSTD_CCtx_setParameter(l->cctx, ZSTD_c_checksumFlag, 1);
 	ZSTD_CCtx_setParameter(l->cctx, ZSTD_c_contentSizeFlag, 1);
 	for (int i = 0; i < NBUF; i++) {
-		l->frames[i].cap = ZSTD_compressBound(l->raw_cap);
+		l->frames[i].cap = ZSTD_compressBound(atel__cols_bound(l->raw_cap / ATEL_RECORD_SIZE));
 		l->frames[i].idx = i;
 		/* page-aligned: registered buffers are pinned page by page */
 		if (posix_memalign((void **)&l->frames[i].buf, 4096, l->frames[i].cap)) {
@@ -1157,6 +1168,7 @@ int atel__seglog_close(struct atel_seglog *l)
 	ZSTD_freeCCtx(l->cctx);
 	atel__decoder_free(l->defs);
 	free(l->raw);
+	free(l->cols);
 	free(l->supd);
 	free(l->upd_idx);
 	free(l->appended);
@@ -1184,6 +1196,9 @@ struct scan {
 	ZSTD_DCtx *dctx;
 	unsigned char *out;
 	size_t out_cap;
+	uint8_t *cols;            /* decoded COLUMNS content */
+	size_t cols_cap;
+	const unsigned char *rec;   /* records of the last frame: out or dec */
 	uint64_t truncated_at;      /* UINT64_MAX if not truncated */
 };
 
@@ -1230,7 +1245,8 @@ static void scan_records(struct scan *s, const union atel_slot *rec, size_t nslo
 	}
 }
 
-/* Decompresses the zstd frame at p (size fs, content csize). @return slots or -EBADMSG. */
+/* Decompresses the zstd frame at p (size fs, content csize) and decodes a
+ * COLUMNS block; s->rec gets the records. @return slots or -EBADMSG. */
 static int64_t scan_decompress(struct scan *s, const unsigned char *p, size_t fs, uint64_t csize)
 {
 	size_t r;
@@ -1246,7 +1262,15 @@ static int64_t scan_decompress(struct scan *s, const unsigned char *p, size_t fs
 	r = ZSTD_decompressDCtx(s->dctx, s->out, csize, p, fs);
 	if (ZSTD_isError(r) || r != csize)
 		return -EBADMSG;
-	return (int64_t)(csize / ATEL_RECORD_SIZE);
+	{
+		const char *why;
+		const uint8_t *rec;
+		int64_t n = atel__seg_records(s->out, csize, &s->cols, &s->cols_cap, &rec, &why);
+		if (n < 0)
+			return n == -ENOMEM ? n : -EBADMSG;
+		s->rec = rec;
+		return n;
+	}
 }
 
 /* Is there a complete, valid data frame anywhere after `from`? */
@@ -1349,7 +1373,7 @@ static int scan_file(struct scan *s, const char *path, enum scan_result *res)
 			continue;
 		}
 		if (fs > 0 && (n = scan_decompress(s, p + off, (size_t)fs, csize)) > 0) {
-			scan_records(s, (const union atel_slot *)(const void *)s->out, (size_t)n, false);
+			scan_records(s, (const union atel_slot *)(const void *)s->rec, (size_t)n, false);
 			off += (size_t)fs;
 			continue;
 		}
@@ -1401,6 +1425,7 @@ static int scan_positions(const char *dir, uint64_t instance, uint32_t ring_coun
 	}
 	ZSTD_freeDCtx(s.dctx);
 	free(s.out);
+	free(s.cols);
 	free(seqs);
 	return rc;
 }
@@ -1458,6 +1483,7 @@ int atel__seglog_recover(const char *segments_dir, uint64_t instance, uint32_t r
 	}
 	ZSTD_freeDCtx(s.dctx);
 	free(s.out);
+	free(s.cols);
 	free(seqs);
 	return rc;
 }

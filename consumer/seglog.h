@@ -28,6 +28,10 @@ struct atel_daemon_stats;
 
 enum atel_io_mode { ATEL_IO_AUTO = 0, ATEL_IO_URING = 1, ATEL_IO_PWRITEV = 2 };
 
+/* Content of data frames (docs/segment-format.md section 3): the raw records,
+ * or their COLUMNS encoding (smaller; `zstd -d` then prints the block). */
+enum atel_seg_encoding { ATEL_SEG_ENC_RECORDS = 0, ATEL_SEG_ENC_COLUMNS = 1 };
+
 struct atel_seglog_opts {
 	const char *segments_dir;        /* created if missing */
 	uint64_t rotate_bytes;           /* default 64 MiB */
@@ -42,6 +46,7 @@ struct atel_seglog_opts {
 	struct atel_daemon_stats *stats; /* may be NULL */
 	/* additions (zero = default) */
 	uint32_t frame_bytes;            /* raw bytes per zstd frame; default 256 KiB (64 KiB .. 16 MiB) */
+	enum atel_seg_encoding encoding; /* default RECORDS */
 	const uint64_t *resume_pos;      /* ring_count entries from atel__seglog_recover, or NULL: then */
 	const bool *resume_seen;         /*   open() reads them from the newest file of shm_instance */
 };

@@ -389,13 +389,16 @@ static int cmp_prod(const void *a, const void *b)
 }
 
 static const char replay_help[] =
-	"usage: atel replay PATH [--json] [--emit jsonl] [-o FILE] [--into DB] [--no-progress]\n"
+	"usage: atel replay PATH [--json] [--emit jsonl|raw] [-o FILE] [--into DB] [--no-progress]\n"
 	"Reads a segment file or a directory of them with no daemon: verifies every frame\n"
 	"(zstd checksums, header CRC, record structure), then prints counts per record type,\n"
 	"per series and per producer, the time range, losses reported in-band, and gaps in\n"
 	"ring positions. Corrupt frames are reported with file and offset and skipped.\n"
 	"  --emit jsonl   every record as one JSON object per line, names resolved, on stdout\n"
 	"                 (or -o FILE); the summary then goes to stderr\n"
+	"  --emit raw     the decompressed content of every valid data frame, COLUMNS frames\n"
+	"                 decoded: 64-byte CHUNK and producer records, what `zstd -d` prints\n"
+	"                 for files written with storage.encoding \"records\"\n"
 	"  --into DB      also rebuild an index database DB from PATH (like `atel reindex`)\n"
 	"Exit: 0 all frames valid, 1 usage, 2 corrupt frames or invalid records found, or\n"
 	"unreadable PATH.\n";
@@ -432,12 +435,13 @@ int cmd_replay(struct cli *c, int argc, char **argv)
 		cli_err("replay", "missing PATH (a .atseg file or a directory of them)");
 		return ATEL_EXIT_USAGE;
 	}
-	if (emit && strcmp(emit, "jsonl") != 0) {
-		cli_err("replay", "--emit: only jsonl is supported, got \"%s\"", emit);
+	bool emit_raw = emit && strcmp(emit, "raw") == 0;
+	if (emit && strcmp(emit, "jsonl") != 0 && !emit_raw) {
+		cli_err("replay", "--emit: expected jsonl or raw, got \"%s\"", emit);
 		return ATEL_EXIT_USAGE;
 	}
 	if ((outp && !emit) || (into && !*into) || (outp && !*outp)) {
-		cli_err("replay", "-o goes with --emit jsonl");
+		cli_err("replay", "-o goes with --emit jsonl or --emit raw");
 		return ATEL_EXIT_USAGE;
 	}
 	struct stat st;
@@ -447,8 +451,12 @@ int cmd_replay(struct cli *c, int argc, char **argv)
 	}
 	bool dir = S_ISDIR(st.st_mode);
 	FILE *out = stdout;
+	if (emit_raw && !outp && isatty(STDOUT_FILENO)) {
+		cli_err("replay", "--emit raw writes binary records: redirect stdout or use -o FILE");
+		return ATEL_EXIT_USAGE;
+	}
 	if (emit && outp && strcmp(outp, "-") != 0) {
-		out = fopen(outp, "w");
+		out = fopen(outp, emit_raw ? "wb" : "w");
 		if (!out) {
 			cli_err("replay", "%s: %s", outp, strerror(errno));
 			return ATEL_EXIT_DATA;
@@ -478,7 +486,7 @@ int cmd_replay(struct cli *c, int argc, char **argv)
 	uint64_t next_progress = 0;
 	while ((rc = atel__log_next(rd, &ev, NULL)) == 1) {
 		account(&r, &ev);
-		if (emit) {
+		if (emit && !emit_raw) {
 			cJSON *j = event_json(&ev);
 			char *line = cJSON_PrintUnformatted(j);
 			cJSON_Delete(j);
@@ -508,15 +516,21 @@ int cmd_replay(struct cli *c, int argc, char **argv)
 	atel__log_stats(rd, &ls);
 	atel__log_close(rd);
 	rd = NULL;
+	if (emit_raw)
+		scan.raw_out = out;
+	if (atel_segscan_path(path, &scan, err, sizeof(err)) < 0) {
+		cli_err("replay", "%s", err);
+		ret = ATEL_EXIT_DATA;
+	}
+	if (scan.raw_err || (emit_raw && fflush(out) != 0)) {
+		cli_err("replay", "%s: %s", outp ? outp : "stdout", strerror(scan.raw_err ? scan.raw_err : errno));
+		ret = ATEL_EXIT_DATA;
+	}
 	if (emit && out != stdout && fclose(out) != 0) {
 		cli_err("replay", "%s: %s", outp, strerror(errno));
 		ret = ATEL_EXIT_DATA;
 	}
 	out = stdout;
-	if (atel_segscan_path(path, &scan, err, sizeof(err)) < 0) {
-		cli_err("replay", "%s", err);
-		ret = ATEL_EXIT_DATA;
-	}
 	if (ls.corrupt_frames || cl.n || ls.invalid_records || r.invalid_events)
 		ret = ATEL_EXIT_DATA;
 

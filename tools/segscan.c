@@ -173,7 +173,8 @@ static int scan_buffer(const uint8_t *b, size_t len, const char *base, struct at
 	s->files++;
 	s->bytes_compressed += len;
 	uint64_t instance = 0;
-	size_t off = 0;
+	size_t off = 0, dec_cap = 0;
+	uint8_t *dec = NULL; /* decoded COLUMNS frames */
 	bool first = true;
 	while (off < len) {
 		uint64_t content = 0, need = 0;
@@ -219,13 +220,28 @@ static int scan_buffer(const uint8_t *b, size_t len, const char *base, struct at
 			off += (size_t)fs;
 			continue;
 		}
-		s->bytes_raw += got;
-		rc = scan_records(s, base, off, (const union atel_slot *)(const void *)*out, got / ATEL_RECORD_SIZE,
-				  instance);
+		{
+			const uint8_t *rec;
+			int64_t n = atel__seg_records(*out, got, &dec, &dec_cap, &rec, &why);
+			if (n < 0) {
+				if (n == -ENOMEM) {
+					rc = -ENOMEM;
+					break;
+				}
+				s->bad_frames++;
+				off += (size_t)fs;
+				continue;
+			}
+			s->bytes_raw += (uint64_t)n * ATEL_RECORD_SIZE;
+			if (s->raw_out && !s->raw_err && fwrite(rec, ATEL_RECORD_SIZE, (size_t)n, s->raw_out) != (size_t)n)
+				s->raw_err = errno ? errno : EIO;
+			rc = scan_records(s, base, off, (const union atel_slot *)(const void *)rec, (size_t)n, instance);
+		}
 		if (rc < 0)
 			break;
 		off += (size_t)fs;
 	}
+	free(dec);
 	return rc;
 }
 

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct atel_segscan_gap {
 	char file[64];           /* base name of the file where the gap shows */
@@ -45,6 +46,8 @@ struct atel_segscan {
 	struct atel_segscan_ring *rings;
 	size_t nrings, caprings;
 	size_t *slots, nslots;   /* internal: (instance, ring) -> rings index + 1 */
+	FILE *raw_out;           /* if set: every valid data frame's records (COLUMNS decoded), in file order */
+	int raw_err;             /* errno of a failed write to raw_out, 0 if none */
 };
 
 /*

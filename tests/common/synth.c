@@ -458,6 +458,7 @@ int atel_synth_write_log(const char *dir, uint64_t instance, struct atel_synth *
 	lo.frame_bytes = o->frame_bytes;
 	lo.zstd_level = o->zstd_level;
 	lo.io = o->io;
+	lo.encoding = o->encoding;
 	lo.shm_instance = instance;
 	lo.ring_count = o->ring_count;
 	for (unsigned i = 0; i < nrings && !o->ring_count; i++)

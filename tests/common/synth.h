@@ -99,6 +99,7 @@ struct atel_synth_log_opts {
 	enum atel_io_mode io;
 	bool split_pieces;        /* hand each run over as two pieces (as when a run wraps the ring end) */
 	bool flush_each_round;    /* flush after every round-robin pass (more, smaller frames) */
+	enum atel_seg_encoding encoding; /* 0: RECORDS */
 };
 
 /*

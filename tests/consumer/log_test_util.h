@@ -173,11 +173,16 @@ static inline void positions_of(const unsigned char *p, size_t len, uint64_t *ne
 		if (fs <= 0)
 			break;
 		if (!skip) {
-			union atel_slot *out = malloc(content);
-			size_t r = ZSTD_decompress(out, content, p + off, (size_t)fs);
+			uint8_t *raw = malloc(content), *dec = NULL;
+			const uint8_t *rec;
+			size_t r = ZSTD_decompress(raw, content, p + off, (size_t)fs), dec_cap = 0;
+			int64_t n;
 			assert_false(ZSTD_isError(r));
-			for (size_t i = 0; i < content / 64;) {
-				struct atel_rec_chunk *c = (struct atel_rec_chunk *)(void *)&out[i];
+			n = atel__seg_records(raw, content, &dec, &dec_cap, &rec, &why); /* COLUMNS frames decoded */
+			assert_true(n > 0);
+			for (size_t i = 0; i < (size_t)n;) {
+				struct atel_rec_chunk c[1];
+				memcpy(c, rec + i * 64, 64);
 				assert_int_equal(c->h.type, ATEL_LOGREC_CHUNK);
 				if (!(c->h.flags & ATEL_CHUNKF_MARKER) && c->h.id < 16) {
 					next[c->h.id] = c->first_pos + c->count;
@@ -185,7 +190,8 @@ static inline void positions_of(const unsigned char *p, size_t len, uint64_t *ne
 				}
 				i += 1 + c->count;
 			}
-			free(out);
+			free(raw);
+			free(dec);
 		}
 		off += (uint64_t)fs;
 	}

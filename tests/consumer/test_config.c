@@ -16,7 +16,7 @@
 #include "config.h"
 
 static const char *const ENV_VARS[] = { "ATEL_SHM", "ATEL_DATA_DIR", "ATEL_PROMETHEUS_PORT", "ATEL_LOG_LEVEL",
-					"ATEL_EXPORT_INTERVAL_MS", "ATEL_IO", "ATEL_FORCE_PWRITEV",
+					"ATEL_EXPORT_INTERVAL_MS", "ATEL_IO", "ATEL_FORCE_PWRITEV", "ATEL_ENCODING",
 					"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", NULL };
 
 static int clear_env(void **state)
@@ -58,6 +58,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.storage.fsync_interval_ms, 1000);
 	assert_int_equal(cfg.storage.zstd_level, 3);
 	assert_string_equal(cfg.storage.io, "auto");
+	assert_string_equal(cfg.storage.encoding, "records");
 	assert_int_equal(cfg.drain.idle_sleep_max_us, 1000);
 	assert_int_equal(cfg.drain.batch_records, 4096);
 	assert_int_equal(cfg.retention.metrics_days, 30);
@@ -187,6 +188,8 @@ static void test_wrong_types(void **state)
 		     "t.json: log_level: expected one of \"error\", \"warn\", \"info\", \"debug\", got \"verbose\"");
 	expect_error("{\"storage\": {\"io\": \"aio\"}}",
 		     "t.json: storage.io: expected one of \"auto\", \"io_uring\", \"pwritev\", got \"aio\"");
+	expect_error("{\"storage\": {\"encoding\": \"gorilla\"}}",
+		     "t.json: storage.encoding: expected one of \"records\", \"columns\", got \"gorilla\"");
 	expect_error("{\"opentelemetry\": {\"protocol\": \"grpc\"}}",
 		     "t.json: opentelemetry.protocol: expected one of \"http/protobuf\", \"http/json\", \"http\", "
 		     "got \"grpc\"");
@@ -284,6 +287,7 @@ static void test_env(void **state)
 	setenv("ATEL_LOG_LEVEL", "warn", 1);
 	setenv("ATEL_EXPORT_INTERVAL_MS", "2000", 1);
 	setenv("ATEL_IO", "io_uring", 1);
+	setenv("ATEL_ENCODING", "columns", 1);
 	setenv("OTEL_SERVICE_NAME", "agents", 1);
 	setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", 1);
 	assert_int_equal(atel__config_load(&cfg, NULL, err, sizeof(err)), 0);
@@ -294,6 +298,7 @@ static void test_env(void **state)
 	assert_string_equal(cfg.log_level, "warn");
 	assert_int_equal(cfg.export_interval_ms, 2000);
 	assert_string_equal(cfg.storage.io, "io_uring");
+	assert_string_equal(cfg.storage.encoding, "columns");
 	assert_string_equal(cfg.opentelemetry.service_name, "agents");
 	assert_string_equal(cfg.opentelemetry.endpoint, "http://collector:4318");
 	assert_true(cfg.opentelemetry.enabled);
