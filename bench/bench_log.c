@@ -126,7 +126,7 @@ static uint64_t count_type(struct atel_synth *s, unsigned n, uint8_t type, uint6
 
 /* Writes the streams through the real writer; @return ns spent. */
 static uint64_t write_log(const char *dir, struct atel_synth *s, unsigned n, int level, uint64_t flush_every,
-			  uint64_t batch)
+			  uint64_t batch, enum atel_seg_encoding enc)
 {
 	struct atel_seglog_opts o = { 0 };
 	struct atel_seglog *l;
@@ -139,6 +139,7 @@ static uint64_t write_log(const char *dir, struct atel_synth *s, unsigned n, int
 	o.ring_count = NRINGS;
 	o.shm_instance = 42;
 	o.zstd_level = level;
+	o.encoding = enc;
 	if (atel__seglog_open(&l, &o, err, sizeof(err))) {
 		bench_note("log: cannot open a writer in %s: %s", dir, err);
 		return 0;
@@ -169,15 +170,174 @@ static uint64_t write_log(const char *dir, struct atel_synth *s, unsigned n, int
 	return cpu_ns() - t0;
 }
 
+/*
+ * "Compressed straight from ring memory": zstd can take a frame's pieces
+ * (CHUNK records and ring runs, wherever they lie) through
+ * ZSTD_compressStream2 with the frame size pledged, so that the content size
+ * still goes into the frame header (what seglog.c does); the alternative is
+ * to copy the pieces into one staging buffer and call ZSTD_compress2 on it
+ * (what seglog.c did before). Both over the same
+ * frames, cut into the pieces the writer sees (CHUNK + two halves of each
+ * 4096-slot run), three interleaved rounds, best of each. The streaming call
+ * copies each piece into zstd's window buffer itself, so one copy happens
+ * either way; these rows say what the pieces cost.
+ */
+static void piece_rows(ZSTD_CCtx *cc, const unsigned char *raw, size_t rawlen)
+{
+	unsigned char *stage = malloc(FRAME), *out = malloc(ZSTD_compressBound(FRAME));
+	size_t cap = ZSTD_compressBound(FRAME), piece = 2048 * 64;
+	uint64_t best_stage = 0, best_stream = 0, t0, t;
+	size_t bytes_stage = 0, bytes_stream = 0;
+
+	for (int round = 0; round < 3 && stage && out; round++) {
+		bytes_stage = bytes_stream = 0;
+		t0 = cpu_ns();
+		for (size_t off = 0; off < rawlen; off += FRAME) {
+			size_t n = rawlen - off < FRAME ? rawlen - off : FRAME;
+			for (size_t p = 0; p < n; p += piece)
+				memcpy(stage + p, raw + off + p, n - p < piece ? n - p : piece);
+			bytes_stage += ZSTD_compress2(cc, out, cap, stage, n);
+		}
+		t = cpu_ns() - t0;
+		if (!best_stage || t < best_stage)
+			best_stage = t;
+		t0 = cpu_ns();
+		for (size_t off = 0; off < rawlen; off += FRAME) {
+			size_t n = rawlen - off < FRAME ? rawlen - off : FRAME;
+			ZSTD_outBuffer ob = { out, cap, 0 };
+			ZSTD_CCtx_reset(cc, ZSTD_reset_session_only);
+			ZSTD_CCtx_setPledgedSrcSize(cc, n);
+			for (size_t p = 0; p < n; p += piece) {
+				ZSTD_inBuffer ib = { raw + off + p, n - p < piece ? n - p : piece, 0 };
+				ZSTD_EndDirective e = p + piece >= n ? ZSTD_e_end : ZSTD_e_continue;
+				size_t r;
+				do
+					r = ZSTD_compressStream2(cc, &ob, &ib, e);
+				while (!ZSTD_isError(r) && (ib.pos < ib.size || (e == ZSTD_e_end && r)));
+			}
+			bytes_stream += ob.pos;
+		}
+		t = cpu_ns() - t0;
+		if (!best_stream || t < best_stream)
+			best_stream = t;
+	}
+	bench_row("log", "compress: staging copy + ZSTD_compress2", per_s(rawlen / 64, best_stage), "records/s", -1, NULL,
+		  -1, "memcpy of 128 KiB pieces into one 256 KiB staging buffer, then one-shot compression; "
+		  "level 3, best of 3, " CPU_NOTE);
+	bench_row("log", "compress: straight from ring pieces (stream)", per_s(rawlen / 64, best_stream), "records/s",
+		  per_s(rawlen / 64, best_stage), NULL, -1,
+		  bytes_stream == bytes_stage ? "what seglog.c does: ZSTD_compressStream2 on the same pieces, pledged size; "
+						"same output bytes; baseline: the staging copy"
+					      : "what seglog.c does: ZSTD_compressStream2 on the same pieces, pledged size "
+						"(output size differs!); baseline: the staging copy");
+	free(stage);
+	free(out);
+}
+
+/*
+ * Raw decompression of the files in dir, then the reader over them (baseline:
+ * the former), both as records the reader returns per CPU-second. Three
+ * rounds of one pass each, best of each: on this shared machine one pass of
+ * either can land in a slow stretch (rates move by 2x over seconds), and the
+ * ratio of two single passes taken apart then says more about the machine
+ * than the reader.
+ */
+static void reader_rows(const char *dir, const char *tag, ZSTD_DCtx *dc, unsigned char *back)
+{
+	uint64_t *seqs = NULL, raw_best = 0, rd_best = 0, nread = 0, t0, dt;
+	int nf = atel__seg_list(dir, &seqs);
+	unsigned char **fbuf = calloc(nf > 0 ? (size_t)nf : 1, sizeof(*fbuf));
+	size_t *flen = calloc(nf > 0 ? (size_t)nf : 1, sizeof(*flen));
+	char name[128];
+	double raw_rate;
+
+	for (int i = 0; i < nf && fbuf && flen; i++) {
+		char p[700];
+		FILE *f;
+		long len;
+		snprintf(p, sizeof(p), "%s/%016llx.atseg", dir, (unsigned long long)seqs[i]);
+		f = fopen(p, "rb");
+		if (!f)
+			continue;
+		fseek(f, 0, SEEK_END);
+		len = ftell(f);
+		fseek(f, 0, SEEK_SET);
+		fbuf[i] = len > 0 ? malloc((size_t)len) : NULL;
+		if (fbuf[i] && fread(fbuf[i], 1, (size_t)len, f) == (size_t)len)
+			flen[i] = (size_t)len;
+		fclose(f);
+	}
+	for (int round = 0; round < 3 && fbuf && flen; round++) {
+		struct atel_log_reader *r;
+		struct atel_log_reader_opts ro = { .segments_dir = dir };
+		struct atel_event ev;
+		uint64_t t = 0, n = 0;
+
+		for (int i = 0; i < nf; i++) {
+			size_t at = 0, len = flen[i];
+			const unsigned char *buf = fbuf[i];
+			t0 = cpu_ns();
+			while (at < len) {
+				size_t fs = ZSTD_findFrameCompressedSize(buf + at, len - at);
+				unsigned long long cs = ZSTD_getFrameContentSize(buf + at, len - at);
+				if (ZSTD_isError(fs))
+					break;
+				if (cs != ZSTD_CONTENTSIZE_UNKNOWN && cs != ZSTD_CONTENTSIZE_ERROR && cs <= FRAME) {
+					size_t rr = ZSTD_decompressDCtx(dc, back, FRAME, buf + at, fs);
+					if (!ZSTD_isError(rr))
+						bench_keep(back[0]);
+				}
+				at += fs;
+			}
+			t += cpu_ns() - t0;
+		}
+		if (!raw_best || t < raw_best)
+			raw_best = t;
+
+		if (atel__log_open(&r, &ro) != 0)
+			break;
+		t0 = cpu_ns();
+		while (atel__log_next(r, &ev, NULL) == 1)
+			n++;
+		dt = cpu_ns() - t0;
+		bench_keep(n);
+		{
+			struct atel_log_read_stats st;
+			atel__log_stats(r, &st);
+			nread = st.records;
+		}
+		atel__log_close(r);
+		if (!rd_best || dt < rd_best)
+			rd_best = dt;
+	}
+	for (int i = 0; i < nf && fbuf; i++)
+		free(fbuf[i]);
+	free(fbuf);
+	free(flen);
+	free(seqs);
+	raw_rate = per_s(nread, raw_best);
+	snprintf(name, sizeof(name), "zstd decompress of the same files%s", tag);
+	bench_row("log", name, raw_rate, "records/s", -1, NULL, -1,
+		  "ZSTD_decompressDCtx of every data frame (no decoding), files already in memory, records the reader "
+		  "finds in them, best of 3, " CPU_NOTE);
+	if (rd_best) {
+		double rate = per_s(nread, rd_best);
+		snprintf(name, sizeof(name), "reader scan (decode every record)%s", tag);
+		bench_row("log", name, rate, "records/s", raw_rate, ">= 20M records/s", rate >= 20e6,
+			  "atel__log_next over the files just written (pread, decompress, COLUMNS decode if any, decode), "
+			  "one core, best of 3 (rounds interleaved with the baseline's), " CPU_NOTE);
+	}
+}
+
 static int run_log(const struct bench_opts *opt)
 {
 	struct atel_synth s[NRINGS];
 	uint64_t samples = opt->quick ? 60000 : 400000, records, nsamples, t0, dt;
 	unsigned char *raw, *comp, *back;
 	size_t rawlen, cap, clen = 0;
-	char dir[512], method[256];
+	char dir[512], dir2[512], method[256];
 	unsigned files;
-	double raw_rate = -1, compress_rate = -1;
+	double compress_rate = -1;
 	int level = 3;
 	ZSTD_CCtx *cc = ZSTD_createCCtx();
 	ZSTD_DCtx *dc = ZSTD_createDCtx();
@@ -217,110 +377,37 @@ static int run_log(const struct bench_opts *opt)
 	}
 	bench_row("log", "zstd decompress (raw)", mbps(rawlen, dt), "MB/s", -1, NULL, -1, "ZSTD_decompressDCtx per frame, same frames, " CPU_NOTE);
 	bench_row("log", "compression ratio (with spans)", (double)rawlen / (double)clen, "x", -1, NULL, -1, method);
+	piece_rows(cc, raw, rawlen);
 
 	/* 2. the writer into real files */
 	if (atel_synth_tmpdir(dir, sizeof(dir), "bench-log")) {
 		bench_note("log: no temporary directory");
 		return -EIO;
 	}
-	dt = write_log(dir, s, NRINGS, level, 16384, 4096);
+	dt = write_log(dir, s, NRINGS, level, 16384, 4096, ATEL_SEG_ENC_RECORDS);
 	if (!dt) {
 		atel_synth_rmtree(dir);
 		return -EIO;
 	}
 	bench_row("log", "log writer", per_s(records, dt), "records/s", compress_rate, NULL, -1,
 		  "atel__seglog_append of 4096-slot runs in two pieces, flush per 16384 slots, close; real files in $TMPDIR; thread CPU time (io_uring work in the kernel not included)");
-
-	/*
-	 * 3. raw decompression of the files just written, and the reader over
-	 * them (baseline: the former). Three rounds of one pass each, best of
-	 * each: on this shared machine one pass of either can land in a slow
-	 * stretch (rates move by 2x over seconds), and the ratio of two single
-	 * passes taken apart then says more about the machine than the reader.
-	 */
-	{
-		uint64_t *seqs = NULL, raw_best = 0, rd_best = 0, nrec = 0, nread = 0;
-		int nf = atel__seg_list(dir, &seqs);
-		unsigned char **fbuf = calloc(nf > 0 ? (size_t)nf : 1, sizeof(*fbuf));
-		size_t *flen = calloc(nf > 0 ? (size_t)nf : 1, sizeof(*flen));
-		double rate = 0;
-
-		for (int i = 0; i < nf && fbuf && flen; i++) {
-			char p[700];
-			FILE *f;
-			long len;
-			snprintf(p, sizeof(p), "%s/%016llx.atseg", dir, (unsigned long long)seqs[i]);
-			f = fopen(p, "rb");
-			if (!f)
-				continue;
-			fseek(f, 0, SEEK_END);
-			len = ftell(f);
-			fseek(f, 0, SEEK_SET);
-			fbuf[i] = len > 0 ? malloc((size_t)len) : NULL;
-			if (fbuf[i] && fread(fbuf[i], 1, (size_t)len, f) == (size_t)len)
-				flen[i] = (size_t)len;
-			fclose(f);
-		}
-		for (int round = 0; round < 3 && fbuf && flen; round++) {
-			struct atel_log_reader *r;
-			struct atel_log_reader_opts ro = { .segments_dir = dir };
-			struct atel_event ev;
-			uint64_t t = 0, n = 0;
-
-			nrec = 0;
-			for (int i = 0; i < nf; i++) {
-				size_t at = 0, len = flen[i];
-				const unsigned char *buf = fbuf[i];
-				t0 = cpu_ns();
-				while (at < len) {
-					size_t fs = ZSTD_findFrameCompressedSize(buf + at, len - at);
-					unsigned long long cs = ZSTD_getFrameContentSize(buf + at, len - at);
-					if (ZSTD_isError(fs))
-						break;
-					if (cs != ZSTD_CONTENTSIZE_UNKNOWN && cs != ZSTD_CONTENTSIZE_ERROR && cs <= FRAME) {
-						size_t rr = ZSTD_decompressDCtx(dc, back, FRAME, buf + at, fs);
-						if (!ZSTD_isError(rr))
-							nrec += rr / 64;
-					}
-					at += fs;
-				}
-				t += cpu_ns() - t0;
-			}
-			if (!raw_best || t < raw_best)
-				raw_best = t;
-
-			if (atel__log_open(&r, &ro) != 0)
-				break;
-			t0 = cpu_ns();
-			while (atel__log_next(r, &ev, NULL) == 1)
-				n++;
-			dt = cpu_ns() - t0;
-			bench_keep(n);
-			{
-				struct atel_log_read_stats st;
-				atel__log_stats(r, &st);
-				nread = st.records;
-			}
-			atel__log_close(r);
-			if (!rd_best || dt < rd_best)
-				rd_best = dt;
-		}
-		for (int i = 0; i < nf && fbuf; i++)
-			free(fbuf[i]);
-		free(fbuf);
-		free(flen);
-		free(seqs);
-		raw_rate = per_s(nrec, raw_best);
-		bench_row("log", "zstd decompress of the same files", raw_rate, "records/s", -1, NULL, -1,
-			  "ZSTD_decompressDCtx of every data frame, files already in memory, best of 3, " CPU_NOTE);
-		if (rd_best) {
-			rate = per_s(nread, rd_best);
-			bench_row("log", "reader scan (decode every record)", rate, "records/s", raw_rate, ">= 20M records/s",
-				  rate >= 20e6,
-				  "atel__log_next over the files just written (pread, decompress, decode), one core, best of 3 "
-				  "(rounds interleaved with the baseline's), " CPU_NOTE);
-		}
+	if (atel_synth_tmpdir(dir2, sizeof(dir2), "bench-log")) {
+		atel_synth_rmtree(dir);
+		return -EIO;
 	}
+	dt = write_log(dir2, s, NRINGS, level, 16384, 4096, ATEL_SEG_ENC_COLUMNS);
+	if (!dt) {
+		atel_synth_rmtree(dir);
+		atel_synth_rmtree(dir2);
+		return -EIO;
+	}
+	bench_row("log", "log writer, columns encoding", per_s(records, dt), "records/s", compress_rate, NULL, -1,
+		  "as above with storage.encoding \"columns\" (COLUMNS transform of each frame, then ZSTD_compress2)");
+
+	/* 3. the reader over both kinds of files, against raw decompression of the same files */
+	reader_rows(dir, "", dc, back);
+	reader_rows(dir2, ", columns files", dc, back);
+	atel_synth_rmtree(dir2);
 	atel_synth_rmtree(dir);
 	for (unsigned i = 0; i < NRINGS; i++)
 		atel_synth_free(&s[i]);
@@ -332,22 +419,33 @@ static int run_log(const struct bench_opts *opt)
 	nsamples = count_type(s, NRINGS, ATEL_REC_SAMPLE, &records);
 	{
 		static const int levels[] = { 1, 3, 9 };
-		for (unsigned li = 0; li < sizeof(levels) / sizeof(levels[0]); li++) {
-			uint64_t bytes;
-			double bps;
-			if (opt->quick && levels[li] != 3)
-				continue;
-			if (atel_synth_tmpdir(dir, sizeof(dir), "bench-log"))
-				break;
-			dt = write_log(dir, s, NRINGS, levels[li], 16384, 4096);
-			bytes = dir_bytes(dir, &files);
-			bps = (double)bytes / (double)nsamples;
-			snprintf(method, sizeof(method),
-				 "segment bytes / %llu samples (%d rings, REFERENCE catalog, ns timestamps, ms durations), zstd level %d, %.1fM samples/s",
-				 (unsigned long long)nsamples, NRINGS, levels[li], per_s(nsamples, dt) / 1e6);
-			bench_row("log", levels[li] == 3 ? "bytes on disk per metric sample" : (levels[li] == 1 ? "bytes per sample, level 1" : "bytes per sample, level 9"),
-				  bps, "bytes", 1.4, "<= 4 bytes (Prometheus TSDB ~1.4)", bps <= 4.0, method);
-			atel_synth_rmtree(dir);
+		static const char *const enc_name[] = { "records", "columns" };
+		for (int enc = 0; enc < 2; enc++) {
+			for (unsigned li = 0; li < sizeof(levels) / sizeof(levels[0]); li++) {
+				uint64_t bytes;
+				double bps;
+				char name[128];
+				if (opt->quick && levels[li] != 3)
+					continue;
+				if (atel_synth_tmpdir(dir, sizeof(dir), "bench-log"))
+					break;
+				dt = write_log(dir, s, NRINGS, levels[li], 16384, 4096,
+					       enc ? ATEL_SEG_ENC_COLUMNS : ATEL_SEG_ENC_RECORDS);
+				bytes = dir_bytes(dir, &files);
+				bps = (double)bytes / (double)nsamples;
+				snprintf(method, sizeof(method),
+					 "segment bytes / %llu samples (%d rings, REFERENCE catalog, ns timestamps, ms durations), "
+					 "storage.encoding %s, zstd level %d, %.1fM samples/s",
+					 (unsigned long long)nsamples, NRINGS, enc_name[enc], levels[li], per_s(nsamples, dt) / 1e6);
+				if (levels[li] == 3)
+					snprintf(name, sizeof(name), "bytes on disk per metric sample, %s%s", enc_name[enc],
+						 enc ? "" : " (default)");
+				else
+					snprintf(name, sizeof(name), "bytes per sample, %s, level %d", enc_name[enc], levels[li]);
+				bench_row("log", name, bps, "bytes", 1.4, levels[li] == 3 ? "<= 4 bytes (Prometheus TSDB ~1.4)" : NULL,
+					  levels[li] == 3 ? bps <= 4.0 : -1, method);
+				atel_synth_rmtree(dir);
+			}
 		}
 	}
 	/* small frames: a flush after every few records (a drain pass at low load) */
@@ -359,7 +457,7 @@ static int run_log(const struct bench_opts *opt)
 			s[i].n = cut(&s[i], 0, 20000);
 		}
 		ns = count_type(s, NRINGS, ATEL_REC_SAMPLE, &r2);
-		write_log(dir, s, NRINGS, 3, 100, 16);
+		write_log(dir, s, NRINGS, 3, 100, 16, ATEL_SEG_ENC_RECORDS);
 		bytes = dir_bytes(dir, &files);
 		bench_row("log", "bytes per sample, flush every ~100 records", (double)bytes / (double)ns, "bytes", -1, NULL, -1,
 			  "as above, but 16-slot runs and a flush per ~100 slots: one small frame per drain pass "

@@ -404,6 +404,11 @@ static void check_owners(struct atel_drain *dr)
 				atel__ring_quarantine(&dr->seg, r);
 				continue;
 			}
+			/* records appended before the quarantine may sit in the open frame, which
+			 * is compressed straight from ring memory: only once they are written may
+			 * a new owner reuse the slots */
+			if (atel__seglog_written_pos(dr->log, r) < st->appended_end)
+				continue;
 			if (atel__ring_owner_dead(&dr->seg, r) != 1 || atel__ring_reclaim_begin(&dr->seg, r) != 0)
 				continue;
 			/* the owner is gone: nobody writes any more; restart the ring at its head */

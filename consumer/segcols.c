@@ -47,17 +47,49 @@ static inline uint8_t *put_varint(uint8_t *p, uint64_t v)
 	return p;
 }
 
-size_t atel__cols_encode(const void *content, size_t nslots, void *out)
+/* Slot i of the content given as pieces (each a whole number of slots), walked in order. */
+struct walk {
+	const struct iovec *v;
+	size_t nv, k;              /* piece k */
+	const uint8_t *p, *end;    /* within piece k */
+};
+
+static inline const uint8_t *walk_next(struct walk *w)
 {
-	const uint8_t *in = content;
+	const uint8_t *s;
+	while (w->p == w->end) {
+		if (++w->k >= w->nv)
+			return NULL;
+		w->p = w->v[w->k].iov_base;
+		w->end = w->p + w->v[w->k].iov_len;
+	}
+	s = w->p;
+	w->p += ATEL_RECORD_SIZE;
+	return s;
+}
+
+static inline void walk_init(struct walk *w, const struct iovec *v, size_t nv)
+{
+	w->v = v;
+	w->nv = nv;
+	w->k = 0;
+	w->p = nv ? v[0].iov_base : NULL;
+	w->end = nv ? w->p + v[0].iov_len : NULL;
+}
+
+size_t atel__cols_encode_iov(const struct iovec *v, size_t nv, size_t nslots, void *out)
+{
 	uint8_t *o = out, *kind = o + COLS_HDR, *flags, *id, *val, *raw, *ts, *end;
 	size_t kb = (nslots + 7) / 8, nc = 0, len;
 	uint64_t prev_ts = 0, prev_delta = 0;
 	struct atel_seg_columns h;
+	struct walk w;
+	const uint8_t *s;
 
 	memset(kind, 0, kb);
-	for (size_t i = 0; i < nslots; i++) {
-		if (compact(in + i * ATEL_RECORD_SIZE)) {
+	walk_init(&w, v, nv);
+	for (size_t i = 0; i < nslots && (s = walk_next(&w)); i++) {
+		if (compact(s)) {
 			kind[i >> 3] |= (uint8_t)(1u << (i & 7));
 			nc++;
 		}
@@ -68,8 +100,8 @@ size_t atel__cols_encode(const void *content, size_t nslots, void *out)
 	raw = val + 8 * nc;
 	ts = raw + (nslots - nc) * ATEL_RECORD_SIZE;
 	end = ts;
-	for (size_t i = 0; i < nslots; i++) {
-		const uint8_t *s = in + i * ATEL_RECORD_SIZE;
+	walk_init(&w, v, nv);
+	for (size_t i = 0; i < nslots && (s = walk_next(&w)); i++) {
 		uint64_t t, delta, dd;
 		if (!(kind[i >> 3] & (1u << (i & 7)))) {
 			memcpy(raw, s, ATEL_RECORD_SIZE);
@@ -101,6 +133,12 @@ size_t atel__cols_encode(const void *content, size_t nslots, void *out)
 	while (len % ATEL_RECORD_SIZE)
 		o[len++] = 0;
 	return len;
+}
+
+size_t atel__cols_encode(const void *content, size_t nslots, void *out)
+{
+	struct iovec v = { (void *)(uintptr_t)content, nslots * ATEL_RECORD_SIZE };
+	return atel__cols_encode_iov(&v, 1, nslots, out);
 }
 
 int64_t atel__cols_decode(const void *block, size_t len, void *out, size_t cap, const char **why)

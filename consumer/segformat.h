@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "atel_abi.h"
 
@@ -156,6 +157,8 @@ static inline size_t atel__cols_bound(size_t nslots)
  * @return the block's length (a multiple of 64).
  */
 size_t atel__cols_encode(const void *content, size_t nslots, void *out);
+/* The same with the content given as pieces (each a whole number of slots, nslots in all). */
+size_t atel__cols_encode_iov(const struct iovec *v, size_t nv, size_t nslots, void *out);
 
 /*
  * Decodes a COLUMNS block (len bytes, untrusted) into out (cap bytes).

@@ -2,16 +2,19 @@
 /*
  * seglog.c - the segment log writer (format: docs/segment-format.md).
  *
- * Data path. append() copies whole records into a staging buffer, each run
- * of one ring behind a CHUNK record, and compresses the staging buffer into
- * one zstd frame (ZSTD_compress2: content size and checksum in the frame)
- * when it is full or at flush(). Why a staging copy and not
- * ZSTD_compressStream2 on the ring pieces: zstd's buffered streaming mode
- * copies its input into its own window buffer anyway (one copy either way),
- * while only a one-shot compression of a known size writes the frame content
- * size the format requires; and append() must consume ring memory before it
- * returns. The copy is a memcpy of cache-hot lines, a few percent of the
- * compression cost (see bench_log).
+ * Data path. append() does not copy records: the open frame is a list of
+ * pieces (iovecs), CHUNK records and markers in memory the writer owns, each
+ * run of one ring where it lies, in ring memory. When the frame is full or at
+ * flush() it is compressed straight from there: ZSTD_compressStream2 over
+ * the pieces with the frame size pledged first, so the content size still
+ * goes into the frame header, or (storage.encoding "columns") the COLUMNS
+ * encoder reads the pieces and ZSTD_compress2 compresses its block. The
+ * caller keeps that memory unchanged until the frame is compressed (the next
+ * flush() or close() at the latest; ateld releases ring space only once the
+ * frame is written, which is later). bench_log measures this against a
+ * staging copy plus ZSTD_compress2: the same speed (zstd's streaming mode
+ * copies into its window itself), so the pieces cost nothing and the
+ * writer needs no staging buffer.
  *
  * Write path. Closed frames queue in file order and own one of NBUF
  * recycled output buffers (registered with io_uring when possible). With
@@ -83,11 +86,14 @@ struct atel_seglog {
 	bool file_has_data;
 	ZSTD_CCtx *cctx;
 
-	/* staging (the open frame) */
-	unsigned char *raw;
-	size_t raw_len, raw_cap;
-	unsigned char *cols;           /* COLUMNS encoding of raw (storage.encoding "columns"), or NULL */
-	struct atel_rec_chunk *chunk;  /* open chunk in raw, or NULL */
+	/* the open frame: pieces in file order (runs in the caller's memory, CHUNKs and markers in own) */
+	struct iovec *pieces;
+	size_t npieces;
+	union atel_slot *own;          /* CHUNK and marker slots of the open frame */
+	size_t nown;
+	size_t raw_len, raw_cap;       /* content bytes of the open frame, and its limit (frame_bytes) */
+	unsigned char *cols;           /* COLUMNS block of the frame (storage.encoding "columns"), or NULL */
+	struct atel_rec_chunk *chunk;  /* open chunk (in own), or NULL */
 	uint64_t chunk_end_pos;
 	struct upd *supd;
 	uint32_t nsupd, supd_cap;
@@ -364,13 +370,32 @@ static int close_frame(struct atel_seglog *l)
 			return rc;
 	}
 	if (l->cols) {
-		size_t n = atel__cols_encode(l->raw, l->raw_len / ATEL_RECORD_SIZE, l->cols);
+		size_t n = atel__cols_encode_iov(l->pieces, l->npieces, l->raw_len / ATEL_RECORD_SIZE, l->cols);
 		c = ZSTD_compress2(l->cctx, f->buf, f->cap, l->cols, n);
+		if (ZSTD_isError(c))
+			return -EIO;
 	} else {
-		c = ZSTD_compress2(l->cctx, f->buf, f->cap, l->raw, l->raw_len);
+		ZSTD_outBuffer ob = { f->buf, f->cap, 0 };
+		size_t r;
+		ZSTD_CCtx_reset(l->cctx, ZSTD_reset_session_only);
+		if (ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(l->cctx, l->raw_len)))
+			return -EIO;
+		for (size_t i = 0; i < l->npieces; i++) {
+			ZSTD_inBuffer ib = { l->pieces[i].iov_base, l->pieces[i].iov_len, 0 };
+			while (ib.pos < ib.size) {
+				r = ZSTD_compressStream2(l->cctx, &ob, &ib, ZSTD_e_continue);
+				if (ZSTD_isError(r) || ob.pos == ob.size)
+					return -EIO;
+			}
+		}
+		do {
+			ZSTD_inBuffer none = { NULL, 0, 0 };
+			r = ZSTD_compressStream2(l->cctx, &ob, &none, ZSTD_e_end);
+			if (ZSTD_isError(r) || (r && ob.pos == ob.size))
+				return -EIO; /* cannot happen: f->cap is ZSTD_compressBound of the content */
+		} while (r);
+		c = ob.pos;
 	}
-	if (ZSTD_isError(c))
-		return -EIO;
 	if (f->upd_cap < l->nsupd) {
 		struct upd *nu = realloc(f->upd, l->nsupd * sizeof(*nu));
 		if (!nu)
@@ -391,8 +416,24 @@ static int close_frame(struct atel_seglog *l)
 		l->upd_idx[l->supd[i].ring] = -1;
 	l->nsupd = 0;
 	l->raw_len = 0;
+	l->npieces = 0;
+	l->nown = 0;
 	l->chunk = NULL;
 	return 0;
+}
+
+/* Adds n bytes at p to the open frame, extending the last piece when contiguous. */
+static void add_piece(struct atel_seglog *l, const void *p, size_t n)
+{
+	struct iovec *last = l->npieces ? &l->pieces[l->npieces - 1] : NULL;
+	if (last && (const unsigned char *)last->iov_base + last->iov_len == (const unsigned char *)p) {
+		last->iov_len += n;
+	} else {
+		l->pieces[l->npieces].iov_base = (void *)(uintptr_t)p; /* read only: iovec has no const */
+		l->pieces[l->npieces].iov_len = n;
+		l->npieces++;
+	}
+	l->raw_len += n;
 }
 
 /* Opens a chunk for (ring, gen, pos) unless the open one continues exactly there. */
@@ -401,7 +442,7 @@ static void chunk_for(struct atel_seglog *l, uint32_t ring, uint32_t gen, uint64
 	struct atel_rec_chunk *c = l->chunk;
 	if (c && !flags && !c->h.flags && c->h.id == ring && c->generation == gen && l->chunk_end_pos == pos)
 		return;
-	c = (struct atel_rec_chunk *)(void *)(l->raw + l->raw_len);
+	c = (struct atel_rec_chunk *)(void *)&l->own[l->nown++];
 	memset(c, 0, sizeof(*c));
 	c->h.type = ATEL_LOGREC_CHUNK;
 	c->h.flags = flags;
@@ -410,7 +451,7 @@ static void chunk_for(struct atel_seglog *l, uint32_t ring, uint32_t gen, uint64
 	c->generation = gen;
 	c->first_pos = pos;
 	c->shm_instance = l->o.shm_instance;
-	l->raw_len += ATEL_RECORD_SIZE;
+	add_piece(l, c, ATEL_RECORD_SIZE);
 	l->chunk = c;
 	l->chunk_end_pos = pos;
 }
@@ -421,7 +462,7 @@ static bool chunk_continues(const struct atel_seglog *l, uint32_t ring, uint32_t
 	return c && !c->h.flags && c->h.id == ring && c->generation == gen && l->chunk_end_pos == pos;
 }
 
-/* Copies slots [from, to) of the run into the open frame (room was checked). */
+/* Adds slots [from, to) of the run to the open frame, in place (room was checked). */
 static void copy_block(struct atel_seglog *l, uint32_t ring, uint32_t gen, uint64_t first_pos,
 		       const union atel_slot *a, uint64_t na, const union atel_slot *b, uint64_t from, uint64_t to)
 {
@@ -431,14 +472,11 @@ static void copy_block(struct atel_seglog *l, uint32_t ring, uint32_t gen, uint6
 	chunk_for(l, ring, gen, first_pos + from, 0);
 	if (from < na) {
 		uint64_t k = (to < na ? to : na) - from;
-		memcpy(l->raw + l->raw_len, &a[from], k * ATEL_RECORD_SIZE);
-		l->raw_len += k * ATEL_RECORD_SIZE;
+		add_piece(l, &a[from], k * ATEL_RECORD_SIZE);
 		from += k;
 	}
-	if (from < to) {
-		memcpy(l->raw + l->raw_len, &b[from - na], (to - from) * ATEL_RECORD_SIZE);
-		l->raw_len += (to - from) * ATEL_RECORD_SIZE;
-	}
+	if (from < to)
+		add_piece(l, &b[from - na], (to - from) * ATEL_RECORD_SIZE);
 	l->chunk->count += (uint32_t)n;
 	l->chunk_end_pos += n;
 	supd_set(l, ring, gen, l->chunk_end_pos);
@@ -578,8 +616,10 @@ int atel__seglog_append_marker(struct atel_seglog *l, uint32_t ring, const union
 	if (n + 1 > free_slots && (rc = close_frame(l)))
 		return rc;
 	chunk_for(l, ring, l->gen[ring], l->seen[ring] ? l->appended[ring] : 0, ATEL_CHUNKF_MARKER);
-	memcpy(l->raw + l->raw_len, rec, (size_t)n * ATEL_RECORD_SIZE);
-	l->raw_len += (size_t)n * ATEL_RECORD_SIZE;
+	/* markers are the caller's temporaries: copied (a chunk and its marker are adjacent in own) */
+	memcpy(&l->own[l->nown], rec, (size_t)n * ATEL_RECORD_SIZE);
+	add_piece(l, &l->own[l->nown], (size_t)n * ATEL_RECORD_SIZE);
+	l->nown += n;
 	l->chunk->count = n;
 	l->chunk = NULL; /* markers never merge with data */
 	return 0;
@@ -1043,7 +1083,9 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 
 	l->dir = strdup(o->segments_dir);
 	l->raw_cap = l->o.frame_bytes;
-	l->raw = malloc(l->raw_cap);
+	/* every piece and every owned slot takes at least one slot of the frame */
+	l->pieces = malloc((l->raw_cap / ATEL_RECORD_SIZE) * sizeof(*l->pieces));
+	l->own = malloc(l->raw_cap);
 	if (l->o.encoding == ATEL_SEG_ENC_COLUMNS && !(l->cols = malloc(atel__cols_bound(l->raw_cap / ATEL_RECORD_SIZE)))) {
 		rc = -ENOMEM;
 		seterr(err, errlen, "out of memory");
@@ -1057,7 +1099,7 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 	l->seen = calloc(rc_count, sizeof(bool));
 	l->defs = atel__decoder_new();
 	l->cctx = ZSTD_createCCtx();
-	if (!l->dir || !l->raw || !l->supd || !l->upd_idx || !l->appended || !l->written || !l->gen || !l->seen ||
+	if (!l->dir || !l->pieces || !l->own || !l->supd || !l->upd_idx || !l->appended || !l->written || !l->gen || !l->seen ||
 	    !l->defs || !l->cctx) {
 		rc = -ENOMEM;
 		seterr(err, errlen, "out of memory");
@@ -1167,7 +1209,8 @@ int atel__seglog_close(struct atel_seglog *l)
 	}
 	ZSTD_freeCCtx(l->cctx);
 	atel__decoder_free(l->defs);
-	free(l->raw);
+	free(l->pieces);
+	free(l->own);
 	free(l->cols);
 	free(l->supd);
 	free(l->upd_idx);

@@ -60,7 +60,10 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 /*
  * Appends records of `ring` at positions [first_pos, first_pos + na + nb):
  * the slots a[0..na) then b[0..nb) (two pieces when the run wraps around the
- * ring end). Whole records only. Consumes the memory before returning.
+ * ring end). Whole records only. The records are not copied: the memory
+ * must stay valid and unchanged until the frame holding them is compressed,
+ * that is until the next atel__seglog_flush() or atel__seglog_close()
+ * returns (or, sooner, atel__seglog_written_pos() covers them).
  * All or nothing for runs up to 7 frames (1.75 MiB by default): an error means
  * nothing of the run was taken. A longer run can fail part-way; then
  * atel__seglog_written_pos() after the next successful flush says how far

@@ -67,6 +67,41 @@ static void test_agent_workload(void **state)
 	atel_synth_free(&s);
 }
 
+/* The writer's form: the content as pieces lying anywhere encodes exactly like the contiguous content. */
+static void test_pieces(void **state)
+{
+	struct atel_synth s;
+	size_t n, cuts[] = { 1, 2, 7, 64, 500, 1000, 3000 };
+	uint8_t *a, *b;
+	(void)state;
+	atel_synth_init(&s, 0, 1, 10, 11, 1700000000000000000ull);
+	atel_synth_begin(&s, "agent");
+	atel_synth_agent_workload(&s, 8, 3000, 25);
+	n = s.n < 4000 ? s.n : 4000;
+	a = malloc(atel__cols_bound(n));
+	b = malloc(atel__cols_bound(n));
+	for (size_t c = 0; c < sizeof(cuts) / sizeof(cuts[0]); c++) {
+		struct iovec v[8192];
+		size_t nv = 0, la, lb;
+		for (size_t at = 0; at < n; at += cuts[c]) {
+			/* each piece in its own allocation, as ring runs and CHUNK records are */
+			size_t k = n - at < cuts[c] ? n - at : cuts[c];
+			v[nv].iov_base = malloc(k * 64);
+			memcpy(v[nv].iov_base, &s.slots[at], k * 64);
+			v[nv++].iov_len = k * 64;
+		}
+		la = atel__cols_encode(s.slots, n, a);
+		lb = atel__cols_encode_iov(v, nv, n, b);
+		assert_int_equal(la, lb);
+		assert_memory_equal(a, b, la);
+		for (size_t i = 0; i < nv; i++)
+			free(v[i].iov_base);
+	}
+	free(a);
+	free(b);
+	atel_synth_free(&s);
+}
+
 /* Samples with every kind of timestamp step, and slots that are almost compact. */
 static void test_edge_contents(void **state)
 {
@@ -257,6 +292,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_agent_workload),
+		cmocka_unit_test(test_pieces),
 		cmocka_unit_test(test_edge_contents),
 		cmocka_unit_test(test_smaller_after_zstd),
 		cmocka_unit_test(test_refusals),
