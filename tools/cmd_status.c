@@ -328,7 +328,11 @@ int cmd_status(struct cli *c, int argc, char **argv)
 		if (sf) {
 			const cJSON *st = cJSON_GetObjectItem(sf, "stats");
 			const cJSON *io = cJSON_GetObjectItem(sf, "io_path");
-			printf("io path: %s   current segment: %s\n", cJSON_IsString(io) && io->valuestring[0] ? io->valuestring : "-",
+			const cJSON *enc = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(sf, "config"), "storage"),
+							       "encoding");
+			printf("io path: %s   encoding: %s   current segment: %s\n",
+			       cJSON_IsString(io) && io->valuestring[0] ? io->valuestring : "-",
+			       cJSON_IsString(enc) ? enc->valuestring : "records",
 			       cJSON_IsString(cJSON_GetObjectItem(sf, "current_segment"))
 				       ? cJSON_GetObjectItem(sf, "current_segment")->valuestring
 				       : "-");

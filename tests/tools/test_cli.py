@@ -108,6 +108,14 @@ def body(tmp):
     outf = os.path.join(tmp, "out.jsonl")
     rc, out2, err2 = run("replay", gseg, "--emit", "jsonl", "-o", outf)
     check(rc == 0 and open(outf).read() == out, "--emit -o FILE writes the same lines")
+    # --emit raw: byte for byte what stock zstd -d gives for the default encoding
+    rawf = os.path.join(tmp, "out.raw")
+    rc, out3, err3 = run("replay", gseg, "--emit", "raw", "-o", rawf)
+    files = sorted(os.path.join(gseg, f) for f in os.listdir(gseg) if f.endswith(".atseg"))
+    want = subprocess.run(["zstd", "-q", "-d", "-c"] + files, capture_output=True).stdout
+    got = open(rawf, "rb").read()
+    check(rc == 0 and len(got) > 0 and got == want,
+          "--emit raw: %d bytes, zstd -d: %d bytes (rc %d, %s)" % (len(got), len(want), rc, err3))
 
     # ---- gaps ------------------------------------------------------------------------
     rc, out, err = run("replay", os.path.join(tmp, "gap", "segments"), "--json")
