@@ -280,11 +280,8 @@ struct atel_log_reader {
 	uint64_t boff;
 
 	/* current frame */
-	union atel_slot *fr;         /* decompressed content */
-	size_t fr_cap;
-	uint8_t *cols;               /* decoded COLUMNS content */
-	size_t cols_cap;
-	const union atel_slot *rec;  /* its records (frame_content) */
+	struct atel_seg_frame_buf fb;
+	const union atel_slot *rec;  /* its records (in fb) */
 	size_t nslots, slot;
 	uint64_t frame_off, frame_next;
 	bool in_frame;
@@ -362,8 +359,7 @@ void atel__log_close(struct atel_log_reader *r)
 	atel__decoder_free(r->dec);
 	ZSTD_freeDCtx(r->dctx);
 	free(r->buf);
-	free(r->fr);
-	free(r->cols);
+	atel__seg_frame_buf_free(&r->fb);
 	free(r->dir);
 	free(r->single);
 	free(r);
@@ -624,44 +620,6 @@ static int read_header(struct atel_log_reader *r)
 	return 1;
 }
 
-/*
- * The one place where a data frame's content becomes records: decompresses
- * the zstd frame src (fs bytes, content size csize from its header, already
- * checked: a positive multiple of 64 within the limit) into r->fr; zstd
- * verifies the content checksum. r->rec gets the 64-byte records. An
- * encoding of the content on top of zstd belongs here too, so that
- * everything after (chunk walking, validation, positions) sees the plain
- * records whatever the frame's encoding.
- * @return the number of slots, -EBADMSG (*why says why) or -ENOMEM.
- */
-static int64_t frame_content(struct atel_log_reader *r, const uint8_t *src, size_t fs, uint64_t csize,
-			     const char **why)
-{
-	size_t dr;
-
-	if (csize > r->fr_cap) {
-		void *nf = realloc(r->fr, csize);
-		if (!nf)
-			return -ENOMEM;
-		r->fr = nf;
-		r->fr_cap = csize;
-	}
-	dr = ZSTD_decompressDCtx(r->dctx, r->fr, csize, src, fs);
-	if (ZSTD_isError(dr) || dr != csize) {
-		*why = ZSTD_isError(dr) ? ZSTD_getErrorName(dr) : "frame content shorter than its header says";
-		return -EBADMSG;
-	}
-	{
-		/* a COLUMNS block (storage.encoding "columns") is decoded into r->cols */
-		const uint8_t *rec;
-		int64_t n = atel__seg_records((const uint8_t *)r->fr, csize, &r->cols, &r->cols_cap, &rec, why);
-		if (n < 0)
-			return n;
-		r->rec = (const union atel_slot *)(const void *)rec;
-		return n;
-	}
-}
-
 /* @return 1 a frame is loaded, 0 no complete frame at r->off now, <0 error. */
 static int load_frame(struct atel_log_reader *r)
 {
@@ -705,7 +663,12 @@ static int load_frame(struct atel_log_reader *r)
 			r->off += (uint64_t)fs;
 			continue;
 		}
-		ns = frame_content(r, r->buf + (r->off - r->boff), (size_t)fs, csize, &why);
+		{
+			const uint8_t *rec;
+			ns = atel__seg_frame_records(r->dctx, r->buf + (r->off - r->boff), (size_t)fs, csize, &r->fb,
+						     &rec, &why);
+			r->rec = (const union atel_slot *)(const void *)rec;
+		}
 		if (ns == -ENOMEM)
 			return -ENOMEM;
 		if (ns < 0) {

@@ -14,6 +14,10 @@
  * plain format unchanged. Hand-written because no packaged library does this
  * record-specific transform; it is two linear passes.
  *
+ * atel__seg_frame_records() below is how every reader (log reader,
+ * recovery, replay's frame scan) turns a data frame into records, so that
+ * the encoding is known in one place.
+ *
  * Values stay verbatim: agent values repeat (counter increments, a small set
  * of millisecond durations), and zstd finds those repeats in an 8-byte value
  * column; XOR against the series' previous value was measured to lose
@@ -272,4 +276,37 @@ int64_t atel__seg_records(const uint8_t *content, size_t len, uint8_t **dec, siz
 		return n == -ENOSPC ? -EBADMSG : n;
 	*records = *dec;
 	return n / ATEL_RECORD_SIZE;
+}
+
+int64_t atel__seg_frame_records(ZSTD_DCtx *dctx, const uint8_t *src, size_t fs, uint64_t csize,
+				struct atel_seg_frame_buf *b, const uint8_t **records, const char **why)
+{
+	size_t r;
+
+	/* atel__seg_frame_size() refused any other size already; checked again
+	 * because this is what the buffer below is sized by */
+	if (csize == 0 || csize % ATEL_RECORD_SIZE || csize > ATEL_SEG_FRAME_MAX) {
+		*why = "frame content size is not a positive multiple of 64 bytes up to 64 MiB";
+		return -EBADMSG;
+	}
+	if (csize > b->content_cap) {
+		uint8_t *n = realloc(b->content, csize);
+		if (!n)
+			return -ENOMEM;
+		b->content = n;
+		b->content_cap = csize;
+	}
+	r = ZSTD_decompressDCtx(dctx, b->content, csize, src, fs);
+	if (ZSTD_isError(r) || r != csize) {
+		*why = ZSTD_isError(r) ? ZSTD_getErrorName(r) : "frame content shorter than its header says";
+		return -EBADMSG;
+	}
+	return atel__seg_records(b->content, csize, &b->decoded, &b->decoded_cap, records, why);
+}
+
+void atel__seg_frame_buf_free(struct atel_seg_frame_buf *b)
+{
+	free(b->content);
+	free(b->decoded);
+	memset(b, 0, sizeof(*b));
 }

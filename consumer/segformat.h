@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include <zstd.h>
 
 #include "atel_abi.h"
 
@@ -175,6 +176,26 @@ int64_t atel__cols_decode(const void *block, size_t len, void *out, size_t cap, 
  */
 int64_t atel__seg_records(const uint8_t *content, size_t len, uint8_t **dec, size_t *dec_cap,
 			  const uint8_t **records, const char **why);
+
+/* What a reader keeps from one data frame to the next (zero it first). */
+struct atel_seg_frame_buf {
+	uint8_t *content;        /* the decompressed frame */
+	size_t content_cap;
+	uint8_t *decoded;        /* its COLUMNS block decoded */
+	size_t decoded_cap;
+};
+
+/*
+ * The one way readers get a data frame's records: decompresses the zstd
+ * frame src (fs bytes, content size csize from its header; zstd checks the
+ * content checksum) into b, and decodes a COLUMNS block.
+ * @return slots (*records points into b, valid until the next call), or
+ * -EBADMSG (*why says why), or -ENOMEM.
+ */
+int64_t atel__seg_frame_records(ZSTD_DCtx *dctx, const uint8_t *src, size_t fs, uint64_t csize,
+				struct atel_seg_frame_buf *b, const uint8_t **records, const char **why);
+/* Frees b's buffers and zeroes it. */
+void atel__seg_frame_buf_free(struct atel_seg_frame_buf *b);
 
 /*
  * Structural check of a record read from a segment file: producer types as

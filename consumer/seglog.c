@@ -1237,11 +1237,8 @@ struct scan {
 	struct atel_decoder *dec;   /* NULL: positions only */
 	bool truncate;              /* cut a torn tail off the file */
 	ZSTD_DCtx *dctx;
-	unsigned char *out;
-	size_t out_cap;
-	uint8_t *cols;            /* decoded COLUMNS content */
-	size_t cols_cap;
-	const unsigned char *rec;   /* records of the last frame: out or dec */
+	struct atel_seg_frame_buf fb;
+	const unsigned char *rec;   /* records of the last frame (in fb) */
 	uint64_t truncated_at;      /* UINT64_MAX if not truncated */
 };
 
@@ -1288,32 +1285,16 @@ static void scan_records(struct scan *s, const union atel_slot *rec, size_t nslo
 	}
 }
 
-/* Decompresses the zstd frame at p (size fs, content csize) and decodes a
- * COLUMNS block; s->rec gets the records. @return slots or -EBADMSG. */
+/* The records of the zstd frame at p (size fs, content csize) into s->rec.
+ * @return slots, -EBADMSG or -ENOMEM. */
 static int64_t scan_decompress(struct scan *s, const unsigned char *p, size_t fs, uint64_t csize)
 {
-	size_t r;
-	if (csize == 0 || csize % ATEL_RECORD_SIZE || csize > ATEL_SEG_FRAME_MAX)
-		return -EBADMSG;
-	if (csize > s->out_cap) {
-		unsigned char *n = realloc(s->out, csize);
-		if (!n)
-			return -ENOMEM;
-		s->out = n;
-		s->out_cap = csize;
-	}
-	r = ZSTD_decompressDCtx(s->dctx, s->out, csize, p, fs);
-	if (ZSTD_isError(r) || r != csize)
-		return -EBADMSG;
-	{
-		const char *why;
-		const uint8_t *rec;
-		int64_t n = atel__seg_records(s->out, csize, &s->cols, &s->cols_cap, &rec, &why);
-		if (n < 0)
-			return n == -ENOMEM ? n : -EBADMSG;
+	const char *why;
+	const uint8_t *rec;
+	int64_t n = atel__seg_frame_records(s->dctx, p, fs, csize, &s->fb, &rec, &why);
+	if (n > 0)
 		s->rec = rec;
-		return n;
-	}
+	return n;
 }
 
 /* Is there a complete, valid data frame anywhere after `from`? */
@@ -1467,8 +1448,7 @@ static int scan_positions(const char *dir, uint64_t instance, uint32_t ring_coun
 			break;
 	}
 	ZSTD_freeDCtx(s.dctx);
-	free(s.out);
-	free(s.cols);
+	atel__seg_frame_buf_free(&s.fb);
 	free(seqs);
 	return rc;
 }
@@ -1525,8 +1505,7 @@ int atel__seglog_recover(const char *segments_dir, uint64_t instance, uint32_t r
 		}
 	}
 	ZSTD_freeDCtx(s.dctx);
-	free(s.out);
-	free(s.cols);
+	atel__seg_frame_buf_free(&s.fb);
 	free(seqs);
 	return rc;
 }

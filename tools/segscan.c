@@ -167,14 +167,13 @@ static int scan_records(struct atel_segscan *s, const char *base, uint64_t frame
 }
 
 static int scan_buffer(const uint8_t *b, size_t len, const char *base, struct atel_segscan *s, ZSTD_DCtx *dctx,
-		       uint8_t **out, size_t *outcap)
+		       struct atel_seg_frame_buf *fb)
 {
 	int rc = 0;
 	s->files++;
 	s->bytes_compressed += len;
 	uint64_t instance = 0;
-	size_t off = 0, dec_cap = 0;
-	uint8_t *dec = NULL; /* decoded COLUMNS frames */
+	size_t off = 0;
 	bool first = true;
 	while (off < len) {
 		uint64_t content = 0, need = 0;
@@ -202,27 +201,9 @@ static int scan_buffer(const uint8_t *b, size_t len, const char *base, struct at
 		}
 		first = false;
 		s->frames++;
-		if (content > ATEL_SEG_FRAME_MAX || content % ATEL_RECORD_SIZE) {
-			s->bad_frames++;
-			off += (size_t)fs;
-			continue;
-		}
-		if (content > *outcap) {
-			uint8_t *nb = realloc(*out, content);
-			if (!nb)
-				return -ENOMEM;
-			*out = nb;
-			*outcap = content;
-		}
-		size_t got = ZSTD_decompressDCtx(dctx, *out, content, b + off, (size_t)fs);
-		if (ZSTD_isError(got) || got != content) {
-			s->bad_frames++;
-			off += (size_t)fs;
-			continue;
-		}
 		{
 			const uint8_t *rec;
-			int64_t n = atel__seg_records(*out, got, &dec, &dec_cap, &rec, &why);
+			int64_t n = atel__seg_frame_records(dctx, b + off, (size_t)fs, content, fb, &rec, &why);
 			if (n < 0) {
 				if (n == -ENOMEM) {
 					rc = -ENOMEM;
@@ -241,11 +222,10 @@ static int scan_buffer(const uint8_t *b, size_t len, const char *base, struct at
 			break;
 		off += (size_t)fs;
 	}
-	free(dec);
 	return rc;
 }
 
-static int scan_file(const char *path, struct atel_segscan *s, ZSTD_DCtx *dctx, uint8_t **out, size_t *outcap)
+static int scan_file(const char *path, struct atel_segscan *s, ZSTD_DCtx *dctx, struct atel_seg_frame_buf *fb)
 {
 	uint8_t *b = NULL;
 	size_t len = 0;
@@ -253,7 +233,7 @@ static int scan_file(const char *path, struct atel_segscan *s, ZSTD_DCtx *dctx, 
 	if (rc < 0)
 		return rc;
 	const char *base = strrchr(path, '/');
-	rc = scan_buffer(b, len, base ? base + 1 : path, s, dctx, out, outcap);
+	rc = scan_buffer(b, len, base ? base + 1 : path, s, dctx, fb);
 	free(b);
 	return rc;
 }
@@ -261,12 +241,11 @@ static int scan_file(const char *path, struct atel_segscan *s, ZSTD_DCtx *dctx, 
 int atel_segscan_buffer(const uint8_t *buf, size_t len, const char *name, struct atel_segscan *s)
 {
 	ZSTD_DCtx *dctx = ZSTD_createDCtx();
-	uint8_t *out = NULL;
-	size_t outcap = 0;
+	struct atel_seg_frame_buf fb = { 0 };
 	if (!dctx)
 		return -ENOMEM;
-	int rc = scan_buffer(buf, len, name ? name : "", s, dctx, &out, &outcap);
-	free(out);
+	int rc = scan_buffer(buf, len, name ? name : "", s, dctx, &fb);
+	atel__seg_frame_buf_free(&fb);
 	ZSTD_freeDCtx(dctx);
 	return rc;
 }
@@ -280,8 +259,7 @@ int atel_segscan_path(const char *path, struct atel_segscan *s, char *err, size_
 		return e;
 	}
 	ZSTD_DCtx *dctx = ZSTD_createDCtx();
-	uint8_t *out = NULL;
-	size_t outcap = 0;
+	struct atel_seg_frame_buf fb = { 0 };
 	int rc = 0;
 	if (!dctx)
 		return -ENOMEM;
@@ -295,17 +273,17 @@ int atel_segscan_path(const char *path, struct atel_segscan *s, char *err, size_
 		for (int i = 0; i < n && rc == 0; i++) {
 			char fp[4200];
 			snprintf(fp, sizeof(fp), "%s/%016llx%s", path, (unsigned long long)seqs[i], ATEL_SEG_SUFFIX);
-			rc = scan_file(fp, s, dctx, &out, &outcap);
+			rc = scan_file(fp, s, dctx, &fb);
 			if (rc < 0)
 				snprintf(err, errlen, "%s: %s", fp, strerror(-rc));
 		}
 		free(seqs);
 	} else {
-		rc = scan_file(path, s, dctx, &out, &outcap);
+		rc = scan_file(path, s, dctx, &fb);
 		if (rc < 0)
 			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
 	}
-	free(out);
+	atel__seg_frame_buf_free(&fb);
 	ZSTD_freeDCtx(dctx);
 	return rc;
 }
