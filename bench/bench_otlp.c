@@ -110,7 +110,7 @@ static void build(struct fixture *f)
 	f->res = (struct atel_otlp_resource){ f->res_attrs, 1, "atel", "0.1.0" };
 }
 
-static int gzip_once(const struct atel_otlp_buf *in, uint8_t *out, size_t cap, size_t *outlen)
+static int gzip_once(const struct atel_buf *in, uint8_t *out, size_t cap, size_t *outlen)
 {
 	z_stream zs;
 	int rc;
@@ -118,7 +118,7 @@ static int gzip_once(const struct atel_otlp_buf *in, uint8_t *out, size_t cap, s
 	memset(&zs, 0, sizeof(zs));
 	if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		return -ENOMEM;
-	zs.next_in = in->p;
+	zs.next_in = (Bytef *)in->data;
 	zs.avail_in = (uInt)in->len;
 	zs.next_out = out;
 	zs.avail_out = (uInt)cap;
@@ -132,7 +132,7 @@ static int run_otlp(const struct bench_opts *o)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct bench_hist *h = bench_hist_new(false);
-	struct atel_otlp_buf b = { 0 };
+	struct atel_buf b = { 0 };
 	int iters = o->quick ? 30 : 300, rc = 0;
 	static const struct {
 		const char *figure;
@@ -201,7 +201,7 @@ static int run_otlp(const struct bench_opts *o)
 		}
 	}
 out:
-	atel__otlp_buf_free(&b);
+	atel__buf_free(&b);
 	bench_hist_free(h);
 	free(f);
 	return rc;

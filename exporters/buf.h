@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * buf.h - a growable byte buffer for the text encoders (Prometheus, JSON
- * files). Encoders append into one buffer that is reused across exports, so
- * a steady-state export allocates nothing. Not thread-safe: one owner.
+ * buf.h - a growable byte buffer for the encoders (Prometheus text, JSON
+ * files, OTLP protobuf and JSON bodies). Encoders append into one buffer that
+ * is reused across exports, so a steady-state export allocates nothing. The
+ * content is kept NUL-terminated for text users; binary users ignore the
+ * extra byte. Not thread-safe: one owner.
  *
  * Appends never fail visibly: on allocation failure the buffer turns "failed"
  * (oom set), further appends are ignored, and the encoder reports -ENOMEM

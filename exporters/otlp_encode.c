@@ -26,63 +26,10 @@
 
 #include "otlp_encode.h"
 
-/* ---- buffer -------------------------------------------------------------- */
-
-static bool reserve(struct atel_otlp_buf *b, size_t n)
-{
-	size_t need, cap;
-	uint8_t *p;
-
-	if (b->oom)
-		return false;
-	need = b->len + n;
-	if (need <= b->cap)
-		return true;
-	cap = b->cap ? b->cap : 16384;
-	while (cap < need)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (!p) {
-		b->oom = true;
-		return false;
-	}
-	b->p = p;
-	b->cap = cap;
-	return true;
-}
-
-static inline void put(struct atel_otlp_buf *b, const void *s, size_t n)
-{
-	if (!reserve(b, n))
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static inline void putc_(struct atel_otlp_buf *b, uint8_t c)
-{
-	if (!reserve(b, 1))
-		return;
-	b->p[b->len++] = c;
-}
-
-static inline void puts_(struct atel_otlp_buf *b, const char *s)
-{
-	put(b, s, strlen(s));
-}
+/* ---- buffer (exporters/buf.h) ------------------------------------------- */
 
 /* a string literal, length known at compile time */
-#define PUTL(b, lit) put((b), (lit), sizeof(lit) - 1)
-
-void atel__otlp_buf_free(struct atel_otlp_buf *b)
-{
-	if (!b)
-		return;
-	free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-	b->oom = false;
-}
+#define PUTL(b, lit) atel__buf_put((b), (lit), sizeof(lit) - 1)
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 
@@ -109,7 +56,7 @@ static size_t utf8_seq(const uint8_t *s, size_t n)
 }
 
 /* Appends s, replacing invalid UTF-8 bytes with U+FFFD; json: also escapes. */
-static void put_text(struct atel_otlp_buf *b, const char *str, bool json)
+static void put_text(struct atel_buf *b, const char *str, bool json)
 {
 	static const char hexd[] = "0123456789abcdef";
 	const uint8_t *s = (const uint8_t *)(str ? str : "");
@@ -124,44 +71,44 @@ static void put_text(struct atel_otlp_buf *b, const char *str, bool json)
 			run++;
 			continue;
 		}
-		put(b, s + i - run, run);
+		atel__buf_put(b, s + i - run, run);
 		run = 0;
 		if (c < 0x80) {
 			if (!json) {
-				putc_(b, c);
+				atel__buf_putc(b, c);
 			} else if (c == '"' || c == '\\') {
-				putc_(b, '\\');
-				putc_(b, c);
+				atel__buf_putc(b, '\\');
+				atel__buf_putc(b, c);
 			} else if (c == '\n') {
-				put(b, "\\n", 2);
+				atel__buf_put(b, "\\n", 2);
 			} else if (c == '\t') {
-				put(b, "\\t", 2);
+				atel__buf_put(b, "\\t", 2);
 			} else if (c == '\r') {
-				put(b, "\\r", 2);
+				atel__buf_put(b, "\\r", 2);
 			} else {
 				uint8_t e[6] = { '\\', 'u', '0', '0', (uint8_t)hexd[c >> 4], (uint8_t)hexd[c & 15] };
-				put(b, e, 6);
+				atel__buf_put(b, e, 6);
 			}
 			i++;
 			continue;
 		}
 		k = utf8_seq(s + i, n - i);
 		if (k) {
-			put(b, s + i, k);
+			atel__buf_put(b, s + i, k);
 			i += k;
 		} else {
-			put(b, "\xef\xbf\xbd", 3);
+			atel__buf_put(b, "\xef\xbf\xbd", 3);
 			i++;
 		}
 	}
-	put(b, s + i - run, run);
+	atel__buf_put(b, s + i - run, run);
 }
 
 /* ---- protobuf writer ----------------------------------------------------- */
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
-static inline void pb_varint(struct atel_otlp_buf *b, uint64_t v)
+static inline void pb_varint(struct atel_buf *b, uint64_t v)
 {
 	uint8_t tmp[10];
 	size_t n = 0;
@@ -171,24 +118,24 @@ static inline void pb_varint(struct atel_otlp_buf *b, uint64_t v)
 		v >>= 7;
 	}
 	tmp[n++] = (uint8_t)v;
-	put(b, tmp, n);
+	atel__buf_put(b, tmp, n);
 }
 
-static inline void pb_tag(struct atel_otlp_buf *b, unsigned field, unsigned wt)
+static inline void pb_tag(struct atel_buf *b, unsigned field, unsigned wt)
 {
 	pb_varint(b, ((uint64_t)field << 3) | wt);
 }
 
-static inline void pb_fixed64_raw(struct atel_otlp_buf *b, uint64_t v)
+static inline void pb_fixed64_raw(struct atel_buf *b, uint64_t v)
 {
 	uint8_t t[8];
 
 	for (int i = 0; i < 8; i++)
 		t[i] = (uint8_t)(v >> (8 * i));
-	put(b, t, 8);
+	atel__buf_put(b, t, 8);
 }
 
-static inline void pb_fixed64(struct atel_otlp_buf *b, unsigned field, uint64_t v)
+static inline void pb_fixed64(struct atel_buf *b, unsigned field, uint64_t v)
 {
 	pb_tag(b, field, WT_I64);
 	pb_fixed64_raw(b, v);
@@ -202,26 +149,26 @@ static inline uint64_t dbits(double d)
 	return u;
 }
 
-static inline void pb_double(struct atel_otlp_buf *b, unsigned field, double d)
+static inline void pb_double(struct atel_buf *b, unsigned field, double d)
 {
 	pb_fixed64(b, field, dbits(d));
 }
 
-static inline void pb_uvarint_field(struct atel_otlp_buf *b, unsigned field, uint64_t v)
+static inline void pb_uvarint_field(struct atel_buf *b, unsigned field, uint64_t v)
 {
 	pb_tag(b, field, WT_VARINT);
 	pb_varint(b, v);
 }
 
 /* Opens a length-delimited field; returns the offset of its length byte. */
-static inline size_t pb_open(struct atel_otlp_buf *b, unsigned field)
+static inline size_t pb_open(struct atel_buf *b, unsigned field)
 {
 	pb_tag(b, field, WT_LEN);
-	putc_(b, 0);
+	atel__buf_putc(b, 0);
 	return b->len - 1;
 }
 
-static void pb_close(struct atel_otlp_buf *b, size_t at)
+static void pb_close(struct atel_buf *b, size_t at)
 {
 	size_t len, vlen = 1;
 	uint64_t v;
@@ -230,20 +177,20 @@ static void pb_close(struct atel_otlp_buf *b, size_t at)
 		return;
 	len = b->len - at - 1;
 	if (len < 0x80) {
-		b->p[at] = (uint8_t)len;
+		b->data[at] = (char)len;
 		return;
 	}
 	for (v = len; v >= 0x80; v >>= 7)
 		vlen++;
-	if (!reserve(b, vlen - 1))
+	if (!atel__buf_reserve(b, vlen - 1))
 		return;
-	memmove(b->p + at + vlen, b->p + at + 1, len);
+	memmove(b->data + at + vlen, b->data + at + 1, len);
 	b->len += vlen - 1;
 	for (size_t i = 0; i < vlen; i++, len >>= 7)
-		b->p[at + i] = (uint8_t)((len & 0x7f) | (i + 1 < vlen ? 0x80 : 0));
+		b->data[at + i] = (char)((len & 0x7f) | (i + 1 < vlen ? 0x80 : 0));
 }
 
-static void pb_string(struct atel_otlp_buf *b, unsigned field, const char *s)
+static void pb_string(struct atel_buf *b, unsigned field, const char *s)
 {
 	size_t at = pb_open(b, field);
 
@@ -251,23 +198,23 @@ static void pb_string(struct atel_otlp_buf *b, unsigned field, const char *s)
 	pb_close(b, at);
 }
 
-static void pb_bytes(struct atel_otlp_buf *b, unsigned field, const uint8_t *p, size_t n)
+static void pb_bytes(struct atel_buf *b, unsigned field, const uint8_t *p, size_t n)
 {
 	pb_tag(b, field, WT_LEN);
 	pb_varint(b, n);
-	put(b, p, n);
+	atel__buf_put(b, p, n);
 }
 
 /* ---- JSON writer --------------------------------------------------------- */
 
-static void js_str(struct atel_otlp_buf *b, const char *s)
+static void js_str(struct atel_buf *b, const char *s)
 {
-	putc_(b, '"');
+	atel__buf_putc(b, '"');
 	put_text(b, s, true);
-	putc_(b, '"');
+	atel__buf_putc(b, '"');
 }
 
-static void js_u64_str(struct atel_otlp_buf *b, uint64_t v)
+static void js_u64_str(struct atel_buf *b, uint64_t v)
 {
 	char tmp[24];
 	int i = (int)sizeof(tmp);
@@ -276,12 +223,12 @@ static void js_u64_str(struct atel_otlp_buf *b, uint64_t v)
 		tmp[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	putc_(b, '"');
-	put(b, tmp + i, sizeof(tmp) - (size_t)i);
-	putc_(b, '"');
+	atel__buf_putc(b, '"');
+	atel__buf_put(b, tmp + i, sizeof(tmp) - (size_t)i);
+	atel__buf_putc(b, '"');
 }
 
-static void js_u64_raw(struct atel_otlp_buf *b, uint64_t v)
+static void js_u64_raw(struct atel_buf *b, uint64_t v)
 {
 	char tmp[24];
 	int i = (int)sizeof(tmp);
@@ -290,19 +237,19 @@ static void js_u64_raw(struct atel_otlp_buf *b, uint64_t v)
 		tmp[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	put(b, tmp + i, sizeof(tmp) - (size_t)i);
+	atel__buf_put(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
-static void js_i64_str(struct atel_otlp_buf *b, int64_t v)
+static void js_i64_str(struct atel_buf *b, int64_t v)
 {
-	putc_(b, '"');
+	atel__buf_putc(b, '"');
 	if (v < 0) {
-		putc_(b, '-');
+		atel__buf_putc(b, '-');
 		js_u64_raw(b, (uint64_t)0 - (uint64_t)v);
 	} else {
 		js_u64_raw(b, (uint64_t)v);
 	}
-	putc_(b, '"');
+	atel__buf_putc(b, '"');
 }
 
 static int u64_digits(char *out, uint64_t v)
@@ -375,21 +322,21 @@ static int fmt_double(char *out, size_t len, double v)
 }
 
 /* A protobuf JSON double: a number, or "NaN" / "Infinity" / "-Infinity". */
-static void js_double(struct atel_otlp_buf *b, double v)
+static void js_double(struct atel_buf *b, double v)
 {
 	char tmp[40];
 
 	if (isnan(v)) {
 		PUTL(b, "\"NaN\"");
 	} else if (isinf(v)) {
-		puts_(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+		atel__buf_puts(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
 	} else {
 		int n = fmt_double(tmp, sizeof(tmp), v);
-		put(b, tmp, (size_t)n);
+		atel__buf_put(b, tmp, (size_t)n);
 	}
 }
 
-static void js_hex(struct atel_otlp_buf *b, const uint8_t *p, size_t n)
+static void js_hex(struct atel_buf *b, const uint8_t *p, size_t n)
 {
 	static const char hexd[] = "0123456789abcdef";
 	char tmp[40];
@@ -400,17 +347,17 @@ static void js_hex(struct atel_otlp_buf *b, const uint8_t *p, size_t n)
 		tmp[2 + 2 * i] = hexd[p[i] & 15];
 	}
 	tmp[1 + 2 * n] = '"';
-	put(b, tmp, 2 * n + 2);
+	atel__buf_put(b, tmp, 2 * n + 2);
 }
 
-static void js_key(struct atel_otlp_buf *b, const char *k, bool *first)
+static void js_key(struct atel_buf *b, const char *k, bool *first)
 {
 	if (!*first)
-		putc_(b, ',');
+		atel__buf_putc(b, ',');
 	*first = false;
-	putc_(b, '"');
-	puts_(b, k);
-	put(b, "\":", 2);
+	atel__buf_putc(b, '"');
+	atel__buf_puts(b, k);
+	atel__buf_put(b, "\":", 2);
 }
 
 /* ---- common pieces ------------------------------------------------------- */
@@ -423,7 +370,7 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
-static void pb_anyvalue(struct atel_otlp_buf *b, unsigned field, const struct atel_attr_value *v)
+static void pb_anyvalue(struct atel_buf *b, unsigned field, const struct atel_attr_value *v)
 {
 	size_t at = pb_open(b, field);
 
@@ -444,7 +391,7 @@ static void pb_anyvalue(struct atel_otlp_buf *b, unsigned field, const struct at
 	pb_close(b, at);
 }
 
-static void pb_kv(struct atel_otlp_buf *b, unsigned field, const char *key, const struct atel_attr_value *v)
+static void pb_kv(struct atel_buf *b, unsigned field, const char *key, const struct atel_attr_value *v)
 {
 	size_t at = pb_open(b, field);
 
@@ -453,14 +400,14 @@ static void pb_kv(struct atel_otlp_buf *b, unsigned field, const char *key, cons
 	pb_close(b, at);
 }
 
-static void pb_kv_str(struct atel_otlp_buf *b, unsigned field, const char *key, const char *val)
+static void pb_kv_str(struct atel_buf *b, unsigned field, const char *key, const char *val)
 {
 	struct atel_attr_value v = { .vtype = ATEL_VT_STR, .s = val };
 
 	pb_kv(b, field, key, &v);
 }
 
-static void js_anyvalue(struct atel_otlp_buf *b, const struct atel_attr_value *v)
+static void js_anyvalue(struct atel_buf *b, const struct atel_attr_value *v)
 {
 	switch (v->vtype) {
 	case ATEL_VT_INT:
@@ -472,37 +419,37 @@ static void js_anyvalue(struct atel_otlp_buf *b, const struct atel_attr_value *v
 		js_double(b, v->d);
 		break;
 	case ATEL_VT_BOOL:
-		puts_(b, v->b ? "{\"boolValue\":true" : "{\"boolValue\":false");
+		atel__buf_puts(b, v->b ? "{\"boolValue\":true" : "{\"boolValue\":false");
 		break;
 	default:
 		PUTL(b, "{\"stringValue\":");
 		js_str(b, v->s);
 		break;
 	}
-	putc_(b, '}');
+	atel__buf_putc(b, '}');
 }
 
-static void js_kv(struct atel_otlp_buf *b, const char *key, const struct atel_attr_value *v)
+static void js_kv(struct atel_buf *b, const char *key, const struct atel_attr_value *v)
 {
 	PUTL(b, "{\"key\":");
 	js_str(b, key);
 	PUTL(b, ",\"value\":");
 	js_anyvalue(b, v);
-	putc_(b, '}');
+	atel__buf_putc(b, '}');
 }
 
-static void js_attrs(struct atel_otlp_buf *b, const struct atel_otlp_attr *a, uint32_t n)
+static void js_attrs(struct atel_buf *b, const struct atel_otlp_attr *a, uint32_t n)
 {
-	putc_(b, '[');
+	atel__buf_putc(b, '[');
 	for (uint32_t i = 0; i < n; i++) {
 		if (i)
-			putc_(b, ',');
+			atel__buf_putc(b, ',');
 		js_kv(b, a[i].key, &a[i].v);
 	}
-	putc_(b, ']');
+	atel__buf_putc(b, ']');
 }
 
-static void pb_resource_scope_open(struct atel_otlp_buf *b, const struct atel_otlp_resource *res,
+static void pb_resource_scope_open(struct atel_buf *b, const struct atel_otlp_resource *res,
 				   size_t *at_outer, size_t *at_scope_list)
 {
 	size_t at_res, at_scope;
@@ -520,10 +467,10 @@ static void pb_resource_scope_open(struct atel_otlp_buf *b, const struct atel_ot
 	pb_close(b, at_scope);
 }
 
-static void js_resource_scope_open(struct atel_otlp_buf *b, const struct atel_otlp_resource *res, const char *top,
+static void js_resource_scope_open(struct atel_buf *b, const struct atel_otlp_resource *res, const char *top,
 				   const char *scopes)
 {
-	putc_(b, '{');
+	atel__buf_putc(b, '{');
 	js_str(b, top);
 	PUTL(b, ":[{\"resource\":{\"attributes\":");
 	js_attrs(b, res->attrs, res->nattrs);
@@ -535,12 +482,12 @@ static void js_resource_scope_open(struct atel_otlp_buf *b, const struct atel_ot
 		PUTL(b, ",\"version\":");
 		js_str(b, res->scope_version);
 	}
-	putc_(b, '}');
+	atel__buf_putc(b, '}');
 }
 
 /* ---- spans --------------------------------------------------------------- */
 
-static void pb_span(struct atel_otlp_buf *b, const struct atel_otlp_span *s)
+static void pb_span(struct atel_buf *b, const struct atel_otlp_span *s)
 {
 	size_t at = pb_open(b, 2), at2;
 
@@ -576,12 +523,12 @@ static void pb_span(struct atel_otlp_buf *b, const struct atel_otlp_span *s)
 		uint8_t t[4] = { (uint8_t)f, (uint8_t)(f >> 8), (uint8_t)(f >> 16), (uint8_t)(f >> 24) };
 
 		pb_tag(b, 16, WT_I32);
-		put(b, t, 4);
+		atel__buf_put(b, t, 4);
 	}
 	pb_close(b, at);
 }
 
-static void js_span(struct atel_otlp_buf *b, const struct atel_otlp_span *s)
+static void js_span(struct atel_buf *b, const struct atel_otlp_span *s)
 {
 	PUTL(b, "{\"traceId\":");
 	js_hex(b, s->trace_id, 16);
@@ -613,7 +560,7 @@ static void js_span(struct atel_otlp_buf *b, const struct atel_otlp_span *s)
 			const struct atel_otlp_event *e = &s->events[i];
 
 			if (i)
-				putc_(b, ',');
+				atel__buf_putc(b, ',');
 			PUTL(b, "{\"timeUnixNano\":");
 			js_u64_str(b, e->ts_ns);
 			PUTL(b, ",\"name\":");
@@ -622,9 +569,9 @@ static void js_span(struct atel_otlp_buf *b, const struct atel_otlp_span *s)
 				PUTL(b, ",\"attributes\":");
 				js_attrs(b, e->attrs, e->nattrs);
 			}
-			putc_(b, '}');
+			atel__buf_putc(b, '}');
 		}
-		putc_(b, ']');
+		atel__buf_putc(b, ']');
 	}
 	PUTL(b, ",\"status\":{");
 	{
@@ -642,7 +589,7 @@ static void js_span(struct atel_otlp_buf *b, const struct atel_otlp_span *s)
 	PUTL(b, "}}");
 }
 
-int atel__otlp_encode_spans(struct atel_otlp_buf *b, enum atel_otlp_format fmt,
+int atel__otlp_encode_spans(struct atel_buf *b, enum atel_otlp_format fmt,
 			    const struct atel_otlp_resource *res, const struct atel_otlp_span *spans, size_t n)
 {
 	if (!b || !res || (n && !spans))
@@ -660,7 +607,7 @@ int atel__otlp_encode_spans(struct atel_otlp_buf *b, enum atel_otlp_format fmt,
 		PUTL(b, ",\"spans\":[");
 		for (size_t i = 0; i < n; i++) {
 			if (i)
-				putc_(b, ',');
+				atel__buf_putc(b, ',');
 			js_span(b, &spans[i]);
 		}
 		PUTL(b, "]}]}]}");
@@ -681,13 +628,13 @@ static const char *unit_of(const char *name)
 	return NULL;
 }
 
-static void pb_point_attrs(struct atel_otlp_buf *b, unsigned field, const struct atel_agg_series *s)
+static void pb_point_attrs(struct atel_buf *b, unsigned field, const struct atel_agg_series *s)
 {
 	for (uint32_t i = 0; i < s->nlabels; i++)
 		pb_kv_str(b, field, s->keys[i], s->values[i]);
 }
 
-static void pb_metric(struct atel_otlp_buf *b, const struct atel_agg_family *f, uint64_t ts)
+static void pb_metric(struct atel_buf *b, const struct atel_agg_family *f, uint64_t ts)
 {
 	size_t at = pb_open(b, 2), at_data, at_pt, at2;
 	const char *unit = unit_of(f->name);
@@ -733,7 +680,7 @@ static void pb_metric(struct atel_otlp_buf *b, const struct atel_agg_family *f, 
 	pb_close(b, at);
 }
 
-static void js_metric(struct atel_otlp_buf *b, const struct atel_agg_family *f, uint64_t ts)
+static void js_metric(struct atel_buf *b, const struct atel_agg_family *f, uint64_t ts)
 {
 	const char *unit = unit_of(f->name);
 	const double *last_bounds = NULL;
@@ -750,20 +697,20 @@ static void js_metric(struct atel_otlp_buf *b, const struct atel_agg_family *f, 
 		PUTL(b, ",\"unit\":");
 		js_str(b, unit);
 	}
-	puts_(b, f->mtype == ATEL_MT_COUNTER ? ",\"sum\":{\"dataPoints\":["
+	atel__buf_puts(b, f->mtype == ATEL_MT_COUNTER ? ",\"sum\":{\"dataPoints\":["
 		 : f->mtype == ATEL_MT_HISTOGRAM ? ",\"histogram\":{\"dataPoints\":["
 						 : ",\"gauge\":{\"dataPoints\":[");
 	for (uint32_t i = 0; i < f->nseries; i++) {
 		const struct atel_agg_series *s = &f->series[i];
 
 		if (i)
-			putc_(b, ',');
+			atel__buf_putc(b, ',');
 		PUTL(b, "{\"attributes\":[");
 		for (uint32_t k = 0; k < s->nlabels; k++) {
 			struct atel_attr_value v = { .vtype = ATEL_VT_STR, .s = s->values[k] };
 
 			if (k)
-				putc_(b, ',');
+				atel__buf_putc(b, ',');
 			js_kv(b, s->keys[k], &v);
 		}
 		PUTL(b, "],\"startTimeUnixNano\":");
@@ -778,35 +725,35 @@ static void js_metric(struct atel_otlp_buf *b, const struct atel_agg_family *f, 
 			PUTL(b, ",\"bucketCounts\":[");
 			for (uint32_t k = 0; k <= s->nbounds; k++) {
 				if (k)
-					putc_(b, ',');
+					atel__buf_putc(b, ',');
 				js_u64_str(b, s->buckets ? s->buckets[k] : 0);
 			}
 			PUTL(b, "],\"explicitBounds\":");
-			if (s->bounds == last_bounds && s->nbounds == last_n && reserve(b, last_len)) {
+			if (s->bounds == last_bounds && s->nbounds == last_n && atel__buf_reserve(b, last_len)) {
 				/* series of a family share their bounds: copy the text */
-				memmove(b->p + b->len, b->p + last_off, last_len);
+				memmove(b->data + b->len, b->data + last_off, last_len);
 				b->len += last_len;
 			} else {
 				last_off = b->len;
-				putc_(b, '[');
+				atel__buf_putc(b, '[');
 				for (uint32_t k = 0; k < s->nbounds; k++) {
 					if (k)
-						putc_(b, ',');
+						atel__buf_putc(b, ',');
 					js_double(b, s->bounds[k]);
 				}
-				putc_(b, ']');
+				atel__buf_putc(b, ']');
 				last_len = b->len - last_off;
 				last_bounds = s->bounds;
 				last_n = s->nbounds;
 			}
-			putc_(b, '}');
+			atel__buf_putc(b, '}');
 		} else {
 			PUTL(b, ",\"asDouble\":");
 			js_double(b, s->value);
-			putc_(b, '}');
+			atel__buf_putc(b, '}');
 		}
 	}
-	putc_(b, ']');
+	atel__buf_putc(b, ']');
 	if (f->mtype != ATEL_MT_GAUGE)
 		PUTL(b, ",\"aggregationTemporality\":2");
 	if (f->mtype == ATEL_MT_COUNTER)
@@ -823,7 +770,7 @@ uint64_t atel__otlp_count_points(const struct atel_agg_snapshot *snap, uint32_t 
 	return n;
 }
 
-int atel__otlp_encode_metrics(struct atel_otlp_buf *b, enum atel_otlp_format fmt,
+int atel__otlp_encode_metrics(struct atel_buf *b, enum atel_otlp_format fmt,
 			      const struct atel_otlp_resource *res, const struct atel_agg_snapshot *snap,
 			      uint32_t first, uint32_t count)
 {
@@ -845,7 +792,7 @@ int atel__otlp_encode_metrics(struct atel_otlp_buf *b, enum atel_otlp_format fmt
 		PUTL(b, ",\"metrics\":[");
 		for (uint32_t i = first; i < end; i++) {
 			if (i > first)
-				putc_(b, ',');
+				atel__buf_putc(b, ',');
 			js_metric(b, &snap->families[i], snap->ts_ns);
 		}
 		PUTL(b, "]}]}]}");

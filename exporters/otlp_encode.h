@@ -18,17 +18,11 @@
 #include <stdint.h>
 
 #include "aggregates.h"
+#include "buf.h"
 #include "decode.h"
 
-/* Growable output buffer, reused across exports (steady state allocates
- * nothing). Appends never fail visibly: on allocation failure `oom` is set,
- * further appends are ignored and the encoder returns -ENOMEM at the end. */
-struct atel_otlp_buf {
-	uint8_t *p;
-	size_t len, cap;
-	bool oom;
-};
-void atel__otlp_buf_free(struct atel_otlp_buf *b); /* NULL-safe; keeps b usable (empty) */
+/* Output goes into a struct atel_buf (buf.h), reused across exports; on
+ * allocation failure the encoders return -ENOMEM at the end. */
 
 enum atel_otlp_format {
 	ATEL_OTLP_PROTOBUF = 0,   /* http/protobuf, Content-Type application/x-protobuf */
@@ -76,7 +70,7 @@ struct atel_otlp_span {
  * (U+FFFD), as protobuf requires valid UTF-8 in string fields.
  * @return 0, or -ENOMEM (b->oom), -EINVAL (NULL arguments).
  */
-int atel__otlp_encode_spans(struct atel_otlp_buf *b, enum atel_otlp_format fmt,
+int atel__otlp_encode_spans(struct atel_buf *b, enum atel_otlp_format fmt,
 			    const struct atel_otlp_resource *res, const struct atel_otlp_span *spans, size_t n);
 
 /*
@@ -87,7 +81,7 @@ int atel__otlp_encode_spans(struct atel_otlp_buf *b, enum atel_otlp_format fmt,
  * snap->ts_ns, start time the series' start_ns.
  * @return 0, -ENOMEM or -EINVAL.
  */
-int atel__otlp_encode_metrics(struct atel_otlp_buf *b, enum atel_otlp_format fmt,
+int atel__otlp_encode_metrics(struct atel_buf *b, enum atel_otlp_format fmt,
 			      const struct atel_otlp_resource *res, const struct atel_agg_snapshot *snap,
 			      uint32_t first, uint32_t count);
 

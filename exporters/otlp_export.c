@@ -797,14 +797,14 @@ struct atel_otlp {
 	CURL *curl[2];
 	struct curl_slist *hdrs[2];
 	char curl_err[CURL_ERROR_SIZE];
-	struct atel_otlp_buf enc, resp;
+	struct atel_buf enc, resp;
 	char retry_after[64];
 	struct atel_otlp_attr *res_attrs;
 	struct atel_otlp_resource res;
 	uint64_t rnd;
 
 	/* traces job: the first `tr_n` ready spans, encoded in tr_body */
-	struct atel_otlp_buf tr_body;
+	struct atel_buf tr_body;
 	uint32_t tr_n;
 	bool tr_pending;
 	unsigned tr_attempt;
@@ -813,7 +813,7 @@ struct atel_otlp {
 	/* metrics job */
 	struct atel_agg_snapshot *snap;
 	uint32_t m_first, m_count;           /* families of the current chunk */
-	struct atel_otlp_buf m_body;
+	struct atel_buf m_body;
 	uint64_t m_items;
 	bool m_pending;
 	unsigned m_attempt;
@@ -1290,16 +1290,8 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *arg)
 
 	if (n > room)
 		n = room; /* keep the first RESP_MAX bytes; accept the rest */
-	if (n) {
-		uint8_t *q = realloc(o->resp.p, o->resp.len + n + 1);
-
-		if (q) {
-			o->resp.p = q;
-			memcpy(q + o->resp.len, p, n);
-			o->resp.len += n;
-			q[o->resp.len] = 0;
-		}
-	}
+	if (n)
+		atel__buf_put(&o->resp, p, n); /* NUL-terminated; on failure the response stays short */
 	return sz * nm;
 }
 
@@ -1320,7 +1312,7 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *arg)
 /* gzip at level 1: OTLP payloads are repetitive enough that level 1 keeps
  * ~80% of level 6's saving (1000 spans: 204 KB -> 16 KB vs 14 KB) at a tenth
  * of the CPU (bench: atel-bench --only otlp). */
-static int gzip_body(struct atel_otlp_buf *out, const uint8_t *in, size_t len)
+static int gzip_body(struct atel_buf *out, const uint8_t *in, size_t len)
 {
 	z_stream zs;
 	uLong bound;
@@ -1330,20 +1322,15 @@ static int gzip_body(struct atel_otlp_buf *out, const uint8_t *in, size_t len)
 	if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		return -ENOMEM;
 	bound = deflateBound(&zs, (uLong)len) + 32;
-	if (out->cap < bound) {
-		uint8_t *p = realloc(out->p, bound);
-
-		if (!p) {
-			deflateEnd(&zs);
-			return -ENOMEM;
-		}
-		out->p = p;
-		out->cap = bound;
+	atel__buf_reset(out);
+	if (!atel__buf_reserve(out, bound)) {
+		deflateEnd(&zs);
+		return -ENOMEM;
 	}
 	zs.next_in = (Bytef *)(uintptr_t)in;
 	zs.avail_in = (uInt)len;
-	zs.next_out = out->p;
-	zs.avail_out = (uInt)out->cap;
+	zs.next_out = (Bytef *)out->data;
+	zs.avail_out = (uInt)bound;
 	rc = deflate(&zs, Z_FINISH);
 	out->len = zs.total_out;
 	deflateEnd(&zs);
@@ -1402,16 +1389,16 @@ struct http_result {
 	char msg[256];        /* redacted */
 };
 
-static void http_post(struct atel_otlp *o, int which, const struct atel_otlp_buf *body, struct http_result *r)
+static void http_post(struct atel_otlp *o, int which, const struct atel_buf *body, struct http_result *r)
 {
 	CURL *c = o->curl[which];
 	CURLcode cc;
 
 	memset(r, 0, sizeof(*r));
-	o->resp.len = 0;
+	atel__buf_reset(&o->resp);
 	o->retry_after[0] = '\0';
 	o->curl_err[0] = '\0';
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body->p);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
 	cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {
@@ -1438,7 +1425,7 @@ static void http_post(struct atel_otlp *o, int which, const struct atel_otlp_buf
 }
 
 /* One attempt for the job of `which`. @return 1 done (acked or dropped), 0 retry scheduled. */
-static int attempt(struct atel_otlp *o, int which, const struct atel_otlp_buf *body, uint64_t items,
+static int attempt(struct atel_otlp *o, int which, const struct atel_buf *body, uint64_t items,
 		   unsigned *attempt_no, uint64_t *next_ns, int64_t *rejected, bool *acked, bool final_pass)
 {
 	const struct atel_otlp_signal *g = which ? &o->st.metrics : &o->st.traces;
@@ -1459,7 +1446,7 @@ static int attempt(struct atel_otlp *o, int which, const struct atel_otlp_buf *b
 	row.status = r.status ? (int)r.status : r.err;
 
 	if (r.status >= 200 && r.status < 300) {
-		int prc = atel__otlp_parse_response(o->resp.p, o->resp.len, g->json, rejected, msg, sizeof(msg));
+		int prc = atel__otlp_parse_response(o->resp.data, o->resp.len, g->json, rejected, msg, sizeof(msg));
 
 		redact(o, msg);
 		if (prc) {
@@ -1492,7 +1479,9 @@ static int attempt(struct atel_otlp *o, int which, const struct atel_otlp_buf *b
 		size_t n = o->resp.len < 120 ? o->resp.len : 120, k = 0;
 
 		for (size_t i = 0; i < n; i++)
-			body_msg[k++] = (o->resp.p[i] >= 0x20 && o->resp.p[i] < 0x7f) ? (char)o->resp.p[i] : ' ';
+			body_msg[k++] = ((unsigned char)o->resp.data[i] >= 0x20 && (unsigned char)o->resp.data[i] < 0x7f)
+					       ? o->resp.data[i]
+					       : ' ';
 		body_msg[k] = '\0';
 		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), ": %s", body_msg);
 	}
@@ -1540,24 +1529,15 @@ static int attempt(struct atel_otlp *o, int which, const struct atel_otlp_buf *b
 /* ------------------------------------------------------------------------ */
 /* jobs                                                                     */
 
-static int finish_body(struct atel_otlp *o, bool gz, struct atel_otlp_buf *dst)
+static int finish_body(struct atel_otlp *o, bool gz, struct atel_buf *dst)
 {
 	if (o->enc.oom)
 		return -ENOMEM;
 	if (gz)
-		return gzip_body(dst, o->enc.p, o->enc.len);
-	dst->len = 0;
-	if (dst->cap < o->enc.len) {
-		uint8_t *p = realloc(dst->p, o->enc.len);
-
-		if (!p)
-			return -ENOMEM;
-		dst->p = p;
-		dst->cap = o->enc.len;
-	}
-	memcpy(dst->p, o->enc.p, o->enc.len);
-	dst->len = o->enc.len;
-	return 0;
+		return gzip_body(dst, (const uint8_t *)o->enc.data, o->enc.len);
+	atel__buf_reset(dst);
+	atel__buf_put(dst, o->enc.data, o->enc.len);
+	return dst->oom ? -ENOMEM : 0;
 }
 
 static int encode_spans(struct atel_otlp *o, uint32_t n)
@@ -1922,10 +1902,10 @@ static void otlp_free(struct atel_otlp *o)
 	}
 	if (o->snap)
 		atel__agg_snapshot_free(o->snap);
-	atel__otlp_buf_free(&o->enc);
-	atel__otlp_buf_free(&o->resp);
-	atel__otlp_buf_free(&o->tr_body);
-	atel__otlp_buf_free(&o->m_body);
+	atel__buf_free(&o->enc);
+	atel__buf_free(&o->resp);
+	atel__buf_free(&o->tr_body);
+	atel__buf_free(&o->m_body);
 	free(o->pend);
 	free(o->res_attrs);
 	atel__otlp_settings_free(&o->st);

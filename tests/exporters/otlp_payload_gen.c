@@ -16,14 +16,14 @@
 
 #include "otlp_encode.h"
 
-static int write_file(const char *dir, const char *name, const struct atel_otlp_buf *b)
+static int write_file(const char *dir, const char *name, const struct atel_buf *b)
 {
 	char path[4096];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	f = fopen(path, "wb");
-	if (!f || fwrite(b->p, 1, b->len, f) != b->len || fclose(f)) {
+	if (!f || fwrite(b->data, 1, b->len, f) != b->len || fclose(f)) {
 		perror(path);
 		return 1;
 	}
@@ -72,7 +72,7 @@ int main(int argc, char **argv)
 		{ "exception", 1700000000600000000ull, exc_attrs, 2 },
 	};
 	struct atel_otlp_span sp[6];
-	struct atel_otlp_buf b = { 0 };
+	struct atel_buf b = { 0 };
 	int rc = 0;
 
 	memset(sp, 0, sizeof(sp));
@@ -111,7 +111,7 @@ int main(int argc, char **argv)
 	sp[5].end_ns = 2;
 
 	for (int fmt = 0; fmt < 2; fmt++) {
-		atel__otlp_buf_free(&b);
+		atel__buf_free(&b);
 		rc |= atel__otlp_encode_spans(&b, (enum atel_otlp_format)fmt, &res, sp, 6) != 0;
 		rc |= write_file(dir, fmt ? "spans.json" : "spans.pb", &b);
 	}
@@ -176,7 +176,7 @@ int main(int argc, char **argv)
 		struct atel_agg_snapshot snap = { 1700000002000000000ull, 4, fam };
 
 		for (int fmt = 0; fmt < 2; fmt++) {
-			atel__otlp_buf_free(&b);
+			atel__buf_free(&b);
 			rc |= atel__otlp_encode_metrics(&b, (enum atel_otlp_format)fmt, &res, &snap, 0, 4) != 0;
 			rc |= write_file(dir, fmt ? "metrics.json" : "metrics.pb", &b);
 		}
@@ -201,11 +201,11 @@ int main(int argc, char **argv)
 			big[i].nattrs = 1;
 		}
 		for (int fmt = 0; fmt < 2; fmt++) {
-			atel__otlp_buf_free(&b);
+			atel__buf_free(&b);
 			rc |= atel__otlp_encode_spans(&b, (enum atel_otlp_format)fmt, &res, big, 300) != 0;
 			rc |= write_file(dir, fmt ? "big_spans.json" : "big_spans.pb", &b);
 		}
 	}
-	atel__otlp_buf_free(&b);
+	atel__buf_free(&b);
 	return rc;
 }
