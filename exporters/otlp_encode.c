@@ -24,6 +24,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "json_export.h"
 #include "otlp_encode.h"
 
 /* ---- buffer (exporters/buf.h) ------------------------------------------- */
@@ -33,75 +34,34 @@
 
 /* ---- UTF-8 --------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if invalid (RFC 3629:
- * no overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_seq(const uint8_t *s, size_t n)
+/* Appends s for a protobuf string field, invalid UTF-8 bytes replaced by
+ * U+FFFD (producer strings are untrusted; protobuf strings must be UTF-8).
+ * JSON strings go through atel__json_str (json_export.h), which does the
+ * same plus JSON escaping. */
+static void put_utf8(struct atel_buf *b, const char *str)
 {
-	uint8_t c = s[0];
+	const unsigned char *s = (const unsigned char *)(str ? str : ""), *run = s;
 
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (n >= 2 && (s[1] & 0xc0) == 0x80) ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		uint8_t lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-		return (n >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80) ? 3 : 0;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		uint8_t lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-		return (n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80) ? 4
-														       : 0;
-	}
-	return 0;
-}
-
-/* Appends s, replacing invalid UTF-8 bytes with U+FFFD; json: also escapes. */
-static void put_text(struct atel_buf *b, const char *str, bool json)
-{
-	static const char hexd[] = "0123456789abcdef";
-	const uint8_t *s = (const uint8_t *)(str ? str : "");
-	size_t n = strlen((const char *)s), i = 0, run = 0;
-
-	while (i < n) {
-		uint8_t c = s[i];
+	for (;;) {
 		size_t k;
 
-		if (c >= 0x20 && c < 0x80 && (!json || (c != '"' && c != '\\'))) {
-			i++;
-			run++;
+		if (*s && *s < 0x80) {
+			s++;
 			continue;
 		}
-		atel__buf_put(b, s + i - run, run);
-		run = 0;
-		if (c < 0x80) {
-			if (!json) {
-				atel__buf_putc(b, c);
-			} else if (c == '"' || c == '\\') {
-				atel__buf_putc(b, '\\');
-				atel__buf_putc(b, c);
-			} else if (c == '\n') {
-				atel__buf_put(b, "\\n", 2);
-			} else if (c == '\t') {
-				atel__buf_put(b, "\\t", 2);
-			} else if (c == '\r') {
-				atel__buf_put(b, "\\r", 2);
-			} else {
-				uint8_t e[6] = { '\\', 'u', '0', '0', (uint8_t)hexd[c >> 4], (uint8_t)hexd[c & 15] };
-				atel__buf_put(b, e, 6);
-			}
-			i++;
-			continue;
-		}
-		k = utf8_seq(s + i, n - i);
+		atel__buf_put(b, run, (size_t)(s - run));
+		if (!*s)
+			break;
+		k = atel__utf8_len(s);
 		if (k) {
-			atel__buf_put(b, s + i, k);
-			i += k;
+			atel__buf_put(b, s, k);
+			s += k;
 		} else {
 			atel__buf_put(b, "\xef\xbf\xbd", 3);
-			i++;
+			s++;
 		}
+		run = s;
 	}
-	atel__buf_put(b, s + i - run, run);
 }
 
 /* ---- protobuf writer ----------------------------------------------------- */
@@ -194,7 +154,7 @@ static void pb_string(struct atel_buf *b, unsigned field, const char *s)
 {
 	size_t at = pb_open(b, field);
 
-	put_text(b, s, false);
+	put_utf8(b, s);
 	pb_close(b, at);
 }
 
@@ -206,13 +166,6 @@ static void pb_bytes(struct atel_buf *b, unsigned field, const uint8_t *p, size_
 }
 
 /* ---- JSON writer --------------------------------------------------------- */
-
-static void js_str(struct atel_buf *b, const char *s)
-{
-	atel__buf_putc(b, '"');
-	put_text(b, s, true);
-	atel__buf_putc(b, '"');
-}
 
 static void js_u64_str(struct atel_buf *b, uint64_t v)
 {
@@ -423,7 +376,7 @@ static void js_anyvalue(struct atel_buf *b, const struct atel_attr_value *v)
 		break;
 	default:
 		PUTL(b, "{\"stringValue\":");
-		js_str(b, v->s);
+		atel__json_str(b, v->s);
 		break;
 	}
 	atel__buf_putc(b, '}');
@@ -432,7 +385,7 @@ static void js_anyvalue(struct atel_buf *b, const struct atel_attr_value *v)
 static void js_kv(struct atel_buf *b, const char *key, const struct atel_attr_value *v)
 {
 	PUTL(b, "{\"key\":");
-	js_str(b, key);
+	atel__json_str(b, key);
 	PUTL(b, ",\"value\":");
 	js_anyvalue(b, v);
 	atel__buf_putc(b, '}');
@@ -471,16 +424,16 @@ static void js_resource_scope_open(struct atel_buf *b, const struct atel_otlp_re
 				   const char *scopes)
 {
 	atel__buf_putc(b, '{');
-	js_str(b, top);
+	atel__json_str(b, top);
 	PUTL(b, ":[{\"resource\":{\"attributes\":");
 	js_attrs(b, res->attrs, res->nattrs);
 	PUTL(b, "},");
-	js_str(b, scopes);
+	atel__json_str(b, scopes);
 	PUTL(b, ":[{\"scope\":{\"name\":");
-	js_str(b, res->scope_name ? res->scope_name : "atel");
+	atel__json_str(b, res->scope_name ? res->scope_name : "atel");
 	if (res->scope_version && *res->scope_version) {
 		PUTL(b, ",\"version\":");
-		js_str(b, res->scope_version);
+		atel__json_str(b, res->scope_version);
 	}
 	atel__buf_putc(b, '}');
 }
@@ -543,7 +496,7 @@ static void js_span(struct atel_buf *b, const struct atel_otlp_span *s)
 		js_u64_raw(b, s->flags);
 	}
 	PUTL(b, ",\"name\":");
-	js_str(b, s->name);
+	atel__json_str(b, s->name);
 	PUTL(b, ",\"kind\":");
 	js_u64_raw(b, s->kind);
 	PUTL(b, ",\"startTimeUnixNano\":");
@@ -564,7 +517,7 @@ static void js_span(struct atel_buf *b, const struct atel_otlp_span *s)
 			PUTL(b, "{\"timeUnixNano\":");
 			js_u64_str(b, e->ts_ns);
 			PUTL(b, ",\"name\":");
-			js_str(b, e->name);
+			atel__json_str(b, e->name);
 			if (e->nattrs) {
 				PUTL(b, ",\"attributes\":");
 				js_attrs(b, e->attrs, e->nattrs);
@@ -579,7 +532,7 @@ static void js_span(struct atel_buf *b, const struct atel_otlp_span *s)
 
 		if (s->status_msg && *s->status_msg) {
 			js_key(b, "message", &first);
-			js_str(b, s->status_msg);
+			atel__json_str(b, s->status_msg);
 		}
 		if (s->status) {
 			js_key(b, "code", &first);
@@ -688,14 +641,14 @@ static void js_metric(struct atel_buf *b, const struct atel_agg_family *f, uint6
 	size_t last_off = 0, last_len = 0;
 
 	PUTL(b, "{\"name\":");
-	js_str(b, f->name);
+	atel__json_str(b, f->name);
 	if (f->help && *f->help) {
 		PUTL(b, ",\"description\":");
-		js_str(b, f->help);
+		atel__json_str(b, f->help);
 	}
 	if (unit) {
 		PUTL(b, ",\"unit\":");
-		js_str(b, unit);
+		atel__json_str(b, unit);
 	}
 	atel__buf_puts(b, f->mtype == ATEL_MT_COUNTER ? ",\"sum\":{\"dataPoints\":["
 		 : f->mtype == ATEL_MT_HISTOGRAM ? ",\"histogram\":{\"dataPoints\":["
