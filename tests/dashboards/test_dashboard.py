@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Checks dashboards/overview.json: valid against Grafana's dashboard JSON schema
-(../shared/vendor), the REFERENCE.md panels present, every panel and target on the
+(third_party/grafana-dashboard-schema), the REFERENCE.md panels present, every panel and target on the
 $datasource variable, every target has an expr, and every expr parses
 (`promtool check rules` on the expressions wrapped as recording rules).
 Prints "N passed, M failed" and exits non-zero on any failure."""
@@ -14,9 +14,9 @@ import tempfile
 import jsonschema
 
 src = os.environ.get("ATEL_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
-shared = os.environ.get("ATEL_SHARED_DIR", os.path.join(src, "..", "shared"))
+third_party = os.environ.get("ATEL_THIRD_PARTY_DIR", os.path.join(src, "third_party"))
 dash_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(src, "dashboards", "overview.json")
-schema_path = os.path.join(shared, "vendor", "grafana-dashboard-schema", "dashboard.jsonschema.json")
+schema_path = os.path.join(third_party, "grafana-dashboard-schema", "dashboard.jsonschema.json")
 
 REFERENCE_PANELS = [
     "Agent Execution Rate", "Active Agents", "Error Rate", "Total Tokens Used",

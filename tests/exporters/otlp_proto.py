@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """OTLP message classes compiled at run time from the vendored official
-.proto files ($ATEL_SHARED_DIR/vendor/opentelemetry-proto), and a strict
+.proto files (third_party/opentelemetry-proto), and a strict
 validator of OTLP/JSON payloads.
 
 Used by test_otlp_payloads.py and otlp_collector.py. Needs Debian's
@@ -34,9 +34,9 @@ ENUM_KEYS = {"kind", "code", "aggregationTemporality"}
 
 
 def vendor_dir():
-    shared = os.environ.get("ATEL_SHARED_DIR") or os.path.join(
-        os.path.dirname(__file__), "..", "..", "..", "shared")
-    return os.path.join(shared, "vendor", "opentelemetry-proto")
+    third_party = os.environ.get("ATEL_THIRD_PARTY_DIR") or os.path.join(
+        os.path.dirname(__file__), "..", "..", "third_party")
+    return os.path.join(third_party, "opentelemetry-proto")
 
 
 _mods = None
