@@ -32,7 +32,10 @@ struct atel_daemon_stats {
 	_Atomic uint64_t segments_created;
 	_Atomic uint64_t segments_deleted;
 	_Atomic uint64_t write_errors;          /* failed writes (disk full ...), retried */
-	_Atomic uint64_t drops[ATEL_LOSS_CAUSE_MAX + 1]; /* by cause, from LOSS records and counters */
+	_Atomic uint64_t drops[ATEL_LOSS_CAUSE_MAX + 1]; /* by cause: the segment's loss counters as logged (LOSS_TOTAL), INVALID from this run */
+	_Atomic uint64_t spans_dropped;         /* spans dropped whole by producers (logged) */
+	_Atomic uint64_t metric_folds;          /* metric calls producers folded because a ring was full */
+	_Atomic uint64_t loss_readings_refused; /* loss counter readings that went backwards or jumped (not believed) */
 	_Atomic uint64_t ring_lag_max;          /* unread slots in the fullest ring, last pass */
 	_Atomic uint64_t oldest_unread_ns;      /* age of the oldest unread record, last pass */
 	_Atomic uint64_t producers_reclaimed;   /* dead producers whose rings were reclaimed */

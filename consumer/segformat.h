@@ -38,7 +38,11 @@ enum atel_log_rec_type {
 	ATEL_LOGREC_CHUNK = 0x40,
 	ATEL_LOGREC_DEATH = 0x41,
 	ATEL_LOGREC_COLUMNS = 0x42, /* first byte of a COLUMNS data frame's content (never a record) */
+	ATEL_LOGREC_LOSS_TOTAL = 0x43, /* a loss counter's cumulative value (docs/segment-format.md 4.3) */
 };
+
+/* LOSS_TOTAL.ring for the segment header's counters (NO_RING, NO_SIDECAR) */
+#define ATEL_LOSS_RING_SEGMENT 0xffffffffu
 
 /* CHUNK flags */
 #define ATEL_CHUNKF_DEFS   0x01u /* header frame: re-emitted definitions, positions not consumed */
@@ -117,6 +121,16 @@ struct atel_rec_death {
 	uint64_t reserved[3];
 };
 
+struct atel_rec_loss_total {
+	struct atel_rec_hdr h;   /* type 0x43, id = cause (enum atel_loss_cause or ATEL_LOSS_SPANS), ts = reading */
+	uint64_t total;          /* cumulative count for (shm instance, ring, cause): readers keep the largest */
+	uint64_t delta;          /* increase since the previous reading of this consumer (informational) */
+	uint32_t ring;           /* ring index, or ATEL_LOSS_RING_SEGMENT */
+	uint32_t reserved0;
+	uint64_t since_ns;       /* time of the previous reading (0: first of this consumer) */
+	uint64_t reserved[2];
+};
+
 #define ATEL__SEGOFF(t, f, o) _Static_assert(offsetof(t, f) == (o), #t "." #f " must be at offset " #o)
 _Static_assert(sizeof(struct atel_seg_header) == ATEL_SEG_HEADER_SIZE, "file header is 64 bytes");
 ATEL__SEGOFF(struct atel_seg_header, version_major, 8);
@@ -145,6 +159,11 @@ ATEL__SEGOFF(struct atel_rec_death, pid, 16);
 ATEL__SEGOFF(struct atel_rec_death, tid, 20);
 ATEL__SEGOFF(struct atel_rec_death, start, 24);
 ATEL__SEGOFF(struct atel_rec_death, ring, 32);
+_Static_assert(sizeof(struct atel_rec_loss_total) == ATEL_RECORD_SIZE, "loss total is one slot");
+ATEL__SEGOFF(struct atel_rec_loss_total, total, 16);
+ATEL__SEGOFF(struct atel_rec_loss_total, delta, 24);
+ATEL__SEGOFF(struct atel_rec_loss_total, ring, 32);
+ATEL__SEGOFF(struct atel_rec_loss_total, since_ns, 40);
 
 /* Largest encoded COLUMNS block for nslots slots of content. */
 static inline size_t atel__cols_bound(size_t nslots)

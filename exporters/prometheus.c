@@ -421,6 +421,7 @@ static void encode_self(struct atel_buf *b, struct nameset *ns, const struct ate
 		[0] = "other", [ATEL_LOSS_RING_FULL] = "ring_full", [ATEL_LOSS_NO_RING] = "no_ring",
 		[ATEL_LOSS_INVALID] = "invalid", [ATEL_LOSS_NO_DEF] = "no_definition",
 		[ATEL_LOSS_PRODUCER_DIED] = "producer_died", [ATEL_LOSS_NO_SIDECAR] = "no_sidecar",
+		[ATEL_LOSS_REENTRANT] = "reentrant",
 	};
 	static const char *const exporters[ATEL_EXP_COUNT] = { "prometheus", "json", "otlp" };
 	const struct atel_daemon *d = x->d;
