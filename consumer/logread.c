@@ -378,6 +378,11 @@ const char *atel__log_current_file(const struct atel_log_reader *r)
 	return r && r->fd >= 0 ? r->path : "";
 }
 
+uint64_t atel__log_current_instance(const struct atel_log_reader *r)
+{
+	return r && r->have_instance ? r->instance : 0;
+}
+
 /* Current size of the open file. */
 static uint64_t file_size(struct atel_log_reader *r)
 {

@@ -64,4 +64,7 @@ void atel__log_stats(const struct atel_log_reader *r, struct atel_log_read_stats
 /* The file currently being read ("" before the first). */
 const char *atel__log_current_file(const struct atel_log_reader *r);
 
+/* The shm instance of the file the last event came from (0 before the first). */
+uint64_t atel__log_current_instance(const struct atel_log_reader *r);
+
 #endif /* ATEL_LOGREAD_H */

@@ -25,7 +25,7 @@
 #define ATEL_SEG_ZSTD_MAGIC      0xFD2FB528u   /* standard zstd frame */
 #define ATEL_SEG_MAGIC           0x314745534C455441ull /* "ATELSEG1" little-endian */
 #define ATEL_SEG_VERSION_MAJOR   1
-#define ATEL_SEG_VERSION_MINOR   1  /* 1.1: COLUMNS data frames (section 3.1) */
+#define ATEL_SEG_VERSION_MINOR   2  /* 1.1: COLUMNS data frames (section 3.1); 1.2: LOSS_TOTAL, HISTFOLD, folded samples */
 #define ATEL_SEG_HEADER_SIZE     64u
 #define ATEL_SEG_RING_ENTRY_SIZE 16u
 /* Largest decompressed data frame a reader accepts (the writer makes <= frame_bytes, default 256 KiB). */

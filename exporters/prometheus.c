@@ -441,6 +441,15 @@ static void encode_self(struct atel_buf *b, struct nameset *ns, const struct ate
 				self_labelled(b, "atel_records_dropped_total", "reason", reasons[i],
 					      (double)ld(&st->drops[i]));
 		}
+		self_one(b, ns, "atel_spans_dropped_total", "counter",
+			 "Spans dropped whole by producers (their start record met a full ring)",
+			 (double)ld(&st->spans_dropped));
+		self_one(b, ns, "atel_metric_folds_total", "counter",
+			 "Metric calls producers folded into pending state because their ring was full (not lost)",
+			 (double)ld(&st->metric_folds));
+		self_one(b, ns, "atel_loss_readings_refused_total", "counter",
+			 "Readings of shared-memory loss counters not believed (backwards or implausibly fast)",
+			 (double)ld(&st->loss_readings_refused));
 		self_one(b, ns, "atel_ring_lag_records", "gauge",
 			 "Unread records in the fullest ring at the last drain pass", (double)ld(&st->ring_lag_max));
 		self_one(b, ns, "atel_rings_active", "gauge", "Rings owned by a live producer thread at the last drain pass",

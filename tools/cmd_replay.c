@@ -49,7 +49,7 @@ static const char *rec_type_name(unsigned t)
 static const char *loss_cause_name(uint32_t c)
 {
 	static const char *const n[] = { "unknown", "ring_full", "no_ring", "invalid", "no_def", "producer_died",
-					  "no_sidecar" };
+					  "no_sidecar", "reentrant" };
 	return c <= ATEL_LOSS_CAUSE_MAX ? n[c] : "unknown";
 }
 
