@@ -12,6 +12,7 @@
  * consumer logs; metric values that meet a full ring are folded (fold.c).
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +24,14 @@
 
 #include "claim.h"
 #include "internal.h"
+#include "sigbus.h"
 
 __thread struct atel__tls atel__t __attribute__((tls_model("initial-exec")));
 struct atel__global atel__g = { .epoch = 1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
-static __thread char errbuf[256];
+static __thread char errbuf[1024];
 
 #define RETRY_NS 1000000000ull /* attach / claim retry interval */
 
@@ -180,6 +182,7 @@ void atel_stats_get_sized(atel_stats *out, size_t size)
 	all.spans_dropped = sum.spans_dropped;
 	all.block_waits = sum.waits;
 	all.block_timeouts = sum.wait_timeouts;
+	all.segment_faults = atel__sigbus_absorbed();
 	memcpy(out, &all, size < sizeof(all) ? size : sizeof(all));
 }
 
@@ -497,6 +500,35 @@ static void free_defs(struct atel__tls *t)
 	t->cat_cache = NULL;
 }
 
+/* $ATEL_SHM_OWNER: the sidecar's user (uid or name), trusted like our own; -1 if unset. */
+static long trusted_uid = -1;
+
+/*
+ * Maps the segment, refuses one this process should not write into
+ * (atel__segment_trusted), and guards the mapping against truncation
+ * (shm/sigbus.h). @return 0 or -errno (err says why).
+ */
+static int attach(struct atel_segment *seg, char *err, size_t errlen)
+{
+	int rc = atel__segment_attach(seg, atel__g.name, err, errlen);
+
+	if (rc)
+		return rc;
+	rc = atel__segment_trusted(seg, trusted_uid, err, errlen);
+	if (rc == 0 && (rc = atel__sigbus_guard(seg->base, seg->size)) != 0)
+		snprintf(err, errlen, "cannot guard the mapping against truncation: %s", strerror(-rc));
+	if (rc)
+		atel__segment_detach(seg);
+	return rc;
+}
+
+static void detach(struct atel_segment *seg)
+{
+	if (seg && seg->base)
+		atel__sigbus_unguard(seg->base);
+	atel__segment_detach(seg);
+}
+
 /* Attach attempt, at most once per RETRY_NS process-wide. */
 static void maybe_attach(uint64_t mono)
 {
@@ -512,7 +544,7 @@ static void maybe_attach(uint64_t mono)
 	if (atomic_load_explicit(&atel__g.state, memory_order_relaxed) == 1 &&
 	    !atomic_load_explicit(&atel__g.seg, memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&atel__g.attach_attempts, 1, memory_order_relaxed);
-		if (atel__segment_attach(&atel__g.seg_storage, atel__g.name, err, sizeof(err)) == 0) {
+		if (attach(&atel__g.seg_storage, err, sizeof(err)) == 0) {
 			atomic_store_explicit(&atel__g.seg, &atel__g.seg_storage, memory_order_release);
 			report_nosidecar(&atel__g.seg_storage);
 		}
@@ -537,6 +569,7 @@ static unsigned nretired;
 void atel__check_replaced(void)
 {
 	uint64_t mono = atel__coarse_ns(), next = atomic_load_explicit(&next_replace_check, memory_order_relaxed);
+	uint64_t hb, now;
 	struct atel_segment *cur, *fresh;
 	char err[256];
 
@@ -544,15 +577,20 @@ void atel__check_replaced(void)
 								     memory_order_relaxed, memory_order_relaxed))
 		return;
 	cur = atomic_load_explicit(&atel__g.seg, memory_order_acquire);
-	if (!cur || realtime_coarse_ns() - atomic_load_explicit(&cur->hdr->heartbeat_ns, memory_order_relaxed) <
-			    STALE_NS)
+	/* a truncated segment (its pages now private zeros) is as good as abandoned; a heartbeat a
+	 * little ahead of the coarse clock is fresh, not 2^64 ns old */
+	if (!cur)
+		return;
+	hb = atomic_load_explicit(&cur->hdr->heartbeat_ns, memory_order_relaxed);
+	now = realtime_coarse_ns();
+	if (!atel__sigbus_truncated(cur->base) && (hb >= now || now - hb < STALE_NS))
 		return;
 	fresh = calloc(1, sizeof(*fresh));
 	if (!fresh)
 		return;
 	pthread_mutex_lock(&atel__g.lock);
 	if (atomic_load_explicit(&atel__g.seg, memory_order_relaxed) == cur &&
-	    atel__segment_attach(fresh, atel__g.name, err, sizeof(err)) == 0) {
+	    attach(fresh, err, sizeof(err)) == 0) {
 		if (fresh->hdr->instance_id != cur->hdr->instance_id && nretired < 16) {
 			retired[nretired++] = cur;
 			atomic_store_explicit(&atel__g.seg, fresh, memory_order_release);
@@ -560,7 +598,7 @@ void atel__check_replaced(void)
 			atomic_fetch_add_explicit(&atel__g.epoch, 1, memory_order_release);
 			fresh = NULL;
 		} else {
-			atel__segment_detach(fresh);
+			detach(fresh);
 		}
 	}
 	pthread_mutex_unlock(&atel__g.lock);
@@ -638,7 +676,7 @@ int atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 						 __ATOMIC_RELAXED);
 			pthread_mutex_unlock(&atel__g.lock);
 		}
-		if (alloc_defs(t)) {
+		if (alloc_defs(t) || atel__fold_alloc(t)) {
 			atel__drop(t, ATEL_LOSS_NO_RING, nrec);
 			t->next_claim_ns = mono + RETRY_NS;
 			return ATEL__PREP_DROP;
@@ -690,6 +728,7 @@ static void thread_exit(void *arg)
 	stats_reset(&t->st);
 	pthread_mutex_unlock(&atel__g.lock);
 	free_defs(t);
+	atel__fold_free(t);
 }
 
 /* exit() does not run TLS destructors: release the exiting thread's ring. */
@@ -768,6 +807,20 @@ static void global_once(void)
 	atomic_store_explicit(&atel__g.exit_wait_ns,
 			      env_u64("ATEL_EXIT_WAIT_MS", EXIT_WAIT_MS_DEFAULT, WAIT_US_MAX / 1000) * 1000000,
 			      memory_order_relaxed);
+	{
+		const char *o = getenv("ATEL_SHM_OWNER");
+		char *end;
+
+		if (o && *o) {
+			long v = strtol(o, &end, 10);
+			struct passwd *pw;
+
+			if (!*end && v >= 0)
+				trusted_uid = v;
+			else if ((pw = getpwnam(o)) != NULL)
+				trusted_uid = (long)pw->pw_uid;
+		}
+	}
 	pthread_key_create(&exit_key, thread_exit);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	atexit(process_exit);
@@ -812,7 +865,7 @@ int atel_init(const char *shm_name)
 		__atomic_store_n(&atel__g.owner.start, atel__proc_start_time(atel__g.owner.pid), __ATOMIC_RELAXED);
 	snprintf(atel__g.name, sizeof(atel__g.name), "%s", name);
 	atomic_fetch_add_explicit(&atel__g.attach_attempts, 1, memory_order_relaxed);
-	rc = atel__segment_attach(&atel__g.seg_storage, atel__g.name, err, sizeof(err));
+	rc = attach(&atel__g.seg_storage, err, sizeof(err));
 	if (rc == 0) {
 		atomic_store_explicit(&atel__g.seg, &atel__g.seg_storage, memory_order_release);
 		report_nosidecar(&atel__g.seg_storage);
@@ -849,12 +902,12 @@ void atel_shutdown(void)
 	atomic_store_explicit(&atel__g.state, 2, memory_order_release);
 	atomic_fetch_add_explicit(&atel__g.epoch, 1, memory_order_release);
 	if (seg)
-		atel__segment_detach(seg);
+		detach(seg);
 	if (seg != &atel__g.seg_storage)
 		free(seg);
 	/* replaced segments: no thread writes them any more (shutdown's contract) */
 	for (unsigned i = 0; i < nretired; i++) {
-		atel__segment_detach(retired[i]);
+		detach(retired[i]);
 		if (retired[i] != &atel__g.seg_storage)
 			free(retired[i]);
 	}

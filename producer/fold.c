@@ -23,23 +23,37 @@
  * other thread records). Async-signal-safe once mapped: a handler that
  * interrupts a call is refused by the reentrancy guard before it gets here.
  */
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "internal.h"
 
-static struct atel__fold *fold_map(struct atel__tls *t)
+/*
+ * Maps the table. Called at the thread's first ring claim (a slow path that
+ * makes system calls anyway), so that folding under load makes none: the
+ * pages are zero-fill-on-demand and cost memory only once touched.
+ * @return 0 or -ENOMEM.
+ */
+int atel__fold_alloc(struct atel__tls *t)
 {
 	void *p;
 
 	if (t->fold)
-		return t->fold;
+		return 0;
 	p = mmap(NULL, sizeof(struct atel__fold), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
-		return NULL;
+		return -ENOMEM;
 	t->fold = p;
-	return t->fold;
+	return 0;
+}
+
+void atel__fold_free(struct atel__tls *t)
+{
+	if (t->fold)
+		munmap(t->fold, sizeof(struct atel__fold));
+	t->fold = NULL;
 }
 
 static inline uint32_t slot_of(uint32_t id)
@@ -94,7 +108,7 @@ static uint32_t bucket_of(const struct atel__bounds *b, double v)
 
 void atel__fold_add(struct atel__tls *t, const struct atel__series *s, double v, unsigned flags, uint64_t now)
 {
-	struct atel__fold *f = fold_map(t);
+	struct atel__fold *f = t->fold;
 	struct atel__fold_ent *e;
 
 	atel__check_replaced();

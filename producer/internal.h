@@ -393,6 +393,11 @@ void atel__intern_atfork_child(void) ATEL__HIDDEN;
 /* ------------------------------------------------------------------------ */
 /* fold.c                                                                   */
 
+/* Maps the thread's table (at its first claim; no system call when folding later). @return 0 or -ENOMEM. */
+int atel__fold_alloc(struct atel__tls *t) ATEL__HIDDEN;
+/* Unmaps it (thread exit). */
+void atel__fold_free(struct atel__tls *t) ATEL__HIDDEN;
+
 /* Folds one metric call that found the ring full (counted as a drop if the
  * pending table is full). `flags` as in the SAMPLE record (ATEL_RECF_SET). */
 void atel__fold_add(struct atel__tls *t, const struct atel__series *s, double v, unsigned flags,

@@ -42,6 +42,16 @@
  *                  ring (default 0: never); see atel_set_block_timeout_us.
  *   ATEL_EXIT_WAIT_MS       how long thread exit waits for folded metric
  *                  values to be written (default 100); see atel_set_exit_wait_ms.
+ *   ATEL_SHM_OWNER the sidecar's user (uid or name) when it is not this
+ *                  process's user or root: a segment owned by anyone else, or
+ *                  writable by every user, is refused (atel_init: -EPERM).
+ *
+ * Signals. On attach, libatel installs a SIGBUS handler that absorbs faults
+ * inside its segment mapping only (someone truncated the segment: the page
+ * becomes private zeros, atel_stats.segment_faults counts it, and the library
+ * moves to the sidecar's new segment); any other SIGBUS goes to the handler
+ * installed before, or the default action. A program that installs its own
+ * SIGBUS handler after atel_init takes over that duty.
  *   TRACEPARENT, TRACESTATE   W3C trace context inherited from a parent
  *                  process (atel_env_extract); TRACE_CONTEXT is accepted as
  *                  an alias of TRACEPARENT.
@@ -128,6 +138,7 @@ typedef struct {
 	uint64_t spans_dropped;    /* spans dropped whole (their start record was refused) */
 	uint64_t block_waits;      /* span records that waited for room (atel_set_block_timeout_us) */
 	uint64_t block_timeouts;   /* ... and were still refused when the wait ended */
+	uint64_t segment_faults;   /* SIGBUS absorbed: someone truncated the segment under us */
 } atel_stats;
 
 /*
