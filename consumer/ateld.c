@@ -106,36 +106,6 @@ struct ateld {
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                            */
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* mkdir -p. @return 0 or -errno. */
-static int mkdirs(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* One ateld per data directory: an exclusive flock held for the process life.
  * @return the fd, or -errno (-EWOULDBLOCK: another ateld holds it). */
 static int take_lock(const char *path)
@@ -644,7 +614,7 @@ static int run(struct ateld *a)
 
 	while (!atomic_load_explicit(&a->drain_done, memory_order_acquire)) {
 		struct timespec to = { 0, 50000000 };
-		uint64_t now = mono_ns();
+		uint64_t now = atel__mono_ns();
 		int sig;
 
 		if (now >= next_hb) {
@@ -698,7 +668,7 @@ stop:
 	atel__drain_close(a->drain);
 	a->drain = NULL;
 	if (stop_started) {
-		double secs = (double)(mono_ns() - stop_started) / 1e9;
+		double secs = (double)(atel__mono_ns() - stop_started) / 1e9;
 
 		if (secs * 1e9 > (double)SHUTDOWN_TOTAL_NS)
 			atel__log(&a->d, ATEL_LOG_WARN, "shutdown took %.1f s (bound %.0f s)", secs,
@@ -795,7 +765,7 @@ int main(int argc, char **argv)
 		exit_code = EXIT_USAGE;
 		goto out;
 	}
-	if ((rc = mkdirs(a.cfg.data_dir))) {
+	if ((rc = atel__mkdir_p(a.cfg.data_dir, 0755))) {
 		atel__log(&a.d, ATEL_LOG_ERROR, "cannot create data_dir '%s': %s", a.cfg.data_dir, strerror(-rc));
 		exit_code = EXIT_RUNTIME;
 		goto out;

@@ -17,26 +17,15 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #define CONFIG_FILE_MAX (1u << 20) /* a config larger than 1 MiB is a mistake */
-
-static void seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
 
 /* strdup that leaves *dst untouched on allocation failure. @return 0 or -ENOMEM. */
 static int set_str(char **dst, const char *src)
@@ -455,7 +444,7 @@ static int bad_value(const struct ctx *c, const struct key *k, const cJSON *v)
 
 	expected_form(k, form, sizeof(form));
 	show_json(v, got, sizeof(got));
-	seterr(c->err, c->errlen, "%s: %s%s%s: expected %s, got %s", c->origin, k->section,
+	atel__seterr(c->err, c->errlen, "%s: %s%s%s: expected %s, got %s", c->origin, k->section,
 	       *k->section ? "." : "", k->name, form, got);
 	return -EINVAL;
 }
@@ -473,12 +462,12 @@ static int apply_headers(struct atel_config *cfg, const struct ctx *c, const str
 		char got[80];
 
 		if (n == ATEL_CFG_HEADERS_MAX) {
-			seterr(c->err, c->errlen, "%s: opentelemetry.headers: at most %u headers, got more",
+			atel__seterr(c->err, c->errlen, "%s: opentelemetry.headers: at most %u headers, got more",
 			       c->origin, ATEL_CFG_HEADERS_MAX);
 			goto fail;
 		}
 		if (!it->string || !*it->string || strpbrk(it->string, " \t\r\n:")) {
-			seterr(c->err, c->errlen,
+			atel__seterr(c->err, c->errlen,
 			       "%s: opentelemetry.headers: header name \"%s\" is not a valid HTTP field name",
 			       c->origin, it->string ? it->string : "");
 			goto fail;
@@ -486,14 +475,14 @@ static int apply_headers(struct atel_config *cfg, const struct ctx *c, const str
 		if (!cJSON_IsString(it) || strpbrk(it->valuestring, "\r\n")) {
 			show_json(it, got, sizeof(got));
 			/* never echo a header value: it may be a token */
-			seterr(c->err, c->errlen,
+			atel__seterr(c->err, c->errlen,
 			       "%s: opentelemetry.headers.%s: expected a single-line string, got %s", c->origin,
 			       it->string, cJSON_IsString(it) ? "a string with a line break" : kind_name(it));
 			goto fail;
 		}
 		for (uint32_t j = 0; j < n; j++) {
 			if (!strcasecmp(tmp[j].key, it->string)) {
-				seterr(c->err, c->errlen, "%s: opentelemetry.headers.%s: duplicate header",
+				atel__seterr(c->err, c->errlen, "%s: opentelemetry.headers.%s: duplicate header",
 				       c->origin, it->string);
 				goto fail;
 			}
@@ -502,7 +491,7 @@ static int apply_headers(struct atel_config *cfg, const struct ctx *c, const str
 		tmp[n].value = strdup(it->valuestring);
 		n++;
 		if (!tmp[n - 1].key || !tmp[n - 1].value) {
-			seterr(c->err, c->errlen, "%s: out of memory", c->origin);
+			atel__seterr(c->err, c->errlen, "%s: out of memory", c->origin);
 			goto fail_nomem;
 		}
 	}
@@ -570,12 +559,12 @@ static int apply_value(struct atel_config *cfg, const struct ctx *c, const struc
 		if (!cJSON_IsString(v) || check_string(k, v->valuestring))
 			return bad_value(c, k, v);
 		if (strlen(v->valuestring) > 4095) {
-			seterr(c->err, c->errlen, "%s: %s%s%s: string longer than 4095 bytes", c->origin,
+			atel__seterr(c->err, c->errlen, "%s: %s%s%s: string longer than 4095 bytes", c->origin,
 			       k->section, *k->section ? "." : "", k->name);
 			return -EINVAL;
 		}
 		if (set_str((char **)p, v->valuestring)) {
-			seterr(c->err, c->errlen, "%s: out of memory", c->origin);
+			atel__seterr(c->err, c->errlen, "%s: out of memory", c->origin);
 			return -ENOMEM;
 		}
 		return 0;
@@ -601,7 +590,7 @@ static int duplicate_check(const struct ctx *c, const char *section, const cJSON
 	for (const cJSON *a = obj->child; a; a = a->next)
 		for (const cJSON *b = a->next; b; b = b->next)
 			if (a->string && b->string && !strcmp(a->string, b->string)) {
-				seterr(c->err, c->errlen, "%s: %s%s%s: duplicate key", c->origin, section,
+				atel__seterr(c->err, c->errlen, "%s: %s%s%s: duplicate key", c->origin, section,
 				       *section ? "." : "", a->string);
 				return -EINVAL;
 			}
@@ -634,7 +623,7 @@ static int apply_object(struct atel_config *cfg, const struct ctx *c, const char
 
 				if (!cJSON_IsObject(it)) {
 					show_json(it, got, sizeof(got));
-					seterr(c->err, c->errlen, "%s: %s: expected an object, got %s", c->origin,
+					atel__seterr(c->err, c->errlen, "%s: %s: expected an object, got %s", c->origin,
 					       it->string, got);
 					return -EINVAL;
 				}
@@ -651,7 +640,7 @@ static int apply_object(struct atel_config *cfg, const struct ctx *c, const char
 		}
 		if (!k) {
 			list_keys(section, names, sizeof(names));
-			seterr(c->err, c->errlen, "%s: %s%s%s: unknown key (expected one of: %s)", c->origin,
+			atel__seterr(c->err, c->errlen, "%s: %s%s%s: unknown key (expected one of: %s)", c->origin,
 			       section, *section ? "." : "", it->string, names);
 			return -EINVAL;
 		}
@@ -686,11 +675,11 @@ static int parse_over(struct atel_config *cfg, const char *text, size_t len, con
 	int rc;
 
 	if (len > CONFIG_FILE_MAX) {
-		seterr(err, errlen, "%s: larger than %u bytes", c.origin, CONFIG_FILE_MAX);
+		atel__seterr(err, errlen, "%s: larger than %u bytes", c.origin, CONFIG_FILE_MAX);
 		return -EINVAL;
 	}
 	if (memchr(text, '\0', len)) {
-		seterr(err, errlen, "%s: contains a NUL byte: not a JSON text file", c.origin);
+		atel__seterr(err, errlen, "%s: contains a NUL byte: not a JSON text file", c.origin);
 		return -EINVAL;
 	}
 	root = cJSON_ParseWithLengthOpts(text, len, &end, false);
@@ -701,7 +690,7 @@ static int parse_over(struct atel_config *cfg, const char *text, size_t len, con
 		if (!end)
 			off = len;
 		line_col(text, len, off, &line, &col);
-		seterr(err, errlen, "%s: line %u, column %u: invalid JSON%s", c.origin, line, col,
+		atel__seterr(err, errlen, "%s: line %u, column %u: invalid JSON%s", c.origin, line, col,
 		       off >= len ? " (unexpected end of input)" : "");
 		return -EINVAL;
 	}
@@ -711,14 +700,14 @@ static int parse_over(struct atel_config *cfg, const char *text, size_t len, con
 			unsigned line, col;
 
 			line_col(text, len, (size_t)(p - text), &line, &col);
-			seterr(err, errlen, "%s: line %u, column %u: unexpected text after the JSON object",
+			atel__seterr(err, errlen, "%s: line %u, column %u: unexpected text after the JSON object",
 			       c.origin, line, col);
 			cJSON_Delete(root);
 			return -EINVAL;
 		}
 	}
 	if (!cJSON_IsObject(root)) {
-		seterr(err, errlen, "%s: expected a JSON object at the top level, got %s", c.origin,
+		atel__seterr(err, errlen, "%s: expected a JSON object at the top level, got %s", c.origin,
 		       kind_name(root));
 		cJSON_Delete(root);
 		return -EINVAL;
@@ -739,7 +728,7 @@ int atel__config_parse(struct atel_config *cfg, const char *text, size_t len, co
 		return rc;
 	rc = finish(cfg);
 	if (rc)
-		seterr(err, errlen, "%s: out of memory", origin ? origin : "config");
+		atel__seterr(err, errlen, "%s: out of memory", origin ? origin : "config");
 	return rc;
 }
 
@@ -778,14 +767,14 @@ static int env_apply(struct atel_config *cfg, const char *var, const char *secti
 		if (check_string(k, s))
 			goto bad;
 		if (set_str((char **)(void *)((char *)cfg + k->off), s)) {
-			seterr(err, errlen, "environment %s: out of memory", var);
+			atel__seterr(err, errlen, "environment %s: out of memory", var);
 			return -ENOMEM;
 		}
 		return 0;
 	}
 bad:
 	expected_form(k, form, sizeof(form));
-	seterr(err, errlen, "environment %s (%s%s%s): expected %s, got \"%.60s\"", var, k->section,
+	atel__seterr(err, errlen, "environment %s (%s%s%s): expected %s, got \"%.60s\"", var, k->section,
 	       *k->section ? "." : "", k->name, form, s);
 	return -EINVAL;
 }
@@ -817,7 +806,7 @@ static int apply_env(struct atel_config *cfg, char *err, size_t errlen)
 	force = getenv("ATEL_FORCE_PWRITEV");
 	if (force && *force && strcmp(force, "0")) {
 		if (strcmp(force, "1")) {
-			seterr(err, errlen, "environment ATEL_FORCE_PWRITEV: expected 0 or 1, got \"%.60s\"", force);
+			atel__seterr(err, errlen, "environment ATEL_FORCE_PWRITEV: expected 0 or 1, got \"%.60s\"", force);
 			return -EINVAL;
 		}
 		if (set_str(&cfg->storage.io, "pwritev"))
@@ -829,64 +818,6 @@ static int apply_env(struct atel_config *cfg, char *err, size_t errlen)
 /* ------------------------------------------------------------------------ */
 /* files                                                                    */
 
-static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	int fd, rc = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		seterr(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, &st) != 0) {
-		rc = -errno;
-		seterr(err, errlen, "%s: cannot stat: %s", path, strerror(-rc));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		seterr(err, errlen, "%s: not a regular file", path);
-		goto out;
-	}
-	if ((uint64_t)st.st_size > CONFIG_FILE_MAX) {
-		rc = -EINVAL;
-		seterr(err, errlen, "%s: larger than %u bytes", path, CONFIG_FILE_MAX);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-		seterr(err, errlen, "%s: out of memory", path);
-		goto out;
-	}
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			seterr(err, errlen, "%s: read error: %s", path, strerror(-rc));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*outlen = n;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
 int atel__config_load(struct atel_config *cfg, const char *path, char *err, size_t errlen)
 {
 	char *text = NULL;
@@ -895,9 +826,9 @@ int atel__config_load(struct atel_config *cfg, const char *path, char *err, size
 
 	atel__config_defaults(cfg);
 	if (path) {
-		rc = read_file(path, &text, &len, err, errlen);
+		rc = atel__read_file(path, CONFIG_FILE_MAX, &text, &len, err, errlen);
 		if (rc)
-			return rc;
+			return rc == -EFBIG ? -EINVAL : rc;
 		rc = parse_over(cfg, text, len, path, err, errlen);
 		free(text);
 		if (rc)
@@ -908,6 +839,6 @@ int atel__config_load(struct atel_config *cfg, const char *path, char *err, size
 		return rc;
 	rc = finish(cfg);
 	if (rc)
-		seterr(err, errlen, "out of memory while loading the configuration");
+		atel__seterr(err, errlen, "out of memory while loading the configuration");
 	return rc;
 }

@@ -20,6 +20,7 @@
 
 #include "atel_abi.h"
 #include "config.h"
+#include "util.h"
 
 /* Self-metrics, written by the owning thread with relaxed atomics, read by
  * /metrics, the status file and atel status. */
@@ -111,15 +112,6 @@ struct atel_exporters;
 int atel__exporters_start(struct atel_exporters **out, struct atel_daemon *d, char *err, size_t errlen);
 /* Final export pass (bounded), stops threads, persists cursors. NULL-safe. */
 void atel__exporters_stop(struct atel_exporters *ex);
-
-/*
- * Writes `len` bytes to `path` atomically and durably: a hidden temporary
- * file beside it (".<name>.tmp", so directory scans never see a partial
- * file), fsync, rename over path, fsync of the directory. Readers see the old
- * or the new content, never a mix. mode: permission bits of a new file.
- * @return 0 or -errno (the temporary file is removed on failure).
- */
-int atel__write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 
 /* Log line to stderr: "ateld: <level>: <message>", filtered by cfg->log_level. */
 void atel__log(const struct atel_daemon *d, int level, const char *fmt, ...)

@@ -106,16 +106,6 @@ void atel__decoder_reset_ring(struct atel_decoder *d, uint32_t ring)
 		ring_clear(d->rings[ring]);
 }
 
-void atel__hex(const uint8_t *bytes, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[bytes[i] >> 4];
-		out[2 * i + 1] = digits[bytes[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 int atel__log_rec_check(const union atel_slot *h, uint64_t avail, const char **why)
 {
 	if (avail == 0)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "atel_abi.h"
+#include "util.h"
 
 /* A resolved series definition. Label pairs are sorted by key. Pointers stay
  * valid until the ring's generation changes (BEGIN) or the decoder is freed. */
@@ -195,7 +196,6 @@ int atel__decoder_defs(const struct atel_decoder *d, uint32_t ring,
 /* Forgets ring's dictionary (a new generation or a reclaimed ring). */
 void atel__decoder_reset_ring(struct atel_decoder *d, uint32_t ring);
 
-/* Lowercase hex of n bytes into out (2n+1 bytes). */
-void atel__hex(const uint8_t *bytes, size_t n, char *out);
+/* atel__hex (lowercase hex of ids) is the helpers room's: util.h. */
 
 #endif /* ATEL_DECODE_H */

@@ -21,7 +21,9 @@
 #include <sqlite3.h>
 
 #include "indexer_internal.h"
-#include "segment.h"
+#include "buf.h"
+#include "ring.h"
+#include "util.h"
 
 extern const char atel__schema_sql[];
 
@@ -30,192 +32,50 @@ extern const char atel__schema_sql[];
 /* ---- compact JSON text ---------------------------------------------------
  * Hand-written rather than cJSON: labels and attributes must be byte-stable
  * (sorted keys, no spaces, shortest round-trip doubles, 64-bit integers kept
- * exact), and this runs once per event on the indexer's hot path. */
+ * exact), and this runs once per event on the indexer's hot path. Strings go
+ * through the helpers room's JSON writer (buf.h). */
 
-struct jbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void jb_mem(struct jbuf *b, const char *s, size_t n)
+/* A double as JSON: the shortest round-trip text (util.h); with force_real a
+ * ".0" keeps an integral double typed as real in SQLite's json functions. */
+static void jb_double(struct atel_buf *b, double v, bool force_real)
 {
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void jb_puts(struct jbuf *b, const char *s)
-{
-	jb_mem(b, s, strlen(s));
-}
-
-static void jb_reset(struct jbuf *b)
-{
-	b->len = 0;
-	b->oom = false;
-	if (b->p)
-		b->p[0] = '\0';
-}
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t len;
-	uint32_t cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-/* A JSON string of n bytes of s; control characters escaped, invalid UTF-8
- * (producer strings are untrusted) replaced by U+FFFD. */
-static void jb_strn(struct jbuf *b, const char *s, size_t n)
-{
-	const unsigned char *c = (const unsigned char *)s;
-	size_t i = 0;
-
-	jb_mem(b, "\"", 1);
-	while (i < n) {
-		char esc[8];
-		size_t l;
-
-		switch (c[i]) {
-		case '"':
-			jb_mem(b, "\\\"", 2);
-			i++;
-			continue;
-		case '\\':
-			jb_mem(b, "\\\\", 2);
-			i++;
-			continue;
-		case '\n':
-			jb_mem(b, "\\n", 2);
-			i++;
-			continue;
-		case '\r':
-			jb_mem(b, "\\r", 2);
-			i++;
-			continue;
-		case '\t':
-			jb_mem(b, "\\t", 2);
-			i++;
-			continue;
-		default:
-			break;
-		}
-		if (c[i] < 0x20) {
-			snprintf(esc, sizeof(esc), "\\u%04x", c[i]);
-			jb_mem(b, esc, 6);
-			i++;
-			continue;
-		}
-		l = utf8_seq(c + i, n - i);
-		if (!l) {
-			jb_mem(b, "\xef\xbf\xbd", 3);
-			i++;
-			continue;
-		}
-		jb_mem(b, s + i, l);
-		i += l;
-	}
-	jb_mem(b, "\"", 1);
-}
-
-static void jb_str(struct jbuf *b, const char *s)
-{
-	s = s ? s : "";
-	jb_strn(b, s, strlen(s));
-}
-
-/* Shortest of %.15g..%.17g that reads back as v; with force_real a ".0" keeps
- * an integral double typed as real in SQLite's json functions. */
-static void fmt_double(char *out, size_t n, double v, bool force_real)
-{
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(out, n, "%.*g", prec, v);
-		if (strtod(out, NULL) == v)
-			break;
-	}
-	if (force_real && !strpbrk(out, ".eEni") && strlen(out) + 3 <= n)
-		strcat(out, ".0");
-}
-
-static void jb_double(struct jbuf *b, double v, bool force_real)
-{
-	char tmp[40];
+	char tmp[ATEL_FMT_DOUBLE_MAX];
+	size_t n;
 
 	if (isnan(v)) {
-		jb_puts(b, "\"NaN\"");
+		atel__buf_puts(b, "\"NaN\"");
 		return;
 	}
 	if (isinf(v)) {
-		jb_puts(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+		atel__buf_puts(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
 		return;
 	}
-	fmt_double(tmp, sizeof(tmp), v, force_real);
-	jb_puts(b, tmp);
+	n = atel__fmt_double(tmp, v);
+	atel__buf_put(b, tmp, n);
+	if (force_real && !strpbrk(tmp, ".eE"))
+		atel__buf_put(b, ".0", 2);
 }
 
-static void jb_attr_value(struct jbuf *b, const struct atel_attr_value *v)
+static void jb_attr_value(struct atel_buf *b, const struct atel_attr_value *v)
 {
 	char tmp[32];
 
 	switch (v->vtype) {
 	case ATEL_VT_STR:
-		jb_strn(b, v->s ? v->s : "", v->s ? v->slen : 0);
+		atel__json_strn(b, v->s ? v->s : "", v->s ? v->slen : 0);
 		break;
 	case ATEL_VT_INT:
 		snprintf(tmp, sizeof(tmp), "%" PRId64, v->i);
-		jb_puts(b, tmp);
+		atel__buf_puts(b, tmp);
 		break;
 	case ATEL_VT_DOUBLE:
 		jb_double(b, v->d, true);
 		break;
 	case ATEL_VT_BOOL:
-		jb_puts(b, v->b ? "true" : "false");
+		atel__buf_puts(b, v->b ? "true" : "false");
 		break;
 	default:
-		jb_puts(b, "null");
+		atel__buf_puts(b, "null");
 		break;
 	}
 }
@@ -368,36 +228,9 @@ struct atel_ixw {
 	uint64_t rows_pending, events_pending;
 	uint64_t skipped, type_clashes;
 	int64_t data_version;               /* changes when another connection commits */
-	struct jbuf jb, jb2;
+	struct atel_buf jb, jb2;
 	char errmsg[256];
 };
-
-static const char *mtype_name(uint8_t t)
-{
-	switch (t) {
-	case ATEL_MT_COUNTER:
-		return "counter";
-	case ATEL_MT_GAUGE:
-		return "gauge";
-	case ATEL_MT_HISTOGRAM:
-		return "histogram";
-	default:
-		return "unknown";
-	}
-}
-
-static uint8_t mtype_of(const char *s)
-{
-	if (!s)
-		return 0;
-	if (!strcmp(s, "counter"))
-		return ATEL_MT_COUNTER;
-	if (!strcmp(s, "gauge"))
-		return ATEL_MT_GAUGE;
-	if (!strcmp(s, "histogram"))
-		return ATEL_MT_HISTOGRAM;
-	return 0;
-}
 
 static int sqlerr(struct atel_ixw *w, int rc)
 {
@@ -544,37 +377,37 @@ static char *xstrdup(const char *s)
 	return strdup(s ? s : "");
 }
 
-static int bounds_json(struct jbuf *b, const double *bounds, uint32_t n)
+static int bounds_json(struct atel_buf *b, const double *bounds, uint32_t n)
 {
-	jb_reset(b);
-	jb_mem(b, "[", 1);
+	atel__buf_reset(b);
+	atel__buf_put(b, "[", 1);
 	for (uint32_t i = 0; i < n; i++) {
 		if (i)
-			jb_mem(b, ",", 1);
+			atel__buf_put(b, ",", 1);
 		jb_double(b, bounds[i], false);
 	}
-	jb_mem(b, "]", 1);
+	atel__buf_put(b, "]", 1);
 	return b->oom ? -ENOMEM : 0;
 }
 
 /* Builds a cache entry from a decoder definition. */
 static int series_from_def(struct atel_ixw *w, const struct atel_dec_series *ds, struct ix_series *s)
 {
-	struct jbuf *b = &w->jb;
+	struct atel_buf *b = &w->jb;
 
-	jb_reset(b);
-	jb_mem(b, "{", 1);
+	atel__buf_reset(b);
+	atel__buf_put(b, "{", 1);
 	for (uint32_t i = 0; i < ds->nlabels && i < ATEL_LABELS_MAX; i++) {
 		if (i)
-			jb_mem(b, ",", 1);
-		jb_str(b, ds->keys[i]);
-		jb_mem(b, ":", 1);
-		jb_str(b, ds->values[i]);
+			atel__buf_put(b, ",", 1);
+		atel__json_str(b, ds->keys[i]);
+		atel__buf_put(b, ":", 1);
+		atel__json_str(b, ds->values[i]);
 	}
-	jb_mem(b, "}", 1);
+	atel__buf_put(b, "}", 1);
 	if (b->oom)
 		return -ENOMEM;
-	s->labels = strdup(b->p);
+	s->labels = strdup(b->data);
 	s->name = xstrdup(ds->name);
 	s->mtype = ds->mtype;
 	if (!s->labels || !s->name)
@@ -587,7 +420,7 @@ static int series_from_def(struct atel_ixw *w, const struct atel_dec_series *ds,
 				return -ENOMEM;
 			memcpy(s->bounds, ds->bounds, s->nbounds * sizeof(double));
 		}
-		if (bounds_json(b, s->bounds, s->nbounds) || !(s->bounds_json = strdup(b->p)))
+		if (bounds_json(b, s->bounds, s->nbounds) || !(s->bounds_json = strdup(b->data)))
 			return -ENOMEM;
 	}
 	return 0;
@@ -615,7 +448,7 @@ static int series_get(struct atel_ixw *w, const struct atel_dec_series *ds, stru
 
 		s->name = xstrdup((const char *)sqlite3_column_text(st, 0));
 		s->labels = xstrdup((const char *)sqlite3_column_text(st, 1));
-		s->mtype = mtype_of((const char *)sqlite3_column_text(st, 2));
+		s->mtype = (uint8_t)atel__metric_type_of((const char *)sqlite3_column_text(st, 2));
 		s->first_ns = (uint64_t)sqlite3_column_int64(st, 4);
 		s->last_ns = (uint64_t)sqlite3_column_int64(st, 5);
 		s->samples = (uint64_t)sqlite3_column_int64(st, 6);
@@ -659,12 +492,12 @@ static int series_get(struct atel_ixw *w, const struct atel_dec_series *ds, stru
 static int agg_put(struct atel_ixw *w, struct ix_series *s)
 {
 	sqlite3_stmt *st = w->st[ST_AGG_PUT];
-	struct jbuf *b = &w->jb2;
+	struct atel_buf *b = &w->jb2;
 
 	sqlite3_bind_text(st, 1, s->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, s->labels, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, (int64_t)s->hash);
-	sqlite3_bind_text(st, 4, mtype_name(s->mtype), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, atel__metric_type_name(s->mtype), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, s->bstart);
 	sqlite3_bind_int64(st, 6, w->interval_s);
 	sqlite3_bind_int64(st, 7, (int64_t)s->bcount);
@@ -675,20 +508,20 @@ static int agg_put(struct atel_ixw *w, struct ix_series *s)
 	if (s->mtype == ATEL_MT_HISTOGRAM) {
 		char tmp[24];
 
-		jb_reset(b);
-		jb_mem(b, "[", 1);
+		atel__buf_reset(b);
+		atel__buf_put(b, "[", 1);
 		for (uint32_t i = 0; i <= s->nbounds; i++) {
 			snprintf(tmp, sizeof(tmp), "%s%" PRIu64, i ? "," : "", s->bcounts[i]);
-			jb_puts(b, tmp);
+			atel__buf_puts(b, tmp);
 		}
-		jb_mem(b, "]", 1);
+		atel__buf_put(b, "]", 1);
 		if (b->oom) {
 			sqlite3_reset(st);
 			sqlite3_clear_bindings(st);
 			return -ENOMEM;
 		}
 		bind_text(st, 12, s->bounds_json);
-		sqlite3_bind_text(st, 13, b->p, (int)b->len, SQLITE_STATIC);
+		sqlite3_bind_text(st, 13, b->data, (int)b->len, SQLITE_STATIC);
 	}
 	sqlite3_bind_int64(st, 14, (int64_t)s->blast_ns);
 	return step_done(w, st);
@@ -798,7 +631,7 @@ static int apply_sample(struct atel_ixw *w, const struct atel_event *ev)
 	sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, s->labels, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, (int64_t)s->hash);
-	sqlite3_bind_text(st, 5, mtype_name(s->mtype), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, atel__metric_type_name(s->mtype), -1, SQLITE_STATIC);
 	sqlite3_bind_double(st, 6, val);
 	sqlite3_bind_text(st, 7, op, -1, SQLITE_STATIC);
 	bind_id(st, 8, ev->pid);
@@ -835,17 +668,6 @@ static int apply_sample(struct atel_ixw *w, const struct atel_event *ev)
 	return mark_dirty(w, s);
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static bool all_zero(const uint8_t *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -871,19 +693,19 @@ static int apply_span(struct atel_ixw *w, const struct atel_event *ev)
 {
 	char tid[33], sid[17], pid[17];
 	sqlite3_stmt *st;
-	struct jbuf *b = &w->jb;
+	struct atel_buf *b = &w->jb;
 
 	switch (ev->kind) {
 	case ATEL_EV_SPAN_START:
 		st = w->st[ST_SPAN_START];
-		hex(ev->span_start.trace_id, 16, tid);
-		hex(ev->span_start.span_id, 8, sid);
+		atel__hex(ev->span_start.trace_id, 16, tid);
+		atel__hex(ev->span_start.span_id, 8, sid);
 		sqlite3_bind_text(st, 1, tid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, sid, -1, SQLITE_TRANSIENT);
 		if (all_zero(ev->span_start.parent_id, 8)) {
 			sqlite3_bind_null(st, 3);
 		} else {
-			hex(ev->span_start.parent_id, 8, pid);
+			atel__hex(ev->span_start.parent_id, 8, pid);
 			sqlite3_bind_text(st, 3, pid, -1, SQLITE_TRANSIENT);
 		}
 		sqlite3_bind_text(st, 4, ev->span_start.name ? ev->span_start.name : "", -1, SQLITE_STATIC);
@@ -894,8 +716,8 @@ static int apply_span(struct atel_ixw *w, const struct atel_event *ev)
 		return step_done(w, st);
 	case ATEL_EV_SPAN_END:
 		st = w->st[ST_SPAN_END];
-		hex(ev->span_end.trace_id, 16, tid);
-		hex(ev->span_end.span_id, 8, sid);
+		atel__hex(ev->span_end.trace_id, 16, tid);
+		atel__hex(ev->span_end.span_id, 8, sid);
 		sqlite3_bind_text(st, 1, tid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, sid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, (int64_t)ev->ts_ns);
@@ -907,27 +729,27 @@ static int apply_span(struct atel_ixw *w, const struct atel_event *ev)
 		bind_producer(st, 6, ev);
 		return step_done(w, st);
 	case ATEL_EV_SPAN_ATTR:
-		hex(ev->span_attr.trace_id, 16, tid);
-		hex(ev->span_attr.span_id, 8, sid);
-		jb_reset(b);
-		jb_mem(b, "{", 1);
-		jb_str(b, ev->span_attr.key);
-		jb_mem(b, ":", 1);
+		atel__hex(ev->span_attr.trace_id, 16, tid);
+		atel__hex(ev->span_attr.span_id, 8, sid);
+		atel__buf_reset(b);
+		atel__buf_put(b, "{", 1);
+		atel__json_str(b, ev->span_attr.key);
+		atel__buf_put(b, ":", 1);
 		jb_attr_value(b, &ev->span_attr.v);
-		jb_mem(b, "}", 1);
+		atel__buf_put(b, "}", 1);
 		if (b->oom)
 			return -ENOMEM;
 		st = w->st[ev->span_attr.event_attr ? ST_EVENT_ATTR : ST_SPAN_ATTR];
 		sqlite3_bind_text(st, 1, tid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, sid, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 3, b->p, (int)b->len, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, b->data, (int)b->len, SQLITE_STATIC);
 		if (!ev->span_attr.event_attr)
 			bind_producer(st, 4, ev);
 		return step_done(w, st);
 	case ATEL_EV_SPAN_EVENT:
 		st = w->st[ST_EVENT];
-		hex(ev->span_event.trace_id, 16, tid);
-		hex(ev->span_event.span_id, 8, sid);
+		atel__hex(ev->span_event.trace_id, 16, tid);
+		atel__hex(ev->span_event.span_id, 8, sid);
 		sqlite3_bind_text(st, 1, tid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(st, 2, sid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, (int64_t)ev->ts_ns);
@@ -939,15 +761,15 @@ static int apply_span(struct atel_ixw *w, const struct atel_event *ev)
 		uint32_t mlen = ev->span_error.msg ? ev->span_error.msg_len : 0;
 		int rc;
 
-		hex(ev->span_error.trace_id, 16, tid);
-		hex(ev->span_error.span_id, 8, sid);
+		atel__hex(ev->span_error.trace_id, 16, tid);
+		atel__hex(ev->span_error.span_id, 8, sid);
 		/* OpenTelemetry: an "exception" event, and the span in ERROR */
-		jb_reset(b);
-		jb_puts(b, "{\"exception.message\":");
-		jb_strn(b, msg, mlen);
-		jb_puts(b, ",\"exception.type\":");
-		jb_str(b, ev->span_error.type);
-		jb_mem(b, "}", 1);
+		atel__buf_reset(b);
+		atel__buf_puts(b, "{\"exception.message\":");
+		atel__json_strn(b, msg, mlen);
+		atel__buf_puts(b, ",\"exception.type\":");
+		atel__json_str(b, ev->span_error.type);
+		atel__buf_put(b, "}", 1);
 		if (b->oom)
 			return -ENOMEM;
 		st = w->st[ST_EVENT];
@@ -955,7 +777,7 @@ static int apply_span(struct atel_ixw *w, const struct atel_event *ev)
 		sqlite3_bind_text(st, 2, sid, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, (int64_t)ev->ts_ns);
 		sqlite3_bind_text(st, 4, "exception", -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 5, b->p, (int)b->len, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, b->data, (int)b->len, SQLITE_STATIC);
 		rc = step_done(w, st);
 		if (rc)
 			return rc;
@@ -972,14 +794,6 @@ static int apply_span(struct atel_ixw *w, const struct atel_event *ev)
 	default:
 		return 0;
 	}
-}
-
-static const char *loss_cause_name(uint32_t c)
-{
-	static const char *const names[] = { "unknown", "ring_full", "no_ring", "invalid",
-					     "no_def",  "producer_died", "no_sidecar" };
-
-	return c < sizeof(names) / sizeof(names[0]) ? names[c] : "unknown";
 }
 
 int atel__ixw_apply(struct atel_ixw *w, const struct atel_event *ev)
@@ -1014,7 +828,7 @@ int atel__ixw_apply(struct atel_ixw *w, const struct atel_event *ev)
 		sqlite3_bind_int64(st, 2, ev->ring);
 		sqlite3_bind_int64(st, 3, ev->generation);
 		bind_id(st, 4, ev->pid);
-		sqlite3_bind_text(st, 5, loss_cause_name(ev->loss.cause), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, atel__loss_cause_name(ev->loss.cause), -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 6, (int64_t)ev->loss.count);
 		sqlite3_bind_int64(st, 7, (int64_t)ev->loss.first_ns);
 		sqlite3_bind_int64(st, 8, (int64_t)ev->loss.last_ns);
@@ -1096,7 +910,7 @@ int atel__ixw_commit(struct atel_ixw *w, const struct atel_log_pos *pos)
 			sqlite3_bind_int64(st, 1, (int64_t)s->hash);
 			sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 3, s->labels, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 4, mtype_name(s->mtype), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, atel__metric_type_name(s->mtype), -1, SQLITE_STATIC);
 			bind_text(st, 5, s->bounds_json);
 			sqlite3_bind_int64(st, 6, (int64_t)s->first_ns);
 			sqlite3_bind_int64(st, 7, (int64_t)s->last_ns);
@@ -1278,8 +1092,8 @@ void atel__ixw_close(struct atel_ixw *w)
 	sqlite3_close(w->db);
 	free(w->slots);
 	free(w->dirty);
-	free(w->jb.p);
-	free(w->jb2.p);
+	atel__buf_free(&w->jb);
+	atel__buf_free(&w->jb2);
 	free(w);
 }
 

@@ -27,6 +27,7 @@
 #include <zstd.h>
 
 #include "logread.h"
+#include "ring.h"
 #include "segformat.h"
 
 /* ------------------------------------------------------------------------ */
@@ -249,6 +250,17 @@ int atel__seg_list(const char *dir, uint64_t **seqs)
 	return (int)n;
 }
 
+const char *atel__log_rec_type_name(unsigned type)
+{
+	if (type == ATEL_LOGREC_CHUNK)
+		return "chunk";
+	if (type == ATEL_LOGREC_DEATH)
+		return "death";
+	if (type >= ATEL_REC_BEGIN && type <= ATEL_REC_LOSS)
+		return atel__rec_type_name(type);
+	return NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /* the reader                                                               */
 
@@ -300,13 +312,6 @@ struct atel_log_reader {
 	bool resuming;
 	uint64_t last_list_ns;
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void corrupt(struct atel_log_reader *r, uint64_t off, const char *why)
 {
@@ -478,7 +483,7 @@ static int newer_exists(struct atel_log_reader *r, uint64_t *next)
 		*next = r->seq + 1;
 		return 1;
 	}
-	now = mono_ns();
+	now = atel__mono_ns();
 	if (r->o.follow && now - r->last_list_ns < 1000000000ull)
 		return 0;
 	r->last_list_ns = now;

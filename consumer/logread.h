@@ -61,6 +61,11 @@ struct atel_log_read_stats {
 };
 void atel__log_stats(const struct atel_log_reader *r, struct atel_log_read_stats *out);
 
+/* Name of a record type as the log holds it: the producer types'
+ * (atel__rec_type_name) plus the consumer-only "chunk" and "death";
+ * NULL for a type the format does not define. */
+const char *atel__log_rec_type_name(unsigned type);
+
 /* The file currently being read ("" before the first). */
 const char *atel__log_current_file(const struct atel_log_reader *r);
 

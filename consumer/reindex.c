@@ -50,19 +50,6 @@ static void unlink_db_files(const char *path)
 	unlink(p);
 }
 
-static int fsync_path(const char *path, bool dir)
-{
-	int fd = open(path, (dir ? O_DIRECTORY : 0) | O_RDONLY | O_CLOEXEC);
-	int rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 /* Keeps the export history (it is not in the log) from the old file, if any. */
 static void copy_exports(sqlite3 *db, const char *old_path)
 {
@@ -166,7 +153,7 @@ int atel__reindex(const char *segments_dir, const char *db_path, char *err, size
 	sqlite3_exec(atel__ixw_db(w), "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
 	atel__ixw_close(w);
 	w = NULL;
-	if ((rc = fsync_path(tmp, false))) {
+	if ((rc = atel__fsync_path(tmp))) {
 		snprintf(err, errlen, "%s: fsync: %s", tmp, strerror(-rc));
 		goto out;
 	}
@@ -185,7 +172,7 @@ int atel__reindex(const char *segments_dir, const char *db_path, char *err, size
 		goto out;
 	}
 	snprintf(dirbuf, sizeof(dirbuf), "%s", db_path);
-	fsync_path(dirname(dirbuf), true);
+	(void)atel__fsync_path(dirname(dirbuf));
 	if (note.frames)
 		fprintf(stderr, "atel reindex: %" PRIu64 " corrupt frames skipped\n", note.frames);
 	rc = 0;

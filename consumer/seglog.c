@@ -128,50 +128,6 @@ static void stat_add(const struct atel_seglog *l, _Atomic uint64_t *c, uint64_t 
 }
 #define STAT(l, field, v) stat_add((l), (l)->o.stats ? &(l)->o.stats->field : NULL, (v))
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static int mkdir_p(const char *dir)
-{
-	char tmp[PATH_MAX];
-	size_t n = strlen(dir);
-
-	if (n == 0 || n >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	memcpy(tmp, dir, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(tmp, 0700) && errno != EEXIST)
-				return -errno;
-			*p = '/';
-		}
-	}
-	if (mkdir(tmp, 0700) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0;
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	const unsigned char *p = buf;
@@ -934,7 +890,7 @@ static int rotate(struct atel_seglog *l)
 	STAT(l, segments_created, 1);
 	if (l->o.stats)
 		atomic_store_explicit(&l->o.stats->log_end_seq, l->file_seq, memory_order_relaxed);
-	return fsync_dir(l->dir);
+	return atel__fsync_dir(l->dir);
 }
 
 static void retention(struct atel_seglog *l, uint64_t now_ns)
@@ -1027,7 +983,7 @@ static int io_init(struct atel_seglog *l, char *err, size_t errlen)
 	rc = io_uring_queue_init(64, &l->ring, 0);
 	if (rc < 0) {
 		if (l->o.io == ATEL_IO_URING && rc != -ENOSYS && rc != -EPERM && rc != -ENOMEM) {
-			seterr(err, errlen, "io_uring_queue_init: %s", strerror(-rc));
+			atel__seterr(err, errlen, "io_uring_queue_init: %s", strerror(-rc));
 			return rc;
 		}
 		return 0; /* unavailable (seccomp, old kernel, memlock): pwritev */
@@ -1053,7 +1009,7 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 
 	*out = NULL;
 	if (!o || !o->segments_dir || !o->ring_count || o->ring_count > ATEL_RING_COUNT_MAX) {
-		seterr(err, errlen, "invalid options: segments_dir and ring_count 1..65536 are required");
+		atel__seterr(err, errlen, "invalid options: segments_dir and ring_count 1..65536 are required");
 		return -EINVAL;
 	}
 	l = calloc(1, sizeof(*l));
@@ -1088,7 +1044,7 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 	l->own = malloc(l->raw_cap);
 	if (l->o.encoding == ATEL_SEG_ENC_COLUMNS && !(l->cols = malloc(atel__cols_bound(l->raw_cap / ATEL_RECORD_SIZE)))) {
 		rc = -ENOMEM;
-		seterr(err, errlen, "out of memory");
+		atel__seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	l->supd = calloc(rc_count, sizeof(*l->supd));
@@ -1102,7 +1058,7 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 	if (!l->dir || !l->pieces || !l->own || !l->supd || !l->upd_idx || !l->appended || !l->written || !l->gen || !l->seen ||
 	    !l->defs || !l->cctx) {
 		rc = -ENOMEM;
-		seterr(err, errlen, "out of memory");
+		atel__seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 	memset(l->upd_idx, 0xff, rc_count * sizeof(*l->upd_idx));
@@ -1115,18 +1071,18 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 		/* page-aligned: registered buffers are pinned page by page */
 		if (posix_memalign((void **)&l->frames[i].buf, 4096, l->frames[i].cap)) {
 			rc = -ENOMEM;
-			seterr(err, errlen, "out of memory");
+			atel__seterr(err, errlen, "out of memory");
 			goto fail;
 		}
 	}
-	if ((rc = mkdir_p(l->dir))) {
-		seterr(err, errlen, "cannot create %s: %s", l->dir, strerror(-rc));
+	if ((rc = atel__mkdir_p(l->dir, 0700))) {
+		atel__seterr(err, errlen, "cannot create %s: %s", l->dir, strerror(-rc));
 		goto fail;
 	}
 	n = atel__seg_list(l->dir, &seqs);
 	if (n < 0) {
 		rc = n;
-		seterr(err, errlen, "cannot list %s: %s", l->dir, strerror(-rc));
+		atel__seterr(err, errlen, "cannot list %s: %s", l->dir, strerror(-rc));
 		goto fail;
 	}
 	l->file_seq = n ? seqs[n - 1] : 0;
@@ -1159,11 +1115,11 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 			l->fault = (unsigned)strtoul(env, NULL, 10);
 	}
 	if ((rc = create_file(l, l->file_seq + 1, &l->fd, l->path, sizeof(l->path)))) {
-		seterr(err, errlen, "cannot create segment file %s: %s", l->path, strerror(-rc));
+		atel__seterr(err, errlen, "cannot create segment file %s: %s", l->path, strerror(-rc));
 		goto fail;
 	}
 	l->file_seq++;
-	(void)fsync_dir(l->dir);
+	(void)atel__fsync_dir(l->dir);
 	l->last_sync_ns = atel__now_ns();
 	if (l->o.stats) {
 		atomic_fetch_add_explicit(&l->o.stats->segments_created, 1, memory_order_relaxed);
@@ -1314,29 +1270,6 @@ static bool valid_frame_after(struct scan *s, const unsigned char *p, size_t siz
 	return false;
 }
 
-static int read_file(int fd, unsigned char **buf, size_t *size)
-{
-	struct stat st;
-	size_t got = 0;
-
-	if (fstat(fd, &st))
-		return -errno;
-	*size = (size_t)st.st_size;
-	*buf = malloc(*size ? *size : 1);
-	if (!*buf)
-		return -ENOMEM;
-	while (got < *size) {
-		ssize_t r = pread(fd, *buf + got, *size - got, (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	*size = got;
-	return 0;
-}
-
 static int scan_file(struct scan *s, const char *path, enum scan_result *res)
 {
 	unsigned char *p = NULL;
@@ -1353,7 +1286,7 @@ static int scan_file(struct scan *s, const char *path, enum scan_result *res)
 	fd = open(path, (s->truncate ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if ((rc = read_file(fd, &p, &size)))
+	if ((rc = atel__read_file(path, SIZE_MAX, (char **)&p, &size, NULL, 0)))
 		goto out;
 	fs = atel__seg_frame_size(p, size, &csize, &skip, &need, &why);
 	if (fs == 0) {
@@ -1465,13 +1398,13 @@ int atel__seglog_recover(const char *segments_dir, uint64_t instance, uint32_t r
 	if (n == -ENOENT)
 		return 0;
 	if (n < 0) {
-		seterr(err, errlen, "cannot list %s: %s", segments_dir, strerror(-n));
+		atel__seterr(err, errlen, "cannot list %s: %s", segments_dir, strerror(-n));
 		return n;
 	}
 	s.dctx = ZSTD_createDCtx();
 	if (!s.dctx) {
 		free(seqs);
-		seterr(err, errlen, "out of memory");
+		atel__seterr(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	for (int i = n - 1; i >= 0; i--) {
@@ -1480,7 +1413,7 @@ int atel__seglog_recover(const char *segments_dir, uint64_t instance, uint32_t r
 		snprintf(path, sizeof(path), "%s/%016llx" ATEL_SEG_SUFFIX, segments_dir, (unsigned long long)seqs[i]);
 		rc = scan_file(&s, path, &res);
 		if (rc) {
-			seterr(err, errlen, "%s: %s", path, strerror(-rc));
+			atel__seterr(err, errlen, "%s: %s", path, strerror(-rc));
 			break;
 		}
 		if (res == SCAN_OK || res == SCAN_OTHER_INSTANCE)
@@ -1492,14 +1425,14 @@ int atel__seglog_recover(const char *segments_dir, uint64_t instance, uint32_t r
 		if (res == SCAN_TORN_HEADER) {
 			if (unlink(path) && errno != ENOENT) {
 				rc = -errno;
-				seterr(err, errlen, "cannot remove torn segment %s: %s", path, strerror(errno));
+				atel__seterr(err, errlen, "cannot remove torn segment %s: %s", path, strerror(errno));
 				break;
 			}
 		} else {
 			snprintf(aside, sizeof(aside), "%s.corrupt", path);
 			if (rename(path, aside)) {
 				rc = -errno;
-				seterr(err, errlen, "cannot move corrupt segment %s aside: %s", path, strerror(errno));
+				atel__seterr(err, errlen, "cannot move corrupt segment %s aside: %s", path, strerror(errno));
 				break;
 			}
 		}

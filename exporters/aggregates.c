@@ -740,12 +740,7 @@ int atel__agg_snapshot(struct atel_agg *a, struct atel_agg_snapshot **out)
 		}
 	}
 	pthread_mutex_unlock(&a->lock);
-	snap->ts_ns = 0;
-	{
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		snap->ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	}
+	snap->ts_ns = atel__now_ns();
 	qsort(snap->families, snap->nfamilies, sizeof(struct atel_agg_family), cmp_family);
 	for (uint32_t i = 0; i < snap->nfamilies; i++)
 		qsort(snap->families[i].series, snap->families[i].nseries, sizeof(struct atel_agg_series),

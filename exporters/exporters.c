@@ -64,20 +64,9 @@ struct atel_exporters {
 	uint64_t last_scrape_row_ms;     /* HTTP thread only */
 };
 
-static uint64_t mono_ms(void)
+static inline uint64_t mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return atel__mono_ns() / 1000000u;
 }
 
 /* Sleeps up to ms, returning early when stop is set. */
@@ -108,7 +97,7 @@ static void push_row(struct atel_exporters *ex, const char *exporter, const char
 	if (!ex->d)
 		return;
 	memset(&row, 0, sizeof(row));
-	row.ts_ns = real_ns();
+	row.ts_ns = atel__now_ns();
 	snprintf(row.exporter, sizeof(row.exporter), "%s", exporter);
 	snprintf(row.signal, sizeof(row.signal), "%s", signal);
 	row.items = items;
@@ -296,7 +285,7 @@ static void json_once(struct atel_exporters *ex)
 
 	rc = atel__agg_snapshot(ex->agg, &snap);
 	if (rc == 0)
-		rc = atel__json_write(ex->json, snap, ex->spans, real_ns(), &bytes, err, sizeof(err));
+		rc = atel__json_write(ex->json, snap, ex->spans, atel__now_ns(), &bytes, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "json: snapshot: %s", strerror(-rc));
 	if (rc < 0)

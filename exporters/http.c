@@ -41,6 +41,11 @@ void atel__http_limits_default(struct atel_http_limits *lim)
 	lim->max_headers = 64;
 }
 
+static inline uint64_t now_ms(void)
+{
+	return atel__mono_ns() / 1000000u;
+}
+
 /* RFC 9110 tchar */
 static bool is_tchar(unsigned char c)
 {
@@ -315,14 +320,6 @@ struct atel_http_server {
  * scrape never sees data staler than the log follower's own lag. */
 #define REUSE_MS_DEFAULT 100u
 #define READ_CHUNK 4096u
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static const char *reason(int code)
 {

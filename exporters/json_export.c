@@ -36,50 +36,6 @@
 
 /* ---- JSON primitives ------------------------------------------------------------ */
 
-void atel__json_str(struct atel_buf *out, const char *str)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *s = (const unsigned char *)(str ? str : ""), *run = s;
-
-	atel__buf_putc(out, '"');
-	for (;;) {
-		unsigned char c = *s;
-		size_t n;
-
-		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-			s++;
-			continue;
-		}
-		atel__buf_put(out, run, (size_t)(s - run));
-		if (!c)
-			break;
-		if (c == '"' || c == '\\') {
-			char e[2] = { '\\', (char)c };
-			atel__buf_put(out, e, 2);
-			s++;
-		} else if (c < 0x20) {
-			char e[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-			if (c == '\n')
-				atel__buf_put(out, "\\n", 2);
-			else if (c == '\t')
-				atel__buf_put(out, "\\t", 2);
-			else if (c == '\r')
-				atel__buf_put(out, "\\r", 2);
-			else
-				atel__buf_put(out, e, 6);
-			s++;
-		} else if ((n = atel__utf8_len(s)) != 0) {
-			atel__buf_put(out, s, n);
-			s += n;
-		} else {
-			atel__buf_put(out, "\xef\xbf\xbd", 3);
-			s++;
-		}
-		run = s;
-	}
-	atel__buf_putc(out, '"');
-}
-
 /* JSON has no NaN/Inf: those become the strings "NaN", "+Inf", "-Inf". */
 static void json_num(struct atel_buf *out, double v)
 {
@@ -596,27 +552,6 @@ struct atel_json_exporter {
 	struct atel_buf buf;
 };
 
-static int mkdir_p(const char *path)
-{
-	char tmp[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	memcpy(tmp, path, n + 1);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 int atel__json_open(struct atel_json_exporter **out, const struct atel_json_opts *o, char *err, size_t errlen)
 {
 	struct atel_json_exporter *j;
@@ -628,7 +563,7 @@ int atel__json_open(struct atel_json_exporter **out, const struct atel_json_opts
 		snprintf(err, errlen, "json.outputDir: empty");
 		return -EINVAL;
 	}
-	if ((rc = mkdir_p(o->dir)) < 0 || (rc = stat(o->dir, &st) < 0 ? -errno : 0) < 0 ||
+	if ((rc = atel__mkdir_p(o->dir, 0755)) < 0 || (rc = stat(o->dir, &st) < 0 ? -errno : 0) < 0 ||
 	    (rc = S_ISDIR(st.st_mode) ? 0 : -ENOTDIR) < 0) {
 		snprintf(err, errlen, "json.outputDir: cannot create directory \"%s\": %s", o->dir, strerror(-rc));
 		return rc;

@@ -61,9 +61,6 @@ int atel__json_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap
 		      uint64_t since_seq, uint64_t file_start_ns, uint64_t now_ns, uint64_t writes,
 		      uint64_t *last_seq);
 
-/* Appends s as a JSON string literal (quotes included; control characters
- * escaped, invalid UTF-8 replaced by U+FFFD). */
-void atel__json_str(struct atel_buf *out, const char *s);
 
 /* ---- files -------------------------------------------------------------------------- */
 

@@ -24,45 +24,12 @@
 
 #include <cjson/cJSON.h>
 
-#include "json_export.h"
 #include "otlp_encode.h"
 
-/* ---- buffer (exporters/buf.h) ------------------------------------------- */
+/* ---- buffer (shm/util/buf.h) ------------------------------------------- */
 
 /* a string literal, length known at compile time */
 #define PUTL(b, lit) atel__buf_put((b), (lit), sizeof(lit) - 1)
-
-/* ---- UTF-8 --------------------------------------------------------------- */
-
-/* Appends s for a protobuf string field, invalid UTF-8 bytes replaced by
- * U+FFFD (producer strings are untrusted; protobuf strings must be UTF-8).
- * JSON strings go through atel__json_str (json_export.h), which does the
- * same plus JSON escaping. */
-static void put_utf8(struct atel_buf *b, const char *str)
-{
-	const unsigned char *s = (const unsigned char *)(str ? str : ""), *run = s;
-
-	for (;;) {
-		size_t k;
-
-		if (*s && *s < 0x80) {
-			s++;
-			continue;
-		}
-		atel__buf_put(b, run, (size_t)(s - run));
-		if (!*s)
-			break;
-		k = atel__utf8_len(s);
-		if (k) {
-			atel__buf_put(b, s, k);
-			s += k;
-		} else {
-			atel__buf_put(b, "\xef\xbf\xbd", 3);
-			s++;
-		}
-		run = s;
-	}
-}
 
 /* ---- protobuf writer ----------------------------------------------------- */
 
@@ -154,7 +121,7 @@ static void pb_string(struct atel_buf *b, unsigned field, const char *s)
 {
 	size_t at = pb_open(b, field);
 
-	put_utf8(b, s);
+	atel__buf_utf8(b, s);
 	pb_close(b, at);
 }
 
@@ -169,28 +136,9 @@ static void pb_bytes(struct atel_buf *b, unsigned field, const uint8_t *p, size_
 
 static void js_u64_str(struct atel_buf *b, uint64_t v)
 {
-	char tmp[24];
-	int i = (int)sizeof(tmp);
-
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
 	atel__buf_putc(b, '"');
-	atel__buf_put(b, tmp + i, sizeof(tmp) - (size_t)i);
+	atel__buf_u64(b, v);
 	atel__buf_putc(b, '"');
-}
-
-static void js_u64_raw(struct atel_buf *b, uint64_t v)
-{
-	char tmp[24];
-	int i = (int)sizeof(tmp);
-
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	atel__buf_put(b, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
 static void js_i64_str(struct atel_buf *b, int64_t v)
@@ -198,107 +146,33 @@ static void js_i64_str(struct atel_buf *b, int64_t v)
 	atel__buf_putc(b, '"');
 	if (v < 0) {
 		atel__buf_putc(b, '-');
-		js_u64_raw(b, (uint64_t)0 - (uint64_t)v);
+		atel__buf_u64(b, (uint64_t)0 - (uint64_t)v);
 	} else {
-		js_u64_raw(b, (uint64_t)v);
+		atel__buf_u64(b, (uint64_t)v);
 	}
 	atel__buf_putc(b, '"');
-}
-
-static int u64_digits(char *out, uint64_t v)
-{
-	char tmp[24];
-	int i = (int)sizeof(tmp), n;
-
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	n = (int)sizeof(tmp) - i;
-	memcpy(out, tmp + i, (size_t)n);
-	return n;
-}
-
-/* Shortest decimal that reads back as the same double; out has >= 40 bytes. */
-static int fmt_double(char *out, size_t len, double v)
-{
-	int n = 0;
-
-	if (v == 0) { /* also -0: "-0" is valid JSON and keeps the sign */
-		if (signbit(v))
-			out[n++] = '-';
-		out[n++] = '0';
-		out[n] = '\0';
-		return n;
-	}
-	if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v) {
-		if (v < 0)
-			out[n++] = '-';
-		n += u64_digits(out + n, (uint64_t)fabs(v));
-		out[n] = '\0';
-		return n;
-	}
-	/* Fast path for values with few decimals (1234.5, 0.375, 0.005): if
-	 * m / 10^k == v in double arithmetic for a small k, the decimal
-	 * "m * 10^-k" reads back as v too (both are the correctly rounded value
-	 * of the same rational), and the smallest such k gives the shortest
-	 * form with that many decimals. */
-	if (fabs(v) >= 1e-4 && fabs(v) < 1e12) {
-		static const double P10[] = { 1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8 };
-
-		for (int k = 1; k <= 8; k++) {
-			double m = nearbyint(v * P10[k]);
-
-			if (m / P10[k] == v) {
-				uint64_t um = (uint64_t)fabs(m), p = (uint64_t)P10[k], fp = um % p;
-				char frac[16];
-
-				if (v < 0)
-					out[n++] = '-';
-				n += u64_digits(out + n, um / p);
-				out[n++] = '.';
-				for (int d = k - 1; d >= 0; d--, fp /= 10)
-					frac[d] = (char)('0' + fp % 10);
-				memcpy(out + n, frac, (size_t)k);
-				n += k;
-				out[n] = '\0';
-				return n;
-			}
-		}
-	}
-	for (int prec = 15; prec <= 17; prec++) {
-		n = snprintf(out, len, "%.*g", prec, v);
-		if (prec == 17 || strtod(out, NULL) == v)
-			return n;
-	}
-	return n;
 }
 
 /* A protobuf JSON double: a number, or "NaN" / "Infinity" / "-Infinity". */
 static void js_double(struct atel_buf *b, double v)
 {
-	char tmp[40];
+	char tmp[ATEL_FMT_DOUBLE_MAX];
 
 	if (isnan(v)) {
 		PUTL(b, "\"NaN\"");
 	} else if (isinf(v)) {
 		atel__buf_puts(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
 	} else {
-		int n = fmt_double(tmp, sizeof(tmp), v);
-		atel__buf_put(b, tmp, (size_t)n);
+		atel__buf_put(b, tmp, atel__fmt_double(tmp, v));
 	}
 }
 
 static void js_hex(struct atel_buf *b, const uint8_t *p, size_t n)
 {
-	static const char hexd[] = "0123456789abcdef";
 	char tmp[40];
 
 	tmp[0] = '"';
-	for (size_t i = 0; i < n; i++) {
-		tmp[1 + 2 * i] = hexd[p[i] >> 4];
-		tmp[2 + 2 * i] = hexd[p[i] & 15];
-	}
+	atel__hex(p, n, tmp + 1);
 	tmp[1 + 2 * n] = '"';
 	atel__buf_put(b, tmp, 2 * n + 2);
 }
@@ -493,12 +367,12 @@ static void js_span(struct atel_buf *b, const struct atel_otlp_span *s)
 	}
 	if (s->flags) {
 		PUTL(b, ",\"flags\":");
-		js_u64_raw(b, s->flags);
+		atel__buf_u64(b, s->flags);
 	}
 	PUTL(b, ",\"name\":");
 	atel__json_str(b, s->name);
 	PUTL(b, ",\"kind\":");
-	js_u64_raw(b, s->kind);
+	atel__buf_u64(b, s->kind);
 	PUTL(b, ",\"startTimeUnixNano\":");
 	js_u64_str(b, s->start_ns);
 	PUTL(b, ",\"endTimeUnixNano\":");
@@ -536,7 +410,7 @@ static void js_span(struct atel_buf *b, const struct atel_otlp_span *s)
 		}
 		if (s->status) {
 			js_key(b, "code", &first);
-			js_u64_raw(b, s->status);
+			atel__buf_u64(b, s->status);
 		}
 	}
 	PUTL(b, "}}");

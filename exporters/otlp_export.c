@@ -70,26 +70,6 @@ static const char *const SIG_NAME[2] = { "traces", "metrics" };
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                            */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int pos_cmp(const struct atel_log_pos *a, const struct atel_log_pos *b)
 {
 	if (a->file_seq != b->file_seq)
@@ -150,17 +130,6 @@ static bool is_tchar(unsigned char c)
 	return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c);
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Trims and percent-decodes s[0..n) into out (size >= n+1). @return 0 or -1 (bad escape). */
 static int pct_decode(const char *s, size_t n, char *out, size_t *outlen)
 {
@@ -174,12 +143,11 @@ static int pct_decode(const char *s, size_t n, char *out, size_t *outlen)
 		n--;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%') {
-			int h, l;
+			uint8_t v;
 
-			if (i + 2 >= n || (h = hexval((unsigned char)s[i + 1])) < 0 ||
-			    (l = hexval((unsigned char)s[i + 2])) < 0)
+			if (i + 2 >= n || atel__unhex(s + i + 1, 1, &v, true))
 				return -1;
-			out[o++] = (char)(h * 16 + l);
+			out[o++] = (char)v;
 			i += 2;
 		} else {
 			out[o++] = s[i];
@@ -221,30 +189,30 @@ int atel__otlp_parse_kv_list(const char *text, size_t len, bool header_names, co
 		if (j == i)
 			goto next;
 		if (eq == SIZE_MAX) {
-			seterr(err, errlen, "%s: entry %zu: missing '=' (expected key=value)", what, entry);
+			atel__seterr(err, errlen, "%s: entry %zu: missing '=' (expected key=value)", what, entry);
 			rc = -EINVAL;
 			goto out;
 		}
 		if (pct_decode(text + start, eq - start, k, &klen) ||
 		    pct_decode(text + eq + 1, i - eq - 1, v, &vlen)) {
-			seterr(err, errlen, "%s: entry %zu: invalid percent-encoding (expected %%XX hex)", what, entry);
+			atel__seterr(err, errlen, "%s: entry %zu: invalid percent-encoding (expected %%XX hex)", what, entry);
 			rc = -EINVAL;
 			goto out;
 		}
 		if (!klen) {
-			seterr(err, errlen, "%s: entry %zu: empty key", what, entry);
+			atel__seterr(err, errlen, "%s: entry %zu: empty key", what, entry);
 			rc = -EINVAL;
 			goto out;
 		}
 		if (strlen(k) != klen || strlen(v) != vlen || strpbrk(k, "\r\n") || strpbrk(v, "\r\n")) {
-			seterr(err, errlen, "%s: entry %zu: key or value contains NUL, CR or LF", what, entry);
+			atel__seterr(err, errlen, "%s: entry %zu: key or value contains NUL, CR or LF", what, entry);
 			rc = -EINVAL;
 			goto out;
 		}
 		if (header_names) {
 			for (j = 0; j < klen; j++) {
 				if (!is_tchar((unsigned char)k[j])) {
-					seterr(err, errlen, "%s: entry %zu: header name is not an HTTP token", what,
+					atel__seterr(err, errlen, "%s: entry %zu: header name is not an HTTP token", what,
 					       entry);
 					rc = -EINVAL;
 					goto out;
@@ -252,7 +220,7 @@ int atel__otlp_parse_kv_list(const char *text, size_t len, bool header_names, co
 			}
 		}
 		if ((rc = add(arg, k, v)) < 0) {
-			seterr(err, errlen, "%s: entry %zu: %s", what, entry,
+			atel__seterr(err, errlen, "%s: entry %zu: %s", what, entry,
 			       rc == -E2BIG ? "too many entries" : strerror(-rc));
 			goto out;
 		}
@@ -436,11 +404,11 @@ static int resolve_endpoint(struct atel_otlp_settings *s, const struct atel_conf
 			rc = join_url(sig[i]->url, sizeof(sig[i]->url), base, SIG_NAME[i]);
 		}
 		if (rc) {
-			seterr(err, errlen, "%s: URL too long (at most %zu bytes)", what, sizeof(sig[i]->url) - 1);
+			atel__seterr(err, errlen, "%s: URL too long (at most %zu bytes)", what, sizeof(sig[i]->url) - 1);
 			return -EINVAL;
 		}
 		if (!valid_url(sig[i]->url)) {
-			seterr(err, errlen, "%s: expected an http:// or https:// URL with a host, got \"%.200s\"", what,
+			atel__seterr(err, errlen, "%s: expected an http:// or https:// URL with a host, got \"%.200s\"", what,
 			       sig[i]->url);
 			return -EINVAL;
 		}
@@ -455,10 +423,10 @@ static int parse_protocol(const char *v, bool *json, const char *what, char *err
 	} else if (!strcmp(v, "http/json")) {
 		*json = true;
 	} else if (!strcmp(v, "grpc")) {
-		seterr(err, errlen, "%s: \"grpc\" is not supported by ateld; use http/protobuf or http/json", what);
+		atel__seterr(err, errlen, "%s: \"grpc\" is not supported by ateld; use http/protobuf or http/json", what);
 		return -EINVAL;
 	} else {
-		seterr(err, errlen, "%s: expected http/protobuf or http/json, got \"%.40s\"", what, v);
+		atel__seterr(err, errlen, "%s: expected http/protobuf or http/json, got \"%.40s\"", what, v);
 		return -EINVAL;
 	}
 	return 0;
@@ -471,7 +439,7 @@ static int parse_compression(const char *v, bool *gzip, const char *what, char *
 	} else if (!strcmp(v, "none")) {
 		*gzip = false;
 	} else {
-		seterr(err, errlen, "%s: expected gzip or none, got \"%.40s\"", what, v);
+		atel__seterr(err, errlen, "%s: expected gzip or none, got \"%.40s\"", what, v);
 		return -EINVAL;
 	}
 	return 0;
@@ -485,7 +453,7 @@ static int parse_timeout(const char *v, uint32_t *ms, const char *what, char *er
 	errno = 0;
 	x = strtoul(v, &end, 10);
 	if (errno || end == v || *end || x < 1 || x > 600000 || *v == '-') {
-		seterr(err, errlen, "%s: expected milliseconds 1..600000, got \"%.40s\"", what, v);
+		atel__seterr(err, errlen, "%s: expected milliseconds 1..600000, got \"%.40s\"", what, v);
 		return -EINVAL;
 	}
 	*ms = (uint32_t)x;
@@ -528,7 +496,7 @@ int atel__otlp_settings_resolve(struct atel_otlp_settings *s, const struct atel_
 				if ((rc = kv_set(g->headers, &g->nheaders, ATEL_OTLP_HEADERS_MAX,
 						 cfg->opentelemetry.headers[h].key,
 						 cfg->opentelemetry.headers[h].value))) {
-					seterr(err, errlen, "opentelemetry.headers: %s",
+					atel__seterr(err, errlen, "opentelemetry.headers: %s",
 					       rc == -E2BIG ? "too many headers" : strerror(-rc));
 					goto fail;
 				}
@@ -587,7 +555,7 @@ int atel__otlp_settings_resolve(struct atel_otlp_settings *s, const struct atel_
 	return 0;
 fail:
 	if (rc == -ENOMEM)
-		seterr(err, errlen, "opentelemetry: out of memory");
+		atel__seterr(err, errlen, "opentelemetry: out of memory");
 	atel__otlp_settings_free(s);
 	return rc == -ENOMEM ? rc : -EINVAL;
 }
@@ -668,13 +636,8 @@ int atel__otlp_cursor_load(const char *path, struct atel_log_pos *resume, struct
 	for (unsigned i = 0; i < n; i++) {
 		if (!fgets(line, sizeof(line), f) || strlen(line) < 48)
 			goto out;
-		for (int k = 0; k < 24; k++) {
-			int h = hexval((unsigned char)line[2 * k]), l = hexval((unsigned char)line[2 * k + 1]);
-
-			if (h < 0 || l < 0)
-				goto out;
-			ids[i][k] = (uint8_t)(h * 16 + l);
-		}
+		if (atel__unhex(line, 24, ids[i], true))
+			goto out;
 	}
 	if (!fgets(line, sizeof(line), f) || strcmp(line, "end\n"))
 		goto out; /* torn or truncated: the rename makes this unlikely, but check */
@@ -698,7 +661,6 @@ out:
 int atel__otlp_cursor_save(const char *path, const struct atel_log_pos *resume, const struct atel_log_pos *acked,
 			   const uint8_t (*pending)[24], uint32_t npending)
 {
-	static const char hexd[] = "0123456789abcdef";
 	char line[64], *text = NULL;
 	size_t len = 0;
 	FILE *f;
@@ -711,10 +673,7 @@ int atel__otlp_cursor_save(const char *path, const struct atel_log_pos *resume, 
 		resume->file_seq, resume->frame_off, resume->rec_idx, acked->file_seq, acked->frame_off, acked->rec_idx,
 		npending);
 	for (uint32_t i = 0; i < npending; i++) {
-		for (int k = 0; k < 24; k++) {
-			line[2 * k] = hexd[pending[i][k] >> 4];
-			line[2 * k + 1] = hexd[pending[i][k] & 15];
-		}
+		atel__hex(pending[i], 24, line);
 		line[48] = '\n';
 		fwrite(line, 1, 49, f);
 	}
@@ -1224,7 +1183,7 @@ static void cursor_persist(struct atel_otlp *o, bool force)
 	}
 	o->saved_resume = r;
 	o->saved_acked = o->acked;
-	o->last_save_ns = mono_ns();
+	o->last_save_ns = atel__mono_ns();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1345,7 +1304,7 @@ static int http_setup(struct atel_otlp *o, int which, char *err, size_t errlen)
 	CURL *c = curl_easy_init();
 
 	if (!c) {
-		seterr(err, errlen, "otlp: curl_easy_init failed");
+		atel__seterr(err, errlen, "otlp: curl_easy_init failed");
 		return -ENOMEM;
 	}
 	n = curl_slist_append(l, g->json ? "Content-Type: application/json" : "Content-Type: application/x-protobuf");
@@ -1514,7 +1473,7 @@ static int attempt(struct atel_otlp *o, int which, const struct atel_buf *body, 
 		delay = atel__otlp_backoff_ms(*attempt_no + 1, r.has_retry_after ? r.retry_after_ms : 0,
 					      o->backoff_base_ms, o->backoff_max_ms, o->rnd >> 17);
 		(*attempt_no)++;
-		*next_ns = mono_ns() + (uint64_t)delay * 1000000ull;
+		*next_ns = atel__mono_ns() + (uint64_t)delay * 1000000ull;
 		atomic_store_explicit(&o->s_last_delay, delay, memory_order_relaxed);
 		stat_add(&o->s_retries[which], 1);
 		snprintf(row.error, sizeof(row.error), "%s; retry %u in %u ms%s", msg, *attempt_no, delay,
@@ -1769,7 +1728,7 @@ static int read_log(struct atel_otlp *o, unsigned budget)
 /* A read error: reopen at the last good position on the next pass; warn at most every 10 s. */
 static void read_failed(struct atel_otlp *o, int rc)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = atel__mono_ns();
 
 	if (o->src_open) {
 		o->src.close(o->src_handle);
@@ -1794,9 +1753,9 @@ static void *otlp_thread(void *arg)
 	bool stop = false;
 	int rc;
 
-	o->m_due_ns = mono_ns() + (uint64_t)o->interval_ms * 1000000ull;
+	o->m_due_ns = atel__mono_ns() + (uint64_t)o->interval_ms * 1000000ull;
 	while (!stop) {
-		uint64_t now = mono_ns(), wake;
+		uint64_t now = atel__mono_ns(), wake;
 		bool busy = false;
 
 		if (o->do_metrics) {
@@ -1819,7 +1778,7 @@ static void *otlp_thread(void *arg)
 				if ((rc = traces_job(o)))
 					atel__log(o->d, ATEL_LOG_ERROR, "otlp: encoding spans: %s", strerror(-rc));
 			}
-			now = mono_ns();
+			now = atel__mono_ns();
 			if (o->tr_pending && now >= o->tr_next_ns) {
 				traces_try(o, false);
 				busy = true;
@@ -1827,7 +1786,7 @@ static void *otlp_thread(void *arg)
 			if (!o->tr_pending && now - o->last_save_ns > CURSOR_SAVE_IDLE_NS)
 				cursor_persist(o, false);
 		}
-		now = mono_ns();
+		now = atel__mono_ns();
 		wake = now + (uint64_t)o->poll_ms * 1000000ull;
 		if (o->do_metrics) {
 			if (o->m_pending)
@@ -1940,16 +1899,16 @@ int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *o
 
 	*out = NULL;
 	if (!op || !op->d || !op->settings) {
-		seterr(err, errlen, "otlp: missing daemon or settings");
+		atel__seterr(err, errlen, "otlp: missing daemon or settings");
 		return -EINVAL;
 	}
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_rc != CURLE_OK) {
-		seterr(err, errlen, "otlp: curl_global_init failed");
+		atel__seterr(err, errlen, "otlp: curl_global_init failed");
 		return -ENOMEM;
 	}
 	if (!(o = calloc(1, sizeof(*o)))) {
-		seterr(err, errlen, "otlp: out of memory");
+		atel__seterr(err, errlen, "otlp: out of memory");
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&o->lock, NULL);
@@ -1968,9 +1927,9 @@ int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *o
 	o->metrics_max_attempts = op->metrics_max_attempts ? op->metrics_max_attempts : 5;
 	o->open_max = op->open_spans_max ? op->open_spans_max : 65536;
 	o->orphan_window = op->orphan_window ? op->orphan_window : ORPHAN_WINDOW_DEFAULT;
-	o->rnd = mono_ns() ^ ((uint64_t)getpid() << 32);
+	o->rnd = atel__mono_ns() ^ ((uint64_t)getpid() << 32);
 	if ((rc = settings_copy(&o->st, op->settings))) {
-		seterr(err, errlen, "otlp: out of memory");
+		atel__seterr(err, errlen, "otlp: out of memory");
 		goto fail;
 	}
 	/* resource: service.name, then OTEL_RESOURCE_ATTRIBUTES */
@@ -1987,7 +1946,7 @@ int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *o
 		o->src = *op->source;
 	} else {
 		if (!op->segments_dir) {
-			seterr(err, errlen, "otlp: no segments directory");
+			atel__seterr(err, errlen, "otlp: no segments directory");
 			rc = -EINVAL;
 			goto fail;
 		}
@@ -1999,13 +1958,13 @@ int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *o
 
 		if (mkdir(op->state_dir, 0700) && errno != EEXIST) {
 			rc = -errno;
-			seterr(err, errlen, "otlp: cannot create %s: %s", op->state_dir, strerror(errno));
+			atel__seterr(err, errlen, "otlp: cannot create %s: %s", op->state_dir, strerror(errno));
 			goto fail;
 		}
 		if ((size_t)snprintf(o->cursor_path, sizeof(o->cursor_path), "%s/otlp-traces.cursor", op->state_dir) >=
 		    sizeof(o->cursor_path)) {
 			rc = -ENAMETOOLONG;
-			seterr(err, errlen, "otlp: state directory path too long");
+			atel__seterr(err, errlen, "otlp: state directory path too long");
 			goto fail;
 		}
 		rc = atel__otlp_cursor_load(o->cursor_path, &resume, &acked, &o->pend, &o->npend);
@@ -2013,7 +1972,7 @@ int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *o
 			atel__log(o->d, ATEL_LOG_WARN, "otlp: %s is corrupt; starting from the oldest segment",
 				  o->cursor_path);
 		} else if (rc && rc != -ENOENT) {
-			seterr(err, errlen, "otlp: cannot read %s: %s", o->cursor_path, strerror(-rc));
+			atel__seterr(err, errlen, "otlp: cannot read %s: %s", o->cursor_path, strerror(-rc));
 			goto fail;
 		}
 		o->read_pos = resume;
@@ -2034,9 +1993,9 @@ int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *o
 		}
 		o->src.arg = ls;
 	}
-	o->last_save_ns = mono_ns();
+	o->last_save_ns = atel__mono_ns();
 	if ((rc = pthread_create(&o->thread, NULL, otlp_thread, o))) {
-		seterr(err, errlen, "otlp: cannot start thread: %s", strerror(rc));
+		atel__seterr(err, errlen, "otlp: cannot start thread: %s", strerror(rc));
 		rc = -rc;
 		if (!op->source)
 			free(o->src.arg);
@@ -2055,7 +2014,7 @@ int atel__otlp_start_opts(struct atel_otlp **out, const struct atel_otlp_opts *o
 	return 0;
 fail:
 	if (rc == -ENOMEM && err && !err[0])
-		seterr(err, errlen, "otlp: out of memory");
+		atel__seterr(err, errlen, "otlp: out of memory");
 	otlp_free(o);
 	return rc;
 }
@@ -2097,7 +2056,7 @@ int atel__otlp_start(struct atel_otlp **out, struct atel_daemon *d, struct atel_
 
 	*out = NULL;
 	if (!d || !d->cfg) {
-		seterr(err, errlen, "otlp: no configuration");
+		atel__seterr(err, errlen, "otlp: no configuration");
 		return -EINVAL;
 	}
 	if ((rc = atel__otlp_settings_resolve(&st, d->cfg, env_get, err, errlen)))
@@ -2105,7 +2064,7 @@ int atel__otlp_start(struct atel_otlp **out, struct atel_daemon *d, struct atel_
 	if ((size_t)snprintf(state_dir, sizeof(state_dir), "%s/state", d->cfg->data_dir ? d->cfg->data_dir : ".") >=
 	    sizeof(state_dir)) {
 		atel__otlp_settings_free(&st);
-		seterr(err, errlen, "otlp: data_dir path too long");
+		atel__seterr(err, errlen, "otlp: data_dir path too long");
 		return -ENAMETOOLONG;
 	}
 	memset(&op, 0, sizeof(op));

@@ -15,94 +15,9 @@
 
 #include "daemon.h"
 #include "prometheus.h"
+#include "ring.h"
 
 const int atel__http_codes[ATEL_HTTP_CODES_N] = { 200, 400, 401, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505 };
-
-void atel__buf_double(struct atel_buf *b, double v)
-{
-	char tmp[40];
-	int n = 0;
-
-	if (isnan(v)) {
-		atel__buf_put(b, "NaN", 3);
-		return;
-	}
-	if (isinf(v)) {
-		atel__buf_puts(b, v > 0 ? "+Inf" : "-Inf");
-		return;
-	}
-	if (v == floor(v) && fabs(v) < 9007199254740992.0) {
-		if (v < 0) {
-			atel__buf_putc(b, '-');
-			atel__buf_u64(b, (uint64_t)(-v));
-		} else {
-			atel__buf_u64(b, (uint64_t)v);
-		}
-		return;
-	}
-	/*
-	 * Fast path for the common short decimals (0.25, 1234.5, 0.005): the
-	 * first k with v*10^k integral gives the shortest form, and dividing
-	 * that exact integer by the exact power of ten is correctly rounded,
-	 * so equality with v proves the text reads back as v (what strtod
-	 * would check, without printf/strtod). Same text as %.15g in this range.
-	 */
-	if (fabs(v) >= 1e-4 && fabs(v) < 1e9) {
-		static const double p10[] = { 1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9 };
-		static const uint64_t u10[] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
-						1000000000 };
-		double a = fabs(v);
-		for (int k = 1; k <= 9; k++) {
-			double m = a * p10[k];
-			if (m != floor(m) || m >= 9007199254740992.0 || m / p10[k] != a)
-				continue;
-			uint64_t u = (uint64_t)m, ip = u / u10[k], fp = u % u10[k];
-			char frac[16];
-			for (int d = k - 1; d >= 0; d--) {
-				frac[d] = (char)('0' + fp % 10);
-				fp /= 10;
-			}
-			if (v < 0)
-				atel__buf_putc(b, '-');
-			atel__buf_u64(b, ip);
-			atel__buf_putc(b, '.');
-			atel__buf_put(b, frac, (size_t)k);
-			return;
-		}
-	}
-	/* shortest of %.15g..%.17g that reads back exactly (17 always does) */
-	for (int prec = 15; prec <= 17; prec++) {
-		n = snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
-		if (prec == 17 || strtod(tmp, NULL) == v)
-			break;
-	}
-	atel__buf_put(b, tmp, (size_t)n);
-}
-
-size_t atel__utf8_len(const unsigned char *s)
-{
-	unsigned char c = s[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f))
-			return 0; /* overlong, surrogate */
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-			return 0;
-		if ((c == 0xf0 && s[1] < 0x90) || (c == 0xf4 && s[1] > 0x8f))
-			return 0;
-		return 4;
-	}
-	return 0;
-}
 
 void atel__prom_escape(struct atel_buf *out, const char *str, bool label_value)
 {
@@ -136,7 +51,7 @@ void atel__prom_escape(struct atel_buf *out, const char *str, bool label_value)
 		} else if (c == '\n') {
 			atel__buf_put(out, "\\n", 2);
 			s++;
-		} else if ((n = atel__utf8_len(s)) != 0) {
+		} else if ((n = atel__utf8_len(s, SIZE_MAX)) != 0) {
 			atel__buf_put(out, s, n);
 			s += n;
 		} else {
@@ -225,20 +140,6 @@ static void nameset_free(struct nameset *ns)
 
 /* ---- families ---------------------------------------------------------------- */
 
-static const char *type_name(uint8_t t)
-{
-	switch (t) {
-	case ATEL_MT_COUNTER:
-		return "counter";
-	case ATEL_MT_GAUGE:
-		return "gauge";
-	case ATEL_MT_HISTOGRAM:
-		return "histogram";
-	default:
-		return "untyped";
-	}
-}
-
 /* Writes "# HELP n h\n# TYPE n t\n"; the exposed name is out[name_off..+name_len]. */
 static void put_header(struct atel_buf *b, const char *name, size_t nlen, const char *help, const char *type)
 {
@@ -314,7 +215,7 @@ static void encode_family(struct atel_buf *b, const struct atel_agg_family *f, c
 {
 	bool hist = f->mtype == ATEL_MT_HISTOGRAM;
 
-	put_header(b, name, nlen, f->help ? f->help : "", type_name(f->mtype));
+	put_header(b, name, nlen, f->help ? f->help : "", f->mtype >= ATEL_MT_COUNTER && f->mtype <= ATEL_MT_HISTOGRAM ? atel__metric_type_name(f->mtype) : "untyped");
 	for (uint32_t i = 0; i < f->nseries; i++) {
 		const struct atel_agg_series *s = &f->series[i];
 
@@ -414,14 +315,18 @@ static bool self_header(struct atel_buf *b, struct nameset *ns, const char *name
 	return true;
 }
 
+/* The reason label of atel_records_dropped_total (README "Prometheus"): the
+ * log's loss-cause names, except two the exposition spells out. */
+static const char *drop_reason(unsigned cause)
+{
+	if (cause == ATEL_LOSS_NO_DEF)
+		return "no_definition";
+	return cause ? atel__loss_cause_name(cause) : "other";
+}
+
 static void encode_self(struct atel_buf *b, struct nameset *ns, const struct atel_prom_self *x,
 			uint32_t aggregate_series)
 {
-	static const char *const reasons[ATEL_LOSS_CAUSE_MAX + 1] = {
-		[0] = "other", [ATEL_LOSS_RING_FULL] = "ring_full", [ATEL_LOSS_NO_RING] = "no_ring",
-		[ATEL_LOSS_INVALID] = "invalid", [ATEL_LOSS_NO_DEF] = "no_definition",
-		[ATEL_LOSS_PRODUCER_DIED] = "producer_died", [ATEL_LOSS_NO_SIDECAR] = "no_sidecar",
-	};
 	static const char *const exporters[ATEL_EXP_COUNT] = { "prometheus", "json", "otlp" };
 	const struct atel_daemon *d = x->d;
 
@@ -437,7 +342,7 @@ static void encode_self(struct atel_buf *b, struct nameset *ns, const struct ate
 		if (self_header(b, ns, "atel_records_dropped_total", "counter",
 				"Records lost before reaching the log, by reason")) {
 			for (int i = 0; i <= ATEL_LOSS_CAUSE_MAX; i++)
-				self_labelled(b, "atel_records_dropped_total", "reason", reasons[i],
+				self_labelled(b, "atel_records_dropped_total", "reason", drop_reason((unsigned)i),
 					      (double)ld(&st->drops[i]));
 		}
 		self_one(b, ns, "atel_ring_lag_records", "gauge",

@@ -72,13 +72,6 @@ static void on_stop(int sig)
 	stop_flag = 1;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t xs(uint64_t *s)
 {
 	uint64_t x = *s;
@@ -215,20 +208,20 @@ static void *worker_main(void *arg)
 	snprintf(tname, sizeof(tname), "agent-%d-%d", w->proc % 1000, w->thread % 100);
 	pthread_setname_np(pthread_self(), tname); /* what `atel status` shows as the ring owner */
 	uint64_t rng = w->seed * 0x9E3779B97F4A7C15ull + (uint64_t)w->proc * 1000003u + (uint64_t)w->thread * 7919u + 1;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = atel__mono_ns();
 	for (uint64_t n = 0;; n++) {
-		if (stop_flag || (w->sessions_max && n >= w->sessions_max) || (w->deadline_ns && mono_ns() >= w->deadline_ns))
+		if (stop_flag || (w->sessions_max && n >= w->sessions_max) || (w->deadline_ns && atel__mono_ns() >= w->deadline_ns))
 			break;
 		if (w->session_rate > 0) {
 			uint64_t due = t0 + (uint64_t)((double)n / w->session_rate * 1e9);
-			uint64_t now = mono_ns();
+			uint64_t now = atel__mono_ns();
 			if (due > now) {
 				uint64_t d = due - now;
 				if (w->deadline_ns && now + d > w->deadline_ns)
 					d = w->deadline_ns - now;
 				struct timespec ts = { (time_t)(d / 1000000000ull), (long)(d % 1000000000ull) };
 				nanosleep(&ts, NULL);
-				if (w->deadline_ns && mono_ns() >= w->deadline_ns)
+				if (w->deadline_ns && atel__mono_ns() >= w->deadline_ns)
 					break;
 			}
 		}
@@ -426,7 +419,7 @@ int cmd_load(struct cli *c, int argc, char **argv)
 		return ATEL_EXIT_NO_DAEMON;
 	}
 	struct worker proto = { .seed = seed, .time_scale = scale, .session_rate = rate, .sessions_max = sessions };
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = atel__mono_ns();
 	if (!sessions)
 		proto.deadline_ns = t0 + duration;
 	struct sigaction sa = { .sa_handler = on_stop };
@@ -501,7 +494,7 @@ int cmd_load(struct cli *c, int argc, char **argv)
 	}
 	free(pids);
 	free(fds);
-	double secs = (double)(mono_ns() - t0) / 1e9;
+	double secs = (double)(atel__mono_ns() - t0) / 1e9;
 	uint64_t agent_total = 0, agent_ok = 0, tool_total = 0, tool_ok = 0;
 	for (int i = 0; i < NAGENTS; i++) {
 		agent_total += total.agent_exec[i][0] + total.agent_exec[i][1];

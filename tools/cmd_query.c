@@ -22,6 +22,7 @@
 #include "prometheus.h"
 #include "qsource.h"
 #include "query.h"
+#include "ring.h"
 
 #define NS 1000000000ull
 
@@ -365,7 +366,7 @@ static int query_series_fn(struct cli *c, const struct qargs *a, const struct at
 		const struct atel_qpoint *vals = s->mtype == ATEL_MT_COUNTER ? cum : s->pts;
 		cJSON *js = cJSON_CreateObject(), *pts = cJSON_CreateArray();
 		cJSON_AddItemToObject(js, "labels", cJSON_Parse(lj));
-		cJSON_AddStringToObject(js, "type", atel_qs_type_name(s->mtype));
+		cJSON_AddStringToObject(js, "type", atel__metric_type_name(s->mtype));
 		cJSON_AddItemToObject(js, "points", pts);
 		size_t n = 0;
 		const char *unit = metric_unit(s->name);
@@ -496,7 +497,7 @@ int cmd_query(struct cli *c, int argc, char **argv)
 			char *lj = atel_qs_labels_json(s);
 			cJSON *js = cJSON_CreateObject(), *pts = cJSON_CreateArray();
 			cJSON_AddItemToObject(js, "labels", cJSON_Parse(lj ? lj : "{}"));
-			cJSON_AddStringToObject(js, "type", atel_qs_type_name(s->mtype));
+			cJSON_AddStringToObject(js, "type", atel__metric_type_name(s->mtype));
 			cJSON_AddItemToObject(js, "samples", cli_json_u64(s->n));
 			cJSON_AddItemToObject(js, "points", pts);
 			size_t from = limit && s->n > limit ? s->n - limit : 0;
@@ -650,7 +651,7 @@ int cmd_stats(struct cli *c, int argc, char **argv)
 	double range_s = (double)(a.range.end_ns - a.range.start_ns) / 1e9;
 	cJSON *root = cJSON_CreateObject(), *jg = cJSON_CreateArray();
 	cJSON_AddStringToObject(root, "metric", sel.metric);
-	cJSON_AddStringToObject(root, "type", atel_qs_type_name(mtype));
+	cJSON_AddStringToObject(root, "type", atel__metric_type_name(mtype));
 	cJSON_AddStringToObject(root, "source", used);
 	cJSON_AddItemToObject(root, "start_ns", cli_json_u64(a.range.start_ns));
 	cJSON_AddItemToObject(root, "end_ns", cli_json_u64(a.range.end_ns));
@@ -745,7 +746,7 @@ int cmd_stats(struct cli *c, int argc, char **argv)
 			printf("no samples of %s matched (source: %s)\n", sel.metric, used);
 		} else {
 			printf("%s%s%s (%s, source: %s)\n", cli_c(c, C_BOLD), sel.metric, cli_c(c, C_RESET),
-			       atel_qs_type_name(mtype), used);
+			       atel__metric_type_name(mtype), used);
 			table_print(t, stdout, c);
 		}
 	}
@@ -819,7 +820,7 @@ static cJSON *snapshot_json(const struct atel_agg_snapshot *snap, const struct a
 			continue;
 		cJSON *jf = cJSON_CreateObject(), *js = cJSON_CreateArray();
 		cJSON_AddStringToObject(jf, "name", fam->name);
-		cJSON_AddStringToObject(jf, "type", atel_qs_type_name(fam->mtype));
+		cJSON_AddStringToObject(jf, "type", atel__metric_type_name(fam->mtype));
 		cJSON_AddStringToObject(jf, "help", fam->help ? fam->help : "");
 		cJSON_AddItemToObject(jf, "series", js);
 		for (uint32_t i = 0; i < fam->nseries; i++) {

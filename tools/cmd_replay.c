@@ -22,36 +22,9 @@
 #include "logread.h"
 #include "qsource.h"
 #include "query.h"
+#include "ring.h"
 #include "segformat.h"
 #include "segscan.h"
-
-static const char *rec_type_name(unsigned t)
-{
-	switch (t) {
-	case ATEL_REC_BEGIN: return "begin";
-	case ATEL_REC_END: return "end";
-	case ATEL_REC_STRDEF: return "strdef";
-	case ATEL_REC_SERIESDEF: return "seriesdef";
-	case ATEL_REC_BOUNDS: return "bounds";
-	case ATEL_REC_SAMPLE: return "sample";
-	case ATEL_REC_SPAN_START: return "span_start";
-	case ATEL_REC_SPAN_END: return "span_end";
-	case ATEL_REC_SPAN_ATTR: return "span_attr";
-	case ATEL_REC_SPAN_EVENT: return "span_event";
-	case ATEL_REC_SPAN_ERROR: return "span_error";
-	case ATEL_REC_LOSS: return "loss";
-	case ATEL_LOGREC_CHUNK: return "chunk";
-	case ATEL_LOGREC_DEATH: return "death";
-	default: return NULL;
-	}
-}
-
-static const char *loss_cause_name(uint32_t c)
-{
-	static const char *const n[] = { "unknown", "ring_full", "no_ring", "invalid", "no_def", "producer_died",
-					  "no_sidecar" };
-	return c <= ATEL_LOSS_CAUSE_MAX ? n[c] : "unknown";
-}
 
 struct corrupt_list {
 	struct { char file[256]; uint64_t offset; char why[160]; } *v;
@@ -253,7 +226,7 @@ static cJSON *event_json(const struct atel_event *ev)
 	case ATEL_EV_SAMPLE: {
 		const struct atel_dec_series *s = ev->sample.series;
 		cJSON_AddStringToObject(o, "metric", s && s->name ? s->name : "");
-		cJSON_AddStringToObject(o, "metric_type", atel_qs_type_name(s ? s->mtype : 0));
+		cJSON_AddStringToObject(o, "metric_type", atel__metric_type_name(s ? s->mtype : 0));
 		cJSON *l = cJSON_CreateObject();
 		for (uint32_t k = 0; s && k < s->nlabels; k++)
 			cJSON_AddStringToObject(l, s->keys[k], s->values[k]);
@@ -303,7 +276,7 @@ static cJSON *event_json(const struct atel_event *ev)
 		break;
 	}
 	case ATEL_EV_LOSS:
-		cJSON_AddStringToObject(o, "cause", loss_cause_name(ev->loss.cause));
+		cJSON_AddStringToObject(o, "cause", atel__loss_cause_name(ev->loss.cause));
 		cJSON_AddItemToObject(o, "count", cli_json_u64(ev->loss.count));
 		cJSON_AddItemToObject(o, "first_ns", cli_json_u64(ev->loss.first_ns));
 		cJSON_AddItemToObject(o, "last_ns", cli_json_u64(ev->loss.last_ns));
@@ -497,7 +470,7 @@ int cmd_replay(struct cli *c, int argc, char **argv)
 			}
 		}
 		if (show_progress && (r.events & 0xFFFF) == 0) {
-			uint64_t now = cli_now_ns();
+			uint64_t now = atel__now_ns();
 			if (now >= next_progress) {
 				char b[32];
 				fprintf(stderr, "\rreplay: %s records, %s", atel_q_fmt_count((double)r.events, b, sizeof(b)),
@@ -598,7 +571,7 @@ summary:
 		cJSON *bt = cJSON_CreateObject();
 		for (unsigned t = 0; t < 128; t++)
 			if (ls.by_type[t]) {
-				const char *n = rec_type_name(t);
+				const char *n = atel__log_rec_type_name(t);
 				char tmp[16];
 				if (!n) {
 					snprintf(tmp, sizeof(tmp), "type_%u", t);
@@ -617,7 +590,7 @@ summary:
 			cJSON *e = cJSON_CreateObject();
 			cJSON_AddStringToObject(e, "metric", s->name);
 			cJSON_AddItemToObject(e, "labels", cJSON_Parse(s->labels ? s->labels : "{}"));
-			cJSON_AddStringToObject(e, "type", atel_qs_type_name(s->mtype));
+			cJSON_AddStringToObject(e, "type", atel__metric_type_name(s->mtype));
 			cJSON_AddItemToObject(e, "samples", cli_json_u64(s->samples));
 			if (s->mtype == ATEL_MT_GAUGE)
 				cJSON_AddItemToObject(e, "last", cli_json_num(s->last));
@@ -641,7 +614,7 @@ summary:
 		cJSON_AddItemToObject(j, "producers", pj);
 		cJSON *lj = cJSON_CreateObject();
 		for (uint32_t k = 1; k <= ATEL_LOSS_CAUSE_MAX; k++)
-			cJSON_AddItemToObject(lj, loss_cause_name(k), cli_json_u64(r.losses[k]));
+			cJSON_AddItemToObject(lj, atel__loss_cause_name(k), cli_json_u64(r.losses[k]));
 		cJSON_AddItemToObject(j, "losses", lj);
 		cJSON_AddItemToObject(j, "deaths", cli_json_u64(r.deaths));
 		cJSON *gj = cJSON_CreateArray();
@@ -700,7 +673,7 @@ summary:
 		struct table *t = table_new(2, h1, r1);
 		for (unsigned k = 0; k < 128; k++)
 			if (ls.by_type[k]) {
-				const char *n = rec_type_name(k);
+				const char *n = atel__log_rec_type_name(k);
 				char tmp[16];
 				if (!n) {
 					snprintf(tmp, sizeof(tmp), "type_%u", k);
@@ -716,7 +689,7 @@ summary:
 		t = table_new(5, h2, r2);
 		for (size_t i = 0; i < r.nseries && i < 40; i++) {
 			const struct rseries *s = &r.series[i];
-			table_rowf(t, "%s\t%s\t%s\t%llu\t%s", s->name, atel_qs_type_name(s->mtype), s->labels ? s->labels : "",
+			table_rowf(t, "%s\t%s\t%s\t%llu\t%s", s->name, atel__metric_type_name(s->mtype), s->labels ? s->labels : "",
 				   (unsigned long long)s->samples,
 				   atel_q_fmt_count(s->mtype == ATEL_MT_GAUGE ? s->last : s->sum, b1, sizeof(b1)));
 		}
@@ -745,7 +718,7 @@ summary:
 			fprintf(summary, "\nlosses reported by producers:");
 			for (uint32_t k = 1; k <= ATEL_LOSS_CAUSE_MAX; k++)
 				if (r.losses[k])
-					fprintf(summary, " %s=%llu", loss_cause_name(k), (unsigned long long)r.losses[k]);
+					fprintf(summary, " %s=%llu", atel__loss_cause_name(k), (unsigned long long)r.losses[k]);
 			fputc('\n', summary);
 		}
 		if (r.deaths)
@@ -814,13 +787,13 @@ int cmd_reindex(struct cli *c, int argc, char **argv)
 		return ATEL_EXIT_DATA;
 	}
 	char err[512] = "";
-	uint64_t t0 = cli_now_ns();
+	uint64_t t0 = atel__now_ns();
 	int rc = atel__reindex(c->seg_dir, c->db_path, err, sizeof(err));
 	if (rc < 0) {
 		cli_err("reindex", "%s", err[0] ? err : strerror(-rc));
 		return ATEL_EXIT_DATA;
 	}
-	double secs = (double)(cli_now_ns() - t0) / 1e9;
+	double secs = (double)(atel__now_ns() - t0) / 1e9;
 	if (c->json) {
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddStringToObject(j, "db", c->db_path);

@@ -85,7 +85,7 @@ bool cli_daemon_running(const struct cli *c, int *pid, uint64_t *hb_age_ns)
 	if (atel__segment_attach(&seg, c->shm, err, sizeof(err)) == 0) {
 		int p = seg.hdr->consumer_pid;
 		uint64_t hb = atomic_load_explicit(&seg.hdr->heartbeat_ns, memory_order_relaxed);
-		uint64_t now = cli_now_ns();
+		uint64_t now = atel__now_ns();
 		uint64_t age = now > hb ? now - hb : 0;
 		if (pid)
 			*pid = p;
@@ -195,7 +195,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
 		cli_err("status", "unexpected argument %s (see atel status --help)", argv[i]);
 		return ATEL_EXIT_USAGE;
 	}
-	uint64_t now = cli_now_ns();
+	uint64_t now = atel__now_ns();
 	int lpid = 0;
 	bool locked = lock_held(c, &lpid);
 	cJSON *sf = read_status_file(c->status_path);

@@ -1043,7 +1043,7 @@ int cmd_traces(struct cli *c, int argc, char **argv)
 			cli_err("traces", "--since: %s", err);
 			return ATEL_EXIT_USAGE;
 		}
-		uint64_t now = cli_now_ns();
+		uint64_t now = atel__now_ns();
 		since_ns = d > now ? 0 : now - d;
 	}
 	if (id)

@@ -16,6 +16,7 @@
 
 #include "atel_abi.h"
 #include "segformat.h"
+#include "util.h"
 
 static int push_gap(struct atel_segscan *s, const struct atel_segscan_gap *g)
 {
@@ -85,37 +86,6 @@ static struct atel_segscan_ring *ring_of(struct atel_segscan *s, uint64_t instan
 		i = (i + 1) & (s->nslots - 1);
 	s->slots[i] = s->nrings;
 	return r;
-}
-
-static int read_file(const char *path, uint8_t **buf, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	uint8_t *b = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!b) {
-		close(fd);
-		return -ENOMEM;
-	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	*buf = b;
-	*len = got;
-	return 0;
 }
 
 /* next zstd frame magic at or after off (resynchronisation), or len */
@@ -229,7 +199,7 @@ static int scan_file(const char *path, struct atel_segscan *s, ZSTD_DCtx *dctx, 
 {
 	uint8_t *b = NULL;
 	size_t len = 0;
-	int rc = read_file(path, &b, &len);
+	int rc = atel__read_file(path, SIZE_MAX, (char **)&b, &len, NULL, 0);
 	if (rc < 0)
 		return rc;
 	const char *base = strrchr(path, '/');

@@ -36,8 +36,8 @@ for f in third_party/opentelemetry-proto/opentelemetry/proto/trace/v1/trace.prot
          third_party/prometheus-promqltest/functions.test; do
   [ -f "$clone/$f" ] || { echo "FAIL: $f missing from a clone"; fail=1; }
 done
-for d in third_party/*/; do
-  [ -f "$clone/$d/LICENSE" ] || { echo "FAIL: $d has no LICENSE"; fail=1; }
+for d in "$clone"/third_party/*/; do
+  [ -f "$d/LICENSE" ] || { echo "FAIL: ${d#"$clone"/} has no LICENSE"; fail=1; }
 done
 
 # 3. the file-reading checks, run from the clone with no override in the environment

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * buf.h - a growable byte buffer for the encoders (Prometheus text, JSON
- * files, OTLP protobuf and JSON bodies). Encoders append into one buffer that
- * is reused across exports, so a steady-state export allocates nothing. The
+ * buf.h - the helpers room's growable byte buffer (encoders of Prometheus
+ * text, JSON files, OTLP protobuf and JSON bodies, the index's label and
+ * attribute JSON), with number and JSON string appends. Encoders append into
+ * one buffer that is reused, so a steady-state export allocates nothing. The
  * content is kept NUL-terminated for text users; binary users ignore the
  * extra byte. Not thread-safe: one owner.
  *
@@ -10,14 +11,16 @@
  * (oom set), further appends are ignored, and the encoder reports -ENOMEM
  * once at the end. That keeps every encoder free of per-append error paths.
  */
-#ifndef ATEL_EXPORTERS_BUF_H
-#define ATEL_EXPORTERS_BUF_H
+#ifndef ATEL_BUF_H
+#define ATEL_BUF_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
 
 struct atel_buf {
 	char *data;
@@ -106,15 +109,27 @@ static inline void atel__buf_u64(struct atel_buf *b, uint64_t v)
 
 /*
  * A double as the shortest decimal that parses back to the same value
- * (Prometheus and JSON readers use strtod-equivalent parsers), integers
- * without exponent or fraction up to 2^53, and NaN/Inf spelled as in the
- * Prometheus text format ("NaN", "+Inf", "-Inf"). JSON callers handle
- * non-finite values themselves before calling this.
+ * (atel__fmt_double, util.h), and NaN/Inf spelled as in the Prometheus text
+ * format ("NaN", "+Inf", "-Inf"). JSON callers handle non-finite values
+ * themselves before calling this.
  */
 void atel__buf_double(struct atel_buf *b, double v);
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if invalid (overlong,
- * surrogate, truncated). s is NUL-terminated; never reads past the NUL. */
-size_t atel__utf8_len(const unsigned char *s);
+/*
+ * Appends n bytes of s as a JSON string literal, quotes included: '"' and
+ * '\\' escaped, \n \t \r and other control characters (NUL included) as
+ * escapes, invalid UTF-8 (producer strings are untrusted) replaced by U+FFFD
+ * byte by byte. The same bytes always give the same text (the index keys
+ * rows on it).
+ */
+void atel__json_strn(struct atel_buf *b, const char *s, size_t n);
 
-#endif /* ATEL_EXPORTERS_BUF_H */
+/* atel__json_strn of a NUL-terminated string; NULL is "". */
+void atel__json_str(struct atel_buf *b, const char *s);
+
+/* Appends the NUL-terminated s (NULL: nothing) as it is, except that bytes
+ * that are not valid UTF-8 become U+FFFD (protobuf string fields must be
+ * UTF-8, producer strings are untrusted). */
+void atel__buf_utf8(struct atel_buf *b, const char *s);
+
+#endif /* ATEL_BUF_H */
