@@ -367,7 +367,7 @@ static int bench_lag(const struct bench_opts *o, const char *dir)
 	lo.segments_dir = d.segments_dir;
 	lo.shm_instance = 77;
 	lo.ring_count = 1;
-	lo.stats = &d.stats;
+	lo.stats = &d.stats.log;
 	if ((rc = atel__seglog_open(&l, &lo, err, sizeof(err)))) {
 		fprintf(stderr, "bench_index: %s\n", err);
 		goto out_d;

@@ -216,12 +216,12 @@ static cJSON *status_stats(const struct atel_daemon_stats *s)
 
 	add_u64(o, "records_drained", ld(&s->records_drained));
 	add_u64(o, "records_invalid", ld(&s->records_invalid));
-	add_u64(o, "bytes_raw", ld(&s->bytes_raw));
-	add_u64(o, "bytes_written", ld(&s->bytes_written));
-	add_u64(o, "frames_written", ld(&s->frames_written));
-	add_u64(o, "segments_created", ld(&s->segments_created));
-	add_u64(o, "segments_deleted", ld(&s->segments_deleted));
-	add_u64(o, "write_errors", ld(&s->write_errors));
+	add_u64(o, "bytes_raw", ld(&s->log.bytes_raw));
+	add_u64(o, "bytes_written", ld(&s->log.bytes_written));
+	add_u64(o, "frames_written", ld(&s->log.frames_written));
+	add_u64(o, "segments_created", ld(&s->log.segments_created));
+	add_u64(o, "segments_deleted", ld(&s->log.segments_deleted));
+	add_u64(o, "write_errors", ld(&s->log.write_errors));
 	for (unsigned c = 1; c <= ATEL_LOSS_CAUSE_MAX; c++)
 		add_u64(drops, atel__loss_cause_name(c), ld(&s->drops[c]));
 	cJSON_AddItemToObject(o, "drops", drops);
@@ -233,8 +233,8 @@ static cJSON *status_stats(const struct atel_daemon_stats *s)
 	add_u64(o, "index_rows", ld(&s->index_rows));
 	add_u64(o, "export_failures", ld(&s->export_failures));
 	add_u64(o, "series_overflow", ld(&s->series_overflow));
-	add_u64(o, "io_uring_active", atomic_load_explicit(&s->io_uring_active, memory_order_relaxed));
-	add_u64(o, "log_end_seq", ld(&s->log_end_seq));
+	add_u64(o, "io_uring_active", atomic_load_explicit(&s->log.io_uring_active, memory_order_relaxed));
+	add_u64(o, "log_end_seq", ld(&s->log.log_end_seq));
 	add_u64(o, "rings_active", atomic_load_explicit(&s->rings_active, memory_order_relaxed));
 	return o;
 }

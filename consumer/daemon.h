@@ -20,6 +20,7 @@
 
 #include "atel_abi.h"
 #include "config.h"
+#include "seglog.h"
 #include "util.h"
 
 /* Self-metrics, written by the owning thread with relaxed atomics, read by
@@ -27,12 +28,7 @@
 struct atel_daemon_stats {
 	_Atomic uint64_t records_drained;       /* accepted into the log */
 	_Atomic uint64_t records_invalid;       /* rejected by validation */
-	_Atomic uint64_t bytes_raw;             /* record bytes before compression */
-	_Atomic uint64_t bytes_written;         /* compressed bytes written to segments */
-	_Atomic uint64_t frames_written;
-	_Atomic uint64_t segments_created;
-	_Atomic uint64_t segments_deleted;
-	_Atomic uint64_t write_errors;          /* failed writes (disk full ...), retried */
+	struct atel_log_counters log;           /* the segment writer's (seglog.h) */
 	_Atomic uint64_t drops[ATEL_LOSS_CAUSE_MAX + 1]; /* by cause, from LOSS records and counters */
 	_Atomic uint64_t ring_lag_max;          /* unread slots in the fullest ring, last pass */
 	_Atomic uint64_t oldest_unread_ns;      /* age of the oldest unread record, last pass */
@@ -42,8 +38,6 @@ struct atel_daemon_stats {
 	_Atomic uint64_t index_rows;            /* rows written by the indexer */
 	_Atomic uint64_t export_failures;       /* failed export attempts, all exporters */
 	_Atomic uint64_t series_overflow;       /* series folded by the cardinality guard */
-	_Atomic uint32_t io_uring_active;       /* 1: io_uring, 0: pwritev fallback */
-	_Atomic uint64_t log_end_seq;           /* file_seq of the newest segment */
 	_Atomic uint32_t rings_active;          /* rings in state ACTIVE at the last drain pass (/metrics atel_rings_active) */
 };
 

@@ -32,6 +32,7 @@
 #include "ring.h"
 #include "seglog.h"
 #include "segformat.h"
+#include "uring.h"
 
 #define TICK_NS 100000000ull        /* dead-producer checks, stats, on_tick */
 /* A pass that appended records does not flush at once: the open frame keeps
@@ -451,7 +452,7 @@ static void refresh_info(struct atel_drain *dr)
 	snprintf(dr->io_path, sizeof(dr->io_path), "%s", atel__seglog_io_path(dr->log));
 	snprintf(dr->cur_file, sizeof(dr->cur_file), "%s", atel__seglog_current_file(dr->log));
 	pthread_mutex_unlock(&dr->info_lock);
-	atomic_store_explicit(&dr->d->stats.io_uring_active, !strcmp(dr->io_path, "io_uring"),
+	atomic_store_explicit(&dr->d->stats.log.io_uring_active, !strcmp(dr->io_path, "io_uring"),
 			      memory_order_relaxed);
 }
 
@@ -651,7 +652,8 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 	lo.shm_instance = dr->seg.hdr->instance_id;
 	lo.ring_count = dr->nrings;
 	lo.defs = dr->dec;
-	lo.stats = &d->stats;
+	lo.stats = &d->stats.log;
+	lo.async_io = &atel__seglog_uring;
 	lo.resume_pos = next;
 	lo.resume_seen = seen;
 	rc = atel__seglog_open(&dr->log, &lo, e2, sizeof(e2));

@@ -332,7 +332,7 @@ static void encode_self(struct atel_buf *b, struct nameset *ns, const struct ate
 
 	if (d) {
 		const struct atel_daemon_stats *st = &d->stats;
-		bool uring = atomic_load_explicit(&st->io_uring_active, memory_order_relaxed) != 0;
+		bool uring = atomic_load_explicit(&st->log.io_uring_active, memory_order_relaxed) != 0;
 
 		self_one(b, ns, "atel_records_drained_total", "counter",
 			 "Records drained from the rings and accepted into the log", (double)ld(&st->records_drained));
@@ -353,17 +353,17 @@ static void encode_self(struct atel_buf *b, struct nameset *ns, const struct ate
 			 "Age of the oldest unread record at the last drain pass",
 			 (double)ld(&st->oldest_unread_ns) / 1e9);
 		self_one(b, ns, "atel_log_raw_bytes_total", "counter",
-			 "Record bytes written to the log before compression", (double)ld(&st->bytes_raw));
+			 "Record bytes written to the log before compression", (double)ld(&st->log.bytes_raw));
 		self_one(b, ns, "atel_log_compressed_bytes_total", "counter",
-			 "Compressed bytes written to segment files", (double)ld(&st->bytes_written));
+			 "Compressed bytes written to segment files", (double)ld(&st->log.bytes_written));
 		self_one(b, ns, "atel_log_frames_total", "counter", "zstd frames written to segment files",
-			 (double)ld(&st->frames_written));
+			 (double)ld(&st->log.frames_written));
 		self_one(b, ns, "atel_log_write_errors_total", "counter",
-			 "Failed segment writes (retried; disk full and similar)", (double)ld(&st->write_errors));
+			 "Failed segment writes (retried; disk full and similar)", (double)ld(&st->log.write_errors));
 		self_one(b, ns, "atel_segments_created_total", "counter", "Segment files created",
-			 (double)ld(&st->segments_created));
+			 (double)ld(&st->log.segments_created));
 		self_one(b, ns, "atel_segments_deleted_total", "counter", "Segment files deleted by retention",
-			 (double)ld(&st->segments_deleted));
+			 (double)ld(&st->log.segments_deleted));
 		self_one(b, ns, "atel_producers_reclaimed_total", "counter",
 			 "Rings reclaimed from producers that died", (double)ld(&st->producers_reclaimed));
 		self_one(b, ns, "atel_rings_quarantined_total", "counter",

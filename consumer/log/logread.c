@@ -1,15 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * logread.c - reads segment files as decoded events (format:
- * docs/segment-format.md), plus the frame/header parsing helpers that the
- * writer's recovery shares (segformat.h).
+ * docs/segment-format.md).
  *
- * Files are read with pread into a window buffer, never mmap: recovery may
- * truncate the newest file under a following reader, and a mapping would
- * turn that into SIGBUS. Every frame is located by walking its block headers
- * (no decompression), then decompressed whole; zstd verifies the content
- * checksum. A frame that fails any check is reported through on_corrupt and
- * skipped: the reader resynchronises at the next zstd magic number.
+ * Frames come from the log's one frame walk (frames.h: pread into a window,
+ * never mmap, each frame located from its block headers, then decompressed
+ * whole with zstd checking the content checksum). A frame that fails any
+ * check is reported through on_corrupt and skipped: the reader
+ * resynchronises at the next zstd magic number.
  *
  * Single-threaded: one reader per thread.
  */
@@ -23,232 +21,11 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include "logread.h"
 #include "ring.h"
+#include "frames.h"
 #include "segformat.h"
-
-/* ------------------------------------------------------------------------ */
-/* shared helpers (segformat.h)                                             */
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-int64_t atel__seg_frame_size(const uint8_t *p, size_t avail, uint64_t *content, bool *skippable, uint64_t *need,
-			     const char **why)
-{
-	static const unsigned did_size[4] = { 0, 1, 2, 4 };
-	uint32_t magic;
-	unsigned fhd, fcs_flag, single, fcs_size, hsize;
-	uint64_t fcs = 0, pos;
-	bool checksum;
-
-	*skippable = false;
-	*content = 0;
-	if (avail < 4) {
-		*need = 4;
-		return 0;
-	}
-	magic = le32(p);
-	if ((magic & 0xFFFFFFF0u) == 0x184D2A50u) {
-		if (avail < 8) {
-			*need = 8;
-			return 0;
-		}
-		pos = 8ull + le32(p + 4);
-		if (pos > avail) {
-			*need = pos;
-			return 0;
-		}
-		*skippable = true;
-		return (int64_t)pos;
-	}
-	if (magic != ATEL_SEG_ZSTD_MAGIC) {
-		*why = "no zstd frame magic number here";
-		return -EBADMSG;
-	}
-	if (avail < 5) {
-		*need = 5;
-		return 0;
-	}
-	fhd = p[4];
-	fcs_flag = fhd >> 6;
-	single = (fhd >> 5) & 1;
-	checksum = (fhd >> 2) & 1;
-	if (fhd & 0x08) {
-		*why = "zstd frame header has its reserved bit set";
-		return -EBADMSG;
-	}
-	if (fhd & 3) {
-		*why = "zstd frame needs a dictionary (segment frames never do)";
-		return -EBADMSG;
-	}
-	fcs_size = fcs_flag == 0 ? (single ? 1u : 0u) : 1u << fcs_flag;
-	hsize = 5 + !single + did_size[fhd & 3] + fcs_size;
-	if (avail < hsize) {
-		*need = hsize;
-		return 0;
-	}
-	if (fcs_size == 0) {
-		*why = "zstd frame does not record its content size";
-		return -EBADMSG;
-	}
-	for (unsigned i = 0; i < fcs_size; i++)
-		fcs |= (uint64_t)p[hsize - fcs_size + i] << (8 * i);
-	if (fcs_size == 2)
-		fcs += 256;
-	if (fcs == 0 || fcs % ATEL_RECORD_SIZE) {
-		*why = "frame content size is not a positive multiple of 64 bytes";
-		return -EBADMSG;
-	}
-	if (fcs > ATEL_SEG_FRAME_MAX) {
-		*why = "frame content size exceeds the 64 MiB limit";
-		return -EBADMSG;
-	}
-	pos = hsize;
-	for (;;) {
-		uint32_t bh, bsize;
-		unsigned type;
-		if (pos + 3 > avail) {
-			*need = pos + 3;
-			return 0;
-		}
-		bh = (uint32_t)p[pos] | (uint32_t)p[pos + 1] << 8 | (uint32_t)p[pos + 2] << 16;
-		type = (bh >> 1) & 3;
-		bsize = bh >> 3;
-		if (type == 3) {
-			*why = "zstd block of the reserved type";
-			return -EBADMSG;
-		}
-		if (bsize > (128u << 10)) {
-			*why = "zstd block larger than 128 KiB";
-			return -EBADMSG;
-		}
-		pos += 3 + (type == 1 ? 1 : bsize);
-		if (bh & 1)
-			break;
-		if (pos > avail) {
-			*need = pos + 3;
-			return 0;
-		}
-	}
-	if (checksum)
-		pos += 4;
-	if (pos > avail) {
-		*need = pos;
-		return 0;
-	}
-	*content = fcs;
-	return (int64_t)pos;
-}
-
-int atel__seg_parse_header(const uint8_t *c, size_t len, struct atel_seg_header_view *out, const char **why)
-{
-	static const uint8_t zero4[4] = { 0 };
-	struct atel_seg_header *h = &out->hdr;
-	uint64_t need;
-	uLong crc;
-
-	if (len < ATEL_SEG_HEADER_SIZE) {
-		*why = "header frame is shorter than the 64-byte file header";
-		return -EBADMSG;
-	}
-	memcpy(h, c, sizeof(*h));
-	if (h->magic != ATEL_SEG_MAGIC) {
-		*why = "file header magic is not \"ATELSEG1\"";
-		return -EBADMSG;
-	}
-	if (h->version_major != ATEL_SEG_VERSION_MAJOR) {
-		*why = "file header has an unsupported major version";
-		return -EBADMSG;
-	}
-	if (h->header_size < ATEL_SEG_HEADER_SIZE || h->header_size > len) {
-		*why = "file header size is out of range";
-		return -EBADMSG;
-	}
-	need = (uint64_t)h->header_size + (uint64_t)h->nentries * ATEL_SEG_RING_ENTRY_SIZE +
-	       (uint64_t)h->ndef_slots * ATEL_RECORD_SIZE;
-	if (need > len) {
-		*why = "ring table and definitions run past the header frame";
-		return -EBADMSG;
-	}
-	crc = crc32(0L, Z_NULL, 0);
-	crc = crc32(crc, c, offsetof(struct atel_seg_header, crc32));
-	crc = crc32(crc, zero4, 4);
-	crc = crc32(crc, c + offsetof(struct atel_seg_header, crc32) + 4,
-		    (uInt)(len - offsetof(struct atel_seg_header, crc32) - 4));
-	if ((uint32_t)crc != h->crc32) {
-		*why = "header frame crc32 mismatch";
-		return -EBADMSG;
-	}
-	out->entries = c + h->header_size;
-	out->defs = out->entries + (size_t)h->nentries * ATEL_SEG_RING_ENTRY_SIZE;
-	return 0;
-}
-
-bool atel__seg_name_seq(const char *name, uint64_t *seq)
-{
-	uint64_t v = 0;
-
-	if (strlen(name) != 16 + strlen(ATEL_SEG_SUFFIX) || strcmp(name + 16, ATEL_SEG_SUFFIX))
-		return false;
-	for (int i = 0; i < 16; i++) {
-		char ch = name[i];
-		unsigned d;
-		if (ch >= '0' && ch <= '9')
-			d = (unsigned)(ch - '0');
-		else if (ch >= 'a' && ch <= 'f')
-			d = (unsigned)(ch - 'a' + 10);
-		else
-			return false;
-		v = v << 4 | d;
-	}
-	*seq = v;
-	return true;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-int atel__seg_list(const char *dir, uint64_t **seqs)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	uint64_t *v = NULL;
-	size_t n = 0, cap = 0;
-
-	*seqs = NULL;
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		uint64_t s;
-		if (!atel__seg_name_seq(e->d_name, &s))
-			continue;
-		if (n == cap) {
-			uint64_t *nv = realloc(v, (cap ? cap * 2 : 64) * sizeof(*v));
-			if (!nv) {
-				free(v);
-				closedir(d);
-				return -ENOMEM;
-			}
-			v = nv;
-			cap = cap ? cap * 2 : 64;
-		}
-		v[n++] = s;
-	}
-	closedir(d);
-	if (n)
-		qsort(v, n, sizeof(*v), cmp_u64);
-	*seqs = v;
-	return (int)n;
-}
 
 const char *atel__log_rec_type_name(unsigned type)
 {
@@ -264,13 +41,10 @@ const char *atel__log_rec_type_name(unsigned type)
 /* ------------------------------------------------------------------------ */
 /* the reader                                                               */
 
-#define WINDOW_MIN (4u << 20)
-
 struct atel_log_reader {
 	struct atel_log_reader_opts o;
 	char *dir, *single;
 	struct atel_decoder *dec;
-	ZSTD_DCtx *dctx;
 	struct atel_log_read_stats st;
 
 	/* current file */
@@ -281,19 +55,12 @@ struct atel_log_reader {
 	bool header_done;
 	uint64_t instance;
 	bool have_instance;
-	uint64_t off;                /* next frame to examine */
-	uint64_t size;               /* file size at the last look */
+	struct atel_seg_walk w;      /* its frames; w.off: the next frame to examine */
 	uint64_t torn_reported;      /* offset of an incomplete tail already reported, or UINT64_MAX */
 	bool at_torn;                /* the last look ended in an incomplete frame */
 
-	/* window of the file */
-	uint8_t *buf;
-	size_t cap, blen;
-	uint64_t boff;
-
 	/* current frame */
-	struct atel_seg_frame_buf fb;
-	const union atel_slot *rec;  /* its records (in fb) */
+	const union atel_slot *rec;  /* its records (in the walk's buffer) */
 	size_t nslots, slot;
 	uint64_t frame_off, frame_next;
 	bool in_frame;
@@ -343,8 +110,8 @@ int atel__log_open(struct atel_log_reader **out, const struct atel_log_reader_op
 	r->dir = opts->segments_dir ? strdup(opts->segments_dir) : NULL;
 	r->single = opts->single_file ? strdup(opts->single_file) : NULL;
 	r->dec = atel__decoder_new();
-	r->dctx = ZSTD_createDCtx();
-	if ((opts->segments_dir && !r->dir) || (opts->single_file && !r->single) || !r->dec || !r->dctx) {
+	r->w.fd = -1;
+	if ((opts->segments_dir && !r->dir) || (opts->single_file && !r->single) || !r->dec) {
 		atel__log_close(r);
 		return -ENOMEM;
 	}
@@ -361,10 +128,8 @@ void atel__log_close(struct atel_log_reader *r)
 		return;
 	if (r->fd >= 0)
 		close(r->fd);
+	atel__seg_walk_end(&r->w);
 	atel__decoder_free(r->dec);
-	ZSTD_freeDCtx(r->dctx);
-	free(r->buf);
-	atel__seg_frame_buf_free(&r->fb);
 	free(r->dir);
 	free(r->single);
 	free(r);
@@ -383,68 +148,15 @@ const char *atel__log_current_file(const struct atel_log_reader *r)
 	return r && r->fd >= 0 ? r->path : "";
 }
 
-/* Current size of the open file. */
-static uint64_t file_size(struct atel_log_reader *r)
-{
-	struct stat st;
-	if (fstat(r->fd, &st) == 0)
-		r->size = (uint64_t)st.st_size;
-	return r->size;
-}
-
-/*
- * Makes [off, off + len) readable in the window, clipped to the file size.
- * @return the bytes available from off (possibly fewer than len), or -errno.
- */
-static int64_t ensure(struct atel_log_reader *r, uint64_t off, uint64_t len)
-{
-	uint64_t size = r->size, want, got = 0;
-
-	if (off >= size)
-		return 0;
-	if (len > size - off)
-		len = size - off;
-	if (off >= r->boff && off + len <= r->boff + r->blen)
-		return (int64_t)(r->boff + r->blen - off);
-	want = len > WINDOW_MIN ? len : WINDOW_MIN;
-	if (want > size - off)
-		want = size - off;
-	if (want > r->cap) {
-		uint8_t *nb = realloc(r->buf, want);
-		if (!nb)
-			return -ENOMEM;
-		r->buf = nb;
-		r->cap = want;
-	}
-	while (got < want) {
-		ssize_t n = pread(r->fd, r->buf + got, want - got, (off_t)(off + got));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		got += (uint64_t)n;
-	}
-	r->boff = off;
-	r->blen = got;
-	if (got < len)
-		r->size = off + got; /* the file shrank (recovery truncated it) */
-	return (int64_t)got;
-}
-
 static void close_file(struct atel_log_reader *r)
 {
 	if (r->fd >= 0)
 		close(r->fd);
 	r->fd = -1;
-	r->blen = 0;
-	r->boff = 0;
+	atel__seg_walk_end(&r->w);
 	r->header_done = false;
 	r->in_frame = false;
 	r->fast_end = 0;
-	r->off = 0;
-	r->size = 0;
 	r->at_torn = false;
 	r->torn_reported = UINT64_MAX;
 }
@@ -502,31 +214,7 @@ static int open_file(struct atel_log_reader *r, uint64_t seq)
 		return -errno;
 	r->seq = seq;
 	r->st.files++;
-	file_size(r);
-	return 0;
-}
-
-/* Finds the next zstd magic at or after `from`; r->off gets it (or the file end). */
-static int resync(struct atel_log_reader *r, uint64_t from)
-{
-	for (uint64_t off = from; off + 4 <= r->size;) {
-		int64_t avail = ensure(r, off, 1u << 20);
-		const uint8_t *p;
-		if (avail < 0)
-			return (int)avail;
-		if (avail < 4)
-			break;
-		p = r->buf + (off - r->boff);
-		for (int64_t i = 0; i + 4 <= avail; i++) {
-			if (p[i] == 0x28 && p[i + 1] == 0xB5 && p[i + 2] == 0x2F && p[i + 3] == 0xFD) {
-				r->off = off + (uint64_t)i;
-				return 0;
-			}
-		}
-		off += (uint64_t)avail - 3;
-	}
-	r->off = r->size;
-	return 0;
+	return atel__seg_walk_file(&r->w, r->fd);
 }
 
 static bool def_type(uint8_t t)
@@ -573,39 +261,25 @@ static void apply_header_defs(struct atel_log_reader *r, const uint8_t *defs, ui
 /* @return 1 header done, 0 incomplete (wait), <0 error. */
 static int read_header(struct atel_log_reader *r)
 {
-	uint64_t csize, need = 0;
-	bool skip;
-	const char *why = NULL;
 	struct atel_seg_header_view hv;
-	int64_t fs, avail;
+	struct atel_seg_frame f;
+	const char *why = NULL;
+	int rc;
 
-	/* Follow mode: the file may have grown since it was opened (possibly
-	 * empty) or last read; refresh the size and drop a window that ends
-	 * before the new end, or a half-written header would be seen forever. */
-	if (file_size(r) > r->boff + r->blen)
-		r->blen = 0;
-	avail = ensure(r, 0, 64u << 10);
-	if (avail < 0)
-		return (int)avail;
-	for (;;) {
-		fs = atel__seg_frame_size(r->buf, (size_t)avail, &csize, &skip, &need, &why);
-		if (fs != 0 || (uint64_t)avail >= r->size || need > ATEL_SEG_HEADER_FRAME_MAX + 8ull)
-			break;
-		avail = ensure(r, 0, need);
-		if (avail < 0)
-			return (int)avail;
-	}
-	if (fs == 0 && need <= ATEL_SEG_HEADER_FRAME_MAX + 8ull)
+	r->w.off = 0;
+	if ((rc = atel__seg_walk_next(&r->w, &f)))
+		return rc;
+	if ((f.kind == ATEL_SEGF_END || f.kind == ATEL_SEGF_PARTIAL) && f.need <= ATEL_SEG_HEADER_FRAME_MAX + 8ull)
 		return 0; /* being written */
-	if (fs <= 0 || !skip || (uint64_t)fs > ATEL_SEG_HEADER_FRAME_MAX + 8ull) {
-		corrupt(r, 0, fs < 0 ? why : "file does not start with a segment header frame");
+	if (f.kind != ATEL_SEGF_SKIPPABLE || !f.content) {
+		corrupt(r, 0, f.kind == ATEL_SEGF_BAD && !f.size ? f.why : "file does not start with a segment header frame");
 		r->header_done = true;
-		return resync(r, 0) < 0 ? -EIO : 1;
+		return atel__seg_walk_resync(&r->w, 0) < 0 ? -EIO : 1;
 	}
-	if (atel__seg_parse_header(r->buf + 8, (size_t)fs - 8, &hv, &why)) {
+	if (atel__seg_parse_header(f.content, f.content_len, &hv, &why)) {
 		corrupt(r, 0, why);
 		r->header_done = true;
-		r->off = (uint64_t)fs;
+		atel__seg_walk_skip(&r->w, &f);
 		return 1;
 	}
 	if (r->have_instance && hv.hdr.shm_instance != r->instance) {
@@ -621,76 +295,47 @@ static int read_header(struct atel_log_reader *r)
 		r->seq = hv.hdr.file_seq;
 	apply_header_defs(r, hv.defs, hv.hdr.ndef_slots);
 	r->header_done = true;
-	r->off = (uint64_t)fs;
+	atel__seg_walk_skip(&r->w, &f);
 	return 1;
 }
 
-/* @return 1 a frame is loaded, 0 no complete frame at r->off now, <0 error. */
+/* @return 1 a frame is loaded, 0 no complete frame at the walk's offset now, <0 error. */
 static int load_frame(struct atel_log_reader *r)
 {
 	for (;;) {
-		uint64_t csize, need = 0;
-		bool skip;
-		const char *why = NULL;
-		int64_t fs = 0, avail, ns;
+		struct atel_seg_frame f;
+		int rc;
 
 		r->at_torn = false;
-		if (r->off >= r->size && r->off >= file_size(r))
+		if ((rc = atel__seg_walk_next(&r->w, &f)))
+			return rc;
+		switch (f.kind) {
+		case ATEL_SEGF_END:
 			return 0;
-		avail = ensure(r, r->off, 256u << 10);
-		if (avail < 0)
-			return (int)avail;
-		while (avail > 0) {
-			fs = atel__seg_frame_size(r->buf + (r->off - r->boff), (size_t)avail, &csize, &skip, &need, &why);
-			if (fs != 0 || r->off + (uint64_t)avail >= r->size)
-				break;
-			avail = ensure(r, r->off, need);
-			if (avail < 0)
-				return (int)avail;
-		}
-		if (fs == 0) {
-			uint64_t known = r->size;
-
-			if (file_size(r) > known) {
-				r->blen = 0; /* the file grew since the window was read: read the frame again */
-				continue;
-			}
-			r->at_torn = avail > 0;
+		case ATEL_SEGF_PARTIAL:
+			r->at_torn = true;
 			return 0; /* incomplete: still being written, or torn */
-		}
-		if (fs < 0) {
-			corrupt(r, r->off, why);
-			if (resync(r, r->off + 1) < 0)
+		case ATEL_SEGF_BAD:
+			corrupt(r, f.off, f.why);
+			if (atel__seg_walk_resync(&r->w, f.off + 1) < 0)
 				return -EIO;
 			continue;
-		}
-		if (skip) {
-			r->off += (uint64_t)fs;
+		case ATEL_SEGF_SKIPPABLE:
+			atel__seg_walk_skip(&r->w, &f);
 			continue;
+		case ATEL_SEGF_DATA:
+			break;
 		}
-		{
-			const uint8_t *rec;
-			ns = atel__seg_frame_records(r->dctx, r->buf + (r->off - r->boff), (size_t)fs, csize, &r->fb,
-						     &rec, &why);
-			r->rec = (const union atel_slot *)(const void *)rec;
-		}
-		if (ns == -ENOMEM)
-			return -ENOMEM;
-		if (ns < 0) {
-			corrupt(r, r->off, why);
-			if (resync(r, r->off + 1) < 0)
-				return -EIO;
-			continue;
-		}
+		r->rec = f.rec;
 		r->st.frames++;
-		r->st.bytes_compressed += (uint64_t)fs;
-		r->st.bytes_raw += (uint64_t)ns * ATEL_RECORD_SIZE;
-		r->nslots = (size_t)ns;
+		r->st.bytes_compressed += f.size;
+		r->st.bytes_raw += (uint64_t)f.nslots * ATEL_RECORD_SIZE;
+		r->nslots = f.nslots;
 		r->slot = 0;
 		r->chunk_end = 0;
 		r->fast_end = 0;
-		r->frame_off = r->off;
-		r->frame_next = r->off + (uint64_t)fs;
+		r->frame_off = f.off;
+		r->frame_next = f.off + f.size;
 		r->in_frame = true;
 		return 1;
 	}
@@ -840,7 +485,7 @@ static int log_next_slow(struct atel_log_reader *r, struct atel_event *ev, struc
 				return 1;
 			r->in_frame = false;
 			r->fast_end = 0;
-			r->off = r->frame_next;
+			r->w.off = r->frame_next;
 		}
 		if (r->fd < 0) {
 			uint64_t seq = 0;
@@ -880,7 +525,7 @@ static int log_next_slow(struct atel_log_reader *r, struct atel_event *ev, struc
 			return rc;
 		if (rc == 1)
 			continue;
-		/* no complete frame at r->off now */
+		/* no complete frame at the walk's offset now */
 		{
 			uint64_t nx;
 			if (newer_exists(r, &nx) == 1) {
@@ -888,13 +533,13 @@ static int log_next_slow(struct atel_log_reader *r, struct atel_event *ev, struc
 				if (load_frame(r) == 1)
 					continue;
 				if (r->at_torn)
-					corrupt(r, r->off, "truncated frame at the end of the file");
+					corrupt(r, r->w.off, "truncated frame at the end of the file");
 				close_file(r);
 				continue;
 			}
-			if (r->at_torn && !r->o.follow && r->torn_reported != r->off) {
-				r->torn_reported = r->off;
-				corrupt(r, r->off, "truncated frame at the end of the file");
+			if (r->at_torn && !r->o.follow && r->torn_reported != r->w.off) {
+				r->torn_reported = r->w.off;
+				corrupt(r, r->w.off, "truncated frame at the end of the file");
 			}
 			return 0;
 		}

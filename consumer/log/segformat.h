@@ -3,7 +3,8 @@
  * segformat.h - byte layout of segment files (<segments_dir>/<16 hex>.atseg).
  * docs/segment-format.md is the normative description; every size and offset
  * below is pinned with _Static_assert. Shared by the writer (seglog.c), the
- * reader (logread.c), recovery and the decoder (consumer-only record types).
+ * frame walk (frames.c), the reader (logread.c), recovery (recover.c) and
+ * the decoder (consumer-only record types).
  *
  * A file is: one zstd skippable frame (file header + ring table + definition
  * records), then standard zstd frames whose content is a sequence of 64-byte

@@ -17,8 +17,9 @@
  * writer needs no staging buffer.
  *
  * Write path. Closed frames queue in file order and own one of NBUF
- * recycled output buffers (registered with io_uring when possible). With
- * io_uring, up to SUBMIT_MAX frames go out per submission as a linked chain,
+ * recycled output buffers (which the back end may register with the kernel).
+ * With an asynchronous back end (io_uring: uring.c), up to SUBMIT_MAX frames
+ * go out per submission as a linked chain,
  * so the file only ever holds a prefix of the frame sequence: a failed or
  * short write cancels the rest of the chain. Only one chain is in flight at
  * a time for the same reason. Every frame is assigned its file offset once;
@@ -33,7 +34,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <liburing.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,13 +45,13 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "daemon.h"
+#include "log_internal.h"
 #include "seglog.h"
-#include "segment.h"
+#include "util.h"
 
 #define NBUF         8      /* recycled compressed-frame buffers */
-#define SUBMIT_MAX   8      /* frames per io_uring submission */
-#define FSYNC_TAG    1ull   /* user_data of an fsync SQE (frames use their address) */
+#define SUBMIT_MAX   8      /* frames per asynchronous submission */
+#define FSYNC_TAG    1ull   /* tag of an fsync (frames use their address) */
 #define FRAME_DEFAULT (256u << 10) /* measured: better ratio and faster reads than 1 MiB (bench_log) */
 #define FRAME_MIN    (64u << 10)
 #define FRAME_MAX    (16u << 20)
@@ -113,8 +113,9 @@ struct atel_seglog {
 	unsigned inflight;             /* frame writes submitted, not reaped */
 	bool fsync_inflight;
 
-	bool uring, registered, failed;
-	struct io_uring ring;
+	bool failed;
+	const struct atel_seglog_io_ops *aio; /* the asynchronous back end in use, or NULL: pwritev */
+	struct atel_seglog_io *io;
 	int last_err;
 	unsigned fault;
 	uint64_t dirty;                /* bytes written since the last fsync */
@@ -658,10 +659,10 @@ static int submit_pwritev(struct atel_seglog *l)
 	return 0;
 }
 
-static int submit_uring(struct atel_seglog *l)
+static int submit_async(struct atel_seglog *l)
 {
+	struct atel_seglog_io_write w[SUBMIT_MAX];
 	unsigned first = 0, cnt = 0;
-	struct io_uring_sqe *sqe = NULL;
 	int rc;
 
 	if (l->inflight)
@@ -670,37 +671,27 @@ static int submit_uring(struct atel_seglog *l)
 		first++;
 	if (first == l->qlen)
 		return 0;
-	for (unsigned i = first; i < l->qlen && cnt < SUBMIT_MAX; i++)
+	for (unsigned i = first; i < l->qlen && cnt < SUBMIT_MAX; i++, cnt++)
 		assign(l, qat(l, i));
 	if (inject_fault(l, qat(l, first)))
 		return qat(l, first)->err;
-	for (unsigned i = first; i < l->qlen && cnt < SUBMIT_MAX; i++) {
-		struct frame *f = qat(l, i);
-		sqe = io_uring_get_sqe(&l->ring);
-		if (!sqe)
-			break;
-		if (l->registered)
-			io_uring_prep_write_fixed(sqe, l->fd, f->buf, (unsigned)f->len, f->off, f->idx);
-		else
-			io_uring_prep_write(sqe, l->fd, f->buf, (unsigned)f->len, f->off);
-		io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)f);
-		sqe->flags |= IOSQE_IO_LINK;
+	for (unsigned i = 0; i < cnt; i++) {
+		struct frame *f = qat(l, first + i);
+		w[i] = (struct atel_seglog_io_write){ .buf = f->buf, .len = (unsigned)f->len, .off = f->off,
+						      .buf_index = f->idx, .tag = (uint64_t)(uintptr_t)f };
 		f->err = 0;
-		cnt++;
 	}
-	if (sqe)
-		sqe->flags &= (uint8_t)~IOSQE_IO_LINK; /* the chain ends here */
-	rc = io_uring_submit(&l->ring);
+	rc = l->aio->chain(l->io, l->fd, w, cnt);
 	if (rc < 0)
 		return rc;
-	/* every prepared SQE completes eventually, even if the kernel took fewer now */
-	l->inflight += cnt;
+	/* every queued write completes eventually, even if the kernel took fewer now */
+	l->inflight += (unsigned)rc;
 	return 0;
 }
 
 static int submit(struct atel_seglog *l)
 {
-	return l->uring ? submit_uring(l) : submit_pwritev(l);
+	return l->aio ? submit_async(l) : submit_pwritev(l);
 }
 
 static void handle_cqe(struct atel_seglog *l, uint64_t data, int res)
@@ -748,27 +739,33 @@ static void complete_prefix(struct atel_seglog *l)
 	}
 }
 
+/* Takes one completion (waiting for it if wait). @return 1, 0 if none is ready, or -errno. */
+static int reap_one(struct atel_seglog *l, bool wait)
+{
+	uint64_t tag;
+	int res, rc;
+
+	do
+		rc = l->aio->reap(l->io, wait, &tag, &res);
+	while (rc == -EINTR);
+	if (rc == 1)
+		handle_cqe(l, tag, res);
+	return rc;
+}
+
 static int reap(struct atel_seglog *l, bool wait)
 {
-	struct io_uring_cqe *cqe;
 	int rc = 0;
 
-	if (!l->uring) {
+	if (!l->aio) {
 		complete_prefix(l); /* pwritev completes inside submit() */
 		return 0;
 	}
 	while (l->inflight || l->fsync_inflight) {
-		rc = wait && l->inflight ? io_uring_wait_cqe(&l->ring, &cqe) : io_uring_peek_cqe(&l->ring, &cqe);
-		if (rc == -EINTR)
-			continue;
-		if (rc == -EAGAIN) {
-			rc = 0;
+		rc = reap_one(l, wait && l->inflight);
+		if (rc <= 0)
 			break;
-		}
-		if (rc < 0)
-			break;
-		handle_cqe(l, io_uring_cqe_get_data64(cqe), cqe->res);
-		io_uring_cqe_seen(&l->ring, cqe);
+		rc = 0;
 	}
 	complete_prefix(l);
 	return rc;
@@ -839,7 +836,7 @@ void atel__seglog_fault_writes(struct atel_seglog *l, unsigned n)
 
 const char *atel__seglog_io_path(const struct atel_seglog *l)
 {
-	return l && l->uring ? "io_uring" : "pwritev";
+	return l && l->aio ? l->aio->name : "pwritev";
 }
 
 const char *atel__seglog_current_file(const struct atel_seglog *l)
@@ -852,18 +849,11 @@ const char *atel__seglog_current_file(const struct atel_seglog *l)
 
 static int sync_now(struct atel_seglog *l, bool full)
 {
-	if (l->uring) {
-		/* wait for an asynchronous fsync in flight, then sync here */
-		while (l->fsync_inflight) {
-			struct io_uring_cqe *cqe;
-			int rc = io_uring_wait_cqe(&l->ring, &cqe);
-			if (rc < 0 && rc != -EINTR)
-				return rc;
-			if (rc == 0) {
-				handle_cqe(l, io_uring_cqe_get_data64(cqe), cqe->res);
-				io_uring_cqe_seen(&l->ring, cqe);
-			}
-		}
+	/* wait for an asynchronous fsync in flight, then sync here */
+	while (l->aio && l->fsync_inflight) {
+		int rc = reap_one(l, true);
+		if (rc < 0)
+			return rc;
 	}
 	if ((full ? fsync(l->fd) : fdatasync(l->fd)) != 0)
 		return -errno;
@@ -929,15 +919,10 @@ int atel__seglog_tick(struct atel_seglog *l, uint64_t now_ns)
 	}
 	if (!rc && l->dirty && l->o.fsync_interval_ns && now_ns - l->last_sync_ns >= l->o.fsync_interval_ns) {
 		l->last_sync_ns = now_ns;
-		if (l->uring) {
-			struct io_uring_sqe *sqe;
-			if (!l->fsync_inflight && (sqe = io_uring_get_sqe(&l->ring))) {
-				io_uring_prep_fsync(sqe, l->fd, IORING_FSYNC_DATASYNC);
-				io_uring_sqe_set_data64(sqe, FSYNC_TAG);
-				if (io_uring_submit(&l->ring) == 1) {
-					l->fsync_inflight = true;
-					l->dirty = 0;
-				}
+		if (l->aio) {
+			if (!l->fsync_inflight && l->aio->fsync(l->io, l->fd, FSYNC_TAG) == 0) {
+				l->fsync_inflight = true;
+				l->dirty = 0;
 			}
 		} else {
 			rc = sync_now(l, false);
@@ -980,25 +965,27 @@ static int io_init(struct atel_seglog *l, char *err, size_t errlen)
 
 	if ((force && !strcmp(force, "1")) || l->o.io == ATEL_IO_PWRITEV)
 		return 0;
-	rc = io_uring_queue_init(64, &l->ring, 0);
-	if (rc < 0) {
-		if (l->o.io == ATEL_IO_URING && rc != -ENOSYS && rc != -EPERM && rc != -ENOMEM) {
-			atel__seterr(err, errlen, "io_uring_queue_init: %s", strerror(-rc));
-			return rc;
-		}
-		return 0; /* unavailable (seccomp, old kernel, memlock): pwritev */
+	if (!l->o.async_io) {
+		if (l->o.io != ATEL_IO_URING)
+			return 0;
+		atel__seterr(err, errlen, "io_uring was asked for, but this program has no io_uring writer");
+		return -ENOSYS;
 	}
-	l->uring = true;
 	for (int i = 0; i < NBUF; i++) {
 		iov[i].iov_base = l->frames[i].buf;
 		iov[i].iov_len = l->frames[i].cap;
 	}
-	l->registered = io_uring_register_buffers(&l->ring, iov, NBUF) == 0;
+	rc = l->o.async_io->open(&l->io, iov, NBUF);
+	if (rc < 0) {
+		if (l->o.io == ATEL_IO_URING && rc != -ENOSYS && rc != -EPERM && rc != -ENOMEM) {
+			atel__seterr(err, errlen, "%s: %s", l->o.async_io->name, strerror(-rc));
+			return rc;
+		}
+		return 0; /* unavailable (seccomp, old kernel, memlock): pwritev */
+	}
+	l->aio = l->o.async_io;
 	return 0;
 }
-
-static int scan_positions(const char *dir, uint64_t instance, uint32_t ring_count, uint64_t *next_pos, bool *seen,
-			  uint32_t *gen);
 
 int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o, char *err, size_t errlen)
 {
@@ -1097,7 +1084,8 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 			}
 		}
 	} else {
-		(void)scan_positions(l->dir, l->o.shm_instance, rc_count, l->appended, l->seen, l->gen);
+		(void)atel__seglog_scan(l->dir, l->o.shm_instance, rc_count, l->appended, l->seen, l->gen, NULL, false,
+					NULL, 0);
 		for (uint32_t r = 0; r < rc_count; r++)
 			l->written[r] = l->appended[r];
 	}
@@ -1123,7 +1111,7 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 	l->last_sync_ns = atel__now_ns();
 	if (l->o.stats) {
 		atomic_fetch_add_explicit(&l->o.stats->segments_created, 1, memory_order_relaxed);
-		atomic_store_explicit(&l->o.stats->io_uring_active, l->uring ? 1u : 0u, memory_order_relaxed);
+		atomic_store_explicit(&l->o.stats->io_uring_active, l->aio ? 1u : 0u, memory_order_relaxed);
 		atomic_store_explicit(&l->o.stats->log_end_seq, l->file_seq, memory_order_relaxed);
 	}
 	*out = l;
@@ -1148,16 +1136,12 @@ int atel__seglog_close(struct atel_seglog *l)
 		}
 		close(l->fd);
 	}
-	if (l->uring) {
+	if (l->aio) {
 		/* frames still in flight finish before their buffers go */
-		while (l->inflight || l->fsync_inflight) {
-			struct io_uring_cqe *cqe;
-			if (io_uring_wait_cqe(&l->ring, &cqe) < 0)
+		while (l->inflight || l->fsync_inflight)
+			if (reap_one(l, true) < 0)
 				break;
-			handle_cqe(l, io_uring_cqe_get_data64(cqe), cqe->res);
-			io_uring_cqe_seen(&l->ring, cqe);
-		}
-		io_uring_queue_exit(&l->ring);
+		l->aio->close(l->io);
 	}
 	for (int i = 0; i < NBUF; i++) {
 		free(l->frames[i].buf);
@@ -1176,269 +1160,5 @@ int atel__seglog_close(struct atel_seglog *l)
 	free(l->seen);
 	free(l->dir);
 	free(l);
-	return rc;
-}
-
-/* ------------------------------------------------------------------------ */
-/* recovery                                                                 */
-
-enum scan_result { SCAN_OK = 0, SCAN_OTHER_INSTANCE, SCAN_TORN_HEADER, SCAN_BAD_HEADER };
-
-struct scan {
-	uint64_t instance;
-	uint32_t ring_count;
-	uint64_t *next_pos;
-	bool *seen;
-	uint32_t *gen;
-	struct atel_decoder *dec;   /* NULL: positions only */
-	bool truncate;              /* cut a torn tail off the file */
-	ZSTD_DCtx *dctx;
-	struct atel_seg_frame_buf fb;
-	const unsigned char *rec;   /* records of the last frame (in fb) */
-	uint64_t truncated_at;      /* UINT64_MAX if not truncated */
-};
-
-static bool is_def_type(uint8_t t)
-{
-	return t == ATEL_REC_BEGIN || t == ATEL_REC_STRDEF || t == ATEL_REC_SERIESDEF || t == ATEL_REC_BOUNDS;
-}
-
-/* Applies the chunks of one decompressed data frame (or the header's definitions). */
-static void scan_records(struct scan *s, const union atel_slot *rec, size_t nslots, bool header)
-{
-	size_t i = 0;
-
-	while (i < nslots) {
-		const struct atel_rec_chunk *c = (const struct atel_rec_chunk *)(const void *)&rec[i];
-		size_t end;
-		uint32_t ring = c->h.id;
-		if (c->h.type != ATEL_LOGREC_CHUNK || c->count > nslots - i - 1)
-			return; /* not what the writer makes: ignore the rest */
-		end = i + 1 + c->count;
-		if (ring < s->ring_count && !(c->h.flags & (ATEL_CHUNKF_DEFS | ATEL_CHUNKF_MARKER)) && !header) {
-			s->next_pos[ring] = c->first_pos + c->count;
-			s->seen[ring] = true;
-			if (s->gen)
-				s->gen[ring] = c->generation;
-		}
-		if (s->dec && ring < s->ring_count) {
-			if (header)
-				atel__decoder_reset_ring(s->dec, ring);
-			for (size_t k = i + 1; k < end;) {
-				const char *why;
-				int n = atel__log_rec_check(&rec[k], end - k, &why);
-				struct atel_event ev;
-				if (n < 0) {
-					k++;
-					continue;
-				}
-				if (is_def_type(rec[k].h.type))
-					(void)atel__decode(s->dec, ring, c->first_pos + (k - i - 1), &rec[k], (unsigned)n, &ev);
-				k += (size_t)n;
-			}
-		}
-		i = end;
-	}
-}
-
-/* The records of the zstd frame at p (size fs, content csize) into s->rec.
- * @return slots, -EBADMSG or -ENOMEM. */
-static int64_t scan_decompress(struct scan *s, const unsigned char *p, size_t fs, uint64_t csize)
-{
-	const char *why;
-	const uint8_t *rec;
-	int64_t n = atel__seg_frame_records(s->dctx, p, fs, csize, &s->fb, &rec, &why);
-	if (n > 0)
-		s->rec = rec;
-	return n;
-}
-
-/* Is there a complete, valid data frame anywhere after `from`? */
-static bool valid_frame_after(struct scan *s, const unsigned char *p, size_t size, size_t from)
-{
-	for (size_t off = from; off + 4 <= size; off++) {
-		uint64_t csize, need;
-		bool skip;
-		const char *why;
-		int64_t fs;
-		if (p[off] != 0x28 || p[off + 1] != 0xB5 || p[off + 2] != 0x2F || p[off + 3] != 0xFD)
-			continue;
-		fs = atel__seg_frame_size(p + off, size - off, &csize, &skip, &need, &why);
-		if (fs > 0 && scan_decompress(s, p + off, (size_t)fs, csize) > 0)
-			return true;
-	}
-	return false;
-}
-
-static int scan_file(struct scan *s, const char *path, enum scan_result *res)
-{
-	unsigned char *p = NULL;
-	size_t size = 0, off;
-	struct atel_seg_header_view hv;
-	uint64_t csize, need;
-	bool skip;
-	const char *why;
-	int64_t fs;
-	int fd, rc;
-
-	*res = SCAN_OK;
-	s->truncated_at = UINT64_MAX;
-	fd = open(path, (s->truncate ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if ((rc = atel__read_file(path, SIZE_MAX, (char **)&p, &size, NULL, 0)))
-		goto out;
-	fs = atel__seg_frame_size(p, size, &csize, &skip, &need, &why);
-	if (fs == 0) {
-		*res = SCAN_TORN_HEADER;
-		goto out;
-	}
-	if (fs < 0 || !skip || atel__seg_parse_header(p + 8, (size_t)fs - 8, &hv, &why)) {
-		*res = SCAN_BAD_HEADER;
-		goto out;
-	}
-	if (hv.hdr.shm_instance != s->instance) {
-		*res = SCAN_OTHER_INSTANCE;
-		goto out;
-	}
-	for (uint32_t i = 0; i < hv.hdr.nentries; i++) {
-		struct atel_seg_ring_entry e;
-		memcpy(&e, hv.entries + (size_t)i * sizeof(e), sizeof(e));
-		if (e.ring < s->ring_count) {
-			s->next_pos[e.ring] = e.next_pos;
-			s->seen[e.ring] = true;
-			if (s->gen)
-				s->gen[e.ring] = e.generation;
-		}
-	}
-	if (hv.hdr.ndef_slots) {
-		union atel_slot *defs = malloc((size_t)hv.hdr.ndef_slots * sizeof(*defs));
-		if (!defs) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		memcpy(defs, hv.defs, (size_t)hv.hdr.ndef_slots * sizeof(*defs));
-		scan_records(s, defs, hv.hdr.ndef_slots, true);
-		free(defs);
-	}
-	off = (size_t)fs;
-	while (off < size) {
-		int64_t n;
-		fs = atel__seg_frame_size(p + off, size - off, &csize, &skip, &need, &why);
-		if (fs > 0 && skip) {
-			off += (size_t)fs;
-			continue;
-		}
-		if (fs > 0 && (n = scan_decompress(s, p + off, (size_t)fs, csize)) > 0) {
-			scan_records(s, (const union atel_slot *)(const void *)s->rec, (size_t)n, false);
-			off += (size_t)fs;
-			continue;
-		}
-		/* damaged or incomplete frame: a torn tail unless a valid frame follows */
-		if (!valid_frame_after(s, p, size, off + 1)) {
-			if (s->truncate) {
-				if (ftruncate(fd, (off_t)off) || fsync(fd)) {
-					rc = -errno;
-					goto out;
-				}
-				s->truncated_at = off;
-			}
-			break;
-		}
-		off++;
-		while (off + 4 <= size && !(p[off] == 0x28 && p[off + 1] == 0xB5 && p[off + 2] == 0x2F && p[off + 3] == 0xFD))
-			off++;
-	}
-out:
-	free(p);
-	close(fd);
-	return rc;
-}
-
-static int scan_positions(const char *dir, uint64_t instance, uint32_t ring_count, uint64_t *next_pos, bool *seen,
-			  uint32_t *gen)
-{
-	struct scan s = { .instance = instance, .ring_count = ring_count, .next_pos = next_pos, .seen = seen,
-			  .gen = gen };
-	uint64_t *seqs = NULL;
-	int n = atel__seg_list(dir, &seqs), rc = 0;
-
-	if (n <= 0) {
-		free(seqs);
-		return n;
-	}
-	s.dctx = ZSTD_createDCtx();
-	if (!s.dctx) {
-		free(seqs);
-		return -ENOMEM;
-	}
-	for (int i = n - 1; i >= 0; i--) {
-		char path[PATH_MAX];
-		enum scan_result res;
-		snprintf(path, sizeof(path), "%s/%016llx" ATEL_SEG_SUFFIX, dir, (unsigned long long)seqs[i]);
-		rc = scan_file(&s, path, &res);
-		if (rc || res == SCAN_OK || res == SCAN_OTHER_INSTANCE)
-			break;
-	}
-	ZSTD_freeDCtx(s.dctx);
-	atel__seg_frame_buf_free(&s.fb);
-	free(seqs);
-	return rc;
-}
-
-int atel__seglog_recover(const char *segments_dir, uint64_t instance, uint32_t ring_count, uint64_t *next_pos,
-			 bool *seen, struct atel_decoder *dec, char *err, size_t errlen)
-{
-	struct scan s = { .instance = instance, .ring_count = ring_count, .next_pos = next_pos, .seen = seen,
-			  .dec = dec, .truncate = true };
-	uint64_t *seqs = NULL;
-	int n, rc = 0;
-
-	n = atel__seg_list(segments_dir, &seqs);
-	if (n == -ENOENT)
-		return 0;
-	if (n < 0) {
-		atel__seterr(err, errlen, "cannot list %s: %s", segments_dir, strerror(-n));
-		return n;
-	}
-	s.dctx = ZSTD_createDCtx();
-	if (!s.dctx) {
-		free(seqs);
-		atel__seterr(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	for (int i = n - 1; i >= 0; i--) {
-		char path[PATH_MAX], aside[PATH_MAX + 16];
-		enum scan_result res;
-		snprintf(path, sizeof(path), "%s/%016llx" ATEL_SEG_SUFFIX, segments_dir, (unsigned long long)seqs[i]);
-		rc = scan_file(&s, path, &res);
-		if (rc) {
-			atel__seterr(err, errlen, "%s: %s", path, strerror(-rc));
-			break;
-		}
-		if (res == SCAN_OK || res == SCAN_OTHER_INSTANCE)
-			break;
-		/* A file whose header frame is incomplete died while being created
-		 * (the header is written before any data frame): remove it. A
-		 * complete but invalid header is kept aside for inspection. Either
-		 * way the previous file holds the positions. */
-		if (res == SCAN_TORN_HEADER) {
-			if (unlink(path) && errno != ENOENT) {
-				rc = -errno;
-				atel__seterr(err, errlen, "cannot remove torn segment %s: %s", path, strerror(errno));
-				break;
-			}
-		} else {
-			snprintf(aside, sizeof(aside), "%s.corrupt", path);
-			if (rename(path, aside)) {
-				rc = -errno;
-				atel__seterr(err, errlen, "cannot move corrupt segment %s aside: %s", path, strerror(errno));
-				break;
-			}
-		}
-	}
-	ZSTD_freeDCtx(s.dctx);
-	atel__seg_frame_buf_free(&s.fb);
-	free(seqs);
 	return rc;
 }

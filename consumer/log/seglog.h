@@ -4,8 +4,9 @@
  *
  * The drain thread appends runs of validated ring records; the writer
  * compresses them (zstd, straight from ring memory) into frames, each frame
- * recording the ring positions it covers, and writes frames through io_uring
- * (several per submission) or, when io_uring is unavailable or
+ * recording the ring positions it covers, and writes frames through an
+ * asynchronous back end (io_uring, several frames per submission: uring.h,
+ * linked only by ateld) or, without one, when it is unavailable or with
  * ATEL_FORCE_PWRITEV=1, pwritev. Single-threaded: only the drain thread calls it.
  *
  * Exactly-once contract: a ring position may be released to the producer only
@@ -16,6 +17,7 @@
 #ifndef ATEL_SEGLOG_H
 #define ATEL_SEGLOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,7 +26,20 @@
 #include "decode.h"
 #include "segformat.h" /* CHUNK/DEATH record layouts (ATEL_LOGREC_*) */
 
-struct atel_daemon_stats;
+struct atel_seglog_io_ops; /* an asynchronous write back end (log_internal.h; uring.h has one) */
+
+/* What the writer counts. Relaxed atomics: the writer's thread adds, any
+ * thread reads (ateld's /metrics and status file). */
+struct atel_log_counters {
+	_Atomic uint64_t bytes_raw;             /* record bytes before compression */
+	_Atomic uint64_t bytes_written;         /* compressed bytes written to segments */
+	_Atomic uint64_t frames_written;
+	_Atomic uint64_t segments_created;
+	_Atomic uint64_t segments_deleted;
+	_Atomic uint64_t write_errors;          /* failed writes (disk full ...), retried */
+	_Atomic uint32_t io_uring_active;       /* 1: the asynchronous back end, 0: pwritev */
+	_Atomic uint64_t log_end_seq;           /* file_seq of the newest segment */
+};
 
 enum atel_io_mode { ATEL_IO_AUTO = 0, ATEL_IO_URING = 1, ATEL_IO_PWRITEV = 2 };
 
@@ -40,10 +55,11 @@ struct atel_seglog_opts {
 	uint64_t retention_ns;           /* whole files older than this are deleted; 0 = keep */
 	int zstd_level;                  /* default 3 */
 	enum atel_io_mode io;            /* ATEL_FORCE_PWRITEV=1 in the environment forces PWRITEV */
+	const struct atel_seglog_io_ops *async_io; /* &atel__seglog_uring (uring.h), or NULL: pwritev only */
 	uint64_t shm_instance;           /* header instance_id of the segment being drained */
 	uint32_t ring_count;
 	const struct atel_decoder *defs; /* definitions source for each new file's header frame */
-	struct atel_daemon_stats *stats; /* may be NULL */
+	struct atel_log_counters *stats; /* may be NULL */
 	/* additions (zero = default) */
 	uint32_t frame_bytes;            /* raw bytes per zstd frame; default 256 KiB (64 KiB .. 16 MiB) */
 	enum atel_seg_encoding encoding; /* default RECORDS */
@@ -102,7 +118,7 @@ int atel__seglog_close(struct atel_seglog *l);
  */
 void atel__seglog_fault_writes(struct atel_seglog *l, unsigned n);
 
-/* "io_uring" or "pwritev". */
+/* "io_uring" (the back end's name) or "pwritev". */
 const char *atel__seglog_io_path(const struct atel_seglog *l);
 
 /* Path of the file being written. */

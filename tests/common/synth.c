@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "synth.h"
+#include "uring.h"
 
 void atel_synth_init(struct atel_synth *s, uint32_t ring, uint32_t generation, int32_t pid, int32_t tid,
 		     uint64_t ts0)
@@ -458,6 +459,7 @@ int atel_synth_write_log(const char *dir, uint64_t instance, struct atel_synth *
 	lo.frame_bytes = o->frame_bytes;
 	lo.zstd_level = o->zstd_level;
 	lo.io = o->io;
+	lo.async_io = &atel__seglog_uring; /* as ateld: io_uring where the kernel allows */
 	lo.encoding = o->encoding;
 	lo.shm_instance = instance;
 	lo.ring_count = o->ring_count;

@@ -227,7 +227,7 @@ static void test_self_metrics(void **state)
 	atomic_store(&d.stats.records_drained, 12345);
 	atomic_store(&d.stats.drops[ATEL_LOSS_RING_FULL], 7);
 	atomic_store(&d.stats.oldest_unread_ns, 1500000000);
-	atomic_store(&d.stats.io_uring_active, 1);
+	atomic_store(&d.stats.log.io_uring_active, 1);
 	atomic_store(&d.health[ATEL_EXP_JSON].failures, 2);
 	got = encode(NULL, &self, NULL);
 	assert_non_null(strstr(got, "# HELP atel_records_drained_total Records drained from the rings and accepted "
