@@ -16,7 +16,7 @@
 
 #include "bench.h"
 #include "daemon.h"
-#include "indexer_internal.h"
+#include "index.h"
 #include "seglog.h"
 
 #define NSERIES 64u

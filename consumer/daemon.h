@@ -20,6 +20,7 @@
 
 #include "atel_abi.h"
 #include "config.h"
+#include "index.h"
 #include "seglog.h"
 #include "util.h"
 
@@ -51,18 +52,6 @@ struct atel_exporter_health {
 	_Atomic uint64_t failures;
 	pthread_mutex_t lock;
 	char last_error[256];
-};
-
-/* One row of telemetry_exports. Exporters queue rows; the indexer thread (the
- * only SQLite writer) inserts them. */
-struct atel_export_row {
-	uint64_t ts_ns;
-	char exporter[16];       /* "prometheus" | "json" | "otlp" */
-	char signal[16];         /* "metrics" | "traces" */
-	uint64_t items;
-	uint64_t bytes;
-	int status;              /* HTTP status, 0 for a local write, -errno for a transport error */
-	char error[256];         /* "" on success */
 };
 
 struct atel_daemon {
@@ -97,8 +86,10 @@ struct atel_indexer;
 int atel__indexer_start(struct atel_indexer **out, struct atel_daemon *d);
 /* Catches up with the log (bounded wait), commits, closes the database. NULL-safe. */
 void atel__indexer_stop(struct atel_indexer *ix);
-/* Rebuilds db_path from the segments alone (atel reindex, ateld --reindex). @return 0 or -errno. */
-int atel__reindex(const char *segments_dir, const char *db_path, char *err, size_t errlen);
+/* Batch bounds of the indexer thread: commit after this many events or this
+ * many milliseconds, whichever comes first. */
+#define ATEL_IX_BATCH_EVENTS 8192u
+#define ATEL_IX_BATCH_MS 200u
 
 /* ---- exporters (exporters/): /metrics, JSON files, OTLP ----------------- */
 struct atel_exporters;

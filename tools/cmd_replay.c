@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "daemon.h"
+#include "index.h"
 #include "logread.h"
 #include "qsource.h"
 #include "query.h"

@@ -23,7 +23,7 @@
 #include <sqlite3.h>
 
 #include "daemon.h"
-#include "indexer_internal.h"
+#include "index.h"
 #include "logread.h"
 #include "synth.h"
 

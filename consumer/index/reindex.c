@@ -2,7 +2,7 @@
 /*
  * reindex.c - atel__reindex: rebuilds the SQLite index from the segment log
  * alone (`atel reindex`, `ateld --reindex`). The index is derived data
- * (DESIGN.md principle 2), so a lost, corrupt or outdated telemetry.db is
+ * (docs/design.md, principle 2), so a lost, corrupt or outdated telemetry.db is
  * never a loss: this writes a fresh file next to it with the same writer the
  * live indexer uses (so the rows are the same), then renames it into place.
  *
@@ -21,7 +21,8 @@
 
 #include <sqlite3.h>
 
-#include "indexer_internal.h"
+#include "index.h"
+#include "util.h"
 
 #define REINDEX_BATCH 50000u
 

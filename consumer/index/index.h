@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * indexer_internal.h - the index writer: one SQLite connection that turns
- * decoded log events into rows of schema/telemetry.sql (docs/schema.md).
- * Used by the indexer thread (consumer/indexer.c, following the live log),
- * by atel__reindex (consumer/reindex.c, reading the whole log into a fresh
- * file) and by the tests, which feed hand-built events.
+ * index.h - the index room (consumer/index/): the SQLite index of the
+ * segment log. The index writer is one SQLite connection that turns decoded
+ * log events into rows of schema/telemetry.sql (docs/schema.md). Used by
+ * ateld's indexer thread (consumer/indexer.c, following the live log), by
+ * atel__reindex (reindex.c, reading the whole log into a fresh file) and by
+ * the tests, which feed hand-built events.
  *
  * Transactions: begin(), any number of apply() calls, commit(pos). The log
  * position is written in the same transaction as the rows it covers, so the
@@ -16,18 +17,37 @@
  * Not thread-safe: one thread owns a writer. Readers (atel CLI) may use the
  * file concurrently (WAL mode).
  */
-#ifndef ATEL_INDEXER_INTERNAL_H
-#define ATEL_INDEXER_INTERNAL_H
+#ifndef ATEL_INDEX_H
+#define ATEL_INDEX_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon.h"
 #include "decode.h"
 #include "logread.h"
 
 struct sqlite3;
+
+/* One row of telemetry_exports. Exporters report them; ateld's indexer
+ * thread (the only SQLite writer) inserts them. */
+struct atel_export_row {
+	uint64_t ts_ns;
+	char exporter[16];       /* "prometheus" | "json" | "otlp" */
+	char signal[16];         /* "metrics" | "traces" */
+	uint64_t items;
+	uint64_t bytes;
+	int status;              /* HTTP status, 0 for a local write, -errno for a transport error */
+	char error[256];         /* "" on success */
+};
+
+/*
+ * Rebuilds db_path from the segments alone (atel reindex, ateld --reindex):
+ * a fresh file beside it with the same writer, renamed into place; the
+ * export history is kept from the old file. Nothing may index into db_path
+ * meanwhile. @return 0 or -errno (err says what failed).
+ */
+int atel__reindex(const char *segments_dir, const char *db_path, char *err, size_t errlen);
 
 struct atel_ixw_opts {
 	uint32_t rollup_interval_s;   /* width of telemetry_aggregates buckets; 0 means 60 */
@@ -83,11 +103,4 @@ uint64_t atel__ixw_events(const struct atel_ixw *w);
 /* The connection (tests and reindex use it for plain SQL). */
 struct sqlite3 *atel__ixw_db(struct atel_ixw *w);
 
-/* ---- indexer thread knobs (tests) ---------------------------------------- */
-
-/* Batch bounds of the indexer thread: commit after this many events or this
- * many milliseconds, whichever comes first. */
-#define ATEL_IX_BATCH_EVENTS 8192u
-#define ATEL_IX_BATCH_MS 200u
-
-#endif /* ATEL_INDEXER_INTERNAL_H */
+#endif /* ATEL_INDEX_H */
