@@ -28,6 +28,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "drain.h"
+#include "exporters.h"
 #include "ring.h"
 
 #ifndef ATEL_VERSION
@@ -552,7 +553,7 @@ static int start_parts(struct ateld *a)
 	}
 	/* exporters stay at normal priority: /metrics must stay fresh under load,
 	 * and following the log is cheap next to SQLite */
-	rc = atel__exporters_start(&a->ex, &a->d, err, sizeof(err));
+	rc = atel__daemon_exporters_start(&a->ex, &a->d, err, sizeof(err));
 	if (rc) {
 		atel__log(&a->d, ATEL_LOG_ERROR, "exporters: %s", *err ? err : strerror(-rc));
 		return rc;

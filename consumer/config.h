@@ -12,12 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ATEL_CFG_HEADERS_MAX 16
-
-struct atel_kv {
-	char *key;
-	char *value;
-};
+#include "otlp_settings.h"
 
 struct atel_config {
 	char *data_dir;                  /* "./var"                      ATEL_DATA_DIR */
@@ -73,18 +68,7 @@ struct atel_config {
 		uint32_t maxFiles;           /* 24 */
 	} json;
 
-	struct {
-		bool enabled;                /* false (true if OTEL_EXPORTER_OTLP_ENDPOINT is set) */
-		char *endpoint;              /* "http://localhost:4318" */
-		char *protocol;              /* "http/protobuf" | "http/json" ("http" = http/protobuf) */
-		struct atel_kv headers[ATEL_CFG_HEADERS_MAX];
-		uint32_t nheaders;
-		uint32_t timeout_ms;         /* 10000 */
-		char *compression;           /* "gzip" | "none" */
-		char *service_name;          /* "atel" unless OTEL_SERVICE_NAME */
-		uint32_t max_batch_items;    /* 512 */
-		uint32_t max_batch_bytes;    /* 4 MiB */
-	} opentelemetry;
+	struct atel_otlp_config opentelemetry; /* the OTLP exporter's section (otlp_settings.h) */
 };
 
 /* Fills cfg with the embedded defaults. */

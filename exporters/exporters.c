@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * exporters.c - atel__exporters_start/stop (consumer/daemon.h): the threads
+ * exporters.c - atel__exporters_start_opts/stop (exporters.h): the threads
  * that turn the segment log into /metrics, JSON files and OTLP.
  *
  *   follower  reads the log from the aggregates' checkpoint position, applies
@@ -16,7 +16,7 @@
  *
  * None of them is reachable from the drain thread: they only read the log
  * and the statistics' relaxed atomics, so a stuck exporter cannot slow
- * draining (DESIGN.md principle 2).
+ * draining (docs/design.md, principle 2).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,16 +28,13 @@
 #include <time.h>
 
 #include "aggregates.h"
-#include "daemon.h"
-#include "exporters_config.h"
-#include "exporters_internal.h"
+#include "exporters.h"
 #include "http.h"
 #include "json_export.h"
 #include "logread.h"
-#include "prometheus.h"
-#if ATEL_HAVE_OTLP
 #include "otlp_export.h"
-#endif
+#include "prometheus.h"
+#include "util.h"
 
 #define CKPT_INTERVAL_MS 5000u
 #define POLL_MS 50u
@@ -50,9 +47,7 @@ struct atel_exporters {
 	struct atel_recent_spans *spans;
 	_Atomic(struct atel_http_server *) http;
 	struct atel_json_exporter *json;
-#if ATEL_HAVE_OTLP
 	struct atel_otlp *otlp;
-#endif
 	pthread_t follower, json_thr;
 	bool follower_started, json_started;
 	atomic_bool stop;
@@ -312,6 +307,34 @@ static void *json_main(void *arg)
 
 /* ---- start / stop ------------------------------------------------------------------------- */
 
+static const char *env_get(const char *name)
+{
+	return getenv(name);
+}
+
+/* The OTLP exporter: settings from o->otlp and the OTEL_* environment, its
+ * cursor beside the aggregates' checkpoint. */
+static int start_otlp(struct atel_exporters *ex, char *err, size_t errlen)
+{
+	struct atel_otlp_settings st;
+	struct atel_otlp_opts op = { 0 };
+	int rc;
+
+	if ((rc = atel__otlp_settings_resolve(&st, ex->o.otlp, env_get, err, errlen)))
+		return rc;
+	op.d = ex->d;
+	op.agg = ex->agg;
+	op.settings = &st;
+	op.segments_dir = ex->o.segments_dir;
+	op.state_dir = ex->o.state_dir;
+	op.traces = true;
+	op.metrics = true;
+	op.interval_ms = ex->o.export_interval_ms;
+	rc = atel__otlp_start_opts(&ex->otlp, &op, err, errlen);
+	atel__otlp_settings_free(&st);
+	return rc;
+}
+
 int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *d, const struct atel_exporters_opts *o,
 			       char *err, size_t errlen)
 {
@@ -387,46 +410,13 @@ int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *
 		}
 		ex->json_started = true;
 	}
-#if ATEL_HAVE_OTLP
-	if (o->otlp && d) {
-		if ((rc = atel__otlp_start(&ex->otlp, d, ex->agg, err, errlen)) < 0)
-			goto fail;
-	}
-#endif
+	if (o->otlp && d && (rc = start_otlp(ex, err, errlen)) < 0)
+		goto fail;
 	*out = ex;
 	return 0;
 fail:
 	atel__exporters_stop(ex);
 	return rc;
-}
-
-int atel__exporters_start(struct atel_exporters **out, struct atel_daemon *d, char *err, size_t errlen)
-{
-	const struct atel_config *cfg = d->cfg;
-	struct atel_exporters_opts o = { 0 };
-	char state[4200], json_dir[4200];
-
-	snprintf(state, sizeof(state), "%s/state", cfg->data_dir ? cfg->data_dir : ".");
-	o.segments_dir = d->segments_dir[0] ? d->segments_dir : NULL;
-	o.state_dir = state;
-	o.series_limit = cfg->prometheus.series_limit;
-	o.export_interval_ms = cfg->export_interval_ms;
-	o.prometheus = cfg->prometheus.enabled;
-	o.http.bind = cfg->prometheus.bind;
-	o.http.port = (uint16_t)cfg->prometheus.port;
-	o.http.metrics_path = cfg->prometheus.path;
-	o.http.bearer_token = cfg->prometheus.bearer_token;
-	if (cfg->json.enabled) {
-		if (cfg->json.outputDir && *cfg->json.outputDir)
-			snprintf(json_dir, sizeof(json_dir), "%s", cfg->json.outputDir);
-		else
-			snprintf(json_dir, sizeof(json_dir), "%s/exports", cfg->data_dir ? cfg->data_dir : ".");
-		o.json_dir = json_dir;
-		o.json_rotate_ms = cfg->json.rotateInterval;
-		o.json_max_files = cfg->json.maxFiles;
-	}
-	o.otlp = cfg->opentelemetry.enabled;
-	return atel__exporters_start_opts(out, d, &o, err, errlen);
 }
 
 void atel__exporters_stop(struct atel_exporters *ex)
@@ -445,9 +435,7 @@ void atel__exporters_stop(struct atel_exporters *ex)
 		pthread_join(ex->json_thr, NULL);
 		json_once(ex);
 	}
-#if ATEL_HAVE_OTLP
 	atel__otlp_stop(ex->otlp);
-#endif
 	atel__http_stop(atomic_load(&ex->http));
 	atel__json_close(ex->json);
 	atel__spans_free(ex->spans);
@@ -455,11 +443,6 @@ void atel__exporters_stop(struct atel_exporters *ex)
 	pthread_cond_destroy(&ex->cond);
 	pthread_mutex_destroy(&ex->lock);
 	free(ex);
-}
-
-struct atel_agg *atel__exporters_agg(struct atel_exporters *ex)
-{
-	return ex ? ex->agg : NULL;
 }
 
 uint16_t atel__exporters_http_port(const struct atel_exporters *ex)

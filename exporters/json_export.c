@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "json_export.h"
-#include "daemon.h"
+#include "state.h"
 
 #define SPAN_ATTRS_MAX 64u
 #define SPAN_EVENTS_MAX 32u

@@ -49,7 +49,7 @@
 #include <zlib.h>
 
 #include "otlp_export.h"
-#include "segment.h"
+#include "util.h"
 
 #ifndef ATEL_VERSION
 #define ATEL_VERSION "0.1.0"
@@ -363,14 +363,14 @@ static bool ends_with(const char *s, const char *suffix)
 	return n >= m && !strcmp(s + n - m, suffix);
 }
 
-static int resolve_endpoint(struct atel_otlp_settings *s, const struct atel_config *cfg,
+static int resolve_endpoint(struct atel_otlp_settings *s, const struct atel_otlp_config *cfg,
 			    const char *(*get_env)(const char *), char *err, size_t errlen)
 {
 	const char *gen = env_of(get_env, "OTEL_EXPORTER_OTLP_ENDPOINT");
 	const char *sigenv[2] = { env_of(get_env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
 				  env_of(get_env, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") };
-	const char *cfgep = cfg && cfg->opentelemetry.endpoint && *cfg->opentelemetry.endpoint
-				    ? cfg->opentelemetry.endpoint
+	const char *cfgep = cfg && cfg->endpoint && *cfg->endpoint
+				    ? cfg->endpoint
 				    : "http://localhost:4318";
 	struct atel_otlp_signal *sig[2] = { &s->traces, &s->metrics };
 	char base[2048];
@@ -460,7 +460,7 @@ static int parse_timeout(const char *v, uint32_t *ms, const char *what, char *er
 	return 0;
 }
 
-int atel__otlp_settings_resolve(struct atel_otlp_settings *s, const struct atel_config *cfg,
+int atel__otlp_settings_resolve(struct atel_otlp_settings *s, const struct atel_otlp_config *cfg,
 				const char *(*get_env)(const char *name), char *err, size_t errlen)
 {
 	static const char *const SIGV[2] = { "TRACES", "METRICS" };
@@ -482,20 +482,20 @@ int atel__otlp_settings_resolve(struct atel_otlp_settings *s, const struct atel_
 		g->gzip = true;
 		g->timeout_ms = 10000;
 		if (cfg) {
-			if (cfg->opentelemetry.protocol &&
-			    (rc = parse_protocol(cfg->opentelemetry.protocol, &g->json, "opentelemetry.protocol", err,
+			if (cfg->protocol &&
+			    (rc = parse_protocol(cfg->protocol, &g->json, "opentelemetry.protocol", err,
 						 errlen)))
 				goto fail;
-			if (cfg->opentelemetry.compression &&
-			    (rc = parse_compression(cfg->opentelemetry.compression, &g->gzip,
+			if (cfg->compression &&
+			    (rc = parse_compression(cfg->compression, &g->gzip,
 						    "opentelemetry.compression", err, errlen)))
 				goto fail;
-			if (cfg->opentelemetry.timeout_ms)
-				g->timeout_ms = cfg->opentelemetry.timeout_ms;
-			for (uint32_t h = 0; h < cfg->opentelemetry.nheaders && h < ATEL_CFG_HEADERS_MAX; h++) {
+			if (cfg->timeout_ms)
+				g->timeout_ms = cfg->timeout_ms;
+			for (uint32_t h = 0; h < cfg->nheaders && h < ATEL_CFG_HEADERS_MAX; h++) {
 				if ((rc = kv_set(g->headers, &g->nheaders, ATEL_OTLP_HEADERS_MAX,
-						 cfg->opentelemetry.headers[h].key,
-						 cfg->opentelemetry.headers[h].value))) {
+						 cfg->headers[h].key,
+						 cfg->headers[h].value))) {
 					atel__seterr(err, errlen, "opentelemetry.headers: %s",
 					       rc == -E2BIG ? "too many headers" : strerror(-rc));
 					goto fail;
@@ -525,8 +525,8 @@ int atel__otlp_settings_resolve(struct atel_otlp_settings *s, const struct atel_
 		}
 	}
 	/* resource: config service name < OTEL_RESOURCE_ATTRIBUTES service.name < OTEL_SERVICE_NAME */
-	s->service_name = xstrdup(cfg && cfg->opentelemetry.service_name && *cfg->opentelemetry.service_name
-					  ? cfg->opentelemetry.service_name
+	s->service_name = xstrdup(cfg && cfg->service_name && *cfg->service_name
+					  ? cfg->service_name
 					  : "atel");
 	if (!s->service_name) {
 		rc = -ENOMEM;
@@ -549,8 +549,8 @@ int atel__otlp_settings_resolve(struct atel_otlp_settings *s, const struct atel_
 		free(s->service_name);
 		s->service_name = sn;
 	}
-	s->max_batch_items = cfg && cfg->opentelemetry.max_batch_items ? cfg->opentelemetry.max_batch_items : 512;
-	s->max_batch_bytes = cfg && cfg->opentelemetry.max_batch_bytes ? cfg->opentelemetry.max_batch_bytes
+	s->max_batch_items = cfg && cfg->max_batch_items ? cfg->max_batch_items : 512;
+	s->max_batch_bytes = cfg && cfg->max_batch_bytes ? cfg->max_batch_bytes
 								       : 4u << 20;
 	return 0;
 fail:
@@ -2040,45 +2040,6 @@ void atel__otlp_stop(struct atel_otlp *o)
 	if (own_src)
 		free(o->src.arg);
 	otlp_free(o);
-}
-
-static const char *env_get(const char *name)
-{
-	return getenv(name);
-}
-
-int atel__otlp_start(struct atel_otlp **out, struct atel_daemon *d, struct atel_agg *agg, char *err, size_t errlen)
-{
-	struct atel_otlp_settings st;
-	struct atel_otlp_opts op;
-	char state_dir[4200];
-	int rc;
-
-	*out = NULL;
-	if (!d || !d->cfg) {
-		atel__seterr(err, errlen, "otlp: no configuration");
-		return -EINVAL;
-	}
-	if ((rc = atel__otlp_settings_resolve(&st, d->cfg, env_get, err, errlen)))
-		return rc;
-	if ((size_t)snprintf(state_dir, sizeof(state_dir), "%s/state", d->cfg->data_dir ? d->cfg->data_dir : ".") >=
-	    sizeof(state_dir)) {
-		atel__otlp_settings_free(&st);
-		atel__seterr(err, errlen, "otlp: data_dir path too long");
-		return -ENAMETOOLONG;
-	}
-	memset(&op, 0, sizeof(op));
-	op.d = d;
-	op.agg = agg;
-	op.settings = &st;
-	op.segments_dir = d->segments_dir;
-	op.state_dir = state_dir;
-	op.traces = true;
-	op.metrics = agg != NULL;
-	op.interval_ms = d->cfg->export_interval_ms;
-	rc = atel__otlp_start_opts(out, &op, err, errlen);
-	atel__otlp_settings_free(&st);
-	return rc;
 }
 
 void atel__otlp_get_stats(struct atel_otlp *o, struct atel_otlp_stats *out)

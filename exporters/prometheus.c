@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
+#include "state.h"
 #include "prometheus.h"
 #include "ring.h"
 

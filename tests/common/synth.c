@@ -423,8 +423,7 @@ void atel_synth_agent_workload(struct atel_synth *s, uint64_t seed, uint64_t sam
 	s->ts_step = step;
 }
 
-/* Length of the longest whole-record prefix of [i, i + max) in s. */
-static uint64_t cut(const struct atel_synth *s, uint64_t i, uint64_t max)
+uint64_t atel_synth_cut(const struct atel_synth *s, uint64_t i, uint64_t max)
 {
 	uint64_t j = i;
 	while (j < s->n) {
@@ -478,7 +477,7 @@ int atel_synth_write_log(const char *dir, uint64_t instance, struct atel_synth *
 		more = false;
 		for (unsigned i = 0; i < nrings && rc == 0; i++) {
 			const struct atel_synth *s = rings[i];
-			uint64_t n = cut(s, at[i], o->batch ? o->batch : 4096);
+			uint64_t n = atel_synth_cut(s, at[i], o->batch ? o->batch : 4096);
 			const union atel_slot *a = &s->slots[at[i]];
 			if (!n)
 				continue;

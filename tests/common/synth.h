@@ -102,6 +102,10 @@ struct atel_synth_log_opts {
 	enum atel_seg_encoding encoding; /* 0: RECORDS */
 };
 
+/* Length of the longest whole-record prefix of slots [i, i + max) of s (at
+ * least one record when one starts at i): how a drain batch cuts a ring. */
+uint64_t atel_synth_cut(const struct atel_synth *s, uint64_t i, uint64_t max);
+
 /*
  * Writes the streams into dir (created if missing) as real segment files,
  * appending round-robin in batches, then flushes and closes the writer.

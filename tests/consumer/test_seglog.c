@@ -18,7 +18,6 @@
 
 #include <cmocka.h>
 
-#include "daemon.h"
 #include "log_test_util.h"
 #include "uring.h"
 #include "segment.h"

@@ -13,7 +13,7 @@
 
 #include "agg_helpers.h"
 #include "catalog.h"
-#include "daemon.h"
+#include "state.h"
 #include "json_export.h"
 #include "prometheus.h"
 

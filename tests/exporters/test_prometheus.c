@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "agg_helpers.h"
-#include "daemon.h"
+#include "state.h"
 #include "prometheus.h"
 
 static char *encode(const struct atel_agg_snapshot *s, const struct atel_prom_self *self, uint32_t *skipped)

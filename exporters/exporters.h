@@ -1,21 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * exporters_internal.h - the exporters' start with explicit options (tests,
- * the Prometheus integration harness) and a few accessors. ateld uses
- * atel__exporters_start (consumer/daemon.h), which fills these from its
+ * exporters.h - the exporters room (exporters/): the threads that turn the
+ * segment log into /metrics, JSON files and OTLP, started with explicit
+ * options (ateld fills them from its configuration in consumer/daemon.c;
+ * tests and the Prometheus integration harness fill them themselves).
+ * They read the log and the aggregates model, and report into ateld's
+ * shared state (consumer/state/state.h); nothing here reads ateld's
  * configuration.
  */
-#ifndef ATEL_EXPORTERS_INTERNAL_H
-#define ATEL_EXPORTERS_INTERNAL_H
+#ifndef ATEL_EXPORTERS_H
+#define ATEL_EXPORTERS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "aggregates.h"
-#include "daemon.h"
 #include "http.h"
 #include "logread.h"
+#include "otlp_settings.h"
+#include "state.h"
+
+struct atel_exporters;
 
 struct atel_exporters_opts {
 	const char *segments_dir;     /* the log to follow; NULL: no follower */
@@ -29,7 +35,8 @@ struct atel_exporters_opts {
 	const char *json_dir;         /* NULL: no JSON files */
 	uint64_t json_rotate_ms;
 	uint32_t json_max_files;
-	bool otlp;                    /* start the OTLP exporter (needs d and d->cfg) */
+	const struct atel_otlp_config *otlp; /* start the OTLP exporter with this (and the
+					      * OTEL_* environment); needs d. NULL: no OTLP */
 	struct atel_log_pos start;    /* internal: resume point (from the checkpoint) */
 };
 
@@ -37,8 +44,8 @@ struct atel_exporters_opts {
 int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *d,
 			       const struct atel_exporters_opts *o, char *err, size_t errlen);
 
-/* The aggregates (owned by ex; valid until stop). */
-struct atel_agg *atel__exporters_agg(struct atel_exporters *ex);
+/* Final export pass (bounded), stops threads, persists cursors. NULL-safe. */
+void atel__exporters_stop(struct atel_exporters *ex);
 
 /* The bound /metrics port (0 if the server is off). */
 uint16_t atel__exporters_http_port(const struct atel_exporters *ex);
@@ -46,4 +53,4 @@ uint16_t atel__exporters_http_port(const struct atel_exporters *ex);
 /* Events the follower has read from the log so far. Thread-safe. */
 uint64_t atel__exporters_events_read(const struct atel_exporters *ex);
 
-#endif /* ATEL_EXPORTERS_INTERNAL_H */
+#endif /* ATEL_EXPORTERS_H */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Shared daemon plumbing: logging, the export-row queue, exporter health. */
+/* state.c - what ateld's threads share (state.h): logging, the export-row queue, exporter health. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon.h"
-#include "segment.h"
+#include "state.h"
+#include "util.h"
 
 static int level_of(const char *s)
 {
@@ -30,7 +30,7 @@ void atel__log(const struct atel_daemon *d, int level, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (d && d->cfg && level > level_of(d->cfg->log_level))
+	if (level > (d ? d->log_level : ATEL_LOG_INFO))
 		return;
 	n = snprintf(buf, sizeof(buf), "ateld: %s: ", names[level & 3]);
 	va_start(ap, fmt);
@@ -41,27 +41,27 @@ void atel__log(const struct atel_daemon *d, int level, const char *fmt, ...)
 	fputs(buf, stderr);
 }
 
-int atel__daemon_init(struct atel_daemon *d, const struct atel_config *cfg)
+int atel__state_init(struct atel_daemon *d, const char *data_dir, const char *log_level)
 {
 	memset(d, 0, sizeof(*d));
-	d->cfg = cfg;
+	d->log_level = level_of(log_level);
 	d->start_ns = atel__now_ns();
 	if (pthread_mutex_init(&d->export_lock, NULL))
 		return -ENOMEM;
 	for (int i = 0; i < ATEL_EXP_COUNT; i++)
 		if (pthread_mutex_init(&d->health[i].lock, NULL))
 			return -ENOMEM;
-	if (cfg && cfg->data_dir) {
-		if ((size_t)snprintf(d->segments_dir, sizeof(d->segments_dir), "%s/segments", cfg->data_dir) >=
+	if (data_dir) {
+		if ((size_t)snprintf(d->segments_dir, sizeof(d->segments_dir), "%s/segments", data_dir) >=
 			    sizeof(d->segments_dir) ||
-		    (size_t)snprintf(d->db_path, sizeof(d->db_path), "%s/telemetry.db", cfg->data_dir) >=
+		    (size_t)snprintf(d->db_path, sizeof(d->db_path), "%s/telemetry.db", data_dir) >=
 			    sizeof(d->db_path))
 			return -ENAMETOOLONG;
 	}
 	return 0;
 }
 
-void atel__daemon_fini(struct atel_daemon *d)
+void atel__state_fini(struct atel_daemon *d)
 {
 	pthread_mutex_destroy(&d->export_lock);
 	for (int i = 0; i < ATEL_EXP_COUNT; i++)

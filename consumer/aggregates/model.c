@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * aggregates.c - in-memory metric state (exporters/aggregates.h).
+ * model.c - the aggregates model: in-memory metric state (aggregates.h).
  *
  * Layout: a family per metric name (type fixed by its first sample), series
  * owned by their family, and one open-addressing index from the decoder's
@@ -13,16 +13,6 @@
  * Locking: one mutex. The applying thread (the exporters' log follower)
  * holds it per event; snapshot() holds it only while copying, then sorts the
  * copy unlocked. Nothing here is reachable from the drain thread.
- *
- * Checkpoint file (little-endian, host order; written and read by the same
- * build on the same machine):
- *   "ATELAGG1" u32 version u32 0 | log pos: u64 file_seq u64 frame_off u32 rec_idx u32 0
- *   u64 overflow u64 type_clashes u64 rejected | u32 nfolded, u64 folded[]
- *   u32 nfamilies, per family: str name, u8 mtype, u32 nbsets {u32 n, f64[n]},
- *     u32 nseries, per series: u64 hash, u8 overflow, u32 nlabels {str k, str v},
- *     u32 bset (UINT32_MAX: none), f64 value, u64 count, f64 sum,
- *     u64 buckets[n+1], u64 start_ns, u64 last_ns
- *   u32 crc32 (zlib) of everything before it.      str = u32 len, bytes
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,77 +25,12 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
-#include "aggregates.h"
-#include "buf.h"
+#include "agg_internal.h"
 #include "catalog.h"
-#include "daemon.h"
+#include "util.h"
 
-#define CKPT_MAGIC "ATELAGG1"
-#define CKPT_VERSION 1u
-/* Distinct folded series remembered (to count each once); beyond this every
- * folded sample of an unremembered series counts again: bounded memory wins. */
-#define FOLDED_MAX (1u << 20)
-/* Metric names held: the per-name series limit cannot bound a producer that
- * invents names; samples of names beyond this count as rejected. */
-#define FAMILIES_MAX 65536u
-/* Regular series held over all names; beyond it new label sets fold into
- * their metric's overflow series like the per-name limit. */
-#define SERIES_TOTAL_MAX (1u << 20)
-
-struct bset {
-	uint32_t n;
-	double *b;
-};
-
-struct series {
-	uint64_t key_hash;
-	struct family *fam;
-	uint32_t nlabels;
-	char **keys, **values;
-	bool overflow;
-	double value;
-	uint64_t count;
-	double sum;
-	uint32_t bset;          /* index into fam->bsets, UINT32_MAX if none */
-	uint64_t *buckets;      /* bsets[bset].n + 1 */
-	uint64_t start_ns, last_ns;
-};
-
-struct family {
-	char *name;
-	uint64_t name_hash;
-	const char *help;       /* catalog text or NULL */
-	uint8_t mtype;
-	uint32_t nseries, cap;  /* regular series (the guard counts these) */
-	struct series **series;
-	struct series *overflow;
-	uint32_t nbsets;
-	struct bset *bsets;
-};
-
-struct ient {
-	uint64_t h;
-	struct series *s;       /* NULL: empty slot */
-};
-
-struct atel_agg {
-	pthread_mutex_t lock;
-	uint32_t series_limit;
-	struct family **fams;
-	uint32_t nfams, fams_cap;
-	uint32_t *fidx;         /* name index: family number + 1, 0 empty */
-	uint32_t fidx_cap;
-	struct ient *idx;
-	uint32_t idx_len, idx_cap;
-	uint64_t *folded;       /* set of folded key hashes, 0 = empty (hash 0 stored as 1) */
-	uint32_t folded_len, folded_cap;
-	uint64_t overflow, type_clashes, rejected;
-	uint32_t nseries_total;
-};
-
-static uint64_t fnv1a(const char *s)
+uint64_t atel__agg_fnv1a(const char *s)
 {
 	uint64_t h = 1469598103934665603ull;
 
@@ -126,7 +51,7 @@ static uint64_t mix(uint64_t h)
 
 /* ---- families ------------------------------------------------------------ */
 
-static void series_free(struct series *s)
+void atel__agg_series_free(struct series *s)
 {
 	if (!s)
 		return;
@@ -145,8 +70,8 @@ static void family_free(struct family *f)
 	if (!f)
 		return;
 	for (uint32_t i = 0; i < f->nseries; i++)
-		series_free(f->series[i]);
-	series_free(f->overflow);
+		atel__agg_series_free(f->series[i]);
+	atel__agg_series_free(f->overflow);
 	free(f->series);
 	for (uint32_t i = 0; i < f->nbsets; i++)
 		free(f->bsets[i].b);
@@ -155,7 +80,7 @@ static void family_free(struct family *f)
 	free(f);
 }
 
-static struct family *family_find(const struct atel_agg *a, const char *name, uint64_t h)
+struct family *atel__agg_family_find(const struct atel_agg *a, const char *name, uint64_t h)
 {
 	if (!a->fidx_cap)
 		return NULL;
@@ -186,7 +111,7 @@ static int fidx_rebuild(struct atel_agg *a, uint32_t cap)
 	return 0;
 }
 
-static struct family *family_add(struct atel_agg *a, const char *name, uint8_t mtype)
+struct family *atel__agg_family_add(struct atel_agg *a, const char *name, uint8_t mtype)
 {
 	const struct atel_catalog_metric *cat;
 	struct family *f;
@@ -207,7 +132,7 @@ static struct family *family_add(struct atel_agg *a, const char *name, uint8_t m
 		free(f);
 		return NULL;
 	}
-	f->name_hash = fnv1a(name);
+	f->name_hash = atel__agg_fnv1a(name);
 	f->mtype = mtype;
 	cat = atel__catalog_find(name);
 	f->help = cat ? cat->help : NULL;
@@ -222,7 +147,7 @@ static struct family *family_add(struct atel_agg *a, const char *name, uint8_t m
 }
 
 /* Index of the family's bucket set equal to (n, b), added if new; UINT32_MAX on ENOMEM. */
-static uint32_t family_bset(struct family *f, uint32_t n, const double *b)
+uint32_t atel__agg_family_bset(struct family *f, uint32_t n, const double *b)
 {
 	struct bset *nb;
 
@@ -265,7 +190,7 @@ static int idx_grow(struct atel_agg *a)
 	return 0;
 }
 
-static int idx_put(struct atel_agg *a, uint64_t h, struct series *s)
+int atel__agg_idx_put(struct atel_agg *a, uint64_t h, struct series *s)
 {
 	uint32_t i;
 
@@ -308,7 +233,7 @@ static struct series *idx_find(const struct atel_agg *a, const struct atel_dec_s
 }
 
 /* @return true if h was not in the folded set (and is now, space permitting). */
-static bool folded_insert(struct atel_agg *a, uint64_t h)
+bool atel__agg_folded_insert(struct atel_agg *a, uint64_t h)
 {
 	uint32_t i;
 
@@ -338,7 +263,7 @@ static bool folded_insert(struct atel_agg *a, uint64_t h)
 	return true;
 }
 
-static struct series *series_new(struct family *f, uint64_t h, uint32_t nlabels, const char *const *keys,
+struct series *atel__agg_series_new(struct family *f, uint64_t h, uint32_t nlabels, const char *const *keys,
 				 const char *const *values, bool overflow, uint32_t nbounds, const double *bounds)
 {
 	struct series *s = calloc(1, sizeof(*s));
@@ -361,17 +286,17 @@ static struct series *series_new(struct family *f, uint64_t h, uint32_t nlabels,
 		}
 	}
 	if (f->mtype == ATEL_MT_HISTOGRAM) {
-		s->bset = family_bset(f, nbounds, bounds);
+		s->bset = atel__agg_family_bset(f, nbounds, bounds);
 		if (s->bset == UINT32_MAX || !(s->buckets = calloc(nbounds + 1, sizeof(uint64_t))))
 			goto fail;
 	}
 	return s;
 fail:
-	series_free(s);
+	atel__agg_series_free(s);
 	return NULL;
 }
 
-static int family_append(struct family *f, struct series *s)
+int atel__agg_family_append(struct family *f, struct series *s)
 {
 	if (f->nseries == f->cap) {
 		uint32_t cap = f->cap ? f->cap * 2 : 8;
@@ -403,7 +328,7 @@ int atel__agg_new(struct atel_agg **out, uint32_t series_limit)
 	return 0;
 }
 
-static void agg_clear(struct atel_agg *a)
+void atel__agg_clear(struct atel_agg *a)
 {
 	for (uint32_t i = 0; i < a->nfams; i++)
 		family_free(a->fams[i]);
@@ -425,7 +350,7 @@ void atel__agg_free(struct atel_agg *a)
 {
 	if (!a)
 		return;
-	agg_clear(a);
+	atel__agg_clear(a);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
@@ -504,7 +429,7 @@ void atel__agg_apply(struct atel_agg *a, const struct atel_event *ev)
 			a->rejected++;
 		goto out;
 	}
-	f = family_find(a, d->name, fnv1a(d->name));
+	f = atel__agg_family_find(a, d->name, atel__agg_fnv1a(d->name));
 	if (!f) {
 		if (d->mtype < ATEL_MT_COUNTER || d->mtype > ATEL_MT_HISTOGRAM) {
 			a->type_clashes++;
@@ -514,7 +439,7 @@ void atel__agg_apply(struct atel_agg *a, const struct atel_event *ev)
 			a->rejected++;
 			goto out;
 		}
-		if (!(f = family_add(a, d->name, d->mtype)))
+		if (!(f = atel__agg_family_add(a, d->name, d->mtype)))
 			goto out;
 	}
 	if (f->mtype != d->mtype) {
@@ -526,29 +451,29 @@ void atel__agg_apply(struct atel_agg *a, const struct atel_event *ev)
 		 * label sets; everything else lands in one overflow series. */
 		if (!f->overflow) {
 			static const char *const k[] = { "atel_overflow" }, *const v[] = { "true" };
-			f->overflow = series_new(f, 0, 1, k, v, true, d->nbounds, d->bounds);
+			f->overflow = atel__agg_series_new(f, 0, 1, k, v, true, d->nbounds, d->bounds);
 			if (!f->overflow)
 				goto out;
 		}
 		s = f->overflow;
-		if (folded_insert(a, d->key_hash))
+		if (atel__agg_folded_insert(a, d->key_hash))
 			a->overflow++;
 		if (d->mtype == ATEL_MT_HISTOGRAM && !same_bounds(s, d)) {
 			a->type_clashes++;
 			goto out;
 		}
-		idx_put(a, d->key_hash, s); /* ENOMEM: the next sample probes the slow path again */
+		atel__agg_idx_put(a, d->key_hash, s); /* ENOMEM: the next sample probes the slow path again */
 	} else {
-		s = series_new(f, d->key_hash, d->nlabels, d->keys, d->values, false, d->nbounds, d->bounds);
+		s = atel__agg_series_new(f, d->key_hash, d->nlabels, d->keys, d->values, false, d->nbounds, d->bounds);
 		if (!s)
 			goto out;
-		if (family_append(f, s) < 0) {
-			series_free(s);
+		if (atel__agg_family_append(f, s) < 0) {
+			atel__agg_series_free(s);
 			goto out;
 		}
-		if (idx_put(a, d->key_hash, s) < 0) {
+		if (atel__agg_idx_put(a, d->key_hash, s) < 0) {
 			f->nseries--;
-			series_free(s);
+			atel__agg_series_free(s);
 			goto out;
 		}
 		a->nseries_total++;
@@ -752,339 +677,4 @@ int atel__agg_snapshot(struct atel_agg *a, struct atel_agg_snapshot **out)
 void atel__agg_snapshot_free(struct atel_agg_snapshot *s)
 {
 	free(s); /* the arena block starts with the snapshot header */
-}
-
-/* ---- checkpoint --------------------------------------------------------------- */
-
-static void put_u32(struct atel_buf *b, uint32_t v)
-{
-	atel__buf_put(b, &v, sizeof(v));
-}
-
-static void put_u64(struct atel_buf *b, uint64_t v)
-{
-	atel__buf_put(b, &v, sizeof(v));
-}
-
-static void put_f64(struct atel_buf *b, double v)
-{
-	atel__buf_put(b, &v, sizeof(v));
-}
-
-static void put_str(struct atel_buf *b, const char *s)
-{
-	uint32_t n = (uint32_t)strlen(s);
-
-	put_u32(b, n);
-	atel__buf_put(b, s, n);
-}
-
-int atel__agg_save(struct atel_agg *a, const char *path, const struct atel_log_pos *pos)
-{
-	struct atel_buf b = { 0 };
-	struct atel_log_pos zero = { 0 };
-	uint32_t crc;
-	int rc;
-
-	if (!a || !path)
-		return -EINVAL;
-	if (!pos)
-		pos = &zero;
-	atel__buf_put(&b, CKPT_MAGIC, 8);
-	put_u32(&b, CKPT_VERSION);
-	put_u32(&b, 0);
-	put_u64(&b, pos->file_seq);
-	put_u64(&b, pos->frame_off);
-	put_u32(&b, pos->rec_idx);
-	put_u32(&b, 0);
-	pthread_mutex_lock(&a->lock);
-	put_u64(&b, a->overflow);
-	put_u64(&b, a->type_clashes);
-	put_u64(&b, a->rejected);
-	put_u32(&b, a->folded_len);
-	for (uint32_t i = 0; i < a->folded_cap; i++)
-		if (a->folded[i])
-			put_u64(&b, a->folded[i]);
-	put_u32(&b, a->nfams);
-	for (uint32_t i = 0; i < a->nfams; i++) {
-		const struct family *f = a->fams[i];
-		uint32_t ns = f->nseries + (f->overflow ? 1 : 0);
-		put_str(&b, f->name);
-		atel__buf_putc(&b, (char)f->mtype);
-		put_u32(&b, f->nbsets);
-		for (uint32_t k = 0; k < f->nbsets; k++) {
-			put_u32(&b, f->bsets[k].n);
-			atel__buf_put(&b, f->bsets[k].b, f->bsets[k].n * sizeof(double));
-		}
-		put_u32(&b, ns);
-		for (uint32_t j = 0; j < ns; j++) {
-			const struct series *s = j < f->nseries ? f->series[j] : f->overflow;
-			put_u64(&b, s->key_hash);
-			atel__buf_putc(&b, (char)s->overflow);
-			put_u32(&b, s->nlabels);
-			for (uint32_t l = 0; l < s->nlabels; l++) {
-				put_str(&b, s->keys[l]);
-				put_str(&b, s->values[l]);
-			}
-			put_u32(&b, s->bset);
-			put_f64(&b, s->value);
-			put_u64(&b, s->count);
-			put_f64(&b, s->sum);
-			if (s->bset != UINT32_MAX)
-				atel__buf_put(&b, s->buckets, (f->bsets[s->bset].n + 1) * sizeof(uint64_t));
-			put_u64(&b, s->start_ns);
-			put_u64(&b, s->last_ns);
-		}
-	}
-	pthread_mutex_unlock(&a->lock);
-	if (b.oom) {
-		atel__buf_free(&b);
-		return -ENOMEM;
-	}
-	crc = (uint32_t)crc32(0L, (const Bytef *)b.data, (uInt)b.len);
-	put_u32(&b, crc);
-	rc = b.oom ? -ENOMEM : atel__write_file_atomic(path, b.data, b.len, 0600);
-	atel__buf_free(&b);
-	return rc;
-}
-
-/* Bounds-checked reader over the checkpoint bytes. */
-struct rd {
-	const unsigned char *p;
-	size_t len, off;
-	bool bad;
-};
-
-static bool rd_take(struct rd *r, void *dst, size_t n)
-{
-	if (r->bad || r->len - r->off < n) {
-		r->bad = true;
-		return false;
-	}
-	memcpy(dst, r->p + r->off, n);
-	r->off += n;
-	return true;
-}
-
-static uint32_t rd_u32(struct rd *r)
-{
-	uint32_t v = 0;
-
-	rd_take(r, &v, sizeof(v));
-	return v;
-}
-
-static uint64_t rd_u64(struct rd *r)
-{
-	uint64_t v = 0;
-
-	rd_take(r, &v, sizeof(v));
-	return v;
-}
-
-static double rd_f64(struct rd *r)
-{
-	double v = 0;
-
-	rd_take(r, &v, sizeof(v));
-	return v;
-}
-
-/* A malloc'd NUL-terminated copy, or NULL (r->bad set) if invalid. */
-static char *rd_str(struct rd *r)
-{
-	uint32_t n = rd_u32(r);
-	char *s;
-
-	if (r->bad || n > ATEL_STR_MAX || r->len - r->off < n || memchr(r->p + r->off, 0, n)) {
-		r->bad = true;
-		return NULL;
-	}
-	if (!(s = malloc((size_t)n + 1))) {
-		r->bad = true;
-		return NULL;
-	}
-	memcpy(s, r->p + r->off, n);
-	s[n] = '\0';
-	r->off += n;
-	return s;
-}
-
-static int load_body(struct atel_agg *a, struct rd *r, struct atel_log_pos *pos)
-{
-	char magic[8];
-	uint32_t nf, nfold;
-
-	if (!rd_take(r, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) || rd_u32(r) != CKPT_VERSION)
-		return -EINVAL;
-	rd_u32(r);
-	pos->file_seq = rd_u64(r);
-	pos->frame_off = rd_u64(r);
-	pos->rec_idx = rd_u32(r);
-	rd_u32(r);
-	a->overflow = rd_u64(r);
-	a->type_clashes = rd_u64(r);
-	a->rejected = rd_u64(r);
-	nfold = rd_u32(r);
-	if (r->bad || nfold > FOLDED_MAX || (r->len - r->off) / 8 < nfold)
-		return -EINVAL;
-	for (uint32_t i = 0; i < nfold; i++)
-		folded_insert(a, rd_u64(r));
-	nf = rd_u32(r);
-	if (r->bad || nf > (r->len - r->off))
-		return -EINVAL;
-	for (uint32_t i = 0; i < nf; i++) {
-		char *name = rd_str(r);
-		uint8_t mtype = 0;
-		uint32_t nb, ns;
-		struct family *f;
-
-		if (!name)
-			return -EINVAL;
-		rd_take(r, &mtype, 1);
-		if (r->bad || mtype < ATEL_MT_COUNTER || mtype > ATEL_MT_HISTOGRAM ||
-		    family_find(a, name, fnv1a(name)) || !(f = family_add(a, name, mtype))) {
-			free(name);
-			return -EINVAL;
-		}
-		free(name);
-		nb = rd_u32(r);
-		if (r->bad || nb > 1024)
-			return -EINVAL;
-		for (uint32_t k = 0; k < nb; k++) {
-			uint32_t n = rd_u32(r);
-			double bounds[ATEL_BOUNDS_MAX];
-			if (r->bad || n > ATEL_BOUNDS_MAX || !rd_take(r, bounds, n * sizeof(double)))
-				return -EINVAL;
-			for (uint32_t j = 0; j < n; j++)
-				if (!isfinite(bounds[j]) || (j && !(bounds[j] > bounds[j - 1])))
-					return -EINVAL;
-			if (family_bset(f, n, bounds) != k) /* duplicates would break indexes */
-				return -EINVAL;
-		}
-		ns = rd_u32(r);
-		if (r->bad || ns > (r->len - r->off))
-			return -EINVAL;
-		for (uint32_t j = 0; j < ns; j++) {
-			const char *keys[ATEL_LABELS_MAX], *vals[ATEL_LABELS_MAX];
-			char *own[2 * ATEL_LABELS_MAX];
-			uint32_t nl, bs, nown = 0;
-			uint64_t h = rd_u64(r);
-			uint8_t ovf = 0;
-			struct series *s = NULL;
-			int rc = -EINVAL;
-
-			rd_take(r, &ovf, 1);
-			nl = rd_u32(r);
-			if (r->bad || nl > ATEL_LABELS_MAX || ovf > 1)
-				return -EINVAL;
-			for (uint32_t l = 0; l < nl; l++) {
-				char *k = rd_str(r), *v = rd_str(r);
-				if (k)
-					own[nown++] = k;
-				if (v)
-					own[nown++] = v;
-				keys[l] = k;
-				vals[l] = v;
-			}
-			bs = rd_u32(r);
-			if (r->bad || (mtype == ATEL_MT_HISTOGRAM) != (bs != UINT32_MAX) ||
-			    (bs != UINT32_MAX && bs >= f->nbsets) || (ovf && f->overflow))
-				goto series_done;
-			s = series_new(f, h, nl, keys, vals, ovf, bs == UINT32_MAX ? 0 : f->bsets[bs].n,
-				       bs == UINT32_MAX ? NULL : f->bsets[bs].b);
-			if (!s) {
-				rc = -ENOMEM;
-				goto series_done;
-			}
-			s->value = rd_f64(r);
-			s->count = rd_u64(r);
-			s->sum = rd_f64(r);
-			if (bs != UINT32_MAX)
-				rd_take(r, s->buckets, (f->bsets[bs].n + 1) * sizeof(uint64_t));
-			s->start_ns = rd_u64(r);
-			s->last_ns = rd_u64(r);
-			if (r->bad)
-				goto series_done;
-			if (ovf) {
-				f->overflow = s;
-			} else if (family_append(f, s) < 0 || idx_put(a, h, s) < 0) {
-				rc = -ENOMEM;
-				goto series_done;
-			} else {
-				a->nseries_total++;
-			}
-			s = NULL;
-			rc = 0;
-series_done:
-			for (uint32_t o = 0; o < nown; o++)
-				free(own[o]);
-			if (rc) {
-				if (s && f->nseries && f->series[f->nseries - 1] == s)
-					f->nseries--;
-				series_free(s);
-				return rc;
-			}
-		}
-	}
-	if (r->bad || r->off != r->len)
-		return -EINVAL;
-	return 0;
-}
-
-int atel__agg_load(struct atel_agg *a, const char *path, struct atel_log_pos *pos)
-{
-	struct atel_log_pos p = { 0 };
-	unsigned char *data = NULL;
-	struct stat st;
-	struct rd r = { 0 };
-	uint32_t crc;
-	int fd, rc;
-
-	if (!a || !path)
-		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	if (st.st_size < 12 || st.st_size > (off_t)1 << 32) {
-		rc = -EINVAL;
-		goto out;
-	}
-	if (!(data = malloc((size_t)st.st_size))) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t got = 0; got < (size_t)st.st_size;) {
-		ssize_t n = read(fd, data + got, (size_t)st.st_size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EINVAL;
-			goto out;
-		}
-		got += (size_t)n;
-	}
-	memcpy(&crc, data + st.st_size - 4, 4);
-	if (crc != (uint32_t)crc32(0L, data, (uInt)(st.st_size - 4))) {
-		rc = -EINVAL;
-		goto out;
-	}
-	r.p = data;
-	r.len = (size_t)st.st_size - 4;
-	pthread_mutex_lock(&a->lock);
-	agg_clear(a);
-	rc = load_body(a, &r, &p);
-	if (rc)
-		agg_clear(a);
-	pthread_mutex_unlock(&a->lock);
-	if (!rc && pos)
-		*pos = p;
-out:
-	free(data);
-	close(fd);
-	return rc;
 }
