@@ -121,7 +121,7 @@ static int metrics_body(void *arg, struct atel_buf *body)
 
 	if (rc)
 		return rc;
-	rc = atel__prom_encode(body, snap, NULL, NULL);
+	rc = atel__prom_encode(body, snap, NULL, NULL, NULL);
 	atel__agg_snapshot_free(snap);
 	return rc;
 }
@@ -186,7 +186,7 @@ static int run_exporters(const struct bench_opts *o)
 			if ((rc = atel__agg_snapshot(a, &snap)))
 				goto out;
 			if (c == 1)
-				rc = atel__prom_encode(&b, snap, NULL, NULL);
+				rc = atel__prom_encode(&b, snap, NULL, NULL, NULL);
 			else if (c == 2)
 				rc = atel__json_encode(&b, snap, spans, 0, 1700000000000000000ull, 1700000060000000000ull, 1,
 						       NULL);

@@ -30,10 +30,11 @@
 #include "aggregates.h"
 #include "exporters.h"
 #include "http.h"
-#include "json_export.h"
+#include "json_files.h"
 #include "logread.h"
 #include "otlp_export.h"
 #include "prometheus.h"
+#include "selfmetrics.h"
 #include "util.h"
 
 #define CKPT_INTERVAL_MS 5000u
@@ -251,7 +252,7 @@ static int metrics_body(void *arg, struct atel_buf *body)
 	}
 	rc = atel__agg_snapshot(ex->agg, &snap);
 	if (rc == 0)
-		rc = atel__prom_encode(body, snap, &self, NULL);
+		rc = atel__prom_encode(body, snap, atel__prom_self, &self, NULL);
 	snprintf(err, sizeof(err), "encoding /metrics: %s", strerror(-rc));
 	if (ex->d) {
 		/* Every scrape counts in the exporter's health; telemetry_exports

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "prometheus.h" /* ATEL_PROM_CONTENT_TYPE */
 
 /* ---- parser ------------------------------------------------------------------ */
 
@@ -40,6 +41,8 @@ void atel__http_limits_default(struct atel_http_limits *lim)
 	lim->max_body = 8192;
 	lim->max_headers = 64;
 }
+
+const int atel__http_codes[ATEL_HTTP_CODES_N] = { 200, 400, 401, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505 };
 
 static inline uint64_t now_ms(void)
 {

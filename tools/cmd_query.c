@@ -998,7 +998,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
 	size_t len = 0;
 	if (prom) {
 		struct atel_buf b = { 0 };
-		if (atel__prom_encode(&b, snap, NULL, NULL) < 0) {
+		if (atel__prom_encode(&b, snap, NULL, NULL, NULL) < 0) {
 			atel__buf_free(&b);
 			atel__agg_snapshot_free(snap);
 			return ATEL_EXIT_DATA;

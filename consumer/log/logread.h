@@ -27,6 +27,18 @@ struct atel_log_pos {
 	uint32_t rec_idx;
 };
 
+/* Order of two positions: <0, 0, >0. */
+static inline int atel__log_pos_cmp(const struct atel_log_pos *a, const struct atel_log_pos *b)
+{
+	if (a->file_seq != b->file_seq)
+		return a->file_seq < b->file_seq ? -1 : 1;
+	if (a->frame_off != b->frame_off)
+		return a->frame_off < b->frame_off ? -1 : 1;
+	if (a->rec_idx != b->rec_idx)
+		return a->rec_idx < b->rec_idx ? -1 : 1;
+	return 0;
+}
+
 struct atel_log_reader_opts {
 	const char *segments_dir;      /* <data_dir>/segments, or a directory of .atseg files */
 	const char *single_file;       /* or exactly one file (replay PATH) */

@@ -1,21 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * json_export.h - rotated JSON snapshot files (REFERENCE.md "JSON Exporter":
- * json{enabled, outputDir, rotateInterval, maxFiles}); schema in
- * docs/json-export.md.
- *
- * Every export interval the current file is rewritten atomically (write to a
- * hidden tmp file, fsync, rename, fsync the directory) with the latest
- * cumulative metric snapshot and the spans completed since the previous
- * file's last write (oldest first; the most recent ones if more completed
- * than are kept), so each completed span lands in exactly one file. A new file
- * starts every rotateInterval; at most maxFiles files are kept, the oldest
- * deleted first. Files are named atel-metrics-<UTC start>.json, so names
- * sort by time.
+ * json_export.h - the JSON export document (schema in docs/json-export.md):
+ * a cumulative metric snapshot and the spans completed since the previous
+ * document. The files that hold it are the exporters' (exporters/json_files.h).
  *
  * Recent spans come from the exporters' own log follower (the same thread
  * that feeds the aggregates), assembled from SPAN_* events in a bounded
- * table, so the file shows what the log holds without a second log reader.
+ * table, so a document shows what the log holds without a second log reader.
  */
 #ifndef ATEL_JSON_EXPORT_H
 #define ATEL_JSON_EXPORT_H
@@ -61,32 +52,5 @@ int atel__json_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap
 		      uint64_t since_seq, uint64_t file_start_ns, uint64_t now_ns, uint64_t writes,
 		      uint64_t *last_seq);
 
-
-/* ---- files -------------------------------------------------------------------------- */
-
-struct atel_json_opts {
-	const char *dir;          /* outputDir; created (with parents) if missing */
-	uint64_t rotate_ms;       /* rotateInterval; 0: never rotate */
-	uint32_t max_files;       /* maxFiles; 0: keep all */
-};
-
-struct atel_json_exporter;
-
-/* @return 0, or -errno with err naming the directory and the reason. */
-int atel__json_open(struct atel_json_exporter **out, const struct atel_json_opts *o, char *err, size_t errlen);
-
-/*
- * Writes the current file (rotating first when rotate_ms has passed since
- * it began, by now_ns), then applies maxFiles. *bytes (may be NULL) gets the
- * file size. Called by one thread. @return 0 or -errno with err set (the
- * previous file content stays intact on failure).
- */
-int atel__json_write(struct atel_json_exporter *j, const struct atel_agg_snapshot *snap,
-		     struct atel_recent_spans *spans, uint64_t now_ns, size_t *bytes, char *err, size_t errlen);
-
-/* Path of the current file ("" before the first write). */
-const char *atel__json_current_file(const struct atel_json_exporter *j);
-
-void atel__json_close(struct atel_json_exporter *j); /* NULL-safe */
 
 #endif /* ATEL_JSON_EXPORT_H */

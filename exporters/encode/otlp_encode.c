@@ -294,12 +294,10 @@ static void pb_resource_scope_open(struct atel_buf *b, const struct atel_otlp_re
 	pb_close(b, at_scope);
 }
 
-static void js_resource_scope_open(struct atel_buf *b, const struct atel_otlp_resource *res, const char *top,
-				   const char *scopes)
+/* {"resource":{...},"<scopes>":[{"scope":{...} -- one element of the top array, left open */
+static void js_resource_scope(struct atel_buf *b, const struct atel_otlp_resource *res, const char *scopes)
 {
-	atel__buf_putc(b, '{');
-	atel__json_str(b, top);
-	PUTL(b, ":[{\"resource\":{\"attributes\":");
+	PUTL(b, "{\"resource\":{\"attributes\":");
 	js_attrs(b, res->attrs, res->nattrs);
 	PUTL(b, "},");
 	atel__json_str(b, scopes);
@@ -310,6 +308,15 @@ static void js_resource_scope_open(struct atel_buf *b, const struct atel_otlp_re
 		atel__json_str(b, res->scope_version);
 	}
 	atel__buf_putc(b, '}');
+}
+
+static void js_resource_scope_open(struct atel_buf *b, const struct atel_otlp_resource *res, const char *top,
+				   const char *scopes)
+{
+	atel__buf_putc(b, '{');
+	atel__json_str(b, top);
+	PUTL(b, ":[");
+	js_resource_scope(b, res, scopes);
 }
 
 /* ---- spans --------------------------------------------------------------- */
@@ -375,8 +382,10 @@ static void js_span(struct atel_buf *b, const struct atel_otlp_span *s)
 	atel__buf_u64(b, s->kind);
 	PUTL(b, ",\"startTimeUnixNano\":");
 	js_u64_str(b, s->start_ns);
-	PUTL(b, ",\"endTimeUnixNano\":");
-	js_u64_str(b, s->end_ns);
+	if (s->end_ns) { /* 0: still open (atel traces); the exporter sends finished spans only */
+		PUTL(b, ",\"endTimeUnixNano\":");
+		js_u64_str(b, s->end_ns);
+	}
 	if (s->nattrs) {
 		PUTL(b, ",\"attributes\":");
 		js_attrs(b, s->attrs, s->nattrs);
@@ -416,30 +425,51 @@ static void js_span(struct atel_buf *b, const struct atel_otlp_span *s)
 	PUTL(b, "}}");
 }
 
+int atel__otlp_encode_span_groups(struct atel_buf *b, enum atel_otlp_format fmt,
+				  const struct atel_otlp_span_group *g, size_t ng)
+{
+	if (!b || (ng && !g))
+		return -EINVAL;
+	for (size_t k = 0; k < ng; k++)
+		if (!g[k].res || (g[k].n && !g[k].spans))
+			return -EINVAL;
+	if (fmt == ATEL_OTLP_PROTOBUF) {
+		for (size_t k = 0; k < ng; k++) {
+			size_t at_rs, at_ss;
+
+			pb_resource_scope_open(b, g[k].res, &at_rs, &at_ss);
+			for (size_t i = 0; i < g[k].n; i++)
+				pb_span(b, &g[k].spans[i]);
+			pb_close(b, at_ss);
+			pb_close(b, at_rs);
+		}
+	} else {
+		PUTL(b, "{\"resourceSpans\":[");
+		for (size_t k = 0; k < ng; k++) {
+			if (k)
+				atel__buf_putc(b, ',');
+			js_resource_scope(b, g[k].res, "scopeSpans");
+			PUTL(b, ",\"spans\":[");
+			for (size_t i = 0; i < g[k].n; i++) {
+				if (i)
+					atel__buf_putc(b, ',');
+				js_span(b, &g[k].spans[i]);
+			}
+			PUTL(b, "]}]}");
+		}
+		PUTL(b, "]}");
+	}
+	return b->oom ? -ENOMEM : 0;
+}
+
 int atel__otlp_encode_spans(struct atel_buf *b, enum atel_otlp_format fmt,
 			    const struct atel_otlp_resource *res, const struct atel_otlp_span *spans, size_t n)
 {
+	struct atel_otlp_span_group g = { res, spans, n };
+
 	if (!b || !res || (n && !spans))
 		return -EINVAL;
-	if (fmt == ATEL_OTLP_PROTOBUF) {
-		size_t at_rs, at_ss;
-
-		pb_resource_scope_open(b, res, &at_rs, &at_ss);
-		for (size_t i = 0; i < n; i++)
-			pb_span(b, &spans[i]);
-		pb_close(b, at_ss);
-		pb_close(b, at_rs);
-	} else {
-		js_resource_scope_open(b, res, "resourceSpans", "scopeSpans");
-		PUTL(b, ",\"spans\":[");
-		for (size_t i = 0; i < n; i++) {
-			if (i)
-				atel__buf_putc(b, ',');
-			js_span(b, &spans[i]);
-		}
-		PUTL(b, "]}]}]}");
-	}
-	return b->oom ? -ENOMEM : 0;
+	return atel__otlp_encode_span_groups(b, fmt, &g, 1);
 }
 
 /* ---- metrics ------------------------------------------------------------- */

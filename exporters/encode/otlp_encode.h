@@ -73,6 +73,18 @@ struct atel_otlp_span {
 int atel__otlp_encode_spans(struct atel_buf *b, enum atel_otlp_format fmt,
 			    const struct atel_otlp_resource *res, const struct atel_otlp_span *spans, size_t n);
 
+/* Spans under one resource, for atel__otlp_encode_span_groups. */
+struct atel_otlp_span_group {
+	const struct atel_otlp_resource *res;
+	const struct atel_otlp_span *spans;
+	size_t n;
+};
+
+/* The same with one ResourceSpans per group (`atel traces --json`: one
+ * per producing service). @return 0, -ENOMEM or -EINVAL. */
+int atel__otlp_encode_span_groups(struct atel_buf *b, enum atel_otlp_format fmt,
+				  const struct atel_otlp_span_group *g, size_t ng);
+
 /*
  * Appends one ExportMetricsServiceRequest holding families
  * [first, first + count) of snap, cumulative temporality: counters as

@@ -13,11 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "state.h"
 #include "prometheus.h"
 #include "ring.h"
-
-const int atel__http_codes[ATEL_HTTP_CODES_N] = { 200, 400, 401, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505 };
 
 void atel__prom_escape(struct atel_buf *out, const char *str, bool label_value)
 {
@@ -271,172 +268,54 @@ static void encode_family(struct atel_buf *b, const struct atel_agg_family *f, c
 	}
 }
 
-/* ---- self-metrics -------------------------------------------------------------- */
+/* ---- families written by the caller (prometheus.h) --------------------------- */
 
-static uint64_t ld(const _Atomic uint64_t *p)
-{
-	return atomic_load_explicit(p, memory_order_relaxed);
-}
+struct atel_prom_doc {
+	struct atel_buf *b;
+	struct nameset *ns;
+};
 
-/* One family with a single unlabelled sample. */
-static void self_one(struct atel_buf *b, struct nameset *ns, const char *name, const char *type,
-		     const char *help, double v)
+bool atel__prom_family(struct atel_prom_doc *doc, const char *name, const char *type, const char *help)
 {
 	size_t n = strlen(name);
 
-	if (nameset_add(ns, name, n) <= 0)
-		return;
-	put_header(b, name, n, help, type);
-	atel__buf_put(b, name, n);
+	if (nameset_add(doc->ns, name, n) <= 0)
+		return false;
+	put_header(doc->b, name, n, help, type);
+	return true;
+}
+
+void atel__prom_sample(struct atel_prom_doc *doc, const char *name, const char *key, const char *value, double v)
+{
+	struct atel_buf *b = doc->b;
+
+	atel__buf_puts(b, name);
+	if (key) {
+		atel__buf_putc(b, '{');
+		atel__buf_puts(b, key);
+		atel__buf_put(b, "=\"", 2);
+		atel__prom_escape(b, value, true);
+		atel__buf_putc(b, '"');
+		atel__buf_putc(b, '}');
+	}
 	atel__buf_putc(b, ' ');
 	atel__buf_double(b, v);
 	atel__buf_putc(b, '\n');
 }
 
-static void self_labelled(struct atel_buf *b, const char *name, const char *key, const char *val, double v)
+void atel__prom_one(struct atel_prom_doc *doc, const char *name, const char *type, const char *help, double v)
 {
-	atel__buf_puts(b, name);
-	atel__buf_putc(b, '{');
-	atel__buf_puts(b, key);
-	atel__buf_put(b, "=\"", 2);
-	atel__prom_escape(b, val, true);
-	atel__buf_put(b, "\"} ", 3);
-	atel__buf_double(b, v);
-	atel__buf_putc(b, '\n');
-}
-
-static bool self_header(struct atel_buf *b, struct nameset *ns, const char *name, const char *type, const char *help)
-{
-	size_t n = strlen(name);
-
-	if (nameset_add(ns, name, n) <= 0)
-		return false;
-	put_header(b, name, n, help, type);
-	return true;
-}
-
-/* The reason label of atel_records_dropped_total (README "Prometheus"): the
- * log's loss-cause names, except two the exposition spells out. */
-static const char *drop_reason(unsigned cause)
-{
-	if (cause == ATEL_LOSS_NO_DEF)
-		return "no_definition";
-	return cause ? atel__loss_cause_name(cause) : "other";
-}
-
-static void encode_self(struct atel_buf *b, struct nameset *ns, const struct atel_prom_self *x,
-			uint32_t aggregate_series)
-{
-	static const char *const exporters[ATEL_EXP_COUNT] = { "prometheus", "json", "otlp" };
-	const struct atel_daemon *d = x->d;
-
-	if (d) {
-		const struct atel_daemon_stats *st = &d->stats;
-		bool uring = atomic_load_explicit(&st->log.io_uring_active, memory_order_relaxed) != 0;
-
-		self_one(b, ns, "atel_records_drained_total", "counter",
-			 "Records drained from the rings and accepted into the log", (double)ld(&st->records_drained));
-		self_one(b, ns, "atel_records_invalid_total", "counter",
-			 "Records rejected by validation (malformed shared-memory input)",
-			 (double)ld(&st->records_invalid));
-		if (self_header(b, ns, "atel_records_dropped_total", "counter",
-				"Records lost before reaching the log, by reason")) {
-			for (int i = 0; i <= ATEL_LOSS_CAUSE_MAX; i++)
-				self_labelled(b, "atel_records_dropped_total", "reason", drop_reason((unsigned)i),
-					      (double)ld(&st->drops[i]));
-		}
-		self_one(b, ns, "atel_ring_lag_records", "gauge",
-			 "Unread records in the fullest ring at the last drain pass", (double)ld(&st->ring_lag_max));
-		self_one(b, ns, "atel_rings_active", "gauge", "Rings owned by a live producer thread at the last drain pass",
-			 (double)atomic_load_explicit(&st->rings_active, memory_order_relaxed));
-		self_one(b, ns, "atel_oldest_unread_seconds", "gauge",
-			 "Age of the oldest unread record at the last drain pass",
-			 (double)ld(&st->oldest_unread_ns) / 1e9);
-		self_one(b, ns, "atel_log_raw_bytes_total", "counter",
-			 "Record bytes written to the log before compression", (double)ld(&st->log.bytes_raw));
-		self_one(b, ns, "atel_log_compressed_bytes_total", "counter",
-			 "Compressed bytes written to segment files", (double)ld(&st->log.bytes_written));
-		self_one(b, ns, "atel_log_frames_total", "counter", "zstd frames written to segment files",
-			 (double)ld(&st->log.frames_written));
-		self_one(b, ns, "atel_log_write_errors_total", "counter",
-			 "Failed segment writes (retried; disk full and similar)", (double)ld(&st->log.write_errors));
-		self_one(b, ns, "atel_segments_created_total", "counter", "Segment files created",
-			 (double)ld(&st->log.segments_created));
-		self_one(b, ns, "atel_segments_deleted_total", "counter", "Segment files deleted by retention",
-			 (double)ld(&st->log.segments_deleted));
-		self_one(b, ns, "atel_producers_reclaimed_total", "counter",
-			 "Rings reclaimed from producers that died", (double)ld(&st->producers_reclaimed));
-		self_one(b, ns, "atel_rings_quarantined_total", "counter",
-			 "Rings quarantined after invalid input", (double)ld(&st->rings_quarantined));
-		self_one(b, ns, "atel_indexer_lag_records", "gauge",
-			 "Records in the log not yet applied to the SQLite index",
-			 (double)ld(&st->indexer_lag_records));
-		self_one(b, ns, "atel_index_rows_total", "counter", "Rows written to the SQLite index",
-			 (double)ld(&st->index_rows));
-		self_one(b, ns, "atel_export_failures_total", "counter", "Failed export attempts, all exporters",
-			 (double)ld(&st->export_failures));
-		self_one(b, ns, "atel_export_rows_dropped_total", "counter",
-			 "telemetry_exports rows dropped because the indexer queue was full",
-			 (double)ld(&d->export_rows_dropped));
-		if (self_header(b, ns, "atel_io_path_info", "gauge",
-				"Segment write path in use (1 for the active one)")) {
-			self_labelled(b, "atel_io_path_info", "path", "io_uring", uring ? 1 : 0);
-			self_labelled(b, "atel_io_path_info", "path", "pwritev", uring ? 0 : 1);
-		}
-		self_one(b, ns, "atel_start_time_seconds", "gauge", "Start time of ateld since the Unix epoch",
-			 (double)d->start_ns / 1e9);
-		if (self_header(b, ns, "atel_exporter_attempts_total", "counter", "Export attempts by exporter"))
-			for (int i = 0; i < ATEL_EXP_COUNT; i++)
-				self_labelled(b, "atel_exporter_attempts_total", "exporter", exporters[i],
-					      (double)ld(&d->health[i].attempts));
-		if (self_header(b, ns, "atel_exporter_failures_total", "counter",
-				"Failed export attempts by exporter"))
-			for (int i = 0; i < ATEL_EXP_COUNT; i++)
-				self_labelled(b, "atel_exporter_failures_total", "exporter", exporters[i],
-					      (double)ld(&d->health[i].failures));
-		if (self_header(b, ns, "atel_exporter_last_success_timestamp_seconds", "gauge",
-				"Time of the last successful export by exporter (0: never)"))
-			for (int i = 0; i < ATEL_EXP_COUNT; i++)
-				self_labelled(b, "atel_exporter_last_success_timestamp_seconds", "exporter",
-					      exporters[i], (double)ld(&d->health[i].last_success_ns) / 1e9);
-	}
-	self_one(b, ns, "atel_series_overflow_total", "counter",
-		 "Series folded into a metric's overflow series by the cardinality guard",
-		 (double)(d ? ld(&d->stats.series_overflow) > x->agg_series_overflow
-				      ? ld(&d->stats.series_overflow)
-				      : x->agg_series_overflow
-			    : x->agg_series_overflow));
-	self_one(b, ns, "atel_aggregate_type_clashes_total", "counter",
-		 "Samples ignored because their metric was first seen with another type or bucket layout",
-		 (double)x->agg_type_clashes);
-	self_one(b, ns, "atel_aggregate_rejected_samples_total", "counter",
-		 "Samples ignored as invalid (negative counter increments, NaN observations) or beyond the metric-name cap",
-		 (double)x->agg_rejected);
-	self_one(b, ns, "atel_aggregate_samples_total", "counter", "Samples applied to the aggregates",
-		 (double)x->agg_events_applied);
-	self_one(b, ns, "atel_aggregate_series", "gauge", "Series held by the aggregates",
-		 (double)aggregate_series);
-	if (x->http_responses) {
-		if (self_header(b, ns, "atel_http_responses_total", "counter",
-				"HTTP responses sent by the /metrics server, by status code"))
-			for (int i = 0; i < ATEL_HTTP_CODES_N; i++) {
-				char code[8];
-				snprintf(code, sizeof(code), "%d", atel__http_codes[i]);
-				self_labelled(b, "atel_http_responses_total", "code", code,
-					      (double)x->http_responses[i]);
-			}
-		self_one(b, ns, "atel_http_connections_rejected_total", "counter",
-			 "Connections refused with 503 at the connection cap", (double)x->http_conns_rejected);
-		self_one(b, ns, "atel_http_timeouts_total", "counter",
-			 "HTTP connections closed because the client was too slow", (double)x->http_timeouts);
-	}
+	if (atel__prom_family(doc, name, type, help))
+		atel__prom_sample(doc, name, NULL, NULL, v);
 }
 
 /* ---- entry point -------------------------------------------------------------- */
 
 int atel__prom_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap,
-		      const struct atel_prom_self *self, uint32_t *skipped)
+		      void (*first)(void *arg, struct atel_prom_doc *doc, uint32_t nseries), void *arg,
+		      uint32_t *skipped)
 {
+	struct atel_prom_doc doc;
 	struct nameset ns = { 0 };
 	struct atel_buf name = { 0 }, lb = { 0 };
 	struct le_cache lc = { 0 };
@@ -454,8 +333,11 @@ int atel__prom_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap
 	}
 	for (uint32_t i = 0; i < nf; i++)
 		nseries += snap->families[i].nseries;
-	if (self)
-		encode_self(out, &ns, self, nseries);
+	if (first) {
+		doc.b = out;
+		doc.ns = &ns;
+		first(arg, &doc, nseries);
+	}
 	for (uint32_t i = 0; i < nf; i++) {
 		const struct atel_agg_family *f = &snap->families[i];
 		int added;

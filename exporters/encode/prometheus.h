@@ -16,6 +16,7 @@
 #ifndef ATEL_PROMETHEUS_H
 #define ATEL_PROMETHEUS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "aggregates.h"
@@ -23,37 +24,32 @@
 
 #define ATEL_PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
-struct atel_daemon;
-
-/* HTTP status codes the server counts per response (atel_http_responses_total). */
-#define ATEL_HTTP_CODES_N 13
-extern const int atel__http_codes[ATEL_HTTP_CODES_N];
+/* The document atel__prom_encode is writing, as the `first` callback sees it. */
+struct atel_prom_doc;
 
 /*
- * Everything about the sidecar itself that /metrics reports (the atel_*
- * families). All fields optional: d NULL leaves out the daemon's statistics
- * (tests, bench), http_responses NULL leaves out the HTTP families.
- */
-struct atel_prom_self {
-	const struct atel_daemon *d;
-	uint64_t agg_type_clashes;
-	uint64_t agg_rejected;
-	uint64_t agg_series_overflow;
-	uint64_t agg_events_applied;         /* SAMPLE events the aggregator applied */
-	const uint64_t *http_responses;      /* ATEL_HTTP_CODES_N counters, same order as atel__http_codes */
-	uint64_t http_conns_rejected;        /* closed with 503 at the connection cap */
-	uint64_t http_timeouts;              /* slow clients cut off */
-};
-
-/*
- * Appends the exposition of snap (may be NULL) and self (may be NULL) to out.
- * self families come first, so a producer cannot shadow them.
- * *skipped (may be NULL) receives the number of families left out because
- * their exposed name clashed with an earlier one.
+ * Appends the exposition of snap (may be NULL) to out. first (may be NULL)
+ * writes its own families before the aggregates' (ateld's self-metrics,
+ * exporters/selfmetrics.c), with atel__prom_family and atel__prom_sample, so
+ * that a producer cannot shadow them; nseries is the number of series in
+ * snap. *skipped (may be NULL) receives the number of families left out
+ * because their exposed name clashed with an earlier one.
  * @return 0 or -ENOMEM. Thread-safe (no shared state).
  */
 int atel__prom_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap,
-		      const struct atel_prom_self *self, uint32_t *skipped);
+		      void (*first)(void *arg, struct atel_prom_doc *doc, uint32_t nseries), void *arg,
+		      uint32_t *skipped);
+
+/* Starts the family `name` (# HELP and # TYPE lines) unless the document
+ * has one of that exposed name already. @return true if started: write its
+ * samples next. */
+bool atel__prom_family(struct atel_prom_doc *doc, const char *name, const char *type, const char *help);
+
+/* One sample line: `name v`, or `name{key="value"} v` (value escaped). */
+void atel__prom_sample(struct atel_prom_doc *doc, const char *name, const char *key, const char *value, double v);
+
+/* A family of one unlabelled sample. */
+void atel__prom_one(struct atel_prom_doc *doc, const char *name, const char *type, const char *help, double v);
 
 /* Escapes per the text format into out: HELP text (\\ and \n) when
  * label_value is false, label values (\\, \", \n) when true. Invalid UTF-8

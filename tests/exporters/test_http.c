@@ -509,7 +509,7 @@ static int agg_body(void *arg, struct atel_buf *body)
 
 	if (rc)
 		return rc;
-	rc = atel__prom_encode(body, snap, NULL, NULL);
+	rc = atel__prom_encode(body, snap, NULL, NULL, NULL);
 	atel__agg_snapshot_free(snap);
 	return rc;
 }

@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "agg_helpers.h"
-#include "json_export.h"
+#include "json_files.h"
 
 static char tmpdir[256];
 

@@ -12,12 +12,13 @@
 #include "agg_helpers.h"
 #include "state.h"
 #include "prometheus.h"
+#include "selfmetrics.h"
 
 static char *encode(const struct atel_agg_snapshot *s, const struct atel_prom_self *self, uint32_t *skipped)
 {
 	struct atel_buf b = { 0 };
 
-	assert_int_equal(atel__prom_encode(&b, s, self, skipped), 0);
+	assert_int_equal(atel__prom_encode(&b, s, self ? atel__prom_self : NULL, (void *)self, skipped), 0);
 	if (!b.data)
 		return strdup("");
 	return b.data;
