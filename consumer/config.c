@@ -69,6 +69,7 @@ struct key {
 	size_t off;
 	int64_t min, max;
 	const char *const *enums;
+	const char *secret_as; /* a secret: atel__config_json shows only whether it is set, as this */
 };
 
 static const char *const LOG_LEVELS[] = { "error", "warn", "info", "debug", NULL };
@@ -81,54 +82,54 @@ static const char *const COMPRESSIONS[] = { "gzip", "none", NULL };
 #define DAY_S 86400
 
 static const struct key KEYS[] = {
-	{ "", "data_dir", K_STR, OFF(data_dir), 0, 0, NULL },
-	{ "", "export_interval_ms", K_U32, OFF(export_interval_ms), 100, 86400000, NULL },
-	{ "", "log_level", K_ENUM, OFF(log_level), 0, 0, LOG_LEVELS },
+	{ "", "data_dir", K_STR, OFF(data_dir), 0, 0, NULL, NULL },
+	{ "", "export_interval_ms", K_U32, OFF(export_interval_ms), 100, 86400000, NULL, NULL },
+	{ "", "log_level", K_ENUM, OFF(log_level), 0, 0, LOG_LEVELS, NULL },
 
-	{ "shm", "name", K_STR, OFF(shm.name), 0, 0, NULL },
-	{ "shm", "rings", K_U32, OFF(shm.rings), 1, 65536, NULL },
-	{ "shm", "ring_capacity", K_POW2, OFF(shm.ring_capacity), 64, 1 << 24, NULL },
-	{ "shm", "mode", K_MODE, OFF(shm.mode), 0, 0777, NULL },
+	{ "shm", "name", K_STR, OFF(shm.name), 0, 0, NULL, NULL },
+	{ "shm", "rings", K_U32, OFF(shm.rings), 1, 65536, NULL, NULL },
+	{ "shm", "ring_capacity", K_POW2, OFF(shm.ring_capacity), 64, 1 << 24, NULL, NULL },
+	{ "shm", "mode", K_MODE, OFF(shm.mode), 0, 0777, NULL, NULL },
 
-	{ "storage", "rotate_bytes", K_U64, OFF(storage.rotate_bytes), 65536, (int64_t)1 << 40, NULL },
-	{ "storage", "rotate_age_s", K_U32, OFF(storage.rotate_age_s), 1, 30 * DAY_S, NULL },
-	{ "storage", "fsync_interval_ms", K_U32, OFF(storage.fsync_interval_ms), 1, 3600000, NULL },
-	{ "storage", "zstd_level", K_INT, OFF(storage.zstd_level), -7, 19, NULL },
-	{ "storage", "io", K_ENUM, OFF(storage.io), 0, 0, IO_MODES },
-	{ "storage", "encoding", K_ENUM, OFF(storage.encoding), 0, 0, ENCODINGS },
+	{ "storage", "rotate_bytes", K_U64, OFF(storage.rotate_bytes), 65536, (int64_t)1 << 40, NULL, NULL },
+	{ "storage", "rotate_age_s", K_U32, OFF(storage.rotate_age_s), 1, 30 * DAY_S, NULL, NULL },
+	{ "storage", "fsync_interval_ms", K_U32, OFF(storage.fsync_interval_ms), 1, 3600000, NULL, NULL },
+	{ "storage", "zstd_level", K_INT, OFF(storage.zstd_level), -7, 19, NULL, NULL },
+	{ "storage", "io", K_ENUM, OFF(storage.io), 0, 0, IO_MODES, NULL },
+	{ "storage", "encoding", K_ENUM, OFF(storage.encoding), 0, 0, ENCODINGS, NULL },
 
-	{ "drain", "idle_sleep_max_us", K_U32, OFF(drain.idle_sleep_max_us), 1, 10000, NULL },
-	{ "drain", "batch_records", K_U32, OFF(drain.batch_records), 256, 1 << 20, NULL },
+	{ "drain", "idle_sleep_max_us", K_U32, OFF(drain.idle_sleep_max_us), 1, 10000, NULL, NULL },
+	{ "drain", "batch_records", K_U32, OFF(drain.batch_records), 256, 1 << 20, NULL, NULL },
 
-	{ "retention", "metrics_days", K_U32, OFF(retention.metrics_days), 0, 36500, NULL },
-	{ "retention", "traces_days", K_U32, OFF(retention.traces_days), 0, 36500, NULL },
-	{ "retention", "aggregates_days", K_U32, OFF(retention.aggregates_days), 0, 36500, NULL },
-	{ "retention", "segments_days", K_U32, OFF(retention.segments_days), 0, 36500, NULL },
+	{ "retention", "metrics_days", K_U32, OFF(retention.metrics_days), 0, 36500, NULL, NULL },
+	{ "retention", "traces_days", K_U32, OFF(retention.traces_days), 0, 36500, NULL, NULL },
+	{ "retention", "aggregates_days", K_U32, OFF(retention.aggregates_days), 0, 36500, NULL, NULL },
+	{ "retention", "segments_days", K_U32, OFF(retention.segments_days), 0, 36500, NULL, NULL },
 
-	{ "index", "enabled", K_BOOL, OFF(index.enabled), 0, 0, NULL },
-	{ "index", "rollup_interval_s", K_U32, OFF(index.rollup_interval_s), 1, DAY_S, NULL },
+	{ "index", "enabled", K_BOOL, OFF(index.enabled), 0, 0, NULL, NULL },
+	{ "index", "rollup_interval_s", K_U32, OFF(index.rollup_interval_s), 1, DAY_S, NULL, NULL },
 
-	{ "prometheus", "enabled", K_BOOL, OFF(prometheus.enabled), 0, 0, NULL },
-	{ "prometheus", "bind", K_ADDR, OFF(prometheus.bind), 0, 0, NULL },
-	{ "prometheus", "port", K_PORT, OFF(prometheus.port), 1, 65535, NULL },
-	{ "prometheus", "path", K_URLPATH, OFF(prometheus.path), 0, 0, NULL },
-	{ "prometheus", "bearer_token", K_STR_NULL, OFF(prometheus.bearer_token), 0, 0, NULL },
-	{ "prometheus", "series_limit", K_U32, OFF(prometheus.series_limit), 1, 10000000, NULL },
+	{ "prometheus", "enabled", K_BOOL, OFF(prometheus.enabled), 0, 0, NULL, NULL },
+	{ "prometheus", "bind", K_ADDR, OFF(prometheus.bind), 0, 0, NULL, NULL },
+	{ "prometheus", "port", K_PORT, OFF(prometheus.port), 1, 65535, NULL, NULL },
+	{ "prometheus", "path", K_URLPATH, OFF(prometheus.path), 0, 0, NULL, NULL },
+	{ "prometheus", "bearer_token", K_STR_NULL, OFF(prometheus.bearer_token), 0, 0, NULL, "auth" },
+	{ "prometheus", "series_limit", K_U32, OFF(prometheus.series_limit), 1, 10000000, NULL, NULL },
 
-	{ "json", "enabled", K_BOOL, OFF(json.enabled), 0, 0, NULL },
-	{ "json", "outputDir", K_STR, OFF(json.outputDir), 0, 0, NULL },
-	{ "json", "rotateInterval", K_U64, OFF(json.rotateInterval), 1000, 30ll * DAY_S * 1000, NULL },
-	{ "json", "maxFiles", K_U32, OFF(json.maxFiles), 1, 100000, NULL },
+	{ "json", "enabled", K_BOOL, OFF(json.enabled), 0, 0, NULL, NULL },
+	{ "json", "outputDir", K_STR, OFF(json.outputDir), 0, 0, NULL, NULL },
+	{ "json", "rotateInterval", K_U64, OFF(json.rotateInterval), 1000, 30ll * DAY_S * 1000, NULL, NULL },
+	{ "json", "maxFiles", K_U32, OFF(json.maxFiles), 1, 100000, NULL, NULL },
 
-	{ "opentelemetry", "enabled", K_BOOL, OFF(opentelemetry.enabled), 0, 0, NULL },
-	{ "opentelemetry", "endpoint", K_URL, OFF(opentelemetry.endpoint), 0, 0, NULL },
-	{ "opentelemetry", "protocol", K_ENUM, OFF(opentelemetry.protocol), 0, 0, OTLP_PROTOCOLS },
-	{ "opentelemetry", "headers", K_HEADERS, 0, 0, 0, NULL },
-	{ "opentelemetry", "timeout_ms", K_U32, OFF(opentelemetry.timeout_ms), 100, 600000, NULL },
-	{ "opentelemetry", "compression", K_ENUM, OFF(opentelemetry.compression), 0, 0, COMPRESSIONS },
-	{ "opentelemetry", "service_name", K_STR, OFF(opentelemetry.service_name), 0, 0, NULL },
-	{ "opentelemetry", "max_batch_items", K_U32, OFF(opentelemetry.max_batch_items), 1, 100000, NULL },
-	{ "opentelemetry", "max_batch_bytes", K_U32, OFF(opentelemetry.max_batch_bytes), 1024, 64 << 20, NULL },
+	{ "opentelemetry", "enabled", K_BOOL, OFF(opentelemetry.enabled), 0, 0, NULL, NULL },
+	{ "opentelemetry", "endpoint", K_URL, OFF(opentelemetry.endpoint), 0, 0, NULL, NULL },
+	{ "opentelemetry", "protocol", K_ENUM, OFF(opentelemetry.protocol), 0, 0, OTLP_PROTOCOLS, NULL },
+	{ "opentelemetry", "headers", K_HEADERS, 0, 0, 0, NULL, NULL },
+	{ "opentelemetry", "timeout_ms", K_U32, OFF(opentelemetry.timeout_ms), 100, 600000, NULL, NULL },
+	{ "opentelemetry", "compression", K_ENUM, OFF(opentelemetry.compression), 0, 0, COMPRESSIONS, NULL },
+	{ "opentelemetry", "service_name", K_STR, OFF(opentelemetry.service_name), 0, 0, NULL, NULL },
+	{ "opentelemetry", "max_batch_items", K_U32, OFF(opentelemetry.max_batch_items), 1, 100000, NULL, NULL },
+	{ "opentelemetry", "max_batch_bytes", K_U32, OFF(opentelemetry.max_batch_bytes), 1024, 64 << 20, NULL, NULL },
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
@@ -730,6 +731,93 @@ int atel__config_parse(struct atel_config *cfg, const char *text, size_t len, co
 	if (rc)
 		atel__seterr(err, errlen, "%s: out of memory", origin ? origin : "config");
 	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the effective configuration, for people and for the status file         */
+
+/* An endpoint without user:password@ (credentials are never shown). */
+static void redact_url(const char *url, char *out, size_t len)
+{
+	const char *scheme_end = strstr(url, "://");
+	const char *host = scheme_end ? scheme_end + 3 : url;
+	const char *at = strchr(host, '@');
+	const char *slash = strchr(host, '/');
+
+	if (at && (!slash || at < slash))
+		snprintf(out, len, "%.*s%s", (int)(host - url), url, at + 1);
+	else
+		snprintf(out, len, "%s", url);
+}
+
+static void add_key(cJSON *o, const struct atel_config *cfg, const struct key *k)
+{
+	const void *p = (const char *)cfg + k->off;
+	char buf[1024];
+
+	switch (k->kind) {
+	case K_BOOL:
+		cJSON_AddBoolToObject(o, k->name, *(const bool *)p);
+		break;
+	case K_U32:
+	case K_PORT:
+	case K_POW2:
+		cJSON_AddNumberToObject(o, k->name, *(const uint32_t *)p);
+		break;
+	case K_INT:
+		cJSON_AddNumberToObject(o, k->name, *(const int *)p);
+		break;
+	case K_U64:
+		/* raw text: cJSON numbers are doubles */
+		snprintf(buf, sizeof(buf), "%" PRIu64, *(const uint64_t *)p);
+		cJSON_AddRawToObject(o, k->name, buf);
+		break;
+	case K_MODE:
+		snprintf(buf, sizeof(buf), "%04o", *(const uint32_t *)p);
+		cJSON_AddStringToObject(o, k->name, buf);
+		break;
+	case K_HEADERS:
+		/* a count: header values are secrets */
+		cJSON_AddNumberToObject(o, k->name, cfg->opentelemetry.nheaders);
+		break;
+	case K_URL:
+		redact_url(*(char *const *)p ? *(char *const *)p : "", buf, sizeof(buf));
+		cJSON_AddStringToObject(o, k->name, buf);
+		break;
+	default: {
+		const char *v = *(char *const *)p;
+
+		if (k->secret_as)
+			cJSON_AddBoolToObject(o, k->secret_as, v != NULL);
+		else if (v)
+			cJSON_AddStringToObject(o, k->name, v);
+		else
+			cJSON_AddNullToObject(o, k->name);
+		break;
+	}
+	}
+}
+
+cJSON *atel__config_json(const struct atel_config *cfg)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!*KEYS[i].section)
+			add_key(o, cfg, &KEYS[i]);
+	/* two top-level copies that readers of the first status files look for */
+	cJSON_AddStringToObject(o, "shm_name", cfg->shm.name);
+	cJSON_AddNumberToObject(o, "prometheus_port", cfg->prometheus.port);
+	for (const char *const *sec = SECTIONS; *sec; sec++) {
+		cJSON *s = cJSON_AddObjectToObject(o, *sec);
+
+		for (size_t i = 0; i < NKEYS; i++)
+			if (!strcmp(KEYS[i].section, *sec))
+				add_key(s, cfg, &KEYS[i]);
+	}
+	return o;
 }
 
 /* ------------------------------------------------------------------------ */

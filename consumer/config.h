@@ -86,6 +86,15 @@ int atel__config_load(struct atel_config *cfg, const char *path, char *err, size
 int atel__config_parse(struct atel_config *cfg, const char *text, size_t len, const char *origin,
 		       char *err, size_t errlen);
 
+/*
+ * The effective configuration as a JSON object, from the same key table the
+ * parser uses (so every key is there), secrets left out: header values
+ * (a count), the bearer token (shown as "auth": true|false), URL
+ * credentials. What `ateld --check-config` prints and the status file's
+ * "config" (docs/status-file.md). @return the object (cJSON_Delete it) or NULL.
+ */
+struct cJSON *atel__config_json(const struct atel_config *cfg);
+
 /* Frees owned strings; NULL-safe. */
 void atel__config_free(struct atel_config *cfg);
 

@@ -13,6 +13,7 @@
 #ifndef ATEL_DAEMON_H
 #define ATEL_DAEMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -39,5 +40,16 @@ struct atel_exporters;
 /* Starts the HTTP server and the exporters d->cfg enables (exporters.h has
  * the start with explicit options). @return 0 or -errno (e.g. port in use). */
 int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon *d, char *err, size_t errlen);
+
+/* ---- status file (status.c; docs/status-file.md) ---------------------------- */
+struct atel_drain;
+struct atel_status {
+	const char *state;               /* starting | running | stopping | stopped */
+	bool indexer_running, exporters_running;
+	struct atel_drain *drain;        /* NULL before the segment is attached */
+};
+/* Writes the status file to path, through tmp and a rename (readers see a
+ * whole file). @return 0 or -errno. */
+int atel__status_write(const struct atel_daemon *d, const struct atel_status *st, const char *path, const char *tmp);
 
 #endif /* ATEL_DAEMON_H */

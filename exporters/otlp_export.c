@@ -48,9 +48,6 @@
 
 #include "otlp_internal.h"
 
-#ifndef ATEL_VERSION
-#define ATEL_VERSION "0.1.0"
-#endif
 
 /* Records read after which a span seen only through END/ATTR/EVENT records
  * (its START never came) is dropped. Generous: a START on a ring drained

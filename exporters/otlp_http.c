@@ -21,9 +21,6 @@
 
 #include "otlp_internal.h"
 
-#ifndef ATEL_VERSION
-#define ATEL_VERSION "0.1.0"
-#endif
 
 int atel__otlp_parse_retry_after(const char *value, size_t len, uint64_t now_unix_s, uint32_t *delay_ms)
 {
