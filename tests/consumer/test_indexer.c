@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "atel_test.h"
 #include <sqlite3.h>
 
 #include "index.h"
@@ -734,5 +736,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_loss_rows, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "log_test_util.h"
 
 #define INSTANCE 0x77ull
@@ -669,5 +670,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sample_paths, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

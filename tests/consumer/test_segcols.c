@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "segformat.h"
 #include "synth.h"
 
@@ -297,5 +298,5 @@ int main(void)
 		cmocka_unit_test(test_smaller_after_zstd),
 		cmocka_unit_test(test_refusals),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

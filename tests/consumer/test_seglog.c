@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "log_test_util.h"
 #include "uring.h"
 #include "segment.h"
@@ -850,5 +851,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_then_continue_columns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_exactly_once_columns, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "exporters.h"
 #include "state.h"
 #include "synth.h"
@@ -241,5 +242,5 @@ int main(void)
 		cmocka_unit_test(test_end_to_end_restart),
 		cmocka_unit_test(test_port_in_use_message),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

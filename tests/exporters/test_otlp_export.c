@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "atel_test.h"
 #include <cjson/cJSON.h>
 
 #include "otlp_export.h"
@@ -1390,7 +1392,7 @@ int main(void)
 	snprintf(g_tmp, sizeof(g_tmp), "/tmp/atel-otlp-test-%d", (int)getpid());
 	mkdir(g_tmp, 0700);
 	signal(SIGPIPE, SIG_IGN);
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rc = ATEL_TEST_RUN(tests, NULL, NULL);
 	rmdir(g_tmp);
 	return rc;
 }

@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "otlp_export.h"
 #include "otlp_test_util.h"
 #include "synth.h"
@@ -228,7 +229,7 @@ int main(void)
 	snprintf(g_tmp, sizeof(g_tmp), "/tmp/atel-otlp-logtest-%d", (int)getpid());
 	mkdir(g_tmp, 0700);
 	signal(SIGPIPE, SIG_IGN);
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rc = ATEL_TEST_RUN(tests, NULL, NULL);
 	rmdir(g_tmp);
 	return rc;
 }

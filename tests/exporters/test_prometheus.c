@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "agg_helpers.h"
 #include "state.h"
 #include "prometheus.h"
@@ -263,5 +264,5 @@ int main(void)
 		cmocka_unit_test(test_from_aggregator),
 		cmocka_unit_test(test_self_metrics),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

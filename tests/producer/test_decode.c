@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "decode.h"
 #include "ptest.h"
 
@@ -154,5 +155,5 @@ int main(void)
 		cmocka_unit_test(test_consumer_decodes_everything),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

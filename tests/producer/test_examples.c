@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "ptest.h"
 
 static const char *bin_basic, *bin_tracing;
@@ -145,5 +146,5 @@ int main(int argc, char **argv)
 	}
 	bin_basic = argv[1];
 	bin_tracing = argv[2];
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "catalog.h"
 #include "ptest.h"
 
@@ -758,5 +759,5 @@ int main(void)
 		cmocka_unit_test(test_no_ring),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }
