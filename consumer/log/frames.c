@@ -147,8 +147,12 @@ int atel__seg_parse_header(const uint8_t *c, size_t len, struct atel_seg_header_
 		*why = "file header magic is not \"ATELSEG1\"";
 		return -EBADMSG;
 	}
-	if (h->version_major != ATEL_SEG_VERSION_MAJOR) {
+	if (h->version_major < 1 || h->version_major > ATEL_SEG_VERSION_MAJOR_MAX) {
 		*why = "file header has an unsupported major version";
+		return -EBADMSG;
+	}
+	if (h->version_major >= 2 && (h->required & ~ATEL_SEG_REQ_KNOWN)) {
+		*why = "file requires a feature this reader does not know (file header required bits)";
 		return -EBADMSG;
 	}
 	if (h->header_size < ATEL_SEG_HEADER_SIZE || h->header_size > len) {

@@ -25,8 +25,19 @@
 #define ATEL_SEG_SKIPPABLE_MAGIC 0x184D2A5Au   /* one of zstd's 0x184D2A50..5F */
 #define ATEL_SEG_ZSTD_MAGIC      0xFD2FB528u   /* standard zstd frame */
 #define ATEL_SEG_MAGIC           0x314745534C455441ull /* "ATELSEG1" little-endian */
+/* Versions (docs/segment-format.md, "Versions"): files of RECORDS frames
+ * are 1.1, which a 1.0 reader reads; files that may hold COLUMNS frames are
+ * 2.0 with ATEL_SEG_REQ_COLUMNS set, which a 1.x reader refuses cleanly by
+ * its major. Readers accept majors 1 and 2, any minor, and refuse a 2.x file
+ * requiring a feature they do not know. (COLUMNS files written as 1.1 before
+ * 2.0 existed are read too.) */
 #define ATEL_SEG_VERSION_MAJOR   1
-#define ATEL_SEG_VERSION_MINOR   1  /* 1.1: COLUMNS data frames (section 3.1) */
+#define ATEL_SEG_VERSION_MINOR   1
+#define ATEL_SEG_VERSION_MAJOR_COLUMNS 2
+#define ATEL_SEG_VERSION_MINOR_COLUMNS 0
+#define ATEL_SEG_VERSION_MAJOR_MAX 2
+#define ATEL_SEG_REQ_COLUMNS     0x1u  /* data frames may be COLUMNS blocks (section 3.1) */
+#define ATEL_SEG_REQ_KNOWN       ATEL_SEG_REQ_COLUMNS
 #define ATEL_SEG_HEADER_SIZE     64u
 #define ATEL_SEG_RING_ENTRY_SIZE 16u
 /* Largest decompressed data frame a reader accepts (the writer makes <= frame_bytes, default 256 KiB). */
@@ -48,8 +59,8 @@ enum atel_log_rec_type {
 /* File header: the first 64 bytes of the skippable frame's content. */
 struct atel_seg_header {
 	uint64_t magic;          /* ATEL_SEG_MAGIC */
-	uint16_t version_major;  /* 1; readers refuse another major */
-	uint16_t version_minor;  /* 0; readers accept any minor */
+	uint16_t version_major;  /* 1 or 2; readers refuse a major they do not know */
+	uint16_t version_minor;  /* readers accept any minor */
 	uint32_t header_size;    /* 64 */
 	uint64_t file_seq;       /* equals the number in the file name */
 	uint64_t created_ns;     /* CLOCK_REALTIME when the file was started */
@@ -59,7 +70,7 @@ struct atel_seg_header {
 	uint32_t ndef_slots;     /* 64-byte definition slots after the ring table (CHUNKs included) */
 	uint32_t zstd_level;     /* informational: level of the data frames */
 	uint32_t crc32;          /* zlib crc32 of the whole skippable content with this field 0 */
-	uint32_t reserved;       /* 0 */
+	uint32_t required;       /* 2.x: ATEL_SEG_REQ_* a reader must know (else it refuses the file); 1.x: 0 */
 };
 
 /*

@@ -190,8 +190,14 @@ static int build_header(struct atel_seglog *l, uint64_t seq, struct hbuf *b)
 
 	memset(&h, 0, sizeof(h));
 	h.magic = ATEL_SEG_MAGIC;
-	h.version_major = ATEL_SEG_VERSION_MAJOR;
-	h.version_minor = ATEL_SEG_VERSION_MINOR;
+	if (l->cols) { /* a 1.x reader must refuse the file, not misread its frames */
+		h.version_major = ATEL_SEG_VERSION_MAJOR_COLUMNS;
+		h.version_minor = ATEL_SEG_VERSION_MINOR_COLUMNS;
+		h.required = ATEL_SEG_REQ_COLUMNS;
+	} else {
+		h.version_major = ATEL_SEG_VERSION_MAJOR;
+		h.version_minor = ATEL_SEG_VERSION_MINOR;
+	}
 	h.header_size = ATEL_SEG_HEADER_SIZE;
 	h.file_seq = seq;
 	h.created_ns = atel__now_ns();

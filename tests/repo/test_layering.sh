@@ -90,6 +90,12 @@ if [ -n "$build" ] && [ -d "$build" ]; then
     if bad=$(nm -D --defined-only "$so" | awk '$2 ~ /^[TDBRW]$/ && $3 !~ /^atel_[a-z]/ {print $3}' | grep .); then
       echo "FAIL: libatel exports more than atel_*:"; echo "$bad" | head; fail=1
     fi
+    # every function atel.h declares is in libatel.map's list, and exported
+    exported=$(nm -D --defined-only "$so" | awk '{sub(/@.*/, "", $3); print $3}')
+    for fn in $(grep -o -E '\<atel_[a-z_0-9]+\(' producer/include/atel.h | tr -d '(' | sort -u); do
+      grep -q -E "^[[:space:]]*$fn;" producer/libatel.map || { echo "FAIL: $fn (atel.h) is not in producer/libatel.map"; fail=1; }
+      echo "$exported" | grep -qx "$fn" || { echo "FAIL: libatel does not export $fn"; fail=1; }
+    done
   fi
   echo "link lines checked in $build"
 fi
