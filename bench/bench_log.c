@@ -433,7 +433,7 @@ static int run_log(const struct bench_opts *opt)
 				bytes = dir_bytes(dir, &files);
 				bps = (double)bytes / (double)nsamples;
 				snprintf(method, sizeof(method),
-					 "segment bytes / %llu samples (%d rings, REFERENCE catalog, ns timestamps, ms durations), "
+					 "segment bytes / %llu samples (%d rings, reference catalog, ns timestamps, ms durations), "
 					 "storage.encoding %s, zstd level %d, %.1fM samples/s",
 					 (unsigned long long)nsamples, NRINGS, enc_name[enc], levels[li], per_s(nsamples, dt) / 1e6);
 				if (levels[li] == 3)

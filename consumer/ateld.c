@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ateld - the Armada Telemetry sidecar (DESIGN.md "Sidecar").
+ * ateld - the Armada Telemetry sidecar (docs/design.md "Sidecar").
  *
  * Threads: main (signals, heartbeat, status file), drain (consumer/drain.c:
  * rings -> segment log), indexer (consumer/indexer.c), exporters (exporters/).

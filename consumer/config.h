@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * config.h - ateld configuration: embedded defaults, a JSON file (cJSON), and
- * environment overrides. Exporter sections keep REFERENCE.md's keys.
+ * environment overrides. Exporter sections keep docs/reference.md's keys.
  * Every key, its default and its environment variable are listed in README.md
  * ("Configuration"); keep the two in sync.
  */

@@ -2,7 +2,7 @@
 /*
  * drain.h - the drain: the one consumer thread that moves records from the
  * rings of the shared-memory segment into the segment log (consumer/seglog.h)
- * with exactly-once delivery (DESIGN.md principles 4 and 5).
+ * with exactly-once delivery (docs/design.md, principles 4 and 5).
  *
  * One pass visits every ring round-robin, taking at most
  * cfg->drain.batch_records slots from each (a busy producer cannot starve the

@@ -2,7 +2,7 @@
 /*
  * Metrics: series creation (Prometheus name rules, type and label-set
  * clashes), the sample hot path, the pre-registered catalog and the
- * REFERENCE.md helpers (atel_track_*).
+ * docs/reference.md helpers (atel_track_*).
  */
 #include <errno.h>
 #include <math.h>

@@ -86,7 +86,7 @@ uint64_t atel_synth_raw(struct atel_synth *s, const union atel_slot *rec, unsign
 void atel_synth_ids(uint64_t seed, uint8_t trace[16], uint8_t span[8]);
 
 /* A realistic agent workload on one stream: `samples` metric samples over
- * the REFERENCE metric catalog (counters, gauges, histograms with labels) and
+ * the reference metric catalog (counters, gauges, histograms with labels) and
  * a nested span tree every `span_every` samples (0: none). Deterministic in seed. */
 void atel_synth_agent_workload(struct atel_synth *s, uint64_t seed, uint64_t samples, uint64_t span_every);
 

@@ -86,7 +86,7 @@ static void test_endpoint_rules(void **state)
 	assert_string_equal(s.service_name, "atel");
 	atel__otlp_settings_free(&s);
 
-	/* REFERENCE.md's example: a full metrics URL; traces derived from its base */
+	/* docs/reference.md's example: a full metrics URL; traces derived from its base */
 	cfg.endpoint = "http://localhost:4318/v1/metrics";
 	cfg.protocol = "http";
 	assert_int_equal(resolve(&s, &cfg, NULL, err, sizeof(err)), 0);

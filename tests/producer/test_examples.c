@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Runs examples/telemetry-basic and examples/telemetry-tracing against a
- * segment file and checks what they wrote: the helper series of REFERENCE's
+ * segment file and checks what they wrote: the helper series of the reference's
  * basic usage, and a trace that crosses a fork+exec (the sub-agent's span has
  * the coordinator's trace id and its parent span id, from another pid).
  * argv: the two example binaries.

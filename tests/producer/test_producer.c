@@ -357,7 +357,7 @@ static void test_validation(void **state)
 	assert_int_equal(pt_read(&seg, (uint32_t)my_ring(), &r), 0);
 	assert_int_equal(r.n, before);
 	pt_free(&r);
-	/* the catalog metrics accept their REFERENCE label sets */
+	/* the catalog metrics accept their reference label sets */
 	assert_non_null(atel_counter("tool_calls_total", "status", "success", "tool", "Read", NULL));
 	teardown_seg();
 }
