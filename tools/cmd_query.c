@@ -5,7 +5,7 @@
  * query/stats select raw samples (qsource.h) from the index, or from the
  * segment files when there is no index (--source picks). metrics/export
  * replay the log through the same aggregator that serves ateld's /metrics
- * (exporters/aggregates.h), so their numbers are the ones Prometheus sees
+ * (consumer/aggregates/aggregates.h), so their numbers are the ones Prometheus sees
  * (minus what retention has deleted and the atel_* self-metrics).
  */
 #include <errno.h>

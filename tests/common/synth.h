@@ -2,7 +2,7 @@
 /*
  * synth.h - test helper: builds realistic record streams (what a producer
  * thread writes into its ring) without the producer library, and writes
- * them into real segment files through the log writer (consumer/seglog.h).
+ * them into real segment files through the log writer (consumer/log/seglog.h).
  *
  *   struct atel_synth s;
  *   atel_synth_init(&s, 0, 1, 4242, 4243, 1700000000000000000ull);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * COLUMNS codec (consumer/segcols.c): lossless round trips of agent
+ * COLUMNS codec (consumer/log/segcols.c): lossless round trips of agent
  * workloads, mixed and hostile slot contents and timestamp patterns that
  * stress the delta-of-delta varints; the encoded form is smaller than the
  * records after zstd; and every kind of damage to a block is refused with

@@ -3,7 +3,7 @@
  * Cross-check with the consumer: everything libatel writes (every record
  * type, continuation slots, 16-label series, histogram bounds, long strings,
  * events with attributes, LOSS after a full ring, END) decodes through the
- * consumer's validating decoder (consumer/decode.h) with no invalid record,
+ * consumer's validating decoder (consumer/log/decode.h) with no invalid record,
  * and decodes to what was recorded.
  */
 #include <math.h>
