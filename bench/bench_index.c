@@ -18,6 +18,7 @@
 #include "daemon.h"
 #include "index.h"
 #include "seglog.h"
+#include "uring.h"
 
 #define NSERIES 64u
 #define T0 1700000000000000000ull
@@ -368,6 +369,7 @@ static int bench_lag(const struct bench_opts *o, const char *dir)
 	lo.shm_instance = 77;
 	lo.ring_count = 1;
 	lo.stats = &d.stats.log;
+	lo.async_io = &atel__seglog_uring; /* as ateld writes */
 	if ((rc = atel__seglog_open(&l, &lo, err, sizeof(err)))) {
 		fprintf(stderr, "bench_index: %s\n", err);
 		goto out_d;

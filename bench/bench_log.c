@@ -21,6 +21,7 @@
 #include "logread.h"
 #include "seglog.h"
 #include "synth.h"
+#include "uring.h"
 
 #define NRINGS 8
 #define FRAME (256u << 10) /* the writer's default frame_bytes */
@@ -139,6 +140,7 @@ static uint64_t write_log(const char *dir, struct atel_synth *s, unsigned n, int
 	o.shm_instance = 42;
 	o.zstd_level = level;
 	o.encoding = enc;
+	o.async_io = &atel__seglog_uring; /* as ateld writes */
 	if (atel__seglog_open(&l, &o, err, sizeof(err))) {
 		bench_note("log: cannot open a writer in %s: %s", dir, err);
 		return 0;
