@@ -34,3 +34,8 @@ metricsCollector.trackToolUsage({ tool: 'Read', success: true });
 traceContext.startTrace('x', 7);
 // @ts-expect-error: a status is an object with a code
 traceContext.endSpan(root, 'ok');
+
+// REFERENCE.md's own import path, through integrations/claude/orchestration/telemetry
+import { metricsCollector as refCollector, traceContext as refTrace } from '../../integrations/claude/orchestration/telemetry';
+refCollector.trackContextUsage({ used: 75000, total: 200000, agentId: 'coder-123' });
+refTrace.endSpan(refTrace.startTrace('orchestration-session'));

@@ -43,7 +43,7 @@ function loadAddon() {
 
 const addon = loadAddon();
 const nAdd = addon.add, nSet = addon.set, nObserve = addon.observe;
-const nStart = addon.startSpan, nEnd = addon.endSpan, nContinue = addon.continueTrace;
+const nStart = addon.startSpan, nRoot = addon.startTrace, nEnd = addon.endSpan, nContinue = addon.continueTrace;
 const SPAN_SIZE = addon.SPAN_SIZE, CONTEXT_SIZE = addon.CONTEXT_SIZE;
 
 /** OpenTelemetry's SpanKind, with OTLP's numbering (libatel's atel_span_kind). */
@@ -308,7 +308,7 @@ const traceContext = {
 	/** Root span of a new trace (random 16-byte trace id, 8-byte span id). */
 	startTrace(name, kind) {
 		const b = spanBuf();
-		nStart(null, sid(name), kindOf(kind), b);
+		nRoot(sid(name), kindOf(kind), b);
 		return new Span(b, name, kindOf(kind));
 	},
 	/** Child of parent (a Span); without a live parent, a new root. */

@@ -296,6 +296,22 @@ static napi_value start_span(napi_env env, napi_callback_info info)
 	return nullptr;
 }
 
+// startTrace(nameId, kind, outBuf): a root span (no parent to inspect)
+static napi_value start_trace(napi_env env, napi_callback_info info)
+{
+	napi_value a[3];
+	size_t argc;
+
+	if (!args(env, info, a, &argc) || argc < 3)
+		return nullptr;
+	void *out = buf_arg(env, a[2], sizeof(atel_span));
+	if (!out)
+		return nullptr;
+	atel_span s = atel_trace_start(str_id(env, a[0]), kind_arg(env, a[1]));
+	memcpy(out, &s, sizeof(s));
+	return nullptr;
+}
+
 // continueTrace(ctxBuf, nameId, kind, outBuf)
 static napi_value continue_trace(napi_env env, napi_callback_info info)
 {
@@ -599,6 +615,7 @@ static Napi::Object Register(Napi::Env env, Napi::Object exports)
 	raw(env, exports, "trackTask", track_task);
 	raw(env, exports, "trackError", track_error);
 	raw(env, exports, "trackQueueSize", track_queue_size);
+	raw(env, exports, "startTrace", start_trace);
 	raw(env, exports, "startSpan", start_span);
 	raw(env, exports, "continueTrace", continue_trace);
 	raw(env, exports, "endSpan", end_span);
