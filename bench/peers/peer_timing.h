@@ -4,7 +4,8 @@
  * peers_promcpp.cc): lfence;rdtsc .. rdtscp;lfence around one call, minus the
  * median cost of an empty pair, collected into an array and sorted for
  * percentiles; and batch means (CLOCK_MONOTONIC around k calls) for calls so
- * short that the timer pair dominates. C and C++.
+ * short that the timer pair dominates. C and C++. The clocks are
+ * bench/bench.h's.
  */
 #ifndef ATEL_PEER_TIMING_H
 #define ATEL_PEER_TIMING_H
@@ -14,34 +15,12 @@
 #include <stdlib.h>
 #include <time.h>
 
-static inline uint64_t pt_now_ns(void)
-{
-	struct timespec ts;
+#include "../bench.h"
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-#if defined(__x86_64__)
-static inline uint64_t pt_t0(void)
-{
-	uint32_t lo, hi;
-
-	__asm__ volatile("lfence\n\trdtsc" : "=a"(lo), "=d"(hi)::"memory");
-	return ((uint64_t)hi << 32) | lo;
-}
-
-static inline uint64_t pt_t1(void)
-{
-	uint32_t lo, hi, aux;
-
-	__asm__ volatile("rdtscp\n\tlfence" : "=a"(lo), "=d"(hi), "=c"(aux)::"memory");
-	return ((uint64_t)hi << 32) | lo;
-}
-#else
-static inline uint64_t pt_t0(void) { return pt_now_ns(); }
-static inline uint64_t pt_t1(void) { return pt_now_ns(); }
-#endif
+/* the clocks of atel-bench (static inline there: nothing of atel-bench.c is linked) */
+#define pt_now_ns bench_now_ns
+#define pt_t0 bench_t0
+#define pt_t1 bench_t1
 
 static int pt_cmp_u64(const void *a, const void *b)
 {
@@ -119,7 +98,5 @@ static inline void pt_row(const char *figure, const char *peer, double p50_ns, d
 	       figure, peer, p50_ns, p99_ns, mean_ns, written, delivered, note ? note : "");
 	fflush(stdout);
 }
-
-#define pt_keep(x) __asm__ volatile("" : : "r"(x) : "memory")
 
 #endif /* ATEL_PEER_TIMING_H */
