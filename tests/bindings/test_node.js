@@ -176,6 +176,15 @@ test('invalid input is counted and explained, never thrown', () => {
 	assert.equal(empty.isRecording, false);
 	traceContext.endSpan(empty);
 	assert.ok(atel.stats().invalid >= before + 4, `invalid ${atel.stats().invalid} (was ${before})`);
+	// missing or mistyped arguments: counted, never thrown
+	const mid = atel.stats().invalid;
+	metricsCollector.trackToolUsage();
+	metricsCollector.trackAgentExecution(undefined);
+	metricsCollector.trackToolUsage({ tool: 'NodeBadInput', duration: 'slow', success: true });
+	metricsCollector.gauge('node_queue_depth', { queue: 'build' }).set('x');
+	const { incrementCounter } = metricsCollector; // detached from its object, as agents pass callbacks
+	incrementCounter('node_detached_total', 1);
+	assert.ok(atel.stats().invalid >= mid + 4, `invalid ${atel.stats().invalid} (was ${mid})`);
 });
 
 test('spans: attributes, events, errors and status arrive in atel traces', async () => {

@@ -154,6 +154,14 @@ class TestPythonBinding(unittest.TestCase):
         self.assertFalse(empty.is_recording)
         trace_context.end_span(empty)
         self.assertGreaterEqual(atel.stats()["invalid"], before + 4)
+        # wrong types: counted as invalid values, never raised
+        before = atel.stats()["invalid"]
+        metrics_collector.counter("py_jobs_done_total", {"queue": "build", "lang": "py"}).add("three")
+        metrics_collector.gauge("py_queue_depth", {"queue": "build"}).set(None)
+        metrics_collector.histogram("py_step_seconds", {"step": "lint"}, [0.1, 1, 10]).observe([])
+        metrics_collector.track_queue_size("py-high", None)
+        metrics_collector.track_context_usage(used=None, total="x", agent_id="py-coder-1", session_id="s-1")
+        self.assertGreaterEqual(atel.stats()["invalid"], before + 4)
 
     def test_spans_and_context_managers(self):
         with trace_context.start_trace("py-orchestration", SpanKind.SERVER) as root:

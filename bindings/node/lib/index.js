@@ -146,9 +146,9 @@ const metricsCollector = {
 	histogram(name, labels, buckets) { return seriesOf(MetricType.HISTOGRAM, Histogram, name, labels, buckets); },
 
 	/** name{labels} += value (default 1). Resolves the series each call: cache counter() for hot loops. */
-	incrementCounter(name, value = 1, labels) { this.counter(name, labels).add(value); },
-	setGauge(name, value, labels) { this.gauge(name, labels).set(value); },
-	recordHistogram(name, value, labels) { this.histogram(name, labels).observe(value); },
+	incrementCounter(name, value = 1, labels) { seriesOf(MetricType.COUNTER, Counter, name, labels).add(value); },
+	setGauge(name, value, labels) { seriesOf(MetricType.GAUGE, Gauge, name, labels).set(value); },
+	recordHistogram(name, value, labels) { seriesOf(MetricType.HISTOGRAM, Histogram, name, labels).observe(value); },
 
 	/**
 	 * agent_execution_total{agent_type,phase,status} += 1,
@@ -156,23 +156,33 @@ const metricsCollector = {
 	 * agent_tokens_used{agent_type,model} += tokens. duration in milliseconds.
 	 */
 	trackAgentExecution(m) {
+		if (!m)
+			return addon.trackAgentExecution(); // libatel counts the missing argument
 		addon.trackAgentExecution(str0(m.agentId), str0(m.agentType), str0(m.phase), str0(m.model),
 			m.duration, m.tokens || 0, !!m.success);
 	},
 	/** tool_calls_total, tool_call_duration_seconds, tool_call_success_total / tool_call_failure_total. */
 	trackToolUsage(t) {
+		if (!t)
+			return addon.trackToolUsage();
 		addon.trackToolUsage(str0(t.tool), str0(t.errorType), t.duration, !!t.success);
 	},
 	/** context_window_used_tokens, context_window_size_tokens, context_window_utilization (percent). */
 	trackContextUsage(c) {
+		if (!c)
+			return addon.trackContextUsage();
 		addon.trackContextUsage(str0(c.agentId), str0(c.sessionId), c.used, c.total);
 	},
 	/** error_total{component,error_type,severity} += 1 and error_rate (per second, 60 s EWMA). */
 	trackError(e) {
+		if (!e)
+			return addon.trackError();
 		addon.trackError(str0(e.component), str0(e.errorType), str0(e.severity));
 	},
 	/** task_duration_seconds{task_type,status}, task_success_total / task_failure_total. */
 	trackTask(t) {
+		if (!t)
+			return addon.trackTask();
 		addon.trackTask(str0(t.taskType), str0(t.errorType), t.duration, !!t.success);
 	},
 	/** task_queue_size{priority} = size. */
@@ -320,7 +330,7 @@ const traceContext = {
 	/** Joins a remote trace (a SpanContext from extract); undefined: a new trace. */
 	continueTrace(ctx, name, kind) {
 		if (!ctx)
-			return this.startTrace(name, kind);
+			return traceContext.startTrace(name, kind);
 		const b = spanBuf();
 		nContinue(ctx._b, sid(name), kindOf(kind), b);
 		return new Span(b, name, kindOf(kind));

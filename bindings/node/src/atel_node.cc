@@ -169,8 +169,10 @@ static napi_value track_agent_execution(napi_env env, napi_callback_info info)
 	napi_value a[7];
 	size_t argc;
 
-	if (!args(env, info, a, &argc) || argc < 7)
+	if (!args(env, info, a, &argc) || argc < 7) {
+		atel_track_agent_execution(nullptr); // a missing argument: libatel counts it
 		return nullptr;
+	}
 	double tokens = num_arg(env, a[5]);
 	atel_agent_execution e = {};
 	e.agent_id = str_id(env, a[0]);
@@ -190,8 +192,10 @@ static napi_value track_tool_usage(napi_env env, napi_callback_info info)
 	napi_value a[4];
 	size_t argc;
 
-	if (!args(env, info, a, &argc) || argc < 4)
+	if (!args(env, info, a, &argc) || argc < 4) {
+		atel_track_tool_usage(nullptr); // a missing argument: libatel counts it
 		return nullptr;
+	}
 	atel_tool_usage u = {};
 	u.tool = str_id(env, a[0]);
 	u.error_type = str_id(env, a[1]);
@@ -213,8 +217,10 @@ static napi_value track_context_usage(napi_env env, napi_callback_info info)
 	napi_value a[4];
 	size_t argc;
 
-	if (!args(env, info, a, &argc) || argc < 4)
+	if (!args(env, info, a, &argc) || argc < 4) {
+		atel_track_context_usage(nullptr); // a missing argument: libatel counts it
 		return nullptr;
+	}
 	atel_context_usage c = {};
 	c.agent_id = str_id(env, a[0]);
 	c.session_id = str_id(env, a[1]);
@@ -230,8 +236,10 @@ static napi_value track_task(napi_env env, napi_callback_info info)
 	napi_value a[4];
 	size_t argc;
 
-	if (!args(env, info, a, &argc) || argc < 4)
+	if (!args(env, info, a, &argc) || argc < 4) {
+		atel_track_task(nullptr); // a missing argument: libatel counts it
 		return nullptr;
+	}
 	atel_task_info k = {};
 	k.task_type = str_id(env, a[0]);
 	k.error_type = str_id(env, a[1]);
@@ -247,8 +255,10 @@ static napi_value track_error(napi_env env, napi_callback_info info)
 	napi_value a[3];
 	size_t argc;
 
-	if (!args(env, info, a, &argc) || argc < 3)
+	if (!args(env, info, a, &argc) || argc < 3) {
+		atel_track_error(nullptr); // a missing argument: libatel counts it
 		return nullptr;
+	}
 	atel_error_info e = {};
 	e.component = str_id(env, a[0]);
 	e.error_type = str_id(env, a[1]);

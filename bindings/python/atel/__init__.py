@@ -201,12 +201,27 @@ class _Series:
         return bool(self.handle.value)
 
 
+_NAN = float("nan")
+
+
+def _call(fn, h, v):
+    # the hot path is the bare call (a try costs nothing until it raises); a
+    # value ctypes cannot convert becomes NaN, which libatel rejects and counts
+    try:
+        fn(h, v)
+    except (ctypes.ArgumentError, TypeError):
+        fn(h, _NAN)
+
+
 class Counter(_Series):
     """A counter series: name + labels resolved once; add() passes only a float."""
     __slots__ = ()
 
     def add(self, v=1.0):
-        _add(self.handle, v)
+        try:
+            _add(self.handle, v)
+        except (ctypes.ArgumentError, TypeError):
+            _add(self.handle, _NAN)
 
     inc = add
 
@@ -215,23 +230,26 @@ class Gauge(_Series):
     __slots__ = ()
 
     def set(self, v):
-        _set(self.handle, v)
+        _call(_set, self.handle, v)
 
     def add(self, v):
-        _add(self.handle, v)
+        _call(_add, self.handle, v)
 
     def inc(self, v=1.0):
-        _add(self.handle, v)
+        _call(_add, self.handle, v)
 
     def dec(self, v=1.0):
-        _add(self.handle, -v)
+        _call(_add, self.handle, -v if isinstance(v, (int, float)) else _NAN)
 
 
 class Histogram(_Series):
     __slots__ = ()
 
     def observe(self, v):
-        _observe(self.handle, v)
+        try:
+            _observe(self.handle, v)
+        except (ctypes.ArgumentError, TypeError):
+            _observe(self.handle, _NAN)
 
     record = observe
 
@@ -263,7 +281,20 @@ def _series(mtype, cls, name, labels, buckets=None):
 
 
 def _ms(v):
-    return float(v) if v is not None else float("nan")
+    """A number, or NaN (libatel rejects and counts it) for anything else: never raises."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _count(v):
+    """A token count: non-negative integer, 0 for anything else."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return 0
+    return int(f) if f > 0 and math.isfinite(f) else 0
 
 
 class MetricsCollector:
@@ -291,9 +322,8 @@ class MetricsCollector:
     def track_agent_execution(self, agent_type=None, duration=None, success=False, tokens=0, phase=None,
                               model=None, agent_id=None):
         """agent_execution_total, agent_execution_duration_seconds, agent_tokens_used."""
-        t = int(tokens) if tokens and tokens > 0 and math.isfinite(tokens) else 0
         _track_agent(_byref(_AgentExecution(_b(agent_id), _b(agent_type), _b(phase), _b(model), _ms(duration),
-                                            t, bool(success))))
+                                            _count(tokens), bool(success))))
 
     def track_tool_usage(self, tool=None, duration=None, success=False, error_type=None):
         """tool_calls_total, tool_call_duration_seconds, tool_call_success_total / tool_call_failure_total."""
@@ -301,7 +331,7 @@ class MetricsCollector:
 
     def track_context_usage(self, used=0, total=0, agent_id=None, session_id=None):
         """context_window_used_tokens, context_window_size_tokens, context_window_utilization (percent)."""
-        _track_context(_byref(_ContextUsage(_b(agent_id), _b(session_id), max(int(used), 0), max(int(total), 0))))
+        _track_context(_byref(_ContextUsage(_b(agent_id), _b(session_id), _count(used), _count(total))))
 
     def track_error(self, component=None, error_type=None, severity=None):
         """error_total and error_rate (errors per second, 60 s exponentially weighted)."""
@@ -313,7 +343,7 @@ class MetricsCollector:
 
     def track_queue_size(self, priority, size):
         """task_queue_size{priority} = size."""
-        _track_queue(_b(priority), float(size))
+        _track_queue(_b(priority), _ms(size))
 
 
 metrics_collector = MetricsCollector()
