@@ -1109,10 +1109,15 @@ int main(int argc, char **argv)
 				defs[k].ls = ls;
 				defs[k].vals = vals;
 			}
+			size_t loadline = i, skipped = 0;
+			if (wl > 4)
+				printf("note %s: %.*s: the float series are loaded, the native histograms derived from them are not\n",
+				       file, (int)wl, w);
 			for (size_t k = 0; k < ndefs; k++) {
 				struct mseries *s = mstore_get(&st, &defs[k].ls);
 				for (size_t j = 0; j < defs[k].vals.n; j++) {
 					const struct seqval *v = &defs[k].vals.v[j];
+					skipped += v->histogram;
 					if (v->omitted || v->histogram)
 						continue; /* histograms are not loaded: see the unsupported list */
 					const char *why = mstore_append(s, (int64_t)j * gap, v->v);
@@ -1125,6 +1130,9 @@ int main(int argc, char **argv)
 				free(defs[k].vals.v);
 			}
 			free(defs);
+			if (skipped)
+				printf("note %s: load ending at line %zu: %zu native histogram samples not loaded (float samples only)\n",
+				       file, loadline + 1, skipped);
 			continue;
 		}
 		if (wl < 4 || strncasecmp(w, "eval", 4)) {
