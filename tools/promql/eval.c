@@ -2399,6 +2399,13 @@ static int run(const struct atel_promql_expr *e, const struct atel_promql_storag
 	memset(err, 0, sizeof(*err));
 	*out = NULL;
 	enum atel_promql_vtype type = atel_promql_node_type(e->root);
+	if (start < -ATEL_PROMQL_MAX_TIME_MS || start > ATEL_PROMQL_MAX_TIME_MS || end < -ATEL_PROMQL_MAX_TIME_MS ||
+	    end > ATEL_PROMQL_MAX_TIME_MS) {
+		snprintf(err->msg, sizeof(err->msg), "time out of range: more than 2^61 ms from the epoch");
+		err->type = ATEL_PROMQL_ERR_BAD_DATA;
+		err->code = -EINVAL;
+		return -EINVAL;
+	}
 	if (!instant) {
 		const char *why = NULL;
 		if (type != ATEL_PROMQL_VECTOR && type != ATEL_PROMQL_SCALAR) {
@@ -2475,7 +2482,9 @@ static int run(const struct atel_promql_expr *e, const struct atel_promql_storag
 	pub->type = instant ? type : ATEL_PROMQL_MATRIX;
 	pub->t_ms = start;
 	if (type == ATEL_PROMQL_STRING) {
-		pub->string = e->root->kind == ATEL_PROMQL_STRING_LIT ? e->root->string : string_arg(e->root);
+		/* The result outlives the expression: copy. */
+		const char *str = string_arg(e->root);
+		pub->string = q_str(q, str, strlen(str));
 	} else {
 		struct evaluator ev = { q, start, end, instant ? 1 : step };
 		struct matrix m = eval(&ev, e->root);

@@ -769,12 +769,20 @@ static double number_or_duration(struct parser *p, const struct token *t)
 	return (double)ms / 1000.0;
 }
 
-/* Go's time.Duration(v * 1000) * time.Millisecond, in ms. */
+/*
+ * Go's time.Duration(v * 1000) * time.Millisecond, in ms. A Duration holds
+ * at most 292 years; beyond that Go wraps around, here it saturates.
+ */
 static int64_t seconds_to_ms(double v)
 {
+	const int64_t max_ms = INT64_MAX / 1000000;
 	double ms = v * 1000.0;
-	if (!(ms >= -9.2e15 && ms <= 9.2e15))
-		return ms > 0 ? INT64_MAX / 1000000 : -(INT64_MAX / 1000000);
+	if (isnan(ms))
+		return 0;
+	if (ms >= (double)max_ms)
+		return max_ms;
+	if (ms <= -(double)max_ms)
+		return -max_ms;
 	return (int64_t)ms; /* truncation toward zero, as Go's conversion */
 }
 
@@ -1367,7 +1375,9 @@ static struct atel_promql_node *parse_postfix(struct parser *p, struct atel_prom
 				return NULL;
 			if (neg)
 				ts = -ts;
-			if (!isfinite(ts) || ts >= 9223372036854775807.0 || ts <= -9223372036854775808.0) {
+			/* Prometheus refuses what does not fit int64 seconds; here the bound is
+			 * 2^61 ms (73 million years), so time arithmetic cannot overflow. */
+			if (!isfinite(ts) || fabs(ts) * 1000.0 > ATEL_PROMQL_MAX_TIME_MS) {
 				fail_at(p, e->start, "timestamp out of bounds for @ modifier: %f", ts);
 				return NULL;
 			}
@@ -1380,7 +1390,7 @@ static struct atel_promql_node *parse_postfix(struct parser *p, struct atel_prom
 			*at = ATEL_PROMQL_AT_TIME;
 			/* timestamp.FromFloatSeconds: math.Round(ts*1000) */
 			double msd = round(ts * 1000.0);
-			*at_ms = msd >= 9.2e18 ? INT64_MAX : msd <= -9.2e18 ? INT64_MIN : (int64_t)msd;
+			*at_ms = (int64_t)msd;
 			*endp = p->prev.pos + p->prev.len;
 			continue;
 		}

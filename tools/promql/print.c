@@ -3,10 +3,10 @@
  * print.c - a tree back to PromQL text, in the form of Prometheus'
  * printer.go (String()): one space around binary operators, matchers sorted,
  * durations as model.Duration prints them, @ timestamps in seconds with
- * three decimals. Two deliberate differences keep the output parseable to
+ * three decimals. Three deliberate differences keep the output parseable to
  * the same tree: a zero range prints as [0] (upstream prints [0s], which
- * does not parse), and group_left/group_right with an empty ignoring() keep
- * their modifiers (upstream drops them).
+ * does not parse), group_left/group_right with an empty ignoring() keep
+ * their modifiers (upstream drops them), and +Inf prints as Inf.
  */
 #include <math.h>
 #include <stdio.h>
@@ -174,8 +174,13 @@ static void put(struct atel__sbuf *b, const struct atel_promql_node *n)
 {
 	switch (n->kind) {
 	case ATEL_PROMQL_NUMBER: {
+		/* "+Inf" would re-parse as a unary + over what follows ("+Inf ^ x" is
+		 * +(Inf ^ x)), so positive infinity prints as "Inf". */
 		char num[64];
-		atel__promql_format_float(n->number, num, sizeof(num));
+		if (isinf(n->number) && n->number > 0)
+			snprintf(num, sizeof(num), "Inf");
+		else
+			atel__promql_format_float(n->number, num, sizeof(num));
 		atel__sbuf_puts(b, num);
 		break;
 	}

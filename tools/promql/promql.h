@@ -41,6 +41,10 @@
 /* Prometheus' value.StaleNaN: a sample with exactly these bits marks a series stale. */
 #define ATEL_PROMQL_STALE_NAN_BITS 0x7ff0000000000002ULL
 
+/* Times (query times, @ timestamps) are ms since the epoch within +-2^61
+ * (73 million years): sums of times, offsets and ranges never overflow. */
+#define ATEL_PROMQL_MAX_TIME_MS (1LL << 61)
+
 /* ---- errors -------------------------------------------------------------- */
 
 /* The errorType values of Prometheus' HTTP API. */
@@ -241,7 +245,8 @@ struct atel_promql_label {
 };
 
 /* One selection: all series whose labels satisfy every matcher, with their
- * samples in [mint_ms, maxt_ms] (both inclusive, ms since the epoch). */
+ * samples in [mint_ms, maxt_ms] (both inclusive, ms since the epoch). Valid
+ * during the select() call only. */
 struct atel_promql_select {
 	const struct atel_promql_matcher *matchers;
 	size_t nmatchers;
@@ -349,7 +354,8 @@ int atel_promql_eval_range(const struct atel_promql_expr *e, const struct atel_p
 			   const struct atel_promql_opts *opts, int64_t start_ms, int64_t end_ms, int64_t step_ms,
 			   struct atel_promql_result **out, struct atel_promql_error *err);
 
-/* Accepts NULL. */
+/* Accepts NULL. A result owns all its memory: it stays valid after the
+ * expression and the storage are gone. */
 void atel_promql_result_free(struct atel_promql_result *r);
 
 #endif
