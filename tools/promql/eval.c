@@ -781,6 +781,18 @@ static int sink_fail(struct atel_promql_sink *s, enum atel_promql_errtype type, 
 	return code;
 }
 
+/* Double an array's capacity from the sink: no unwinding there. @return false on ENOMEM. */
+static bool grow_nojmp(struct query *q, void **arr, size_t *cap, size_t elem)
+{
+	size_t nc = *cap ? *cap * 2 : 16;
+	void *n = q_realloc_nojmp(q, *arr, nc * elem);
+	if (!n)
+		return false;
+	*arr = n;
+	*cap = nc;
+	return true;
+}
+
 static int cmp_lpair(const void *a, const void *b)
 {
 	return strcmp(((const struct lpair *)a)->name, ((const struct lpair *)b)->name);
@@ -861,14 +873,8 @@ int atel_promql_sink_series(struct atel_promql_sink *s, const struct atel_promql
 		return sink_fail(s, ATEL_PROMQL_ERR_EXECUTION, -E2BIG,
 				 "query would select more than %llu series (the configured limit)",
 				 (unsigned long long)q->opts.max_series);
-	if (sd->n == sd->cap) {
-		size_t nc = sd->cap ? sd->cap * 2 : 16;
-		struct rawseries *ns = q_realloc_nojmp(q, sd->series, nc * sizeof(*ns));
-		if (!ns)
-			return sink_fail(s, ATEL_PROMQL_ERR_INTERNAL, -ENOMEM, "out of memory");
-		sd->series = ns;
-		sd->cap = nc;
-	}
+	if (sd->n == sd->cap && !grow_nojmp(q, (void **)&sd->series, &sd->cap, sizeof(*sd->series)))
+		return sink_fail(s, ATEL_PROMQL_ERR_INTERNAL, -ENOMEM, "out of memory");
 	if (sd->n >= UINT32_MAX)
 		return sink_fail(s, ATEL_PROMQL_ERR_EXECUTION, -E2BIG, "too many series");
 	memset(&sd->series[sd->n], 0, sizeof(sd->series[0]));
@@ -904,14 +910,8 @@ int atel_promql_sink_sample(struct atel_promql_sink *s, uint32_t id, int64_t t_m
 		return sink_fail(s, ATEL_PROMQL_ERR_EXECUTION, -E2BIG,
 				 "query would load more than %llu samples from storage (the configured limit)",
 				 (unsigned long long)q->opts.max_samples_loaded);
-	if (r->n == r->cap) {
-		size_t nc = r->cap ? r->cap * 2 : 16;
-		struct pt *np = q_realloc_nojmp(q, r->pts, nc * sizeof(*np));
-		if (!np)
-			return sink_fail(s, ATEL_PROMQL_ERR_INTERNAL, -ENOMEM, "out of memory");
-		r->pts = np;
-		r->cap = nc;
-	}
+	if (r->n == r->cap && !grow_nojmp(q, (void **)&r->pts, &r->cap, sizeof(*r->pts)))
+		return sink_fail(s, ATEL_PROMQL_ERR_INTERNAL, -ENOMEM, "out of memory");
 	r->pts[r->n++] = (struct pt){ t_ms, v };
 	q->samples_loaded++;
 	return 0;
@@ -2417,7 +2417,8 @@ static int run(const struct atel_promql_expr *e, const struct atel_promql_storag
 			why = "zero or negative query resolution step widths are not accepted. Try a positive integer";
 		} else if (end < start) {
 			why = "end timestamp must not be before start time";
-		} else if ((uint64_t)((end - start) / step) >= (opts && opts->max_steps ? opts->max_steps : DEFAULT_MAX_STEPS)) {
+		} else if ((uint64_t)((end - start) / step) > (opts && opts->max_steps ? opts->max_steps : DEFAULT_MAX_STEPS)) {
+			/* as the API's check: more than max_steps intervals */
 			why = "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)";
 		}
 		if (why) {

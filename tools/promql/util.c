@@ -511,7 +511,9 @@ static size_t format_special(double v, char *buf, size_t len)
 	return b.pos;
 }
 
-size_t atel__promql_format_float(double v, char *buf, size_t len)
+/* Go's FormatFloat(v, fmt, -1, 64) for fmt 'g' (exponent form when the decimal
+ * exponent is < -4 or >= 6, as strconv decides for the shortest precision) and 'f'. */
+static size_t format_shortest(double v, char *buf, size_t len, bool g)
 {
 	if (!isfinite(v))
 		return format_special(v, buf, len);
@@ -529,55 +531,14 @@ size_t atel__promql_format_float(double v, char *buf, size_t len)
 	char d[32];
 	int exp;
 	int nd = shortest_digits(v, d, &exp);
-	/* strconv's 'g' with the shortest precision uses %e when the decimal
-	 * exponent is < -4 or >= 6 (eprec = 6 for shortest). */
-	if (exp < -4 || exp >= 6) {
+	if (g && (exp < -4 || exp >= 6)) {
 		atel__sbuf_putn(&b, d, 1);
 		if (nd > 1) {
 			atel__sbuf_puts(&b, ".");
 			atel__sbuf_putn(&b, d + 1, (size_t)nd - 1);
 		}
 		atel__sbuf_printf(&b, "e%c%02d", exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
-		return b.pos;
-	}
-	if (exp < 0) {
-		atel__sbuf_puts(&b, "0.");
-		for (int i = 0; i < -exp - 1; i++)
-			atel__sbuf_puts(&b, "0");
-		atel__sbuf_putn(&b, d, (size_t)nd);
-		return b.pos;
-	}
-	if (nd <= exp + 1) {
-		atel__sbuf_putn(&b, d, (size_t)nd);
-		for (int i = nd; i <= exp; i++)
-			atel__sbuf_puts(&b, "0");
-		return b.pos;
-	}
-	atel__sbuf_putn(&b, d, (size_t)exp + 1);
-	atel__sbuf_puts(&b, ".");
-	atel__sbuf_putn(&b, d + exp + 1, (size_t)(nd - exp - 1));
-	return b.pos;
-}
-
-size_t atel__promql_format_float_f(double v, char *buf, size_t len)
-{
-	if (!isfinite(v))
-		return format_special(v, buf, len);
-	struct atel__sbuf b = { buf, len, 0 };
-	if (len)
-		buf[0] = 0;
-	if (v == 0) {
-		atel__sbuf_puts(&b, signbit(v) ? "-0" : "0");
-		return b.pos;
-	}
-	if (v < 0) {
-		atel__sbuf_puts(&b, "-");
-		v = -v;
-	}
-	char d[32];
-	int exp;
-	int nd = shortest_digits(v, d, &exp);
-	if (exp < 0) {
+	} else if (exp < 0) {
 		atel__sbuf_puts(&b, "0.");
 		for (int i = 0; i < -exp - 1; i++)
 			atel__sbuf_puts(&b, "0");
@@ -592,6 +553,16 @@ size_t atel__promql_format_float_f(double v, char *buf, size_t len)
 		atel__sbuf_putn(&b, d + exp + 1, (size_t)(nd - exp - 1));
 	}
 	return b.pos;
+}
+
+size_t atel__promql_format_float(double v, char *buf, size_t len)
+{
+	return format_shortest(v, buf, len, true);
+}
+
+size_t atel__promql_format_float_f(double v, char *buf, size_t len)
+{
+	return format_shortest(v, buf, len, false);
 }
 
 const char *atel_promql_errtype_name(enum atel_promql_errtype type)
