@@ -369,6 +369,12 @@ static void test_results(void **state)
 	}
 	assert_int_equal(r->nwarnings, 0);
 	atel_promql_result_free(r);
+	/* any number of arguments: sort_by_label with eleven labels */
+	assert_int_equal(eval_instant(&st, "sort_by_label_desc(x_total, \"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\", \"h\", \"j\", \"k\", \"i\")",
+				      600000, NULL, &r, &err), 0);
+	assert_int_equal(r->nseries, 10);
+	assert_string_equal(r->series[0].labels[1].value, "9");
+	atel_promql_result_free(r);
 	/* scalars in a range query: one series without labels */
 	assert_int_equal(eval_range(&st, "time()", 0, 10000, 5000, NULL, &r, &err), 0);
 	assert_int_equal(r->nseries, 1);

@@ -1069,9 +1069,10 @@ static struct matrix range_eval(struct evaluator *ev, step_fn fn, void *ctx, str
 {
 	struct query *q = ev->q;
 	struct matrix out = { 0 };
-	size_t *cursors[8] = { 0 };
-	struct vector vecs[8] = { { 0 } };
-	size_t *idx[8] = { 0 }, idxcap[8] = { 0 };
+	size_t **cursors = q_zalloc(q, (nin + 1) * sizeof(*cursors));
+	struct vector *vecs = q_zalloc(q, (nin + 1) * sizeof(*vecs));
+	size_t **idx = q_zalloc(q, (nin + 1) * sizeof(*idx));
+	size_t *idxcap = q_zalloc(q, (nin + 1) * sizeof(*idxcap));
 	for (size_t i = 0; i < nin; i++)
 		cursors[i] = q_zalloc(q, (in[i].n + 1) * sizeof(size_t));
 	struct vector res = { 0 };
@@ -1118,6 +1119,10 @@ static struct matrix range_eval(struct evaluator *ev, step_fn fn, void *ctx, str
 		q_free(q, idx[i]);
 		mat_free(q, &in[i]);
 	}
+	q_free(q, cursors);
+	q_free(q, vecs);
+	q_free(q, idx);
+	q_free(q, idxcap);
 	vec_free(q, &res);
 	pmap_free(q, &byls);
 	q_free(q, last_t);
@@ -1423,14 +1428,15 @@ static struct matrix eval_call(struct evaluator *ev, const struct atel_promql_no
 		if (a->kind == ATEL_PROMQL_MATRIX_SEL || a->kind == ATEL_PROMQL_SUBQUERY)
 			return eval_range_call(ev, n, i);
 	}
-	if (n->call.nargs > 8)
-		q_fail(q, ATEL_PROMQL_ERR_INTERNAL, -EINVAL, "too many arguments");
-	struct matrix in[8] = { { 0 } };
+	/* One input per argument (string arguments stay empty: functions read them from the tree). */
+	struct matrix *in = q_zalloc(q, (n->call.nargs + 1) * sizeof(*in));
 	for (size_t i = 0; i < n->call.nargs; i++)
 		if (atel_promql_node_type(n->call.args[i]) != ATEL_PROMQL_STRING)
 			in[i] = eval(ev, n->call.args[i]);
 	struct vcall_ctx c = { n, id, n->call.nargs };
-	return range_eval(ev, call_step, &c, in, n->call.nargs, false);
+	struct matrix out = range_eval(ev, call_step, &c, in, n->call.nargs, false);
+	q_free(q, in);
+	return out;
 }
 
 static struct matrix eval_label_replace(struct evaluator *ev, const struct atel_promql_node *n)
