@@ -678,6 +678,17 @@ static void test_regex(void **state)
 	atel__re_free(&re);
 }
 
+static void test_xxhash(void **state)
+{
+	(void)state;
+	/* the reference vectors of XXH64 (seed 0); the last is longer than one 32-byte stripe */
+	assert_true(atel__promql_xxhash64("", 0) == 0xef46db3751d8e999ull);
+	assert_true(atel__promql_xxhash64("a", 1) == 0xd24ec4f1a98c6e5bull);
+	assert_true(atel__promql_xxhash64("abc", 3) == 0x44bc2cf5ad770999ull);
+	const char *s = "Nobody inspects the spammish repetition";
+	assert_true(atel__promql_xxhash64(s, strlen(s)) == 0xfbcea83c8a378bf1ull);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -686,6 +697,7 @@ int main(void)
 		cmocka_unit_test(test_select_ranges),    cmocka_unit_test(test_storage_contract),
 		cmocka_unit_test(test_limits),           cmocka_unit_test(test_interrupt),
 		cmocka_unit_test(test_annotations),      cmocka_unit_test(test_regex),
+		cmocka_unit_test(test_xxhash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,6 +56,10 @@ size_t atel__promql_format_duration(int64_t ms, char *buf, size_t len);
 /* Go's strconv.FormatFloat(v, 'g', -1, 64) (what fmt prints for %v). */
 size_t atel__promql_format_float(double v, char *buf, size_t len);
 
+/* xxHash64 with seed 0 (what Go's cespare/xxhash computes): Prometheus'
+ * labels.Hash over name 0xff value 0xff ..., used by limit_ratio(). */
+uint64_t atel__promql_xxhash64(const void *data, size_t len);
+
 /* strconv.FormatFloat(v, 'f', -1, 64): count_values' label values. */
 size_t atel__promql_format_float_f(double v, char *buf, size_t len);
 

@@ -565,6 +565,91 @@ size_t atel__promql_format_float_f(double v, char *buf, size_t len)
 	return format_shortest(v, buf, len, false);
 }
 
+/* xxHash64 (seed 0), the hash Prometheus' labels.Hash uses. */
+static uint64_t rotl64(uint64_t x, int r)
+{
+	return (x << r) | (x >> (64 - r));
+}
+
+#define XP1 0x9E3779B185EBCA87ull
+#define XP2 0xC2B2AE3D27D4EB4Full
+#define XP3 0x165667B19E3779F9ull
+#define XP4 0x85EBCA77C2B2AE63ull
+#define XP5 0x27D4EB2F165667C5ull
+
+static uint64_t xx_round(uint64_t acc, uint64_t in)
+{
+	acc += in * XP2;
+	acc = rotl64(acc, 31);
+	return acc * XP1;
+}
+
+static uint64_t xx_merge(uint64_t acc, uint64_t v)
+{
+	acc ^= xx_round(0, v);
+	return acc * XP1 + XP4;
+}
+
+static uint64_t rd64(const unsigned char *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return v; /* little-endian hosts (x86-64, arm64) as Go's xxhash */
+}
+
+static uint32_t rd32(const unsigned char *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+uint64_t atel__promql_xxhash64(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	const unsigned char *end = p + len;
+	uint64_t h;
+	if (len >= 32) {
+		uint64_t v1 = XP1 + XP2, v2 = XP2, v3 = 0, v4 = (uint64_t)0 - XP1;
+		while (end - p >= 32) {
+			v1 = xx_round(v1, rd64(p));
+			v2 = xx_round(v2, rd64(p + 8));
+			v3 = xx_round(v3, rd64(p + 16));
+			v4 = xx_round(v4, rd64(p + 24));
+			p += 32;
+		}
+		h = rotl64(v1, 1) + rotl64(v2, 7) + rotl64(v3, 12) + rotl64(v4, 18);
+		h = xx_merge(h, v1);
+		h = xx_merge(h, v2);
+		h = xx_merge(h, v3);
+		h = xx_merge(h, v4);
+	} else {
+		h = XP5;
+	}
+	h += (uint64_t)len;
+	while (end - p >= 8) {
+		h ^= xx_round(0, rd64(p));
+		h = rotl64(h, 27) * XP1 + XP4;
+		p += 8;
+	}
+	if (end - p >= 4) {
+		h ^= (uint64_t)rd32(p) * XP1;
+		h = rotl64(h, 23) * XP2 + XP3;
+		p += 4;
+	}
+	while (p < end) {
+		h ^= (uint64_t)*p * XP5;
+		h = rotl64(h, 11) * XP1;
+		p++;
+	}
+	h ^= h >> 33;
+	h *= XP2;
+	h ^= h >> 29;
+	h *= XP3;
+	h ^= h >> 32;
+	return h;
+}
+
 const char *atel_promql_errtype_name(enum atel_promql_errtype type)
 {
 	switch (type) {
