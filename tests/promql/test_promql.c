@@ -678,6 +678,43 @@ static void test_regex(void **state)
 	atel__re_free(&re);
 }
 
+/* Top-level subqueries return the inner steps, left boundary included
+ * (cases of upstream's TestSubquerySelector, engine_test.go). */
+static void test_subquery_points(void **state)
+{
+	(void)state;
+	struct tseries m = { .labels = { { "__name__", "metric" } }, .nl = 1, .pts = { { 0, 1 }, { 10000, 2 } }, .n = 2 };
+	struct tstore st = { .s = &m, .n = 1 };
+	static const struct {
+		const char *q;
+		int64_t t;
+		const char *want; /* "value@ms ..." */
+	} cases[] = {
+		{ "metric[20s:10s]", 10000, "1@0 2@10000" },
+		{ "metric[20s:5s]", 10000, "1@0 1@5000 2@10000" },
+		{ "metric[20s:5s] offset 2s", 12000, "1@0 1@5000 2@10000" },
+		{ "metric[20s:5s] offset 6s", 20000, "1@0 1@5000 2@10000" },
+		{ "metric[20s:5s] offset 4s", 35000, "2@15000 2@20000 2@25000 2@30000" },
+		{ "metric[20s:5s] offset 5s", 35000, "2@10000 2@15000 2@20000 2@25000 2@30000" },
+		{ "metric[20s:5s] offset 6s", 35000, "2@10000 2@15000 2@20000 2@25000" },
+		{ "metric[20s:5s] offset 7s", 35000, "2@10000 2@15000 2@20000 2@25000" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct atel_promql_result *r;
+		struct atel_promql_error err;
+		assert_int_equal(eval_instant(&st, cases[i].q, cases[i].t, NULL, &r, &err), 0);
+		assert_int_equal(r->type, ATEL_PROMQL_MATRIX);
+		assert_int_equal(r->nseries, 1);
+		char got[256] = "";
+		for (size_t k = 0; k < r->series[0].npoints; k++)
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%g@%lld", k ? " " : "",
+				 r->series[0].points[k].v, (long long)r->series[0].points[k].t_ms);
+		if (strcmp(got, cases[i].want))
+			fail_msg("%s at %lld: got %s, want %s", cases[i].q, (long long)cases[i].t, got, cases[i].want);
+		atel_promql_result_free(r);
+	}
+}
+
 static void test_xxhash(void **state)
 {
 	(void)state;
@@ -697,7 +734,7 @@ int main(void)
 		cmocka_unit_test(test_select_ranges),    cmocka_unit_test(test_storage_contract),
 		cmocka_unit_test(test_limits),           cmocka_unit_test(test_interrupt),
 		cmocka_unit_test(test_annotations),      cmocka_unit_test(test_regex),
-		cmocka_unit_test(test_xxhash),
+		cmocka_unit_test(test_xxhash),           cmocka_unit_test(test_subquery_points),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
