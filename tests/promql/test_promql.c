@@ -210,6 +210,8 @@ static void test_parse_errors(void **state)
 	assert_int_equal(err.line, 2);
 	assert_int_equal(err.col, 8);
 	assert_int_equal(err.pos, 11);
+	assert_int_equal(atel_promql_parse(NULL, 0, &e, &err), -EINVAL);
+	assert_string_equal(err.msg, "1:1: parse error: no expression found in input");
 	/* a NUL byte inside the query is refused, not truncated */
 	assert_int_equal(atel_promql_parse("foo\0bar", 7, &e, &err), -EINVAL);
 	assert_string_equal(err.msg, "1:4: parse error: unexpected character: '\\x00'");

@@ -1782,7 +1782,8 @@ static int parse_common(const char *query, size_t len, struct atel_promql_expr *
 		free(e);
 		goto oom;
 	}
-	memcpy(e->text, query, len);
+	if (len)
+		memcpy(e->text, query, len);
 	e->text[len] = 0;
 	e->len = len;
 	if (memchr(e->text, 0, len)) {

@@ -337,8 +337,10 @@ struct atel_promql_result {
  * Evaluate at one time (ms since the epoch). The result type is the
  * expression's: scalar, vector, matrix (a range selector or subquery) or
  * string. @return 0 and *out (free with atel_promql_result_free), or a
- * negative errno and err (-EINVAL bad_data/execution, -E2BIG execution for a
- * limit, -ETIMEDOUT, -ECANCELED, -EIO internal for storage errors, -ENOMEM).
+ * negative errno and err: -EINVAL (bad_data: arguments; execution: the
+ * evaluation failed; internal: the storage broke the sink contract), -E2BIG
+ * (execution: a limit), -ETIMEDOUT (timeout), -ECANCELED (canceled), -EIO
+ * (internal: select() failed), -ENOMEM (internal).
  */
 int atel_promql_eval_instant(const struct atel_promql_expr *e, const struct atel_promql_storage *st,
 			     const struct atel_promql_opts *opts, int64_t t_ms, struct atel_promql_result **out,
