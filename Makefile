@@ -27,6 +27,7 @@ demo: build
 bench: deps
 	@scripts/build.sh build-release --buildtype=release -Dtests=false
 	@build-release/bench/atel-bench
+	@python3 bench/peers/run.py --build build-release
 
 fuzz: deps
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/test.sh fuzz

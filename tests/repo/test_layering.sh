@@ -17,7 +17,7 @@ cd "$src" || exit 1
 declare -A FOLDER=(
   [util]=shm/util [shm]=shm [producer]=producer [log]=consumer/log [index]=consumer/index
   [aggregates]=consumer/aggregates [state]=consumer/state [encode]=exporters/encode
-  [exporters]=exporters [daemon]=consumer [tools]=tools [examples]=examples
+  [exporters]=exporters [daemon]=consumer [promql]=tools/promql [tools]=tools [examples]=examples
 )
 # room: the rooms it may include from (itself always)
 declare -A BELOW=(
@@ -30,8 +30,9 @@ declare -A BELOW=(
   [state]="index log shm util"
   [encode]="aggregates log shm util"
   [exporters]="encode state aggregates index log shm util"
-  [daemon]="exporters encode state aggregates index log shm util"
-  [tools]="producer encode aggregates index log shm util"
+  [promql]=""
+  [daemon]="exporters encode state aggregates index log shm util promql"
+  [tools]="producer encode aggregates index log shm util promql"
   [examples]="producer tools"
 )
 fail=0
