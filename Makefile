@@ -3,7 +3,7 @@
 BUILD    ?= build
 WERROR   := $(if $(CI),-Dwerror=true,)
 
-.PHONY: all build test demo bench clean deps fuzz
+.PHONY: all build check test demo bench clean deps fuzz
 
 all: build
 
@@ -12,6 +12,11 @@ deps:
 
 build: deps
 	@scripts/build.sh $(BUILD) $(WERROR)
+
+# One plain build and the unit suite: the quick loop while working.
+check: deps
+	@scripts/build.sh $(BUILD) $(WERROR)
+	@meson test -C $(BUILD) --no-rebuild --suite unit --print-errorlogs
 
 test: deps
 	@scripts/test.sh
@@ -22,6 +27,7 @@ demo: build
 bench: deps
 	@scripts/build.sh build-release --buildtype=release -Dtests=false
 	@build-release/bench/atel-bench
+	@python3 bench/peers/run.py --build build-release
 
 fuzz: deps
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/test.sh fuzz

@@ -2,7 +2,7 @@
 /*
  * bench_exporters.c - Prometheus text and JSON-file encoding cost per export
  * for 1000 series (4 counter, 3 gauge, 3 histogram families of 100 series;
- * histograms with 10 bounds), beside REFERENCE.md's "Export (1000 metrics):
+ * histograms with 10 bounds), beside docs/reference.md's "Export (1000 metrics):
  * ~50ms (Prometheus), ~100ms (JSON)". The snapshot comes from a real
  * aggregator (so the sort and copy are measured too), the output buffer is
  * reused across exports as in the exporters. Also: applying one SAMPLE to the
@@ -121,7 +121,7 @@ static int metrics_body(void *arg, struct atel_buf *body)
 
 	if (rc)
 		return rc;
-	rc = atel__prom_encode(body, snap, NULL, NULL);
+	rc = atel__prom_encode(body, snap, NULL, NULL, NULL);
 	atel__agg_snapshot_free(snap);
 	return rc;
 }
@@ -186,7 +186,7 @@ static int run_exporters(const struct bench_opts *o)
 			if ((rc = atel__agg_snapshot(a, &snap)))
 				goto out;
 			if (c == 1)
-				rc = atel__prom_encode(&b, snap, NULL, NULL);
+				rc = atel__prom_encode(&b, snap, NULL, NULL, NULL);
 			else if (c == 2)
 				rc = atel__json_encode(&b, snap, spans, 0, 1700000000000000000ull, 1700000060000000000ull, 1,
 						       NULL);
@@ -210,7 +210,7 @@ static int run_exporters(const struct bench_opts *o)
 		else
 			snprintf(method, sizeof(method),
 				 "%d exports into a reused buffer, CLOCK_MONOTONIC per export; %zu bytes; p99 %.3f ms; "
-				 "thread CPU p50 %.3f ms; baseline: REFERENCE.md ~%.0f ms",
+				 "thread CPU p50 %.3f ms; baseline: docs/reference.md ~%.0f ms",
 				 iters, b.len, p99, ncpu ? (double)cpu[ncpu / 2] / 1e6 : 0, base[c]);
 		bench_row("exporters", figs[c], p50, "ms", base[c], c ? "< 1 ms" : NULL, c ? p50 < 1.0 : -1, method);
 	}

@@ -16,8 +16,9 @@
 
 #include "bench.h"
 #include "daemon.h"
-#include "indexer_internal.h"
+#include "index.h"
 #include "seglog.h"
+#include "uring.h"
 
 #define NSERIES 64u
 #define T0 1700000000000000000ull
@@ -367,7 +368,8 @@ static int bench_lag(const struct bench_opts *o, const char *dir)
 	lo.segments_dir = d.segments_dir;
 	lo.shm_instance = 77;
 	lo.ring_count = 1;
-	lo.stats = &d.stats;
+	lo.stats = &d.stats.log;
+	lo.async_io = &atel__seglog_uring; /* as ateld writes */
 	if ((rc = atel__seglog_open(&l, &lo, err, sizeof(err)))) {
 		fprintf(stderr, "bench_index: %s\n", err);
 		goto out_d;

@@ -5,8 +5,8 @@
  * bytes on disk per metric sample for an agent workload, and the reader's
  * scan rate beside raw zstd decompression of the same files.
  *
- * The workload comes from tests/common/synth.c (compiled in here: bench/ is
- * built before tests/, and the generator is the same one the tests use).
+ * The workload comes from the test support library (tests/common/synth.h):
+ * the generator the tests use.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -20,8 +20,8 @@
 #include "bench.h"
 #include "logread.h"
 #include "seglog.h"
-
-#include "../tests/common/synth.c"
+#include "synth.h"
+#include "uring.h"
 
 #define NRINGS 8
 #define FRAME (256u << 10) /* the writer's default frame_bytes */
@@ -82,7 +82,7 @@ static unsigned char *frame_stream(struct atel_synth *s, unsigned n, size_t *len
 	while (more) {
 		more = false;
 		for (unsigned i = 0; i < n; i++) {
-			size_t k = cut(&s[i], at[i], 4096);
+			size_t k = atel_synth_cut(&s[i], at[i], 4096);
 			struct atel_rec_chunk c = { 0 };
 			if (!k)
 				continue;
@@ -140,6 +140,7 @@ static uint64_t write_log(const char *dir, struct atel_synth *s, unsigned n, int
 	o.shm_instance = 42;
 	o.zstd_level = level;
 	o.encoding = enc;
+	o.async_io = &atel__seglog_uring; /* as ateld writes */
 	if (atel__seglog_open(&l, &o, err, sizeof(err))) {
 		bench_note("log: cannot open a writer in %s: %s", dir, err);
 		return 0;
@@ -148,7 +149,7 @@ static uint64_t write_log(const char *dir, struct atel_synth *s, unsigned n, int
 	while (more) {
 		more = false;
 		for (unsigned i = 0; i < n; i++) {
-			size_t k = cut(&s[i], at[i], batch); /* ateld's drain batch */
+			size_t k = atel_synth_cut(&s[i], at[i], batch); /* ateld's drain batch */
 			if (!k)
 				continue;
 			/* two pieces, as a run that wraps the ring end */
@@ -434,7 +435,7 @@ static int run_log(const struct bench_opts *opt)
 				bytes = dir_bytes(dir, &files);
 				bps = (double)bytes / (double)nsamples;
 				snprintf(method, sizeof(method),
-					 "segment bytes / %llu samples (%d rings, REFERENCE catalog, ns timestamps, ms durations), "
+					 "segment bytes / %llu samples (%d rings, reference catalog, ns timestamps, ms durations), "
 					 "storage.encoding %s, zstd level %d, %.1fM samples/s",
 					 (unsigned long long)nsamples, NRINGS, enc_name[enc], levels[li], per_s(nsamples, dt) / 1e6);
 				if (levels[li] == 3)
@@ -454,7 +455,7 @@ static int run_log(const struct bench_opts *opt)
 		uint64_t bytes, ns = 0, r2;
 		for (unsigned i = 0; i < NRINGS; i++) { /* a shorter run: 20000 slots per ring */
 			keep[i] = s[i].n;
-			s[i].n = cut(&s[i], 0, 20000);
+			s[i].n = atel_synth_cut(&s[i], 0, 20000);
 		}
 		ns = count_type(s, NRINGS, ATEL_REC_SAMPLE, &r2);
 		write_log(dir, s, NRINGS, 3, 100, 16, ATEL_SEG_ENC_RECORDS);

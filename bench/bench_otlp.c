@@ -3,7 +3,7 @@
  * bench_otlp.c - OTLP encoding cost per export: 1000 series (cumulative
  * snapshot: counters, gauges, histograms with 10 bounds) and 1000 spans (4
  * attributes and 1 event each), in OTLP/JSON and OTLP protobuf, beside
- * REFERENCE.md's "Export (1000 metrics): ~200ms (OTLP)". The buffer is reused
+ * docs/reference.md's "Export (1000 metrics): ~200ms (OTLP)". The buffer is reused
  * across exports, as in the exporter. Also the gzip cost of the protobuf
  * payload (what the exporter does before sending when compression is gzip).
  */
@@ -170,7 +170,7 @@ static int run_otlp(const struct bench_opts *o)
 		p99 = bench_hist_pct_ns(h, 0.99) / 1e6;
 		snprintf(method, sizeof(method),
 			 "%d exports into a reused buffer, CLOCK_MONOTONIC per export; %zu bytes; p99 %.3f ms; baseline: "
-			 "REFERENCE.md ~200 ms (OTLP)",
+			 "docs/reference.md ~200 ms (OTLP)",
 			 iters, b.len, p99);
 		bench_row("otlp", cases[c].figure, p50, "ms", 200.0, "< 1 ms", p50 < 1.0, method);
 		if (c == 1 || c == 3) { /* gzip of the protobuf payload, as sent with compression=gzip */

@@ -214,12 +214,12 @@ static int run_producer(const struct bench_opts *o)
 		snprintf(fig, sizeof(fig), "%s p99", names[op]);
 		bench_row("producer", fig, p99[op], "ns", op == OP_BASE ? -1 : p99[OP_BASE], NULL, -1, method);
 	}
-	/* REFERENCE.md: ~0.1 ms per metric, ~0.2 ms per span */
-	bench_row("producer", "speed-up vs REFERENCE 0.1 ms/metric (atel_add p50)", 100000.0 / p50[OP_ADD], "x", -1,
+	/* docs/reference.md: ~0.1 ms per metric, ~0.2 ms per span */
+	bench_row("producer", "speed-up vs reference 0.1 ms/metric (atel_add p50)", 100000.0 / p50[OP_ADD], "x", -1,
 		  NULL, -1, "100000 ns / atel_add p50");
-	bench_row("producer", "speed-up vs REFERENCE 0.1 ms/metric (tool helper p50 / 3 series)",
+	bench_row("producer", "speed-up vs reference 0.1 ms/metric (tool helper p50 / 3 series)",
 		  100000.0 / (p50[OP_TOOL] / 3.0), "x", -1, NULL, -1, "100000 ns / (atel_track_tool_usage p50 / 3)");
-	bench_row("producer", "speed-up vs REFERENCE 0.2 ms/span (start+end p50)", 200000.0 / p50[OP_SPAN], "x", -1,
+	bench_row("producer", "speed-up vs reference 0.2 ms/span (start+end p50)", 200000.0 / p50[OP_SPAN], "x", -1,
 		  NULL, -1, "200000 ns / span start+end p50");
 	atel_stats_get(&st);
 	bench_note("producer: %llu records written, %llu dropped during the run", (unsigned long long)st.records,

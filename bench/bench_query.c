@@ -2,7 +2,7 @@
 /*
  * Section "query": the query engine and offline replay.
  *   - aggregate(): 1000 points of one hour into 5-minute buckets (avg and
- *     p95), REFERENCE.md's "Query (1000 metrics): ~10 ms"; target < 0.1 ms;
+ *     p95), docs/reference.md's "Query (1000 metrics): ~10 ms"; target < 0.1 ms;
  *   - summarize(): count/min/max/avg/stddev/p50/p95/p99 over 1M points;
  *   - replay: segment files written by the real log writer (seglog) with
  *     realistic samples, read back (a) as decoded events through the log
@@ -78,7 +78,7 @@ static int bench_aggregate(const struct bench_opts *o)
 		snprintf(fig, sizeof(fig), "aggregate %s, 1000 %s points -> 12 buckets", atel_q_agg_name(aggs[k]),
 			 k == 2 ? "sorted" : "unsorted");
 		bench_row("query", fig, best / 1000.0, "us", 10000.0, "< 100 us", best < 100000.0,
-			  "thread CPU time per call, best of 5 batches; baseline = REFERENCE.md's ~10 ms per query");
+			  "thread CPU time per call, best of 5 batches; baseline = docs/reference.md's ~10 ms per query");
 	}
 	return 0;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ateld - the Armada Telemetry sidecar (DESIGN.md "Sidecar").
+ * ateld - the Armada Telemetry sidecar (docs/design.md "Sidecar").
  *
  * Threads: main (signals, heartbeat, status file), drain (consumer/drain.c:
  * rings -> segment log), indexer (consumer/indexer.c), exporters (exporters/).
@@ -28,11 +28,9 @@
 #include "config.h"
 #include "daemon.h"
 #include "drain.h"
+#include "exporters.h"
 #include "ring.h"
 
-#ifndef ATEL_VERSION
-#define ATEL_VERSION "0.0.0"
-#endif
 
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
 
@@ -106,36 +104,6 @@ struct ateld {
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                            */
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* mkdir -p. @return 0 or -errno. */
-static int mkdirs(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* One ateld per data directory: an exclusive flock held for the process life.
  * @return the fd, or -errno (-EWOULDBLOCK: another ateld holds it). */
 static int take_lock(const char *path)
@@ -174,315 +142,13 @@ static int lock_holder(const char *path)
 	return n > 0 ? atoi(buf) : 0;
 }
 
-/* ------------------------------------------------------------------------ */
-/* status file (docs/status-file.md)                                        */
-
-static void add_u64(cJSON *o, const char *name, uint64_t v)
-{
-	char buf[32];
-
-	/* raw text: cJSON numbers are doubles and would round nanosecond times */
-	snprintf(buf, sizeof(buf), "%" PRIu64, v);
-	cJSON_AddRawToObject(o, name, buf);
-}
-
-static uint64_t ld(const _Atomic uint64_t *p)
-{
-	return atomic_load_explicit(p, memory_order_relaxed);
-}
-
-static const char *state_name(uint32_t s)
-{
-	static const char *const names[] = { "free", "claiming", "active", "draining", "quarantined" };
-
-	return s < sizeof(names) / sizeof(names[0]) ? names[s] : "invalid";
-}
-
-/* Thread's command name from /proc (the producer may be gone: ""). */
-static void comm_of(int pid, int tid, char *out, size_t len)
-{
-	char path[96];
-	ssize_t n = -1;
-	int fd;
-
-	out[0] = '\0';
-	if (pid <= 0)
-		return;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
-	if (fd < 0)
-		return;
-	n = read(fd, out, len - 1);
-	close(fd);
-	if (n <= 0) {
-		out[0] = '\0';
-		return;
-	}
-	out[n] = '\0';
-	out[strcspn(out, "\n")] = '\0';
-}
-
-/* An endpoint without user:password@ (never write credentials). */
-static void redact_url(const char *url, char *out, size_t len)
-{
-	const char *scheme_end = strstr(url, "://");
-	const char *host = scheme_end ? scheme_end + 3 : url;
-	const char *at = strchr(host, '@');
-	const char *slash = strchr(host, '/');
-
-	if (at && (!slash || at < slash))
-		snprintf(out, len, "%.*s%s", (int)(host - url), url, at + 1);
-	else
-		snprintf(out, len, "%s", url);
-}
-
-static cJSON *status_stats(const struct atel_daemon_stats *s)
-{
-	cJSON *o = cJSON_CreateObject(), *drops = cJSON_CreateObject();
-
-	add_u64(o, "records_drained", ld(&s->records_drained));
-	add_u64(o, "records_invalid", ld(&s->records_invalid));
-	add_u64(o, "bytes_raw", ld(&s->bytes_raw));
-	add_u64(o, "bytes_written", ld(&s->bytes_written));
-	add_u64(o, "frames_written", ld(&s->frames_written));
-	add_u64(o, "segments_created", ld(&s->segments_created));
-	add_u64(o, "segments_deleted", ld(&s->segments_deleted));
-	add_u64(o, "write_errors", ld(&s->write_errors));
-	for (unsigned c = 1; c <= ATEL_LOSS_CAUSE_MAX; c++)
-		add_u64(drops, atel__loss_cause_name(c), ld(&s->drops[c]));
-	cJSON_AddItemToObject(o, "drops", drops);
-	add_u64(o, "spans_dropped", ld(&s->spans_dropped));
-	add_u64(o, "metric_folds", ld(&s->metric_folds));
-	add_u64(o, "loss_readings_refused", ld(&s->loss_readings_refused));
-	add_u64(o, "ring_lag_max", ld(&s->ring_lag_max));
-	add_u64(o, "oldest_unread_ns", ld(&s->oldest_unread_ns));
-	add_u64(o, "producers_reclaimed", ld(&s->producers_reclaimed));
-	add_u64(o, "rings_quarantined", ld(&s->rings_quarantined));
-	add_u64(o, "indexer_lag_records", ld(&s->indexer_lag_records));
-	add_u64(o, "index_rows", ld(&s->index_rows));
-	add_u64(o, "export_failures", ld(&s->export_failures));
-	add_u64(o, "series_overflow", ld(&s->series_overflow));
-	add_u64(o, "io_uring_active", atomic_load_explicit(&s->io_uring_active, memory_order_relaxed));
-	add_u64(o, "log_end_seq", ld(&s->log_end_seq));
-	add_u64(o, "rings_active", atomic_load_explicit(&s->rings_active, memory_order_relaxed));
-	return o;
-}
-
-static cJSON *status_rings(const struct atel_segment *seg)
-{
-	cJSON *arr = cJSON_CreateArray();
-
-	for (uint32_t r = 0; r < seg->ring_count; r++) {
-		struct atel_ring_desc *d = atel__seg_desc(seg, r);
-		uint32_t s = atomic_load_explicit(&d->state, memory_order_acquire);
-		uint64_t head = atomic_load_explicit(&d->head, memory_order_relaxed);
-		uint64_t tail = atomic_load_explicit(&d->tail, memory_order_relaxed);
-		int32_t pid = __atomic_load_n(&d->owner_pid, __ATOMIC_RELAXED);
-		int32_t tid = __atomic_load_n(&d->owner_tid, __ATOMIC_RELAXED);
-		char comm[32];
-		cJSON *o;
-
-		if (s == ATEL_RING_FREE && head == tail)
-			continue;
-		o = cJSON_CreateObject();
-		cJSON_AddNumberToObject(o, "ring", r);
-		cJSON_AddStringToObject(o, "state", state_name(s));
-		cJSON_AddNumberToObject(o, "pid", pid);
-		cJSON_AddNumberToObject(o, "tid", tid);
-		comm_of(s == ATEL_RING_FREE ? 0 : pid, tid, comm, sizeof(comm));
-		cJSON_AddStringToObject(o, "comm", comm);
-		cJSON_AddNumberToObject(o, "generation", __atomic_load_n(&d->generation, __ATOMIC_RELAXED));
-		add_u64(o, "head", head);
-		add_u64(o, "tail", tail);
-		add_u64(o, "lag", head >= tail ? head - tail : 0);
-		add_u64(o, "drops_full", ld(&d->drops_full));
-		add_u64(o, "drops_nodef", ld(&d->drops_nodef));
-		add_u64(o, "drops_invalid", ld(&d->drops_invalid));
-		cJSON_AddItemToArray(arr, o);
-	}
-	return arr;
-}
-
-static cJSON *status_exporters(struct ateld *a)
-{
-	static const char *const names[ATEL_EXP_COUNT] = { "prometheus", "json", "otlp" };
-	const bool enabled[ATEL_EXP_COUNT] = { a->cfg.prometheus.enabled, a->cfg.json.enabled,
-					       a->cfg.opentelemetry.enabled };
-	cJSON *o = cJSON_CreateObject();
-
-	for (int i = 0; i < ATEL_EXP_COUNT; i++) {
-		struct atel_exporter_health *h = &a->d.health[i];
-		cJSON *e = cJSON_CreateObject();
-		char last[256];
-
-		cJSON_AddBoolToObject(e, "enabled", enabled[i] && a->exporters_running);
-		add_u64(e, "last_attempt_ns", ld(&h->last_attempt_ns));
-		add_u64(e, "last_success_ns", ld(&h->last_success_ns));
-		add_u64(e, "attempts", ld(&h->attempts));
-		add_u64(e, "failures", ld(&h->failures));
-		pthread_mutex_lock(&h->lock);
-		snprintf(last, sizeof(last), "%s", h->last_error);
-		pthread_mutex_unlock(&h->lock);
-		cJSON_AddStringToObject(e, "last_error", last);
-		cJSON_AddItemToObject(o, names[i], e);
-	}
-	return o;
-}
-
-/* The effective configuration, minus secrets (header values, bearer token, URL credentials). */
-static cJSON *status_config(const struct atel_config *c)
-{
-	cJSON *o = cJSON_CreateObject(), *s;
-	char url[1024];
-
-	cJSON_AddStringToObject(o, "data_dir", c->data_dir);
-	cJSON_AddStringToObject(o, "shm_name", c->shm.name);
-	cJSON_AddNumberToObject(o, "export_interval_ms", c->export_interval_ms);
-	cJSON_AddStringToObject(o, "log_level", c->log_level);
-	cJSON_AddNumberToObject(o, "prometheus_port", c->prometheus.port);
-
-	s = cJSON_AddObjectToObject(o, "shm");
-	cJSON_AddNumberToObject(s, "rings", c->shm.rings);
-	cJSON_AddNumberToObject(s, "ring_capacity", c->shm.ring_capacity);
-	snprintf(url, sizeof(url), "%04o", c->shm.mode);
-	cJSON_AddStringToObject(s, "mode", url);
-
-	s = cJSON_AddObjectToObject(o, "storage");
-	add_u64(s, "rotate_bytes", c->storage.rotate_bytes);
-	cJSON_AddNumberToObject(s, "rotate_age_s", c->storage.rotate_age_s);
-	cJSON_AddNumberToObject(s, "fsync_interval_ms", c->storage.fsync_interval_ms);
-	cJSON_AddNumberToObject(s, "zstd_level", c->storage.zstd_level);
-	cJSON_AddStringToObject(s, "io", c->storage.io);
-	cJSON_AddStringToObject(s, "encoding", c->storage.encoding);
-
-	s = cJSON_AddObjectToObject(o, "drain");
-	cJSON_AddNumberToObject(s, "idle_sleep_max_us", c->drain.idle_sleep_max_us);
-	cJSON_AddNumberToObject(s, "batch_records", c->drain.batch_records);
-
-	s = cJSON_AddObjectToObject(o, "retention");
-	cJSON_AddNumberToObject(s, "metrics_days", c->retention.metrics_days);
-	cJSON_AddNumberToObject(s, "traces_days", c->retention.traces_days);
-	cJSON_AddNumberToObject(s, "aggregates_days", c->retention.aggregates_days);
-	cJSON_AddNumberToObject(s, "segments_days", c->retention.segments_days);
-
-	s = cJSON_AddObjectToObject(o, "index");
-	cJSON_AddBoolToObject(s, "enabled", c->index.enabled);
-	cJSON_AddNumberToObject(s, "rollup_interval_s", c->index.rollup_interval_s);
-
-	s = cJSON_AddObjectToObject(o, "prometheus");
-	cJSON_AddBoolToObject(s, "enabled", c->prometheus.enabled);
-	cJSON_AddStringToObject(s, "bind", c->prometheus.bind);
-	cJSON_AddNumberToObject(s, "port", c->prometheus.port);
-	cJSON_AddStringToObject(s, "path", c->prometheus.path);
-	cJSON_AddBoolToObject(s, "auth", c->prometheus.bearer_token != NULL);
-	cJSON_AddNumberToObject(s, "series_limit", c->prometheus.series_limit);
-
-	s = cJSON_AddObjectToObject(o, "json");
-	cJSON_AddBoolToObject(s, "enabled", c->json.enabled);
-	cJSON_AddStringToObject(s, "outputDir", c->json.outputDir);
-	add_u64(s, "rotateInterval", c->json.rotateInterval);
-	cJSON_AddNumberToObject(s, "maxFiles", c->json.maxFiles);
-
-	s = cJSON_AddObjectToObject(o, "opentelemetry");
-	cJSON_AddBoolToObject(s, "enabled", c->opentelemetry.enabled);
-	redact_url(c->opentelemetry.endpoint, url, sizeof(url));
-	cJSON_AddStringToObject(s, "endpoint", url);
-	cJSON_AddStringToObject(s, "protocol", c->opentelemetry.protocol);
-	cJSON_AddNumberToObject(s, "headers", c->opentelemetry.nheaders); /* a count: values are secrets */
-	cJSON_AddNumberToObject(s, "timeout_ms", c->opentelemetry.timeout_ms);
-	cJSON_AddStringToObject(s, "compression", c->opentelemetry.compression);
-	cJSON_AddStringToObject(s, "service_name", c->opentelemetry.service_name);
-	return o;
-}
-
-/* Rewrites DATA_DIR/ateld.status.json atomically (tmp + rename). @return 0 or -errno. */
+/* Rewrites DATA_DIR/ateld.status.json (status.c). @return 0 or -errno. */
 static int write_status(struct ateld *a)
 {
-	const struct atel_segment *seg = a->drain ? atel__drain_segment(a->drain) : NULL;
-	cJSON *root = cJSON_CreateObject(), *o;
-	char io[16] = "", file[4096] = "", hex[32];
-	char *text = NULL;
-	int fd = -1, rc = 0;
-	size_t len, off = 0;
+	struct atel_status st = { .state = a->state, .indexer_running = a->indexer_running,
+				  .exporters_running = a->exporters_running, .drain = a->drain };
 
-	if (!root)
-		return -ENOMEM;
-	if (a->drain)
-		atel__drain_log_info(a->drain, io, sizeof(io), file, sizeof(file));
-	cJSON_AddNumberToObject(root, "pid", getpid());
-	cJSON_AddStringToObject(root, "version", ATEL_VERSION);
-	cJSON_AddStringToObject(root, "state", a->state);
-	add_u64(root, "start_ns", a->d.start_ns);
-	add_u64(root, "heartbeat_ns", seg ? atomic_load_explicit(&seg->hdr->heartbeat_ns, memory_order_relaxed)
-					  : atel__now_ns());
-	add_u64(root, "written_ns", atel__now_ns());
-	o = cJSON_AddObjectToObject(root, "shm");
-	cJSON_AddStringToObject(o, "name", seg ? seg->name : a->cfg.shm.name);
-	snprintf(hex, sizeof(hex), "%016" PRIx64, seg ? seg->hdr->instance_id : 0);
-	cJSON_AddStringToObject(o, "instance_id", hex);
-	cJSON_AddNumberToObject(o, "rings", seg ? seg->ring_count : 0);
-	cJSON_AddNumberToObject(o, "ring_capacity", seg ? seg->ring_capacity : 0);
-	cJSON_AddBoolToObject(o, "reattached", seg && seg->reattached);
-	if (seg) {
-		add_u64(o, "drops_no_ring", atomic_load_explicit(&seg->hdr->drops_no_ring, memory_order_relaxed));
-		add_u64(o, "claims_total", atomic_load_explicit(&seg->hdr->claims_total, memory_order_relaxed));
-	}
-	cJSON_AddStringToObject(root, "io_path", io);
-	cJSON_AddStringToObject(root, "current_segment", file);
-	cJSON_AddItemToObject(root, "stats", status_stats(&a->d.stats));
-	cJSON_AddItemToObject(root, "rings", seg ? status_rings(seg) : cJSON_CreateArray());
-	cJSON_AddItemToObject(root, "exporters", status_exporters(a));
-	o = cJSON_AddObjectToObject(root, "indexer");
-	cJSON_AddBoolToObject(o, "enabled", a->cfg.index.enabled);
-	cJSON_AddBoolToObject(o, "running", a->indexer_running);
-	add_u64(o, "lag_records", ld(&a->d.stats.indexer_lag_records));
-	add_u64(o, "rows", ld(&a->d.stats.index_rows));
-	cJSON_AddItemToObject(root, "config", status_config(&a->cfg));
-
-	text = cJSON_Print(root);
-	cJSON_Delete(root);
-	if (!text)
-		return -ENOMEM;
-	len = strlen(text);
-	fd = open(a->status_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = -errno;
-		goto out;
-	}
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (write(fd, "\n", 1) != 1) {
-		rc = -EIO;
-		goto out;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		rc = -errno;
-		goto out;
-	}
-	fd = -1;
-	if (rename(a->status_tmp, a->status_path) != 0)
-		rc = -errno;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (rc)
-		unlink(a->status_tmp);
-	cJSON_free(text);
-	return rc;
+	return atel__status_write(&a->d, &st, a->status_path, a->status_tmp);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -490,7 +156,7 @@ out:
 
 static void print_effective(const struct atel_config *c)
 {
-	cJSON *o = status_config(c);
+	cJSON *o = atel__config_json(c);
 	char *t = o ? cJSON_Print(o) : NULL;
 
 	if (t)
@@ -585,7 +251,7 @@ static int start_parts(struct ateld *a)
 	}
 	/* exporters stay at normal priority: /metrics must stay fresh under load,
 	 * and following the log is cheap next to SQLite */
-	rc = atel__exporters_start(&a->ex, &a->d, err, sizeof(err));
+	rc = atel__daemon_exporters_start(&a->ex, &a->d, err, sizeof(err));
 	if (rc) {
 		atel__log(&a->d, ATEL_LOG_ERROR, "exporters: %s", *err ? err : strerror(-rc));
 		return rc;
@@ -647,7 +313,7 @@ static int run(struct ateld *a)
 
 	while (!atomic_load_explicit(&a->drain_done, memory_order_acquire)) {
 		struct timespec to = { 0, 50000000 };
-		uint64_t now = mono_ns();
+		uint64_t now = atel__mono_ns();
 		int sig;
 
 		if (now >= next_hb) {
@@ -701,7 +367,7 @@ stop:
 	atel__drain_close(a->drain);
 	a->drain = NULL;
 	if (stop_started) {
-		double secs = (double)(mono_ns() - stop_started) / 1e9;
+		double secs = (double)(atel__mono_ns() - stop_started) / 1e9;
 
 		if (secs * 1e9 > (double)SHUTDOWN_TOTAL_NS)
 			atel__log(&a->d, ATEL_LOG_WARN, "shutdown took %.1f s (bound %.0f s)", secs,
@@ -798,7 +464,7 @@ int main(int argc, char **argv)
 		exit_code = EXIT_USAGE;
 		goto out;
 	}
-	if ((rc = mkdirs(a.cfg.data_dir))) {
+	if ((rc = atel__mkdir_p(a.cfg.data_dir, 0755))) {
 		atel__log(&a.d, ATEL_LOG_ERROR, "cannot create data_dir '%s': %s", a.cfg.data_dir, strerror(-rc));
 		exit_code = EXIT_RUNTIME;
 		goto out;

@@ -17,26 +17,15 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #define CONFIG_FILE_MAX (1u << 20) /* a config larger than 1 MiB is a mistake */
-
-static void seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
 
 /* strdup that leaves *dst untouched on allocation failure. @return 0 or -ENOMEM. */
 static int set_str(char **dst, const char *src)
@@ -80,6 +69,7 @@ struct key {
 	size_t off;
 	int64_t min, max;
 	const char *const *enums;
+	const char *secret_as; /* a secret: atel__config_json shows only whether it is set, as this */
 };
 
 static const char *const LOG_LEVELS[] = { "error", "warn", "info", "debug", NULL };
@@ -92,54 +82,54 @@ static const char *const COMPRESSIONS[] = { "gzip", "none", NULL };
 #define DAY_S 86400
 
 static const struct key KEYS[] = {
-	{ "", "data_dir", K_STR, OFF(data_dir), 0, 0, NULL },
-	{ "", "export_interval_ms", K_U32, OFF(export_interval_ms), 100, 86400000, NULL },
-	{ "", "log_level", K_ENUM, OFF(log_level), 0, 0, LOG_LEVELS },
+	{ "", "data_dir", K_STR, OFF(data_dir), 0, 0, NULL, NULL },
+	{ "", "export_interval_ms", K_U32, OFF(export_interval_ms), 100, 86400000, NULL, NULL },
+	{ "", "log_level", K_ENUM, OFF(log_level), 0, 0, LOG_LEVELS, NULL },
 
-	{ "shm", "name", K_STR, OFF(shm.name), 0, 0, NULL },
-	{ "shm", "rings", K_U32, OFF(shm.rings), 1, 65536, NULL },
-	{ "shm", "ring_capacity", K_POW2, OFF(shm.ring_capacity), 64, 1 << 24, NULL },
-	{ "shm", "mode", K_MODE, OFF(shm.mode), 0, 0777, NULL },
+	{ "shm", "name", K_STR, OFF(shm.name), 0, 0, NULL, NULL },
+	{ "shm", "rings", K_U32, OFF(shm.rings), 1, 65536, NULL, NULL },
+	{ "shm", "ring_capacity", K_POW2, OFF(shm.ring_capacity), 64, 1 << 24, NULL, NULL },
+	{ "shm", "mode", K_MODE, OFF(shm.mode), 0, 0777, NULL, NULL },
 
-	{ "storage", "rotate_bytes", K_U64, OFF(storage.rotate_bytes), 65536, (int64_t)1 << 40, NULL },
-	{ "storage", "rotate_age_s", K_U32, OFF(storage.rotate_age_s), 1, 30 * DAY_S, NULL },
-	{ "storage", "fsync_interval_ms", K_U32, OFF(storage.fsync_interval_ms), 1, 3600000, NULL },
-	{ "storage", "zstd_level", K_INT, OFF(storage.zstd_level), -7, 19, NULL },
-	{ "storage", "io", K_ENUM, OFF(storage.io), 0, 0, IO_MODES },
-	{ "storage", "encoding", K_ENUM, OFF(storage.encoding), 0, 0, ENCODINGS },
+	{ "storage", "rotate_bytes", K_U64, OFF(storage.rotate_bytes), 65536, (int64_t)1 << 40, NULL, NULL },
+	{ "storage", "rotate_age_s", K_U32, OFF(storage.rotate_age_s), 1, 30 * DAY_S, NULL, NULL },
+	{ "storage", "fsync_interval_ms", K_U32, OFF(storage.fsync_interval_ms), 1, 3600000, NULL, NULL },
+	{ "storage", "zstd_level", K_INT, OFF(storage.zstd_level), -7, 19, NULL, NULL },
+	{ "storage", "io", K_ENUM, OFF(storage.io), 0, 0, IO_MODES, NULL },
+	{ "storage", "encoding", K_ENUM, OFF(storage.encoding), 0, 0, ENCODINGS, NULL },
 
-	{ "drain", "idle_sleep_max_us", K_U32, OFF(drain.idle_sleep_max_us), 1, 10000, NULL },
-	{ "drain", "batch_records", K_U32, OFF(drain.batch_records), 256, 1 << 20, NULL },
+	{ "drain", "idle_sleep_max_us", K_U32, OFF(drain.idle_sleep_max_us), 1, 10000, NULL, NULL },
+	{ "drain", "batch_records", K_U32, OFF(drain.batch_records), 256, 1 << 20, NULL, NULL },
 
-	{ "retention", "metrics_days", K_U32, OFF(retention.metrics_days), 0, 36500, NULL },
-	{ "retention", "traces_days", K_U32, OFF(retention.traces_days), 0, 36500, NULL },
-	{ "retention", "aggregates_days", K_U32, OFF(retention.aggregates_days), 0, 36500, NULL },
-	{ "retention", "segments_days", K_U32, OFF(retention.segments_days), 0, 36500, NULL },
+	{ "retention", "metrics_days", K_U32, OFF(retention.metrics_days), 0, 36500, NULL, NULL },
+	{ "retention", "traces_days", K_U32, OFF(retention.traces_days), 0, 36500, NULL, NULL },
+	{ "retention", "aggregates_days", K_U32, OFF(retention.aggregates_days), 0, 36500, NULL, NULL },
+	{ "retention", "segments_days", K_U32, OFF(retention.segments_days), 0, 36500, NULL, NULL },
 
-	{ "index", "enabled", K_BOOL, OFF(index.enabled), 0, 0, NULL },
-	{ "index", "rollup_interval_s", K_U32, OFF(index.rollup_interval_s), 1, DAY_S, NULL },
+	{ "index", "enabled", K_BOOL, OFF(index.enabled), 0, 0, NULL, NULL },
+	{ "index", "rollup_interval_s", K_U32, OFF(index.rollup_interval_s), 1, DAY_S, NULL, NULL },
 
-	{ "prometheus", "enabled", K_BOOL, OFF(prometheus.enabled), 0, 0, NULL },
-	{ "prometheus", "bind", K_ADDR, OFF(prometheus.bind), 0, 0, NULL },
-	{ "prometheus", "port", K_PORT, OFF(prometheus.port), 1, 65535, NULL },
-	{ "prometheus", "path", K_URLPATH, OFF(prometheus.path), 0, 0, NULL },
-	{ "prometheus", "bearer_token", K_STR_NULL, OFF(prometheus.bearer_token), 0, 0, NULL },
-	{ "prometheus", "series_limit", K_U32, OFF(prometheus.series_limit), 1, 10000000, NULL },
+	{ "prometheus", "enabled", K_BOOL, OFF(prometheus.enabled), 0, 0, NULL, NULL },
+	{ "prometheus", "bind", K_ADDR, OFF(prometheus.bind), 0, 0, NULL, NULL },
+	{ "prometheus", "port", K_PORT, OFF(prometheus.port), 1, 65535, NULL, NULL },
+	{ "prometheus", "path", K_URLPATH, OFF(prometheus.path), 0, 0, NULL, NULL },
+	{ "prometheus", "bearer_token", K_STR_NULL, OFF(prometheus.bearer_token), 0, 0, NULL, "auth" },
+	{ "prometheus", "series_limit", K_U32, OFF(prometheus.series_limit), 1, 10000000, NULL, NULL },
 
-	{ "json", "enabled", K_BOOL, OFF(json.enabled), 0, 0, NULL },
-	{ "json", "outputDir", K_STR, OFF(json.outputDir), 0, 0, NULL },
-	{ "json", "rotateInterval", K_U64, OFF(json.rotateInterval), 1000, 30ll * DAY_S * 1000, NULL },
-	{ "json", "maxFiles", K_U32, OFF(json.maxFiles), 1, 100000, NULL },
+	{ "json", "enabled", K_BOOL, OFF(json.enabled), 0, 0, NULL, NULL },
+	{ "json", "outputDir", K_STR, OFF(json.outputDir), 0, 0, NULL, NULL },
+	{ "json", "rotateInterval", K_U64, OFF(json.rotateInterval), 1000, 30ll * DAY_S * 1000, NULL, NULL },
+	{ "json", "maxFiles", K_U32, OFF(json.maxFiles), 1, 100000, NULL, NULL },
 
-	{ "opentelemetry", "enabled", K_BOOL, OFF(opentelemetry.enabled), 0, 0, NULL },
-	{ "opentelemetry", "endpoint", K_URL, OFF(opentelemetry.endpoint), 0, 0, NULL },
-	{ "opentelemetry", "protocol", K_ENUM, OFF(opentelemetry.protocol), 0, 0, OTLP_PROTOCOLS },
-	{ "opentelemetry", "headers", K_HEADERS, 0, 0, 0, NULL },
-	{ "opentelemetry", "timeout_ms", K_U32, OFF(opentelemetry.timeout_ms), 100, 600000, NULL },
-	{ "opentelemetry", "compression", K_ENUM, OFF(opentelemetry.compression), 0, 0, COMPRESSIONS },
-	{ "opentelemetry", "service_name", K_STR, OFF(opentelemetry.service_name), 0, 0, NULL },
-	{ "opentelemetry", "max_batch_items", K_U32, OFF(opentelemetry.max_batch_items), 1, 100000, NULL },
-	{ "opentelemetry", "max_batch_bytes", K_U32, OFF(opentelemetry.max_batch_bytes), 1024, 64 << 20, NULL },
+	{ "opentelemetry", "enabled", K_BOOL, OFF(opentelemetry.enabled), 0, 0, NULL, NULL },
+	{ "opentelemetry", "endpoint", K_URL, OFF(opentelemetry.endpoint), 0, 0, NULL, NULL },
+	{ "opentelemetry", "protocol", K_ENUM, OFF(opentelemetry.protocol), 0, 0, OTLP_PROTOCOLS, NULL },
+	{ "opentelemetry", "headers", K_HEADERS, 0, 0, 0, NULL, NULL },
+	{ "opentelemetry", "timeout_ms", K_U32, OFF(opentelemetry.timeout_ms), 100, 600000, NULL, NULL },
+	{ "opentelemetry", "compression", K_ENUM, OFF(opentelemetry.compression), 0, 0, COMPRESSIONS, NULL },
+	{ "opentelemetry", "service_name", K_STR, OFF(opentelemetry.service_name), 0, 0, NULL, NULL },
+	{ "opentelemetry", "max_batch_items", K_U32, OFF(opentelemetry.max_batch_items), 1, 100000, NULL, NULL },
+	{ "opentelemetry", "max_batch_bytes", K_U32, OFF(opentelemetry.max_batch_bytes), 1024, 64 << 20, NULL, NULL },
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
@@ -455,7 +445,7 @@ static int bad_value(const struct ctx *c, const struct key *k, const cJSON *v)
 
 	expected_form(k, form, sizeof(form));
 	show_json(v, got, sizeof(got));
-	seterr(c->err, c->errlen, "%s: %s%s%s: expected %s, got %s", c->origin, k->section,
+	atel__seterr(c->err, c->errlen, "%s: %s%s%s: expected %s, got %s", c->origin, k->section,
 	       *k->section ? "." : "", k->name, form, got);
 	return -EINVAL;
 }
@@ -473,12 +463,12 @@ static int apply_headers(struct atel_config *cfg, const struct ctx *c, const str
 		char got[80];
 
 		if (n == ATEL_CFG_HEADERS_MAX) {
-			seterr(c->err, c->errlen, "%s: opentelemetry.headers: at most %u headers, got more",
+			atel__seterr(c->err, c->errlen, "%s: opentelemetry.headers: at most %u headers, got more",
 			       c->origin, ATEL_CFG_HEADERS_MAX);
 			goto fail;
 		}
 		if (!it->string || !*it->string || strpbrk(it->string, " \t\r\n:")) {
-			seterr(c->err, c->errlen,
+			atel__seterr(c->err, c->errlen,
 			       "%s: opentelemetry.headers: header name \"%s\" is not a valid HTTP field name",
 			       c->origin, it->string ? it->string : "");
 			goto fail;
@@ -486,14 +476,14 @@ static int apply_headers(struct atel_config *cfg, const struct ctx *c, const str
 		if (!cJSON_IsString(it) || strpbrk(it->valuestring, "\r\n")) {
 			show_json(it, got, sizeof(got));
 			/* never echo a header value: it may be a token */
-			seterr(c->err, c->errlen,
+			atel__seterr(c->err, c->errlen,
 			       "%s: opentelemetry.headers.%s: expected a single-line string, got %s", c->origin,
 			       it->string, cJSON_IsString(it) ? "a string with a line break" : kind_name(it));
 			goto fail;
 		}
 		for (uint32_t j = 0; j < n; j++) {
 			if (!strcasecmp(tmp[j].key, it->string)) {
-				seterr(c->err, c->errlen, "%s: opentelemetry.headers.%s: duplicate header",
+				atel__seterr(c->err, c->errlen, "%s: opentelemetry.headers.%s: duplicate header",
 				       c->origin, it->string);
 				goto fail;
 			}
@@ -502,7 +492,7 @@ static int apply_headers(struct atel_config *cfg, const struct ctx *c, const str
 		tmp[n].value = strdup(it->valuestring);
 		n++;
 		if (!tmp[n - 1].key || !tmp[n - 1].value) {
-			seterr(c->err, c->errlen, "%s: out of memory", c->origin);
+			atel__seterr(c->err, c->errlen, "%s: out of memory", c->origin);
 			goto fail_nomem;
 		}
 	}
@@ -570,12 +560,12 @@ static int apply_value(struct atel_config *cfg, const struct ctx *c, const struc
 		if (!cJSON_IsString(v) || check_string(k, v->valuestring))
 			return bad_value(c, k, v);
 		if (strlen(v->valuestring) > 4095) {
-			seterr(c->err, c->errlen, "%s: %s%s%s: string longer than 4095 bytes", c->origin,
+			atel__seterr(c->err, c->errlen, "%s: %s%s%s: string longer than 4095 bytes", c->origin,
 			       k->section, *k->section ? "." : "", k->name);
 			return -EINVAL;
 		}
 		if (set_str((char **)p, v->valuestring)) {
-			seterr(c->err, c->errlen, "%s: out of memory", c->origin);
+			atel__seterr(c->err, c->errlen, "%s: out of memory", c->origin);
 			return -ENOMEM;
 		}
 		return 0;
@@ -601,7 +591,7 @@ static int duplicate_check(const struct ctx *c, const char *section, const cJSON
 	for (const cJSON *a = obj->child; a; a = a->next)
 		for (const cJSON *b = a->next; b; b = b->next)
 			if (a->string && b->string && !strcmp(a->string, b->string)) {
-				seterr(c->err, c->errlen, "%s: %s%s%s: duplicate key", c->origin, section,
+				atel__seterr(c->err, c->errlen, "%s: %s%s%s: duplicate key", c->origin, section,
 				       *section ? "." : "", a->string);
 				return -EINVAL;
 			}
@@ -634,7 +624,7 @@ static int apply_object(struct atel_config *cfg, const struct ctx *c, const char
 
 				if (!cJSON_IsObject(it)) {
 					show_json(it, got, sizeof(got));
-					seterr(c->err, c->errlen, "%s: %s: expected an object, got %s", c->origin,
+					atel__seterr(c->err, c->errlen, "%s: %s: expected an object, got %s", c->origin,
 					       it->string, got);
 					return -EINVAL;
 				}
@@ -651,7 +641,7 @@ static int apply_object(struct atel_config *cfg, const struct ctx *c, const char
 		}
 		if (!k) {
 			list_keys(section, names, sizeof(names));
-			seterr(c->err, c->errlen, "%s: %s%s%s: unknown key (expected one of: %s)", c->origin,
+			atel__seterr(c->err, c->errlen, "%s: %s%s%s: unknown key (expected one of: %s)", c->origin,
 			       section, *section ? "." : "", it->string, names);
 			return -EINVAL;
 		}
@@ -686,11 +676,11 @@ static int parse_over(struct atel_config *cfg, const char *text, size_t len, con
 	int rc;
 
 	if (len > CONFIG_FILE_MAX) {
-		seterr(err, errlen, "%s: larger than %u bytes", c.origin, CONFIG_FILE_MAX);
+		atel__seterr(err, errlen, "%s: larger than %u bytes", c.origin, CONFIG_FILE_MAX);
 		return -EINVAL;
 	}
 	if (memchr(text, '\0', len)) {
-		seterr(err, errlen, "%s: contains a NUL byte: not a JSON text file", c.origin);
+		atel__seterr(err, errlen, "%s: contains a NUL byte: not a JSON text file", c.origin);
 		return -EINVAL;
 	}
 	root = cJSON_ParseWithLengthOpts(text, len, &end, false);
@@ -701,7 +691,7 @@ static int parse_over(struct atel_config *cfg, const char *text, size_t len, con
 		if (!end)
 			off = len;
 		line_col(text, len, off, &line, &col);
-		seterr(err, errlen, "%s: line %u, column %u: invalid JSON%s", c.origin, line, col,
+		atel__seterr(err, errlen, "%s: line %u, column %u: invalid JSON%s", c.origin, line, col,
 		       off >= len ? " (unexpected end of input)" : "");
 		return -EINVAL;
 	}
@@ -711,14 +701,14 @@ static int parse_over(struct atel_config *cfg, const char *text, size_t len, con
 			unsigned line, col;
 
 			line_col(text, len, (size_t)(p - text), &line, &col);
-			seterr(err, errlen, "%s: line %u, column %u: unexpected text after the JSON object",
+			atel__seterr(err, errlen, "%s: line %u, column %u: unexpected text after the JSON object",
 			       c.origin, line, col);
 			cJSON_Delete(root);
 			return -EINVAL;
 		}
 	}
 	if (!cJSON_IsObject(root)) {
-		seterr(err, errlen, "%s: expected a JSON object at the top level, got %s", c.origin,
+		atel__seterr(err, errlen, "%s: expected a JSON object at the top level, got %s", c.origin,
 		       kind_name(root));
 		cJSON_Delete(root);
 		return -EINVAL;
@@ -739,8 +729,95 @@ int atel__config_parse(struct atel_config *cfg, const char *text, size_t len, co
 		return rc;
 	rc = finish(cfg);
 	if (rc)
-		seterr(err, errlen, "%s: out of memory", origin ? origin : "config");
+		atel__seterr(err, errlen, "%s: out of memory", origin ? origin : "config");
 	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the effective configuration, for people and for the status file         */
+
+/* An endpoint without user:password@ (credentials are never shown). */
+static void redact_url(const char *url, char *out, size_t len)
+{
+	const char *scheme_end = strstr(url, "://");
+	const char *host = scheme_end ? scheme_end + 3 : url;
+	const char *at = strchr(host, '@');
+	const char *slash = strchr(host, '/');
+
+	if (at && (!slash || at < slash))
+		snprintf(out, len, "%.*s%s", (int)(host - url), url, at + 1);
+	else
+		snprintf(out, len, "%s", url);
+}
+
+static void add_key(cJSON *o, const struct atel_config *cfg, const struct key *k)
+{
+	const void *p = (const char *)cfg + k->off;
+	char buf[1024];
+
+	switch (k->kind) {
+	case K_BOOL:
+		cJSON_AddBoolToObject(o, k->name, *(const bool *)p);
+		break;
+	case K_U32:
+	case K_PORT:
+	case K_POW2:
+		cJSON_AddNumberToObject(o, k->name, *(const uint32_t *)p);
+		break;
+	case K_INT:
+		cJSON_AddNumberToObject(o, k->name, *(const int *)p);
+		break;
+	case K_U64:
+		/* raw text: cJSON numbers are doubles */
+		snprintf(buf, sizeof(buf), "%" PRIu64, *(const uint64_t *)p);
+		cJSON_AddRawToObject(o, k->name, buf);
+		break;
+	case K_MODE:
+		snprintf(buf, sizeof(buf), "%04o", *(const uint32_t *)p);
+		cJSON_AddStringToObject(o, k->name, buf);
+		break;
+	case K_HEADERS:
+		/* a count: header values are secrets */
+		cJSON_AddNumberToObject(o, k->name, cfg->opentelemetry.nheaders);
+		break;
+	case K_URL:
+		redact_url(*(char *const *)p ? *(char *const *)p : "", buf, sizeof(buf));
+		cJSON_AddStringToObject(o, k->name, buf);
+		break;
+	default: {
+		const char *v = *(char *const *)p;
+
+		if (k->secret_as)
+			cJSON_AddBoolToObject(o, k->secret_as, v != NULL);
+		else if (v)
+			cJSON_AddStringToObject(o, k->name, v);
+		else
+			cJSON_AddNullToObject(o, k->name);
+		break;
+	}
+	}
+}
+
+cJSON *atel__config_json(const struct atel_config *cfg)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (!o)
+		return NULL;
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!*KEYS[i].section)
+			add_key(o, cfg, &KEYS[i]);
+	/* two top-level copies that readers of the first status files look for */
+	cJSON_AddStringToObject(o, "shm_name", cfg->shm.name);
+	cJSON_AddNumberToObject(o, "prometheus_port", cfg->prometheus.port);
+	for (const char *const *sec = SECTIONS; *sec; sec++) {
+		cJSON *s = cJSON_AddObjectToObject(o, *sec);
+
+		for (size_t i = 0; i < NKEYS; i++)
+			if (!strcmp(KEYS[i].section, *sec))
+				add_key(s, cfg, &KEYS[i]);
+	}
+	return o;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -778,14 +855,14 @@ static int env_apply(struct atel_config *cfg, const char *var, const char *secti
 		if (check_string(k, s))
 			goto bad;
 		if (set_str((char **)(void *)((char *)cfg + k->off), s)) {
-			seterr(err, errlen, "environment %s: out of memory", var);
+			atel__seterr(err, errlen, "environment %s: out of memory", var);
 			return -ENOMEM;
 		}
 		return 0;
 	}
 bad:
 	expected_form(k, form, sizeof(form));
-	seterr(err, errlen, "environment %s (%s%s%s): expected %s, got \"%.60s\"", var, k->section,
+	atel__seterr(err, errlen, "environment %s (%s%s%s): expected %s, got \"%.60s\"", var, k->section,
 	       *k->section ? "." : "", k->name, form, s);
 	return -EINVAL;
 }
@@ -817,7 +894,7 @@ static int apply_env(struct atel_config *cfg, char *err, size_t errlen)
 	force = getenv("ATEL_FORCE_PWRITEV");
 	if (force && *force && strcmp(force, "0")) {
 		if (strcmp(force, "1")) {
-			seterr(err, errlen, "environment ATEL_FORCE_PWRITEV: expected 0 or 1, got \"%.60s\"", force);
+			atel__seterr(err, errlen, "environment ATEL_FORCE_PWRITEV: expected 0 or 1, got \"%.60s\"", force);
 			return -EINVAL;
 		}
 		if (set_str(&cfg->storage.io, "pwritev"))
@@ -829,64 +906,6 @@ static int apply_env(struct atel_config *cfg, char *err, size_t errlen)
 /* ------------------------------------------------------------------------ */
 /* files                                                                    */
 
-static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen)
-{
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	int fd, rc = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		seterr(err, errlen, "%s: cannot open: %s", path, strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, &st) != 0) {
-		rc = -errno;
-		seterr(err, errlen, "%s: cannot stat: %s", path, strerror(-rc));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		seterr(err, errlen, "%s: not a regular file", path);
-		goto out;
-	}
-	if ((uint64_t)st.st_size > CONFIG_FILE_MAX) {
-		rc = -EINVAL;
-		seterr(err, errlen, "%s: larger than %u bytes", path, CONFIG_FILE_MAX);
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		rc = -ENOMEM;
-		seterr(err, errlen, "%s: out of memory", path);
-		goto out;
-	}
-	while (n < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
-			seterr(err, errlen, "%s: read error: %s", path, strerror(-rc));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*outlen = n;
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
 int atel__config_load(struct atel_config *cfg, const char *path, char *err, size_t errlen)
 {
 	char *text = NULL;
@@ -895,9 +914,9 @@ int atel__config_load(struct atel_config *cfg, const char *path, char *err, size
 
 	atel__config_defaults(cfg);
 	if (path) {
-		rc = read_file(path, &text, &len, err, errlen);
+		rc = atel__read_file(path, CONFIG_FILE_MAX, &text, &len, err, errlen);
 		if (rc)
-			return rc;
+			return rc == -EFBIG ? -EINVAL : rc;
 		rc = parse_over(cfg, text, len, path, err, errlen);
 		free(text);
 		if (rc)
@@ -908,6 +927,6 @@ int atel__config_load(struct atel_config *cfg, const char *path, char *err, size
 		return rc;
 	rc = finish(cfg);
 	if (rc)
-		seterr(err, errlen, "out of memory while loading the configuration");
+		atel__seterr(err, errlen, "out of memory while loading the configuration");
 	return rc;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * config.h - ateld configuration: embedded defaults, a JSON file (cJSON), and
- * environment overrides. Exporter sections keep REFERENCE.md's keys.
+ * environment overrides. Exporter sections keep docs/reference.md's keys.
  * Every key, its default and its environment variable are listed in README.md
  * ("Configuration"); keep the two in sync.
  */
@@ -12,12 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ATEL_CFG_HEADERS_MAX 16
-
-struct atel_kv {
-	char *key;
-	char *value;
-};
+#include "otlp_settings.h"
 
 struct atel_config {
 	char *data_dir;                  /* "./var"                      ATEL_DATA_DIR */
@@ -73,18 +68,7 @@ struct atel_config {
 		uint32_t maxFiles;           /* 24 */
 	} json;
 
-	struct {
-		bool enabled;                /* false (true if OTEL_EXPORTER_OTLP_ENDPOINT is set) */
-		char *endpoint;              /* "http://localhost:4318" */
-		char *protocol;              /* "http/protobuf" | "http/json" ("http" = http/protobuf) */
-		struct atel_kv headers[ATEL_CFG_HEADERS_MAX];
-		uint32_t nheaders;
-		uint32_t timeout_ms;         /* 10000 */
-		char *compression;           /* "gzip" | "none" */
-		char *service_name;          /* "atel" unless OTEL_SERVICE_NAME */
-		uint32_t max_batch_items;    /* 512 */
-		uint32_t max_batch_bytes;    /* 4 MiB */
-	} opentelemetry;
+	struct atel_otlp_config opentelemetry; /* the OTLP exporter's section (otlp_settings.h) */
 };
 
 /* Fills cfg with the embedded defaults. */
@@ -101,6 +85,15 @@ int atel__config_load(struct atel_config *cfg, const char *path, char *err, size
 /* Parses JSON text (no environment); for tests and the fuzz target. */
 int atel__config_parse(struct atel_config *cfg, const char *text, size_t len, const char *origin,
 		       char *err, size_t errlen);
+
+/*
+ * The effective configuration as a JSON object, from the same key table the
+ * parser uses (so every key is there), secrets left out: header values
+ * (a count), the bearer token (shown as "auth": true|false), URL
+ * credentials. What `ateld --check-config` prints and the status file's
+ * "config" (docs/status-file.md). @return the object (cJSON_Delete it) or NULL.
+ */
+struct cJSON *atel__config_json(const struct atel_config *cfg);
 
 /* Frees owned strings; NULL-safe. */
 void atel__config_free(struct atel_config *cfg);

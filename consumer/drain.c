@@ -27,7 +27,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +39,7 @@
 #include "ring.h"
 #include "seglog.h"
 #include "segformat.h"
+#include "uring.h"
 
 #define TICK_NS 100000000ull        /* dead-producer checks, stats, on_tick */
 /* A pass that appended records does not flush at once: the open frame keeps
@@ -109,7 +109,7 @@ struct atel_drain {
 	uint32_t rr;              /* first ring of the next pass (round-robin) */
 	uint64_t appends;         /* successful appends and markers */
 	bool unflushed;           /* records appended since the last successful flush */
-	uint64_t unflushed_since; /* mono_ns() of the first of them */
+	uint64_t unflushed_since; /* atel__mono_ns() of the first of them */
 	int tick_err;             /* last error of atel__seglog_tick, logged once */
 	struct atel_drain_opts o;
 	atomic_bool reopen;
@@ -139,26 +139,6 @@ struct scan_ctx {
 	uint64_t records;         /* records handed to the log by this scan */
 	int err;
 };
-
-static void seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static inline void cpu_relax(void)
 {
@@ -626,7 +606,7 @@ static void loss_tick(struct atel_drain *dr, uint64_t now)
 	atomic_store_explicit(&dr->d->stats.metric_folds, folds, memory_order_relaxed);
 	if (dr->appends != appends0 && !dr->unflushed) {
 		dr->unflushed = true;
-		dr->unflushed_since = mono_ns();
+		dr->unflushed_since = atel__mono_ns();
 	}
 }
 
@@ -636,7 +616,7 @@ static void refresh_info(struct atel_drain *dr)
 	snprintf(dr->io_path, sizeof(dr->io_path), "%s", atel__seglog_io_path(dr->log));
 	snprintf(dr->cur_file, sizeof(dr->cur_file), "%s", atel__seglog_current_file(dr->log));
 	pthread_mutex_unlock(&dr->info_lock);
-	atomic_store_explicit(&dr->d->stats.io_uring_active, !strcmp(dr->io_path, "io_uring"),
+	atomic_store_explicit(&dr->d->stats.log.io_uring_active, !strcmp(dr->io_path, "io_uring"),
 			      memory_order_relaxed);
 }
 
@@ -671,7 +651,7 @@ static void flush_failed(struct atel_drain *dr, int rc, uint64_t now)
 
 static int do_flush(struct atel_drain *dr)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = atel__mono_ns();
 	int rc = atel__seglog_flush(dr->log);
 
 	if (rc == 0) {
@@ -698,7 +678,7 @@ static int check_existing(struct atel_daemon *d, const char *name, char *err, si
 		return 0; /* none, or unusable: create() replaces it */
 	if (s.hdr->consumer_pid > 0 && s.hdr->consumer_pid != getpid() &&
 	    atel__proc_alive(s.hdr->consumer_pid, s.hdr->consumer_start)) {
-		seterr(err, errlen, "segment '%s' is already drained by another ateld (pid %d); "
+		atel__seterr(err, errlen, "segment '%s' is already drained by another ateld (pid %d); "
 		       "stop it first or use another --shm name", name, (int)s.hdr->consumer_pid);
 		rc = -EBUSY;
 	} else if (s.ring_count != cfg->shm.rings || s.ring_capacity != cfg->shm.ring_capacity) {
@@ -763,7 +743,7 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 		goto fail;
 	rc = atel__segment_create(&dr->seg, name, &sc, e2, sizeof(e2));
 	if (rc) {
-		seterr(err, errlen, "shared memory: %s", e2);
+		atel__seterr(err, errlen, "shared memory: %s", e2);
 		goto fail;
 	}
 	dr->seg_open = true;
@@ -774,7 +754,7 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 	dr->dec = atel__decoder_new();
 	if (!dr->rs || !next || !seen || !dr->dec) {
 		rc = -ENOMEM;
-		seterr(err, errlen, "out of memory");
+		atel__seterr(err, errlen, "out of memory");
 		goto fail;
 	}
 
@@ -783,7 +763,7 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 	rc = atel__seglog_recover(d->segments_dir, dr->seg.hdr->instance_id, dr->nrings, next, seen, dr->dec, e2,
 				  sizeof(e2));
 	if (rc) {
-		seterr(err, errlen, "log recovery in %s: %s", d->segments_dir, e2);
+		atel__seterr(err, errlen, "log recovery in %s: %s", d->segments_dir, e2);
 		goto fail;
 	}
 	for (uint32_t r = 0; r < dr->nrings; r++) {
@@ -836,12 +816,13 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 	lo.shm_instance = dr->seg.hdr->instance_id;
 	lo.ring_count = dr->nrings;
 	lo.defs = dr->dec;
-	lo.stats = &d->stats;
+	lo.stats = &d->stats.log;
+	lo.async_io = &atel__seglog_uring;
 	lo.resume_pos = next;
 	lo.resume_seen = seen;
 	rc = atel__seglog_open(&dr->log, &lo, e2, sizeof(e2));
 	if (rc) {
-		seterr(err, errlen, "segment log in %s: %s", d->segments_dir, e2);
+		atel__seterr(err, errlen, "segment log in %s: %s", d->segments_dir, e2);
 		goto fail;
 	}
 	refresh_info(dr);
@@ -877,7 +858,7 @@ static bool flush_due(const struct atel_drain *dr)
 {
 	uint64_t half = dr->seg.ring_capacity / 2;
 
-	if (mono_ns() - dr->unflushed_since >= FLUSH_DELAY_NS)
+	if (atel__mono_ns() - dr->unflushed_since >= FLUSH_DELAY_NS)
 		return true;
 	for (uint32_t r = 0; r < dr->nrings; r++)
 		if (dr->rs[r].pos - dr->rs[r].released >= half)
@@ -907,7 +888,7 @@ static bool pass(struct atel_drain *dr, bool stopping)
 	dr->rr = (dr->rr + 1) % n;
 	if (dr->appends != appends0 && !dr->unflushed) {
 		dr->unflushed = true;
-		dr->unflushed_since = mono_ns();
+		dr->unflushed_since = atel__mono_ns();
 	}
 	if (dr->unflushed && (stopping || flush_due(dr)))
 		do_flush(dr);
@@ -963,7 +944,7 @@ int atel__drain_run(struct atel_drain *dr, uint64_t shutdown_ns)
 	int rc = 0;
 
 	for (;;) {
-		uint64_t now = mono_ns();
+		uint64_t now = atel__mono_ns();
 		bool busy = false;
 
 		if (!stopping && atomic_load_explicit(&dr->d->stopping, memory_order_acquire)) {

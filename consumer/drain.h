@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * drain.h - the drain: the one consumer thread that moves records from the
- * rings of the shared-memory segment into the segment log (consumer/seglog.h)
- * with exactly-once delivery (DESIGN.md principles 4 and 5).
+ * rings of the shared-memory segment into the segment log (consumer/log/seglog.h)
+ * with exactly-once delivery (docs/design.md, principles 4 and 5).
  *
  * One pass visits every ring round-robin, taking at most
  * cfg->drain.batch_records slots from each (a busy producer cannot starve the
  * others); records are checked structurally (shm/reader.h) and semantically
- * (consumer/decode.h); valid runs are appended to the log straight from ring
+ * (consumer/log/decode.h); valid runs are appended to the log straight from ring
  * memory, invalid records are counted and replaced by a LOSS(INVALID) marker;
  * the pass ends with one flush, after which each ring's tail is released only
  * up to what the log has written. When the log cannot write (disk full, EIO),

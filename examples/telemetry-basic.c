@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * telemetry-basic: REFERENCE.md's "Basic Usage" with libatel.
+ * telemetry-basic: docs/reference.md's "Basic Usage" with libatel.
  * Run with a sidecar (ateld) up, or without one: the calls are then counted
  * no-ops. The segment name comes from $ATEL_SHM (default "atel").
  */

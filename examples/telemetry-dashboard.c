@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * telemetry-dashboard: the "Querying Metrics" section of REFERENCE.md in C.
+ * telemetry-dashboard: the "Querying Metrics" section of docs/reference.md in C.
  *
  *   telemetry-dashboard [DATA_DIR]
  *

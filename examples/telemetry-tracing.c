@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * telemetry-tracing: REFERENCE.md's "Span Lifecycle" and "Propagating
+ * telemetry-tracing: docs/reference.md's "Span Lifecycle" and "Propagating
  * Context" with libatel. The coordinator starts a trace and runs itself as a
  * sub-agent; the child joins the trace through TRACEPARENT/TRACESTATE.
  * The segment name comes from $ATEL_SHM (default "atel").

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * exporters.c - atel__exporters_start/stop (consumer/daemon.h): the threads
+ * exporters.c - atel__exporters_start_opts/stop (exporters.h): the threads
  * that turn the segment log into /metrics, JSON files and OTLP.
  *
  *   follower  reads the log from the aggregates' checkpoint position, applies
@@ -16,7 +16,7 @@
  *
  * None of them is reachable from the drain thread: they only read the log
  * and the statistics' relaxed atomics, so a stuck exporter cannot slow
- * draining (DESIGN.md principle 2).
+ * draining (docs/design.md, principle 2).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,16 +28,14 @@
 #include <time.h>
 
 #include "aggregates.h"
-#include "daemon.h"
-#include "exporters_config.h"
-#include "exporters_internal.h"
+#include "exporters.h"
 #include "http.h"
-#include "json_export.h"
+#include "json_files.h"
 #include "logread.h"
-#include "prometheus.h"
-#if ATEL_HAVE_OTLP
 #include "otlp_export.h"
-#endif
+#include "prometheus.h"
+#include "selfmetrics.h"
+#include "util.h"
 
 #define CKPT_INTERVAL_MS 5000u
 #define POLL_MS 50u
@@ -50,9 +48,7 @@ struct atel_exporters {
 	struct atel_recent_spans *spans;
 	_Atomic(struct atel_http_server *) http;
 	struct atel_json_exporter *json;
-#if ATEL_HAVE_OTLP
 	struct atel_otlp *otlp;
-#endif
 	pthread_t follower, json_thr;
 	bool follower_started, json_started;
 	atomic_bool stop;
@@ -64,20 +60,9 @@ struct atel_exporters {
 	uint64_t last_scrape_row_ms;     /* HTTP thread only */
 };
 
-static uint64_t mono_ms(void)
+static inline uint64_t mono_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return atel__mono_ns() / 1000000u;
 }
 
 /* Sleeps up to ms, returning early when stop is set. */
@@ -108,7 +93,7 @@ static void push_row(struct atel_exporters *ex, const char *exporter, const char
 	if (!ex->d)
 		return;
 	memset(&row, 0, sizeof(row));
-	row.ts_ns = real_ns();
+	row.ts_ns = atel__now_ns();
 	snprintf(row.exporter, sizeof(row.exporter), "%s", exporter);
 	snprintf(row.signal, sizeof(row.signal), "%s", signal);
 	row.items = items;
@@ -267,7 +252,7 @@ static int metrics_body(void *arg, struct atel_buf *body)
 	}
 	rc = atel__agg_snapshot(ex->agg, &snap);
 	if (rc == 0)
-		rc = atel__prom_encode(body, snap, &self, NULL);
+		rc = atel__prom_encode(body, snap, atel__prom_self, &self, NULL);
 	snprintf(err, sizeof(err), "encoding /metrics: %s", strerror(-rc));
 	if (ex->d) {
 		/* Every scrape counts in the exporter's health; telemetry_exports
@@ -296,7 +281,7 @@ static void json_once(struct atel_exporters *ex)
 
 	rc = atel__agg_snapshot(ex->agg, &snap);
 	if (rc == 0)
-		rc = atel__json_write(ex->json, snap, ex->spans, real_ns(), &bytes, err, sizeof(err));
+		rc = atel__json_write(ex->json, snap, ex->spans, atel__now_ns(), &bytes, err, sizeof(err));
 	else
 		snprintf(err, sizeof(err), "json: snapshot: %s", strerror(-rc));
 	if (rc < 0)
@@ -322,6 +307,34 @@ static void *json_main(void *arg)
 }
 
 /* ---- start / stop ------------------------------------------------------------------------- */
+
+static const char *env_get(const char *name)
+{
+	return getenv(name);
+}
+
+/* The OTLP exporter: settings from o->otlp and the OTEL_* environment, its
+ * cursor beside the aggregates' checkpoint. */
+static int start_otlp(struct atel_exporters *ex, char *err, size_t errlen)
+{
+	struct atel_otlp_settings st;
+	struct atel_otlp_opts op = { 0 };
+	int rc;
+
+	if ((rc = atel__otlp_settings_resolve(&st, ex->o.otlp, env_get, err, errlen)))
+		return rc;
+	op.d = ex->d;
+	op.agg = ex->agg;
+	op.settings = &st;
+	op.segments_dir = ex->o.segments_dir;
+	op.state_dir = ex->o.state_dir;
+	op.traces = true;
+	op.metrics = true;
+	op.interval_ms = ex->o.export_interval_ms;
+	rc = atel__otlp_start_opts(&ex->otlp, &op, err, errlen);
+	atel__otlp_settings_free(&st);
+	return rc;
+}
 
 int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *d, const struct atel_exporters_opts *o,
 			       char *err, size_t errlen)
@@ -398,46 +411,13 @@ int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *
 		}
 		ex->json_started = true;
 	}
-#if ATEL_HAVE_OTLP
-	if (o->otlp && d) {
-		if ((rc = atel__otlp_start(&ex->otlp, d, ex->agg, err, errlen)) < 0)
-			goto fail;
-	}
-#endif
+	if (o->otlp && d && (rc = start_otlp(ex, err, errlen)) < 0)
+		goto fail;
 	*out = ex;
 	return 0;
 fail:
 	atel__exporters_stop(ex);
 	return rc;
-}
-
-int atel__exporters_start(struct atel_exporters **out, struct atel_daemon *d, char *err, size_t errlen)
-{
-	const struct atel_config *cfg = d->cfg;
-	struct atel_exporters_opts o = { 0 };
-	char state[4200], json_dir[4200];
-
-	snprintf(state, sizeof(state), "%s/state", cfg->data_dir ? cfg->data_dir : ".");
-	o.segments_dir = d->segments_dir[0] ? d->segments_dir : NULL;
-	o.state_dir = state;
-	o.series_limit = cfg->prometheus.series_limit;
-	o.export_interval_ms = cfg->export_interval_ms;
-	o.prometheus = cfg->prometheus.enabled;
-	o.http.bind = cfg->prometheus.bind;
-	o.http.port = (uint16_t)cfg->prometheus.port;
-	o.http.metrics_path = cfg->prometheus.path;
-	o.http.bearer_token = cfg->prometheus.bearer_token;
-	if (cfg->json.enabled) {
-		if (cfg->json.outputDir && *cfg->json.outputDir)
-			snprintf(json_dir, sizeof(json_dir), "%s", cfg->json.outputDir);
-		else
-			snprintf(json_dir, sizeof(json_dir), "%s/exports", cfg->data_dir ? cfg->data_dir : ".");
-		o.json_dir = json_dir;
-		o.json_rotate_ms = cfg->json.rotateInterval;
-		o.json_max_files = cfg->json.maxFiles;
-	}
-	o.otlp = cfg->opentelemetry.enabled;
-	return atel__exporters_start_opts(out, d, &o, err, errlen);
 }
 
 void atel__exporters_stop(struct atel_exporters *ex)
@@ -456,9 +436,7 @@ void atel__exporters_stop(struct atel_exporters *ex)
 		pthread_join(ex->json_thr, NULL);
 		json_once(ex);
 	}
-#if ATEL_HAVE_OTLP
 	atel__otlp_stop(ex->otlp);
-#endif
 	atel__http_stop(atomic_load(&ex->http));
 	atel__json_close(ex->json);
 	atel__spans_free(ex->spans);
@@ -466,11 +444,6 @@ void atel__exporters_stop(struct atel_exporters *ex)
 	pthread_cond_destroy(&ex->cond);
 	pthread_mutex_destroy(&ex->lock);
 	free(ex);
-}
-
-struct atel_agg *atel__exporters_agg(struct atel_exporters *ex)
-{
-	return ex ? ex->agg : NULL;
 }
 
 uint16_t atel__exporters_http_port(const struct atel_exporters *ex)

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "prometheus.h" /* ATEL_PROM_CONTENT_TYPE */
 
 /* ---- parser ------------------------------------------------------------------ */
 
@@ -39,6 +40,13 @@ void atel__http_limits_default(struct atel_http_limits *lim)
 	lim->max_head = 8192;
 	lim->max_body = 8192;
 	lim->max_headers = 64;
+}
+
+const int atel__http_codes[ATEL_HTTP_CODES_N] = { 200, 400, 401, 404, 405, 408, 413, 414, 431, 500, 501, 503, 505 };
+
+static inline uint64_t now_ms(void)
+{
+	return atel__mono_ns() / 1000000u;
 }
 
 /* RFC 9110 tchar */
@@ -315,14 +323,6 @@ struct atel_http_server {
  * scrape never sees data staler than the log follower's own lag. */
 #define REUSE_MS_DEFAULT 100u
 #define READ_CHUNK 4096u
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static const char *reason(int code)
 {

@@ -25,7 +25,10 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "prometheus.h" /* ATEL_HTTP_CODES_N, atel__http_codes */
+
+/* HTTP status codes the server counts per response (atel_http_responses_total). */
+#define ATEL_HTTP_CODES_N 13
+extern const int atel__http_codes[ATEL_HTTP_CODES_N];
 
 struct atel_http_limits {
 	size_t max_uri;           /* request-target bytes (414 beyond); default 2048 */

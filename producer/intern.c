@@ -306,11 +306,6 @@ static uint64_t keyset_hash(const char *const *keys, const uint32_t *klen, unsig
 	return h;
 }
 
-static const char *type_name(unsigned t)
-{
-	return t == ATEL_COUNTER ? "counter" : t == ATEL_GAUGE ? "gauge" : t == ATEL_HISTOGRAM ? "histogram" : "?";
-}
-
 /*
  * Registers or checks the metric `name` (caller holds lock).
  * @return 0, or -EINVAL with a message (type / key set / bounds clash), -ENOMEM.
@@ -324,8 +319,8 @@ static int register_locked(struct atel__tls *t, struct atel__str *nm, atel_metri
 	if (have) {
 		if (have != type) {
 			if (t)
-				atel__invalidf(t, "metric '%s' is a %s, not a %s", nm->s, type_name(have),
-					       type_name(type));
+				atel__invalidf(t, "metric '%s' is a %s, not a %s", nm->s, atel__metric_type_name(have),
+					       atel__metric_type_name(type));
 			return -EINVAL;
 		}
 		if (nm->keyset != ks || nm->nkeys != nkeys) {
@@ -395,8 +390,8 @@ const struct atel__series *atel__series_create(struct atel__tls *t, atel_metric_
 	f = atel__series_find(l, h);
 	if (f) {
 		if (f->mtype != type) {
-			atel__invalidf(t, "metric '%s' is a %s, not a %s", f->name->s, type_name(f->mtype),
-				       type_name(type));
+			atel__invalidf(t, "metric '%s' is a %s, not a %s", f->name->s, atel__metric_type_name(f->mtype),
+				       atel__metric_type_name(type));
 			f = NULL;
 		} else if (type == ATEL_HISTOGRAM && bounds) {
 			if (register_locked(t, (struct atel__str *)f->name, type, f->name->keyset, f->nlabels, bounds,

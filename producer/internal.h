@@ -418,7 +418,4 @@ void atel__fold_forget(struct atel__tls *t) ATEL__HIDDEN;
 void atel__catalog_preload(void) ATEL__HIDDEN;
 void atel__rng_seed(struct atel__tls *t) ATEL__HIDDEN;
 
-/* Formats 16/8 id bytes as lowercase hex. */
-void atel__hexn(const uint8_t *b, size_t n, char *out) ATEL__HIDDEN;
-
 #endif /* ATEL_PRODUCER_INTERNAL_H */

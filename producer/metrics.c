@@ -2,7 +2,7 @@
 /*
  * Metrics: series creation (Prometheus name rules, type and label-set
  * clashes), the sample hot path, the pre-registered catalog and the
- * REFERENCE.md helpers (atel_track_*).
+ * docs/reference.md helpers (atel_track_*).
  */
 #include <errno.h>
 #include <math.h>
@@ -37,42 +37,6 @@ static bool label_name_ok(const char *s, size_t n)
 		bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 		if (!alpha && !(i > 0 && c >= '0' && c <= '9'))
 			return false;
-	}
-	return true;
-}
-
-/* Strict UTF-8 (no overlongs, no surrogates). */
-static bool utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned c = s[i], need;
-		uint32_t cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			need = 2, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			need = 3, cp = c & 0x07;
-		else
-			return false;
-		if (i + need >= n)
-			return false;
-		for (unsigned k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return false;
-		i += need + 1;
 	}
 	return true;
 }
@@ -130,7 +94,7 @@ static int lookup_fill(struct atel__tls *t, struct atel__lookup *l, atel_metric_
 			return -EINVAL;
 		}
 		vl = (uint32_t)strnlen(v, ATEL_STR_MAX + 1);
-		if (vl == 0 || vl > ATEL_STR_MAX || !utf8_ok((const unsigned char *)v, vl)) {
+		if (vl == 0 || vl > ATEL_STR_MAX || !atel__utf8_valid((const unsigned char *)v, vl)) {
 			atel__invalidf(t, "metric '%s': value of label '%s' must be 1..%u bytes of UTF-8", name, k,
 				       ATEL_STR_MAX);
 			return -EINVAL;
@@ -490,7 +454,7 @@ static const struct atel__series *cat_series(struct atel__tls *t, unsigned m, co
 	if (ATEL__LIKELY(s != NULL))
 		goto found;
 	for (unsigned i = 0; i < l.n; i++) {
-		if (l.vlen[i] > ATEL_STR_MAX || !utf8_ok((const unsigned char *)l.v[i], l.vlen[i])) {
+		if (l.vlen[i] > ATEL_STR_MAX || !atel__utf8_valid((const unsigned char *)l.v[i], l.vlen[i])) {
 			atel__invalidf(t, "%s: value of label '%s' must be 1..%u bytes of UTF-8", c->name, l.k[i],
 				       ATEL_STR_MAX);
 			return NULL;

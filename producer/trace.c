@@ -20,6 +20,9 @@
 
 #include "internal.h"
 
+/* atel.h promises agents a 48-byte span value (they keep it on their stacks). */
+_Static_assert(sizeof(atel_span) == 48, "atel_span is 48 bytes");
+
 /* ------------------------------------------------------------------------ */
 /* ids                                                                      */
 

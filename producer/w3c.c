@@ -14,37 +14,6 @@
 #include "internal.h"
 #include "w3c.h"
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1; /* uppercase is invalid in traceparent */
-}
-
-static bool parse_hex(const char *s, size_t n, uint8_t *out)
-{
-	for (size_t i = 0; i < n; i += 2) {
-		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i / 2] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
-}
-
-void atel__hexn(const uint8_t *b, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hx[b[i] >> 4];
-		out[2 * i + 1] = hx[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static bool ows(char c)
 {
 	return c == ' ' || c == '\t';
@@ -61,11 +30,12 @@ int atel__traceparent_parse(const char *s, size_t len, atel_span_context *out)
 		len--;
 	if (len < ATEL_TRACEPARENT_LEN)
 		return -EINVAL;
-	if (!parse_hex(s, 2, &ver) || ver == 0xff)
+	if (atel__unhex(s, 1, &ver, false) || ver == 0xff)
 		return -EINVAL;
 	if (s[2] != '-' || s[35] != '-' || s[52] != '-')
 		return -EINVAL;
-	if (!parse_hex(s + 3, 32, tid) || !parse_hex(s + 36, 16, sid) || !parse_hex(s + 53, 2, &flags))
+	if (atel__unhex(s + 3, 16, tid, false) || atel__unhex(s + 36, 8, sid, false) ||
+	    atel__unhex(s + 53, 1, &flags, false))
 		return -EINVAL;
 	/* version 00 is exactly 55 characters; a future version may append fields after a '-' */
 	if (ver == 0 ? len != ATEL_TRACEPARENT_LEN : (len > ATEL_TRACEPARENT_LEN && s[55] != '-'))
@@ -246,11 +216,11 @@ int atel__traceparent_format(const atel_span_context *c, char *buf, size_t len)
 	buf[0] = '0';
 	buf[1] = '0';
 	buf[2] = '-';
-	atel__hexn(c->trace_id, 16, buf + 3);
+	atel__hex(c->trace_id, 16, buf + 3);
 	buf[35] = '-';
-	atel__hexn(c->span_id, 8, buf + 36);
+	atel__hex(c->span_id, 8, buf + 36);
 	buf[52] = '-';
-	atel__hexn(&c->trace_flags, 1, buf + 53);
+	atel__hex(&c->trace_flags, 1, buf + 53);
 	return ATEL_TRACEPARENT_LEN;
 }
 
@@ -310,10 +280,10 @@ int atel_env_extract(atel_span_context *out)
 
 void atel_trace_id_hex(const atel_span_context *ctx, char out[33])
 {
-	atel__hexn(ctx->trace_id, 16, out);
+	atel__hex(ctx->trace_id, 16, out);
 }
 
 void atel_span_id_hex(const atel_span_context *ctx, char out[17])
 {
-	atel__hexn(ctx->span_id, 8, out);
+	atel__hex(ctx->span_id, 8, out);
 }

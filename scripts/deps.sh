@@ -8,8 +8,10 @@ PKGS=(
   liburing-dev libzstd-dev libsqlite3-dev libcjson-dev libcurl4-openssl-dev zlib1g-dev libcmocka-dev
   zstd sqlite3 strace curl procps iproute2 systemd
   prometheus protobuf-compiler python3-protobuf python3-jsonschema
+  g++ python3-prometheus-client liblttng-ust-dev lttng-tools babeltrace2 prometheus-cpp-dev
 )
 
+"$(dirname "$0")/deps-node.sh"   # Node.js, its headers and the binding's npm packages (bindings/node)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * catalog.h - the sixteen pre-defined metrics of REFERENCE.md ("Pre-defined
+ * catalog.h - the sixteen pre-defined metrics of docs/reference.md ("Pre-defined
  * Metrics"): name, type, label keys in REFERENCE's order, help text (its
  * description column) and, for histograms, the bucket upper bounds in seconds.
  *
@@ -18,7 +18,7 @@
 
 #define ATEL_CATALOG_LABELS_MAX 4u
 
-/* Index of each metric in atel__catalog[] (REFERENCE.md's table order). */
+/* Index of each metric in atel__catalog[] (docs/reference.md's table order). */
 enum atel_catalog_index {
 	ATEL_CAT_AGENT_EXECUTION_TOTAL = 0,
 	ATEL_CAT_AGENT_EXECUTION_DURATION_SECONDS,

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Structural validation of records read from untrusted shared memory. */
+#include <string.h>
+
 #include "ring.h"
 
 static const char *const type_names[] = {
@@ -42,6 +44,28 @@ const char *atel__loss_cause_name(unsigned cause)
 	if (cause < sizeof(cause_names) / sizeof(cause_names[0]) && cause_names[cause])
 		return cause_names[cause];
 	return "unknown";
+}
+
+const char *atel__metric_type_name(unsigned mtype)
+{
+	switch (mtype) {
+	case ATEL_MT_COUNTER:
+		return "counter";
+	case ATEL_MT_GAUGE:
+		return "gauge";
+	case ATEL_MT_HISTOGRAM:
+		return "histogram";
+	default:
+		return "unknown";
+	}
+}
+
+unsigned atel__metric_type_of(const char *name)
+{
+	for (unsigned t = ATEL_MT_COUNTER; name && t <= ATEL_MT_HISTOGRAM; t++)
+		if (!strcmp(name, atel__metric_type_name(t)))
+			return t;
+	return 0;
 }
 
 #define BAD(msg)                                                                                   \

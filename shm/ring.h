@@ -137,4 +137,9 @@ const char *atel__rec_type_name(unsigned type);
 /* Human name of a loss cause ("ring_full", ...). */
 const char *atel__loss_cause_name(unsigned cause);
 
+/* Name of a metric type ("counter", "gauge", "histogram"; "unknown"
+ * otherwise), and back (0 for a name that is none of them). */
+const char *atel__metric_type_name(unsigned mtype);
+unsigned atel__metric_type_of(const char *name);
+
 #endif /* ATEL_RING_H */

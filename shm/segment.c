@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -12,17 +11,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !len)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
 
 static bool is_path(const char *name)
 {
@@ -47,14 +35,6 @@ int atel__segment_unlink(const char *name)
 		return unlink(name) ? -errno : 0;
 	snprintf(buf, sizeof(buf), "/%s", name);
 	return shm_unlink(buf) ? -errno : 0;
-}
-
-uint64_t atel__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /*
@@ -147,26 +127,26 @@ int atel__segment_check(const void *base, size_t size, char *err, size_t errlen)
 	uint64_t dir_end, want;
 
 	if (size < sizeof(*h)) {
-		seterr(err, errlen, "segment is %zu bytes, smaller than the %zu-byte header", size, sizeof(*h));
+		atel__seterr(err, errlen, "segment is %zu bytes, smaller than the %zu-byte header", size, sizeof(*h));
 		return -EPROTO;
 	}
 	if (h->magic != ATEL_SHM_MAGIC) {
-		seterr(err, errlen, "header.magic is 0x%016llx, expected 0x%016llx (\"ATELSHM1\")",
+		atel__seterr(err, errlen, "header.magic is 0x%016llx, expected 0x%016llx (\"ATELSHM1\")",
 		       (unsigned long long)h->magic, (unsigned long long)ATEL_SHM_MAGIC);
 		return -EPROTO;
 	}
 	if (h->endian != ATEL_SHM_ENDIAN) {
-		seterr(err, errlen, "header.endian is 0x%08x: segment written with a different byte order",
+		atel__seterr(err, errlen, "header.endian is 0x%08x: segment written with a different byte order",
 		       h->endian);
 		return -EPROTO;
 	}
 	if (h->abi_major != ATEL_ABI_MAJOR) {
-		seterr(err, errlen, "header.abi_major is %u, this build speaks %u", h->abi_major, ATEL_ABI_MAJOR);
+		atel__seterr(err, errlen, "header.abi_major is %u, this build speaks %u", h->abi_major, ATEL_ABI_MAJOR);
 		return -EPROTO;
 	}
 	if (h->header_size != ATEL_HEADER_SIZE || h->record_size != ATEL_RECORD_SIZE ||
 	    h->dir_entry_size != ATEL_DIR_ENTRY_SIZE || h->dir_offset != ATEL_HEADER_SIZE) {
-		seterr(err, errlen,
+		atel__seterr(err, errlen,
 		       "header sizes (header_size %u, record_size %u, dir_entry_size %u, dir_offset %llu) "
 		       "do not match ABI %u.%u",
 		       h->header_size, h->record_size, h->dir_entry_size, (unsigned long long)h->dir_offset,
@@ -174,35 +154,35 @@ int atel__segment_check(const void *base, size_t size, char *err, size_t errlen)
 		return -EPROTO;
 	}
 	if (h->ring_count == 0 || h->ring_count > ATEL_RING_COUNT_MAX) {
-		seterr(err, errlen, "header.ring_count is %u, expected 1..%u", h->ring_count, ATEL_RING_COUNT_MAX);
+		atel__seterr(err, errlen, "header.ring_count is %u, expected 1..%u", h->ring_count, ATEL_RING_COUNT_MAX);
 		return -EPROTO;
 	}
 	if (h->ring_capacity < ATEL_RING_CAP_MIN || h->ring_capacity > ATEL_RING_CAP_MAX ||
 	    (h->ring_capacity & (h->ring_capacity - 1))) {
-		seterr(err, errlen, "header.ring_capacity is %u, expected a power of two in %u..%u",
+		atel__seterr(err, errlen, "header.ring_capacity is %u, expected a power of two in %u..%u",
 		       h->ring_capacity, ATEL_RING_CAP_MIN, ATEL_RING_CAP_MAX);
 		return -EPROTO;
 	}
 	dir_end = ATEL_HEADER_SIZE + atel__dir_bytes(h->ring_count);
 	if (h->rings_offset != dir_end || h->ring_stride != (uint64_t)h->ring_capacity * ATEL_RECORD_SIZE) {
-		seterr(err, errlen, "header.rings_offset %llu / ring_stride %llu inconsistent with ring_count %u, "
+		atel__seterr(err, errlen, "header.rings_offset %llu / ring_stride %llu inconsistent with ring_count %u, "
 		       "ring_capacity %u", (unsigned long long)h->rings_offset,
 		       (unsigned long long)h->ring_stride, h->ring_count, h->ring_capacity);
 		return -EPROTO;
 	}
 	want = atel__segment_bytes(h->ring_count, h->ring_capacity);
 	if (h->total_size != want || size < want) {
-		seterr(err, errlen, "header.total_size is %llu, mapping is %zu, geometry needs %llu",
+		atel__seterr(err, errlen, "header.total_size is %llu, mapping is %zu, geometry needs %llu",
 		       (unsigned long long)h->total_size, size, (unsigned long long)want);
 		return -EPROTO;
 	}
 	if (h->reserved0) {
-		seterr(err, errlen, "header.reserved0 is not zero");
+		atel__seterr(err, errlen, "header.reserved0 is not zero");
 		return -EPROTO;
 	}
 	for (size_t i = 0; i < sizeof(h->reserved) / sizeof(h->reserved[0]); i++) {
 		if (h->reserved[i]) {
-			seterr(err, errlen, "header.reserved[%zu] (offset %zu) is not zero", i,
+			atel__seterr(err, errlen, "header.reserved[%zu] (offset %zu) is not zero", i,
 			       offsetof(struct atel_shm_header, reserved) + i * 8);
 			return -EPROTO;
 		}
@@ -244,13 +224,13 @@ int atel__segment_attach(struct atel_segment *seg, const char *name, char *err, 
 
 	memset(seg, 0, sizeof(*seg));
 	if (!name || !*name || strlen(name) >= sizeof(seg->name)) {
-		seterr(err, errlen, "segment name is empty or too long");
+		atel__seterr(err, errlen, "segment name is empty or too long");
 		return -EINVAL;
 	}
 	fd = open_name(name, O_RDWR, 0);
 	if (fd < 0) {
 		rc = -errno;
-		seterr(err, errlen, "cannot open segment '%s': %s", name, strerror(-rc));
+		atel__seterr(err, errlen, "cannot open segment '%s': %s", name, strerror(-rc));
 		return rc;
 	}
 	if (fstat(fd, &st) != 0) {
@@ -260,7 +240,7 @@ int atel__segment_attach(struct atel_segment *seg, const char *name, char *err, 
 	}
 	if ((size_t)st.st_size < sizeof(struct atel_shm_header)) {
 		close(fd);
-		seterr(err, errlen, "segment '%s' is %lld bytes: not initialised", name, (long long)st.st_size);
+		atel__seterr(err, errlen, "segment '%s' is %lld bytes: not initialised", name, (long long)st.st_size);
 		return -EPROTO;
 	}
 	rc = map_fd(fd, (size_t)st.st_size, &base);
@@ -283,13 +263,13 @@ int atel__segment_trusted(const struct atel_segment *seg, long trusted_uid, char
 	uid_t me = geteuid();
 
 	if (seg->mode & 0002) {
-		seterr(err, errlen, "segment '%s' is writable by every user (mode %04o): not trusted", seg->name,
+		atel__seterr(err, errlen, "segment '%s' is writable by every user (mode %04o): not trusted", seg->name,
 		       seg->mode);
 		return -EPERM;
 	}
 	if (seg->owner_uid != (uint32_t)me && seg->owner_uid != 0 &&
 	    (trusted_uid < 0 || seg->owner_uid != (uint32_t)trusted_uid)) {
-		seterr(err, errlen, "segment '%s' belongs to uid %u, not to this user (uid %u), root or "
+		atel__seterr(err, errlen, "segment '%s' belongs to uid %u, not to this user (uid %u), root or "
 		       "ATEL_SHM_OWNER: not trusted", seg->name, seg->owner_uid, (unsigned)me);
 		return -EPERM;
 	}
@@ -365,16 +345,16 @@ int atel__segment_create(struct atel_segment *seg, const char *name,
 	}
 	memset(seg, 0, sizeof(*seg));
 	if (!name || !*name || strlen(name) >= sizeof(seg->name)) {
-		seterr(err, errlen, "segment name is empty or too long");
+		atel__seterr(err, errlen, "segment name is empty or too long");
 		return -EINVAL;
 	}
 	if (cfg.ring_count > ATEL_RING_COUNT_MAX) {
-		seterr(err, errlen, "shm.rings is %u, expected 1..%u", cfg.ring_count, ATEL_RING_COUNT_MAX);
+		atel__seterr(err, errlen, "shm.rings is %u, expected 1..%u", cfg.ring_count, ATEL_RING_COUNT_MAX);
 		return -EINVAL;
 	}
 	if (cfg.ring_capacity < ATEL_RING_CAP_MIN || cfg.ring_capacity > ATEL_RING_CAP_MAX ||
 	    (cfg.ring_capacity & (cfg.ring_capacity - 1))) {
-		seterr(err, errlen, "shm.ring_capacity is %u, expected a power of two in %u..%u",
+		atel__seterr(err, errlen, "shm.ring_capacity is %u, expected a power of two in %u..%u",
 		       cfg.ring_capacity, ATEL_RING_CAP_MIN, ATEL_RING_CAP_MAX);
 		return -EINVAL;
 	}
@@ -384,7 +364,7 @@ int atel__segment_create(struct atel_segment *seg, const char *name,
 	 * configured mode: producers keep going. Anything else is replaced. */
 	fd = open_name(name, O_RDWR | O_NOFOLLOW, 0);
 	if (fd < 0 && errno == ELOOP) {
-		seterr(err, errlen, "segment '%s' is a symbolic link: refused", name);
+		atel__seterr(err, errlen, "segment '%s' is a symbolic link: refused", name);
 		return -ELOOP;
 	}
 	if (fd >= 0) {
@@ -425,7 +405,7 @@ int atel__segment_create(struct atel_segment *seg, const char *name,
 		snprintf(seg->replaced, sizeof(seg->replaced), "existing segment '%s' replaced: %s", name, why);
 		rc = atel__segment_unlink(name);
 		if (rc && rc != -ENOENT) {
-			seterr(err, errlen, "segment '%s' exists and cannot be replaced (%s): %s; remove it (as its "
+			atel__seterr(err, errlen, "segment '%s' exists and cannot be replaced (%s): %s; remove it (as its "
 			       "owner or root) or configure another shm.name", name, strerror(-rc), why);
 			return rc;
 		}
@@ -434,7 +414,7 @@ int atel__segment_create(struct atel_segment *seg, const char *name,
 	fd = open_name(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, cfg.mode);
 	if (fd < 0) {
 		rc = -errno;
-		seterr(err, errlen, "cannot create segment '%s': %s", name, strerror(-rc));
+		atel__seterr(err, errlen, "cannot create segment '%s': %s", name, strerror(-rc));
 		return rc;
 	}
 	(void)fchmod(fd, cfg.mode); /* umask must not widen or narrow the configured mode */
@@ -442,7 +422,7 @@ int atel__segment_create(struct atel_segment *seg, const char *name,
 	if (rc) {
 		close(fd);
 		atel__segment_unlink(name);
-		seterr(err, errlen, "cannot size segment '%s' to %llu bytes: %s (is /dev/shm large enough?)",
+		atel__seterr(err, errlen, "cannot size segment '%s' to %llu bytes: %s (is /dev/shm large enough?)",
 		       name, (unsigned long long)size, strerror(-rc));
 		return rc;
 	}
@@ -450,7 +430,7 @@ int atel__segment_create(struct atel_segment *seg, const char *name,
 	close(fd);
 	if (rc) {
 		atel__segment_unlink(name);
-		seterr(err, errlen, "cannot map segment '%s': %s", name, strerror(-rc));
+		atel__seterr(err, errlen, "cannot map segment '%s': %s", name, strerror(-rc));
 		return rc;
 	}
 	init_header(base, &cfg);

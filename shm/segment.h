@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "atel_abi.h"
+#include "util.h"
 
 struct atel_segment {
 	void *base;
@@ -94,8 +95,7 @@ static inline union atel_slot *atel__seg_slots(const struct atel_segment *seg, u
 	return (union atel_slot *)(void *)(seg->rings + (uint64_t)ring * seg->ring_stride);
 }
 
-/* CLOCK_REALTIME in ns (vDSO; no system call with the tsc clocksource). */
-uint64_t atel__now_ns(void);
+/* atel__now_ns (CLOCK_REALTIME ns) is the helpers room's (util.h). */
 
 /* Process start time (field 22 of /proc/<pid>/stat); 0 if the process is gone. */
 uint64_t atel__proc_start_time(int pid);

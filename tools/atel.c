@@ -66,13 +66,6 @@ const char *cli_c(const struct cli *c, const char *code)
 	return b;
 }
 
-uint64_t cli_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 const char *cli_opt(int argc, char **argv, int *i, const char *name)
 {
 	size_t nl = strlen(name);
@@ -94,7 +87,7 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name)
 int cli_range_resolve(const char *verb, struct cli_range *r)
 {
 	char err[256];
-	uint64_t now = cli_now_ns();
+	uint64_t now = atel__now_ns();
 	if (r->since && (r->start || r->end)) {
 		cli_err(verb, "--since and --start/--end exclude each other");
 		return ATEL_EXIT_USAGE;

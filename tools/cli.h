@@ -14,6 +14,8 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
+#include "util.h"
+
 /* Exit codes (README "CLI"). */
 enum {
 	ATEL_EXIT_OK = 0,
@@ -96,8 +98,6 @@ bool cli_have_segments(const char *dir);
 /* Is ateld running for this data dir / shm? Fills pid and heartbeat age when known.
  * Checks the shm header (consumer pid alive, heartbeat < 5 s old) and the status file. */
 bool cli_daemon_running(const struct cli *c, int *pid, uint64_t *hb_age_ns);
-
-uint64_t cli_now_ns(void);
 
 /* Common option parsing helpers: "--flag VALUE" or "--flag=VALUE".
  * @return the value and advances *i, or NULL if argv[*i] is not that flag. */

@@ -72,13 +72,6 @@ static void on_stop(int sig)
 	stop_flag = 1;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t xs(uint64_t *s)
 {
 	uint64_t x = *s;
@@ -215,20 +208,20 @@ static void *worker_main(void *arg)
 	snprintf(tname, sizeof(tname), "agent-%d-%d", w->proc % 1000, w->thread % 100);
 	pthread_setname_np(pthread_self(), tname); /* what `atel status` shows as the ring owner */
 	uint64_t rng = w->seed * 0x9E3779B97F4A7C15ull + (uint64_t)w->proc * 1000003u + (uint64_t)w->thread * 7919u + 1;
-	uint64_t t0 = mono_ns();
+	uint64_t t0 = atel__mono_ns();
 	for (uint64_t n = 0;; n++) {
-		if (stop_flag || (w->sessions_max && n >= w->sessions_max) || (w->deadline_ns && mono_ns() >= w->deadline_ns))
+		if (stop_flag || (w->sessions_max && n >= w->sessions_max) || (w->deadline_ns && atel__mono_ns() >= w->deadline_ns))
 			break;
 		if (w->session_rate > 0) {
 			uint64_t due = t0 + (uint64_t)((double)n / w->session_rate * 1e9);
-			uint64_t now = mono_ns();
+			uint64_t now = atel__mono_ns();
 			if (due > now) {
 				uint64_t d = due - now;
 				if (w->deadline_ns && now + d > w->deadline_ns)
 					d = w->deadline_ns - now;
 				struct timespec ts = { (time_t)(d / 1000000000ull), (long)(d % 1000000000ull) };
 				nanosleep(&ts, NULL);
-				if (w->deadline_ns && mono_ns() >= w->deadline_ns)
+				if (w->deadline_ns && atel__mono_ns() >= w->deadline_ns)
 					break;
 			}
 		}
@@ -350,90 +343,107 @@ static bool wait_segment_ready(const struct cli *c, int timeout_ms)
 	}
 }
 
-int cmd_load(struct cli *c, int argc, char **argv)
+/* `atel load` options. */
+struct load_args {
+	long agents, threads;
+	uint64_t duration, sessions, seed;
+	double rate, scale;
+	bool allow, have_duration;
+};
+
+/* What the swarm did, summed over its processes. */
+struct load_result {
+	struct load_counts total;
+	int attached, failed;
+	double secs;
+	uint64_t agent_total, agent_ok, tool_total, tool_ok, drops;
+};
+
+/* @return 0, -1 (--help was printed) or ATEL_EXIT_USAGE. */
+static int load_parse(struct load_args *a, int argc, char **argv)
 {
-	long agents = 4, threads = 2;
-	uint64_t duration = 10ull * 1000000000ull, sessions = 0, seed = 1;
-	double rate = 0, scale = 0;
-	bool allow = false, have_duration = false;
 	char err[256];
+
+	*a = (struct load_args){ .agents = 4, .threads = 2, .duration = 10ull * 1000000000ull, .seed = 1 };
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		char *end;
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(load_help, stdout);
-			return 0;
+			return -1;
 		}
 		if ((v = cli_opt(argc, argv, &i, "--agents")) != NULL) {
-			agents = strtol(v, &end, 10);
-			if (*end || agents < 1 || agents > 1024) {
+			a->agents = strtol(v, &end, 10);
+			if (*end || a->agents < 1 || a->agents > 1024) {
 				cli_err("load", "--agents: expected 1..1024, got \"%s\"", v);
 				return ATEL_EXIT_USAGE;
 			}
 		} else if ((v = cli_opt(argc, argv, &i, "--threads")) != NULL) {
-			threads = strtol(v, &end, 10);
-			if (*end || threads < 1 || threads > 256) {
+			a->threads = strtol(v, &end, 10);
+			if (*end || a->threads < 1 || a->threads > 256) {
 				cli_err("load", "--threads: expected 1..256, got \"%s\"", v);
 				return ATEL_EXIT_USAGE;
 			}
 		} else if ((v = cli_opt(argc, argv, &i, "--duration")) != NULL) {
-			if (atel_q_parse_duration(v, &duration, err, sizeof(err)) < 0) {
+			if (atel_q_parse_duration(v, &a->duration, err, sizeof(err)) < 0) {
 				cli_err("load", "--duration: %s", err);
 				return ATEL_EXIT_USAGE;
 			}
-			have_duration = true;
+			a->have_duration = true;
 		} else if ((v = cli_opt(argc, argv, &i, "--sessions")) != NULL) {
-			sessions = strtoull(v, &end, 10);
-			if (*end || !*v || v[0] == '-' || sessions == 0) {
+			a->sessions = strtoull(v, &end, 10);
+			if (*end || !*v || v[0] == '-' || a->sessions == 0) {
 				cli_err("load", "--sessions: expected a positive count, got \"%s\"", v);
 				return ATEL_EXIT_USAGE;
 			}
 		} else if ((v = cli_opt(argc, argv, &i, "--rate")) != NULL) {
-			rate = strtod(v, &end);
-			if (*end || !(rate >= 0) || !isfinite(rate)) {
+			a->rate = strtod(v, &end);
+			if (*end || !(a->rate >= 0) || !isfinite(a->rate)) {
 				cli_err("load", "--rate: expected sessions per second >= 0, got \"%s\"", v);
 				return ATEL_EXIT_USAGE;
 			}
 		} else if ((v = cli_opt(argc, argv, &i, "--time-scale")) != NULL) {
-			scale = strtod(v, &end);
-			if (*end || !(scale >= 0) || scale > 10) {
+			a->scale = strtod(v, &end);
+			if (*end || !(a->scale >= 0) || a->scale > 10) {
 				cli_err("load", "--time-scale: expected 0..10, got \"%s\"", v);
 				return ATEL_EXIT_USAGE;
 			}
 		} else if ((v = cli_opt(argc, argv, &i, "--seed")) != NULL) {
-			seed = strtoull(v, &end, 10);
+			a->seed = strtoull(v, &end, 10);
 			if (*end || !*v) {
 				cli_err("load", "--seed: expected a number, got \"%s\"", v);
 				return ATEL_EXIT_USAGE;
 			}
 		} else if (strcmp(argv[i], "--allow-no-daemon") == 0) {
-			allow = true;
+			a->allow = true;
 		} else {
 			cli_err("load", "unexpected argument %s (see atel load --help)", argv[i]);
 			return ATEL_EXIT_USAGE;
 		}
 	}
-	if (have_duration && sessions) {
+	if (a->have_duration && a->sessions) {
 		cli_err("load", "--duration and --sessions exclude each other");
 		return ATEL_EXIT_USAGE;
 	}
-	if (!allow && !cli_daemon_running(c, NULL, NULL)) {
-		cli_err("load", "ateld is not running on shm \"%s\" (start it, or pass --allow-no-daemon)", c->shm);
-		return ATEL_EXIT_NO_DAEMON;
-	}
-	if (!allow && !wait_segment_ready(c, 10000)) {
-		cli_err("load", "ateld is running but its segment \"%s\" did not become ready within 10 s", c->shm);
-		return ATEL_EXIT_NO_DAEMON;
-	}
-	struct worker proto = { .seed = seed, .time_scale = scale, .session_rate = rate, .sessions_max = sessions };
-	uint64_t t0 = mono_ns();
-	if (!sessions)
-		proto.deadline_ns = t0 + duration;
+	return 0;
+}
+
+/* Forks the agent processes, waits for them and sums what they report.
+ * @return 0 or ATEL_EXIT_DATA (out of memory). */
+static int load_run(const struct cli *c, const struct load_args *a, struct load_result *res)
+{
+	struct worker proto = { .seed = a->seed, .time_scale = a->scale, .session_rate = a->rate,
+				.sessions_max = a->sessions };
+	uint64_t t0 = atel__mono_ns();
 	struct sigaction sa = { .sa_handler = on_stop };
+	pid_t *pids = calloc((size_t)a->agents, sizeof(*pids));
+	int *fds = calloc((size_t)a->agents, sizeof(*fds));
+
+	memset(res, 0, sizeof(*res));
+	if (!a->sessions)
+		proto.deadline_ns = t0 + a->duration;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	pid_t *pids = calloc((size_t)agents, sizeof(*pids));
-	int *fds = calloc((size_t)agents, sizeof(*fds));
 	if (!pids || !fds) {
 		free(pids);
 		free(fds);
@@ -441,11 +451,10 @@ int cmd_load(struct cli *c, int argc, char **argv)
 	}
 	fflush(stdout);
 	fflush(stderr);
-	int failed = 0;
-	for (long p = 0; p < agents; p++) {
+	for (long p = 0; p < a->agents; p++) {
 		int pfd[2];
 		if (pipe(pfd) < 0) {
-			failed++;
+			res->failed++;
 			pids[p] = -1;
 			continue;
 		}
@@ -456,22 +465,20 @@ int cmd_load(struct cli *c, int argc, char **argv)
 				if (fds[q] >= 0)
 					close(fds[q]);
 			proto.proc = (int)p;
-			_exit(child_main(c->shm, &proto, (int)threads, pfd[1]));
+			_exit(child_main(c->shm, &proto, (int)a->threads, pfd[1]));
 		}
 		close(pfd[1]);
 		if (pid < 0) {
 			close(pfd[0]);
 			pids[p] = -1;
 			fds[p] = -1;
-			failed++;
+			res->failed++;
 			continue;
 		}
 		pids[p] = pid;
 		fds[p] = pfd[0];
 	}
-	struct load_counts total = { 0 };
-	int attached = 0;
-	for (long p = 0; p < agents; p++) {
+	for (long p = 0; p < a->agents; p++) {
 		if (pids[p] < 0)
 			continue;
 		struct load_counts one;
@@ -492,107 +499,143 @@ int cmd_load(struct cli *c, int argc, char **argv)
 		while (waitpid(pids[p], &st, 0) < 0 && errno == EINTR)
 			;
 		if (got != sizeof(one) || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			failed++;
+			res->failed++;
 			continue;
 		}
-		add_counts(&total, &one);
-		add_stats(&total.stats, &one.stats);
-		attached += one.attached;
+		add_counts(&res->total, &one);
+		add_stats(&res->total.stats, &one.stats);
+		res->attached += one.attached;
 	}
 	free(pids);
 	free(fds);
-	double secs = (double)(mono_ns() - t0) / 1e9;
-	uint64_t agent_total = 0, agent_ok = 0, tool_total = 0, tool_ok = 0;
+	res->secs = (double)(atel__mono_ns() - t0) / 1e9;
 	for (int i = 0; i < NAGENTS; i++) {
-		agent_total += total.agent_exec[i][0] + total.agent_exec[i][1];
-		agent_ok += total.agent_exec[i][1];
+		res->agent_total += res->total.agent_exec[i][0] + res->total.agent_exec[i][1];
+		res->agent_ok += res->total.agent_exec[i][1];
 	}
 	for (int i = 0; i < NTOOLS; i++) {
-		tool_total += total.tool_calls[i][0] + total.tool_calls[i][1];
-		tool_ok += total.tool_calls[i][1];
+		res->tool_total += res->total.tool_calls[i][0] + res->total.tool_calls[i][1];
+		res->tool_ok += res->total.tool_calls[i][1];
 	}
-	const atel_stats *s = &total.stats;
-	uint64_t drops = s->drops_ring_full + s->drops_no_ring + s->drops_no_def + s->drops_no_sidecar + s->drops_reentrant;
-	if (c->json) {
-		cJSON *j = cJSON_CreateObject();
-		cJSON_AddNumberToObject(j, "agents", (double)agents);
-		cJSON_AddNumberToObject(j, "threads", (double)threads);
-		cJSON_AddNumberToObject(j, "processes_attached", attached);
-		cJSON_AddNumberToObject(j, "workers_failed", failed);
-		cJSON_AddNumberToObject(j, "seconds", secs);
-		cJSON_AddNumberToObject(j, "seed", (double)seed);
-		cJSON_AddItemToObject(j, "sessions", cli_json_u64(total.sessions));
-		cJSON_AddItemToObject(j, "spans", cli_json_u64(total.spans));
-		cJSON_AddItemToObject(j, "span_errors", cli_json_u64(total.span_errors));
-		cJSON_AddItemToObject(j, "span_events", cli_json_u64(total.span_events));
-		cJSON *ae = cJSON_CreateObject();
-		cJSON_AddItemToObject(ae, "total", cli_json_u64(agent_total));
-		cJSON_AddItemToObject(ae, "success", cli_json_u64(agent_ok));
-		cJSON_AddItemToObject(ae, "failure", cli_json_u64(agent_total - agent_ok));
-		cJSON *bt = cJSON_CreateObject();
-		for (int i = 0; i < NAGENTS; i++) {
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddItemToObject(o, "success", cli_json_u64(total.agent_exec[i][1]));
-			cJSON_AddItemToObject(o, "failure", cli_json_u64(total.agent_exec[i][0]));
-			cJSON_AddItemToObject(bt, agent_types[i], o);
-		}
-		cJSON_AddItemToObject(ae, "by_type", bt);
-		cJSON_AddItemToObject(j, "agent_executions", ae);
-		cJSON_AddItemToObject(j, "tokens", cli_json_u64(total.tokens));
-		cJSON *tc = cJSON_CreateObject();
-		cJSON_AddItemToObject(tc, "total", cli_json_u64(tool_total));
-		cJSON_AddItemToObject(tc, "success", cli_json_u64(tool_ok));
-		cJSON_AddItemToObject(tc, "failure", cli_json_u64(tool_total - tool_ok));
-		cJSON *bt2 = cJSON_CreateObject();
-		for (int i = 0; i < NTOOLS; i++) {
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddItemToObject(o, "success", cli_json_u64(total.tool_calls[i][1]));
-			cJSON_AddItemToObject(o, "failure", cli_json_u64(total.tool_calls[i][0]));
-			cJSON_AddItemToObject(bt2, tools[i].name, o);
-		}
-		cJSON_AddItemToObject(tc, "by_tool", bt2);
-		cJSON_AddItemToObject(j, "tool_calls", tc);
-		cJSON_AddItemToObject(j, "context_updates", cli_json_u64(total.context_updates));
-		cJSON_AddItemToObject(j, "errors", cli_json_u64(total.errors));
-		cJSON_AddItemToObject(j, "tasks_success", cli_json_u64(total.tasks_ok));
-		cJSON_AddItemToObject(j, "tasks_failure", cli_json_u64(total.tasks_failed));
-		cJSON_AddItemToObject(j, "queue_updates", cli_json_u64(total.queue_updates));
-		cJSON *lj = cJSON_CreateObject();
-		cJSON_AddItemToObject(lj, "records", cli_json_u64(s->records));
-		cJSON_AddItemToObject(lj, "definitions", cli_json_u64(s->definitions));
-		cJSON_AddItemToObject(lj, "meta", cli_json_u64(s->meta));
-		cJSON_AddItemToObject(lj, "slots", cli_json_u64(s->slots));
-		cJSON *dj = cJSON_CreateObject();
-		cJSON_AddItemToObject(dj, "ring_full", cli_json_u64(s->drops_ring_full));
-		cJSON_AddItemToObject(dj, "no_ring", cli_json_u64(s->drops_no_ring));
-		cJSON_AddItemToObject(dj, "no_def", cli_json_u64(s->drops_no_def));
-		cJSON_AddItemToObject(dj, "no_sidecar", cli_json_u64(s->drops_no_sidecar));
-		cJSON_AddItemToObject(dj, "reentrant", cli_json_u64(s->drops_reentrant));
-		cJSON_AddItemToObject(lj, "drops", dj);
-		cJSON_AddItemToObject(lj, "drops_total", cli_json_u64(drops));
-		cJSON_AddItemToObject(lj, "invalid", cli_json_u64(s->invalid));
-		cJSON_AddItemToObject(lj, "rings_claimed", cli_json_u64(s->rings_claimed));
-		cJSON_AddItemToObject(lj, "rings_released", cli_json_u64(s->rings_released));
-		cJSON_AddItemToObject(j, "libatel", lj);
-		cli_print_json(j);
-	} else {
-		char b[8][32];
-		printf("%satel load%s: %ld agent process(es) x %ld thread(s), %.1f s, %d attached\n", cli_c(c, C_BOLD),
-		       cli_c(c, C_RESET), agents, threads, secs, attached);
-		printf("sessions %s, spans %s (%s errors), agent executions %s (%s ok), tool calls %s (%s ok), tokens %s\n",
-		       atel_q_fmt_count((double)total.sessions, b[0], 32), atel_q_fmt_count((double)total.spans, b[1], 32),
-		       atel_q_fmt_count((double)total.span_errors, b[2], 32), atel_q_fmt_count((double)agent_total, b[3], 32),
-		       atel_q_fmt_count((double)agent_ok, b[4], 32), atel_q_fmt_count((double)tool_total, b[5], 32),
-		       atel_q_fmt_count((double)tool_ok, b[6], 32), atel_q_fmt_count((double)total.tokens, b[7], 32));
-		printf("libatel: %s records (%s/s), %s definitions, drops: ring full %s, no ring %s, no def %s, "
-		       "no sidecar %s\n",
-		       atel_q_fmt_count((double)s->records, b[0], 32),
-		       atel_q_fmt_count(secs > 0 ? (double)s->records / secs : 0, b[1], 32),
-		       atel_q_fmt_count((double)s->definitions, b[2], 32), atel_q_fmt_count((double)s->drops_ring_full, b[3], 32),
-		       atel_q_fmt_count((double)s->drops_no_ring, b[4], 32), atel_q_fmt_count((double)s->drops_no_def, b[5], 32),
-		       atel_q_fmt_count((double)s->drops_no_sidecar, b[6], 32));
-		if (failed)
-			printf("%s%d worker process(es) failed%s\n", cli_c(c, C_RED), failed, cli_c(c, C_RESET));
+	{
+		const atel_stats *s = &res->total.stats;
+
+		res->drops = s->drops_ring_full + s->drops_no_ring + s->drops_no_def + s->drops_no_sidecar +
+			     s->drops_reentrant;
 	}
-	return failed ? ATEL_EXIT_DATA : 0;
+	return 0;
+}
+
+static void load_print_json(const struct load_args *a, const struct load_result *res)
+{
+	cJSON *j = cJSON_CreateObject();
+	cJSON_AddNumberToObject(j, "agents", (double)a->agents);
+	cJSON_AddNumberToObject(j, "threads", (double)a->threads);
+	cJSON_AddNumberToObject(j, "processes_attached", res->attached);
+	cJSON_AddNumberToObject(j, "workers_failed", res->failed);
+	cJSON_AddNumberToObject(j, "seconds", res->secs);
+	cJSON_AddNumberToObject(j, "seed", (double)a->seed);
+	cJSON_AddItemToObject(j, "sessions", cli_json_u64(res->total.sessions));
+	cJSON_AddItemToObject(j, "spans", cli_json_u64(res->total.spans));
+	cJSON_AddItemToObject(j, "span_errors", cli_json_u64(res->total.span_errors));
+	cJSON_AddItemToObject(j, "span_events", cli_json_u64(res->total.span_events));
+	cJSON *ae = cJSON_CreateObject();
+	cJSON_AddItemToObject(ae, "total", cli_json_u64(res->agent_total));
+	cJSON_AddItemToObject(ae, "success", cli_json_u64(res->agent_ok));
+	cJSON_AddItemToObject(ae, "failure", cli_json_u64(res->agent_total - res->agent_ok));
+	cJSON *bt = cJSON_CreateObject();
+	for (int i = 0; i < NAGENTS; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "success", cli_json_u64(res->total.agent_exec[i][1]));
+		cJSON_AddItemToObject(o, "failure", cli_json_u64(res->total.agent_exec[i][0]));
+		cJSON_AddItemToObject(bt, agent_types[i], o);
+	}
+	cJSON_AddItemToObject(ae, "by_type", bt);
+	cJSON_AddItemToObject(j, "agent_executions", ae);
+	cJSON_AddItemToObject(j, "tokens", cli_json_u64(res->total.tokens));
+	cJSON *tc = cJSON_CreateObject();
+	cJSON_AddItemToObject(tc, "total", cli_json_u64(res->tool_total));
+	cJSON_AddItemToObject(tc, "success", cli_json_u64(res->tool_ok));
+	cJSON_AddItemToObject(tc, "failure", cli_json_u64(res->tool_total - res->tool_ok));
+	cJSON *bt2 = cJSON_CreateObject();
+	for (int i = 0; i < NTOOLS; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "success", cli_json_u64(res->total.tool_calls[i][1]));
+		cJSON_AddItemToObject(o, "failure", cli_json_u64(res->total.tool_calls[i][0]));
+		cJSON_AddItemToObject(bt2, tools[i].name, o);
+	}
+	cJSON_AddItemToObject(tc, "by_tool", bt2);
+	cJSON_AddItemToObject(j, "tool_calls", tc);
+	cJSON_AddItemToObject(j, "context_updates", cli_json_u64(res->total.context_updates));
+	cJSON_AddItemToObject(j, "errors", cli_json_u64(res->total.errors));
+	cJSON_AddItemToObject(j, "tasks_success", cli_json_u64(res->total.tasks_ok));
+	cJSON_AddItemToObject(j, "tasks_failure", cli_json_u64(res->total.tasks_failed));
+	cJSON_AddItemToObject(j, "queue_updates", cli_json_u64(res->total.queue_updates));
+	cJSON *lj = cJSON_CreateObject();
+	cJSON_AddItemToObject(lj, "records", cli_json_u64(res->total.stats.records));
+	cJSON_AddItemToObject(lj, "definitions", cli_json_u64(res->total.stats.definitions));
+	cJSON_AddItemToObject(lj, "meta", cli_json_u64(res->total.stats.meta));
+	cJSON_AddItemToObject(lj, "slots", cli_json_u64(res->total.stats.slots));
+	cJSON *dj = cJSON_CreateObject();
+	cJSON_AddItemToObject(dj, "ring_full", cli_json_u64(res->total.stats.drops_ring_full));
+	cJSON_AddItemToObject(dj, "no_ring", cli_json_u64(res->total.stats.drops_no_ring));
+	cJSON_AddItemToObject(dj, "no_def", cli_json_u64(res->total.stats.drops_no_def));
+	cJSON_AddItemToObject(dj, "no_sidecar", cli_json_u64(res->total.stats.drops_no_sidecar));
+	cJSON_AddItemToObject(dj, "reentrant", cli_json_u64(res->total.stats.drops_reentrant));
+	cJSON_AddItemToObject(lj, "drops", dj);
+	cJSON_AddItemToObject(lj, "drops_total", cli_json_u64(res->drops));
+	cJSON_AddItemToObject(lj, "invalid", cli_json_u64(res->total.stats.invalid));
+	cJSON_AddItemToObject(lj, "rings_claimed", cli_json_u64(res->total.stats.rings_claimed));
+	cJSON_AddItemToObject(lj, "rings_released", cli_json_u64(res->total.stats.rings_released));
+	cJSON_AddItemToObject(j, "libatel", lj);
+	cli_print_json(j);
+}
+
+static void load_print_text(const struct cli *c, const struct load_args *a, const struct load_result *res)
+{
+	const atel_stats *st = &res->total.stats;
+	char b[8][32];
+	printf("%satel load%s: %ld agent process(es) x %ld thread(s), %.1f s, %d attached\n", cli_c(c, C_BOLD),
+	       cli_c(c, C_RESET), a->agents, a->threads, res->secs, res->attached);
+	printf("sessions %s, spans %s (%s errors), agent executions %s (%s ok), tool calls %s (%s ok), tokens %s\n",
+	       atel_q_fmt_count((double)res->total.sessions, b[0], 32),
+	       atel_q_fmt_count((double)res->total.spans, b[1], 32),
+	       atel_q_fmt_count((double)res->total.span_errors, b[2], 32),
+	       atel_q_fmt_count((double)res->agent_total, b[3], 32), atel_q_fmt_count((double)res->agent_ok, b[4], 32),
+	       atel_q_fmt_count((double)res->tool_total, b[5], 32), atel_q_fmt_count((double)res->tool_ok, b[6], 32),
+	       atel_q_fmt_count((double)res->total.tokens, b[7], 32));
+	printf("libatel: %s records (%s/s), %s definitions, drops: ring full %s, no ring %s, no def %s, "
+	       "no sidecar %s\n",
+	       atel_q_fmt_count((double)st->records, b[0], 32),
+	       atel_q_fmt_count(res->secs > 0 ? (double)st->records / res->secs : 0, b[1], 32),
+	       atel_q_fmt_count((double)st->definitions, b[2], 32), atel_q_fmt_count((double)st->drops_ring_full, b[3], 32),
+	       atel_q_fmt_count((double)st->drops_no_ring, b[4], 32), atel_q_fmt_count((double)st->drops_no_def, b[5], 32),
+	       atel_q_fmt_count((double)st->drops_no_sidecar, b[6], 32));
+	if (res->failed)
+		printf("%s%d worker process(es) failed%s\n", cli_c(c, C_RED), res->failed, cli_c(c, C_RESET));
+}
+
+int cmd_load(struct cli *c, int argc, char **argv)
+{
+	struct load_args a;
+	struct load_result res;
+	int rc = load_parse(&a, argc, argv);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if (!a.allow && !cli_daemon_running(c, NULL, NULL)) {
+		cli_err("load", "ateld is not running on shm \"%s\" (start it, or pass --allow-no-daemon)", c->shm);
+		return ATEL_EXIT_NO_DAEMON;
+	}
+	if (!a.allow && !wait_segment_ready(c, 10000)) {
+		cli_err("load", "ateld is running but its segment \"%s\" did not become ready within 10 s", c->shm);
+		return ATEL_EXIT_NO_DAEMON;
+	}
+	if ((rc = load_run(c, &a, &res)))
+		return rc;
+	if (c->json)
+		load_print_json(&a, &res);
+	else
+		load_print_text(c, &a, &res);
+	return res.failed ? ATEL_EXIT_DATA : 0;
 }

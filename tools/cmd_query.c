@@ -5,7 +5,7 @@
  * query/stats select raw samples (qsource.h) from the index, or from the
  * segment files when there is no index (--source picks). metrics/export
  * replay the log through the same aggregator that serves ateld's /metrics
- * (exporters/aggregates.h), so their numbers are the ones Prometheus sees
+ * (consumer/aggregates/aggregates.h), so their numbers are the ones Prometheus sees
  * (minus what retention has deleted and the atel_* self-metrics).
  */
 #include <errno.h>
@@ -22,6 +22,7 @@
 #include "prometheus.h"
 #include "qsource.h"
 #include "query.h"
+#include "ring.h"
 
 #define NS 1000000000ull
 
@@ -95,7 +96,7 @@ static int load(struct cli *c, const char *verb, const char *source, const struc
 }
 
 /* group key of a series: values of the --by labels joined by \x1f */
-static char *group_key(const struct atel_qseries *s, char **by, size_t nby)
+static char *group_key(const struct atel_qseries *s, char *const *by, size_t nby)
 {
 	size_t len = 1;
 	for (size_t i = 0; i < nby; i++) {
@@ -127,7 +128,7 @@ struct group {
 	size_t nmembers;
 };
 
-static int make_groups(const struct atel_qresult *r, char **by, size_t nby, struct group **out, size_t *nout)
+static int make_groups(const struct atel_qresult *r, char *const *by, size_t nby, struct group **out, size_t *nout)
 {
 	struct group *g = calloc(r->n ? r->n : 1, sizeof(*g));
 	if (!g)
@@ -172,7 +173,7 @@ static void groups_free(struct group *g, size_t n)
 	free(g);
 }
 
-static cJSON *group_labels_json(const char *key, char **by, size_t nby)
+static cJSON *group_labels_json(const char *key, char *const *by, size_t nby)
 {
 	cJSON *o = cJSON_CreateObject();
 	const char *p = key;
@@ -187,7 +188,7 @@ static cJSON *group_labels_json(const char *key, char **by, size_t nby)
 	return o;
 }
 
-static char *group_labels_text(const char *key, char **by, size_t nby)
+static char *group_labels_text(const char *key, char *const *by, size_t nby)
 {
 	if (nby == 0)
 		return strdup("{}");
@@ -365,7 +366,7 @@ static int query_series_fn(struct cli *c, const struct qargs *a, const struct at
 		const struct atel_qpoint *vals = s->mtype == ATEL_MT_COUNTER ? cum : s->pts;
 		cJSON *js = cJSON_CreateObject(), *pts = cJSON_CreateArray();
 		cJSON_AddItemToObject(js, "labels", cJSON_Parse(lj));
-		cJSON_AddStringToObject(js, "type", atel_qs_type_name(s->mtype));
+		cJSON_AddStringToObject(js, "type", atel__metric_type_name(s->mtype));
 		cJSON_AddItemToObject(js, "points", pts);
 		size_t n = 0;
 		const char *unit = metric_unit(s->name);
@@ -412,198 +413,236 @@ static int query_series_fn(struct cli *c, const struct qargs *a, const struct at
 	return 0;
 }
 
-int cmd_query(struct cli *c, int argc, char **argv)
+/* How a query is computed, from its options. */
+struct query_plan {
+	enum atel_qagg agg;              /* ATEL_QAGG_NONE: the points themselves */
+	uint64_t interval;               /* bucket width */
+	int nfn;                         /* --moving-average, --anomalies or --rate given */
+	size_t limit;                    /* points shown per series without --agg */
+	char *bybuf, *by[ATEL_LABELS_MAX]; /* --by labels */
+	size_t nby;
+};
+
+/* Checks the options against each other. @return 0 or ATEL_EXIT_USAGE. */
+static int query_plan(const struct qargs *a, struct query_plan *p)
 {
-	struct qargs a;
-	int rc = parse_qargs("query", argc, argv, &a, query_help);
-	if (rc)
-		return rc < 0 ? 0 : rc;
-	enum atel_qagg agg = ATEL_QAGG_NONE;
-	if (a.agg && atel_q_agg_parse(a.agg, &agg) < 0) {
-		cli_err("query", "--agg: expected avg, sum, min, max, count, p50, p95, p99 or rate, got \"%s\"", a.agg);
+	char err[256];
+
+	memset(p, 0, sizeof(*p));
+	p->agg = ATEL_QAGG_NONE;
+	p->interval = 300 * NS;
+	p->limit = 20;
+	if (a->agg && atel_q_agg_parse(a->agg, &p->agg) < 0) {
+		cli_err("query", "--agg: expected avg, sum, min, max, count, p50, p95, p99 or rate, got \"%s\"", a->agg);
 		return ATEL_EXIT_USAGE;
 	}
-	uint64_t interval = 300 * NS;
-	char err[256];
-	if (a.interval) {
-		if (atel_q_parse_duration(a.interval, &interval, err, sizeof(err)) < 0) {
+	if (a->interval) {
+		if (atel_q_parse_duration(a->interval, &p->interval, err, sizeof(err)) < 0) {
 			cli_err("query", "--interval: %s", err);
 			return ATEL_EXIT_USAGE;
 		}
-		if (interval < 1000000ull) {
+		if (p->interval < 1000000ull) {
 			cli_err("query", "--interval must be at least 1ms");
 			return ATEL_EXIT_USAGE;
 		}
-		if (agg == ATEL_QAGG_NONE)
-			agg = ATEL_QAGG_AVG;
+		if (p->agg == ATEL_QAGG_NONE)
+			p->agg = ATEL_QAGG_AVG;
 	}
-	int nfn = (a.ma != NULL) + (a.anom != NULL) + (a.rate != NULL);
-	if (nfn > 1 || (nfn && (agg != ATEL_QAGG_NONE || a.by))) {
+	p->nfn = (a->ma != NULL) + (a->anom != NULL) + (a->rate != NULL);
+	if (p->nfn > 1 || (p->nfn && (p->agg != ATEL_QAGG_NONE || a->by))) {
 		cli_err("query", "use one of --agg/--interval, --moving-average, --anomalies, --rate");
 		return ATEL_EXIT_USAGE;
 	}
-	if (a.window && !a.anom) {
+	if (a->window && !a->anom) {
 		cli_err("query", "--window goes with --anomalies");
 		return ATEL_EXIT_USAGE;
 	}
-	size_t limit = 20;
-	if (a.limit && !parse_count(a.limit, &limit)) {
-		cli_err("query", "--limit: expected a count, got \"%s\"", a.limit);
+	if (a->limit && !parse_count(a->limit, &p->limit)) {
+		cli_err("query", "--limit: expected a count, got \"%s\"", a->limit);
 		return ATEL_EXIT_USAGE;
 	}
-	char *bybuf = a.by ? strdup(a.by) : NULL;
-	char *by[ATEL_LABELS_MAX];
-	size_t nby = bybuf ? split_csv(bybuf, by, ATEL_LABELS_MAX) : 0;
-	if (a.by && agg == ATEL_QAGG_NONE)
-		agg = ATEL_QAGG_AVG;
+	p->bybuf = a->by ? strdup(a->by) : NULL;
+	p->nby = p->bybuf ? split_csv(p->bybuf, p->by, ATEL_LABELS_MAX) : 0;
+	if (a->by && p->agg == ATEL_QAGG_NONE)
+		p->agg = ATEL_QAGG_AVG;
+	return 0;
+}
 
-	struct atel_qselector sel = { 0 };
-	struct atel_qresult res = { 0 };
+/* Without --agg: the last points of every series. */
+static void query_points(const struct query_plan *p, const struct atel_qresult *res, const char *unit,
+			 cJSON *jseries, struct table *t)
+{
+	for (size_t i = 0; i < res->n; i++) {
+		const struct atel_qseries *s = &res->s[i];
+		char *lj = atel_qs_labels_json(s);
+		cJSON *js = cJSON_CreateObject(), *pts = cJSON_CreateArray();
+		cJSON_AddItemToObject(js, "labels", cJSON_Parse(lj ? lj : "{}"));
+		cJSON_AddStringToObject(js, "type", atel__metric_type_name(s->mtype));
+		cJSON_AddItemToObject(js, "samples", cli_json_u64(s->n));
+		cJSON_AddItemToObject(js, "points", pts);
+		size_t from = p->limit && s->n > p->limit ? s->n - p->limit : 0;
+		for (size_t k = from; k < s->n; k++) {
+			cJSON *pt = cJSON_CreateObject();
+			cJSON_AddItemToObject(pt, "ts_ns", cli_json_u64(s->pts[k].ts_ns));
+			cJSON_AddItemToObject(pt, "value", cli_json_num(s->pts[k].v));
+			cJSON_AddItemToArray(pts, pt);
+			print_point_row(t, s->pts[k].ts_ns, lj ? lj : "", s->pts[k].v, unit);
+		}
+		cJSON_AddItemToArray(jseries, js);
+		free(lj);
+	}
+}
+
+/* With --agg (and --by): one aggregated series per group. @return 0 or ATEL_EXIT_DATA. */
+static int query_groups(const struct query_plan *p, const struct atel_qresult *res, const char *unit,
+			cJSON *jseries, struct table *t)
+{
 	struct group *groups = NULL;
 	size_t ngroups = 0;
+	int rc = 0;
+
+	if (make_groups(res, p->by, p->nby, &groups, &ngroups) < 0)
+		return ATEL_EXIT_DATA;
+	const char *vunit = p->agg == ATEL_QAGG_COUNT || p->agg == ATEL_QAGG_RATE ? "" : unit;
+	for (size_t g = 0; g < ngroups; g++) {
+		size_t total = 0;
+		for (size_t m = 0; m < groups[g].nmembers; m++)
+			total += res->s[groups[g].members[m]].n;
+		struct atel_qpoint *all = malloc((total + 1) * sizeof(*all));
+		struct atel_qpoint *out = malloc((total + 1) * sizeof(*out));
+		size_t nout = 0;
+		if (!all || !out) {
+			free(all);
+			free(out);
+			rc = ATEL_EXIT_DATA;
+			break;
+		}
+		if (p->agg == ATEL_QAGG_RATE) {
+			/* sum of the per-series rates per bucket, like sum by (...) (rate(x)) */
+			size_t k = 0;
+			for (size_t m = 0; m < groups[g].nmembers; m++) {
+				const struct atel_qseries *s = &res->s[groups[g].members[m]];
+				struct atel_qpoint *cum = malloc((s->n + 1) * sizeof(*cum));
+				if (!cum)
+					continue;
+				atel_qs_cumulative(s, cum);
+				size_t nb = 0;
+				atel_q_aggregate(cum, s->n, p->interval, ATEL_QAGG_RATE,
+						 s->mtype != ATEL_MT_GAUGE, all + k, &nb);
+				k += nb;
+				free(cum);
+			}
+			atel_q_sort_points(all, k);
+			for (size_t x = 0; x < k;) {
+				size_t y = x;
+				double sum = NAN;
+				for (; y < k && all[y].ts_ns == all[x].ts_ns; y++)
+					if (!isnan(all[y].v))
+						sum = isnan(sum) ? all[y].v : sum + all[y].v;
+				out[nout++] = (struct atel_qpoint){ all[x].ts_ns, sum };
+				x = y;
+			}
+		} else {
+			size_t k = 0;
+			for (size_t m = 0; m < groups[g].nmembers; m++) {
+				const struct atel_qseries *s = &res->s[groups[g].members[m]];
+				memcpy(all + k, s->pts, s->n * sizeof(*all));
+				k += s->n;
+			}
+			atel_q_aggregate(all, k, p->interval, p->agg, false, out, &nout);
+		}
+		char *lt = group_labels_text(groups[g].key, p->by, p->nby);
+		cJSON *js = cJSON_CreateObject(), *pts = cJSON_CreateArray();
+		cJSON_AddItemToObject(js, "labels", group_labels_json(groups[g].key, p->by, p->nby));
+		cJSON_AddItemToObject(js, "series", cli_json_u64(groups[g].nmembers));
+		cJSON_AddItemToObject(js, "points", pts);
+		for (size_t k = 0; k < nout; k++) {
+			cJSON *pt = cJSON_CreateObject();
+			cJSON_AddItemToObject(pt, "ts_ns", cli_json_u64(out[k].ts_ns));
+			cJSON_AddItemToObject(pt, "value", cli_json_num(out[k].v));
+			cJSON_AddItemToArray(pts, pt);
+			print_point_row(t, out[k].ts_ns, lt ? lt : "", out[k].v, vunit);
+		}
+		cJSON_AddItemToArray(jseries, js);
+		free(lt);
+		free(all);
+		free(out);
+	}
+	groups_free(groups, ngroups);
+	return rc;
+}
+
+static void query_print(const struct cli *c, const struct qargs *a, const struct atel_qselector *sel,
+			const struct atel_qresult *res, const char *used, cJSON *root, const struct table *t)
+{
+	if (c->json) {
+		cli_print_json(root); /* takes root */
+	} else if (table_rows(t) == 0) {
+		cJSON_Delete(root);
+		if (a->anom && res->n)
+			printf("no anomalies (|z| > %s) among %zu series of %s (source: %s)\n", a->anom, res->n,
+			       sel->metric, used);
+		else
+			printf("no samples of %s matched in %s (source: %s)\n", sel->metric,
+			       a->range.since ? a->range.since : "the range", used);
+	} else {
+		cJSON_Delete(root);
+		table_print(t, stdout, c);
+	}
+}
+
+int cmd_query(struct cli *c, int argc, char **argv)
+{
+	static const char *hdr3[] = { "TIME", "LABELS", "VALUE" };
+	static const char *hdr4[] = { "TIME", "LABELS", "VALUE", "" };
+	static const bool right[] = { false, false, true, false };
+	struct qargs a;
+	struct query_plan p;
+	struct atel_qselector sel = { 0 };
+	struct atel_qresult res = { 0 };
 	struct table *t = NULL;
-	const char *used = "";
-	if ((rc = parse_selector("query", &a, &sel)) != 0)
-		goto out;
-	if ((rc = load(c, "query", a.source, &sel, a.range.start_ns, a.range.end_ns, &res, &used)) != 0)
+	const char *used = "", *unit;
+	cJSON *root, *jseries;
+	int rc = parse_qargs("query", argc, argv, &a, query_help);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	if ((rc = query_plan(&a, &p)) || (rc = parse_selector("query", &a, &sel)) != 0 ||
+	    (rc = load(c, "query", a.source, &sel, a.range.start_ns, a.range.end_ns, &res, &used)) != 0)
 		goto out;
 
-	const char *unit = metric_unit(sel.metric);
-	cJSON *root = cJSON_CreateObject(), *jseries = cJSON_CreateArray();
+	unit = metric_unit(sel.metric);
+	root = cJSON_CreateObject();
+	jseries = cJSON_CreateArray();
 	cJSON_AddStringToObject(root, "metric", sel.metric);
 	cJSON_AddStringToObject(root, "source", used);
 	cJSON_AddItemToObject(root, "start_ns", cli_json_u64(a.range.start_ns));
 	cJSON_AddItemToObject(root, "end_ns", cli_json_u64(a.range.end_ns));
-	if (agg != ATEL_QAGG_NONE) {
-		cJSON_AddStringToObject(root, "agg", atel_q_agg_name(agg));
-		cJSON_AddNumberToObject(root, "interval_s", (double)interval / 1e9);
+	if (p.agg != ATEL_QAGG_NONE) {
+		cJSON_AddStringToObject(root, "agg", atel_q_agg_name(p.agg));
+		cJSON_AddNumberToObject(root, "interval_s", (double)p.interval / 1e9);
 		cJSON *jb = cJSON_CreateArray();
-		for (size_t i = 0; i < nby; i++)
-			cJSON_AddItemToArray(jb, cJSON_CreateString(by[i]));
+		for (size_t i = 0; i < p.nby; i++)
+			cJSON_AddItemToArray(jb, cJSON_CreateString(p.by[i]));
 		cJSON_AddItemToObject(root, "by", jb);
 	}
 	cJSON_AddItemToObject(root, "series", jseries);
-	const char *hdr3[] = { "TIME", "LABELS", "VALUE" };
-	const char *hdr4[] = { "TIME", "LABELS", "VALUE", "" };
-	const bool right[] = { false, false, true, false };
 	t = a.anom ? table_new(4, hdr4, right) : table_new(3, hdr3, right);
-
-	if (nfn) {
+	if (p.nfn)
 		rc = query_series_fn(c, &a, &res, jseries, t);
-	} else if (agg == ATEL_QAGG_NONE) {
-		for (size_t i = 0; i < res.n; i++) {
-			const struct atel_qseries *s = &res.s[i];
-			char *lj = atel_qs_labels_json(s);
-			cJSON *js = cJSON_CreateObject(), *pts = cJSON_CreateArray();
-			cJSON_AddItemToObject(js, "labels", cJSON_Parse(lj ? lj : "{}"));
-			cJSON_AddStringToObject(js, "type", atel_qs_type_name(s->mtype));
-			cJSON_AddItemToObject(js, "samples", cli_json_u64(s->n));
-			cJSON_AddItemToObject(js, "points", pts);
-			size_t from = limit && s->n > limit ? s->n - limit : 0;
-			for (size_t k = from; k < s->n; k++) {
-				cJSON *p = cJSON_CreateObject();
-				cJSON_AddItemToObject(p, "ts_ns", cli_json_u64(s->pts[k].ts_ns));
-				cJSON_AddItemToObject(p, "value", cli_json_num(s->pts[k].v));
-				cJSON_AddItemToArray(pts, p);
-				print_point_row(t, s->pts[k].ts_ns, lj ? lj : "", s->pts[k].v, unit);
-			}
-			cJSON_AddItemToArray(jseries, js);
-			free(lj);
-		}
-	} else {
-		if (make_groups(&res, by, nby, &groups, &ngroups) < 0) {
-			rc = ATEL_EXIT_DATA;
-			cJSON_Delete(root);
-			goto out;
-		}
-		const char *vunit = agg == ATEL_QAGG_COUNT || agg == ATEL_QAGG_RATE ? "" : unit;
-		for (size_t g = 0; g < ngroups; g++) {
-			size_t total = 0;
-			for (size_t m = 0; m < groups[g].nmembers; m++)
-				total += res.s[groups[g].members[m]].n;
-			struct atel_qpoint *all = malloc((total + 1) * sizeof(*all));
-			struct atel_qpoint *out = malloc((total + 1) * sizeof(*out));
-			size_t nout = 0;
-			if (!all || !out) {
-				free(all);
-				free(out);
-				rc = ATEL_EXIT_DATA;
-				break;
-			}
-			if (agg == ATEL_QAGG_RATE) {
-				/* sum of the per-series rates per bucket, like sum by (...) (rate(x)) */
-				size_t k = 0;
-				for (size_t m = 0; m < groups[g].nmembers; m++) {
-					const struct atel_qseries *s = &res.s[groups[g].members[m]];
-					struct atel_qpoint *cum = malloc((s->n + 1) * sizeof(*cum));
-					if (!cum)
-						continue;
-					atel_qs_cumulative(s, cum);
-					size_t nb = 0;
-					atel_q_aggregate(cum, s->n, interval, ATEL_QAGG_RATE,
-							 s->mtype != ATEL_MT_GAUGE, all + k, &nb);
-					k += nb;
-					free(cum);
-				}
-				atel_q_sort_points(all, k);
-				for (size_t x = 0; x < k;) {
-					size_t y = x;
-					double sum = NAN;
-					for (; y < k && all[y].ts_ns == all[x].ts_ns; y++)
-						if (!isnan(all[y].v))
-							sum = isnan(sum) ? all[y].v : sum + all[y].v;
-					out[nout++] = (struct atel_qpoint){ all[x].ts_ns, sum };
-					x = y;
-				}
-			} else {
-				size_t k = 0;
-				for (size_t m = 0; m < groups[g].nmembers; m++) {
-					const struct atel_qseries *s = &res.s[groups[g].members[m]];
-					memcpy(all + k, s->pts, s->n * sizeof(*all));
-					k += s->n;
-				}
-				atel_q_aggregate(all, k, interval, agg, false, out, &nout);
-			}
-			char *lt = group_labels_text(groups[g].key, by, nby);
-			cJSON *js = cJSON_CreateObject(), *pts = cJSON_CreateArray();
-			cJSON_AddItemToObject(js, "labels", group_labels_json(groups[g].key, by, nby));
-			cJSON_AddItemToObject(js, "series", cli_json_u64(groups[g].nmembers));
-			cJSON_AddItemToObject(js, "points", pts);
-			for (size_t k = 0; k < nout; k++) {
-				cJSON *p = cJSON_CreateObject();
-				cJSON_AddItemToObject(p, "ts_ns", cli_json_u64(out[k].ts_ns));
-				cJSON_AddItemToObject(p, "value", cli_json_num(out[k].v));
-				cJSON_AddItemToArray(pts, p);
-				print_point_row(t, out[k].ts_ns, lt ? lt : "", out[k].v, vunit);
-			}
-			cJSON_AddItemToArray(jseries, js);
-			free(lt);
-			free(all);
-			free(out);
-		}
-	}
-	if (rc == 0) {
-		if (c->json) {
-			cli_print_json(root);
-			root = NULL;
-		} else if (table_rows(t) == 0) {
-			if (a.anom && res.n)
-				printf("no anomalies (|z| > %s) among %zu series of %s (source: %s)\n", a.anom, res.n,
-				       sel.metric, used);
-			else
-				printf("no samples of %s matched in %s (source: %s)\n", sel.metric,
-				       a.range.since ? a.range.since : "the range", used);
-		} else {
-			table_print(t, stdout, c);
-		}
-	}
-	cJSON_Delete(root);
+	else if (p.agg == ATEL_QAGG_NONE)
+		query_points(&p, &res, unit, jseries, t);
+	else
+		rc = query_groups(&p, &res, unit, jseries, t);
+	if (rc == 0)
+		query_print(c, &a, &sel, &res, used, root, t);
+	else
+		cJSON_Delete(root);
 out:
 	table_free(t);
-	groups_free(groups, ngroups);
 	atel_qresult_free(&res);
 	atel_q_selector_free(&sel);
-	free(bybuf);
+	free(p.bybuf);
 	return rc;
 }
 
@@ -650,7 +689,7 @@ int cmd_stats(struct cli *c, int argc, char **argv)
 	double range_s = (double)(a.range.end_ns - a.range.start_ns) / 1e9;
 	cJSON *root = cJSON_CreateObject(), *jg = cJSON_CreateArray();
 	cJSON_AddStringToObject(root, "metric", sel.metric);
-	cJSON_AddStringToObject(root, "type", atel_qs_type_name(mtype));
+	cJSON_AddStringToObject(root, "type", atel__metric_type_name(mtype));
 	cJSON_AddStringToObject(root, "source", used);
 	cJSON_AddItemToObject(root, "start_ns", cli_json_u64(a.range.start_ns));
 	cJSON_AddItemToObject(root, "end_ns", cli_json_u64(a.range.end_ns));
@@ -745,7 +784,7 @@ int cmd_stats(struct cli *c, int argc, char **argv)
 			printf("no samples of %s matched (source: %s)\n", sel.metric, used);
 		} else {
 			printf("%s%s%s (%s, source: %s)\n", cli_c(c, C_BOLD), sel.metric, cli_c(c, C_RESET),
-			       atel_qs_type_name(mtype), used);
+			       atel__metric_type_name(mtype), used);
 			table_print(t, stdout, c);
 		}
 	}
@@ -819,7 +858,7 @@ static cJSON *snapshot_json(const struct atel_agg_snapshot *snap, const struct a
 			continue;
 		cJSON *jf = cJSON_CreateObject(), *js = cJSON_CreateArray();
 		cJSON_AddStringToObject(jf, "name", fam->name);
-		cJSON_AddStringToObject(jf, "type", atel_qs_type_name(fam->mtype));
+		cJSON_AddStringToObject(jf, "type", atel__metric_type_name(fam->mtype));
 		cJSON_AddStringToObject(jf, "help", fam->help ? fam->help : "");
 		cJSON_AddItemToObject(jf, "series", js);
 		for (uint32_t i = 0; i < fam->nseries; i++) {
@@ -997,7 +1036,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
 	size_t len = 0;
 	if (prom) {
 		struct atel_buf b = { 0 };
-		if (atel__prom_encode(&b, snap, NULL, NULL) < 0) {
+		if (atel__prom_encode(&b, snap, NULL, NULL, NULL) < 0) {
 			atel__buf_free(&b);
 			atel__agg_snapshot_free(snap);
 			return ATEL_EXIT_DATA;

@@ -18,40 +18,13 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "daemon.h"
+#include "index.h"
 #include "logread.h"
 #include "qsource.h"
 #include "query.h"
+#include "ring.h"
 #include "segformat.h"
 #include "segscan.h"
-
-static const char *rec_type_name(unsigned t)
-{
-	switch (t) {
-	case ATEL_REC_BEGIN: return "begin";
-	case ATEL_REC_END: return "end";
-	case ATEL_REC_STRDEF: return "strdef";
-	case ATEL_REC_SERIESDEF: return "seriesdef";
-	case ATEL_REC_BOUNDS: return "bounds";
-	case ATEL_REC_SAMPLE: return "sample";
-	case ATEL_REC_SPAN_START: return "span_start";
-	case ATEL_REC_SPAN_END: return "span_end";
-	case ATEL_REC_SPAN_ATTR: return "span_attr";
-	case ATEL_REC_SPAN_EVENT: return "span_event";
-	case ATEL_REC_SPAN_ERROR: return "span_error";
-	case ATEL_REC_LOSS: return "loss";
-	case ATEL_LOGREC_CHUNK: return "chunk";
-	case ATEL_LOGREC_DEATH: return "death";
-	default: return NULL;
-	}
-}
-
-static const char *loss_cause_name(uint32_t c)
-{
-	static const char *const n[] = { "unknown", "ring_full", "no_ring", "invalid", "no_def", "producer_died",
-					  "no_sidecar", "reentrant" };
-	return c <= ATEL_LOSS_CAUSE_MAX ? n[c] : "unknown";
-}
 
 struct corrupt_list {
 	struct { char file[256]; uint64_t offset; char why[160]; } *v;
@@ -253,7 +226,7 @@ static cJSON *event_json(const struct atel_event *ev)
 	case ATEL_EV_SAMPLE: {
 		const struct atel_dec_series *s = ev->sample.series;
 		cJSON_AddStringToObject(o, "metric", s && s->name ? s->name : "");
-		cJSON_AddStringToObject(o, "metric_type", atel_qs_type_name(s ? s->mtype : 0));
+		cJSON_AddStringToObject(o, "metric_type", atel__metric_type_name(s ? s->mtype : 0));
 		cJSON *l = cJSON_CreateObject();
 		for (uint32_t k = 0; s && k < s->nlabels; k++)
 			cJSON_AddStringToObject(l, s->keys[k], s->values[k]);
@@ -303,7 +276,7 @@ static cJSON *event_json(const struct atel_event *ev)
 		break;
 	}
 	case ATEL_EV_LOSS:
-		cJSON_AddStringToObject(o, "cause", loss_cause_name(ev->loss.cause));
+		cJSON_AddStringToObject(o, "cause", atel__loss_cause_name(ev->loss.cause));
 		cJSON_AddItemToObject(o, "count", cli_json_u64(ev->loss.count));
 		cJSON_AddItemToObject(o, "first_ns", cli_json_u64(ev->loss.first_ns));
 		cJSON_AddItemToObject(o, "last_ns", cli_json_u64(ev->loss.last_ns));
@@ -403,104 +376,137 @@ static const char replay_help[] =
 	"Exit: 0 all frames valid, 1 usage, 2 corrupt frames or invalid records found, or\n"
 	"unreadable PATH.\n";
 
-int cmd_replay(struct cli *c, int argc, char **argv)
+/* One `atel replay`: its options, then what reading the log found. */
+struct replay_job {
+	/* options (replay_parse) */
+	const char *path, *emit, *outp, *into;
+	bool progress, emit_raw;
+	/* the run (replay_read, replay_into) */
+	bool dir;
+	FILE *out;                       /* --emit: where records go */
+	FILE *summary;                   /* stderr when records go to stdout */
+	struct corrupt_list cl;
+	struct replay r;
+	struct atel_segscan scan;
+	struct atel_log_read_stats ls;
+};
+
+/* @return 0, -1 (--help was printed) or ATEL_EXIT_USAGE. */
+static int replay_parse(struct replay_job *j, int argc, char **argv)
 {
-	const char *path = NULL, *emit = NULL, *outp = NULL, *into = NULL;
-	bool progress = true;
+	j->progress = true;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(replay_help, stdout);
-			return 0;
+			return -1;
 		}
 		if ((v = cli_opt(argc, argv, &i, "--emit")) != NULL)
-			emit = v;
+			j->emit = v;
 		else if ((v = cli_opt(argc, argv, &i, "-o")) != NULL || (v = cli_opt(argc, argv, &i, "--output")) != NULL)
-			outp = v;
+			j->outp = v;
 		else if ((v = cli_opt(argc, argv, &i, "--into")) != NULL)
-			into = v;
+			j->into = v;
 		else if (strcmp(argv[i], "--no-progress") == 0)
-			progress = false;
+			j->progress = false;
 		else if (argv[i][0] == '-' && argv[i][1]) {
 			cli_err("replay", "unknown option %s (see atel replay --help)", argv[i]);
 			return ATEL_EXIT_USAGE;
-		} else if (path) {
+		} else if (j->path) {
 			cli_err("replay", "one PATH only");
 			return ATEL_EXIT_USAGE;
 		} else {
-			path = argv[i];
+			j->path = argv[i];
 		}
 	}
-	if (!path) {
+	if (!j->path) {
 		cli_err("replay", "missing PATH (a .atseg file or a directory of them)");
 		return ATEL_EXIT_USAGE;
 	}
-	bool emit_raw = emit && strcmp(emit, "raw") == 0;
-	if (emit && strcmp(emit, "jsonl") != 0 && !emit_raw) {
-		cli_err("replay", "--emit: expected jsonl or raw, got \"%s\"", emit);
+	j->emit_raw = j->emit && strcmp(j->emit, "raw") == 0;
+	if (j->emit && strcmp(j->emit, "jsonl") != 0 && !j->emit_raw) {
+		cli_err("replay", "--emit: expected jsonl or raw, got \"%s\"", j->emit);
 		return ATEL_EXIT_USAGE;
 	}
-	if ((outp && !emit) || (into && !*into) || (outp && !*outp)) {
+	if ((j->outp && !j->emit) || (j->into && !*j->into) || (j->outp && !*j->outp)) {
 		cli_err("replay", "-o goes with --emit jsonl or --emit raw");
 		return ATEL_EXIT_USAGE;
 	}
+	return 0;
+}
+
+/* Opens PATH and the --emit output. @return 0, or an exit code (nothing to summarise). */
+static int replay_open(const struct cli *c, struct replay_job *j)
+{
 	struct stat st;
-	if (stat(path, &st) < 0) {
-		cli_err("replay", "%s: %s", path, strerror(errno));
+
+	if (stat(j->path, &st) < 0) {
+		cli_err("replay", "%s: %s", j->path, strerror(errno));
 		return ATEL_EXIT_DATA;
 	}
-	bool dir = S_ISDIR(st.st_mode);
-	FILE *out = stdout;
-	if (emit_raw && !outp && isatty(STDOUT_FILENO)) {
+	j->dir = S_ISDIR(st.st_mode);
+	j->out = stdout;
+	if (j->emit_raw && !j->outp && isatty(STDOUT_FILENO)) {
 		cli_err("replay", "--emit raw writes binary records: redirect stdout or use -o FILE");
 		return ATEL_EXIT_USAGE;
 	}
-	if (emit && outp && strcmp(outp, "-") != 0) {
-		out = fopen(outp, emit_raw ? "wb" : "w");
-		if (!out) {
-			cli_err("replay", "%s: %s", outp, strerror(errno));
+	if (j->emit && j->outp && strcmp(j->outp, "-") != 0) {
+		j->out = fopen(j->outp, j->emit_raw ? "wb" : "w");
+		if (!j->out) {
+			j->out = stdout;
+			cli_err("replay", "%s: %s", j->outp, strerror(errno));
 			return ATEL_EXIT_DATA;
 		}
 	}
-	FILE *summary = emit && out == stdout ? stderr : stdout;
-	bool show_progress = progress && !emit && !c->json && isatty(STDERR_FILENO);
+	j->summary = j->emit && j->out == stdout ? stderr : stdout;
+	(void)c;
+	return 0;
+}
 
-	struct corrupt_list cl = { 0 };
+/*
+ * Reads every record (the event pass: counts, series, producers; --emit
+ * jsonl), then the frame pass (gaps; --emit raw). @return 0 or
+ * ATEL_EXIT_DATA (damage or an I/O error: the summary says which); *fatal
+ * if the log could not be opened at all.
+ */
+static int replay_read(const struct cli *c, struct replay_job *j, bool *fatal)
+{
+	bool show_progress = j->progress && !j->emit && !c->json && isatty(STDERR_FILENO);
 	struct atel_log_reader_opts o = {
-		.segments_dir = dir ? path : NULL,
-		.single_file = dir ? NULL : path,
+		.segments_dir = j->dir ? j->path : NULL,
+		.single_file = j->dir ? NULL : j->path,
 		.on_corrupt = on_corrupt,
-		.arg = &cl,
+		.arg = &j->cl,
 	};
-	struct replay r = { 0 };
-	struct atel_segscan scan = { 0 };
 	struct atel_log_reader *rd = NULL;
-	char err[512] = "";
-	int rc = atel__log_open(&rd, &o), ret = 0;
-	if (rc < 0) {
-		cli_err("replay", "%s: %s", path, strerror(-rc));
-		ret = ATEL_EXIT_DATA;
-		goto out;
-	}
 	struct atel_event ev;
 	uint64_t next_progress = 0;
+	char err[512] = "";
+	int rc = atel__log_open(&rd, &o), ret = 0;
+
+	*fatal = false;
+	if (rc < 0) {
+		cli_err("replay", "%s: %s", j->path, strerror(-rc));
+		*fatal = true;
+		return ATEL_EXIT_DATA;
+	}
 	while ((rc = atel__log_next(rd, &ev, NULL)) == 1) {
-		account(&r, &ev);
-		if (emit && !emit_raw) {
-			cJSON *j = event_json(&ev);
-			char *line = cJSON_PrintUnformatted(j);
-			cJSON_Delete(j);
+		account(&j->r, &ev);
+		if (j->emit && !j->emit_raw) {
+			cJSON *e = event_json(&ev);
+			char *line = cJSON_PrintUnformatted(e);
+			cJSON_Delete(e);
 			if (line) {
-				fputs(line, out);
-				fputc('\n', out);
+				fputs(line, j->out);
+				fputc('\n', j->out);
 				free(line);
 			}
 		}
-		if (show_progress && (r.events & 0xFFFF) == 0) {
-			uint64_t now = cli_now_ns();
+		if (show_progress && (j->r.events & 0xFFFF) == 0) {
+			uint64_t now = atel__now_ns();
 			if (now >= next_progress) {
 				char b[32];
-				fprintf(stderr, "\rreplay: %s records, %s", atel_q_fmt_count((double)r.events, b, sizeof(b)),
+				fprintf(stderr, "\rreplay: %s records, %s", atel_q_fmt_count((double)j->r.events, b, sizeof(b)),
 					atel__log_current_file(rd));
 				next_progress = now + 200000000ull;
 			}
@@ -512,272 +518,297 @@ int cmd_replay(struct cli *c, int argc, char **argv)
 		cli_err("replay", "%s: read error: %s", atel__log_current_file(rd), strerror(-rc));
 		ret = ATEL_EXIT_DATA;
 	}
-	struct atel_log_read_stats ls;
-	atel__log_stats(rd, &ls);
+	atel__log_stats(rd, &j->ls);
 	atel__log_close(rd);
-	rd = NULL;
-	if (emit_raw)
-		scan.raw_out = out;
-	if (atel_segscan_path(path, &scan, err, sizeof(err)) < 0) {
+	if (j->emit_raw)
+		j->scan.raw_out = j->out;
+	if (atel_segscan_path(j->path, &j->scan, err, sizeof(err)) < 0) {
 		cli_err("replay", "%s", err);
 		ret = ATEL_EXIT_DATA;
 	}
-	if (scan.raw_err || (emit_raw && fflush(out) != 0)) {
-		cli_err("replay", "%s: %s", outp ? outp : "stdout", strerror(scan.raw_err ? scan.raw_err : errno));
+	if (j->scan.raw_err || (j->emit_raw && fflush(j->out) != 0)) {
+		cli_err("replay", "%s: %s", j->outp ? j->outp : "stdout",
+			strerror(j->scan.raw_err ? j->scan.raw_err : errno));
 		ret = ATEL_EXIT_DATA;
 	}
-	if (emit && out != stdout && fclose(out) != 0) {
-		cli_err("replay", "%s: %s", outp, strerror(errno));
+	if (j->emit && j->out != stdout && fclose(j->out) != 0) {
+		cli_err("replay", "%s: %s", j->outp, strerror(errno));
 		ret = ATEL_EXIT_DATA;
 	}
-	out = stdout;
-	if (ls.corrupt_frames || cl.n || ls.invalid_records || r.invalid_events)
+	j->out = stdout;
+	if (j->ls.corrupt_frames || j->cl.n || j->ls.invalid_records || j->r.invalid_events)
 		ret = ATEL_EXIT_DATA;
+	return ret;
+}
 
-	if (into) {
-		const char *segdir = path;
-		char tmpdir[256] = "";
-		if (!dir) {
-			/* atel__reindex reads a directory: link the one file into a private one */
-			snprintf(tmpdir, sizeof(tmpdir), "/tmp/atel-replay-%ld-XXXXXX", (long)getpid());
-			char abs[PATH_MAX], lnk[512];
-			if (!mkdtemp(tmpdir) || !realpath(path, abs)) {
-				cli_err("replay", "--into: cannot stage %s: %s", path, strerror(errno));
-				ret = ATEL_EXIT_DATA;
-				goto summary;
-			}
-			const char *base = strrchr(path, '/');
-			snprintf(lnk, sizeof(lnk), "%s/%s", tmpdir, base ? base + 1 : path);
-			if (symlink(abs, lnk) < 0) {
-				cli_err("replay", "--into: %s: %s", lnk, strerror(errno));
-				rmdir(tmpdir);
-				ret = ATEL_EXIT_DATA;
-				goto summary;
-			}
-			segdir = tmpdir;
+/* --into DB: an index of PATH with the index writer. @return 0 or ATEL_EXIT_DATA. */
+static int replay_into(struct replay_job *j)
+{
+	const char *segdir = j->path, *base = strrchr(j->path, '/');
+	char tmpdir[256] = "", abs[PATH_MAX], lnk[512], err[512] = "";
+	int xr, ret = 0;
+
+	if (!j->dir) {
+		/* atel__reindex reads a directory: link the one file into a private one */
+		snprintf(tmpdir, sizeof(tmpdir), "/tmp/atel-replay-%ld-XXXXXX", (long)getpid());
+		if (!mkdtemp(tmpdir) || !realpath(j->path, abs)) {
+			cli_err("replay", "--into: cannot stage %s: %s", j->path, strerror(errno));
+			return ATEL_EXIT_DATA;
 		}
-		int xr = atel__reindex(segdir, into, err, sizeof(err));
-		if (xr < 0) {
-			cli_err("replay", "--into %s: %s", into, err[0] ? err : strerror(-xr));
-			ret = ATEL_EXIT_DATA;
-		}
-		if (tmpdir[0]) {
-			char lnk[512];
-			const char *base = strrchr(path, '/');
-			snprintf(lnk, sizeof(lnk), "%s/%s", tmpdir, base ? base + 1 : path);
-			unlink(lnk);
+		snprintf(lnk, sizeof(lnk), "%s/%s", tmpdir, base ? base + 1 : j->path);
+		if (symlink(abs, lnk) < 0) {
+			cli_err("replay", "--into: %s: %s", lnk, strerror(errno));
 			rmdir(tmpdir);
+			return ATEL_EXIT_DATA;
 		}
+		segdir = tmpdir;
 	}
-summary:
-	if (r.nseries > 1)
-		qsort(r.series, r.nseries, sizeof(*r.series), cmp_rseries);
-	if (r.nprods > 1)
-		qsort(r.prods, r.nprods, sizeof(*r.prods), cmp_prod);
-	if (c->json) {
-		cJSON *j = cJSON_CreateObject();
-		cJSON_AddStringToObject(j, "path", path);
-		cJSON_AddBoolToObject(j, "ok", ret == 0);
-		cJSON_AddItemToObject(j, "files", cli_json_u64(ls.files));
-		cJSON_AddItemToObject(j, "frames", cli_json_u64(ls.frames));
-		cJSON_AddItemToObject(j, "records", cli_json_u64(ls.records));
-		cJSON_AddItemToObject(j, "events", cli_json_u64(r.events));
-		cJSON_AddItemToObject(j, "bytes_compressed", cli_json_u64(ls.bytes_compressed));
-		cJSON_AddItemToObject(j, "bytes_raw", cli_json_u64(ls.bytes_raw));
-		cJSON_AddItemToObject(j, "corrupt_frames", cli_json_u64(ls.corrupt_frames));
-		cJSON_AddItemToObject(j, "invalid_records", cli_json_u64(ls.invalid_records));
-		cJSON *cj = cJSON_CreateArray();
-		for (size_t i = 0; i < cl.n; i++) {
-			cJSON *e = cJSON_CreateObject();
-			cJSON_AddStringToObject(e, "file", cl.v[i].file);
-			cJSON_AddItemToObject(e, "offset", cli_json_u64(cl.v[i].offset));
-			cJSON_AddStringToObject(e, "reason", cl.v[i].why);
-			cJSON_AddItemToArray(cj, e);
-		}
-		cJSON_AddItemToObject(j, "corrupt", cj);
-		cJSON *bt = cJSON_CreateObject();
-		for (unsigned t = 0; t < 128; t++)
-			if (ls.by_type[t]) {
-				const char *n = rec_type_name(t);
-				char tmp[16];
-				if (!n) {
-					snprintf(tmp, sizeof(tmp), "type_%u", t);
-					n = tmp;
-				}
-				cJSON_AddItemToObject(bt, n, cli_json_u64(ls.by_type[t]));
+	xr = atel__reindex(segdir, j->into, err, sizeof(err));
+	if (xr < 0) {
+		cli_err("replay", "--into %s: %s", j->into, err[0] ? err : strerror(-xr));
+		ret = ATEL_EXIT_DATA;
+	}
+	if (tmpdir[0]) {
+		unlink(lnk);
+		rmdir(tmpdir);
+	}
+	return ret;
+}
+
+static void replay_print_json(const struct replay_job *j, int ret)
+{
+	cJSON *root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "path", j->path);
+	cJSON_AddBoolToObject(root, "ok", ret == 0);
+	cJSON_AddItemToObject(root, "files", cli_json_u64(j->ls.files));
+	cJSON_AddItemToObject(root, "frames", cli_json_u64(j->ls.frames));
+	cJSON_AddItemToObject(root, "records", cli_json_u64(j->ls.records));
+	cJSON_AddItemToObject(root, "events", cli_json_u64(j->r.events));
+	cJSON_AddItemToObject(root, "bytes_compressed", cli_json_u64(j->ls.bytes_compressed));
+	cJSON_AddItemToObject(root, "bytes_raw", cli_json_u64(j->ls.bytes_raw));
+	cJSON_AddItemToObject(root, "corrupt_frames", cli_json_u64(j->ls.corrupt_frames));
+	cJSON_AddItemToObject(root, "invalid_records", cli_json_u64(j->ls.invalid_records));
+	cJSON *cj = cJSON_CreateArray();
+	for (size_t i = 0; i < j->cl.n; i++) {
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "file", j->cl.v[i].file);
+		cJSON_AddItemToObject(e, "offset", cli_json_u64(j->cl.v[i].offset));
+		cJSON_AddStringToObject(e, "reason", j->cl.v[i].why);
+		cJSON_AddItemToArray(cj, e);
+	}
+	cJSON_AddItemToObject(root, "corrupt", cj);
+	cJSON *bt = cJSON_CreateObject();
+	for (unsigned t = 0; t < 128; t++)
+		if (j->ls.by_type[t]) {
+			const char *n = atel__log_rec_type_name(t);
+			char tmp[16];
+			if (!n) {
+				snprintf(tmp, sizeof(tmp), "type_%u", t);
+				n = tmp;
 			}
-		cJSON_AddItemToObject(j, "by_type", bt);
-		cJSON *tr = cJSON_CreateObject();
-		cJSON_AddItemToObject(tr, "first_ns", r.first_ns ? cli_json_u64(r.first_ns) : cJSON_CreateNull());
-		cJSON_AddItemToObject(tr, "last_ns", r.last_ns ? cli_json_u64(r.last_ns) : cJSON_CreateNull());
-		cJSON_AddItemToObject(j, "time_range", tr);
-		cJSON *sj = cJSON_CreateArray();
-		for (size_t i = 0; i < r.nseries; i++) {
-			const struct rseries *s = &r.series[i];
-			cJSON *e = cJSON_CreateObject();
-			cJSON_AddStringToObject(e, "metric", s->name);
-			cJSON_AddItemToObject(e, "labels", cJSON_Parse(s->labels ? s->labels : "{}"));
-			cJSON_AddStringToObject(e, "type", atel_qs_type_name(s->mtype));
-			cJSON_AddItemToObject(e, "samples", cli_json_u64(s->samples));
-			if (s->mtype == ATEL_MT_GAUGE)
-				cJSON_AddItemToObject(e, "last", cli_json_num(s->last));
-			else
-				cJSON_AddItemToObject(e, "sum", cli_json_num(s->sum));
-			cJSON_AddItemToArray(sj, e);
+			cJSON_AddItemToObject(bt, n, cli_json_u64(j->ls.by_type[t]));
 		}
-		cJSON_AddItemToObject(j, "series", sj);
-		cJSON *pj = cJSON_CreateArray();
-		for (size_t i = 0; i < r.nprods; i++) {
-			const struct rprod *p = &r.prods[i];
-			cJSON *e = cJSON_CreateObject();
-			cJSON_AddNumberToObject(e, "pid", p->pid);
-			cJSON_AddStringToObject(e, "comm", p->comm);
-			cJSON_AddItemToObject(e, "records", cli_json_u64(p->records));
-			cJSON_AddNumberToObject(e, "rings", p->nrings);
-			cJSON_AddItemToObject(e, "first_ns", cli_json_u64(p->first_ns == UINT64_MAX ? 0 : p->first_ns));
-			cJSON_AddItemToObject(e, "last_ns", cli_json_u64(p->last_ns));
-			cJSON_AddItemToArray(pj, e);
+	cJSON_AddItemToObject(root, "by_type", bt);
+	cJSON *tr = cJSON_CreateObject();
+	cJSON_AddItemToObject(tr, "first_ns", j->r.first_ns ? cli_json_u64(j->r.first_ns) : cJSON_CreateNull());
+	cJSON_AddItemToObject(tr, "last_ns", j->r.last_ns ? cli_json_u64(j->r.last_ns) : cJSON_CreateNull());
+	cJSON_AddItemToObject(root, "time_range", tr);
+	cJSON *sj = cJSON_CreateArray();
+	for (size_t i = 0; i < j->r.nseries; i++) {
+		const struct rseries *s = &j->r.series[i];
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "metric", s->name);
+		cJSON_AddItemToObject(e, "labels", cJSON_Parse(s->labels ? s->labels : "{}"));
+		cJSON_AddStringToObject(e, "type", atel__metric_type_name(s->mtype));
+		cJSON_AddItemToObject(e, "samples", cli_json_u64(s->samples));
+		if (s->mtype == ATEL_MT_GAUGE)
+			cJSON_AddItemToObject(e, "last", cli_json_num(s->last));
+		else
+			cJSON_AddItemToObject(e, "sum", cli_json_num(s->sum));
+		cJSON_AddItemToArray(sj, e);
+	}
+	cJSON_AddItemToObject(root, "series", sj);
+	cJSON *pj = cJSON_CreateArray();
+	for (size_t i = 0; i < j->r.nprods; i++) {
+		const struct rprod *p = &j->r.prods[i];
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddNumberToObject(e, "pid", p->pid);
+		cJSON_AddStringToObject(e, "comm", p->comm);
+		cJSON_AddItemToObject(e, "records", cli_json_u64(p->records));
+		cJSON_AddNumberToObject(e, "rings", p->nrings);
+		cJSON_AddItemToObject(e, "first_ns", cli_json_u64(p->first_ns == UINT64_MAX ? 0 : p->first_ns));
+		cJSON_AddItemToObject(e, "last_ns", cli_json_u64(p->last_ns));
+		cJSON_AddItemToArray(pj, e);
+	}
+	cJSON_AddItemToObject(root, "producers", pj);
+	cJSON *lj = cJSON_CreateObject();
+	for (uint32_t k = 1; k <= ATEL_LOSS_CAUSE_MAX; k++)
+		cJSON_AddItemToObject(lj, atel__loss_cause_name(k), cli_json_u64(j->r.losses[k]));
+	cJSON_AddItemToObject(root, "losses", lj);
+	cJSON_AddItemToObject(root, "deaths", cli_json_u64(j->r.deaths));
+	cJSON *gj = cJSON_CreateArray();
+	for (size_t i = 0; i < j->scan.ngaps; i++) {
+		const struct atel_segscan_gap *g = &j->scan.gaps[i];
+		cJSON *e = cJSON_CreateObject();
+		cJSON_AddStringToObject(e, "file", g->file);
+		cJSON_AddItemToObject(e, "offset", cli_json_u64(g->offset));
+		cJSON_AddNumberToObject(e, "ring", g->ring);
+		cJSON_AddItemToObject(e, "expected_pos", cli_json_u64(g->expected));
+		cJSON_AddItemToObject(e, "found_pos", cli_json_u64(g->found));
+		if (g->found > g->expected)
+			cJSON_AddItemToObject(e, "missing_slots", cli_json_u64(g->found - g->expected));
+		else
+			cJSON_AddItemToObject(e, "repeated_slots", cli_json_u64(g->expected - g->found));
+		cJSON_AddItemToArray(gj, e);
+	}
+	cJSON_AddItemToObject(root, "gaps", gj);
+	cJSON_AddItemToObject(root, "gap_count", cli_json_u64(j->scan.gap_count));
+	char *s = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (s) {
+		fputs(s, j->summary);
+		fputc('\n', j->summary);
+		free(s);
+	}
+}
+
+static void replay_print_text(const struct cli *c, const struct replay_job *j, int ret)
+{
+	char b1[32], b2[32], b3[32], t0[40], t1[40];
+	fprintf(j->summary, "%s%s%s: %llu file(s), %llu frame(s), %s records, %s compressed -> %s raw\n",
+		cli_c(c, C_BOLD), j->path, cli_c(c, C_RESET), (unsigned long long)j->ls.files,
+		(unsigned long long)j->ls.frames, atel_q_fmt_count((double)j->ls.records, b1, sizeof(b1)),
+		atel_q_fmt_count((double)j->ls.bytes_compressed, b2, sizeof(b2)),
+		atel_q_fmt_count((double)j->ls.bytes_raw, b3, sizeof(b3)));
+	if (j->r.first_ns) {
+		time_t a = (time_t)(j->r.first_ns / 1000000000ull), b = (time_t)(j->r.last_ns / 1000000000ull);
+		struct tm tm;
+		gmtime_r(&a, &tm);
+		strftime(t0, sizeof(t0), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		gmtime_r(&b, &tm);
+		strftime(t1, sizeof(t1), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		fprintf(j->summary, "time range: %s .. %s (%s)\n", t0, t1,
+			atel_q_fmt_duration(j->r.last_ns - j->r.first_ns, b1, sizeof(b1)));
+	}
+	if (j->cl.n || j->ls.corrupt_frames || j->ls.invalid_records) {
+		fprintf(j->summary, "%sdamage: %llu corrupt frame(s), %llu invalid record(s)%s\n", cli_c(c, C_RED),
+			(unsigned long long)j->ls.corrupt_frames, (unsigned long long)j->ls.invalid_records,
+			cli_c(c, C_RESET));
+		for (size_t i = 0; i < j->cl.n; i++)
+			fprintf(j->summary, "  %s offset %llu: %s\n", j->cl.v[i].file, (unsigned long long)j->cl.v[i].offset,
+				j->cl.v[i].why);
+	} else {
+		fprintf(j->summary, "%sall frames valid%s\n", cli_c(c, C_GREEN), cli_c(c, C_RESET));
+	}
+	const char *h1[] = { "RECORD TYPE", "COUNT" };
+	const bool r1[] = { false, true };
+	struct table *t = table_new(2, h1, r1);
+	for (unsigned k = 0; k < 128; k++)
+		if (j->ls.by_type[k]) {
+			const char *n = atel__log_rec_type_name(k);
+			char tmp[16];
+			if (!n) {
+				snprintf(tmp, sizeof(tmp), "type_%u", k);
+				n = tmp;
+			}
+			table_rowf(t, "%s\t%llu", n, (unsigned long long)j->ls.by_type[k]);
 		}
-		cJSON_AddItemToObject(j, "producers", pj);
-		cJSON *lj = cJSON_CreateObject();
+	fputc('\n', j->summary);
+	table_print(t, j->summary, c);
+	table_free(t);
+	const char *h2[] = { "METRIC", "TYPE", "LABELS", "SAMPLES", "SUM/LAST" };
+	const bool r2[] = { false, false, false, true, true };
+	t = table_new(5, h2, r2);
+	for (size_t i = 0; i < j->r.nseries && i < 40; i++) {
+		const struct rseries *s = &j->r.series[i];
+		table_rowf(t, "%s\t%s\t%s\t%llu\t%s", s->name, atel__metric_type_name(s->mtype), s->labels ? s->labels : "",
+			   (unsigned long long)s->samples,
+			   atel_q_fmt_count(s->mtype == ATEL_MT_GAUGE ? s->last : s->sum, b1, sizeof(b1)));
+	}
+	if (table_rows(t)) {
+		fputc('\n', j->summary);
+		table_print(t, j->summary, c);
+		if (j->r.nseries > 40)
+			fprintf(j->summary, "... %zu series in all (--json lists every one)\n", j->r.nseries);
+	}
+	table_free(t);
+	const char *h3[] = { "PID", "COMM", "RINGS", "RECORDS" };
+	const bool r3[] = { true, false, true, true };
+	t = table_new(4, h3, r3);
+	for (size_t i = 0; i < j->r.nprods; i++)
+		table_rowf(t, "%d\t%s\t%u\t%llu", j->r.prods[i].pid, j->r.prods[i].comm, j->r.prods[i].nrings,
+			   (unsigned long long)j->r.prods[i].records);
+	if (table_rows(t)) {
+		fputc('\n', j->summary);
+		table_print(t, j->summary, c);
+	}
+	table_free(t);
+	uint64_t lost = 0;
+	for (uint32_t k = 1; k <= ATEL_LOSS_CAUSE_MAX; k++)
+		lost += j->r.losses[k];
+	if (lost) {
+		fprintf(j->summary, "\nlosses reported by producers:");
 		for (uint32_t k = 1; k <= ATEL_LOSS_CAUSE_MAX; k++)
-			cJSON_AddItemToObject(lj, loss_cause_name(k), cli_json_u64(r.losses[k]));
-		cJSON_AddItemToObject(j, "losses", lj);
-		cJSON_AddItemToObject(j, "deaths", cli_json_u64(r.deaths));
-		cJSON *gj = cJSON_CreateArray();
-		for (size_t i = 0; i < scan.ngaps; i++) {
-			const struct atel_segscan_gap *g = &scan.gaps[i];
-			cJSON *e = cJSON_CreateObject();
-			cJSON_AddStringToObject(e, "file", g->file);
-			cJSON_AddItemToObject(e, "offset", cli_json_u64(g->offset));
-			cJSON_AddNumberToObject(e, "ring", g->ring);
-			cJSON_AddItemToObject(e, "expected_pos", cli_json_u64(g->expected));
-			cJSON_AddItemToObject(e, "found_pos", cli_json_u64(g->found));
-			if (g->found > g->expected)
-				cJSON_AddItemToObject(e, "missing_slots", cli_json_u64(g->found - g->expected));
-			else
-				cJSON_AddItemToObject(e, "repeated_slots", cli_json_u64(g->expected - g->found));
-			cJSON_AddItemToArray(gj, e);
-		}
-		cJSON_AddItemToObject(j, "gaps", gj);
-		cJSON_AddItemToObject(j, "gap_count", cli_json_u64(scan.gap_count));
-		char *s = cJSON_Print(j);
-		cJSON_Delete(j);
-		if (s) {
-			fputs(s, summary);
-			fputc('\n', summary);
-			free(s);
+			if (j->r.losses[k])
+				fprintf(j->summary, " %s=%llu", atel__loss_cause_name(k), (unsigned long long)j->r.losses[k]);
+		fputc('\n', j->summary);
+	}
+	if (j->r.deaths)
+		fprintf(j->summary, "producer deaths: %llu\n", (unsigned long long)j->r.deaths);
+	if (j->scan.ngaps) {
+		fprintf(j->summary, "\n%sgaps in ring positions: %llu%s\n", cli_c(c, C_YELLOW),
+			(unsigned long long)j->scan.gap_count, cli_c(c, C_RESET));
+		for (size_t i = 0; i < j->scan.ngaps && i < 50; i++) {
+			const struct atel_segscan_gap *g = &j->scan.gaps[i];
+			fprintf(j->summary, "  %s offset %llu: ring %u expected position %llu, found %llu\n", g->file,
+				(unsigned long long)g->offset, g->ring, (unsigned long long)g->expected,
+				(unsigned long long)g->found);
 		}
 	} else {
-		char b1[32], b2[32], b3[32], t0[40], t1[40];
-		fprintf(summary, "%s%s%s: %llu file(s), %llu frame(s), %s records, %s compressed -> %s raw\n",
-			cli_c(c, C_BOLD), path, cli_c(c, C_RESET), (unsigned long long)ls.files,
-			(unsigned long long)ls.frames, atel_q_fmt_count((double)ls.records, b1, sizeof(b1)),
-			atel_q_fmt_count((double)ls.bytes_compressed, b2, sizeof(b2)),
-			atel_q_fmt_count((double)ls.bytes_raw, b3, sizeof(b3)));
-		if (r.first_ns) {
-			time_t a = (time_t)(r.first_ns / 1000000000ull), b = (time_t)(r.last_ns / 1000000000ull);
-			struct tm tm;
-			gmtime_r(&a, &tm);
-			strftime(t0, sizeof(t0), "%Y-%m-%dT%H:%M:%SZ", &tm);
-			gmtime_r(&b, &tm);
-			strftime(t1, sizeof(t1), "%Y-%m-%dT%H:%M:%SZ", &tm);
-			fprintf(summary, "time range: %s .. %s (%s)\n", t0, t1,
-				atel_q_fmt_duration(r.last_ns - r.first_ns, b1, sizeof(b1)));
-		}
-		if (cl.n || ls.corrupt_frames || ls.invalid_records) {
-			fprintf(summary, "%sdamage: %llu corrupt frame(s), %llu invalid record(s)%s\n", cli_c(c, C_RED),
-				(unsigned long long)ls.corrupt_frames, (unsigned long long)ls.invalid_records,
-				cli_c(c, C_RESET));
-			for (size_t i = 0; i < cl.n; i++)
-				fprintf(summary, "  %s offset %llu: %s\n", cl.v[i].file, (unsigned long long)cl.v[i].offset,
-					cl.v[i].why);
-		} else {
-			fprintf(summary, "%sall frames valid%s\n", cli_c(c, C_GREEN), cli_c(c, C_RESET));
-		}
-		const char *h1[] = { "RECORD TYPE", "COUNT" };
-		const bool r1[] = { false, true };
-		struct table *t = table_new(2, h1, r1);
-		for (unsigned k = 0; k < 128; k++)
-			if (ls.by_type[k]) {
-				const char *n = rec_type_name(k);
-				char tmp[16];
-				if (!n) {
-					snprintf(tmp, sizeof(tmp), "type_%u", k);
-					n = tmp;
-				}
-				table_rowf(t, "%s\t%llu", n, (unsigned long long)ls.by_type[k]);
-			}
-		fputc('\n', summary);
-		table_print(t, summary, c);
-		table_free(t);
-		const char *h2[] = { "METRIC", "TYPE", "LABELS", "SAMPLES", "SUM/LAST" };
-		const bool r2[] = { false, false, false, true, true };
-		t = table_new(5, h2, r2);
-		for (size_t i = 0; i < r.nseries && i < 40; i++) {
-			const struct rseries *s = &r.series[i];
-			table_rowf(t, "%s\t%s\t%s\t%llu\t%s", s->name, atel_qs_type_name(s->mtype), s->labels ? s->labels : "",
-				   (unsigned long long)s->samples,
-				   atel_q_fmt_count(s->mtype == ATEL_MT_GAUGE ? s->last : s->sum, b1, sizeof(b1)));
-		}
-		if (table_rows(t)) {
-			fputc('\n', summary);
-			table_print(t, summary, c);
-			if (r.nseries > 40)
-				fprintf(summary, "... %zu series in all (--json lists every one)\n", r.nseries);
-		}
-		table_free(t);
-		const char *h3[] = { "PID", "COMM", "RINGS", "RECORDS" };
-		const bool r3[] = { true, false, true, true };
-		t = table_new(4, h3, r3);
-		for (size_t i = 0; i < r.nprods; i++)
-			table_rowf(t, "%d\t%s\t%u\t%llu", r.prods[i].pid, r.prods[i].comm, r.prods[i].nrings,
-				   (unsigned long long)r.prods[i].records);
-		if (table_rows(t)) {
-			fputc('\n', summary);
-			table_print(t, summary, c);
-		}
-		table_free(t);
-		uint64_t lost = 0;
-		for (uint32_t k = 1; k <= ATEL_LOSS_CAUSE_MAX; k++)
-			lost += r.losses[k];
-		if (lost) {
-			fprintf(summary, "\nlosses reported by producers:");
-			for (uint32_t k = 1; k <= ATEL_LOSS_CAUSE_MAX; k++)
-				if (r.losses[k])
-					fprintf(summary, " %s=%llu", loss_cause_name(k), (unsigned long long)r.losses[k]);
-			fputc('\n', summary);
-		}
-		if (r.deaths)
-			fprintf(summary, "producer deaths: %llu\n", (unsigned long long)r.deaths);
-		if (scan.ngaps) {
-			fprintf(summary, "\n%sgaps in ring positions: %llu%s\n", cli_c(c, C_YELLOW),
-				(unsigned long long)scan.gap_count, cli_c(c, C_RESET));
-			for (size_t i = 0; i < scan.ngaps && i < 50; i++) {
-				const struct atel_segscan_gap *g = &scan.gaps[i];
-				fprintf(summary, "  %s offset %llu: ring %u expected position %llu, found %llu\n", g->file,
-					(unsigned long long)g->offset, g->ring, (unsigned long long)g->expected,
-					(unsigned long long)g->found);
-			}
-		} else {
-			fprintf(summary, "\nno gaps in ring positions (%zu ring(s))\n", scan.nrings);
-		}
-		if (into && ret == 0)
-			fprintf(summary, "index rebuilt: %s\n", into);
+		fprintf(j->summary, "\nno gaps in ring positions (%zu ring(s))\n", j->scan.nrings);
 	}
-out:
-	if (out != stdout && out)
-		fclose(out);
-	atel__log_close(rd);
-	for (size_t i = 0; i < r.nseries; i++) {
-		free(r.series[i].name);
-		free(r.series[i].labels);
+	if (j->into && ret == 0)
+		fprintf(j->summary, "index rebuilt: %s\n", j->into);
+}
+
+static void replay_free(struct replay_job *j)
+{
+	if (j->out && j->out != stdout)
+		fclose(j->out);
+	for (size_t i = 0; i < j->r.nseries; i++) {
+		free(j->r.series[i].name);
+		free(j->r.series[i].labels);
 	}
-	free(r.series);
-	free(r.slots);
-	free(r.prods);
-	free(cl.v);
-	atel_segscan_free(&scan);
+	free(j->r.series);
+	free(j->r.slots);
+	free(j->r.prods);
+	free(j->cl.v);
+	atel_segscan_free(&j->scan);
+}
+
+int cmd_replay(struct cli *c, int argc, char **argv)
+{
+	struct replay_job j = { 0 };
+	bool fatal = false;
+	int ret = replay_parse(&j, argc, argv);
+
+	if (ret)
+		return ret < 0 ? 0 : ret;
+	if ((ret = replay_open(c, &j)) || ((ret = replay_read(c, &j, &fatal)) && fatal)) {
+		replay_free(&j);
+		return ret;
+	}
+	if (j.into && replay_into(&j))
+		ret = ATEL_EXIT_DATA;
+	if (j.r.nseries > 1)
+		qsort(j.r.series, j.r.nseries, sizeof(*j.r.series), cmp_rseries);
+	if (j.r.nprods > 1)
+		qsort(j.r.prods, j.r.nprods, sizeof(*j.r.prods), cmp_prod);
+	if (c->json)
+		replay_print_json(&j, ret);
+	else
+		replay_print_text(c, &j, ret);
+	replay_free(&j);
 	return ret;
 }
 
@@ -814,13 +845,13 @@ int cmd_reindex(struct cli *c, int argc, char **argv)
 		return ATEL_EXIT_DATA;
 	}
 	char err[512] = "";
-	uint64_t t0 = cli_now_ns();
+	uint64_t t0 = atel__now_ns();
 	int rc = atel__reindex(c->seg_dir, c->db_path, err, sizeof(err));
 	if (rc < 0) {
 		cli_err("reindex", "%s", err[0] ? err : strerror(-rc));
 		return ATEL_EXIT_DATA;
 	}
-	double secs = (double)(cli_now_ns() - t0) / 1e9;
+	double secs = (double)(atel__now_ns() - t0) / 1e9;
 	if (c->json) {
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddStringToObject(j, "db", c->db_path);

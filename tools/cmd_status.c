@@ -85,7 +85,7 @@ bool cli_daemon_running(const struct cli *c, int *pid, uint64_t *hb_age_ns)
 	if (atel__segment_attach(&seg, c->shm, err, sizeof(err)) == 0) {
 		int p = seg.hdr->consumer_pid;
 		uint64_t hb = atomic_load_explicit(&seg.hdr->heartbeat_ns, memory_order_relaxed);
-		uint64_t now = cli_now_ns();
+		uint64_t now = atel__now_ns();
 		uint64_t age = now > hb ? now - hb : 0;
 		if (pid)
 			*pid = p;
@@ -185,62 +185,81 @@ static const char status_help[] =
 	"comes from shared memory; daemon statistics from <data_dir>/ateld.status.json.\n"
 	"Exit: 0 ateld up, 3 ateld not running (the report is still printed).\n";
 
-int cmd_status(struct cli *c, int argc, char **argv)
+/* What `atel status` found: the daemon, its shared-memory segment, the data dir. */
+struct status_view {
+	uint64_t now, hb_age, sf_hb;
+	int pid;
+	bool up, attached;
+	struct atel_segment seg;         /* valid if attached */
+	cJSON *sf;                       /* the status file, or NULL */
+	const cJSON *sf_state;
+	cJSON *root, *rings;             /* the --json document */
+	uint32_t in_use, ring_count;
+	uint64_t lag_total, drops_full, drops_nodef, drops_invalid;
+	uint64_t seg_files, seg_bytes, db_bytes, disk;
+};
+
+/* @return 0, -1 (--help was printed) or ATEL_EXIT_USAGE. */
+static int status_parse(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(status_help, stdout);
-			return 0;
+			return -1;
 		}
 		cli_err("status", "unexpected argument %s (see atel status --help)", argv[i]);
 		return ATEL_EXIT_USAGE;
 	}
-	uint64_t now = cli_now_ns();
+	return 0;
+}
+
+/* Looks at the lock, the status file, the segment and the data dir; builds the --json document. */
+static void status_gather(struct cli *c, struct status_view *v)
+{
+	v->now = atel__now_ns();
 	int lpid = 0;
 	bool locked = lock_held(c, &lpid);
-	cJSON *sf = read_status_file(c->status_path);
+	v->sf = read_status_file(c->status_path);
 	char shm_name[256];
-	if (!c->shm_explicit && sf) {
+	if (!c->shm_explicit && v->sf) {
 		/* no --shm/$ATEL_SHM: look where this data dir's ateld says it is */
-		const cJSON *sh = cJSON_GetObjectItem(sf, "shm");
+		const cJSON *sh = cJSON_GetObjectItem(v->sf, "shm");
 		const cJSON *nm = sh ? cJSON_GetObjectItem(sh, "name") : NULL;
 		if (cJSON_IsString(nm) && nm->valuestring[0]) {
 			snprintf(shm_name, sizeof(shm_name), "%s", nm->valuestring);
 			c->shm = shm_name;
 		}
 	}
-	struct atel_segment seg;
 	char err[256];
-	bool attached = atel__segment_attach(&seg, c->shm, err, sizeof(err)) == 0;
+	v->attached = atel__segment_attach(&v->seg, c->shm, err, sizeof(err)) == 0;
 	int cpid = 0;
-	uint64_t hb_age = UINT64_MAX;
 	bool alive = false;
-	cJSON *root = cJSON_CreateObject();
-	cJSON *rings = cJSON_CreateArray();
-	uint64_t drops_full = 0, drops_nodef = 0, drops_invalid = 0, lag_total = 0;
-	uint32_t in_use = 0, ring_count = 0;
-	if (attached) {
-		cpid = seg.hdr->consumer_pid;
-		uint64_t hb = atomic_load_explicit(&seg.hdr->heartbeat_ns, memory_order_relaxed);
-		hb_age = now > hb ? now - hb : 0;
-		alive = cpid > 0 && atel__proc_alive(cpid, seg.hdr->consumer_start);
-		ring_count = seg.ring_count;
-		for (uint32_t r = 0; r < seg.ring_count; r++) {
-			struct atel_ring_desc *d = atel__seg_desc(&seg, r);
+
+	v->hb_age = UINT64_MAX;
+	v->root = cJSON_CreateObject();
+	v->rings = cJSON_CreateArray();
+	if (v->attached) {
+		cpid = v->seg.hdr->consumer_pid;
+		uint64_t hb = atomic_load_explicit(&v->seg.hdr->heartbeat_ns, memory_order_relaxed);
+		v->hb_age = v->now > hb ? v->now - hb : 0;
+		alive = cpid > 0 && atel__proc_alive(cpid, v->seg.hdr->consumer_start);
+		v->ring_count = v->seg.ring_count;
+		for (uint32_t r = 0; r < v->seg.ring_count; r++) {
+			struct atel_ring_desc *d = atel__seg_desc(&v->seg, r);
 			uint32_t st = atomic_load_explicit(&d->state, memory_order_acquire);
 			uint64_t head = atomic_load_explicit(&d->head, memory_order_relaxed);
 			uint64_t tail = atomic_load_explicit(&d->tail, memory_order_relaxed);
 			uint64_t df = atomic_load_explicit(&d->drops_full, memory_order_relaxed);
 			uint64_t dn = atomic_load_explicit(&d->drops_nodef, memory_order_relaxed);
 			uint64_t di = atomic_load_explicit(&d->drops_invalid, memory_order_relaxed);
-			drops_full += df;
-			drops_nodef += dn;
-			drops_invalid += di;
+			v->drops_full += df;
+			v->drops_nodef += dn;
+			v->drops_invalid += di;
 			if (st == ATEL_RING_FREE && head == tail)
 				continue;
-			in_use += st != ATEL_RING_FREE;
+			v->in_use += st != ATEL_RING_FREE;
 			uint64_t lag = head >= tail ? head - tail : 0;
-			lag_total += lag;
+			v->lag_total += lag;
 			char comm[32];
 			int pid = __atomic_load_n(&d->owner_pid, __ATOMIC_RELAXED);
 			int tid = __atomic_load_n(&d->owner_tid, __ATOMIC_RELAXED);
@@ -255,172 +274,187 @@ int cmd_status(struct cli *c, int argc, char **argv)
 			cJSON_AddItemToObject(o, "drops_full", cli_json_u64(df));
 			cJSON_AddItemToObject(o, "drops_nodef", cli_json_u64(dn));
 			cJSON_AddItemToObject(o, "drops_invalid", cli_json_u64(di));
-			cJSON_AddItemToArray(rings, o);
+			cJSON_AddItemToArray(v->rings, o);
 		}
 	}
-	uint64_t sf_hb = sf ? jnum(sf, "heartbeat_ns") : 0;
-	const cJSON *sf_state = sf ? cJSON_GetObjectItem(sf, "state") : NULL;
-	bool up = locked || (attached && alive && hb_age < 5 * NS);
-	int pid = cpid ? cpid : lpid ? lpid : (int)(sf ? jnum(sf, "pid") : 0);
-	uint64_t seg_files = 0;
-	uint64_t seg_bytes = dir_usage(c->seg_dir, &seg_files, ".atseg");
-	uint64_t disk = dir_usage(c->data_dir, NULL, NULL);
+	v->sf_hb = v->sf ? jnum(v->sf, "heartbeat_ns") : 0;
+	v->sf_state = v->sf ? cJSON_GetObjectItem(v->sf, "state") : NULL;
+	v->up = locked || (v->attached && alive && v->hb_age < 5 * NS);
+	v->pid = cpid ? cpid : lpid ? lpid : (int)(v->sf ? jnum(v->sf, "pid") : 0);
+	v->seg_bytes = dir_usage(c->seg_dir, &v->seg_files, ".atseg");
+	v->disk = dir_usage(c->data_dir, NULL, NULL);
 	struct stat dbst;
-	uint64_t db_bytes = stat(c->db_path, &dbst) == 0 ? (uint64_t)dbst.st_size : 0;
+	v->db_bytes = stat(c->db_path, &dbst) == 0 ? (uint64_t)dbst.st_size : 0;
 	char walp[4200];
 	snprintf(walp, sizeof(walp), "%s-wal", c->db_path);
 	if (stat(walp, &dbst) == 0)
-		db_bytes += (uint64_t)dbst.st_size;
+		v->db_bytes += (uint64_t)dbst.st_size;
 
-	cJSON_AddBoolToObject(root, "up", up);
-	cJSON_AddNumberToObject(root, "pid", pid);
-	cJSON_AddStringToObject(root, "data_dir", c->data_dir);
-	cJSON_AddStringToObject(root, "shm", c->shm);
-	cJSON_AddBoolToObject(root, "shm_attached", attached);
-	if (attached)
-		cJSON_AddItemToObject(root, "heartbeat_age_ns", cli_json_u64(hb_age));
+	cJSON_AddBoolToObject(v->root, "up", v->up);
+	cJSON_AddNumberToObject(v->root, "pid", v->pid);
+	cJSON_AddStringToObject(v->root, "data_dir", c->data_dir);
+	cJSON_AddStringToObject(v->root, "shm", c->shm);
+	cJSON_AddBoolToObject(v->root, "shm_attached", v->attached);
+	if (v->attached)
+		cJSON_AddItemToObject(v->root, "heartbeat_age_ns", cli_json_u64(v->hb_age));
 	else
-		cJSON_AddNullToObject(root, "heartbeat_age_ns");
-	cJSON_AddNumberToObject(root, "rings_total", ring_count);
-	cJSON_AddNumberToObject(root, "rings_in_use", in_use);
-	cJSON_AddItemToObject(root, "lag_records", cli_json_u64(lag_total));
+		cJSON_AddNullToObject(v->root, "heartbeat_age_ns");
+	cJSON_AddNumberToObject(v->root, "rings_total", v->ring_count);
+	cJSON_AddNumberToObject(v->root, "rings_in_use", v->in_use);
+	cJSON_AddItemToObject(v->root, "lag_records", cli_json_u64(v->lag_total));
 	cJSON *pd = cJSON_CreateObject();
-	cJSON_AddItemToObject(pd, "ring_full", cli_json_u64(drops_full));
-	cJSON_AddItemToObject(pd, "no_def", cli_json_u64(drops_nodef));
-	cJSON_AddItemToObject(pd, "invalid", cli_json_u64(drops_invalid));
+	cJSON_AddItemToObject(pd, "ring_full", cli_json_u64(v->drops_full));
+	cJSON_AddItemToObject(pd, "no_def", cli_json_u64(v->drops_nodef));
+	cJSON_AddItemToObject(pd, "invalid", cli_json_u64(v->drops_invalid));
 	cJSON_AddItemToObject(pd, "no_ring",
-			      cli_json_u64(attached ? atomic_load_explicit(&seg.hdr->drops_no_ring, memory_order_relaxed) : 0));
-	cJSON_AddItemToObject(root, "producer_drops", pd);
-	cJSON_AddItemToObject(root, "rings", rings);
+			      cli_json_u64(v->attached ? atomic_load_explicit(&v->seg.hdr->drops_no_ring, memory_order_relaxed) : 0));
+	cJSON_AddItemToObject(v->root, "producer_drops", pd);
+	cJSON_AddItemToObject(v->root, "rings", v->rings);
 	cJSON *segj = cJSON_CreateObject();
-	cJSON_AddItemToObject(segj, "files", cli_json_u64(seg_files));
-	cJSON_AddItemToObject(segj, "bytes", cli_json_u64(seg_bytes));
-	cJSON_AddItemToObject(root, "segments", segj);
-	cJSON_AddItemToObject(root, "db_bytes", cli_json_u64(db_bytes));
-	cJSON_AddItemToObject(root, "disk_bytes", cli_json_u64(disk));
-	if (sf)
-		cJSON_AddItemReferenceToObject(root, "daemon", sf);
+	cJSON_AddItemToObject(segj, "files", cli_json_u64(v->seg_files));
+	cJSON_AddItemToObject(segj, "bytes", cli_json_u64(v->seg_bytes));
+	cJSON_AddItemToObject(v->root, "segments", segj);
+	cJSON_AddItemToObject(v->root, "db_bytes", cli_json_u64(v->db_bytes));
+	cJSON_AddItemToObject(v->root, "disk_bytes", cli_json_u64(v->disk));
+	if (v->sf)
+		cJSON_AddItemReferenceToObject(v->root, "daemon", v->sf);
 	else
-		cJSON_AddNullToObject(root, "daemon");
+		cJSON_AddNullToObject(v->root, "daemon");
+}
 
+static void status_print_text(const struct cli *c, const struct status_view *v)
+{
+	char b1[32], b2[32], b3[32];
+	if (v->up)
+		printf("ateld: %sup%s (pid %d", cli_c(c, C_GREEN), cli_c(c, C_RESET), v->pid);
+	else
+		printf("ateld: %sdown%s (", cli_c(c, C_RED), cli_c(c, C_RESET));
+	if (v->attached)
+		printf("%sheartbeat %s", v->up ? ", " : "", ago(v->now - v->hb_age, v->now, b1, sizeof(b1)));
+	else
+		printf("%sno shared-memory segment \"%s\"", v->up ? ", " : "", c->shm);
+	if (v->sf_state && cJSON_IsString(v->sf_state))
+		printf(", state %s", v->sf_state->valuestring);
+	else if (v->sf_hb)
+		printf(", status file written %s", ago(v->sf_hb, v->now, b2, sizeof(b2)));
+	printf(")\n");
+	printf("data dir: %s   shm: %s\n", c->data_dir, c->shm);
+	if (v->sf) {
+		const cJSON *st = cJSON_GetObjectItem(v->sf, "stats");
+		const cJSON *io = cJSON_GetObjectItem(v->sf, "io_path");
+		const cJSON *enc = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(v->sf, "config"), "storage"),
+						       "encoding");
+		printf("io path: %s   encoding: %s   current segment: %s\n",
+		       cJSON_IsString(io) && io->valuestring[0] ? io->valuestring : "-",
+		       cJSON_IsString(enc) ? enc->valuestring : "records",
+		       cJSON_IsString(cJSON_GetObjectItem(v->sf, "current_segment"))
+			       ? cJSON_GetObjectItem(v->sf, "current_segment")->valuestring
+			       : "-");
+		if (st) {
+			char nb[6][32];
+			printf("records drained %s, invalid %s, written %s compressed (%s raw), frames %s, "
+			       "write errors %s\n",
+			       atel_q_fmt_count((double)jnum(st, "records_drained"), nb[0], 32),
+			       atel_q_fmt_count((double)jnum(st, "records_invalid"), nb[1], 32),
+			       atel_q_fmt_count((double)jnum(st, "bytes_written"), nb[2], 32),
+			       atel_q_fmt_count((double)jnum(st, "bytes_raw"), nb[3], 32),
+			       atel_q_fmt_count((double)jnum(st, "frames_written"), nb[4], 32),
+			       atel_q_fmt_count((double)jnum(st, "write_errors"), nb[5], 32));
+			const cJSON *dr = cJSON_GetObjectItem(st, "drops");
+			if (cJSON_IsObject(dr)) {
+				printf("drops by cause:");
+				const cJSON *e;
+				cJSON_ArrayForEach(e, dr) printf(" %s=%s", e->string,
+								 atel_q_fmt_count(e->valuedouble, b1, sizeof(b1)));
+				printf("\n");
+			}
+			printf("ring lag max %s, oldest unread %s, producers reclaimed %s, rings quarantined %s\n",
+			       atel_q_fmt_count((double)jnum(st, "ring_lag_max"), nb[0], 32),
+			       atel_q_fmt_duration(jnum(st, "oldest_unread_ns"), nb[1], 32),
+			       atel_q_fmt_count((double)jnum(st, "producers_reclaimed"), nb[2], 32),
+			       atel_q_fmt_count((double)jnum(st, "rings_quarantined"), nb[3], 32));
+		}
+		const cJSON *ix = cJSON_GetObjectItem(v->sf, "indexer");
+		if (ix)
+			printf("indexer: %s, lag %s records, %s rows\n",
+			       cJSON_IsTrue(cJSON_GetObjectItem(ix, "running")) ? "running" : "stopped",
+			       atel_q_fmt_count((double)jnum(ix, "lag_records"), b1, sizeof(b1)),
+			       atel_q_fmt_count((double)jnum(ix, "rows"), b2, sizeof(b2)));
+	}
+	char nb[5][32];
+	printf("rings: %u of %u in use, %s records waiting; producer drops: ring full %s, no def %s, "
+	       "invalid %s, no ring %s\n",
+	       v->in_use, v->ring_count, atel_q_fmt_count((double)v->lag_total, nb[0], 32),
+	       atel_q_fmt_count((double)v->drops_full, nb[1], 32), atel_q_fmt_count((double)v->drops_nodef, nb[2], 32),
+	       atel_q_fmt_count((double)v->drops_invalid, nb[3], 32),
+	       atel_q_fmt_count(v->attached ? (double)atomic_load_explicit(&v->seg.hdr->drops_no_ring,
+									 memory_order_relaxed)
+					      : 0,
+				nb[4], 32));
+	if (cJSON_GetArraySize(v->rings) > 0) {
+		const char *h[] = { "RING", "STATE", "PID", "TID", "COMM", "LAG", "DROPS FULL", "NODEF", "INVALID" };
+		const bool right[] = { true, false, true, true, false, true, true, true, true };
+		struct table *t = table_new(9, h, right);
+		const cJSON *o;
+		cJSON_ArrayForEach(o, v->rings)
+		{
+			table_rowf(t, "%d\t%s\t%d\t%d\t%s\t%llu\t%llu\t%llu\t%llu",
+				   cJSON_GetObjectItem(o, "ring")->valueint,
+				   cJSON_GetObjectItem(o, "state")->valuestring, cJSON_GetObjectItem(o, "pid")->valueint,
+				   cJSON_GetObjectItem(o, "tid")->valueint, cJSON_GetObjectItem(o, "comm")->valuestring,
+				   (unsigned long long)jnum(o, "lag"), (unsigned long long)jnum(o, "drops_full"),
+				   (unsigned long long)jnum(o, "drops_nodef"), (unsigned long long)jnum(o, "drops_invalid"));
+		}
+		table_print(t, stdout, c);
+		table_free(t);
+	}
+	const cJSON *ex = v->sf ? cJSON_GetObjectItem(v->sf, "exporters") : NULL;
+	if (cJSON_IsObject(ex)) {
+		const char *h[] = { "EXPORTER", "ENABLED", "ATTEMPTS", "FAILURES", "LAST SUCCESS", "LAST ERROR" };
+		const bool right[] = { false, false, true, true, false, false };
+		struct table *t = table_new(6, h, right);
+		const cJSON *e;
+		cJSON_ArrayForEach(e, ex)
+		{
+			const cJSON *le = cJSON_GetObjectItem(e, "last_error");
+			table_rowf(t, "%s\t%s\t%llu\t%llu\t%s\t%s", e->string,
+				   cJSON_IsTrue(cJSON_GetObjectItem(e, "enabled")) ? "yes" : "no",
+				   (unsigned long long)jnum(e, "attempts"), (unsigned long long)jnum(e, "failures"),
+				   ago(jnum(e, "last_success_ns"), v->now, b1, sizeof(b1)),
+				   cJSON_IsString(le) && le->valuestring[0] ? le->valuestring : "-");
+		}
+		printf("\n");
+		table_print(t, stdout, c);
+		table_free(t);
+	}
+	printf("\nsegments: %llu file(s), %s; index: %s; data dir total: %s\n", (unsigned long long)v->seg_files,
+	       atel_q_fmt_count((double)v->seg_bytes, b1, sizeof(b1)), atel_q_fmt_count((double)v->db_bytes, b2, sizeof(b2)),
+	       atel_q_fmt_count((double)v->disk, b3, sizeof(b3)));
+	printf("(sizes in bytes, K/M/G = 10^3/10^6/10^9)\n");
+}
+
+int cmd_status(struct cli *c, int argc, char **argv)
+{
+	struct status_view v = { 0 };
+	int rc = status_parse(argc, argv);
+
+	if (rc)
+		return rc < 0 ? 0 : rc;
+	status_gather(c, &v);
 	if (c->json) {
-		char *t = cJSON_Print(root);
+		char *t = cJSON_Print(v.root);
 		if (t) {
 			puts(t);
 			free(t);
 		}
 	} else {
-		char b1[32], b2[32], b3[32];
-		if (up)
-			printf("ateld: %sup%s (pid %d", cli_c(c, C_GREEN), cli_c(c, C_RESET), pid);
-		else
-			printf("ateld: %sdown%s (", cli_c(c, C_RED), cli_c(c, C_RESET));
-		if (attached)
-			printf("%sheartbeat %s", up ? ", " : "", ago(now - hb_age, now, b1, sizeof(b1)));
-		else
-			printf("%sno shared-memory segment \"%s\"", up ? ", " : "", c->shm);
-		if (sf_state && cJSON_IsString(sf_state))
-			printf(", state %s", sf_state->valuestring);
-		else if (sf_hb)
-			printf(", status file written %s", ago(sf_hb, now, b2, sizeof(b2)));
-		printf(")\n");
-		printf("data dir: %s   shm: %s\n", c->data_dir, c->shm);
-		if (sf) {
-			const cJSON *st = cJSON_GetObjectItem(sf, "stats");
-			const cJSON *io = cJSON_GetObjectItem(sf, "io_path");
-			const cJSON *enc = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(sf, "config"), "storage"),
-							       "encoding");
-			printf("io path: %s   encoding: %s   current segment: %s\n",
-			       cJSON_IsString(io) && io->valuestring[0] ? io->valuestring : "-",
-			       cJSON_IsString(enc) ? enc->valuestring : "records",
-			       cJSON_IsString(cJSON_GetObjectItem(sf, "current_segment"))
-				       ? cJSON_GetObjectItem(sf, "current_segment")->valuestring
-				       : "-");
-			if (st) {
-				char v[6][32];
-				printf("records drained %s, invalid %s, written %s compressed (%s raw), frames %s, "
-				       "write errors %s\n",
-				       atel_q_fmt_count((double)jnum(st, "records_drained"), v[0], 32),
-				       atel_q_fmt_count((double)jnum(st, "records_invalid"), v[1], 32),
-				       atel_q_fmt_count((double)jnum(st, "bytes_written"), v[2], 32),
-				       atel_q_fmt_count((double)jnum(st, "bytes_raw"), v[3], 32),
-				       atel_q_fmt_count((double)jnum(st, "frames_written"), v[4], 32),
-				       atel_q_fmt_count((double)jnum(st, "write_errors"), v[5], 32));
-				const cJSON *dr = cJSON_GetObjectItem(st, "drops");
-				if (cJSON_IsObject(dr)) {
-					printf("drops by cause:");
-					const cJSON *e;
-					cJSON_ArrayForEach(e, dr) printf(" %s=%s", e->string,
-									 atel_q_fmt_count(e->valuedouble, b1, sizeof(b1)));
-					printf("\n");
-				}
-				printf("ring lag max %s, oldest unread %s, producers reclaimed %s, rings quarantined %s\n",
-				       atel_q_fmt_count((double)jnum(st, "ring_lag_max"), v[0], 32),
-				       atel_q_fmt_duration(jnum(st, "oldest_unread_ns"), v[1], 32),
-				       atel_q_fmt_count((double)jnum(st, "producers_reclaimed"), v[2], 32),
-				       atel_q_fmt_count((double)jnum(st, "rings_quarantined"), v[3], 32));
-			}
-			const cJSON *ix = cJSON_GetObjectItem(sf, "indexer");
-			if (ix)
-				printf("indexer: %s, lag %s records, %s rows\n",
-				       cJSON_IsTrue(cJSON_GetObjectItem(ix, "running")) ? "running" : "stopped",
-				       atel_q_fmt_count((double)jnum(ix, "lag_records"), b1, sizeof(b1)),
-				       atel_q_fmt_count((double)jnum(ix, "rows"), b2, sizeof(b2)));
-		}
-		char v[5][32];
-		printf("rings: %u of %u in use, %s records waiting; producer drops: ring full %s, no def %s, "
-		       "invalid %s, no ring %s\n",
-		       in_use, ring_count, atel_q_fmt_count((double)lag_total, v[0], 32),
-		       atel_q_fmt_count((double)drops_full, v[1], 32), atel_q_fmt_count((double)drops_nodef, v[2], 32),
-		       atel_q_fmt_count((double)drops_invalid, v[3], 32),
-		       atel_q_fmt_count(attached ? (double)atomic_load_explicit(&seg.hdr->drops_no_ring, memory_order_relaxed) : 0,
-					v[4], 32));
-		if (cJSON_GetArraySize(rings) > 0) {
-			const char *h[] = { "RING", "STATE", "PID", "TID", "COMM", "LAG", "DROPS FULL", "NODEF", "INVALID" };
-			const bool right[] = { true, false, true, true, false, true, true, true, true };
-			struct table *t = table_new(9, h, right);
-			const cJSON *o;
-			cJSON_ArrayForEach(o, rings)
-			{
-				table_rowf(t, "%d\t%s\t%d\t%d\t%s\t%llu\t%llu\t%llu\t%llu",
-					   cJSON_GetObjectItem(o, "ring")->valueint,
-					   cJSON_GetObjectItem(o, "state")->valuestring, cJSON_GetObjectItem(o, "pid")->valueint,
-					   cJSON_GetObjectItem(o, "tid")->valueint, cJSON_GetObjectItem(o, "comm")->valuestring,
-					   (unsigned long long)jnum(o, "lag"), (unsigned long long)jnum(o, "drops_full"),
-					   (unsigned long long)jnum(o, "drops_nodef"), (unsigned long long)jnum(o, "drops_invalid"));
-			}
-			table_print(t, stdout, c);
-			table_free(t);
-		}
-		const cJSON *ex = sf ? cJSON_GetObjectItem(sf, "exporters") : NULL;
-		if (cJSON_IsObject(ex)) {
-			const char *h[] = { "EXPORTER", "ENABLED", "ATTEMPTS", "FAILURES", "LAST SUCCESS", "LAST ERROR" };
-			const bool right[] = { false, false, true, true, false, false };
-			struct table *t = table_new(6, h, right);
-			const cJSON *e;
-			cJSON_ArrayForEach(e, ex)
-			{
-				const cJSON *le = cJSON_GetObjectItem(e, "last_error");
-				table_rowf(t, "%s\t%s\t%llu\t%llu\t%s\t%s", e->string,
-					   cJSON_IsTrue(cJSON_GetObjectItem(e, "enabled")) ? "yes" : "no",
-					   (unsigned long long)jnum(e, "attempts"), (unsigned long long)jnum(e, "failures"),
-					   ago(jnum(e, "last_success_ns"), now, b1, sizeof(b1)),
-					   cJSON_IsString(le) && le->valuestring[0] ? le->valuestring : "-");
-			}
-			printf("\n");
-			table_print(t, stdout, c);
-			table_free(t);
-		}
-		printf("\nsegments: %llu file(s), %s; index: %s; data dir total: %s\n", (unsigned long long)seg_files,
-		       atel_q_fmt_count((double)seg_bytes, b1, sizeof(b1)), atel_q_fmt_count((double)db_bytes, b2, sizeof(b2)),
-		       atel_q_fmt_count((double)disk, b3, sizeof(b3)));
-		printf("(sizes in bytes, K/M/G = 10^3/10^6/10^9)\n");
+		status_print_text(c, &v);
 	}
-	cJSON_Delete(root);
-	cJSON_Delete(sf);
-	if (attached)
-		atel__segment_detach(&seg);
-	return up ? 0 : ATEL_EXIT_NO_DAEMON;
+	cJSON_Delete(v.root);
+	cJSON_Delete(v.sf);
+	if (v.attached)
+		atel__segment_detach(&v.seg);
+	return v.up ? 0 : ATEL_EXIT_NO_DAEMON;
 }
 
 /* ---- clear ------------------------------------------------------------------------ */

@@ -3,7 +3,9 @@
  * cmd_traces.c - `atel traces`: recent traces, or one trace as a waterfall
  * (offsets, durations, status, attributes, events) or as OTLP JSON.
  * Spans come from telemetry_spans/telemetry_span_events, or, without an
- * index, from the span records of the segment files.
+ * index, from the segment files through the exporters' span assembler
+ * (exporters/encode/spans.h); OTLP JSON is written by the OTLP exporter's
+ * encoder (exporters/encode/otlp_encode.h).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -13,9 +15,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "logread.h"
+#include "otlp_encode.h"
 #include "query.h"
+#include "spans.h"
 
 struct tattr {
 	char *key;
@@ -228,200 +233,98 @@ out:
 
 /* ---- from the log ---------------------------------------------------------------- */
 
-struct logspans {
-	struct tset set;
-	size_t *slots;               /* (trace, span) -> index + 1 */
-	size_t nslots;
-	const char *only_trace;      /* NULL: all */
-	size_t last_event_span;      /* for EVENT_ATTR records: index + 1 */
-};
+/* The exporters' span assembler (exporters/encode/spans.h) rebuilds the
+ * spans, so `atel traces` shows what the OTLP exporter sends; it only keeps
+ * every span (no eviction, no orphan expiry) and shows open ones too. */
 
-static size_t key_slot(const char *trace, const char *id, size_t nslots)
+static void attr_from(struct tattr *t, const struct atel_otlp_attr *a)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (const char *p = trace; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	for (const char *p = id; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ull;
-	return (size_t)(h & (nslots - 1));
+	memset(t, 0, sizeof(*t));
+	t->key = strdup(a->key ? a->key : "");
+	t->vtype = a->v.vtype;
+	t->i = a->v.i;
+	t->d = a->v.d;
+	t->b = a->v.b;
+	if (a->v.vtype == ATEL_VT_STR)
+		t->s = strdup(a->v.s ? a->v.s : "");
 }
 
-static size_t ls_find(struct logspans *l, const char *trace, const char *id)
+static int span_from(struct tspan *t, const struct atel_span *s)
 {
-	if (!l->nslots)
-		return SIZE_MAX;
-	for (size_t i = key_slot(trace, id, l->nslots);; i = (i + 1) & (l->nslots - 1)) {
-		size_t v = l->slots[i];
-		if (!v)
-			return SIZE_MAX;
-		if (strcmp(l->set.s[v - 1].trace, trace) == 0 && strcmp(l->set.s[v - 1].id, id) == 0)
-			return v - 1;
-	}
-}
+	static const uint8_t zero[8];
+	struct atel_otlp_span o;
 
-static int ls_index(struct logspans *l)
-{
-	size_t want = 64;
-	while (want < (l->set.n + 1) * 2)
-		want *= 2;
-	if (want == l->nslots)
-		return 0;
-	size_t *ns = calloc(want, sizeof(*ns));
-	if (!ns)
+	atel__span_otlp(s, &o, NULL);
+	atel__hex(s->trace_id, 16, t->trace);
+	atel__hex(s->span_id, 8, t->id);
+	if (memcmp(s->parent_id, zero, 8) != 0)
+		atel__hex(s->parent_id, 8, t->parent);
+	t->name = s->started ? strdup(o.name) : NULL;
+	t->msg = o.status_msg && *o.status_msg ? strdup(o.status_msg) : NULL;
+	t->service = strdup(s->comm);
+	t->kind = s->kind;
+	t->status = o.status;
+	t->start = s->start_ns;
+	t->end = s->ended ? s->end_ns : 0;
+	t->pid = s->pid;
+	t->tid = s->tid;
+	if (s->nattrs && !(t->attrs = calloc(s->nattrs, sizeof(*t->attrs))))
 		return -ENOMEM;
-	for (size_t k = 0; k < l->set.n; k++) {
-		size_t i = key_slot(l->set.s[k].trace, l->set.s[k].id, want);
-		while (ns[i])
-			i = (i + 1) & (want - 1);
-		ns[i] = k + 1;
+	for (uint32_t i = 0; i < s->nattrs; i++)
+		attr_from(&t->attrs[t->nattrs++], &s->attrs[i]);
+	if (s->nevents && !(t->events = calloc(s->nevents, sizeof(*t->events))))
+		return -ENOMEM;
+	for (uint32_t e = 0; e < s->nevents; e++) {
+		const struct atel_span_event *se = &s->events[e];
+		struct tevent *te = &t->events[t->nevents++];
+
+		te->ts_ns = se->ts_ns;
+		te->name = strdup(se->name ? se->name : "");
+		if (se->nattrs && !(te->attrs = calloc(se->nattrs, sizeof(*te->attrs))))
+			return -ENOMEM;
+		for (uint32_t i = 0; i < se->nattrs; i++)
+			attr_from(&te->attrs[te->nattrs++], &se->attrs[i]);
 	}
-	free(l->slots);
-	l->slots = ns;
-	l->nslots = want;
 	return 0;
-}
-
-/* the span an event refers to, created (as a placeholder) if unseen */
-static struct tspan *ls_span(struct logspans *l, const uint8_t trace_id[16], const uint8_t span_id[8], bool create)
-{
-	char t[33], s[17];
-	atel__hex(trace_id, 16, t);
-	atel__hex(span_id, 8, s);
-	if (l->only_trace && strcmp(t, l->only_trace) != 0)
-		return NULL;
-	size_t i = ls_find(l, t, s);
-	if (i != SIZE_MAX)
-		return &l->set.s[i];
-	if (!create)
-		return NULL;
-	if (ls_index(l) < 0)
-		return NULL;
-	struct tspan *sp = tset_add(&l->set);
-	if (!sp)
-		return NULL;
-	memcpy(sp->trace, t, sizeof(sp->trace));
-	memcpy(sp->id, s, sizeof(sp->id));
-	size_t k = key_slot(t, s, l->nslots);
-	while (l->slots[k])
-		k = (k + 1) & (l->nslots - 1);
-	l->slots[k] = l->set.n;
-	return sp;
-}
-
-static void ev_attr_value(const struct atel_attr_value *v, struct tattr *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->vtype = v->vtype;
-	a->i = v->i;
-	a->d = v->d;
-	a->b = v->b;
-	if (v->vtype == ATEL_VT_STR)
-		a->s = strndup(v->s ? v->s : "", v->slen);
-}
-
-static void ls_apply(struct logspans *l, const struct atel_event *ev)
-{
-	struct tspan *s;
-	struct tattr a;
-	switch (ev->kind) {
-	case ATEL_EV_SPAN_START:
-		s = ls_span(l, ev->span_start.trace_id, ev->span_start.span_id, true);
-		if (!s)
-			return;
-		free(s->name);
-		s->name = strdup(ev->span_start.name ? ev->span_start.name : "");
-		s->kind = ev->span_start.kind;
-		s->start = ev->ts_ns;
-		{
-			static const uint8_t zero[8];
-			if (memcmp(ev->span_start.parent_id, zero, 8) != 0)
-				atel__hex(ev->span_start.parent_id, 8, s->parent);
-		}
-		s->pid = ev->pid;
-		s->tid = ev->tid;
-		free(s->service);
-		s->service = strdup(ev->comm ? ev->comm : "");
-		break;
-	case ATEL_EV_SPAN_END:
-		s = ls_span(l, ev->span_end.trace_id, ev->span_end.span_id, true);
-		if (!s)
-			return;
-		s->end = ev->ts_ns;
-		if (s->status != 2) { /* ERROR wins, as in the index */
-			s->status = ev->span_end.status;
-			if (ev->span_end.msg && ev->span_end.msg[0]) {
-				free(s->msg);
-				s->msg = strndup(ev->span_end.msg, ev->span_end.msg_len);
-			}
-		}
-		break;
-	case ATEL_EV_SPAN_ATTR:
-		s = ls_span(l, ev->span_attr.trace_id, ev->span_attr.span_id, true);
-		if (!s)
-			return;
-		ev_attr_value(&ev->span_attr.v, &a);
-		if (ev->span_attr.event_attr && s->nevents) {
-			struct tevent *e = &s->events[s->nevents - 1];
-			if (attrs_push(&e->attrs, &e->nattrs, ev->span_attr.key ? ev->span_attr.key : "", &a) < 0)
-				free(a.s);
-		} else if (attrs_push(&s->attrs, &s->nattrs, ev->span_attr.key ? ev->span_attr.key : "", &a) < 0) {
-			free(a.s);
-		}
-		break;
-	case ATEL_EV_SPAN_EVENT:
-	case ATEL_EV_SPAN_ERROR: {
-		bool err = ev->kind == ATEL_EV_SPAN_ERROR;
-		s = err ? ls_span(l, ev->span_error.trace_id, ev->span_error.span_id, true)
-			: ls_span(l, ev->span_event.trace_id, ev->span_event.span_id, true);
-		if (!s)
-			return;
-		struct tevent *ne = realloc(s->events, (s->nevents + 1) * sizeof(*ne));
-		if (!ne)
-			return;
-		s->events = ne;
-		struct tevent *e = &ne[s->nevents++];
-		memset(e, 0, sizeof(*e));
-		e->ts_ns = ev->ts_ns;
-		if (err) {
-			/* OpenTelemetry convention, as the indexer stores it */
-			e->name = strdup("exception");
-			struct tattr t = { .vtype = ATEL_VT_STR, .s = strdup(ev->span_error.type ? ev->span_error.type : "") };
-			if (attrs_push(&e->attrs, &e->nattrs, "exception.type", &t) < 0)
-				free(t.s);
-			struct tattr m = { .vtype = ATEL_VT_STR,
-					   .s = strndup(ev->span_error.msg ? ev->span_error.msg : "", ev->span_error.msg_len) };
-			if (attrs_push(&e->attrs, &e->nattrs, "exception.message", &m) < 0)
-				free(m.s);
-			s->status = 2;
-			if (!s->msg)
-				s->msg = strndup(ev->span_error.msg ? ev->span_error.msg : "", ev->span_error.msg_len);
-		} else {
-			e->name = strdup(ev->span_event.name ? ev->span_event.name : "");
-		}
-		break;
-	}
-	default:
-		break;
-	}
 }
 
 static int log_load(const char *seg_dir, const char *only_trace, struct tset *out, uint64_t *corrupt)
 {
-	struct logspans l = { .only_trace = only_trace };
+	struct atel_spanasm_opts ao = { .open_max = UINT32_MAX, .orphan_window = UINT32_MAX };
 	struct atel_log_reader_opts o = { .segments_dir = seg_dir };
 	struct atel_log_reader *r = NULL;
-	int rc = atel__log_open(&r, &o);
-	if (rc < 0)
-		return rc;
+	struct atel_spanasm *a = NULL;
+	struct atel_log_pos before = { 0 }, after;
 	struct atel_event ev;
-	while ((rc = atel__log_next(r, &ev, NULL)) == 1)
-		ls_apply(&l, &ev);
-	struct atel_log_read_stats st;
-	atel__log_stats(r, &st);
-	*corrupt = st.corrupt_frames;
+	int rc = atel__spanasm_new(&a, &ao);
+
+	memset(out, 0, sizeof(*out));
+	if (rc < 0 || (rc = atel__log_open(&r, &o)) < 0) {
+		atel__spanasm_free(a);
+		return rc;
+	}
+	while ((rc = atel__log_next(r, &ev, &after)) == 1) {
+		atel__spanasm_apply(a, &ev, &before, &after);
+		before = after;
+	}
+	{
+		struct atel_log_read_stats st;
+
+		atel__log_stats(r, &st);
+		*corrupt = st.corrupt_frames;
+	}
 	atel__log_close(r);
-	free(l.slots);
-	*out = l.set;
+	for (const struct atel_span *s = atel__spanasm_first(a); s && rc >= 0; s = atel__spanasm_next(s)) {
+		struct tspan *t;
+		char tid[33];
+
+		atel__hex(s->trace_id, 16, tid);
+		if (only_trace && strcmp(tid, only_trace) != 0)
+			continue;
+		if (!(t = tset_add(out)) || span_from(t, s) < 0)
+			rc = -ENOMEM;
+	}
+	atel__spanasm_free(a);
 	return rc < 0 ? rc : 0;
 }
 
@@ -438,106 +341,103 @@ static const char *status_name(int s)
 	return s == 1 ? "OK" : s == 2 ? "ERROR" : "UNSET";
 }
 
-static cJSON *otlp_value(const struct tattr *a)
+static void attr_to(struct atel_otlp_attr *o, const struct tattr *t)
 {
-	cJSON *v = cJSON_CreateObject();
-	char buf[32];
-	switch (a->vtype) {
-	case ATEL_VT_INT:
-		snprintf(buf, sizeof(buf), "%" PRId64, a->i);
-		cJSON_AddStringToObject(v, "intValue", buf); /* int64 is a string in OTLP JSON */
-		break;
-	case ATEL_VT_DOUBLE:
-		cJSON_AddItemToObject(v, "doubleValue", cli_json_num(a->d));
-		break;
-	case ATEL_VT_BOOL:
-		cJSON_AddBoolToObject(v, "boolValue", a->b);
-		break;
-	default:
-		cJSON_AddStringToObject(v, "stringValue", a->s ? a->s : "");
-	}
-	return v;
+	memset(o, 0, sizeof(*o));
+	o->key = t->key;
+	o->v.vtype = t->vtype;
+	o->v.i = t->i;
+	o->v.d = t->d;
+	o->v.b = t->b;
+	o->v.s = t->s ? t->s : "";
 }
 
-static cJSON *otlp_attrs(const struct tattr *a, size_t n)
+static const char *service_of(const struct tspan *s)
 {
-	cJSON *arr = cJSON_CreateArray();
-	for (size_t i = 0; i < n; i++) {
-		cJSON *kv = cJSON_CreateObject();
-		cJSON_AddStringToObject(kv, "key", a[i].key);
-		cJSON_AddItemToObject(kv, "value", otlp_value(&a[i]));
-		cJSON_AddItemToArray(arr, kv);
-	}
-	return arr;
+	return s->service && s->service[0] ? s->service : "atel";
 }
 
-static cJSON *ns_string(uint64_t ns)
-{
-	char buf[24];
-	snprintf(buf, sizeof(buf), "%" PRIu64, ns);
-	return cJSON_CreateString(buf); /* fixed64 is a decimal string in OTLP JSON */
-}
-
-/* OTLP JSON (ExportTraceServiceRequest) with one ResourceSpans per service. */
+/* The trace as OTLP JSON (ExportTraceServiceRequest), one ResourceSpans per
+ * service, written by the OTLP exporter's encoder. NULL if out of memory. */
 static cJSON *otlp_trace(const struct tset *t)
 {
-	cJSON *root = cJSON_CreateObject(), *rss = cJSON_CreateArray();
-	cJSON_AddItemToObject(root, "resourceSpans", rss);
-	bool *done = calloc(t->n + 1, sizeof(bool));
-	for (size_t i = 0; done && i < t->n; i++) {
+	size_t nattrs = 0, nev = 0, ng = 0;
+	struct atel_otlp_span *spans = calloc(t->n + 1, sizeof(*spans));
+	struct atel_otlp_span_group *groups = calloc(t->n + 1, sizeof(*groups));
+	struct atel_otlp_resource *res = calloc(t->n + 1, sizeof(*res));
+	struct atel_otlp_attr *svc = calloc(t->n + 1, sizeof(*svc));
+	struct atel_otlp_attr *attrs = NULL;
+	struct atel_otlp_event *evs = NULL;
+	struct atel_buf b = { 0 };
+	bool *done = calloc(t->n + 1, sizeof(*done));
+	cJSON *root = NULL;
+
+	for (size_t i = 0; i < t->n; i++) {
+		nattrs += t->s[i].nattrs;
+		nev += t->s[i].nevents;
+		for (size_t e = 0; e < t->s[i].nevents; e++)
+			nattrs += t->s[i].events[e].nattrs;
+	}
+	attrs = calloc(nattrs + 1, sizeof(*attrs));
+	evs = calloc(nev + 1, sizeof(*evs));
+	if (!spans || !groups || !res || !svc || !attrs || !evs || !done)
+		goto out;
+	/* spans grouped by service, in order of first appearance */
+	nattrs = nev = 0;
+	for (size_t i = 0, k = 0; i < t->n; i++) {
 		if (done[i])
 			continue;
-		const char *svc = t->s[i].service && t->s[i].service[0] ? t->s[i].service : "atel";
-		cJSON *rs = cJSON_CreateObject(), *res = cJSON_CreateObject(), *rattrs = cJSON_CreateArray();
-		cJSON *kv = cJSON_CreateObject(), *val = cJSON_CreateObject();
-		cJSON_AddStringToObject(val, "stringValue", svc);
-		cJSON_AddStringToObject(kv, "key", "service.name");
-		cJSON_AddItemToObject(kv, "value", val);
-		cJSON_AddItemToArray(rattrs, kv);
-		cJSON_AddItemToObject(res, "attributes", rattrs);
-		cJSON_AddItemToObject(rs, "resource", res);
-		cJSON *sss = cJSON_CreateArray(), *ss = cJSON_CreateObject(), *scope = cJSON_CreateObject();
-		cJSON_AddStringToObject(scope, "name", "atel");
-		cJSON_AddItemToObject(ss, "scope", scope);
-		cJSON *spans = cJSON_CreateArray();
-		cJSON_AddItemToObject(ss, "spans", spans);
-		cJSON_AddItemToArray(sss, ss);
-		cJSON_AddItemToObject(rs, "scopeSpans", sss);
-		cJSON_AddItemToArray(rss, rs);
+		svc[ng] = (struct atel_otlp_attr){ "service.name", { .vtype = ATEL_VT_STR, .s = service_of(&t->s[i]) } };
+		res[ng] = (struct atel_otlp_resource){ &svc[ng], 1, "atel", NULL };
+		groups[ng] = (struct atel_otlp_span_group){ &res[ng], &spans[k], 0 };
 		for (size_t j = i; j < t->n; j++) {
 			const struct tspan *s = &t->s[j];
-			const char *sv = s->service && s->service[0] ? s->service : "atel";
-			if (done[j] || strcmp(sv, svc) != 0)
+			struct atel_otlp_span *o;
+
+			if (done[j] || strcmp(service_of(s), service_of(&t->s[i])) != 0)
 				continue;
+			o = &spans[k++];
 			done[j] = true;
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "traceId", s->trace);
-			cJSON_AddStringToObject(o, "spanId", s->id);
+			groups[ng].n++;
+			atel__unhex(s->trace, 16, o->trace_id, false);
+			atel__unhex(s->id, 8, o->span_id, false);
 			if (s->parent[0])
-				cJSON_AddStringToObject(o, "parentSpanId", s->parent);
-			cJSON_AddStringToObject(o, "name", s->name ? s->name : "");
-			cJSON_AddNumberToObject(o, "kind", s->kind);
-			cJSON_AddItemToObject(o, "startTimeUnixNano", ns_string(s->start));
-			if (s->end)
-				cJSON_AddItemToObject(o, "endTimeUnixNano", ns_string(s->end));
-			cJSON_AddItemToObject(o, "attributes", otlp_attrs(s->attrs, s->nattrs));
-			cJSON *evs = cJSON_CreateArray();
+				atel__unhex(s->parent, 8, o->parent_id, false);
+			o->kind = (uint8_t)s->kind;
+			o->name = s->name ? s->name : "";
+			o->start_ns = s->start;
+			o->end_ns = s->end;
+			o->status = (uint8_t)s->status;
+			o->status_msg = s->msg;
+			o->attrs = &attrs[nattrs];
+			o->nattrs = (uint32_t)s->nattrs;
+			for (size_t a = 0; a < s->nattrs; a++)
+				attr_to(&attrs[nattrs++], &s->attrs[a]);
+			o->events = &evs[nev];
+			o->nevents = (uint32_t)s->nevents;
 			for (size_t e = 0; e < s->nevents; e++) {
-				cJSON *eo = cJSON_CreateObject();
-				cJSON_AddItemToObject(eo, "timeUnixNano", ns_string(s->events[e].ts_ns));
-				cJSON_AddStringToObject(eo, "name", s->events[e].name ? s->events[e].name : "");
-				cJSON_AddItemToObject(eo, "attributes", otlp_attrs(s->events[e].attrs, s->events[e].nattrs));
-				cJSON_AddItemToArray(evs, eo);
+				struct atel_otlp_event *oe = &evs[nev++];
+
+				oe->name = s->events[e].name ? s->events[e].name : "";
+				oe->ts_ns = s->events[e].ts_ns;
+				oe->attrs = &attrs[nattrs];
+				oe->nattrs = (uint32_t)s->events[e].nattrs;
+				for (size_t a = 0; a < s->events[e].nattrs; a++)
+					attr_to(&attrs[nattrs++], &s->events[e].attrs[a]);
 			}
-			cJSON_AddItemToObject(o, "events", evs);
-			cJSON *stt = cJSON_CreateObject();
-			cJSON_AddNumberToObject(stt, "code", s->status);
-			if (s->msg && s->msg[0])
-				cJSON_AddStringToObject(stt, "message", s->msg);
-			cJSON_AddItemToObject(o, "status", stt);
-			cJSON_AddItemToArray(spans, o);
 		}
+		ng++;
 	}
+	if (atel__otlp_encode_span_groups(&b, ATEL_OTLP_JSON, groups, ng) == 0)
+		root = cJSON_Parse(b.data); /* printed like every other --json document */
+out:
+	atel__buf_free(&b);
+	free(spans);
+	free(groups);
+	free(res);
+	free(svc);
+	free(attrs);
+	free(evs);
 	free(done);
 	return root;
 }
@@ -988,8 +888,16 @@ static int show_trace(struct cli *c, const char *source, const char *idarg)
 		tset_free(&t);
 		return ATEL_EXIT_NOT_FOUND;
 	}
-	if (c->json)
-		cli_print_json(otlp_trace(&t));
+	if (c->json) {
+		cJSON *j = otlp_trace(&t);
+
+		if (!j) {
+			cli_err("traces", "out of memory");
+			tset_free(&t);
+			return ATEL_EXIT_DATA;
+		}
+		cli_print_json(j);
+	}
 	else
 		print_waterfall(c, &t);
 	tset_free(&t);
@@ -1043,7 +951,7 @@ int cmd_traces(struct cli *c, int argc, char **argv)
 			cli_err("traces", "--since: %s", err);
 			return ATEL_EXIT_USAGE;
 		}
-		uint64_t now = cli_now_ns();
+		uint64_t now = atel__now_ns();
 		since_ns = d > now ? 0 : now - d;
 	}
 	if (id)

@@ -14,45 +14,9 @@
 #include <cjson/cJSON.h>
 
 #include "atel_abi.h"
+#include "ring.h"
+#include "util.h"
 #include "logread.h"
-
-static void seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-	if (!err || !len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
-
-const char *atel_qs_type_name(uint8_t mtype)
-{
-	switch (mtype) {
-	case ATEL_MT_COUNTER:
-		return "counter";
-	case ATEL_MT_GAUGE:
-		return "gauge";
-	case ATEL_MT_HISTOGRAM:
-		return "histogram";
-	default:
-		return "unknown";
-	}
-}
-
-uint8_t atel_qs_type_parse(const char *s)
-{
-	if (!s)
-		return 0;
-	if (strcmp(s, "counter") == 0)
-		return ATEL_MT_COUNTER;
-	if (strcmp(s, "gauge") == 0)
-		return ATEL_MT_GAUGE;
-	if (strcmp(s, "histogram") == 0)
-		return ATEL_MT_HISTOGRAM;
-	return 0;
-}
 
 static void series_free(struct atel_qseries *s)
 {
@@ -291,7 +255,7 @@ int atel_qs_select_db(sqlite3 *db, const struct atel_qselector *sel, uint64_t st
 			struct atel_qseries s = { 0 };
 			s.hash = hash;
 			s.name = strdup((const char *)sqlite3_column_text(q, 2));
-			s.mtype = atel_qs_type_parse((const char *)sqlite3_column_text(q, 4));
+			s.mtype = (uint8_t)atel__metric_type_of((const char *)sqlite3_column_text(q, 4));
 			if (!s.name) {
 				rc = -ENOMEM;
 				goto out;
@@ -347,7 +311,7 @@ int atel_qs_select_db(sqlite3 *db, const struct atel_qselector *sel, uint64_t st
 	rc = finish(out);
 	goto out;
 sqlerr:
-	seterr(err, errlen, "telemetry.db: %s", sqlite3_errmsg(db));
+	atel__seterr(err, errlen, "telemetry.db: %s", sqlite3_errmsg(db));
 	rc = -EIO;
 out:
 	sqlite3_finalize(q);
@@ -368,7 +332,7 @@ static void on_corrupt(void *arg, const char *file, uint64_t offset, const char 
 {
 	struct corrupt_ctx *c = arg;
 	if (c->n++ == 0)
-		seterr(c->err, c->errlen, "%s: offset %llu: %s", file, (unsigned long long)offset, why);
+		atel__seterr(c->err, c->errlen, "%s: offset %llu: %s", file, (unsigned long long)offset, why);
 }
 
 int atel_qs_select_log(const char *segments_dir, const char *single_file, const struct atel_qselector *sel,
@@ -385,7 +349,7 @@ int atel_qs_select_log(const char *segments_dir, const char *single_file, const 
 	struct atel_log_reader *r = NULL;
 	int rc = atel__log_open(&r, &o);
 	if (rc < 0) {
-		seterr(err, errlen, "%s: %s", single_file ? single_file : segments_dir, strerror(-rc));
+		atel__seterr(err, errlen, "%s: %s", single_file ? single_file : segments_dir, strerror(-rc));
 		return rc;
 	}
 	const char *metric = sel ? sel->metric : NULL;
@@ -464,7 +428,7 @@ int atel_qs_select_log(const char *segments_dir, const char *single_file, const 
 	out->corrupt_frames = st.corrupt_frames > cc.n ? st.corrupt_frames : cc.n;
 	atel__log_close(r);
 	if (rc < 0) {
-		seterr(err, errlen, "%s: %s", single_file ? single_file : segments_dir, strerror(-rc));
+		atel__seterr(err, errlen, "%s: %s", single_file ? single_file : segments_dir, strerror(-rc));
 		atel_qresult_free(out);
 		return rc;
 	}

@@ -73,9 +73,6 @@ void atel_qs_cumulative(const struct atel_qseries *s, struct atel_qpoint *out);
 /* NULL-safe; leaves *r zeroed. */
 void atel_qresult_free(struct atel_qresult *r);
 
-/* "counter" / "gauge" / "histogram" and back (0 if unknown). */
-const char *atel_qs_type_name(uint8_t mtype);
-uint8_t atel_qs_type_parse(const char *s);
 
 /* Labels of a series as a compact JSON object text {"k":"v",...} (malloc'd). */
 char *atel_qs_labels_json(const struct atel_qseries *s);

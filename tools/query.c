@@ -7,22 +7,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static void seterr(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t len, const char *fmt, ...)
-{
-	if (!err || !len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, len, fmt, ap);
-	va_end(ap);
-}
+#include "util.h"
 
 /* ---- order statistics ---------------------------------------------------- */
 
@@ -757,19 +747,19 @@ static const struct {
 int atel_q_parse_duration(const char *s, uint64_t *ns, char *err, size_t errlen)
 {
 	if (!s || !ns) {
-		seterr(err, errlen, "no duration given");
+		atel__seterr(err, errlen, "no duration given");
 		return -EINVAL;
 	}
 	const char *p = s;
 	if (!*p) {
-		seterr(err, errlen, "empty duration (expected e.g. 30s, 5m, 1h30m)");
+		atel__seterr(err, errlen, "empty duration (expected e.g. 30s, 5m, 1h30m)");
 		return -EINVAL;
 	}
 	long double total = 0;
 	int groups = 0;
 	while (*p) {
 		if (!isdigit((unsigned char)*p) && *p != '.') {
-			seterr(err, errlen, "duration \"%s\": column %zu: expected a number", s, (size_t)(p - s) + 1);
+			atel__seterr(err, errlen, "duration \"%s\": column %zu: expected a number", s, (size_t)(p - s) + 1);
 			return -EINVAL;
 		}
 		const char *numstart = p;
@@ -782,7 +772,7 @@ int atel_q_parse_duration(const char *s, uint64_t *ns, char *err, size_t errlen)
 			p++;
 		}
 		if (!digit || p - numstart > 24) {
-			seterr(err, errlen, "duration \"%s\": column %zu: bad number", s, (size_t)(numstart - s) + 1);
+			atel__seterr(err, errlen, "duration \"%s\": column %zu: bad number", s, (size_t)(numstart - s) + 1);
 			return -EINVAL;
 		}
 		char num[32];
@@ -796,7 +786,7 @@ int atel_q_parse_duration(const char *s, uint64_t *ns, char *err, size_t errlen)
 		uint64_t mult = 0;
 		if (ulen == 0) {
 			if (groups > 0 || *p) {
-				seterr(err, errlen, "duration \"%s\": column %zu: missing unit (ns us ms s m h d w y)", s,
+				atel__seterr(err, errlen, "duration \"%s\": column %zu: missing unit (ns us ms s m h d w y)", s,
 				       (size_t)(ustart - s) + 1);
 				return -EINVAL;
 			}
@@ -806,7 +796,7 @@ int atel_q_parse_duration(const char *s, uint64_t *ns, char *err, size_t errlen)
 				if (strlen(units[u].unit) == ulen && memcmp(units[u].unit, ustart, ulen) == 0)
 					mult = units[u].ns;
 			if (!mult) {
-				seterr(err, errlen, "duration \"%s\": column %zu: unknown unit \"%.*s\" (ns us ms s m h d w y)",
+				atel__seterr(err, errlen, "duration \"%s\": column %zu: unknown unit \"%.*s\" (ns us ms s m h d w y)",
 				       s, (size_t)(ustart - s) + 1, (int)(ulen > 16 ? 16 : ulen), ustart);
 				return -EINVAL;
 			}
@@ -814,7 +804,7 @@ int atel_q_parse_duration(const char *s, uint64_t *ns, char *err, size_t errlen)
 		total += x * (long double)mult;
 		groups++;
 		if (total > 1.8e19L) {
-			seterr(err, errlen, "duration \"%s\" is too long", s);
+			atel__seterr(err, errlen, "duration \"%s\" is too long", s);
 			return -ERANGE;
 		}
 	}
@@ -881,7 +871,7 @@ static int parse_rfc3339(const char *s, uint64_t *ns)
 int atel_q_parse_time(const char *s, uint64_t now_ns, uint64_t *ns, char *err, size_t errlen)
 {
 	if (!s || !ns || !*s) {
-		seterr(err, errlen, "empty time (expected now, -1h, Unix seconds or RFC 3339)");
+		atel__seterr(err, errlen, "empty time (expected now, -1h, Unix seconds or RFC 3339)");
 		return -EINVAL;
 	}
 	const char *rel = NULL;
@@ -911,7 +901,7 @@ int atel_q_parse_time(const char *s, uint64_t now_ns, uint64_t *ns, char *err, s
 	if (!*p && p - s <= 20) {
 		long double x = strtold(s, NULL);
 		if (x > 1.8e10L) {
-			seterr(err, errlen, "time \"%s\" is out of range", s);
+			atel__seterr(err, errlen, "time \"%s\" is out of range", s);
 			return -EINVAL;
 		}
 		*ns = (uint64_t)(x * 1e9L + 0.5L);
@@ -919,7 +909,7 @@ int atel_q_parse_time(const char *s, uint64_t now_ns, uint64_t *ns, char *err, s
 	}
 	if (parse_rfc3339(s, ns) == 0)
 		return 0;
-	seterr(err, errlen, "time \"%s\": expected now, now-DURATION, -DURATION, Unix seconds or RFC 3339 "
+	atel__seterr(err, errlen, "time \"%s\": expected now, now-DURATION, -DURATION, Unix seconds or RFC 3339 "
 	       "(2026-11-28T21:00:00Z)", s);
 	return -EINVAL;
 }
@@ -953,7 +943,7 @@ static int parse_value(const char *text, const char **pp, char **out, char *err,
 		char q = *p++;
 		for (;;) {
 			if (!*p) {
-				seterr(err, errlen, "column %zu: unterminated quoted value", (size_t)(*pp - text) + 1);
+				atel__seterr(err, errlen, "column %zu: unterminated quoted value", (size_t)(*pp - text) + 1);
 				free(v);
 				return -EINVAL;
 			}
@@ -977,7 +967,7 @@ static int parse_value(const char *text, const char **pp, char **out, char *err,
 				default:
 					/* keep regex escapes such as \. intact */
 					if (!e) {
-						seterr(err, errlen, "column %zu: unterminated quoted value",
+						atel__seterr(err, errlen, "column %zu: unterminated quoted value",
 						       (size_t)(*pp - text) + 1);
 						free(v);
 						return -EINVAL;
@@ -1148,14 +1138,14 @@ static int add_matcher(struct atel_qselector *sel, char *key, char *value, enum 
 	if (op == ATEL_QM_RE || op == ATEL_QM_NRE) {
 		size_t vl = strlen(value);
 		if (vl > ATEL_Q_REGEX_MAX) {
-			seterr(err, errlen, "label %s: regex longer than %u bytes", key, ATEL_Q_REGEX_MAX);
+			atel__seterr(err, errlen, "label %s: regex longer than %u bytes", key, ATEL_Q_REGEX_MAX);
 			free(key);
 			free(value);
 			return -EINVAL;
 		}
 		const char *costly = regex_cost_check(value);
 		if (costly) {
-			seterr(err, errlen, "label %s: regular expression \"%s\" refused: %s", key, value, costly);
+			atel__seterr(err, errlen, "label %s: regular expression \"%s\" refused: %s", key, value, costly);
 			free(key);
 			free(value);
 			return -EINVAL;
@@ -1172,7 +1162,7 @@ static int add_matcher(struct atel_qselector *sel, char *key, char *value, enum 
 		if (rc != 0) {
 			char msg[128];
 			regerror(rc, &m->re, msg, sizeof(msg));
-			seterr(err, errlen, "label %s: bad regular expression \"%s\": %s", key, value, msg);
+			atel__seterr(err, errlen, "label %s: bad regular expression \"%s\": %s", key, value, msg);
 			regfree(&m->re);
 			free(key);
 			free(value);
@@ -1193,7 +1183,7 @@ static int parse_matchers(const char *text, const char **pp, struct atel_qselect
 		if (*p == close || (!close && !*p))
 			break;
 		if (!label_start((unsigned char)*p)) {
-			seterr(err, errlen, "column %zu: expected a label name", (size_t)(p - text) + 1);
+			atel__seterr(err, errlen, "column %zu: expected a label name", (size_t)(p - text) + 1);
 			return -EINVAL;
 		}
 		const char *ks = p;
@@ -1215,7 +1205,7 @@ static int parse_matchers(const char *text, const char **pp, struct atel_qselect
 			op = ATEL_QM_EQ;
 			p += p[1] == '=' ? 2 : 1;
 		} else {
-			seterr(err, errlen, "column %zu: expected =, !=, =~ or !~ after label %.*s",
+			atel__seterr(err, errlen, "column %zu: expected =, !=, =~ or !~ after label %.*s",
 			       (size_t)(p - text) + 1, (int)(klen > 64 ? 64 : klen), ks);
 			return -EINVAL;
 		}
@@ -1239,13 +1229,13 @@ static int parse_matchers(const char *text, const char **pp, struct atel_qselect
 		}
 		if (*p == close || !*p)
 			break;
-		seterr(err, errlen, "column %zu: expected ',' or %s", (size_t)(p - text) + 1,
+		atel__seterr(err, errlen, "column %zu: expected ',' or %s", (size_t)(p - text) + 1,
 		       close ? "'}'" : "the end");
 		return -EINVAL;
 	}
 	if (close) {
 		if (*p != close) {
-			seterr(err, errlen, "column %zu: missing '}'", (size_t)(p - text) + 1);
+			atel__seterr(err, errlen, "column %zu: missing '}'", (size_t)(p - text) + 1);
 			return -EINVAL;
 		}
 		p++;
@@ -1257,7 +1247,7 @@ static int parse_matchers(const char *text, const char **pp, struct atel_qselect
 int atel_q_selector_parse(const char *text, struct atel_qselector *sel, char *err, size_t errlen)
 {
 	if (!text || !sel) {
-		seterr(err, errlen, "no selector");
+		atel__seterr(err, errlen, "no selector");
 		return -EINVAL;
 	}
 	const char *p = text;
@@ -1273,14 +1263,14 @@ int atel_q_selector_parse(const char *text, struct atel_qselector *sel, char *er
 		size_t nlen = (size_t)(p - ns);
 		if (nlen > 0) {
 			if (sel->metric) {
-				seterr(err, errlen, "column 1: a metric name was already given");
+				atel__seterr(err, errlen, "column 1: a metric name was already given");
 				return -EINVAL;
 			}
 			sel->metric = strndup(ns, nlen);
 			if (!sel->metric)
 				return -ENOMEM;
 		} else if (!brace) {
-			seterr(err, errlen, "column %zu: expected a metric name", (size_t)(p - text) + 1);
+			atel__seterr(err, errlen, "column %zu: expected a metric name", (size_t)(p - text) + 1);
 			return -EINVAL;
 		}
 		skip_ws(&p);
@@ -1292,7 +1282,7 @@ int atel_q_selector_parse(const char *text, struct atel_qselector *sel, char *er
 			skip_ws(&p);
 		}
 		if (*p) {
-			seterr(err, errlen, "column %zu: unexpected '%c' (metric names are [a-zA-Z_:][a-zA-Z0-9_:]*)",
+			atel__seterr(err, errlen, "column %zu: unexpected '%c' (metric names are [a-zA-Z_:][a-zA-Z0-9_:]*)",
 			       (size_t)(p - text) + 1, *p);
 			return -EINVAL;
 		}

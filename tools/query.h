@@ -2,7 +2,7 @@
 /*
  * query.h - the query engine behind `atel query|stats|metrics` and
  * examples/telemetry-dashboard.c: pure functions over arrays of points
- * (REFERENCE.md "Querying Metrics": percentile, summarize, movingAverage,
+ * (docs/reference.md "Querying Metrics": percentile, summarize, movingAverage,
  * detectAnomalies, calculateRate, aggregate), PromQL's histogram_quantile,
  * and the parsers for what users type (durations, times, label matchers).
  *

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #include "atel_abi.h"
+#include "frames.h"
 #include "segformat.h"
 
 static int push_gap(struct atel_segscan *s, const struct atel_segscan_gap *g)
@@ -87,47 +87,6 @@ static struct atel_segscan_ring *ring_of(struct atel_segscan *s, uint64_t instan
 	return r;
 }
 
-static int read_file(const char *path, uint8_t **buf, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	uint8_t *b = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!b) {
-		close(fd);
-		return -ENOMEM;
-	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	*buf = b;
-	*len = got;
-	return 0;
-}
-
-/* next zstd frame magic at or after off (resynchronisation), or len */
-static size_t resync(const uint8_t *b, size_t len, size_t off)
-{
-	static const uint8_t magic[4] = { 0x28, 0xB5, 0x2F, 0xFD };
-	for (size_t i = off; i + 4 <= len; i++)
-		if (memcmp(b + i, magic, 4) == 0)
-			return i;
-	return len;
-}
-
 static int scan_records(struct atel_segscan *s, const char *base, uint64_t frame_off, const union atel_slot *slots,
 			size_t n, uint64_t instance)
 {
@@ -166,103 +125,95 @@ static int scan_records(struct atel_segscan *s, const char *base, uint64_t frame
 	return 0;
 }
 
-static int scan_buffer(const uint8_t *b, size_t len, const char *base, struct atel_segscan *s, ZSTD_DCtx *dctx,
-		       struct atel_seg_frame_buf *fb)
+/* Walks one file's frames (the log's frame walk, frames.h). */
+static int scan_walk(struct atel_seg_walk *w, const char *base, struct atel_segscan *s)
 {
-	int rc = 0;
-	s->files++;
-	s->bytes_compressed += len;
 	uint64_t instance = 0;
-	size_t off = 0;
 	bool first = true;
-	while (off < len) {
-		uint64_t content = 0, need = 0;
-		bool skippable = false;
-		const char *why = NULL;
-		int64_t fs = atel__seg_frame_size(b + off, len - off, &content, &skippable, &need, &why);
-		if (fs <= 0) {
-			if (fs == 0)
-				break; /* torn tail: the reader decides whether that is an error */
+	int rc = 0;
+
+	s->files++;
+	s->bytes_compressed += w->size;
+	for (;;) {
+		struct atel_seg_frame f;
+
+		if ((rc = atel__seg_walk_next(w, &f)))
+			break;
+		if (f.kind == ATEL_SEGF_END || f.kind == ATEL_SEGF_PARTIAL)
+			break; /* torn tail: the reader decides whether that is an error */
+		if (f.kind == ATEL_SEGF_BAD && !f.size) {
 			s->bad_frames++;
-			off = resync(b, len, off + 1);
+			if ((rc = atel__seg_walk_resync(w, f.off + 1)))
+				break;
 			continue;
 		}
-		if (skippable) {
+		if (f.kind == ATEL_SEGF_SKIPPABLE) {
 			if (first) {
 				struct atel_seg_header_view hv;
-				if (atel__seg_parse_header(b + off + 8, (size_t)fs - 8, &hv, &why) == 0)
+				const char *why;
+
+				if (f.content && atel__seg_parse_header(f.content, f.content_len, &hv, &why) == 0)
 					instance = hv.hdr.shm_instance;
 				else
 					s->bad_frames++;
 			}
 			first = false;
-			off += (size_t)fs;
+			atel__seg_walk_skip(w, &f);
 			continue;
 		}
 		first = false;
 		s->frames++;
-		{
-			const uint8_t *rec;
-			int64_t n = atel__seg_frame_records(dctx, b + off, (size_t)fs, content, fb, &rec, &why);
-			if (n < 0) {
-				if (n == -ENOMEM) {
-					rc = -ENOMEM;
-					break;
-				}
-				s->bad_frames++;
-				off += (size_t)fs;
-				continue;
-			}
-			s->bytes_raw += (uint64_t)n * ATEL_RECORD_SIZE;
-			if (s->raw_out && !s->raw_err && fwrite(rec, ATEL_RECORD_SIZE, (size_t)n, s->raw_out) != (size_t)n)
-				s->raw_err = errno ? errno : EIO;
-			rc = scan_records(s, base, off, (const union atel_slot *)(const void *)rec, (size_t)n, instance);
+		if (f.kind == ATEL_SEGF_BAD) {
+			s->bad_frames++; /* a frame that does not decompress: skipped whole */
+			atel__seg_walk_skip(w, &f);
+			continue;
 		}
-		if (rc < 0)
+		s->bytes_raw += (uint64_t)f.nslots * ATEL_RECORD_SIZE;
+		if (s->raw_out && !s->raw_err && fwrite(f.rec, ATEL_RECORD_SIZE, f.nslots, s->raw_out) != f.nslots)
+			s->raw_err = errno ? errno : EIO;
+		if ((rc = scan_records(s, base, f.off, f.rec, f.nslots, instance)) < 0)
 			break;
-		off += (size_t)fs;
+		atel__seg_walk_skip(w, &f);
 	}
 	return rc;
 }
 
-static int scan_file(const char *path, struct atel_segscan *s, ZSTD_DCtx *dctx, struct atel_seg_frame_buf *fb)
+static int scan_file(const char *path, struct atel_segscan *s)
 {
-	uint8_t *b = NULL;
-	size_t len = 0;
-	int rc = read_file(path, &b, &len);
-	if (rc < 0)
-		return rc;
 	const char *base = strrchr(path, '/');
-	rc = scan_buffer(b, len, base ? base + 1 : path, s, dctx, fb);
-	free(b);
+	struct atel_seg_walk w;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return -errno;
+	if (!(rc = atel__seg_walk_file(&w, fd)))
+		rc = scan_walk(&w, base ? base + 1 : path, s);
+	atel__seg_walk_end(&w);
+	close(fd);
 	return rc;
 }
 
 int atel_segscan_buffer(const uint8_t *buf, size_t len, const char *name, struct atel_segscan *s)
 {
-	ZSTD_DCtx *dctx = ZSTD_createDCtx();
-	struct atel_seg_frame_buf fb = { 0 };
-	if (!dctx)
-		return -ENOMEM;
-	int rc = scan_buffer(buf, len, name ? name : "", s, dctx, &fb);
-	atel__seg_frame_buf_free(&fb);
-	ZSTD_freeDCtx(dctx);
+	struct atel_seg_walk w;
+	int rc = atel__seg_walk_mem(&w, buf, len);
+
+	if (!rc)
+		rc = scan_walk(&w, name ? name : "", s);
+	atel__seg_walk_end(&w);
 	return rc;
 }
 
 int atel_segscan_path(const char *path, struct atel_segscan *s, char *err, size_t errlen)
 {
 	struct stat st;
+	int rc = 0;
+
 	if (stat(path, &st) < 0) {
 		int e = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return e;
 	}
-	ZSTD_DCtx *dctx = ZSTD_createDCtx();
-	struct atel_seg_frame_buf fb = { 0 };
-	int rc = 0;
-	if (!dctx)
-		return -ENOMEM;
 	if (S_ISDIR(st.st_mode)) {
 		uint64_t *seqs = NULL;
 		int n = atel__seg_list(path, &seqs);
@@ -273,18 +224,16 @@ int atel_segscan_path(const char *path, struct atel_segscan *s, char *err, size_
 		for (int i = 0; i < n && rc == 0; i++) {
 			char fp[4200];
 			snprintf(fp, sizeof(fp), "%s/%016llx%s", path, (unsigned long long)seqs[i], ATEL_SEG_SUFFIX);
-			rc = scan_file(fp, s, dctx, &fb);
+			rc = scan_file(fp, s);
 			if (rc < 0)
 				snprintf(err, errlen, "%s: %s", fp, strerror(-rc));
 		}
 		free(seqs);
 	} else {
-		rc = scan_file(path, s, dctx, &fb);
+		rc = scan_file(path, s);
 		if (rc < 0)
 			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
 	}
-	atel__seg_frame_buf_free(&fb);
-	ZSTD_freeDCtx(dctx);
 	return rc;
 }
 

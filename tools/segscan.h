@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * segscan.h - the frame-level pass of `atel replay`: walks segment files
- * frame by frame (the format's helpers in consumer/segformat.h), decompresses
+ * frame by frame (the log's frame walk, consumer/log/frames.h), decompresses
  * each data frame and follows its CHUNK records, to find gaps in ring
  * positions: a chunk of ring R (of shm instance I) that does not start where
  * the previous chunk of R ended. The event-level pass (counts, names) is the

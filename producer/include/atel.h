@@ -217,7 +217,7 @@ void atel_set(atel_series s, double v);
 void atel_observe(atel_series s, double v);
 
 /* ------------------------------------------------------------------------ */
-/* the agent-level helpers of REFERENCE.md; use with designated initializers */
+/* the agent-level helpers of docs/reference.md; use with designated initializers */
 
 /* NULL strings are recorded as "unknown". */
 typedef struct {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "synth.h"
+#include "uring.h"
 
 void atel_synth_init(struct atel_synth *s, uint32_t ring, uint32_t generation, int32_t pid, int32_t tid,
 		     uint64_t ts0)
@@ -422,8 +423,7 @@ void atel_synth_agent_workload(struct atel_synth *s, uint64_t seed, uint64_t sam
 	s->ts_step = step;
 }
 
-/* Length of the longest whole-record prefix of [i, i + max) in s. */
-static uint64_t cut(const struct atel_synth *s, uint64_t i, uint64_t max)
+uint64_t atel_synth_cut(const struct atel_synth *s, uint64_t i, uint64_t max)
 {
 	uint64_t j = i;
 	while (j < s->n) {
@@ -458,6 +458,7 @@ int atel_synth_write_log(const char *dir, uint64_t instance, struct atel_synth *
 	lo.frame_bytes = o->frame_bytes;
 	lo.zstd_level = o->zstd_level;
 	lo.io = o->io;
+	lo.async_io = &atel__seglog_uring; /* as ateld: io_uring where the kernel allows */
 	lo.encoding = o->encoding;
 	lo.shm_instance = instance;
 	lo.ring_count = o->ring_count;
@@ -476,7 +477,7 @@ int atel_synth_write_log(const char *dir, uint64_t instance, struct atel_synth *
 		more = false;
 		for (unsigned i = 0; i < nrings && rc == 0; i++) {
 			const struct atel_synth *s = rings[i];
-			uint64_t n = cut(s, at[i], o->batch ? o->batch : 4096);
+			uint64_t n = atel_synth_cut(s, at[i], o->batch ? o->batch : 4096);
 			const union atel_slot *a = &s->slots[at[i]];
 			if (!n)
 				continue;

@@ -2,7 +2,7 @@
 /*
  * synth.h - test helper: builds realistic record streams (what a producer
  * thread writes into its ring) without the producer library, and writes
- * them into real segment files through the log writer (consumer/seglog.h).
+ * them into real segment files through the log writer (consumer/log/seglog.h).
  *
  *   struct atel_synth s;
  *   atel_synth_init(&s, 0, 1, 4242, 4243, 1700000000000000000ull);
@@ -86,7 +86,7 @@ uint64_t atel_synth_raw(struct atel_synth *s, const union atel_slot *rec, unsign
 void atel_synth_ids(uint64_t seed, uint8_t trace[16], uint8_t span[8]);
 
 /* A realistic agent workload on one stream: `samples` metric samples over
- * the REFERENCE metric catalog (counters, gauges, histograms with labels) and
+ * the reference metric catalog (counters, gauges, histograms with labels) and
  * a nested span tree every `span_every` samples (0: none). Deterministic in seed. */
 void atel_synth_agent_workload(struct atel_synth *s, uint64_t seed, uint64_t samples, uint64_t span_every);
 
@@ -101,6 +101,10 @@ struct atel_synth_log_opts {
 	bool flush_each_round;    /* flush after every round-robin pass (more, smaller frames) */
 	enum atel_seg_encoding encoding; /* 0: RECORDS */
 };
+
+/* Length of the longest whole-record prefix of slots [i, i + max) of s (at
+ * least one record when one starts at i): how a drain batch cuts a ring. */
+uint64_t atel_synth_cut(const struct atel_synth *s, uint64_t i, uint64_t max);
 
 /*
  * Writes the streams into dir (created if missing) as real segment files,

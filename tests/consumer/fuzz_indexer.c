@@ -14,7 +14,7 @@
 
 #include <sqlite3.h>
 
-#include "indexer_internal.h"
+#include "index.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "atel_test.h"
 #include <errno.h>
 #include <fcntl.h>
 
@@ -397,5 +399,5 @@ int main(void)
 		cmocka_unit_test(test_free_null),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "decode.h"
 #include "segformat.h"
 #include "synth.h"
@@ -700,5 +701,5 @@ int main(void)
 		cmocka_unit_test(test_defs_reemission),
 		cmocka_unit_test(test_budget),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

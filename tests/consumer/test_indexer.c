@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests of the index writer (consumer/indexer_internal.h) fed with
+ * Unit tests of the index writer (consumer/index/index.h) fed with
  * hand-built decoded events: every table and view with exact values, the
  * cursor, resume and rollback without duplicates, a locked database,
  * retention, and DEATH closing open spans.
@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "atel_test.h"
 #include <sqlite3.h>
 
-#include "indexer_internal.h"
+#include "index.h"
 
 #define S 1000000000ull           /* one second in ns */
 #define T0 (1700000000ull * S)    /* a minute boundary (1700000000 % 60 == 20: see bucket()) */
@@ -734,5 +736,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_loss_rows, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -20,10 +20,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "atel_test.h"
 #include <sqlite3.h>
 
 #include "daemon.h"
-#include "indexer_internal.h"
+#include "index.h"
 #include "logread.h"
 #include "synth.h"
 
@@ -447,5 +449,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_locked_database, setup, teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -4,15 +4,19 @@
  * position (also after retention removed the file), following a log that
  * grows and rotates, a torn tail (silent while following, reported once
  * otherwise), corrupt frames and headers reported with file and offset and
- * skipped, single-file mode, and statistics per record type.
+ * skipped, single-file mode, statistics per record type, and the format's
+ * versions (1.1 records, 2.0 columns, 1.1 columns of old, unknown required
+ * features refused).
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <zlib.h>
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "log_test_util.h"
 
 #define INSTANCE 0x77ull
@@ -543,6 +547,130 @@ static size_t read_evrecs(const char *dir, struct atel_log_pos start, struct evr
  * path gives exactly the event or the reason the decoder gives, with the
  * chunk's sequence numbers, and resuming at any position gives the rest.
  */
+/* The file header of the first segment of dir, and where it is. */
+static void read_header(const char *dir, char *path, size_t plen, struct atel_seg_header *h)
+{
+	unsigned char buf[8 + sizeof(*h)];
+	int fd;
+
+	seg_path(path, plen, dir, 1);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	close(fd);
+	memcpy(h, buf + 8, sizeof(*h));
+}
+
+static uint64_t count_events(const char *dir, struct corrupt_log *cl)
+{
+	struct atel_log_reader_opts o = { .segments_dir = dir, .on_corrupt = on_corrupt_cb, .arg = cl };
+	struct atel_log_reader *r = NULL;
+	struct atel_event ev;
+	uint64_t n = 0;
+
+	assert_int_equal(atel__log_open(&r, &o), 0);
+	while (atel__log_next(r, &ev, NULL) == 1)
+		n++;
+	atel__log_close(r);
+	return n;
+}
+
+/*
+ * Versions (docs/segment-format.md): a records log is 1.1 (a 1.0 reader
+ * reads it), a columns log 2.0 requiring COLUMNS (a 1.x reader refuses it by
+ * its major), a 2.x file requiring an unknown feature is refused cleanly,
+ * and a COLUMNS log written as 1.1 before 2.0 existed still reads.
+ */
+static void test_versions(void **state)
+{
+	struct env *e = *state;
+	struct atel_synth s;
+	struct atel_synth *sp = &s;
+	struct atel_synth_log_opts o = { .batch = 500, .frame_bytes = 64 << 10 };
+	struct atel_seg_header h;
+	struct corrupt_log cl = { 0 };
+	char path[700], cmd[1600];
+	uint64_t n_rec, n_col;
+	int fd;
+
+	atel_synth_init(&s, 0, 1, 300, 400, T0);
+	atel_synth_begin(&s, "w");
+	atel_synth_agent_workload(&s, 1, 2000, 10);
+	assert_int_equal(atel_synth_write_log(e->seg, INSTANCE, &sp, 1, &o), 0);
+	read_header(e->seg, path, sizeof(path), &h);
+	/* ABI 2 records (folded samples, HISTFOLD, LOSS_TOTAL): 2.0, a 1.x reader refuses the file */
+	assert_int_equal(h.version_major, 2);
+	assert_int_equal(h.version_minor, 0);
+	assert_int_equal(h.required, ATEL_SEG_REQ_ABI2);
+	n_rec = count_events(e->seg, &cl);
+	assert_true(n_rec > 2000);
+	atel_synth_rmtree(e->seg);
+
+	o.encoding = ATEL_SEG_ENC_COLUMNS;
+	assert_int_equal(atel_synth_write_log(e->seg, INSTANCE, &sp, 1, &o), 0);
+	read_header(e->seg, path, sizeof(path), &h);
+	assert_int_equal(h.version_major, 2);
+	assert_int_equal(h.version_minor, 0);
+	assert_int_equal(h.required, ATEL_SEG_REQ_ABI2 | ATEL_SEG_REQ_COLUMNS);
+	n_col = count_events(e->seg, &cl);
+	assert_int_equal(n_col, n_rec);
+	assert_int_equal(cl.n, 0);
+
+	/* the same file as 1.1 (how COLUMNS logs were written before 2.0) still reads */
+	{
+		unsigned char *buf;
+		struct stat st;
+		uint32_t crc;
+		size_t len;
+
+		assert_int_equal(stat(path, &st), 0);
+		len = (size_t)st.st_size;
+		buf = malloc(len);
+		fd = open(path, O_RDWR);
+		assert_int_equal(pread(fd, buf, len, 0), (ssize_t)len);
+		h.version_major = 1;
+		h.version_minor = 1;
+		h.required = 0;
+		h.crc32 = 0;
+		memcpy(buf + 8, &h, sizeof(h));
+		{
+			uint32_t content;
+			memcpy(&content, buf + 4, 4);
+			crc = (uint32_t)crc32(0L, buf + 8, content);
+		}
+		h.crc32 = crc;
+		memcpy(buf + 8, &h, sizeof(h));
+		assert_int_equal(pwrite(fd, buf, 8 + sizeof(h), 0), (ssize_t)(8 + sizeof(h)));
+		close(fd);
+		assert_int_equal(count_events(e->seg, &cl), n_rec);
+		assert_int_equal(cl.n, 0);
+
+		/* a 2.x file that requires a feature this reader does not know: refused, said so */
+		h.version_major = 2;
+		h.required = ATEL_SEG_REQ_COLUMNS | 0x80u;
+		h.crc32 = 0;
+		memcpy(buf + 8, &h, sizeof(h));
+		{
+			uint32_t content;
+			memcpy(&content, buf + 4, 4);
+			h.crc32 = (uint32_t)crc32(0L, buf + 8, content);
+		}
+		memcpy(buf + 8, &h, sizeof(h));
+		fd = open(path, O_RDWR);
+		assert_int_equal(pwrite(fd, buf, 8 + sizeof(h), 0), (ssize_t)(8 + sizeof(h)));
+		close(fd);
+		free(buf);
+		cl.n = 0;
+		count_events(e->seg, &cl);
+		assert_true(cl.n >= 1);
+		assert_non_null(strstr(cl.why[0], "requires a feature this reader does not know"));
+	}
+	/* zstd -t still accepts the files */
+	snprintf(cmd, sizeof(cmd), "zstd -q -t '%s' 2>/dev/null", path);
+	assert_int_equal(system(cmd), 0);
+	atel_synth_free(&s);
+}
+
 static void test_sample_paths(void **state)
 {
 	struct env *e = *state;
@@ -668,6 +796,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_follow_growth, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_frames, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sample_paths, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * COLUMNS codec (consumer/segcols.c): lossless round trips of agent
+ * COLUMNS codec (consumer/log/segcols.c): lossless round trips of agent
  * workloads, mixed and hostile slot contents and timestamp patterns that
  * stress the delta-of-delta varints; the encoded form is smaller than the
  * records after zstd; and every kind of damage to a block is refused with
@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "segformat.h"
 #include "synth.h"
 
@@ -297,5 +298,5 @@ int main(void)
 		cmocka_unit_test(test_smaller_after_zstd),
 		cmocka_unit_test(test_refusals),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

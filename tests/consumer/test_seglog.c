@@ -18,8 +18,9 @@
 
 #include <cmocka.h>
 
-#include "daemon.h"
+#include "atel_test.h"
 #include "log_test_util.h"
+#include "uring.h"
 #include "segment.h"
 
 #define INSTANCE 0xabcdef12ull
@@ -74,6 +75,7 @@ static void open_writer(struct atel_seglog **l, const char *dir, enum atel_io_mo
 	o.ring_count = ring_count;
 	o.shm_instance = INSTANCE;
 	o.io = io;
+	o.async_io = &atel__seglog_uring;
 	o.frame_bytes = 64 << 10;
 	o.rotate_bytes = rotate;
 	o.encoding = g_enc;
@@ -205,7 +207,7 @@ static void test_io_paths(void **state)
 {
 	struct env *e = *state;
 	struct atel_seglog *l;
-	struct atel_daemon_stats st;
+	struct atel_log_counters st;
 
 	open_writer(&l, e->seg, ATEL_IO_PWRITEV, 4, 0);
 	assert_string_equal(atel__seglog_io_path(l), "pwritev");
@@ -216,7 +218,8 @@ static void test_io_paths(void **state)
 	assert_int_equal(atel__seglog_close(l), 0);
 	unsetenv("ATEL_FORCE_PWRITEV");
 	{
-		struct atel_seglog_opts o = { .segments_dir = e->seg, .ring_count = 4, .shm_instance = INSTANCE };
+		struct atel_seglog_opts o = { .segments_dir = e->seg, .ring_count = 4, .shm_instance = INSTANCE,
+					      .async_io = &atel__seglog_uring };
 		char err[256];
 		memset(&st, 0, sizeof(st));
 		o.stats = &st;
@@ -228,7 +231,19 @@ static void test_io_paths(void **state)
 		assert_int_equal(atomic_load(&st.segments_created), 1);
 		assert_int_equal(atel__seglog_close(l), 0);
 	}
-	assert_int_equal(count_files(e->seg), 3);
+	{
+		/* a program without the io_uring back end (the CLI, the exporters):
+		 * auto writes with pwritev, asking for io_uring is an error */
+		struct atel_seglog_opts o = { .segments_dir = e->seg, .ring_count = 4, .shm_instance = INSTANCE };
+		char err[256] = "";
+		assert_int_equal(atel__seglog_open(&l, &o, err, sizeof(err)), 0);
+		assert_string_equal(atel__seglog_io_path(l), "pwritev");
+		assert_int_equal(atel__seglog_close(l), 0);
+		o.io = ATEL_IO_URING;
+		assert_int_equal(atel__seglog_open(&l, &o, err, sizeof(err)), -ENOSYS);
+		assert_non_null(strstr(err, "no io_uring writer"));
+	}
+	assert_int_equal(count_files(e->seg), 4); /* the refused open created none */
 	atel__seglog_close(NULL);
 }
 
@@ -767,7 +782,7 @@ static void test_retention_and_age_rotation(void **state)
 	struct atel_synth s;
 	struct atel_seglog *l;
 	struct atel_seglog_opts o = { 0 };
-	struct atel_daemon_stats st;
+	struct atel_log_counters st;
 	char err[256], p[700];
 	uint64_t now = atel__now_ns();
 	char first[700];
@@ -836,5 +851,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_then_continue_columns, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill9_exactly_once_columns, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Checks dashboards/overview.json: valid against Grafana's dashboard JSON schema
-(third_party/grafana-dashboard-schema), the REFERENCE.md panels present, every panel and target on the
+(third_party/grafana-dashboard-schema), the docs/reference.md panels present, every panel and target on the
 $datasource variable, every target has an expr, and every expr parses
 (`promtool check rules` on the expressions wrapped as recording rules).
 Prints "N passed, M failed" and exits non-zero on any failure."""

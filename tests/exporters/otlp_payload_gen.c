@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * otlp_payload_gen OUTDIR: writes OTLP payloads of known content, encoded by
- * exporters/otlp_encode.c, for test_otlp_payloads.py to validate against the
+ * exporters/encode/otlp_encode.c, for test_otlp_payloads.py to validate against the
  * official .proto files (protoc --decode, python3-protobuf json_format):
  *   spans.pb spans.json       - 6 spans covering every field we emit
  *   metrics.pb metrics.json   - counter, gauge (NaN/Inf/-Inf), histogram

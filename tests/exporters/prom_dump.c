@@ -13,9 +13,10 @@
 
 #include "agg_helpers.h"
 #include "catalog.h"
-#include "daemon.h"
+#include "state.h"
 #include "json_export.h"
 #include "prometheus.h"
+#include "selfmetrics.h"
 
 static void spans_workload(struct atel_recent_spans *r)
 {
@@ -135,7 +136,7 @@ int main(int argc, char **argv)
 	}
 	atomic_store(&d.stats.records_drained, 1000);
 	atomic_store(&d.stats.oldest_unread_ns, 2500000);
-	if (atel__agg_snapshot(a, &s) || atel__prom_encode(&b, s, &self, NULL))
+	if (atel__agg_snapshot(a, &s) || atel__prom_encode(&b, s, atel__prom_self, &self, NULL))
 		return 1;
 	fwrite(b.data, 1, b.len, stdout);
 	atel__buf_free(&b);

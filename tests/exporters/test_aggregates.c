@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "agg_helpers.h"
 
 static char tmpdir[256];
@@ -334,5 +335,5 @@ int main(void)
 		cmocka_unit_test(test_save_load_monotonic),
 		cmocka_unit_test(test_load_rejects_corruption),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return ATEL_TEST_RUN(tests, setup, teardown);
 }

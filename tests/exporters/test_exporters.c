@@ -24,9 +24,9 @@
 
 #include <cmocka.h>
 
-#include "config.h"
-#include "daemon.h"
-#include "exporters_internal.h"
+#include "atel_test.h"
+#include "exporters.h"
+#include "state.h"
 #include "synth.h"
 
 static const double BOUNDS[] = { 0.1, 1, 10 };
@@ -109,7 +109,6 @@ static uint64_t write_log(const char *segdir, uint64_t instance, int n, uint64_t
 static void test_end_to_end_restart(void **state)
 {
 	char dir[256], segdir[300], statedir[300], jsondir[300], ckpt[400];
-	struct atel_config cfg;
 	static struct atel_daemon d;
 	struct atel_exporters *ex = NULL;
 	struct atel_exporters_opts o = { 0 };
@@ -123,8 +122,7 @@ static void test_end_to_end_restart(void **state)
 	snprintf(statedir, sizeof(statedir), "%s/state", dir);
 	snprintf(jsondir, sizeof(jsondir), "%s/exports", dir);
 	snprintf(ckpt, sizeof(ckpt), "%s/aggregates.ckpt", statedir);
-	atel__config_defaults(&cfg);
-	assert_int_equal(atel__daemon_init(&d, &cfg), 0);
+	assert_int_equal(atel__state_init(&d, NULL, NULL), 0);
 
 	ev1 = write_log(segdir, 1, 10, 1);
 	o.segments_dir = segdir;
@@ -219,8 +217,7 @@ static void test_end_to_end_restart(void **state)
 	assert_true(sample(text, "tool_calls_total{status=\"success\",tool=\"grep\"}") == 17);
 	free(text);
 	atel__exporters_stop(ex);
-	atel__daemon_fini(&d);
-	atel__config_free(&cfg);
+	atel__state_fini(&d);
 	atel_synth_rmtree(dir);
 }
 
@@ -245,5 +242,5 @@ int main(void)
 		cmocka_unit_test(test_end_to_end_restart),
 		cmocka_unit_test(test_port_in_use_message),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -25,6 +25,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "agg_helpers.h"
 #include "http.h"
 #include "prometheus.h"
@@ -509,7 +510,7 @@ static int agg_body(void *arg, struct atel_buf *body)
 
 	if (rc)
 		return rc;
-	rc = atel__prom_encode(body, snap, NULL, NULL);
+	rc = atel__prom_encode(body, snap, NULL, NULL, NULL);
 	atel__agg_snapshot_free(snap);
 	return rc;
 }
@@ -576,6 +577,6 @@ int main(int argc, char **argv)
 	};
 
 	if (argc > 1 && !strcmp(argv[1], "concurrent"))
-		return cmocka_run_group_tests(conc, NULL, NULL);
-	return cmocka_run_group_tests(unit, NULL, NULL);
+		return ATEL_TEST_RUN(conc, NULL, NULL);
+	return ATEL_TEST_RUN(unit, NULL, NULL);
 }

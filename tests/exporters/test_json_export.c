@@ -16,8 +16,9 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "agg_helpers.h"
-#include "json_export.h"
+#include "json_files.h"
 
 static char tmpdir[256];
 
@@ -359,5 +360,5 @@ int main(void)
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test(test_open_span_eviction),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return ATEL_TEST_RUN(tests, setup, teardown);
 }

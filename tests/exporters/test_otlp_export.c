@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "atel_test.h"
 #include <cjson/cJSON.h>
 
 #include "otlp_export.h"
@@ -49,7 +51,7 @@ static const char *fake_env(const char *name)
 	return NULL;
 }
 
-static int resolve(struct atel_otlp_settings *s, const struct atel_config *cfg, const char *const *env, char *err,
+static int resolve(struct atel_otlp_settings *s, const struct atel_otlp_config *cfg, const char *const *env, char *err,
 		   size_t errlen)
 {
 	g_env = env;
@@ -69,7 +71,7 @@ static const char *hdr(const struct atel_otlp_signal *g, const char *k)
 static void test_endpoint_rules(void **state)
 {
 	struct atel_otlp_settings s;
-	struct atel_config cfg;
+	struct atel_otlp_config cfg;
 	char err[256];
 
 	(void)state;
@@ -84,23 +86,23 @@ static void test_endpoint_rules(void **state)
 	assert_string_equal(s.service_name, "atel");
 	atel__otlp_settings_free(&s);
 
-	/* REFERENCE.md's example: a full metrics URL; traces derived from its base */
-	cfg.opentelemetry.endpoint = "http://localhost:4318/v1/metrics";
-	cfg.opentelemetry.protocol = "http";
+	/* docs/reference.md's example: a full metrics URL; traces derived from its base */
+	cfg.endpoint = "http://localhost:4318/v1/metrics";
+	cfg.protocol = "http";
 	assert_int_equal(resolve(&s, &cfg, NULL, err, sizeof(err)), 0);
 	assert_string_equal(s.metrics.url, "http://localhost:4318/v1/metrics");
 	assert_string_equal(s.traces.url, "http://localhost:4318/v1/traces");
 	assert_false(s.metrics.json); /* "http" = http/protobuf */
 	atel__otlp_settings_free(&s);
 
-	cfg.opentelemetry.endpoint = "https://otel.example:443/prefix/v1/traces";
+	cfg.endpoint = "https://otel.example:443/prefix/v1/traces";
 	assert_int_equal(resolve(&s, &cfg, NULL, err, sizeof(err)), 0);
 	assert_string_equal(s.traces.url, "https://otel.example:443/prefix/v1/traces");
 	assert_string_equal(s.metrics.url, "https://otel.example:443/prefix/v1/metrics");
 	atel__otlp_settings_free(&s);
 
 	/* a base URL with a path and trailing slashes */
-	cfg.opentelemetry.endpoint = "http://collector:4318/otlp//";
+	cfg.endpoint = "http://collector:4318/otlp//";
 	assert_int_equal(resolve(&s, &cfg, NULL, err, sizeof(err)), 0);
 	assert_string_equal(s.traces.url, "http://collector:4318/otlp/v1/traces");
 	assert_string_equal(s.metrics.url, "http://collector:4318/otlp/v1/metrics");
@@ -134,7 +136,7 @@ static void test_endpoint_rules(void **state)
 		assert_non_null(strstr(err, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"));
 		assert_non_null(strstr(err, "http://"));
 	}
-	cfg.opentelemetry.endpoint = "localhost:4318";
+	cfg.endpoint = "localhost:4318";
 	assert_int_equal(resolve(&s, &cfg, NULL, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "opentelemetry.endpoint"));
 }
@@ -142,18 +144,18 @@ static void test_endpoint_rules(void **state)
 static void test_env_options(void **state)
 {
 	struct atel_otlp_settings s;
-	struct atel_config cfg;
+	struct atel_otlp_config cfg;
 	struct atel_kv h[2] = { { "Authorization", "Bearer cfg-token" }, { "X-Cfg", "1" } };
 	char err[256];
 
 	(void)state;
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.opentelemetry.headers[0] = h[0];
-	cfg.opentelemetry.headers[1] = h[1];
-	cfg.opentelemetry.nheaders = 2;
-	cfg.opentelemetry.protocol = "http/json";
-	cfg.opentelemetry.compression = "none";
-	cfg.opentelemetry.service_name = "from-config";
+	cfg.headers[0] = h[0];
+	cfg.headers[1] = h[1];
+	cfg.nheaders = 2;
+	cfg.protocol = "http/json";
+	cfg.compression = "none";
+	cfg.service_name = "from-config";
 	{
 		const char *env[] = {
 			"OTEL_EXPORTER_OTLP_HEADERS", " authorization = Bearer%20env%2Ctoken , X-Env=a%3Db,",
@@ -670,14 +672,14 @@ static int setup(void **state)
 	(void)state;
 	g_max_items = g_max_bytes = g_orphan_window = g_open_max = 0;
 	fl_reset();
-	atel__daemon_init(&D, NULL);
+	atel__state_init(&D, NULL, NULL);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	atel__daemon_fini(&D);
+	atel__state_fini(&D);
 	fl_reset();
 	return 0;
 }
@@ -1390,7 +1392,7 @@ int main(void)
 	snprintf(g_tmp, sizeof(g_tmp), "/tmp/atel-otlp-test-%d", (int)getpid());
 	mkdir(g_tmp, 0700);
 	signal(SIGPIPE, SIG_IGN);
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rc = ATEL_TEST_RUN(tests, NULL, NULL);
 	rmdir(g_tmp);
 	return rc;
 }

@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "otlp_export.h"
 #include "otlp_test_util.h"
 #include "synth.h"
@@ -77,11 +78,11 @@ static struct atel_otlp *start_exporter(int port, const char *segdir, const char
 	snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", port);
 	memset(&st, 0, sizeof(st));
 	{
-		struct atel_config cfg;
+		struct atel_otlp_config cfg;
 
 		memset(&cfg, 0, sizeof(cfg));
-		cfg.opentelemetry.endpoint = ep;
-		cfg.opentelemetry.compression = "gzip";
+		cfg.endpoint = ep;
+		cfg.compression = "gzip";
 		assert_int_equal(atel__otlp_settings_resolve(&st, &cfg, NULL, err, sizeof(err)), 0);
 	}
 	st.max_batch_items = 64; /* several batches */
@@ -125,7 +126,7 @@ static void test_real_log(void **state)
 	assert_int_equal(atel_synth_tmpdir(root, sizeof(root), "otlp-log"), 0);
 	snprintf(segdir, sizeof(segdir), "%s/segments", root);
 	snprintf(statedir, sizeof(statedir), "%s/state", root);
-	atel__daemon_init(&D, NULL);
+	atel__state_init(&D, NULL, NULL);
 
 	/* phase 1: spans 1..120 on ring 0, 121..180 on ring 1, span 500 open,
 	 * span 600 started on ring 0 and ended on ring 1 */
@@ -214,7 +215,7 @@ static void test_real_log(void **state)
 	hex_of(600, hex);
 	assert_int_equal(delivered_hex(&c, hex), 1);
 	unlink(c.record);
-	atel__daemon_fini(&D);
+	atel__state_fini(&D);
 	atel_synth_rmtree(root);
 }
 
@@ -228,7 +229,7 @@ int main(void)
 	snprintf(g_tmp, sizeof(g_tmp), "/tmp/atel-otlp-logtest-%d", (int)getpid());
 	mkdir(g_tmp, 0700);
 	signal(SIGPIPE, SIG_IGN);
-	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	rc = ATEL_TEST_RUN(tests, NULL, NULL);
 	rmdir(g_tmp);
 	return rc;
 }

@@ -9,15 +9,17 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "agg_helpers.h"
-#include "daemon.h"
+#include "state.h"
 #include "prometheus.h"
+#include "selfmetrics.h"
 
 static char *encode(const struct atel_agg_snapshot *s, const struct atel_prom_self *self, uint32_t *skipped)
 {
 	struct atel_buf b = { 0 };
 
-	assert_int_equal(atel__prom_encode(&b, s, self, skipped), 0);
+	assert_int_equal(atel__prom_encode(&b, s, self ? atel__prom_self : NULL, (void *)self, skipped), 0);
 	if (!b.data)
 		return strdup("");
 	return b.data;
@@ -227,7 +229,7 @@ static void test_self_metrics(void **state)
 	atomic_store(&d.stats.records_drained, 12345);
 	atomic_store(&d.stats.drops[ATEL_LOSS_RING_FULL], 7);
 	atomic_store(&d.stats.oldest_unread_ns, 1500000000);
-	atomic_store(&d.stats.io_uring_active, 1);
+	atomic_store(&d.stats.log.io_uring_active, 1);
 	atomic_store(&d.health[ATEL_EXP_JSON].failures, 2);
 	got = encode(NULL, &self, NULL);
 	assert_non_null(strstr(got, "# HELP atel_records_drained_total Records drained from the rings and accepted "
@@ -262,5 +264,5 @@ int main(void)
 		cmocka_unit_test(test_from_aggregator),
 		cmocka_unit_test(test_self_metrics),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

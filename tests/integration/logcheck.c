@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * logcheck - reads a segment log with the log reader (consumer/logread.h) and
+ * logcheck - reads a segment log with the log reader (consumer/log/logread.h) and
  * summarises what the tprod producers wrote, for the daemon integration tests.
  *
  *   logcheck SEGMENTS_DIR

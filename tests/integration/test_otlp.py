@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """OTLP export through a real ateld to the loopback test collector.
 
-ateld is configured as in REFERENCE.md's example (endpoint
+ateld is configured as in docs/reference.md's example (endpoint
 ".../v1/metrics", protocol "http", an Authorization header); the collector
 (tests/exporters/otlp_collector.py) decodes every request with the official
 protos. Producer processes (otlp_producer.c, libatel's public API) record

@@ -3,7 +3,7 @@
  * Cross-check with the consumer: everything libatel writes (every record
  * type, continuation slots, 16-label series, histogram bounds, long strings,
  * events with attributes, LOSS after a full ring, END) decodes through the
- * consumer's validating decoder (consumer/decode.h) with no invalid record,
+ * consumer's validating decoder (consumer/log/decode.h) with no invalid record,
  * and decodes to what was recorded.
  */
 #include <math.h>
@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "decode.h"
 #include "ptest.h"
 
@@ -183,5 +184,5 @@ int main(void)
 		cmocka_unit_test(test_consumer_decodes_everything),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Runs examples/telemetry-basic and examples/telemetry-tracing against a
- * segment file and checks what they wrote: the helper series of REFERENCE's
+ * segment file and checks what they wrote: the helper series of the reference's
  * basic usage, and a trace that crosses a fork+exec (the sub-agent's span has
  * the coordinator's trace id and its parent span id, from another pid).
  * argv: the two example binaries.
@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "ptest.h"
 
 static const char *bin_basic, *bin_tracing;
@@ -145,5 +146,5 @@ int main(int argc, char **argv)
 	}
 	bin_basic = argv[1];
 	bin_tracing = argv[2];
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "catalog.h"
 #include "ptest.h"
 
@@ -359,7 +360,7 @@ static void test_validation(void **state)
 	assert_int_equal(pt_read(&seg, (uint32_t)my_ring(), &r), 0);
 	assert_int_equal(r.n, before);
 	pt_free(&r);
-	/* the catalog metrics accept their REFERENCE label sets */
+	/* the catalog metrics accept their reference label sets */
 	assert_non_null(atel_counter("tool_calls_total", "status", "success", "tool", "Read", NULL));
 	teardown_seg();
 }
@@ -1177,5 +1178,5 @@ int main(void)
 		cmocka_unit_test(test_no_ring),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

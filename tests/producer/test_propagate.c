@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "atel.h"
 
 static const char *child_bin;
@@ -136,5 +137,5 @@ int main(int argc, char **argv)
 		return 1;
 	child_bin = argv[1];
 	setenv("ATEL_SHM", "/nonexistent-dir/atel-propagate-test", 1);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "claim.h"
 #include "ptest.h"
 
@@ -372,5 +373,5 @@ int main(void)
 		cmocka_unit_test(test_concurrent_interning),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "atel.h"
 #include "w3c.h"
 
@@ -329,5 +330,5 @@ int main(void)
 
 	/* no segment: everything here must work without a sidecar */
 	setenv("ATEL_SHM", "/nonexistent-dir/atel-w3c-test", 1);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

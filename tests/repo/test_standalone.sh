@@ -3,7 +3,8 @@
 # The repository stands on its own: a clone into an empty directory (nothing
 # beside it) holds every file the build and the tests read.
 #  1. no tracked file refers to a path outside the repository (../shared,
-#     the first wave's REFERENCE.md/DESIGN.md outside docs/);
+#     or the first wave's specification files instead of docs/reference.md
+#     and docs/design.md);
 #  2. every file the vendor-reading tests open resolves inside the clone, and
 #     those checks pass there with the environment cleared of overrides:
 #     the Grafana dashboard schema check and the OTLP .proto compilation.
@@ -26,6 +27,11 @@ fail=0
 # 1. references that leave the repository
 if hits=$(git -C "$clone" grep -n -E '\.\./shared|ATEL_SHARED_DIR|shared/vendor' -- . ':!third_party' ':!tests/repo/test_standalone.sh'); then
   echo "FAIL: files refer outside the repository:"; echo "$hits" | head -20; fail=1
+fi
+# what the code cites of the reference and the design is in docs/ (reference.md, design.md)
+if hits=$(git -C "$clone" grep -n -E '(REFERENCE|DESIGN)\.md' -- . ':!third_party' ':!tests/repo/test_standalone.sh'); then
+  echo "FAIL: files cite REFERENCE.md/DESIGN.md, which are not in the repository (docs/reference.md, docs/design.md are):"
+  echo "$hits" | head -20; fail=1
 fi
 
 # 2. the vendored files the tests read are in the clone

@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "claim.h"
 #include "reader.h"
 #include "ring.h"
@@ -915,5 +916,5 @@ int main(int argc, char **argv)
 	}
 	if (argc > 2)
 		spsc_records = strtoull(argv[2], NULL, 10);
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "claim.h"
 #include "reader.h"
 #include "ring.h"
@@ -224,5 +225,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_random_ring_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_fields, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "claim.h"
 #include "reader.h"
 #include "ring.h"
@@ -476,5 +477,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_zombie_owner, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quarantine, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "ring.h"
 #include "segment.h"
 
@@ -140,5 +141,5 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ring_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rec_check, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "atel_test.h"
 #include "query.h"
 
 #define S 1000000000ull
@@ -749,5 +750,5 @@ int main(void)
 		cmocka_unit_test(test_durations),		cmocka_unit_test(test_selectors),
 		cmocka_unit_test(test_format),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

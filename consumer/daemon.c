@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon.c - where ateld's configuration meets the rooms below it
+ * (daemon.h): the shared state set up from cfg, and the exporters started
+ * with the options cfg asks for. The rooms below never read struct
+ * atel_config themselves.
+ */
+#include <stdio.h>
+
+#include "daemon.h"
+#include "exporters.h"
+
+int atel__daemon_init(struct atel_daemon *d, const struct atel_config *cfg)
+{
+	int rc = atel__state_init(d, cfg ? cfg->data_dir : NULL, cfg ? cfg->log_level : NULL);
+
+	d->cfg = cfg;
+	return rc;
+}
+
+void atel__daemon_fini(struct atel_daemon *d)
+{
+	atel__state_fini(d);
+}
+
+int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon *d, char *err, size_t errlen)
+{
+	const struct atel_config *cfg = d->cfg;
+	struct atel_exporters_opts o = { 0 };
+	char state[4200], json_dir[4200];
+
+	snprintf(state, sizeof(state), "%s/state", cfg->data_dir ? cfg->data_dir : ".");
+	o.segments_dir = d->segments_dir[0] ? d->segments_dir : NULL;
+	o.state_dir = state;
+	o.series_limit = cfg->prometheus.series_limit;
+	o.export_interval_ms = cfg->export_interval_ms;
+	o.prometheus = cfg->prometheus.enabled;
+	o.http.bind = cfg->prometheus.bind;
+	o.http.port = (uint16_t)cfg->prometheus.port;
+	o.http.metrics_path = cfg->prometheus.path;
+	o.http.bearer_token = cfg->prometheus.bearer_token;
+	if (cfg->json.enabled) {
+		if (cfg->json.outputDir && *cfg->json.outputDir)
+			snprintf(json_dir, sizeof(json_dir), "%s", cfg->json.outputDir);
+		else
+			snprintf(json_dir, sizeof(json_dir), "%s/exports", cfg->data_dir ? cfg->data_dir : ".");
+		o.json_dir = json_dir;
+		o.json_rotate_ms = cfg->json.rotateInterval;
+		o.json_max_files = cfg->json.maxFiles;
+	}
+	o.otlp = cfg->opentelemetry.enabled ? &cfg->opentelemetry : NULL;
+	return atel__exporters_start_opts(out, d, &o, err, errlen);
+}

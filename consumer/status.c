@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * status.c - ateld's status file (daemon.h; docs/status-file.md): what
+ * `atel status` reads when the daemon is not asked directly. Rewritten
+ * every second by the main thread from atomics and the segment header, so
+ * a slow disk or a busy thread never delays it. Not fsynced: it is a
+ * snapshot, replaced a second later.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "drain.h"
+#include "ring.h"
+
+static void add_u64(cJSON *o, const char *name, uint64_t v)
+{
+	char buf[32];
+
+	/* raw text: cJSON numbers are doubles and would round nanosecond times */
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	cJSON_AddRawToObject(o, name, buf);
+}
+
+static uint64_t ld(const _Atomic uint64_t *p)
+{
+	return atomic_load_explicit(p, memory_order_relaxed);
+}
+
+static const char *state_name(uint32_t s)
+{
+	static const char *const names[] = { "free", "claiming", "active", "draining", "quarantined" };
+
+	return s < sizeof(names) / sizeof(names[0]) ? names[s] : "invalid";
+}
+
+/* Thread's command name from /proc (the producer may be gone: ""). */
+static void comm_of(int pid, int tid, char *out, size_t len)
+{
+	char path[96];
+	ssize_t n = -1;
+	int fd;
+
+	out[0] = '\0';
+	if (pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return;
+	n = read(fd, out, len - 1);
+	close(fd);
+	if (n <= 0) {
+		out[0] = '\0';
+		return;
+	}
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+static cJSON *status_stats(const struct atel_daemon_stats *s)
+{
+	cJSON *o = cJSON_CreateObject(), *drops = cJSON_CreateObject();
+
+	add_u64(o, "records_drained", ld(&s->records_drained));
+	add_u64(o, "records_invalid", ld(&s->records_invalid));
+	add_u64(o, "bytes_raw", ld(&s->log.bytes_raw));
+	add_u64(o, "bytes_written", ld(&s->log.bytes_written));
+	add_u64(o, "frames_written", ld(&s->log.frames_written));
+	add_u64(o, "segments_created", ld(&s->log.segments_created));
+	add_u64(o, "segments_deleted", ld(&s->log.segments_deleted));
+	add_u64(o, "write_errors", ld(&s->log.write_errors));
+	for (unsigned c = 1; c <= ATEL_LOSS_CAUSE_MAX; c++)
+		add_u64(drops, atel__loss_cause_name(c), ld(&s->drops[c]));
+	cJSON_AddItemToObject(o, "drops", drops);
+	add_u64(o, "spans_dropped", ld(&s->spans_dropped));
+	add_u64(o, "metric_folds", ld(&s->metric_folds));
+	add_u64(o, "loss_readings_refused", ld(&s->loss_readings_refused));
+	add_u64(o, "ring_lag_max", ld(&s->ring_lag_max));
+	add_u64(o, "oldest_unread_ns", ld(&s->oldest_unread_ns));
+	add_u64(o, "producers_reclaimed", ld(&s->producers_reclaimed));
+	add_u64(o, "rings_quarantined", ld(&s->rings_quarantined));
+	add_u64(o, "indexer_lag_records", ld(&s->indexer_lag_records));
+	add_u64(o, "index_rows", ld(&s->index_rows));
+	add_u64(o, "export_failures", ld(&s->export_failures));
+	add_u64(o, "series_overflow", ld(&s->series_overflow));
+	add_u64(o, "io_uring_active", atomic_load_explicit(&s->log.io_uring_active, memory_order_relaxed));
+	add_u64(o, "log_end_seq", ld(&s->log.log_end_seq));
+	add_u64(o, "rings_active", atomic_load_explicit(&s->rings_active, memory_order_relaxed));
+	return o;
+}
+
+static cJSON *status_rings(const struct atel_segment *seg)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (uint32_t r = 0; r < seg->ring_count; r++) {
+		struct atel_ring_desc *d = atel__seg_desc(seg, r);
+		uint32_t s = atomic_load_explicit(&d->state, memory_order_acquire);
+		uint64_t head = atomic_load_explicit(&d->head, memory_order_relaxed);
+		uint64_t tail = atomic_load_explicit(&d->tail, memory_order_relaxed);
+		int32_t pid = __atomic_load_n(&d->owner_pid, __ATOMIC_RELAXED);
+		int32_t tid = __atomic_load_n(&d->owner_tid, __ATOMIC_RELAXED);
+		char comm[32];
+		cJSON *o;
+
+		if (s == ATEL_RING_FREE && head == tail)
+			continue;
+		o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "ring", r);
+		cJSON_AddStringToObject(o, "state", state_name(s));
+		cJSON_AddNumberToObject(o, "pid", pid);
+		cJSON_AddNumberToObject(o, "tid", tid);
+		comm_of(s == ATEL_RING_FREE ? 0 : pid, tid, comm, sizeof(comm));
+		cJSON_AddStringToObject(o, "comm", comm);
+		cJSON_AddNumberToObject(o, "generation", __atomic_load_n(&d->generation, __ATOMIC_RELAXED));
+		add_u64(o, "head", head);
+		add_u64(o, "tail", tail);
+		add_u64(o, "lag", head >= tail ? head - tail : 0);
+		add_u64(o, "drops_full", ld(&d->drops_full));
+		add_u64(o, "drops_nodef", ld(&d->drops_nodef));
+		add_u64(o, "drops_invalid", ld(&d->drops_invalid));
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
+}
+
+static cJSON *status_exporters(const struct atel_daemon *d, const struct atel_status *stt)
+{
+	static const char *const names[ATEL_EXP_COUNT] = { "prometheus", "json", "otlp" };
+	const struct atel_config *cfg = d->cfg;
+	const bool enabled[ATEL_EXP_COUNT] = { cfg && cfg->prometheus.enabled, cfg && cfg->json.enabled,
+					       cfg && cfg->opentelemetry.enabled };
+	cJSON *o = cJSON_CreateObject();
+
+	for (int i = 0; i < ATEL_EXP_COUNT; i++) {
+		struct atel_exporter_health *h = (struct atel_exporter_health *)&d->health[i];
+		cJSON *e = cJSON_CreateObject();
+		char last[256];
+
+		cJSON_AddBoolToObject(e, "enabled", enabled[i] && stt->exporters_running);
+		add_u64(e, "last_attempt_ns", ld(&h->last_attempt_ns));
+		add_u64(e, "last_success_ns", ld(&h->last_success_ns));
+		add_u64(e, "attempts", ld(&h->attempts));
+		add_u64(e, "failures", ld(&h->failures));
+		pthread_mutex_lock(&h->lock);
+		snprintf(last, sizeof(last), "%s", h->last_error);
+		pthread_mutex_unlock(&h->lock);
+		cJSON_AddStringToObject(e, "last_error", last);
+		cJSON_AddItemToObject(o, names[i], e);
+	}
+	return o;
+}
+
+int atel__status_write(const struct atel_daemon *d, const struct atel_status *stt, const char *path, const char *tmp)
+{
+	const struct atel_segment *seg = stt->drain ? atel__drain_segment(stt->drain) : NULL;
+	cJSON *root = cJSON_CreateObject(), *o;
+	char io[16] = "", file[4096] = "", hex[32];
+	char *text = NULL;
+	int fd = -1, rc = 0;
+	size_t len, off = 0;
+
+	if (!root)
+		return -ENOMEM;
+	if (stt->drain)
+		atel__drain_log_info(stt->drain, io, sizeof(io), file, sizeof(file));
+	cJSON_AddNumberToObject(root, "pid", getpid());
+	cJSON_AddStringToObject(root, "version", ATEL_VERSION);
+	cJSON_AddStringToObject(root, "state", stt->state);
+	add_u64(root, "start_ns", d->start_ns);
+	add_u64(root, "heartbeat_ns", seg ? atomic_load_explicit(&seg->hdr->heartbeat_ns, memory_order_relaxed)
+					  : atel__now_ns());
+	add_u64(root, "written_ns", atel__now_ns());
+	o = cJSON_AddObjectToObject(root, "shm");
+	cJSON_AddStringToObject(o, "name", seg ? seg->name : d->cfg ? d->cfg->shm.name : "");
+	snprintf(hex, sizeof(hex), "%016" PRIx64, seg ? seg->hdr->instance_id : 0);
+	cJSON_AddStringToObject(o, "instance_id", hex);
+	cJSON_AddNumberToObject(o, "rings", seg ? seg->ring_count : 0);
+	cJSON_AddNumberToObject(o, "ring_capacity", seg ? seg->ring_capacity : 0);
+	cJSON_AddBoolToObject(o, "reattached", seg && seg->reattached);
+	if (seg) {
+		add_u64(o, "drops_no_ring", atomic_load_explicit(&seg->hdr->drops_no_ring, memory_order_relaxed));
+		add_u64(o, "claims_total", atomic_load_explicit(&seg->hdr->claims_total, memory_order_relaxed));
+	}
+	cJSON_AddStringToObject(root, "io_path", io);
+	cJSON_AddStringToObject(root, "current_segment", file);
+	cJSON_AddItemToObject(root, "stats", status_stats(&d->stats));
+	cJSON_AddItemToObject(root, "rings", seg ? status_rings(seg) : cJSON_CreateArray());
+	cJSON_AddItemToObject(root, "exporters", status_exporters(d, stt));
+	o = cJSON_AddObjectToObject(root, "indexer");
+	cJSON_AddBoolToObject(o, "enabled", d->cfg && d->cfg->index.enabled);
+	cJSON_AddBoolToObject(o, "running", stt->indexer_running);
+	add_u64(o, "lag_records", ld(&d->stats.indexer_lag_records));
+	add_u64(o, "rows", ld(&d->stats.index_rows));
+	if (d->cfg)
+		cJSON_AddItemToObject(root, "config", atel__config_json(d->cfg));
+
+	text = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (!text)
+		return -ENOMEM;
+	len = strlen(text);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (write(fd, "\n", 1) != 1) {
+		rc = -EIO;
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		rc = -errno;
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0)
+		rc = -errno;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		unlink(tmp);
+	cJSON_free(text);
+	return rc;
+}
+

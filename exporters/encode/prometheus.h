@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * prometheus.h - the Prometheus text exposition format 0.0.4 encoder.
+ *
+ * Output rules (checked by tests/exporters and by `promtool check metrics`):
+ * one HELP and one TYPE line per family before its samples; a counter whose
+ * name lacks `_total` is exposed with it appended, and in format 0.0.4 the
+ * HELP/TYPE lines name the exposed sample name (agent_tokens_used_total),
+ * because the text parser matches a counter's samples to its TYPE line by
+ * exact name; histograms as cumulative `_bucket{le=...}` lines ending with
+ * `le="+Inf"` equal to `_count`, then `_sum` and `_count`; no timestamps; a
+ * final newline. Names are sanitised to [a-zA-Z_:][a-zA-Z0-9_:]* (labels
+ * without ':'); a family whose exposed name is taken by an earlier one is
+ * skipped (and counted) rather than emitted twice.
+ */
+#ifndef ATEL_PROMETHEUS_H
+#define ATEL_PROMETHEUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "aggregates.h"
+#include "buf.h"
+
+#define ATEL_PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* The document atel__prom_encode is writing, as the `first` callback sees it. */
+struct atel_prom_doc;
+
+/*
+ * Appends the exposition of snap (may be NULL) to out. first (may be NULL)
+ * writes its own families before the aggregates' (ateld's self-metrics,
+ * exporters/selfmetrics.c), with atel__prom_family and atel__prom_sample, so
+ * that a producer cannot shadow them; nseries is the number of series in
+ * snap. *skipped (may be NULL) receives the number of families left out
+ * because their exposed name clashed with an earlier one.
+ * @return 0 or -ENOMEM. Thread-safe (no shared state).
+ */
+int atel__prom_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap,
+		      void (*first)(void *arg, struct atel_prom_doc *doc, uint32_t nseries), void *arg,
+		      uint32_t *skipped);
+
+/* Starts the family `name` (# HELP and # TYPE lines) unless the document
+ * has one of that exposed name already. @return true if started: write its
+ * samples next. */
+bool atel__prom_family(struct atel_prom_doc *doc, const char *name, const char *type, const char *help);
+
+/* One sample line: `name v`, or `name{key="value"} v` (value escaped). */
+void atel__prom_sample(struct atel_prom_doc *doc, const char *name, const char *key, const char *value, double v);
+
+/* A family of one unlabelled sample. */
+void atel__prom_one(struct atel_prom_doc *doc, const char *name, const char *type, const char *help, double v);
+
+/* Escapes per the text format into out: HELP text (\\ and \n) when
+ * label_value is false, label values (\\, \", \n) when true. Invalid UTF-8
+ * bytes become U+FFFD (Prometheus rejects invalid UTF-8). */
+void atel__prom_escape(struct atel_buf *out, const char *s, bool label_value);
+
+#endif /* ATEL_PROMETHEUS_H */

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * selfmetrics.c - the atel_* families of /metrics (selfmetrics.h): ateld's
+ * own counters from the shared state, the aggregates' and the HTTP
+ * server's, written through the Prometheus encoder (encode/prometheus.h)
+ * ahead of the aggregates so that a producer cannot shadow them.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+
+#include "ring.h"
+#include "selfmetrics.h"
+
+static uint64_t ld(const _Atomic uint64_t *p)
+{
+	return atomic_load_explicit(p, memory_order_relaxed);
+}
+
+/* The reason label of atel_records_dropped_total (README "Prometheus"): the
+ * log's loss-cause names, except two the exposition spells out. */
+static const char *drop_reason(unsigned cause)
+{
+	if (cause == ATEL_LOSS_NO_DEF)
+		return "no_definition";
+	return cause ? atel__loss_cause_name(cause) : "other";
+}
+
+void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_series)
+{
+	const struct atel_prom_self *x = arg;
+	static const char *const exporters[ATEL_EXP_COUNT] = { "prometheus", "json", "otlp" };
+	const struct atel_daemon *d = x->d;
+
+	if (d) {
+		const struct atel_daemon_stats *st = &d->stats;
+		bool uring = atomic_load_explicit(&st->log.io_uring_active, memory_order_relaxed) != 0;
+
+		atel__prom_one(doc, "atel_records_drained_total", "counter",
+			 "Records drained from the rings and accepted into the log", (double)ld(&st->records_drained));
+		atel__prom_one(doc, "atel_records_invalid_total", "counter",
+			 "Records rejected by validation (malformed shared-memory input)",
+			 (double)ld(&st->records_invalid));
+		if (atel__prom_family(doc, "atel_records_dropped_total", "counter",
+				"Records lost before reaching the log, by reason")) {
+			for (int i = 0; i <= ATEL_LOSS_CAUSE_MAX; i++)
+				atel__prom_sample(doc, "atel_records_dropped_total", "reason", drop_reason((unsigned)i),
+					      (double)ld(&st->drops[i]));
+		}
+		atel__prom_one(doc, "atel_spans_dropped_total", "counter",
+			 "Spans dropped whole by producers (their start record met a full ring)",
+			 (double)ld(&st->spans_dropped));
+		atel__prom_one(doc, "atel_metric_folds_total", "counter",
+			 "Metric calls producers folded into pending state because their ring was full (not lost)",
+			 (double)ld(&st->metric_folds));
+		atel__prom_one(doc, "atel_loss_readings_refused_total", "counter",
+			 "Readings of shared-memory loss counters not believed (backwards or implausibly fast)",
+			 (double)ld(&st->loss_readings_refused));
+		atel__prom_one(doc, "atel_ring_lag_records", "gauge",
+			 "Unread records in the fullest ring at the last drain pass", (double)ld(&st->ring_lag_max));
+		atel__prom_one(doc, "atel_rings_active", "gauge", "Rings owned by a live producer thread at the last drain pass",
+			 (double)atomic_load_explicit(&st->rings_active, memory_order_relaxed));
+		atel__prom_one(doc, "atel_oldest_unread_seconds", "gauge",
+			 "Age of the oldest unread record at the last drain pass",
+			 (double)ld(&st->oldest_unread_ns) / 1e9);
+		atel__prom_one(doc, "atel_log_raw_bytes_total", "counter",
+			 "Record bytes written to the log before compression", (double)ld(&st->log.bytes_raw));
+		atel__prom_one(doc, "atel_log_compressed_bytes_total", "counter",
+			 "Compressed bytes written to segment files", (double)ld(&st->log.bytes_written));
+		atel__prom_one(doc, "atel_log_frames_total", "counter", "zstd frames written to segment files",
+			 (double)ld(&st->log.frames_written));
+		atel__prom_one(doc, "atel_log_write_errors_total", "counter",
+			 "Failed segment writes (retried; disk full and similar)", (double)ld(&st->log.write_errors));
+		atel__prom_one(doc, "atel_segments_created_total", "counter", "Segment files created",
+			 (double)ld(&st->log.segments_created));
+		atel__prom_one(doc, "atel_segments_deleted_total", "counter", "Segment files deleted by retention",
+			 (double)ld(&st->log.segments_deleted));
+		atel__prom_one(doc, "atel_producers_reclaimed_total", "counter",
+			 "Rings reclaimed from producers that died", (double)ld(&st->producers_reclaimed));
+		atel__prom_one(doc, "atel_rings_quarantined_total", "counter",
+			 "Rings quarantined after invalid input", (double)ld(&st->rings_quarantined));
+		atel__prom_one(doc, "atel_indexer_lag_records", "gauge",
+			 "Records in the log not yet applied to the SQLite index",
+			 (double)ld(&st->indexer_lag_records));
+		atel__prom_one(doc, "atel_index_rows_total", "counter", "Rows written to the SQLite index",
+			 (double)ld(&st->index_rows));
+		atel__prom_one(doc, "atel_export_failures_total", "counter", "Failed export attempts, all exporters",
+			 (double)ld(&st->export_failures));
+		atel__prom_one(doc, "atel_export_rows_dropped_total", "counter",
+			 "telemetry_exports rows dropped because the indexer queue was full",
+			 (double)ld(&d->export_rows_dropped));
+		if (atel__prom_family(doc, "atel_io_path_info", "gauge",
+				"Segment write path in use (1 for the active one)")) {
+			atel__prom_sample(doc, "atel_io_path_info", "path", "io_uring", uring ? 1 : 0);
+			atel__prom_sample(doc, "atel_io_path_info", "path", "pwritev", uring ? 0 : 1);
+		}
+		atel__prom_one(doc, "atel_start_time_seconds", "gauge", "Start time of ateld since the Unix epoch",
+			 (double)d->start_ns / 1e9);
+		if (atel__prom_family(doc, "atel_exporter_attempts_total", "counter", "Export attempts by exporter"))
+			for (int i = 0; i < ATEL_EXP_COUNT; i++)
+				atel__prom_sample(doc, "atel_exporter_attempts_total", "exporter", exporters[i],
+					      (double)ld(&d->health[i].attempts));
+		if (atel__prom_family(doc, "atel_exporter_failures_total", "counter",
+				"Failed export attempts by exporter"))
+			for (int i = 0; i < ATEL_EXP_COUNT; i++)
+				atel__prom_sample(doc, "atel_exporter_failures_total", "exporter", exporters[i],
+					      (double)ld(&d->health[i].failures));
+		if (atel__prom_family(doc, "atel_exporter_last_success_timestamp_seconds", "gauge",
+				"Time of the last successful export by exporter (0: never)"))
+			for (int i = 0; i < ATEL_EXP_COUNT; i++)
+				atel__prom_sample(doc, "atel_exporter_last_success_timestamp_seconds", "exporter",
+					      exporters[i], (double)ld(&d->health[i].last_success_ns) / 1e9);
+	}
+	atel__prom_one(doc, "atel_series_overflow_total", "counter",
+		 "Series folded into a metric's overflow series by the cardinality guard",
+		 (double)(d ? ld(&d->stats.series_overflow) > x->agg_series_overflow
+				      ? ld(&d->stats.series_overflow)
+				      : x->agg_series_overflow
+			    : x->agg_series_overflow));
+	atel__prom_one(doc, "atel_aggregate_type_clashes_total", "counter",
+		 "Samples ignored because their metric was first seen with another type or bucket layout",
+		 (double)x->agg_type_clashes);
+	atel__prom_one(doc, "atel_aggregate_rejected_samples_total", "counter",
+		 "Samples ignored as invalid (negative counter increments, NaN observations) or beyond the metric-name cap",
+		 (double)x->agg_rejected);
+	atel__prom_one(doc, "atel_aggregate_samples_total", "counter", "Samples applied to the aggregates",
+		 (double)x->agg_events_applied);
+	atel__prom_one(doc, "atel_aggregate_series", "gauge", "Series held by the aggregates",
+		 (double)aggregate_series);
+	if (x->http_responses) {
+		if (atel__prom_family(doc, "atel_http_responses_total", "counter",
+				"HTTP responses sent by the /metrics server, by status code"))
+			for (int i = 0; i < ATEL_HTTP_CODES_N; i++) {
+				char code[8];
+				snprintf(code, sizeof(code), "%d", atel__http_codes[i]);
+				atel__prom_sample(doc, "atel_http_responses_total", "code", code,
+					      (double)x->http_responses[i]);
+			}
+		atel__prom_one(doc, "atel_http_connections_rejected_total", "counter",
+			 "Connections refused with 503 at the connection cap", (double)x->http_conns_rejected);
+		atel__prom_one(doc, "atel_http_timeouts_total", "counter",
+			 "HTTP connections closed because the client was too slow", (double)x->http_timeouts);
+	}
+}
