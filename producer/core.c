@@ -267,7 +267,7 @@ bool atel__wait_step(struct atel__tls *t, uint64_t *deadline)
 		/* a signal handler runs with its signal blocked: never wait there (the kernel
 		 * fills only its own sigset size: clear the rest before comparing) */
 		memset(&cur, 0, sizeof(cur));
-		if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 || memcmp(&cur, &t->mask0, sizeof(cur)) != 0)
+		if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 || memcmp(&cur, &t->mask0, sizeof(t->mask0)) != 0)
 			return false;
 		atel__bump(&t->st.waits, 1);
 		*deadline = now + timeout;
@@ -637,8 +637,13 @@ int atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 		pthread_mutex_unlock(&atel__g.lock);
 		pthread_setspecific(exit_key, t);
 		/* the usual mask: a call that runs with another one (a signal handler) never waits */
-		memset(&t->mask0, 0, sizeof(t->mask0));
-		(void)pthread_sigmask(SIG_BLOCK, NULL, &t->mask0);
+		{
+			sigset_t m;
+
+			memset(&m, 0, sizeof(m));
+			(void)pthread_sigmask(SIG_BLOCK, NULL, &m);
+			memcpy(&t->mask0, &m, sizeof(t->mask0));
+		}
 	}
 	st = atomic_load_explicit(&atel__g.state, memory_order_acquire);
 	if (ATEL__UNLIKELY(st != 1)) {

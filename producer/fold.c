@@ -272,7 +272,9 @@ void atel__fold_drop_all(struct atel__tls *t)
 
 void atel__fold_forget(struct atel__tls *t)
 {
-	if (t->fold)
+	if (t->fold) {
 		reset(t->fold);
+		memset(t->fold->sdrop, 0, sizeof(t->fold->sdrop));
+	}
 	t->slow &= ~(uint32_t)ATEL__SLOW_FOLD;
 }

@@ -92,6 +92,13 @@ struct atel__tls_stats {
 	_Atomic uint64_t folded, folded_records, spans_dropped, waits, wait_timeouts;
 };
 
+/* Per-span counts of dropped attributes and events, reported in SPAN_END. */
+#define ATEL__SPAN_DROPS 8u
+struct atel__span_drops {
+	uint64_t span;      /* span id bytes as u64; 0: free */
+	uint32_t attrs, events;
+};
+
 /*
  * Folded metric values (fold.c, docs/abi.md 2.3): one entry per series,
  * open addressing by series id. Mapped on the first fold of a thread.
@@ -115,6 +122,10 @@ struct atel__fold_hist {
 };
 
 struct atel__fold {
+	/* per-span dropped-record counts (trace.c): kept here, not in TLS, whose
+	 * initial-exec size must stay small for programs that dlopen libatel */
+	unsigned sdrop_next;
+	struct atel__span_drops sdrop[ATEL__SPAN_DROPS];
 	uint32_t used;                      /* slots holding a series */
 	uint32_t pending;                   /* of which with n > 0 */
 	uint32_t nhist;
@@ -124,12 +135,7 @@ struct atel__fold {
 	struct atel__fold_hist hist[ATEL__FOLD_HISTS];
 };
 
-/* Per-span counts of dropped attributes and events, reported in SPAN_END. */
-#define ATEL__SPAN_DROPS 8u
-struct atel__span_drops {
-	uint64_t span;      /* span id bytes as u64; 0: free */
-	uint32_t attrs, events;
-};
+
 
 /* Per-thread memo of the last series of each catalog metric (see metrics.c cat_series). */
 struct atel__cat_cache {
@@ -158,9 +164,8 @@ struct atel__tls {
 	struct atel__fold *fold;     /* folded values (NULL until the first fold) */
 	uint32_t span_res;           /* END slots held back for open spans of this claim (w.limit) */
 	uint16_t span_tag;           /* random non-zero tag of this claim, kept in atel_span.reserved */
-	unsigned sdrop_next;
-	struct atel__span_drops sdrop[ATEL__SPAN_DROPS];
-	sigset_t mask0;              /* signal mask at the first recording call (waits only with it) */
+	uint64_t mask0;              /* signal mask at the first recording call (waits only with it; the
+					kernel's mask is 64 bits: the first word of a sigset_t) */
 	uint64_t rng[2];             /* xorshift128+ state; never both zero */
 	uint64_t rng_epoch;          /* == g.epoch: rng seeded in this process */
 	int32_t tid;

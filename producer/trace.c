@@ -130,19 +130,23 @@ static bool span_reserve(struct atel__tls *t, const struct atel__str *const *def
 	return false;
 }
 
-/* The dropped-record counts of span s on this thread (create: add if missing). */
+/* The dropped-record counts of span s on this thread (create: add if missing). NULL without a fold table. */
 static struct atel__span_drops *span_drops(struct atel__tls *t, const atel_span *s, bool create)
 {
+	struct atel__fold *f = t->fold;
+	struct atel__span_drops *d;
 	uint64_t id;
 
+	if (!f)
+		return NULL;
 	memcpy(&id, s->ctx.span_id, 8);
 	for (unsigned i = 0; i < ATEL__SPAN_DROPS; i++)
-		if (t->sdrop[i].span == id)
-			return &t->sdrop[i];
+		if (f->sdrop[i].span == id)
+			return &f->sdrop[i];
 	if (!create)
 		return NULL;
 	/* the oldest entry gives way (its span's END then under-reports) */
-	struct atel__span_drops *d = &t->sdrop[t->sdrop_next++ % ATEL__SPAN_DROPS];
+	d = &f->sdrop[f->sdrop_next++ % ATEL__SPAN_DROPS];
 	d->span = id;
 	d->attrs = d->events = 0;
 	return d;
@@ -153,6 +157,8 @@ static void note_part_drop(struct atel__tls *t, const atel_span *s, bool event)
 {
 	struct atel__span_drops *d = span_drops(t, s, true);
 
+	if (!d)
+		return;
 	if (event)
 		d->events++;
 	else
