@@ -176,6 +176,14 @@ struct atel__tls {
 	struct atel__tls *prev, *next;
 };
 
+/*
+ * initial-exec TLS comes out of glibc's small static surplus when a program
+ * dlopen()s libatel (the Python binding, ctypes): at 776 bytes it failed
+ * with "cannot allocate memory in static TLS block". Keep it small; cold
+ * per-thread state goes into the thread's mappings (defs, fold table).
+ */
+_Static_assert(sizeof(struct atel__tls) <= 576, "struct atel__tls outgrows the initial-exec TLS budget");
+
 extern __thread struct atel__tls atel__t __attribute__((tls_model("initial-exec"))) ATEL__HIDDEN;
 
 /*
