@@ -15,6 +15,13 @@
  * ring moved to DRAINING by us, drained to its head with final=1, DEATH
  * marker, reclaimed); QUAR (positions impossible: quarantined until its owner
  * is gone, then reset to head and freed).
+ *
+ * Loss (docs/abi.md 1.2): producers count what they refuse in cumulative
+ * counters of shared memory. Every tick the drain reads them, believes an
+ * increase only if it is plausible (never backwards, at most one per
+ * nanosecond since the previous reading) and logs each changed cumulative
+ * value as a LOSS_TOTAL record; readers keep the largest value per (segment
+ * instance, ring, cause), so a value logged twice counts once.
  */
 #include "drain.h"
 
@@ -50,6 +57,30 @@
 
 enum ring_mode { M_NORMAL = 0, M_DEAD, M_QUAR };
 
+/* One loss counter of shared memory, as the drain believes and logs it. */
+struct loss_track {
+	uint64_t raw;       /* value at the last reading */
+	uint64_t total;     /* believed cumulative value */
+	uint64_t logged;    /* value of the last LOSS_TOTAL written */
+	uint64_t read_ns, logged_ns;
+	bool seen;
+};
+
+/* The per-ring counters (docs/abi.md 1.2) and the cause each is logged as. */
+enum { LT_FULL, LT_NODEF, LT_REENTRANT, LT_SPANS, LT_DIED, LT_RING_N };
+static const uint32_t lt_cause[LT_RING_N] = {
+	[LT_FULL] = ATEL_LOSS_RING_FULL, [LT_NODEF] = ATEL_LOSS_NO_DEF, [LT_REENTRANT] = ATEL_LOSS_REENTRANT,
+	[LT_SPANS] = ATEL_LOSS_SPANS, [LT_DIED] = ATEL_LOSS_PRODUCER_DIED,
+};
+/* the segment header's counters */
+enum { LT_NORING, LT_NOSIDECAR, LT_SEG_N };
+static const uint32_t lt_seg_cause[LT_SEG_N] = { ATEL_LOSS_NO_RING, ATEL_LOSS_NO_SIDECAR };
+
+/* A first reading above this is not believed (2^50: 13 days of one refusal per ns). */
+#define LOSS_FIRST_MAX (1ull << 50)
+/* An increase may exceed the time since the last reading by this much (coarse clocks, batches). */
+#define LOSS_SLACK (1ull << 20)
+
 struct ring_st {
 	uint64_t pos;
 	uint64_t appended_end;
@@ -62,6 +93,8 @@ struct ring_st {
 	bool death_logged;
 	int32_t dead_pid, dead_tid;
 	uint64_t dead_start;
+	struct loss_track lt[LT_RING_N];
+	bool lt_warned;           /* an implausible reading of this ring was logged */
 };
 
 struct atel_drain {
@@ -89,6 +122,9 @@ struct atel_drain {
 	pthread_mutex_t info_lock;
 	char io_path[16];
 	char cur_file[4096];
+
+	struct loss_track seg_lt[LT_SEG_N];
+	uint64_t invalid_total;   /* records found invalid by this run (LOSS(INVALID) markers) */
 };
 
 /* Scan callback state for one ring. */
@@ -233,6 +269,10 @@ static int scan_cb(void *arg, uint64_t pos, const union atel_slot *rec, unsigned
 		}
 	}
 	rc = atel__decode(dr->dec, c->ring, pos, rec, nslots, &ev);
+	if (rc == 1 && ev.kind == ATEL_EV_LOSS) {
+		/* ABI 2 producers count loss in shared memory, never in-band (docs/abi.md 2.2) */
+		rc = -EINVAL;
+	}
 	if (rc < 0) {
 		/* semantically invalid: not logged, counted, reported by a marker */
 		if ((rc = emit_run(c))) {
@@ -243,15 +283,11 @@ static int scan_cb(void *arg, uint64_t pos, const union atel_slot *rec, unsigned
 		atomic_fetch_add_explicit(&atel__seg_desc(&dr->seg, c->ring)->drops_invalid, 1,
 					  memory_order_relaxed);
 		stat_add(&dr->d->stats.records_invalid, 1);
-		stat_add(&dr->d->stats.drops[ATEL_LOSS_INVALID], 1);
+		dr->invalid_total++;
 		return 0;
 	}
-	if (rc == 1) {
-		if (ev.kind == ATEL_EV_BEGIN)
-			c->st->gen = ev.generation;
-		else if (ev.kind == ATEL_EV_LOSS && ev.loss.cause >= 1 && ev.loss.cause <= ATEL_LOSS_CAUSE_MAX)
-			stat_add(&dr->d->stats.drops[ev.loss.cause], ev.loss.count);
-	}
+	if (rc == 1 && ev.kind == ATEL_EV_BEGIN)
+		c->st->gen = ev.generation;
 	if (!c->have_run) {
 		c->have_run = true;
 		c->run_start = pos;
@@ -319,7 +355,7 @@ static int64_t drain_ring(struct atel_drain *dr, uint32_t ring, bool stopping)
 	note_invalid(st, ss.invalid_slots, atel__now_ns());
 	if (ss.invalid_slots) {
 		stat_add(&dr->d->stats.records_invalid, ss.invalid_slots);
-		stat_add(&dr->d->stats.drops[ATEL_LOSS_INVALID], ss.invalid_slots);
+		dr->invalid_total += ss.invalid_slots;
 	}
 	stat_add(&dr->d->stats.records_drained, c.records);
 	st->pos = end;
@@ -410,6 +446,16 @@ static void check_owners(struct atel_drain *dr)
 		st->dead_start = LD(&desc->owner_start);
 		if (atel__ring_reclaim_begin(&dr->seg, r) != 0)
 			continue;
+		/* DRAINING: nobody writes the ring any more. Its folded metric calls died with it. */
+		{
+			uint64_t lost = atomic_load_explicit(&desc->folded_pending, memory_order_relaxed);
+			if (lost) {
+				atomic_store_explicit(&desc->drops_died,
+						      atomic_load_explicit(&desc->drops_died, memory_order_relaxed) + lost,
+						      memory_order_relaxed);
+				atomic_store_explicit(&desc->folded_pending, 0, memory_order_relaxed);
+			}
+		}
 		st->mode = M_DEAD;
 		st->death_logged = false;
 		atel__log(dr->d, ATEL_LOG_INFO, "producer pid %d (ring %u) died; draining %llu unread slots", (int)st->dead_pid,
@@ -441,9 +487,127 @@ static void update_stats(struct atel_drain *dr, uint64_t now)
 	atomic_store_explicit(&dr->d->stats.ring_lag_max, lag_max, memory_order_relaxed);
 	atomic_store_explicit(&dr->d->stats.rings_active, active, memory_order_relaxed);
 	atomic_store_explicit(&dr->d->stats.oldest_unread_ns, oldest, memory_order_relaxed);
-	atomic_store_explicit(&dr->d->stats.drops[ATEL_LOSS_NO_RING],
-			      atomic_load_explicit(&dr->seg.hdr->drops_no_ring, memory_order_relaxed),
-			      memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------------------ */
+/* loss counters                                                            */
+
+/* A new reading of a counter: believed if plausible (docs/abi.md 6). @return false if refused. */
+static bool loss_read(struct loss_track *lt, uint64_t raw, uint64_t now)
+{
+	bool ok = true;
+
+	if (!lt->seen) {
+		ok = raw <= LOSS_FIRST_MAX;
+		lt->total = ok ? raw : 0;
+		lt->seen = true;
+	} else if (raw < lt->raw || raw - lt->raw > (now > lt->read_ns ? now - lt->read_ns : 0) + LOSS_SLACK) {
+		ok = false; /* garbage: re-read from the new value on, believing none of the jump */
+	} else {
+		lt->total += raw - lt->raw;
+	}
+	lt->raw = raw;
+	lt->read_ns = now;
+	return ok;
+}
+
+/* Logs the counter's value if it changed. @return 0 or the log's error (retried next tick). */
+static int loss_log(struct atel_drain *dr, struct loss_track *lt, uint32_t ring, uint32_t chunk_ring,
+		    uint32_t cause, uint64_t now)
+{
+	union atel_slot rec;
+	struct atel_rec_loss_total *x = (struct atel_rec_loss_total *)(void *)&rec;
+	int rc;
+
+	if (lt->total == lt->logged)
+		return 0;
+	memset(&rec, 0, sizeof(rec));
+	x->h.type = ATEL_LOGREC_LOSS_TOTAL;
+	x->h.id = cause;
+	x->h.ts_ns = now;
+	x->total = lt->total;
+	x->delta = lt->total - lt->logged;
+	x->ring = ring;
+	x->since_ns = lt->logged_ns;
+	rc = atel__seglog_append_marker(dr->log, chunk_ring, &rec);
+	if (rc == 0) {
+		lt->logged = lt->total;
+		lt->logged_ns = now;
+		dr->appends++;
+	}
+	return rc;
+}
+
+static void loss_refused(struct atel_drain *dr, uint32_t ring, const char *what, uint64_t raw)
+{
+	stat_add(&dr->d->stats.loss_readings_refused, 1);
+	if (ring == ATEL_LOSS_RING_SEGMENT) {
+		atel__log(dr->d, ATEL_LOG_WARN, "segment header loss counter %s reads %llu: not plausible "
+			  "(backwards or too fast); the jump is not counted", what, (unsigned long long)raw);
+	} else if (!dr->rs[ring].lt_warned) {
+		dr->rs[ring].lt_warned = true;
+		atel__log(dr->d, ATEL_LOG_WARN, "ring %u loss counter %s reads %llu: not plausible (backwards "
+			  "or too fast); the jump is not counted (further refusals of this ring are only counted)",
+			  ring, what, (unsigned long long)raw);
+	}
+}
+
+/*
+ * Reads every loss counter, logs what changed, and publishes the totals
+ * (/metrics, status). Runs every tick and at the end of a shutdown.
+ */
+static void loss_tick(struct atel_drain *dr, uint64_t now)
+{
+	static const char *const ring_names[LT_RING_N] = { "drops_full", "drops_nodef", "drops_reentrant",
+							   "spans_dropped", "drops_died" };
+	static const char *const seg_names[LT_SEG_N] = { "drops_no_ring", "drops_no_sidecar" };
+	uint64_t by_cause[ATEL_LOSS_CAUSE_MAX + 1] = { 0 }, spans = 0, folds = 0, appends0 = dr->appends;
+	const struct atel_shm_header *h = dr->seg.hdr;
+	uint64_t seg_raw[LT_SEG_N] = {
+		atomic_load_explicit(&h->drops_no_ring, memory_order_relaxed),
+		atomic_load_explicit(&h->drops_no_sidecar, memory_order_relaxed),
+	};
+	bool log_ok = !dr->stalled;
+
+	for (uint32_t r = 0; r < dr->nrings; r++) {
+		struct atel_ring_desc *d = atel__seg_desc(&dr->seg, r);
+		struct ring_st *st = &dr->rs[r];
+		uint64_t raw[LT_RING_N] = {
+			[LT_FULL] = atomic_load_explicit(&d->drops_full, memory_order_relaxed),
+			[LT_NODEF] = atomic_load_explicit(&d->drops_nodef, memory_order_relaxed),
+			[LT_REENTRANT] = atomic_load_explicit(&d->drops_reentrant, memory_order_relaxed),
+			[LT_SPANS] = atomic_load_explicit(&d->spans_dropped, memory_order_relaxed),
+			[LT_DIED] = atomic_load_explicit(&d->drops_died, memory_order_relaxed),
+		};
+
+		folds += atomic_load_explicit(&d->folded_total, memory_order_relaxed);
+		for (unsigned k = 0; k < LT_RING_N; k++) {
+			if (!loss_read(&st->lt[k], raw[k], now))
+				loss_refused(dr, r, ring_names[k], raw[k]);
+			if (log_ok && loss_log(dr, &st->lt[k], r, r, lt_cause[k], now))
+				log_ok = false;
+			if (k == LT_SPANS)
+				spans += st->lt[k].logged;
+			else
+				by_cause[lt_cause[k]] += st->lt[k].logged;
+		}
+	}
+	for (unsigned k = 0; k < LT_SEG_N; k++) {
+		if (!loss_read(&dr->seg_lt[k], seg_raw[k], now))
+			loss_refused(dr, ATEL_LOSS_RING_SEGMENT, seg_names[k], seg_raw[k]);
+		if (log_ok && loss_log(dr, &dr->seg_lt[k], ATEL_LOSS_RING_SEGMENT, 0, lt_seg_cause[k], now))
+			log_ok = false;
+		by_cause[lt_seg_cause[k]] += dr->seg_lt[k].logged;
+	}
+	by_cause[ATEL_LOSS_INVALID] = dr->invalid_total;
+	for (unsigned c = 1; c <= ATEL_LOSS_CAUSE_MAX; c++)
+		atomic_store_explicit(&dr->d->stats.drops[c], by_cause[c], memory_order_relaxed);
+	atomic_store_explicit(&dr->d->stats.spans_dropped, spans, memory_order_relaxed);
+	atomic_store_explicit(&dr->d->stats.metric_folds, folds, memory_order_relaxed);
+	if (dr->appends != appends0 && !dr->unflushed) {
+		dr->unflushed = true;
+		dr->unflushed_since = atel__mono_ns();
+	}
 }
 
 static void refresh_info(struct atel_drain *dr)
@@ -766,6 +930,7 @@ static void tick(struct atel_drain *dr)
 		dr->tick_err = rc;
 	}
 	update_stats(dr, now);
+	loss_tick(dr, now);
 	refresh_info(dr);
 	if (dr->o.on_tick)
 		dr->o.on_tick(dr->o.tick_arg, now);
@@ -813,8 +978,14 @@ int atel__drain_run(struct atel_drain *dr, uint64_t shutdown_ns)
 			busy = pass(dr, stopping);
 		}
 		if (stopping) {
-			if (!dr->stalled && drained_to_stop(dr))
-				break;
+			if (!dr->stalled && drained_to_stop(dr)) {
+				/* the loss counters' final values go into the log too */
+				loss_tick(dr, atel__now_ns());
+				if (dr->unflushed)
+					do_flush(dr);
+				if (!dr->stalled)
+					break;
+			}
 			if (now >= deadline) {
 				atel__log(dr->d, ATEL_LOG_ERROR,
 					  "shutdown: rings not drained within %.1f s%s; unreleased records stay in "

@@ -46,6 +46,15 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 				atel__prom_sample(doc, "atel_records_dropped_total", "reason", drop_reason((unsigned)i),
 					      (double)ld(&st->drops[i]));
 		}
+		atel__prom_one(doc, "atel_spans_dropped_total", "counter",
+			 "Spans dropped whole by producers (their start record met a full ring)",
+			 (double)ld(&st->spans_dropped));
+		atel__prom_one(doc, "atel_metric_folds_total", "counter",
+			 "Metric calls producers folded into pending state because their ring was full (not lost)",
+			 (double)ld(&st->metric_folds));
+		atel__prom_one(doc, "atel_loss_readings_refused_total", "counter",
+			 "Readings of shared-memory loss counters not believed (backwards or implausibly fast)",
+			 (double)ld(&st->loss_readings_refused));
 		atel__prom_one(doc, "atel_ring_lag_records", "gauge",
 			 "Unread records in the fullest ring at the last drain pass", (double)ld(&st->ring_lag_max));
 		atel__prom_one(doc, "atel_rings_active", "gauge", "Rings owned by a live producer thread at the last drain pass",

@@ -8,9 +8,11 @@
  * else, then only it writes that ring's slots and head (R1 via
  * atel__ring_commit). Definitions precede their first use in each claim
  * (per-thread bitmaps, reset at every claim). Refused records are counted in
- * the directory (live view) and, once space returns, as LOSS records (in-band).
+ * the directory's cumulative loss counters (docs/abi.md 1.2), which the
+ * consumer logs; metric values that meet a full ring are folded (fold.c).
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,13 +24,14 @@
 
 #include "claim.h"
 #include "internal.h"
+#include "sigbus.h"
 
 __thread struct atel__tls atel__t __attribute__((tls_model("initial-exec")));
 struct atel__global atel__g = { .epoch = 1, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_key_t exit_key;
-static __thread char errbuf[256];
+static __thread char errbuf[1024];
 
 #define RETRY_NS 1000000000ull /* attach / claim retry interval */
 
@@ -90,10 +93,14 @@ static void stats_add(struct atel__tls_stats *to, const struct atel__tls_stats *
 	ADD(slots);
 	for (unsigned i = 0; i <= ATEL_LOSS_CAUSE_MAX; i++)
 		ADD(drops[i]);
-	ADD(reentrant);
 	ADD(invalid);
 	ADD(claimed);
 	ADD(released);
+	ADD(folded);
+	ADD(folded_records);
+	ADD(spans_dropped);
+	ADD(waits);
+	ADD(wait_timeouts);
 #undef ADD
 }
 
@@ -130,11 +137,21 @@ static void registry_remove(struct atel__tls *t)
 	t->registered = false;
 }
 
+/* What atel_stats_get wrote before atel_stats grew (0.1): binaries built then call it. */
+#define STATS_V1_SIZE offsetof(atel_stats, folded)
+
+#undef atel_stats_get
 void atel_stats_get(atel_stats *out)
 {
-	struct atel__tls_stats sum;
+	atel_stats_get_sized(out, STATS_V1_SIZE);
+}
 
-	if (!out)
+void atel_stats_get_sized(atel_stats *out, size_t size)
+{
+	struct atel__tls_stats sum;
+	atel_stats all;
+
+	if (!out || size < STATS_V1_SIZE)
 		return;
 	stats_reset(&sum);
 	pthread_mutex_lock(&atel__g.lock);
@@ -145,21 +162,28 @@ void atel_stats_get(atel_stats *out)
 	if (!atel__self()->registered)
 		stats_add(&sum, &atel__self()->st);
 	pthread_mutex_unlock(&atel__g.lock);
-	memset(out, 0, sizeof(*out));
-	out->records = sum.records;
-	out->definitions = sum.definitions;
-	out->meta = sum.meta;
-	out->slots = sum.slots;
-	out->drops_ring_full = sum.drops[ATEL_LOSS_RING_FULL];
-	out->drops_no_ring = sum.drops[ATEL_LOSS_NO_RING];
-	out->drops_no_def = sum.drops[ATEL_LOSS_NO_DEF];
-	out->drops_no_sidecar = sum.drops[ATEL_LOSS_NO_SIDECAR];
-	out->drops_reentrant = sum.reentrant;
-	out->invalid = sum.invalid;
-	out->rings_claimed = sum.claimed;
-	out->rings_released = sum.released;
-	out->attach_attempts = atomic_load_explicit(&atel__g.attach_attempts, memory_order_relaxed);
-	out->attached = atel_attached();
+	memset(&all, 0, sizeof(all));
+	all.records = sum.records;
+	all.definitions = sum.definitions;
+	all.meta = sum.meta;
+	all.slots = sum.slots;
+	all.drops_ring_full = sum.drops[ATEL_LOSS_RING_FULL];
+	all.drops_no_ring = sum.drops[ATEL_LOSS_NO_RING];
+	all.drops_no_def = sum.drops[ATEL_LOSS_NO_DEF];
+	all.drops_no_sidecar = sum.drops[ATEL_LOSS_NO_SIDECAR];
+	all.drops_reentrant = sum.drops[ATEL_LOSS_REENTRANT];
+	all.invalid = sum.invalid;
+	all.rings_claimed = sum.claimed;
+	all.rings_released = sum.released;
+	all.attach_attempts = atomic_load_explicit(&atel__g.attach_attempts, memory_order_relaxed);
+	all.attached = atel_attached();
+	all.folded = sum.folded;
+	all.folded_records = sum.folded_records;
+	all.spans_dropped = sum.spans_dropped;
+	all.block_waits = sum.waits;
+	all.block_timeouts = sum.wait_timeouts;
+	all.segment_faults = atel__sigbus_absorbed();
+	memcpy(out, &all, size < sizeof(all) ? size : sizeof(all));
 }
 
 bool atel_attached(void)
@@ -170,56 +194,91 @@ bool atel_attached(void)
 /* ------------------------------------------------------------------------ */
 /* loss                                                                     */
 
-static void check_replaced(void);
-
-void atel__drop(struct atel__tls *t, unsigned cause, uint64_t nrec, uint64_t now)
+void atel__drop(struct atel__tls *t, unsigned cause, uint64_t nrec)
 {
-	struct atel__loss *l = &t->loss[cause];
+	const struct atel_segment *seg;
+	bool own = t->w.desc && t->epoch == atomic_load_explicit(&atel__g.epoch, memory_order_relaxed);
 
-	if (cause == ATEL_LOSS_RING_FULL)
-		check_replaced();
-
-	if (!now)
-		now = realtime_coarse_ns();
-	if (!l->count)
-		l->first_ns = now;
-	l->count += nrec;
-	l->last_ns = now;
-	t->slow |= ATEL__SLOW_LOSS;
 	atel__bump(&t->st.drops[cause], nrec);
-	if (cause == ATEL_LOSS_RING_FULL && t->w.desc) {
-		atomic_fetch_add_explicit(&t->w.desc->drops_full, nrec, memory_order_relaxed);
-	} else if (cause == ATEL_LOSS_NO_DEF && t->w.desc) {
-		atomic_fetch_add_explicit(&t->w.desc->drops_nodef, nrec, memory_order_relaxed);
-	} else if (cause == ATEL_LOSS_NO_RING) {
-		const struct atel_segment *seg = atomic_load_explicit(&atel__g.seg, memory_order_acquire);
+	switch (cause) {
+	case ATEL_LOSS_RING_FULL:
+		if (own)
+			atel__dir_bump(&t->w.desc->drops_full, nrec);
+		break;
+	case ATEL_LOSS_NO_DEF:
+		if (own)
+			atel__dir_bump(&t->w.desc->drops_nodef, nrec);
+		break;
+	case ATEL_LOSS_REENTRANT:
+		if (own)
+			atel__dir_bump(&t->w.desc->drops_reentrant, nrec);
+		break;
+	case ATEL_LOSS_NO_RING:
+		seg = atomic_load_explicit(&atel__g.seg, memory_order_acquire);
 		if (seg)
 			atomic_fetch_add_explicit(&seg->hdr->drops_no_ring, nrec, memory_order_relaxed);
+		break;
+	default: /* NO_SIDECAR: reported to the segment when the process attaches */
+		atomic_fetch_add_explicit(&atel__g.nosidecar_pending, nrec, memory_order_relaxed);
+		break;
 	}
 }
 
-/* Writes pending LOSS records. @return false if the ring ran out of space. */
-static bool flush_loss(struct atel__tls *t, uint64_t now)
+/* Adds the process's NO_SIDECAR drops to the attached segment's header, once. */
+static void report_nosidecar(const struct atel_segment *seg)
 {
-	for (unsigned c = 1; c <= ATEL_LOSS_CAUSE_MAX; c++) {
-		struct atel__loss *l = &t->loss[c];
-		union atel_slot *d;
+	uint64_t n;
 
-		if (!l->count)
-			continue;
-		if (!atel__ring_reserve(&t->w, 1))
+	if (!seg || !atomic_load_explicit(&atel__g.nosidecar_pending, memory_order_relaxed))
+		return;
+	n = atomic_exchange_explicit(&atel__g.nosidecar_pending, 0, memory_order_relaxed);
+	if (n)
+		atomic_fetch_add_explicit(&seg->hdr->drops_no_sidecar, n, memory_order_relaxed);
+}
+
+bool atel__consumer_alive(void)
+{
+	const struct atel_segment *seg = atomic_load_explicit(&atel__g.seg, memory_order_acquire);
+	uint64_t hb, now;
+
+	if (!seg)
+		return false;
+	hb = atomic_load_explicit(&seg->hdr->heartbeat_ns, memory_order_relaxed);
+	now = realtime_coarse_ns();
+	return hb && (now < hb || now - hb < 1000000000ull);
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+
+	nanosleep(&ts, NULL);
+}
+
+bool atel__wait_step(struct atel__tls *t, uint64_t *deadline)
+{
+	uint64_t timeout, now = atel__coarse_ns();
+	sigset_t cur;
+
+	if (!*deadline) {
+		timeout = atomic_load_explicit(&atel__g.block_timeout_ns, memory_order_relaxed);
+		if (!timeout || !t->w.desc || !atel__consumer_alive())
 			return false;
-		d = atel__ring_slot(&t->w, 0);
-		d->words[0] = atel__hdr_word(ATEL_REC_LOSS, 0, 0, c);
-		d->words[1] = now;
-		d->words[2] = l->count;
-		d->words[3] = l->first_ns;
-		d->words[4] = l->last_ns;
-		d->words[5] = d->words[6] = d->words[7] = 0;
-		atel__publish(t, 1, 2, 1);
-		memset(l, 0, sizeof(*l));
+		/* a signal handler runs with its signal blocked: never wait there (the kernel
+		 * fills only its own sigset size: clear the rest before comparing) */
+		memset(&cur, 0, sizeof(cur));
+		if (pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0 || memcmp(&cur, &t->mask0, sizeof(t->mask0)) != 0)
+			return false;
+		atel__bump(&t->st.waits, 1);
+		*deadline = now + timeout;
+		return true; /* the caller retries once at once (tail reloaded), then sleeps */
 	}
-	t->slow &= ~(uint32_t)ATEL__SLOW_LOSS;
+	if (now >= *deadline || !atel__consumer_alive()) {
+		atel__bump(&t->st.wait_timeouts, 1);
+		return false;
+	}
+	/* the consumer frees space a batch at a time, about every few ms under load */
+	sleep_ns(50000);
 	return true;
 }
 
@@ -371,28 +430,47 @@ static bool write_begin(struct atel__tls *t, uint64_t now)
 	return true;
 }
 
-/* Writes pending LOSS records and END (if there is room and BEGIN was written), then frees the ring. */
+/*
+ * Writes the folded values still pending (waiting for room up to the exit
+ * wait while a consumer drains; what still does not fit is counted as
+ * RING_FULL), then END if there is room, then frees the ring.
+ */
 static void release_ring(struct atel__tls *t, const struct atel_segment *seg)
 {
-	uint64_t now = atel__now_ns();
 	union atel_slot *d;
 
 	if (!t->w.desc)
 		return;
-	if (!(t->slow & ATEL__SLOW_BEGIN)) {
-		if ((!(t->slow & ATEL__SLOW_LOSS) || flush_loss(t, now)) && atel__ring_reserve(&t->w, 1)) {
-			d = atel__ring_slot(&t->w, 0);
-			memset(d, 0, sizeof(*d));
-			d->words[0] = atel__hdr_word(ATEL_REC_END, 0, 0, t->w.generation);
-			d->words[1] = now;
-			atel__publish(t, 1, 2, 1);
+	/* open spans of this claim will not end here: their held-back slots are free again */
+	t->w.limit = t->w.capacity;
+	t->span_res = 0;
+	if ((t->slow & ATEL__SLOW_BEGIN) && t->fold && t->fold->pending)
+		(void)write_begin(t, atel__now_ns());
+	if (!(t->slow & ATEL__SLOW_BEGIN) && t->fold && t->fold->pending && !atel__fold_flush(t, atel__now_ns())) {
+		uint64_t wait = atomic_load_explicit(&atel__g.exit_wait_ns, memory_order_relaxed);
+		uint64_t deadline = atel__coarse_ns() + wait;
+
+		while (wait && atel__consumer_alive() && atel__coarse_ns() < deadline) {
+			sleep_ns(200000);
+			if (atel__fold_flush(t, atel__now_ns()))
+				break;
 		}
+	}
+	if (t->fold && t->fold->pending)
+		atel__fold_drop_all(t);
+	if (!(t->slow & ATEL__SLOW_BEGIN) && atel__ring_reserve(&t->w, 1)) {
+		d = atel__ring_slot(&t->w, 0);
+		memset(d, 0, sizeof(*d));
+		d->words[0] = atel__hdr_word(ATEL_REC_END, 0, 0, t->w.generation);
+		d->words[1] = atel__now_ns();
+		atel__publish(t, 1, 2, 1);
 	}
 	atel__ring_unclaim(seg, t->w.ring);
 	atel__bump(&t->st.released, 1);
 	memset(&t->w, 0, sizeof(t->w));
 	t->slow = 0;
 }
+
 
 static int alloc_defs(struct atel__tls *t)
 {
@@ -422,6 +500,35 @@ static void free_defs(struct atel__tls *t)
 	t->cat_cache = NULL;
 }
 
+/* $ATEL_SHM_OWNER: the sidecar's user (uid or name), trusted like our own; -1 if unset. */
+static long trusted_uid = -1;
+
+/*
+ * Maps the segment, refuses one this process should not write into
+ * (atel__segment_trusted), and guards the mapping against truncation
+ * (shm/sigbus.h). @return 0 or -errno (err says why).
+ */
+static int attach(struct atel_segment *seg, char *err, size_t errlen)
+{
+	int rc = atel__segment_attach(seg, atel__g.name, err, errlen);
+
+	if (rc)
+		return rc;
+	rc = atel__segment_trusted(seg, trusted_uid, err, errlen);
+	if (rc == 0 && (rc = atel__sigbus_guard(seg->base, seg->size)) != 0)
+		snprintf(err, errlen, "cannot guard the mapping against truncation: %s", strerror(-rc));
+	if (rc)
+		atel__segment_detach(seg);
+	return rc;
+}
+
+static void detach(struct atel_segment *seg)
+{
+	if (seg && seg->base)
+		atel__sigbus_unguard(seg->base);
+	atel__segment_detach(seg);
+}
+
 /* Attach attempt, at most once per RETRY_NS process-wide. */
 static void maybe_attach(uint64_t mono)
 {
@@ -437,8 +544,10 @@ static void maybe_attach(uint64_t mono)
 	if (atomic_load_explicit(&atel__g.state, memory_order_relaxed) == 1 &&
 	    !atomic_load_explicit(&atel__g.seg, memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&atel__g.attach_attempts, 1, memory_order_relaxed);
-		if (atel__segment_attach(&atel__g.seg_storage, atel__g.name, err, sizeof(err)) == 0)
+		if (attach(&atel__g.seg_storage, err, sizeof(err)) == 0) {
 			atomic_store_explicit(&atel__g.seg, &atel__g.seg_storage, memory_order_release);
+			report_nosidecar(&atel__g.seg_storage);
+		}
 	}
 	pthread_mutex_unlock(&atel__g.lock);
 }
@@ -457,9 +566,10 @@ static _Atomic uint64_t next_replace_check;
 static struct atel_segment *retired[16]; /* replaced segments, still mapped (under g.lock) */
 static unsigned nretired;
 
-static void check_replaced(void)
+void atel__check_replaced(void)
 {
 	uint64_t mono = atel__coarse_ns(), next = atomic_load_explicit(&next_replace_check, memory_order_relaxed);
+	uint64_t hb, now;
 	struct atel_segment *cur, *fresh;
 	char err[256];
 
@@ -467,22 +577,28 @@ static void check_replaced(void)
 								     memory_order_relaxed, memory_order_relaxed))
 		return;
 	cur = atomic_load_explicit(&atel__g.seg, memory_order_acquire);
-	if (!cur || realtime_coarse_ns() - atomic_load_explicit(&cur->hdr->heartbeat_ns, memory_order_relaxed) <
-			    STALE_NS)
+	/* a truncated segment (its pages now private zeros) is as good as abandoned; a heartbeat a
+	 * little ahead of the coarse clock is fresh, not 2^64 ns old */
+	if (!cur)
+		return;
+	hb = atomic_load_explicit(&cur->hdr->heartbeat_ns, memory_order_relaxed);
+	now = realtime_coarse_ns();
+	if (!atel__sigbus_truncated(cur->base) && (hb >= now || now - hb < STALE_NS))
 		return;
 	fresh = calloc(1, sizeof(*fresh));
 	if (!fresh)
 		return;
 	pthread_mutex_lock(&atel__g.lock);
 	if (atomic_load_explicit(&atel__g.seg, memory_order_relaxed) == cur &&
-	    atel__segment_attach(fresh, atel__g.name, err, sizeof(err)) == 0) {
+	    attach(fresh, err, sizeof(err)) == 0) {
 		if (fresh->hdr->instance_id != cur->hdr->instance_id && nretired < 16) {
 			retired[nretired++] = cur;
 			atomic_store_explicit(&atel__g.seg, fresh, memory_order_release);
+			report_nosidecar(fresh);
 			atomic_fetch_add_explicit(&atel__g.epoch, 1, memory_order_release);
 			fresh = NULL;
 		} else {
-			atel__segment_detach(fresh);
+			detach(fresh);
 		}
 	}
 	pthread_mutex_unlock(&atel__g.lock);
@@ -495,14 +611,15 @@ static void global_once(void);
 static void refresh_epoch(struct atel__tls *t, uint64_t ep)
 {
 	memset(&t->w, 0, sizeof(t->w));
-	memset(t->loss, 0, sizeof(t->loss));
-	t->slow = 0;
+	t->span_res = 0;
+	/* folded values stay: they are written into the next ring this thread claims */
+	t->slow = (t->fold && t->fold->pending) ? ATEL__SLOW_FOLD : 0;
 	t->next_claim_ns = 0;
 	t->tid = (int32_t)syscall(SYS_gettid);
 	t->epoch = ep;
 }
 
-bool atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
+int atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 {
 	uint64_t ep = atomic_load_explicit(&atel__g.epoch, memory_order_acquire);
 	const struct atel_segment *seg;
@@ -519,6 +636,14 @@ bool atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 		registry_add(t);
 		pthread_mutex_unlock(&atel__g.lock);
 		pthread_setspecific(exit_key, t);
+		/* the usual mask: a call that runs with another one (a signal handler) never waits */
+		{
+			sigset_t m;
+
+			memset(&m, 0, sizeof(m));
+			(void)pthread_sigmask(SIG_BLOCK, NULL, &m);
+			memcpy(&t->mask0, &m, sizeof(t->mask0));
+		}
 	}
 	st = atomic_load_explicit(&atel__g.state, memory_order_acquire);
 	if (ATEL__UNLIKELY(st != 1)) {
@@ -527,8 +652,8 @@ bool atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 			st = atomic_load_explicit(&atel__g.state, memory_order_acquire);
 		}
 		if (st != 1) {
-			atel__drop(t, ATEL_LOSS_NO_SIDECAR, nrec, 0);
-			return false;
+			atel__drop(t, ATEL_LOSS_NO_SIDECAR, nrec);
+			return ATEL__PREP_DROP;
 		}
 	}
 	if (!t->w.desc) {
@@ -538,15 +663,15 @@ bool atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 			maybe_attach(mono);
 			seg = atomic_load_explicit(&atel__g.seg, memory_order_acquire);
 			if (!seg) {
-				atel__drop(t, ATEL_LOSS_NO_SIDECAR, nrec, 0);
-				return false;
+				atel__drop(t, ATEL_LOSS_NO_SIDECAR, nrec);
+				return ATEL__PREP_DROP;
 			}
 		}
 		if (mono < t->next_claim_ns) {
 			/* the last attempt found no ring (or no READY segment) */
 			atel__drop(t, (atomic_load_explicit(&seg->hdr->flags, memory_order_relaxed) & ATEL_SHM_READY)
-					      ? ATEL_LOSS_NO_RING : ATEL_LOSS_NO_SIDECAR, nrec, 0);
-			return false;
+					      ? ATEL_LOSS_NO_RING : ATEL_LOSS_NO_SIDECAR, nrec);
+			return ATEL__PREP_DROP;
 		}
 		if (ATEL__UNLIKELY(!__atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED))) {
 			/* after fork: the child's start time (not read in the atfork handler) */
@@ -556,40 +681,37 @@ bool atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 						 __ATOMIC_RELAXED);
 			pthread_mutex_unlock(&atel__g.lock);
 		}
-		if (alloc_defs(t)) {
-			atel__drop(t, ATEL_LOSS_NO_RING, nrec, 0);
+		if (alloc_defs(t) || atel__fold_alloc(t)) {
+			atel__drop(t, ATEL_LOSS_NO_RING, nrec);
 			t->next_claim_ns = mono + RETRY_NS;
-			return false;
+			return ATEL__PREP_DROP;
 		}
 		rc = atel__ring_claim(seg, &(struct atel_owner){ atel__g.owner.pid, t->tid,
 							 __atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED) },
 				      (uint32_t)t->tid * 2654435761u);
 		if (rc < 0) {
 			t->next_claim_ns = mono + RETRY_NS;
-			if (rc == -EAGAIN) {
-				atel__drop(t, ATEL_LOSS_NO_RING, nrec, 0);
-			} else {
-				atel__drop(t, ATEL_LOSS_NO_SIDECAR, nrec, 0);
-			}
-			return false;
+			atel__drop(t, rc == -EAGAIN ? ATEL_LOSS_NO_RING : ATEL_LOSS_NO_SIDECAR, nrec);
+			return ATEL__PREP_DROP;
 		}
 		atel__ring_writer_init(&t->w, seg, (uint32_t)rc);
 		t->slow |= ATEL__SLOW_BEGIN;
+		t->span_res = 0;
+		do
+			t->span_tag = (uint16_t)(atel__now_ns() * 0x9e3779b97f4a7c15ull >> 48) ^ (uint16_t)t->tid;
+		while (!t->span_tag);
 		atel__bump(&t->st.claimed, 1);
+		report_nosidecar(seg);
 	}
 	if (t->slow) {
 		if (!now)
 			now = atel__now_ns();
-		if ((t->slow & ATEL__SLOW_BEGIN) && !write_begin(t, now)) {
-			atel__drop(t, ATEL_LOSS_RING_FULL, nrec, now);
-			return false;
-		}
-		if ((t->slow & ATEL__SLOW_LOSS) && !flush_loss(t, now)) {
-			atel__drop(t, ATEL_LOSS_RING_FULL, nrec, now);
-			return false;
-		}
+		if ((t->slow & ATEL__SLOW_BEGIN) && !write_begin(t, now))
+			return ATEL__PREP_FULL;
+		if ((t->slow & ATEL__SLOW_FOLD) && !atel__fold_flush(t, now))
+			return ATEL__PREP_FULL;
 	}
-	return true;
+	return ATEL__PREP_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -611,6 +733,7 @@ static void thread_exit(void *arg)
 	stats_reset(&t->st);
 	pthread_mutex_unlock(&atel__g.lock);
 	free_defs(t);
+	atel__fold_free(t);
 }
 
 /* exit() does not run TLS destructors: release the exiting thread's ring. */
@@ -655,14 +778,54 @@ static void atfork_child(void)
 	t->registered = false;
 	t->prev = t->next = NULL;
 	stats_reset(&t->st);
+	atel__fold_forget(t); /* the parent writes its folded values itself */
+	atomic_store_explicit(&atel__g.nosidecar_pending, 0, memory_order_relaxed);
 	atel__g.owner.pid = getpid();
 	atel__g.owner.start = 0; /* read lazily: /proc parsing is not for an atfork handler */
 	atomic_store_explicit(&atel__g.next_attach_ns, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&atel__g.epoch, 1, memory_order_release);
 }
 
+/* A non-negative integer environment variable, or dflt (a bad value is ignored). */
+static uint64_t env_u64(const char *name, uint64_t dflt, uint64_t max)
+{
+	const char *v = getenv(name);
+	char *end;
+	unsigned long long x;
+
+	if (!v || !*v)
+		return dflt;
+	errno = 0;
+	x = strtoull(v, &end, 10);
+	if (errno || *end || *v == '-' || x > max)
+		return dflt;
+	return x;
+}
+
+#define EXIT_WAIT_MS_DEFAULT 100u
+#define WAIT_US_MAX 10000000ull /* 10 s */
+
 static void global_once(void)
 {
+	atomic_store_explicit(&atel__g.block_timeout_ns, env_u64("ATEL_BLOCK_TIMEOUT_US", 0, WAIT_US_MAX) * 1000,
+			      memory_order_relaxed);
+	atomic_store_explicit(&atel__g.exit_wait_ns,
+			      env_u64("ATEL_EXIT_WAIT_MS", EXIT_WAIT_MS_DEFAULT, WAIT_US_MAX / 1000) * 1000000,
+			      memory_order_relaxed);
+	{
+		const char *o = getenv("ATEL_SHM_OWNER");
+		char *end;
+
+		if (o && *o) {
+			long v = strtol(o, &end, 10);
+			struct passwd *pw;
+
+			if (!*end && v >= 0)
+				trusted_uid = v;
+			else if ((pw = getpwnam(o)) != NULL)
+				trusted_uid = (long)pw->pw_uid;
+		}
+	}
 	pthread_key_create(&exit_key, thread_exit);
 	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 	atexit(process_exit);
@@ -693,8 +856,10 @@ int atel_init(const char *shm_name)
 		name = getenv("ATEL_SHM");
 	if (!name || !*name)
 		name = "atel";
-	if (strlen(name) >= sizeof(atel__g.name))
+	if (strlen(name) >= sizeof(atel__g.name)) {
+		atel__self()->err = "atel_init: segment name longer than 255 bytes";
 		return -EINVAL;
+	}
 	pthread_mutex_lock(&atel__g.lock);
 	if (atomic_load_explicit(&atel__g.state, memory_order_relaxed) == 1 &&
 	    atomic_load_explicit(&atel__g.seg, memory_order_relaxed)) {
@@ -705,9 +870,20 @@ int atel_init(const char *shm_name)
 		__atomic_store_n(&atel__g.owner.start, atel__proc_start_time(atel__g.owner.pid), __ATOMIC_RELAXED);
 	snprintf(atel__g.name, sizeof(atel__g.name), "%s", name);
 	atomic_fetch_add_explicit(&atel__g.attach_attempts, 1, memory_order_relaxed);
-	rc = atel__segment_attach(&atel__g.seg_storage, atel__g.name, err, sizeof(err));
-	if (rc == 0)
+	rc = attach(&atel__g.seg_storage, err, sizeof(err));
+	if (rc == 0) {
 		atomic_store_explicit(&atel__g.seg, &atel__g.seg_storage, memory_order_release);
+		report_nosidecar(&atel__g.seg_storage);
+	} else {
+		if (strchr(atel__g.name, '/'))
+			snprintf(errbuf, sizeof(errbuf), "atel_init: %s (segment file '%s')", err[0] ? err : strerror(-rc),
+				 atel__g.name);
+		else
+			snprintf(errbuf, sizeof(errbuf), "atel_init: %s (looked for /dev/shm/%s: is ateld running with "
+				 "--shm %s? set ATEL_SHM or pass the name)", err[0] ? err : strerror(-rc), atel__g.name,
+				 atel__g.name);
+		atel__self()->err = errbuf;
+	}
 	atomic_store_explicit(&atel__g.next_attach_ns, atel__coarse_ns() + RETRY_NS, memory_order_relaxed);
 	atomic_store_explicit(&atel__g.state, 1, memory_order_release);
 	pthread_mutex_unlock(&atel__g.lock);
@@ -731,15 +907,28 @@ void atel_shutdown(void)
 	atomic_store_explicit(&atel__g.state, 2, memory_order_release);
 	atomic_fetch_add_explicit(&atel__g.epoch, 1, memory_order_release);
 	if (seg)
-		atel__segment_detach(seg);
+		detach(seg);
 	if (seg != &atel__g.seg_storage)
 		free(seg);
 	/* replaced segments: no thread writes them any more (shutdown's contract) */
 	for (unsigned i = 0; i < nretired; i++) {
-		atel__segment_detach(retired[i]);
+		detach(retired[i]);
 		if (retired[i] != &atel__g.seg_storage)
 			free(retired[i]);
 	}
 	nretired = 0;
 	pthread_mutex_unlock(&atel__g.lock);
+}
+
+void atel_set_block_timeout_us(uint64_t us)
+{
+	atomic_store_explicit(&atel__g.block_timeout_ns, (us > WAIT_US_MAX ? WAIT_US_MAX : us) * 1000,
+			      memory_order_relaxed);
+}
+
+void atel_set_exit_wait_ms(uint32_t ms)
+{
+	uint64_t m = ms > WAIT_US_MAX / 1000 ? WAIT_US_MAX / 1000 : ms;
+
+	atomic_store_explicit(&atel__g.exit_wait_ns, m * 1000000, memory_order_relaxed);
 }

@@ -25,6 +25,8 @@
 
 struct ptab {
 	uint64_t mask;
+	struct ptab *prev;  /* the table this one replaced: lock-free readers may still be in it, so it is
+			       never freed, only kept reachable */
 	_Atomic(void *) slot[];
 };
 
@@ -118,6 +120,7 @@ static int proot_insert(struct proot *r, void *e)
 			if (o)
 				ptab_put(n, o);
 		}
+		n->prev = t;
 		/* publishes the filled table; pairs with the readers' acquire of cur */
 		atomic_store_explicit(&r->cur, n, memory_order_release);
 		t = n;

@@ -8,13 +8,15 @@
  *    thread states (for stats and shutdown), folded counters of exited threads.
  *  - struct atel__tls: one per thread, in initial-exec TLS so the hot path
  *    reaches it with one %fs-relative access. It holds the ring writer, the
- *    per-ring "defined" bitmaps, pending loss, the id generator and counters.
+ *    per-ring "defined" bitmaps, the folded metric values waiting for ring
+ *    space (fold.c), the span reserve, the id generator and counters.
  *  - interned strings, series and bounds (intern.c): process-global, dense
  *    ids from 1, immutable once published, lock-free lookup.
  *
  * A thread's ring state is valid iff t->epoch == g.epoch and t->w.desc != NULL.
- * Anything that is not the plain case (no ring, pending BEGIN or LOSS record,
- * undefined series) leaves the inline hot path for an out-of-line slow path.
+ * Anything that is not the plain case (no ring, pending BEGIN record, folded
+ * values waiting, undefined series) leaves the inline hot path for an
+ * out-of-line slow path.
  */
 #ifndef ATEL_PRODUCER_INTERNAL_H
 #define ATEL_PRODUCER_INTERNAL_H
@@ -78,20 +80,62 @@ struct atel__series {
 /* ------------------------------------------------------------------------ */
 /* per-thread state                                                         */
 
-struct atel__loss {
-	uint64_t count, first_ns, last_ns;
-};
-
 enum {
 	ATEL__SLOW_BEGIN = 1u, /* the BEGIN record of this claim is not written yet */
-	ATEL__SLOW_LOSS = 2u,  /* some loss is pending: write LOSS records first */
+	ATEL__SLOW_FOLD = 2u,  /* folded metric values wait for ring space: write them first */
 };
 
 struct atel__tls_stats {
 	_Atomic uint64_t records, definitions, meta, slots;
-	_Atomic uint64_t drops[ATEL_LOSS_CAUSE_MAX + 1]; /* by enum atel_loss_cause */
-	_Atomic uint64_t reentrant, invalid, claimed, released;
+	_Atomic uint64_t drops[ATEL_LOSS_CAUSE_MAX + 1]; /* by enum atel_loss_cause (REENTRANT included) */
+	_Atomic uint64_t invalid, claimed, released;
+	_Atomic uint64_t folded, folded_records, spans_dropped, waits, wait_timeouts;
 };
+
+/* Per-span counts of dropped attributes and events, reported in SPAN_END. */
+#define ATEL__SPAN_DROPS 8u
+struct atel__span_drops {
+	uint64_t span;      /* span id bytes as u64; 0: free */
+	uint32_t attrs, events;
+};
+
+/*
+ * Folded metric values (fold.c, docs/abi.md 2.3): one entry per series,
+ * open addressing by series id. Mapped on the first fold of a thread.
+ */
+#define ATEL__FOLD_SERIES 2048u                  /* pending series per thread */
+#define ATEL__FOLD_SLOTS  (2 * ATEL__FOLD_SERIES) /* hash slots (load <= 1/2) */
+#define ATEL__FOLD_HISTS  128u                   /* of which histograms */
+
+struct atel__fold_ent {
+	const struct atel__series *s; /* NULL: free slot */
+	double v;                     /* counter: sum; gauge: value (set) or sum of adds */
+	uint64_t n;                   /* calls folded and not written; 0: written (slot kept) */
+	uint64_t first_ns, last_ns;
+	uint16_t hist;                /* histograms: 1 + index into fold.hist */
+	uint8_t set;                  /* gauge: a set was folded (v is absolute) */
+};
+
+struct atel__fold_hist {
+	double sum;
+	uint64_t b[ATEL_BOUNDS_MAX + 1]; /* per-bucket counts, the last is +Inf */
+};
+
+struct atel__fold {
+	/* per-span dropped-record counts (trace.c): kept here, not in TLS, whose
+	 * initial-exec size must stay small for programs that dlopen libatel */
+	unsigned sdrop_next;
+	struct atel__span_drops sdrop[ATEL__SPAN_DROPS];
+	uint32_t used;                      /* slots holding a series */
+	uint32_t pending;                   /* of which with n > 0 */
+	uint32_t nhist;
+	uint32_t cursor;                    /* next index of order[] to write */
+	uint32_t order[ATEL__FOLD_SERIES];  /* slots in first-fold order */
+	struct atel__fold_ent ent[ATEL__FOLD_SLOTS];
+	struct atel__fold_hist hist[ATEL__FOLD_HISTS];
+};
+
+
 
 /* Per-thread memo of the last series of each catalog metric (see metrics.c cat_series). */
 struct atel__cat_cache {
@@ -117,7 +161,11 @@ struct atel__tls {
 	} hmemo[6];                  /* value hashes within one helper call (metrics.c) */
 	unsigned nhmemo;
 	uint64_t next_claim_ns;      /* no ring: next claim attempt (CLOCK_MONOTONIC_COARSE) */
-	struct atel__loss loss[ATEL_LOSS_CAUSE_MAX + 1];
+	struct atel__fold *fold;     /* folded values (NULL until the first fold) */
+	uint32_t span_res;           /* END slots held back for open spans of this claim (w.limit) */
+	uint16_t span_tag;           /* random non-zero tag of this claim, kept in atel_span.reserved */
+	uint64_t mask0;              /* signal mask at the first recording call (waits only with it; the
+					kernel's mask is 64 bits: the first word of a sigset_t) */
 	uint64_t rng[2];             /* xorshift128+ state; never both zero */
 	uint64_t rng_epoch;          /* == g.epoch: rng seeded in this process */
 	int32_t tid;
@@ -127,6 +175,14 @@ struct atel__tls {
 	struct atel__tls_stats st;
 	struct atel__tls *prev, *next;
 };
+
+/*
+ * initial-exec TLS comes out of glibc's small static surplus when a program
+ * dlopen()s libatel (the Python binding, ctypes): at 776 bytes it failed
+ * with "cannot allocate memory in static TLS block". Keep it small; cold
+ * per-thread state goes into the thread's mappings (defs, fold table).
+ */
+_Static_assert(sizeof(struct atel__tls) <= 576, "struct atel__tls outgrows the initial-exec TLS budget");
 
 extern __thread struct atel__tls atel__t __attribute__((tls_model("initial-exec"))) ATEL__HIDDEN;
 
@@ -155,6 +211,9 @@ struct atel__global {
 	struct atel__tls *threads;
 	struct atel__tls_stats dead;       /* counters of exited threads */
 	struct atel_owner owner;           /* pid and start time of this process (tid per thread) */
+	_Atomic uint64_t nosidecar_pending;/* NO_SIDECAR drops not yet added to the segment header */
+	_Atomic uint64_t block_timeout_ns; /* span records wait up to this for room (0: never) */
+	_Atomic uint64_t exit_wait_ns;     /* release waits up to this for folded values to fit */
 };
 
 extern struct atel__global atel__g ATEL__HIDDEN;
@@ -193,11 +252,15 @@ uint64_t atel__coarse_ns(void) ATEL__HIDDEN;
 /*
  * Makes t ready to write: refreshes the epoch (fork, shutdown), lazily
  * initialises, attaches (rate-limited), claims a ring (rate-limited), writes
- * pending BEGIN/LOSS records. @return true if t->w is usable and t->slow == 0;
- * false if the record must be dropped (the cause was counted for `nrec`
+ * the pending BEGIN record and folded values.
+ * @return ATEL__PREP_OK if t->w is usable and t->slow == 0;
+ * ATEL__PREP_FULL if the thread holds a ring but it is full (BEGIN or folded
+ * values still pending; nothing counted: the caller folds, waits or drops);
+ * ATEL__PREP_DROP if there is no ring (the cause was counted for `nrec`
  * records).
  */
-bool atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now) ATEL__HIDDEN;
+enum { ATEL__PREP_OK = 0, ATEL__PREP_FULL = 1, ATEL__PREP_DROP = 2 };
+int atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now) ATEL__HIDDEN;
 
 /* The fast test of atel__prepare. */
 static inline bool atel__ready(struct atel__tls *t)
@@ -206,8 +269,37 @@ static inline bool atel__ready(struct atel__tls *t)
 			    t->w.desc != NULL && t->slow == 0);
 }
 
-/* Counts nrec records dropped for `cause` (directory counter + pending LOSS). */
-void atel__drop(struct atel__tls *t, unsigned cause, uint64_t nrec, uint64_t now) ATEL__HIDDEN;
+/* Counts nrec records dropped for `cause`: the thread's stats and the
+ * segment's cumulative counter (directory entry, header, or the process's
+ * NO_SIDECAR count until it attaches). Async-signal-safe. */
+void atel__drop(struct atel__tls *t, unsigned cause, uint64_t nrec) ATEL__HIDDEN;
+
+/*
+ * A full ring and a silent consumer: has the sidecar restarted with a new
+ * segment under our name? If so every thread moves to it (new epoch).
+ * Rate-limited (once a second); call from the recording path when a ring is
+ * full, never with g.lock held.
+ */
+void atel__check_replaced(void) ATEL__HIDDEN;
+
+/* Bumps a directory loss counter of this thread's ring (owner-only writer, docs/abi.md 1.2). */
+static inline void atel__dir_bump(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+/* Is a consumer draining the segment (heartbeat younger than 1 s)? */
+bool atel__consumer_alive(void) ATEL__HIDDEN;
+
+/*
+ * One step of waiting for ring space, if the process asked for it
+ * (atel_set_block_timeout_us; docs/abi.md 2.5). *deadline is 0 on the first
+ * call: the step then checks that a consumer is alive and that the signal
+ * mask is the thread's usual one (never in a signal handler) and sets it.
+ * Sleeps a little. @return true: try again; false: give up (no waiting
+ * allowed, or the timeout passed).
+ */
+bool atel__wait_step(struct atel__tls *t, uint64_t *deadline) ATEL__HIDDEN;
 
 /* Records an invalid call: counted, message kept for atel_last_error (static string). */
 void atel__invalid(struct atel__tls *t, const char *why) ATEL__HIDDEN;
@@ -234,7 +326,7 @@ void atel__write_cont(struct atel__tls *t, const char *bytes, size_t len) ATEL__
 static inline bool atel__enter(struct atel__tls *t)
 {
 	if (ATEL__UNLIKELY(t->busy)) {
-		atel__bump(&t->st.reentrant, 1);
+		atel__drop(t, ATEL_LOSS_REENTRANT, 1);
 		return false;
 	}
 	t->busy = 1;
@@ -310,6 +402,28 @@ int atel__metric_register(const char *name, atel_metric_type type, const char *c
 void atel__intern_lock(void) ATEL__HIDDEN;
 void atel__intern_unlock(void) ATEL__HIDDEN;
 void atel__intern_atfork_child(void) ATEL__HIDDEN;
+
+/* ------------------------------------------------------------------------ */
+/* fold.c                                                                   */
+
+/* Maps the thread's table (at its first claim; no system call when folding later). @return 0 or -ENOMEM. */
+int atel__fold_alloc(struct atel__tls *t) ATEL__HIDDEN;
+/* Unmaps it (thread exit). */
+void atel__fold_free(struct atel__tls *t) ATEL__HIDDEN;
+
+/* Folds one metric call that found the ring full (counted as a drop if the
+ * pending table is full). `flags` as in the SAMPLE record (ATEL_RECF_SET). */
+void atel__fold_add(struct atel__tls *t, const struct atel__series *s, double v, unsigned flags,
+		    uint64_t now) ATEL__HIDDEN;
+
+/* Writes pending folded values while they fit. @return true if none is left. */
+bool atel__fold_flush(struct atel__tls *t, uint64_t now) ATEL__HIDDEN;
+
+/* Counts every value still pending as a RING_FULL drop and empties the table. */
+void atel__fold_drop_all(struct atel__tls *t) ATEL__HIDDEN;
+
+/* Empties the table without counting (fork child: the values are the parent's). */
+void atel__fold_forget(struct atel__tls *t) ATEL__HIDDEN;
 
 /* ------------------------------------------------------------------------ */
 /* metrics.c / trace.c                                                      */

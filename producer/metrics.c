@@ -249,17 +249,21 @@ static inline void put_sample(struct atel__tls *t, const struct atel__series *s,
 	atel__publish(t, 1, 0, 1);
 }
 
+/*
+ * Everything but the plain case: no ring yet (claim, BEGIN), folded values
+ * waiting, the series not yet defined in this ring, or a full ring. A value
+ * that meets a full ring (for itself or its definition) is folded, not
+ * dropped (fold.c); only a missing sidecar or ring drops it.
+ */
 __attribute__((noinline)) static void sample_slow(struct atel__tls *t, const struct atel__series *s, double v,
 						 unsigned flags, uint64_t now)
 {
-	if (!atel__prepare(t, 1, now))
+	int r = atel__prepare(t, 1, now);
+
+	if (r == ATEL__PREP_DROP)
 		return;
-	if (!atel__def_series(t, s, now)) {
-		atel__drop(t, ATEL_LOSS_NO_DEF, 1, now);
-		return;
-	}
-	if (!atel__ring_reserve(&t->w, 1)) {
-		atel__drop(t, ATEL_LOSS_RING_FULL, 1, now);
+	if (r == ATEL__PREP_FULL || !atel__def_series(t, s, now) || !atel__ring_reserve(&t->w, 1)) {
+		atel__fold_add(t, s, v, flags, now);
 		return;
 	}
 	put_sample(t, s, v, flags, now);

@@ -5,6 +5,13 @@
  * from a per-thread xorshift128+ generator seeded from getrandom() once per
  * thread and process (reseeded after fork, so a child never repeats its
  * parent's ids).
+ *
+ * Spans are kept or dropped whole (docs/abi.md 2.4): a refused START marks
+ * the span dropped (state ATEL_SPAN_ST_DROPPED; its other calls write
+ * nothing); a written START holds one slot back for its END (t->span_res,
+ * w.limit), tagged in atel_span.reserved with the claim's tag; attributes,
+ * events and errors that meet a full ring are counted per span and reported
+ * in the END. With a block timeout, span records wait for room first.
  */
 #include <errno.h>
 #include <string.h>
@@ -90,25 +97,72 @@ static bool all_zero(const uint8_t *b, size_t n)
 /* record writing                                                           */
 
 /*
- * Makes the ring ready, defines the ndefs strings, reserves nslots.
- * @return true if reserved; false: nrec records were dropped (counted).
+ * Makes the ring ready, defines the ndefs strings, reserves nslots (below
+ * w.limit: the slots held back for ENDs stay free), waiting for room if the
+ * process asked for it. @return true if reserved. false: the record is not
+ * written; a missing ring was counted for nrec records, a full ring is
+ * counted (RING_FULL) only if count_full.
  */
 static bool span_reserve(struct atel__tls *t, const struct atel__str *const *defs, unsigned ndefs,
-			 uint64_t nslots, uint64_t nrec, uint64_t now)
+			 uint64_t nslots, uint64_t nrec, uint64_t now, bool count_full)
 {
-	if (ATEL__UNLIKELY(!atel__ready(t)) && !atel__prepare(t, nrec, now))
-		return false;
-	for (unsigned i = 0; i < ndefs; i++) {
-		if (ATEL__UNLIKELY(!atel__bit(t->def_str, defs[i]->id)) && !atel__def_str(t, defs[i], now)) {
-			atel__drop(t, ATEL_LOSS_NO_DEF, nrec, now);
+	uint64_t deadline = 0;
+
+	for (;;) {
+		int r = ATEL__LIKELY(atel__ready(t)) ? ATEL__PREP_OK : atel__prepare(t, nrec, now);
+		unsigned i;
+
+		if (r == ATEL__PREP_DROP)
 			return false;
+		if (r == ATEL__PREP_OK) {
+			for (i = 0; i < ndefs; i++)
+				if (ATEL__UNLIKELY(!atel__bit(t->def_str, defs[i]->id)) && !atel__def_str(t, defs[i], now))
+					break;
+			if (i == ndefs && ATEL__LIKELY(atel__ring_reserve(&t->w, nslots)))
+				return true;
 		}
+		if (!atel__wait_step(t, &deadline))
+			break;
 	}
-	if (ATEL__UNLIKELY(!atel__ring_reserve(&t->w, nslots))) {
-		atel__drop(t, ATEL_LOSS_RING_FULL, nrec, now);
-		return false;
-	}
-	return true;
+	atel__check_replaced();
+	if (count_full)
+		atel__drop(t, ATEL_LOSS_RING_FULL, nrec);
+	return false;
+}
+
+/* The dropped-record counts of span s on this thread (create: add if missing). NULL without a fold table. */
+static struct atel__span_drops *span_drops(struct atel__tls *t, const atel_span *s, bool create)
+{
+	struct atel__fold *f = t->fold;
+	struct atel__span_drops *d;
+	uint64_t id;
+
+	if (!f)
+		return NULL;
+	memcpy(&id, s->ctx.span_id, 8);
+	for (unsigned i = 0; i < ATEL__SPAN_DROPS; i++)
+		if (f->sdrop[i].span == id)
+			return &f->sdrop[i];
+	if (!create)
+		return NULL;
+	/* the oldest entry gives way (its span's END then under-reports) */
+	d = &f->sdrop[f->sdrop_next++ % ATEL__SPAN_DROPS];
+	d->span = id;
+	d->attrs = d->events = 0;
+	return d;
+}
+
+/* An attribute (event=false) or event/error of a recorded span was refused. */
+static void note_part_drop(struct atel__tls *t, const atel_span *s, bool event)
+{
+	struct atel__span_drops *d = span_drops(t, s, true);
+
+	if (!d)
+		return;
+	if (event)
+		d->events++;
+	else
+		d->attrs++;
 }
 
 /* Length of s capped at max, backed off to a UTF-8 character boundary. */
@@ -149,15 +203,24 @@ static const struct atel__str *name_of(struct atel__tls *t, const char *name, co
 	return e;
 }
 
-static void write_start(struct atel__tls *t, const atel_span *s, const struct atel__str *name)
+/*
+ * Writes SPAN_START and holds one slot back for the span's END.
+ * @return the claim tag to keep in the span (non-zero), or 0 if the span is
+ * dropped (counted: its START as a record, the span in spans_dropped).
+ */
+static uint16_t write_start(struct atel__tls *t, const atel_span *s, const struct atel__str *name)
 {
 	uint64_t now;
 	union atel_slot *d;
+	uint16_t tag = 0;
 
 	if (!atel__enter(t))
-		return;
+		goto dropped;
 	now = atel__now_ns();
-	if (span_reserve(t, &name, 1, 1, 1, now)) {
+	/* the reserve is capped at a quarter of the ring: spans that never end must not eat it all */
+	if (t->w.desc && t->span_res >= t->w.capacity / 4) {
+		atel__drop(t, ATEL_LOSS_RING_FULL, 1);
+	} else if (span_reserve(t, &name, 1, 2, 1, now, true)) {
 		d = atel__ring_slot(&t->w, 0);
 		d->words[0] = atel__hdr_word(ATEL_REC_SPAN_START, 0, 0, name->id);
 		d->words[1] = now;
@@ -166,8 +229,18 @@ static void write_start(struct atel__tls *t, const atel_span *s, const struct at
 		d->words[6] = (uint64_t)s->kind | ((uint64_t)s->ctx.trace_flags << 8);
 		d->words[7] = 0;
 		atel__publish(t, 1, 0, 1);
+		t->span_res++;
+		t->w.limit--;
+		tag = t->span_tag;
 	}
 	atel__leave(t);
+	if (tag)
+		return tag;
+dropped:
+	atel__bump(&t->st.spans_dropped, 1);
+	if (t->w.desc && t->epoch == atomic_load_explicit(&atel__g.epoch, memory_order_relaxed))
+		atel__dir_bump(&t->w.desc->spans_dropped, 1);
+	return 0;
 }
 
 static atel_span span_new(struct atel__tls *t, const char *name, atel_span_kind kind, const atel_span_context *parent)
@@ -198,8 +271,8 @@ static atel_span span_new(struct atel__tls *t, const char *name, atel_span_kind 
 	new_span_id(t, s.ctx.span_id);
 	s.name_id = nm->id;
 	s.kind = (uint8_t)kind;
-	s.state = 1;
-	write_start(t, &s, nm);
+	s.reserved = write_start(t, &s, nm);
+	s.state = s.reserved ? ATEL_SPAN_ST_LIVE : ATEL_SPAN_ST_DROPPED;
 	return s;
 }
 
@@ -224,9 +297,9 @@ atel_span atel_trace_continue(const atel_span_context *ctx, const char *name, at
 
 static bool live(struct atel__tls *t, const atel_span *s)
 {
-	if (!s || s->state == 0)
-		return false;
-	if (s->state != 1) {
+	if (!s || s->state == ATEL_SPAN_ST_NONE || s->state == ATEL_SPAN_ST_DROPPED)
+		return false; /* no span, or dropped whole: nothing of it is written */
+	if (s->state != ATEL_SPAN_ST_LIVE) {
 		atel__invalid(t, "span already ended");
 		return false;
 	}
@@ -309,9 +382,11 @@ static void set_attr(const atel_span *s, const atel_attr *a)
 	if (!atel__enter(t))
 		return;
 	now = atel__now_ns();
-	if (span_reserve(t, &key, 1, attr_slots(a, &vlen), 1, now)) {
+	if (span_reserve(t, &key, 1, attr_slots(a, &vlen), 1, now, true)) {
 		unsigned n = put_attr(t, 0, s, key->id, a, 0, now);
 		atel__publish(t, n, 0, 1);
+	} else {
+		note_part_drop(t, s, false);
 	}
 	atel__leave(t);
 }
@@ -366,7 +441,9 @@ void atel_span_add_event_attrs(const atel_span *s, const char *name, const atel_
 	if (!atel__enter(t))
 		return;
 	now = atel__now_ns();
-	if (span_reserve(t, defs, (unsigned)(1 + n), slots, 1 + n, now)) {
+	if (!span_reserve(t, defs, (unsigned)(1 + n), slots, 1 + n, now, true)) {
+		note_part_drop(t, s, true);
+	} else {
 		d = atel__ring_slot(&t->w, 0);
 		d->words[0] = atel__hdr_word(ATEL_REC_SPAN_EVENT, 0, 0, defs[0]->id);
 		d->words[1] = now;
@@ -423,7 +500,9 @@ void atel_span_record_error(const atel_span *s, const char *type, const char *me
 	if (!atel__enter(t))
 		return;
 	now = atel__now_ns();
-	if (span_reserve(t, &ty, 1, 1 + cont, 1, now)) {
+	if (!span_reserve(t, &ty, 1, 1 + cont, 1, now, true)) {
+		note_part_drop(t, s, true);
+	} else {
 		d = atel__ring_slot(&t->w, 0);
 		d->words[0] = atel__hdr_word(ATEL_REC_SPAN_ERROR, 0, cont, ty->id);
 		d->words[1] = now;
@@ -438,14 +517,21 @@ void atel_span_record_error(const atel_span *s, const char *type, const char *me
 void atel_span_end(atel_span *s, atel_status_code code, const char *message)
 {
 	struct atel__tls *t = atel__self();
+	struct atel__span_drops *sd;
+	uint32_t dropped = 0;
 	size_t len;
 	unsigned cont;
 	uint64_t now;
 	union atel_slot *d;
+	bool held, ok;
 
-	if (!s || s->state != 1)
+	if (!s || (s->state != ATEL_SPAN_ST_LIVE && s->state != ATEL_SPAN_ST_DROPPED))
 		return; /* not started, or already ended: harmless */
-	s->state = 2;
+	if (s->state == ATEL_SPAN_ST_DROPPED) {
+		s->state = ATEL_SPAN_ST_ENDED; /* dropped whole: counted at its start */
+		return;
+	}
+	s->state = ATEL_SPAN_ST_ENDED;
 	if (code < ATEL_STATUS_UNSET || code > ATEL_STATUS_ERROR) {
 		atel__invalid(t, "unknown status code: recorded as UNSET");
 		code = ATEL_STATUS_UNSET;
@@ -455,14 +541,37 @@ void atel_span_end(atel_span *s, atel_status_code code, const char *message)
 	if (!atel__enter(t))
 		return;
 	now = atel__now_ns();
-	if (span_reserve(t, NULL, 0, 1 + cont, 1, now)) {
+	/* the slot its START held back on this thread's ring, if this is that ring */
+	held = s->reserved == t->span_tag && t->span_res > 0 && t->w.desc &&
+	       t->epoch == atomic_load_explicit(&atel__g.epoch, memory_order_relaxed) &&
+	       !(t->slow & ATEL__SLOW_BEGIN);
+	if (held) {
+		t->span_res--;
+		t->w.limit++;
+	}
+	ok = span_reserve(t, NULL, 0, 1 + cont, 1, now, !held);
+	if (!ok && held && atel__ring_reserve(&t->w, 1)) {
+		/* the message does not fit: keep what the held slot carries */
+		len = message ? cap_len(message, ATEL_MSG_INLINE) : 0;
+		cont = 0;
+		ok = true;
+	}
+	if (ok) {
+		if ((sd = span_drops(t, s, false)) != NULL) {
+			dropped = (sd->attrs > ATEL_SPAN_DROPPED_MAX ? ATEL_SPAN_DROPPED_MAX : sd->attrs) |
+				  (sd->events > ATEL_SPAN_DROPPED_MAX ? ATEL_SPAN_DROPPED_MAX : sd->events) << 16;
+			sd->span = 0;
+		}
 		d = atel__ring_slot(&t->w, 0);
-		d->words[0] = atel__hdr_word(ATEL_REC_SPAN_END, 0, cont, 0);
+		d->words[0] = atel__hdr_word(ATEL_REC_SPAN_END, 0, cont, dropped);
 		d->words[1] = now;
 		put_ids(d, s);
 		d->words[5] = (uint64_t)code;
 		put_msg(t, d, message, len, cont);
 		atel__publish(t, 1 + cont, 0, 1);
+	} else if (held) {
+		/* cannot happen (the held slot is free); count it rather than lose it silently */
+		atel__drop(t, ATEL_LOSS_RING_FULL, 1);
 	}
 	atel__leave(t);
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * W3C Trace Context (level 1 and 2): traceparent and tracestate parsing and
+ * W3C Trace Context (Level 2): traceparent and tracestate parsing and
  * formatting, and the TRACEPARENT/TRACESTATE environment convention.
  *
  * Headers are untrusted input: every byte is checked, nothing is read past
@@ -72,41 +72,24 @@ static bool lcalpha(char c)
 	return c >= 'a' && c <= 'z';
 }
 
+/*
+ * key = ( lcalpha / DIGIT ) 0*255( keychar ), keychar = lcalpha / DIGIT /
+ * "_" / "-" / "*" / "/" / "@" (Trace Context Level 2, section 3.3.1.3.1):
+ * the Level 1 split into tenant@system is gone; '@' may appear anywhere
+ * after the first character, keys are up to 256 characters.
+ */
 static bool keychar(char c)
 {
-	return lcalpha(c) || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '*' || c == '/';
+	return lcalpha(c) || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '*' || c == '/' || c == '@';
 }
 
-/* key = simple-key / multi-tenant-key (level 1 section 3.3.1.3.1) */
 static bool key_ok(const char *k, size_t n)
 {
-	const char *at = memchr(k, '@', n);
-
-	if (!at) {
-		if (n < 1 || n > 256 || !lcalpha(k[0]))
+	if (n < 1 || n > 256 || !(lcalpha(k[0]) || (k[0] >= '0' && k[0] <= '9')))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!keychar(k[i]))
 			return false;
-		for (size_t i = 1; i < n; i++)
-			if (!keychar(k[i]))
-				return false;
-		return true;
-	}
-	{
-		size_t tn = (size_t)(at - k), sn = n - tn - 1;
-		const char *sys = at + 1;
-
-		if (tn < 1 || tn > 241 || sn < 1 || sn > 14)
-			return false;
-		if (!(lcalpha(k[0]) || (k[0] >= '0' && k[0] <= '9')))
-			return false;
-		for (size_t i = 1; i < tn; i++)
-			if (!keychar(k[i]))
-				return false;
-		if (!lcalpha(sys[0]))
-			return false;
-		for (size_t i = 1; i < sn; i++)
-			if (!keychar(sys[i]))
-				return false;
-	}
 	return true;
 }
 
@@ -157,10 +140,12 @@ int atel__tracestate_normalize(const char *in, size_t len, char *out, size_t out
 		m[nm].n = e - b;
 		m[nm].klen = (size_t)(eq - (in + b));
 		m[nm].keep = true;
-		for (size_t j = 0; j < nm; j++)
+		/* a key seen before: the later member is dropped, the list stays (Level 2) */
+		for (size_t j = 0; j < nm && m[nm].keep; j++)
 			if (m[j].klen == m[nm].klen && memcmp(m[j].p, m[nm].p, m[nm].klen) == 0)
-				return -EINVAL; /* duplicated key */
-		total += (long)m[nm].n + 1;
+				m[nm].keep = false;
+		if (m[nm].keep)
+			total += (long)m[nm].n + 1;
 		nm++;
 	}
 	/* over 512 characters: drop members longer than 128 first, then from the end */

@@ -17,7 +17,7 @@
 
 #define ATEL_SHM_MAGIC      0x314D48534C455441ull /* "ATELSHM1" little-endian */
 #define ATEL_SHM_ENDIAN     0x01020304u
-#define ATEL_ABI_MAJOR      1
+#define ATEL_ABI_MAJOR      2
 #define ATEL_ABI_MINOR      0
 #define ATEL_HEADER_SIZE    4096u
 #define ATEL_RECORD_SIZE    64u
@@ -59,8 +59,9 @@ enum atel_rec_type {
 	ATEL_REC_SPAN_ATTR = 9,
 	ATEL_REC_SPAN_EVENT = 10,
 	ATEL_REC_SPAN_ERROR = 11,
-	ATEL_REC_LOSS = 12,
-	ATEL_REC_PRODUCER_MAX = 12,
+	ATEL_REC_LOSS = 12,          /* ABI 1 producers only (kept for old segment files) */
+	ATEL_REC_HISTFOLD = 13,      /* folded histogram observations (docs/abi.md 2.3) */
+	ATEL_REC_PRODUCER_MAX = 13,
 	/* 0x40..0x7f: consumer-only records in segment files (docs/segment-format.md) */
 	ATEL_REC_LOG_MIN = 0x40,
 	ATEL_REC_LOG_MAX = 0x7f,
@@ -73,7 +74,10 @@ enum atel_loss_cause {
 	ATEL_LOSS_NO_DEF = 4,
 	ATEL_LOSS_PRODUCER_DIED = 5,
 	ATEL_LOSS_NO_SIDECAR = 6,
-	ATEL_LOSS_CAUSE_MAX = 6,
+	ATEL_LOSS_REENTRANT = 7,
+	ATEL_LOSS_CAUSE_MAX = 7,
+	/* not a record cause: spans dropped whole (LOSS_TOTAL markers, docs/segment-format.md 4.3) */
+	ATEL_LOSS_SPANS = 16,
 };
 
 enum atel_metric_type {
@@ -91,6 +95,7 @@ enum atel_attr_vtype {
 
 /* record flags */
 #define ATEL_RECF_SET        0x01u /* SAMPLE: gauge set (else add/observe) */
+#define ATEL_RECF_FOLDED     0x02u /* SAMPLE: the value folds `count` calls (docs/abi.md 2.3) */
 #define ATEL_RECF_EVENT_ATTR 0x01u /* SPAN_ATTR: belongs to the preceding SPAN_EVENT */
 
 /* inline capacities of the first slot */
@@ -101,6 +106,15 @@ enum atel_attr_vtype {
 #define ATEL_BOUNDS_PER_CONT 8u
 #define ATEL_MSG_INLINE      20u
 #define ATEL_ATTR_STR_INLINE 16u
+#define ATEL_HISTFOLD_INLINE 2u    /* bucket counts in a HISTFOLD header slot */
+#define ATEL_HISTFOLD_PER_CONT 8u
+#define ATEL_SPAN_DROPPED_MAX 0xffffu /* saturation of each SPAN_END dropped count */
+
+/* span states (atel_span.state, producer side; docs/abi.md 2.4) */
+#define ATEL_SPAN_ST_NONE  0u
+#define ATEL_SPAN_ST_LIVE  1u
+#define ATEL_SPAN_ST_ENDED 2u
+#define ATEL_SPAN_ST_DROPPED 3u /* START refused: the span is dropped whole */
 
 /* ------------------------------------------------------------------------ */
 /* segment header                                                           */
@@ -127,32 +141,37 @@ struct atel_shm_header {
 	_Atomic uint64_t heartbeat_ns;
 	_Atomic uint64_t drops_no_ring;
 	_Atomic uint64_t claims_total;
-	uint64_t reserved[17];
+	_Atomic uint64_t drops_no_sidecar;
+	uint64_t reserved[16];
 };
 
 /* ------------------------------------------------------------------------ */
 /* ring directory entry: three cache lines                                  */
 
 struct atel_ring_desc {
-	/* line 0: ownership and loss */
+	/* line 0: ownership */
 	alignas(64) _Atomic uint32_t state;
 	uint32_t generation;
 	int32_t owner_pid;
 	int32_t owner_tid;
 	uint64_t owner_start;
 	uint64_t claim_ns;
-	_Atomic uint64_t drops_full;
-	_Atomic uint64_t drops_nodef;
-	_Atomic uint64_t drops_invalid;
-	uint64_t reserved0;
-	/* line 1: producer */
+	uint64_t reserved0[4];
+	/* line 1: producer (only the current owner writes; cumulative over the ring's life) */
 	alignas(64) _Atomic uint64_t head;
 	uint64_t cached_tail;
-	uint64_t reserved1[6];
+	_Atomic uint64_t drops_full;
+	_Atomic uint64_t drops_nodef;
+	_Atomic uint64_t drops_reentrant;
+	_Atomic uint64_t spans_dropped;
+	_Atomic uint64_t folded_pending;
+	_Atomic uint64_t folded_total;
 	/* line 2: consumer */
 	alignas(64) _Atomic uint64_t tail;
 	uint64_t cached_head;
-	uint64_t reserved2[6];
+	_Atomic uint64_t drops_died;
+	_Atomic uint64_t drops_invalid; /* display only: the log's LOSS(INVALID) markers are the count */
+	uint64_t reserved2[4];
 };
 
 /* ------------------------------------------------------------------------ */
@@ -214,9 +233,22 @@ struct atel_rec_bounds {
 };
 
 struct atel_rec_sample {
-	struct atel_rec_hdr h; /* id = series id; flags: ATEL_RECF_SET */
+	struct atel_rec_hdr h; /* id = series id; flags: ATEL_RECF_SET, ATEL_RECF_FOLDED */
 	double value;
-	uint64_t reserved[5];
+	uint64_t count;        /* FOLDED only: calls folded (>= 1); else 0 */
+	uint64_t first_ns;     /* FOLDED only: time of the first folded call; else 0 */
+	uint64_t reserved[3];
+};
+
+struct atel_rec_histfold {
+	struct atel_rec_hdr h; /* id = series id (a histogram); cont = ceil((nbuckets-2)/8) */
+	uint64_t count;        /* observations folded (>= 1) = sum of the bucket counts */
+	double sum;
+	uint64_t first_ns;
+	uint16_t nbuckets;     /* bounds + 1 (the last bucket is +Inf) */
+	uint16_t reserved0;
+	uint32_t reserved1;
+	uint64_t buckets[ATEL_HISTFOLD_INLINE]; /* per-bucket (not cumulative) counts; more in continuation slots */
 };
 
 struct atel_rec_span_start {
@@ -230,7 +262,7 @@ struct atel_rec_span_start {
 };
 
 struct atel_rec_span_end {
-	struct atel_rec_hdr h; /* id = 0 */
+	struct atel_rec_hdr h; /* id = dropped attributes (bits 0-15) | dropped events (16-31) */
 	uint8_t trace_id[16];
 	uint8_t span_id[8];
 	uint8_t status;
@@ -289,6 +321,7 @@ union atel_slot {
 	struct atel_rec_seriesdef seriesdef;
 	struct atel_rec_bounds bounds;
 	struct atel_rec_sample sample;
+	struct atel_rec_histfold histfold;
 	struct atel_rec_span_start span_start;
 	struct atel_rec_span_end span_end;
 	struct atel_rec_span_attr span_attr;
@@ -327,7 +360,8 @@ ATEL__OFF(struct atel_shm_header, consumer_start, 88);
 ATEL__OFF(struct atel_shm_header, heartbeat_ns, 96);
 ATEL__OFF(struct atel_shm_header, drops_no_ring, 104);
 ATEL__OFF(struct atel_shm_header, claims_total, 112);
-ATEL__OFF(struct atel_shm_header, reserved, 120);
+ATEL__OFF(struct atel_shm_header, drops_no_sidecar, 120);
+ATEL__OFF(struct atel_shm_header, reserved, 128);
 
 ATEL__SIZE(struct atel_ring_desc, ATEL_DIR_ENTRY_SIZE);
 ATEL__OFF(struct atel_ring_desc, state, 0);
@@ -336,14 +370,19 @@ ATEL__OFF(struct atel_ring_desc, owner_pid, 8);
 ATEL__OFF(struct atel_ring_desc, owner_tid, 12);
 ATEL__OFF(struct atel_ring_desc, owner_start, 16);
 ATEL__OFF(struct atel_ring_desc, claim_ns, 24);
-ATEL__OFF(struct atel_ring_desc, drops_full, 32);
-ATEL__OFF(struct atel_ring_desc, drops_nodef, 40);
-ATEL__OFF(struct atel_ring_desc, drops_invalid, 48);
-ATEL__OFF(struct atel_ring_desc, reserved0, 56);
+ATEL__OFF(struct atel_ring_desc, reserved0, 32);
 ATEL__OFF(struct atel_ring_desc, head, 64);
 ATEL__OFF(struct atel_ring_desc, cached_tail, 72);
+ATEL__OFF(struct atel_ring_desc, drops_full, 80);
+ATEL__OFF(struct atel_ring_desc, drops_nodef, 88);
+ATEL__OFF(struct atel_ring_desc, drops_reentrant, 96);
+ATEL__OFF(struct atel_ring_desc, spans_dropped, 104);
+ATEL__OFF(struct atel_ring_desc, folded_pending, 112);
+ATEL__OFF(struct atel_ring_desc, folded_total, 120);
 ATEL__OFF(struct atel_ring_desc, tail, 128);
 ATEL__OFF(struct atel_ring_desc, cached_head, 136);
+ATEL__OFF(struct atel_ring_desc, drops_died, 144);
+ATEL__OFF(struct atel_ring_desc, drops_invalid, 152);
 
 ATEL__SIZE(struct atel_rec_hdr, 16);
 ATEL__OFF(struct atel_rec_hdr, type, 0);
@@ -380,6 +419,15 @@ ATEL__OFF(struct atel_rec_bounds, bounds, 24);
 
 ATEL__SIZE(struct atel_rec_sample, 64);
 ATEL__OFF(struct atel_rec_sample, value, 16);
+ATEL__OFF(struct atel_rec_sample, count, 24);
+ATEL__OFF(struct atel_rec_sample, first_ns, 32);
+
+ATEL__SIZE(struct atel_rec_histfold, 64);
+ATEL__OFF(struct atel_rec_histfold, count, 16);
+ATEL__OFF(struct atel_rec_histfold, sum, 24);
+ATEL__OFF(struct atel_rec_histfold, first_ns, 32);
+ATEL__OFF(struct atel_rec_histfold, nbuckets, 40);
+ATEL__OFF(struct atel_rec_histfold, buckets, 48);
 
 ATEL__SIZE(struct atel_rec_span_start, 64);
 ATEL__OFF(struct atel_rec_span_start, trace_id, 16);

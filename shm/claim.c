@@ -41,9 +41,7 @@ int atel__ring_claim(const struct atel_segment *seg, const struct atel_owner *wh
 		ST(&d->owner_tid, who->tid);
 		ST(&d->owner_start, who->start);
 		ST(&d->claim_ns, atel__now_ns());
-		atomic_store_explicit(&d->drops_full, 0, memory_order_relaxed);
-		atomic_store_explicit(&d->drops_nodef, 0, memory_order_relaxed);
-		atomic_store_explicit(&d->drops_invalid, 0, memory_order_relaxed);
+		/* the loss counters continue the previous owners' (cumulative, docs/abi.md 1.2) */
 		/*
 		 * R3: publish the owner fields. A CAS rather than a plain store: if
 		 * the consumer judged the CLAIMING entry dead meanwhile (it may have

@@ -19,8 +19,8 @@ struct atel_owner {
 
 /*
  * Producer: claims a FREE ring with one CAS (R3), scanning from `hint`
- * (e.g. a hash of the tid). Writes generation+1, owner, claim_ns, zeroes the
- * drop counters, then store-release ACTIVE. Does not write the BEGIN record.
+ * (e.g. a hash of the tid). Writes generation+1, owner, claim_ns (the loss
+ * counters are cumulative and keep their values), then store-release ACTIVE. Does not write the BEGIN record.
  * @return the ring index; -ENODEV if the segment is not READY; -EAGAIN if
  * every ring is taken (the caller counts the drop in drops_no_ring).
  */

@@ -18,6 +18,7 @@ static const char *const type_names[] = {
 	[ATEL_REC_SPAN_EVENT] = "span_event",
 	[ATEL_REC_SPAN_ERROR] = "span_error",
 	[ATEL_REC_LOSS] = "loss",
+	[ATEL_REC_HISTFOLD] = "histfold",
 };
 
 const char *atel__rec_type_name(unsigned type)
@@ -35,6 +36,7 @@ static const char *const cause_names[] = {
 	[ATEL_LOSS_NO_DEF] = "no_def",
 	[ATEL_LOSS_PRODUCER_DIED] = "producer_died",
 	[ATEL_LOSS_NO_SIDECAR] = "no_sidecar",
+	[ATEL_LOSS_REENTRANT] = "reentrant",
 };
 
 const char *atel__loss_cause_name(unsigned cause)
@@ -140,6 +142,13 @@ int atel__rec_check(const union atel_slot *s, uint64_t avail, const char **why)
 	case ATEL_REC_LOSS:
 		if (h->id == 0 || h->id > ATEL_LOSS_CAUSE_MAX)
 			BAD("unknown loss cause");
+		break;
+	case ATEL_REC_HISTFOLD:
+		if (s->histfold.nbuckets < 2 || s->histfold.nbuckets > ATEL_BOUNDS_MAX + 1)
+			BAD("folded histogram bucket count out of range 2..65");
+		if (h->id == 0 || h->id > ATEL_ID_MAX)
+			BAD("series id out of range");
+		want = atel__cont_for(s->histfold.nbuckets, ATEL_HISTFOLD_INLINE, ATEL_HISTFOLD_PER_CONT);
 		break;
 	default:
 		BAD("unknown record type");

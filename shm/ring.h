@@ -25,6 +25,7 @@ struct atel_ring_writer {
 	union atel_slot *slots;
 	uint64_t mask;        /* capacity - 1 */
 	uint64_t capacity;
+	uint64_t limit;       /* capacity minus slots held back for span ENDs (docs/abi.md 2.4) */
 	uint64_t head;        /* private copy of desc->head (only we write it) */
 	uint64_t cached_tail; /* last tail we loaded (A2) */
 	uint32_t ring;
@@ -38,6 +39,7 @@ static inline void atel__ring_writer_init(struct atel_ring_writer *w, const stru
 	w->desc = atel__seg_desc(seg, ring);
 	w->slots = atel__seg_slots(seg, ring);
 	w->capacity = seg->ring_capacity;
+	w->limit = seg->ring_capacity;
 	w->mask = (uint64_t)seg->ring_capacity - 1;
 	w->head = atomic_load_explicit(&w->desc->head, memory_order_relaxed);
 	w->cached_tail = atomic_load_explicit(&w->desc->tail, memory_order_acquire);
@@ -46,18 +48,27 @@ static inline void atel__ring_writer_init(struct atel_ring_writer *w, const stru
 }
 
 /*
- * Reserves n consecutive positions. @return true if they are free; then write
+ * Reserves n consecutive positions, leaving the slots held back for span
+ * ENDs (capacity - limit) free. @return true if they are free; then write
  * them with atel__ring_slot(w, 0..n-1) and publish with atel__ring_commit.
- * False: the ring is full (the caller counts the drop).
+ * False: the ring is full (the caller folds or counts the drop).
  */
 static inline bool atel__ring_reserve(struct atel_ring_writer *w, uint64_t n)
 {
-	if (__builtin_expect(w->head + n - w->cached_tail <= w->capacity, 1))
+	if (__builtin_expect(w->head + n - w->cached_tail <= w->limit, 1))
 		return true;
 	/* A2: pairs with the consumer's store_release(tail) (R2) */
 	w->cached_tail = atomic_load_explicit(&w->desc->tail, memory_order_acquire);
 	w->desc->cached_tail = w->cached_tail;
-	return w->head + n - w->cached_tail <= w->capacity;
+	return w->head + n - w->cached_tail <= w->limit;
+}
+
+/* Free slots now (reloads tail), held-back slots included. */
+static inline uint64_t atel__ring_free(struct atel_ring_writer *w)
+{
+	w->cached_tail = atomic_load_explicit(&w->desc->tail, memory_order_acquire); /* A2 */
+	w->desc->cached_tail = w->cached_tail;
+	return w->capacity - (w->head - w->cached_tail);
 }
 
 /* The i-th reserved slot (wraps around the ring end). */

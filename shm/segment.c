@@ -253,7 +253,42 @@ int atel__segment_attach(struct atel_segment *seg, const char *name, char *err, 
 		return rc;
 	}
 	seg_fill(seg, base, (size_t)st.st_size, name);
+	seg->owner_uid = (uint32_t)st.st_uid;
+	seg->mode = (uint32_t)(st.st_mode & 07777);
 	return 0;
+}
+
+int atel__segment_trusted(const struct atel_segment *seg, long trusted_uid, char *err, size_t errlen)
+{
+	uid_t me = geteuid();
+
+	if (seg->mode & 0002) {
+		atel__seterr(err, errlen, "segment '%s' is writable by every user (mode %04o): not trusted", seg->name,
+		       seg->mode);
+		return -EPERM;
+	}
+	if (seg->owner_uid != (uint32_t)me && seg->owner_uid != 0 &&
+	    (trusted_uid < 0 || seg->owner_uid != (uint32_t)trusted_uid)) {
+		atel__seterr(err, errlen, "segment '%s' belongs to uid %u, not to this user (uid %u), root or "
+		       "ATEL_SHM_OWNER: not trusted", seg->name, seg->owner_uid, (unsigned)me);
+		return -EPERM;
+	}
+	return 0;
+}
+
+int atel__segment_truncated(const struct atel_segment *seg)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (!seg || !seg->base)
+		return 0;
+	fd = open_name(seg->name, O_RDONLY, 0);
+	if (fd < 0)
+		return -errno;
+	rc = fstat(fd, &st) != 0 ? -errno : (uint64_t)st.st_size < (uint64_t)seg->size;
+	close(fd);
+	return rc;
 }
 
 void atel__segment_detach(struct atel_segment *seg)
@@ -325,25 +360,58 @@ int atel__segment_create(struct atel_segment *seg, const char *name,
 	}
 	size = atel__segment_bytes(cfg.ring_count, cfg.ring_capacity);
 
-	/* Re-attach to a valid segment of the same geometry: producers keep going. */
-	fd = open_name(name, O_RDWR, 0);
+	/* Re-attach to a valid segment of the same geometry, ours and with the
+	 * configured mode: producers keep going. Anything else is replaced. */
+	fd = open_name(name, O_RDWR | O_NOFOLLOW, 0);
+	if (fd < 0 && errno == ELOOP) {
+		atel__seterr(err, errlen, "segment '%s' is a symbolic link: refused", name);
+		return -ELOOP;
+	}
 	if (fd >= 0) {
-		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size == size && map_fd(fd, size, &base) == 0) {
+		char why[256] = "";
+
+		if (fstat(fd, &st) != 0) {
+			snprintf(why, sizeof(why), "fstat failed: %s", strerror(errno));
+		} else if (!S_ISREG(st.st_mode)) {
+			snprintf(why, sizeof(why), "it is not a regular file");
+		} else if (st.st_uid != geteuid()) {
+			snprintf(why, sizeof(why), "it belongs to uid %u, not to ateld's uid %u", (unsigned)st.st_uid,
+				 (unsigned)geteuid());
+		} else if ((st.st_mode & 07777) != cfg.mode) {
+			snprintf(why, sizeof(why), "its mode is %04o, not the configured %04o",
+				 (unsigned)(st.st_mode & 07777), cfg.mode);
+		} else if ((uint64_t)st.st_size != size) {
+			snprintf(why, sizeof(why), "it is %lld bytes, the configured geometry needs %llu",
+				 (long long)st.st_size, (unsigned long long)size);
+		} else if (map_fd(fd, size, &base) != 0) {
+			snprintf(why, sizeof(why), "it cannot be mapped: %s", strerror(errno));
+		} else {
+			char herr[200] = "";
+
 			h = base;
-			if (atel__segment_check(base, size, NULL, 0) == 0 && h->ring_count == cfg.ring_count &&
+			if (atel__segment_check(base, size, herr, sizeof(herr)) == 0 && h->ring_count == cfg.ring_count &&
 			    h->ring_capacity == cfg.ring_capacity) {
 				close(fd);
 				seg_fill(seg, base, size, name);
 				seg->reattached = true;
+				seg->owner_uid = (uint32_t)st.st_uid;
+				seg->mode = (uint32_t)(st.st_mode & 07777);
 				goto own;
 			}
+			snprintf(why, sizeof(why), "%s", herr[0] ? herr : "its geometry differs from the configuration");
 			munmap(base, size);
 		}
 		close(fd);
-		atel__segment_unlink(name);
+		snprintf(seg->replaced, sizeof(seg->replaced), "existing segment '%s' replaced: %s", name, why);
+		rc = atel__segment_unlink(name);
+		if (rc && rc != -ENOENT) {
+			atel__seterr(err, errlen, "segment '%s' exists and cannot be replaced (%s): %s; remove it (as its "
+			       "owner or root) or configure another shm.name", name, strerror(-rc), why);
+			return rc;
+		}
 	}
 
-	fd = open_name(name, O_RDWR | O_CREAT | O_EXCL, cfg.mode);
+	fd = open_name(name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, cfg.mode);
 	if (fd < 0) {
 		rc = -errno;
 		atel__seterr(err, errlen, "cannot create segment '%s': %s", name, strerror(-rc));
@@ -367,6 +435,8 @@ int atel__segment_create(struct atel_segment *seg, const char *name,
 	}
 	init_header(base, &cfg);
 	seg_fill(seg, base, size, name);
+	seg->owner_uid = (uint32_t)geteuid();
+	seg->mode = cfg.mode;
 own:
 	h = seg->hdr;
 	h->consumer_pid = getpid();

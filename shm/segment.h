@@ -27,7 +27,10 @@ struct atel_segment {
 	uint64_t ring_stride;
 	bool is_file;                 /* a path, not a shm_open name */
 	bool reattached;              /* create(): an existing compatible segment was kept */
+	uint32_t owner_uid;           /* the file's owner and permission bits, at attach/create */
+	uint32_t mode;
 	char name[256];
+	char replaced[320];           /* create(): why an existing segment was not re-attached ("" if none was there) */
 };
 
 struct atel_segment_config {
@@ -39,9 +42,11 @@ struct atel_segment_config {
 /*
  * Consumer side. Creates the segment `name` (a shm_open name, or a file path
  * if it contains '/'), sized from cfg. If a segment with that name already
- * exists, is valid and has the same geometry, it is re-attached (live
- * producers keep writing, positions are kept) and seg->reattached is set;
- * otherwise it is replaced. Writes consumer pid/start, a fresh heartbeat and,
+ * exists, is valid, has the same geometry, belongs to this process's user
+ * and has exactly the configured mode, it is re-attached (live producers
+ * keep writing, positions are kept) and seg->reattached is set; otherwise it
+ * is replaced and seg->replaced says why. A segment that cannot be removed
+ * (another user's file in the sticky /dev/shm) is an error naming its owner. Writes consumer pid/start, a fresh heartbeat and,
  * for a new segment, a random instance_id; then sets ATEL_SHM_READY (R5).
  * @return 0, or -errno; err (if non-NULL) gets a message.
  */
@@ -57,6 +62,18 @@ int atel__segment_attach(struct atel_segment *seg, const char *name, char *err, 
 
 /* Unmaps; NULL-safe; leaves the name in place. */
 void atel__segment_detach(struct atel_segment *seg);
+
+/*
+ * Producer side: may this process write its telemetry into seg? Not if the
+ * segment is writable by everyone (mode o+w), nor if it belongs to another
+ * user than this process's, root, or `trusted_uid` (>= 0: the uid of the
+ * sidecar's user, e.g. from $ATEL_SHM_OWNER). @return 0 or -EPERM with a
+ * message naming owner and mode.
+ */
+int atel__segment_trusted(const struct atel_segment *seg, long trusted_uid, char *err, size_t errlen);
+
+/* Has the segment file shrunk below the mapping (someone truncated it)? @return 1, 0, or -errno. */
+int atel__segment_truncated(const struct atel_segment *seg);
 
 /* Removes the name (shm_unlink or unlink). @return 0 or -errno. */
 int atel__segment_unlink(const char *name);

@@ -64,6 +64,7 @@ struct atel_decoder {
 	struct ring_dict **rings;
 	uint32_t nrings;
 	char scratch[ATEL_STR_MAX + 1];
+	uint64_t buckets[ATEL_BOUNDS_MAX + 1]; /* a HISTFOLD's bucket counts */
 };
 
 struct atel_decoder *atel__decoder_new(void)
@@ -110,10 +111,10 @@ int atel__log_rec_check(const union atel_slot *h, uint64_t avail, const char **w
 {
 	if (avail == 0)
 		return -EAGAIN;
-	if (h->h.type == ATEL_LOGREC_DEATH) {
+	if (h->h.type == ATEL_LOGREC_DEATH || h->h.type == ATEL_LOGREC_LOSS_TOTAL) {
 		if (h->h.reserved || h->h.cont) {
 			if (why)
-				*why = "death record has a non-zero reserved byte or continuation count";
+				*why = "consumer record has a non-zero reserved byte or continuation count";
 			return -EINVAL;
 		}
 		return 1;
@@ -611,12 +612,71 @@ static int decode_slow(struct atel_decoder *d, uint32_t ring, uint64_t seq, cons
 	}
 	case ATEL_REC_SAMPLE: {
 		const struct dseries *s = ser_get(r, rec->h.id);
+		const struct atel_rec_sample *x = &rec->sample;
+		bool folded = rec->h.flags & ATEL_RECF_FOLDED;
 		if (!s)
 			INVALID(rec->h.id ? "sample's series id is not defined in this generation" : "sample's series id is 0");
+		if (folded) {
+			/* docs/abi.md 2.3 and 6 */
+			if (rec->h.flags & ~(ATEL_RECF_SET | ATEL_RECF_FOLDED))
+				INVALID("folded sample has unknown flags");
+			if (s->pub.mtype == ATEL_MT_HISTOGRAM)
+				INVALID("folded sample on a histogram (histograms fold into HISTFOLD records)");
+			if (x->count == 0)
+				INVALID("folded sample has a call count of 0");
+			if (x->first_ns > rec->h.ts_ns)
+				INVALID("folded sample's first call is later than its last");
+			if (x->reserved[0] | x->reserved[1] | x->reserved[2])
+				INVALID("folded sample has non-zero reserved bytes");
+		}
 		ev->kind = ATEL_EV_SAMPLE;
 		ev->sample.series = &s->pub;
-		ev->sample.value = rec->sample.value;
+		ev->sample.value = x->value;
 		ev->sample.set = rec->h.flags & ATEL_RECF_SET;
+		ev->sample.folded = folded;
+		ev->sample.count = folded ? x->count : 1;
+		ev->sample.first_ns = folded ? x->first_ns : rec->h.ts_ns;
+		return 1;
+	}
+	case ATEL_REC_HISTFOLD: {
+		const struct dseries *s = ser_get(r, rec->h.id);
+		const struct atel_rec_histfold *x = &rec->histfold;
+		uint64_t total = 0;
+		if (!s)
+			INVALID(rec->h.id ? "folded histogram's series id is not defined in this generation"
+					  : "folded histogram's series id is 0");
+		if (s->pub.mtype != ATEL_MT_HISTOGRAM)
+			INVALID("folded histogram record on a series that is not a histogram");
+		if (rec->h.flags || x->reserved0 || x->reserved1)
+			INVALID("folded histogram has non-zero flags or reserved bytes");
+		if (x->nbuckets != s->pub.nbounds + 1)
+			INVALID("folded histogram's bucket count differs from its series' bounds + 1");
+		if (x->count == 0 || isnan(x->sum))
+			INVALID("folded histogram has no observations or a NaN sum");
+		if (x->first_ns > rec->h.ts_ns)
+			INVALID("folded histogram's first observation is later than its last");
+		/* bucket counts: 2 in the header slot, 8 per continuation slot (contiguous here) */
+		memcpy(d->buckets, rec->raw + offsetof(struct atel_rec_histfold, buckets), 8u * x->nbuckets);
+		for (uint32_t i = 0; i < x->nbuckets; i++) {
+			if (d->buckets[i] > x->count - total)
+				INVALID("folded histogram's bucket counts add up to more than its count");
+			total += d->buckets[i];
+		}
+		if (total != x->count)
+			INVALID("folded histogram's bucket counts do not add up to its count");
+		for (uint32_t i = x->nbuckets; i < 2u + 8u * rec->h.cont; i++) {
+			uint64_t pad;
+			memcpy(&pad, rec->raw + offsetof(struct atel_rec_histfold, buckets) + 8u * i, 8);
+			if (pad)
+				INVALID("folded histogram has non-zero padding after its buckets");
+		}
+		ev->kind = ATEL_EV_HISTFOLD;
+		ev->histfold.series = &s->pub;
+		ev->histfold.count = x->count;
+		ev->histfold.sum = x->sum;
+		ev->histfold.first_ns = x->first_ns;
+		ev->histfold.nbuckets = x->nbuckets;
+		ev->histfold.buckets = d->buckets;
 		return 1;
 	}
 	case ATEL_REC_SPAN_START: {
@@ -652,6 +712,8 @@ static int decode_slow(struct atel_decoder *d, uint32_t ring, uint64_t seq, cons
 		ev->span_end.status = s->status;
 		ev->span_end.msg = msg;
 		ev->span_end.msg_len = s->msg_len;
+		ev->span_end.dropped_attrs = (uint16_t)(rec->h.id & 0xffffu);
+		ev->span_end.dropped_events = (uint16_t)(rec->h.id >> 16);
 		return 1;
 	}
 	case ATEL_REC_SPAN_ATTR: {
@@ -737,6 +799,23 @@ static int decode_slow(struct atel_decoder *d, uint32_t ring, uint64_t seq, cons
 		ev->death.pid = x->pid;
 		ev->death.start = x->start;
 		ev->death.generation = rec->h.id;
+		return 1;
+	}
+	case ATEL_LOGREC_LOSS_TOTAL: {
+		const struct atel_rec_loss_total *x = (const struct atel_rec_loss_total *)(const void *)rec;
+		bool cause_ok = (rec->h.id >= 1 && rec->h.id <= ATEL_LOSS_CAUSE_MAX) || rec->h.id == ATEL_LOSS_SPANS;
+		if (!cause_ok)
+			INVALID("loss total has an unknown cause");
+		if (rec->h.flags || x->reserved0 || x->reserved[0] || x->reserved[1])
+			INVALID("loss total has non-zero flags or reserved bytes");
+		if (x->delta > x->total)
+			INVALID("loss total's increase is larger than its total");
+		ev->kind = ATEL_EV_LOSS_TOTAL;
+		ev->loss_total.cause = rec->h.id;
+		ev->loss_total.ring = x->ring;
+		ev->loss_total.total = x->total;
+		ev->loss_total.delta = x->delta;
+		ev->loss_total.since_ns = x->since_ns;
 		return 1;
 	}
 	default:

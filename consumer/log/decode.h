@@ -44,6 +44,8 @@ enum atel_ev_kind {
 	ATEL_EV_LOSS,
 	ATEL_EV_DEATH,       /* consumer-only: the owner died (docs/abi.md 5) */
 	ATEL_EV_INVALID,     /* the record was rejected; see .invalid.why */
+	ATEL_EV_HISTFOLD,    /* folded histogram observations (docs/abi.md 2.3) */
+	ATEL_EV_LOSS_TOTAL,  /* consumer-only: a loss counter's cumulative value (docs/segment-format.md 4.3) */
 };
 
 struct atel_attr_value {
@@ -67,7 +69,22 @@ struct atel_event {
 	const char *comm;    /* producer's command name ("" if unknown) */
 	union {
 		struct { int32_t pid, tid; uint64_t start; const char *comm; } begin;
-		struct { const struct atel_dec_series *series; double value; bool set; } sample;
+		struct {
+			const struct atel_dec_series *series;
+			double value;
+			bool set;
+			bool folded;                 /* the value folds `count` calls (docs/abi.md 2.3) */
+			uint64_t count;              /* calls this record stands for: 1, or the folded count */
+			uint64_t first_ns;           /* folded: time of the first call (ts_ns is the last); else ts_ns */
+		} sample;
+		struct {
+			const struct atel_dec_series *series; /* a histogram */
+			uint64_t count;              /* observations, = sum of buckets */
+			double sum;
+			uint64_t first_ns;
+			uint32_t nbuckets;           /* series->nbounds + 1 */
+			const uint64_t *buckets;     /* per bucket, not cumulative; valid until the next decode call */
+		} histfold;
 		struct {
 			uint8_t trace_id[16], span_id[8], parent_id[8];
 			uint8_t kind, flags;
@@ -78,6 +95,8 @@ struct atel_event {
 			uint8_t status;              /* 0 unset, 1 ok, 2 error */
 			const char *msg;             /* NUL-terminated; "" if none */
 			uint32_t msg_len;
+			uint16_t dropped_attrs;      /* attributes / events the span lost to a full ring */
+			uint16_t dropped_events;
 		} span_end;
 		struct {
 			uint8_t trace_id[16], span_id[8];
@@ -97,6 +116,13 @@ struct atel_event {
 			uint32_t msg_len;
 		} span_error;
 		struct { uint32_t cause; uint64_t count, first_ns, last_ns; } loss;
+		struct {
+			uint32_t cause;              /* enum atel_loss_cause, or ATEL_LOSS_SPANS */
+			uint32_t ring;               /* ring index, or ATEL_LOSS_RING_SEGMENT for header counters */
+			uint64_t total;              /* cumulative value for (segment instance, ring, cause) */
+			uint64_t delta;              /* increase since this consumer's previous reading */
+			uint64_t since_ns;           /* time of that previous reading (0: first) */
+		} loss_total;
 		struct { int32_t pid; uint64_t start; uint32_t generation; } death;
 		struct { const char *why; } invalid;
 	};
@@ -158,7 +184,8 @@ static inline int atel__decode_sample(const struct atel_dec_ring *rg, uint32_t r
 {
 	const struct atel_dec_series *s;
 
-	if (rec->h.type != ATEL_REC_SAMPLE || rec->h.reserved || rec->h.cont || !rg || rec->h.id >= rg->ser_cap)
+	if (rec->h.type != ATEL_REC_SAMPLE || rec->h.reserved || rec->h.cont || (rec->h.flags & ATEL_RECF_FOLDED) ||
+	    !rg || rec->h.id >= rg->ser_cap)
 		return 0;
 	s = rg->ser[rec->h.id];
 	if (!s)
@@ -182,6 +209,9 @@ static inline int atel__decode_sample(const struct atel_dec_ring *rg, uint32_t r
 	ev->sample.series = s;
 	ev->sample.value = rec->sample.value;
 	ev->sample.set = rec->h.flags & ATEL_RECF_SET;
+	ev->sample.folded = false;
+	ev->sample.count = 1;
+	ev->sample.first_ns = rec->h.ts_ns;
 	return 1;
 }
 

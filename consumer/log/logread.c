@@ -148,6 +148,11 @@ const char *atel__log_current_file(const struct atel_log_reader *r)
 	return r && r->fd >= 0 ? r->path : "";
 }
 
+uint64_t atel__log_current_instance(const struct atel_log_reader *r)
+{
+	return r && r->have_instance ? r->instance : 0;
+}
+
 static void close_file(struct atel_log_reader *r)
 {
 	if (r->fd >= 0)

@@ -81,4 +81,7 @@ const char *atel__log_rec_type_name(unsigned type);
 /* The file currently being read ("" before the first). */
 const char *atel__log_current_file(const struct atel_log_reader *r);
 
+/* The shm instance of the file the last event came from (0 before the first). */
+uint64_t atel__log_current_instance(const struct atel_log_reader *r);
+
 #endif /* ATEL_LOGREAD_H */

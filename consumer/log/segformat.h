@@ -25,19 +25,19 @@
 #define ATEL_SEG_SKIPPABLE_MAGIC 0x184D2A5Au   /* one of zstd's 0x184D2A50..5F */
 #define ATEL_SEG_ZSTD_MAGIC      0xFD2FB528u   /* standard zstd frame */
 #define ATEL_SEG_MAGIC           0x314745534C455441ull /* "ATELSEG1" little-endian */
-/* Versions (docs/segment-format.md, "Versions"): files of RECORDS frames
- * are 1.1, which a 1.0 reader reads; files that may hold COLUMNS frames are
- * 2.0 with ATEL_SEG_REQ_COLUMNS set, which a 1.x reader refuses cleanly by
- * its major. Readers accept majors 1 and 2, any minor, and refuse a 2.x file
- * requiring a feature they do not know. (COLUMNS files written as 1.1 before
- * 2.0 existed are read too.) */
-#define ATEL_SEG_VERSION_MAJOR   1
-#define ATEL_SEG_VERSION_MINOR   1
-#define ATEL_SEG_VERSION_MAJOR_COLUMNS 2
-#define ATEL_SEG_VERSION_MINOR_COLUMNS 0
+/* Versions (docs/segment-format.md 1.1): every file written now is 2.0 with
+ * ATEL_SEG_REQ_ABI2 (it may hold the records of shared-memory ABI 2: folded
+ * samples, HISTFOLD, LOSS_TOTAL) and, with storage.encoding "columns",
+ * ATEL_SEG_REQ_COLUMNS; a 1.x reader refuses such a file cleanly by its
+ * major. Readers accept majors 1 and 2, any minor, and refuse a 2.x file
+ * requiring a feature they do not know. Files of earlier versions (1.0, 1.1,
+ * COLUMNS as 1.1, 2.0 with COLUMNS only) are read too. */
+#define ATEL_SEG_VERSION_MAJOR   2
+#define ATEL_SEG_VERSION_MINOR   0
 #define ATEL_SEG_VERSION_MAJOR_MAX 2
 #define ATEL_SEG_REQ_COLUMNS     0x1u  /* data frames may be COLUMNS blocks (section 3.1) */
-#define ATEL_SEG_REQ_KNOWN       ATEL_SEG_REQ_COLUMNS
+#define ATEL_SEG_REQ_ABI2        0x2u  /* records of shm ABI 2 (docs/abi.md 2.2-2.4, section 4.3) */
+#define ATEL_SEG_REQ_KNOWN       (ATEL_SEG_REQ_COLUMNS | ATEL_SEG_REQ_ABI2)
 #define ATEL_SEG_HEADER_SIZE     64u
 #define ATEL_SEG_RING_ENTRY_SIZE 16u
 /* Largest decompressed data frame a reader accepts (the writer makes <= frame_bytes, default 256 KiB). */
@@ -50,7 +50,11 @@ enum atel_log_rec_type {
 	ATEL_LOGREC_CHUNK = 0x40,
 	ATEL_LOGREC_DEATH = 0x41,
 	ATEL_LOGREC_COLUMNS = 0x42, /* first byte of a COLUMNS data frame's content (never a record) */
+	ATEL_LOGREC_LOSS_TOTAL = 0x43, /* a loss counter's cumulative value (docs/segment-format.md 4.3) */
 };
+
+/* LOSS_TOTAL.ring for the segment header's counters (NO_RING, NO_SIDECAR) */
+#define ATEL_LOSS_RING_SEGMENT 0xffffffffu
 
 /* CHUNK flags */
 #define ATEL_CHUNKF_DEFS   0x01u /* header frame: re-emitted definitions, positions not consumed */
@@ -129,6 +133,16 @@ struct atel_rec_death {
 	uint64_t reserved[3];
 };
 
+struct atel_rec_loss_total {
+	struct atel_rec_hdr h;   /* type 0x43, id = cause (enum atel_loss_cause or ATEL_LOSS_SPANS), ts = reading */
+	uint64_t total;          /* cumulative count for (shm instance, ring, cause): readers keep the largest */
+	uint64_t delta;          /* increase since the previous reading of this consumer (informational) */
+	uint32_t ring;           /* ring index, or ATEL_LOSS_RING_SEGMENT */
+	uint32_t reserved0;
+	uint64_t since_ns;       /* time of the previous reading (0: first of this consumer) */
+	uint64_t reserved[2];
+};
+
 #define ATEL__SEGOFF(t, f, o) _Static_assert(offsetof(t, f) == (o), #t "." #f " must be at offset " #o)
 _Static_assert(sizeof(struct atel_seg_header) == ATEL_SEG_HEADER_SIZE, "file header is 64 bytes");
 ATEL__SEGOFF(struct atel_seg_header, version_major, 8);
@@ -157,6 +171,11 @@ ATEL__SEGOFF(struct atel_rec_death, pid, 16);
 ATEL__SEGOFF(struct atel_rec_death, tid, 20);
 ATEL__SEGOFF(struct atel_rec_death, start, 24);
 ATEL__SEGOFF(struct atel_rec_death, ring, 32);
+_Static_assert(sizeof(struct atel_rec_loss_total) == ATEL_RECORD_SIZE, "loss total is one slot");
+ATEL__SEGOFF(struct atel_rec_loss_total, total, 16);
+ATEL__SEGOFF(struct atel_rec_loss_total, delta, 24);
+ATEL__SEGOFF(struct atel_rec_loss_total, ring, 32);
+ATEL__SEGOFF(struct atel_rec_loss_total, since_ns, 40);
 
 /* Largest encoded COLUMNS block for nslots slots of content. */
 static inline size_t atel__cols_bound(size_t nslots)

@@ -32,7 +32,10 @@ struct atel_daemon_stats {
 	_Atomic uint64_t records_drained;       /* accepted into the log */
 	_Atomic uint64_t records_invalid;       /* rejected by validation */
 	struct atel_log_counters log;           /* the segment writer's (seglog.h) */
-	_Atomic uint64_t drops[ATEL_LOSS_CAUSE_MAX + 1]; /* by cause, from LOSS records and counters */
+	_Atomic uint64_t drops[ATEL_LOSS_CAUSE_MAX + 1]; /* by cause: the segment's loss counters as logged (LOSS_TOTAL), INVALID from this run */
+	_Atomic uint64_t spans_dropped;         /* spans dropped whole by producers (logged) */
+	_Atomic uint64_t metric_folds;          /* metric calls producers folded because a ring was full */
+	_Atomic uint64_t loss_readings_refused; /* loss counter readings that went backwards or jumped (not believed) */
 	_Atomic uint64_t ring_lag_max;          /* unread slots in the fullest ring, last pass */
 	_Atomic uint64_t oldest_unread_ns;      /* age of the oldest unread record, last pass */
 	_Atomic uint64_t producers_reclaimed;   /* dead producers whose rings were reclaimed */

@@ -38,6 +38,20 @@
  * Environment.
  *   ATEL_SHM       segment name when atel_init(NULL) (default "atel"); a name
  *                  containing '/' is a file path (tests).
+ *   ATEL_BLOCK_TIMEOUT_US   span records wait this long for room in a full
+ *                  ring (default 0: never); see atel_set_block_timeout_us.
+ *   ATEL_EXIT_WAIT_MS       how long thread exit waits for folded metric
+ *                  values to be written (default 100); see atel_set_exit_wait_ms.
+ *   ATEL_SHM_OWNER the sidecar's user (uid or name) when it is not this
+ *                  process's user or root: a segment owned by anyone else, or
+ *                  writable by every user, is refused (atel_init: -EPERM).
+ *
+ * Signals. On attach, libatel installs a SIGBUS handler that absorbs faults
+ * inside its segment mapping only (someone truncated the segment: the page
+ * becomes private zeros, atel_stats.segment_faults counts it, and the library
+ * moves to the sidecar's new segment); any other SIGBUS goes to the handler
+ * installed before, or the default action. A program that installs its own
+ * SIGBUS handler after atel_init takes over that duty.
  *   TRACEPARENT, TRACESTATE   W3C trace context inherited from a parent
  *                  process (atel_env_extract); TRACE_CONTEXT is accepted as
  *                  an alias of TRACEPARENT.
@@ -92,13 +106,23 @@ bool atel_attached(void);
  */
 const char *atel_last_error(void);
 
-/* Process-wide counters (monotonic since the process started). */
+/*
+ * Process-wide counters (monotonic since the process started).
+ *
+ * A metric value that finds the thread's ring full is not dropped: it is
+ * folded into the thread's pending state and written when the ring has room
+ * (`folded`; docs/abi.md 2.3), so sums, counts and histogram buckets stay
+ * exact. A span whose start record finds the ring full is dropped whole
+ * (`spans_dropped`, its start counted once in drops_ring_full); a recorded
+ * span always gets its end record (docs/abi.md 2.4).
+ */
 typedef struct {
 	uint64_t records;          /* data records published: samples, span start/end/attr/event/error */
 	uint64_t definitions;      /* STRDEF, SERIESDEF, BOUNDS records published */
-	uint64_t meta;             /* BEGIN, END, LOSS records published */
+	uint64_t meta;             /* BEGIN, END records published */
 	uint64_t slots;            /* 64-byte slots published (continuations included) */
-	uint64_t drops_ring_full;  /* records refused: the thread's ring was full */
+	uint64_t drops_ring_full;  /* records refused: the thread's ring was full (and, for metric
+	                              values, the pending state too, or still pending at thread exit) */
 	uint64_t drops_no_ring;    /* records refused: every ring of the segment was taken */
 	uint64_t drops_no_def;     /* records refused: their definition could not be written */
 	uint64_t drops_no_sidecar; /* records refused: no segment attached */
@@ -108,10 +132,42 @@ typedef struct {
 	uint64_t rings_released;
 	uint64_t attach_attempts;
 	bool attached;
+	/* since 0.2 */
+	uint64_t folded;           /* metric calls folded because the ring was full (not drops) */
+	uint64_t folded_records;   /* folded records written (each carries one or more folded calls) */
+	uint64_t spans_dropped;    /* spans dropped whole (their start record was refused) */
+	uint64_t block_waits;      /* span records that waited for room (atel_set_block_timeout_us) */
+	uint64_t block_timeouts;   /* ... and were still refused when the wait ended */
+	uint64_t segment_faults;   /* SIGBUS absorbed: someone truncated the segment under us */
 } atel_stats;
 
-/* Fills *out (summed over all threads, live and exited). Takes a lock; not signal-safe. */
+/*
+ * Fills *out (summed over all threads, live and exited). Takes a lock; not
+ * signal-safe. A macro over atel_stats_get_sized, so that a program built
+ * with an older, shorter atel_stats keeps working with a newer library.
+ */
+void atel_stats_get_sized(atel_stats *out, size_t size);
 void atel_stats_get(atel_stats *out);
+#define atel_stats_get(out) atel_stats_get_sized((out), sizeof(*(out)))
+
+/*
+ * Span records that find the ring full wait up to `us` microseconds for the
+ * sidecar to make room (default 0: never wait; $ATEL_BLOCK_TIMEOUT_US sets
+ * it at start-up; at most 10 s). They wait only while a sidecar is draining,
+ * and never in a signal handler (a call made with a signal mask other than
+ * the thread's usual one does not wait). Metric values never wait: they
+ * fold. Process-wide; thread-safe.
+ */
+void atel_set_block_timeout_us(uint64_t us);
+
+/*
+ * At thread exit, atel_shutdown() and exit(), folded metric values still
+ * waiting for ring space are written while the sidecar drains, waiting up
+ * to `ms` milliseconds (default 100; $ATEL_EXIT_WAIT_MS); what does not fit
+ * by then is counted in drops_ring_full. Never waits without a sidecar.
+ * Process-wide; thread-safe.
+ */
+void atel_set_exit_wait_ms(uint32_t ms);
 
 /* ------------------------------------------------------------------------ */
 /* metrics                                                                  */
@@ -274,8 +330,8 @@ typedef struct {
 	uint8_t parent_id[8];  /* zero for a root span */
 	uint32_t name_id;
 	uint8_t kind;
-	uint8_t state;         /* 0 none, 1 live, 2 ended */
-	uint16_t reserved;
+	uint8_t state;         /* 0 none, 1 live, 2 ended, 3 dropped whole (the ring was full) */
+	uint16_t reserved;     /* library-private (which ring holds back this span's end slot) */
 } atel_span;
 
 /* An attribute for events (and atel_span_set_attrs). */

@@ -453,7 +453,7 @@ static void test_invalid_structure_and_events(void **state)
 	s.slots[p].h.cont = 2;
 	expect_invalid(d, &s, p, "continuation count does not match the record's length");
 	s.slots[p].h.cont = 0;
-	s.slots[p].h.type = 13;
+	s.slots[p].h.type = ATEL_REC_PRODUCER_MAX + 1;
 	expect_invalid(d, &s, p, "unknown record type");
 	s.slots[p].h.type = 0x42;
 	expect_invalid(d, &s, p, "unknown record type");

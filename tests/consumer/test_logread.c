@@ -598,9 +598,10 @@ static void test_versions(void **state)
 	atel_synth_agent_workload(&s, 1, 2000, 10);
 	assert_int_equal(atel_synth_write_log(e->seg, INSTANCE, &sp, 1, &o), 0);
 	read_header(e->seg, path, sizeof(path), &h);
-	assert_int_equal(h.version_major, 1);
-	assert_int_equal(h.version_minor, 1);
-	assert_int_equal(h.required, 0);
+	/* ABI 2 records (folded samples, HISTFOLD, LOSS_TOTAL): 2.0, a 1.x reader refuses the file */
+	assert_int_equal(h.version_major, 2);
+	assert_int_equal(h.version_minor, 0);
+	assert_int_equal(h.required, ATEL_SEG_REQ_ABI2);
 	n_rec = count_events(e->seg, &cl);
 	assert_true(n_rec > 2000);
 	atel_synth_rmtree(e->seg);
@@ -610,7 +611,7 @@ static void test_versions(void **state)
 	read_header(e->seg, path, sizeof(path), &h);
 	assert_int_equal(h.version_major, 2);
 	assert_int_equal(h.version_minor, 0);
-	assert_int_equal(h.required, ATEL_SEG_REQ_COLUMNS);
+	assert_int_equal(h.required, ATEL_SEG_REQ_ABI2 | ATEL_SEG_REQ_COLUMNS);
 	n_col = count_events(e->seg, &cl);
 	assert_int_equal(n_col, n_rec);
 	assert_int_equal(cl.n, 0);

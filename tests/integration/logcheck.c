@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "logread.h"
+#include "lossacc.h"
 #include "ring.h"
 
 #define MAX_SERIES 4096
@@ -30,7 +31,7 @@
 struct pidc {
 	int32_t pid;
 	uint64_t data;          /* sample + span start/end/attr/event/error */
-	uint64_t sample, span_start, span_end, span_attr, span_event, span_error, loss_ring_full;
+	uint64_t sample, span_start, span_end, span_attr, span_event, span_error, loss_ring_full, folded;
 };
 static struct pidc P[MAX_PIDS];
 static unsigned npids;
@@ -163,6 +164,40 @@ static int mark(struct series *s, uint64_t v)
 	return 0;
 }
 
+/* tagent --burst counters: sum of values and calls per p:t */
+struct burst_ent {
+	char key[32];
+	double sum;
+	uint64_t calls;
+};
+static struct burst_ent B[256];
+static unsigned nburst;
+
+static int burst_add(const struct atel_dec_series *s, double v, uint64_t calls)
+{
+	const char *p = "?", *t = "?";
+	char key[32];
+	unsigned i;
+
+	for (uint32_t k = 0; k < s->nlabels; k++) {
+		if (!strcmp(s->keys[k], "p"))
+			p = s->values[k];
+		else if (!strcmp(s->keys[k], "t"))
+			t = s->values[k];
+	}
+	snprintf(key, sizeof(key), "%.12s:%.12s", p, t);
+	for (i = 0; i < nburst && strcmp(B[i].key, key); i++)
+		;
+	if (i == nburst) {
+		if (nburst == sizeof(B) / sizeof(B[0]))
+			return -1;
+		snprintf(B[nburst++].key, sizeof(B[0].key), "%s", key);
+	}
+	B[i].sum += v;
+	B[i].calls += calls;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct atel_log_reader_opts ro = { 0 };
@@ -170,7 +205,8 @@ int main(int argc, char **argv)
 	struct atel_log_read_stats rs;
 	struct atel_event ev;
 	uint64_t events = 0, deaths = 0, invalid = 0, other = 0;
-	uint64_t loss[ATEL_LOSS_CAUSE_MAX + 1] = { 0 }, loss_recs[ATEL_LOSS_CAUSE_MAX + 1] = { 0 };
+	uint64_t loss_recs[ATEL_LOSS_CAUSE_MAX + 1] = { 0 }, loss_totals = 0;
+	struct atel_loss_acc *la = atel__lossacc_new();
 	int rc;
 
 	if (argc != 2) {
@@ -241,6 +277,14 @@ int main(int argc, char **argv)
 
 			pc->data++;
 			pc->sample++;
+			pc->folded += ev.sample.folded;
+			if (s && !strcmp(s->name, "tagent_burst_total")) {
+				if (burst_add(s, ev.sample.value, ev.sample.count)) {
+					fprintf(stderr, "logcheck: out of memory\n");
+					return 2;
+				}
+				break;
+			}
 			if (!s || (strcmp(s->name, "tprod_seq") != 0 && strcmp(s->name, "tagent_seq") != 0)) {
 				other++;
 				break;
@@ -266,11 +310,26 @@ int main(int argc, char **argv)
 		case ATEL_EV_LOSS:
 			if (ev.loss.cause == ATEL_LOSS_RING_FULL)
 				pc->loss_ring_full += ev.loss.count;
-			if (ev.loss.cause <= ATEL_LOSS_CAUSE_MAX) {
-				loss[ev.loss.cause] += ev.loss.count;
+			if (ev.loss.cause <= ATEL_LOSS_CAUSE_MAX)
 				loss_recs[ev.loss.cause]++;
+			if (atel__lossacc_add(la, atel__log_current_instance(r), &ev) < 0) {
+				fprintf(stderr, "logcheck: out of memory\n");
+				return 2;
 			}
 			break;
+		case ATEL_EV_LOSS_TOTAL: {
+			int64_t d = atel__lossacc_add(la, atel__log_current_instance(r), &ev);
+
+			if (d < 0) {
+				fprintf(stderr, "logcheck: out of memory\n");
+				return 2;
+			}
+			/* a LOSS_TOTAL carries no pid: attribute it by ring to the generation's owner */
+			if (ev.loss_total.cause == ATEL_LOSS_RING_FULL)
+				pc->loss_ring_full += (uint64_t)d;
+			loss_totals++;
+			break;
+		}
 		case ATEL_EV_DEATH:
 			deaths++;
 			break;
@@ -300,9 +359,12 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < npids; i++)
 		printf("%s\"%d\":{\"data\":%" PRIu64 ",\"sample\":%" PRIu64 ",\"span_start\":%" PRIu64
 		       ",\"span_end\":%" PRIu64 ",\"span_attr\":%" PRIu64 ",\"span_event\":%" PRIu64
-		       ",\"span_error\":%" PRIu64 ",\"loss_ring_full\":%" PRIu64 "}",
+		       ",\"span_error\":%" PRIu64 ",\"loss_ring_full\":%" PRIu64 ",\"folded\":%" PRIu64 "}",
 		       i ? "," : "", (int)P[i].pid, P[i].data, P[i].sample, P[i].span_start, P[i].span_end, P[i].span_attr,
-		       P[i].span_event, P[i].span_error, P[i].loss_ring_full);
+		       P[i].span_event, P[i].span_error, P[i].loss_ring_full, P[i].folded);
+	printf("},\"burst\":{");
+	for (unsigned i = 0; i < nburst; i++)
+		printf("%s\"%s\":{\"sum\":%.17g,\"calls\":%" PRIu64 "}", i ? "," : "", B[i].key, B[i].sum, B[i].calls);
 	printf("},\"series\":{");
 	for (unsigned i = 0; i < nseries; i++)
 		printf("%s\"%s\":{\"count\":%" PRIu64 ",\"distinct\":%" PRIu64 ",\"min\":%" PRIu64 ",\"max\":%" PRIu64
@@ -310,16 +372,18 @@ int main(int argc, char **argv)
 		       i ? "," : "", S[i].key, S[i].count, S[i].distinct, S[i].min, S[i].max);
 	printf("},\"loss\":{");
 	for (unsigned c = 1; c <= ATEL_LOSS_CAUSE_MAX; c++)
-		printf("%s\"%s\":%" PRIu64, c > 1 ? "," : "", atel__loss_cause_name(c), loss[c]);
+		printf("%s\"%s\":%" PRIu64, c > 1 ? "," : "", atel__loss_cause_name(c), atel__lossacc_total(la, c));
+	printf(",\"spans\":%" PRIu64, atel__lossacc_total(la, ATEL_LOSS_SPANS));
 	printf("},\"loss_records\":{");
 	for (unsigned c = 1; c <= ATEL_LOSS_CAUSE_MAX; c++)
 		printf("%s\"%s\":%" PRIu64, c > 1 ? "," : "", atel__loss_cause_name(c), loss_recs[c]);
-	printf("},\"deaths\":%" PRIu64 ",\"events\":%" PRIu64 ",\"invalid\":%" PRIu64 ",\"corrupt\":%" PRIu64 ",\"corrupt_frames\":%" PRIu64
+	printf("},\"loss_totals\":%" PRIu64 ",\"deaths\":%" PRIu64 ",\"events\":%" PRIu64 ",\"invalid\":%" PRIu64 ",\"corrupt\":%" PRIu64 ",\"corrupt_frames\":%" PRIu64
 	       ",\"other_samples\":%" PRIu64 ",\"files\":%" PRIu64 ",\"frames\":%" PRIu64 ",\"records\":%" PRIu64
 	       ",\"bytes_compressed\":%" PRIu64 ",\"bytes_raw\":%" PRIu64 "}\n",
-	       deaths, events, invalid, corrupt, rs.corrupt_frames, other, rs.files, rs.frames, rs.records,
+	       loss_totals, deaths, events, invalid, corrupt, rs.corrupt_frames, other, rs.files, rs.frames, rs.records,
 	       rs.bytes_compressed, rs.bytes_raw);
 	atel__log_close(r);
+	atel__lossacc_free(la);
 	for (unsigned i = 0; i < nseries; i++)
 		free(S[i].seen);
 	free(H);

@@ -6,8 +6,16 @@
  * attributes, an error on every 10th tool call), then atel_shutdown().
  *
  *   tagent --shm NAME --id P [--threads T] [--iters N] [--pace-us US]
+ *          [--burst N] [--progress FILE] [--spans 0|1]
  *
  * --pace-us US  sleep US microseconds after each iteration (an agent does other work)
+ * --burst N     instead of the agent loop: each thread adds 1 to its own counter
+ *               tagent_burst_total{p,t} N times as fast as it can, pausing 200 us
+ *               every 1024 adds (issue 11's burst); with --spans 1 it also starts and
+ *               ends one span per add (name "burst")
+ * --progress FILE  (burst) each thread keeps {started, done} add counts in FILE
+ *               (MAP_SHARED u64 pairs, one per thread), so a test that kills the
+ *               agent knows how many calls were made
  *
  * Prints what libatel reports it published and dropped:
  *   {"producer":P,"pid":..,"threads":T,"iters":N,"records":..,"definitions":..,
@@ -19,11 +27,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "atel.h"
 
-static int g_id, g_iters, g_pace_us;
+static int g_id, g_iters, g_pace_us, g_burst, g_spans;
+static _Atomic uint64_t *g_progress; /* [2 * thread]: started, [2 * thread + 1]: done */
+
+static void *burst(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	char p[16], ts[16];
+	atel_series c;
+	_Atomic uint64_t *pr = g_progress ? &g_progress[2 * t] : NULL;
+
+	snprintf(p, sizeof(p), "%d", g_id);
+	snprintf(ts, sizeof(ts), "%d", t);
+	c = atel_counter("tagent_burst_total", "p", p, "t", ts, NULL);
+	for (int i = 0; i < g_burst; i++) {
+		if (pr)
+			atomic_store_explicit(&pr[0], (uint64_t)i + 1, memory_order_relaxed);
+		atel_add(c, 1);
+		if (g_spans) {
+			atel_span s = atel_trace_start("burst", ATEL_SPAN_INTERNAL);
+			atel_span_end(&s, ATEL_STATUS_OK, NULL);
+		}
+		if (pr)
+			atomic_store_explicit(&pr[1], (uint64_t)i + 1, memory_order_relaxed);
+		if ((i & 1023) == 1023)
+			usleep(200);
+	}
+	return NULL;
+}
 
 static void *agent(void *arg)
 {
@@ -86,6 +124,23 @@ int main(int argc, char **argv)
 			g_iters = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--pace-us"))
 			g_pace_us = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--burst"))
+			g_burst = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--spans"))
+			g_spans = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--progress")) {
+			int fd = open(argv[i + 1], O_RDWR | O_CREAT | O_TRUNC, 0600);
+			if (fd < 0 || ftruncate(fd, 64 * 16) != 0) {
+				perror("tagent: --progress");
+				return 1;
+			}
+			g_progress = mmap(NULL, 64 * 16, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			close(fd);
+			if (g_progress == MAP_FAILED) {
+				perror("tagent: --progress mmap");
+				return 1;
+			}
+		}
 	}
 	if (!shm || threads < 1 || threads > 64) {
 		fprintf(stderr, "usage: tagent --shm NAME --id P [--threads T] [--iters N]\n");
@@ -97,15 +152,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (int t = 0; t < threads; t++)
-		pthread_create(&th[t], NULL, agent, (void *)(intptr_t)t);
+		pthread_create(&th[t], NULL, g_burst ? burst : agent, (void *)(intptr_t)t);
 	for (int t = 0; t < threads; t++)
 		pthread_join(th[t], NULL);
 	atel_shutdown();
 	atel_stats_get(&st);
 	printf("{\"producer\":%d,\"pid\":%d,\"threads\":%d,\"iters\":%d,\"records\":%" PRIu64 ",\"definitions\":%" PRIu64
 	       ",\"meta\":%" PRIu64 ",\"drops_ring_full\":%" PRIu64 ",\"drops_no_ring\":%" PRIu64
-	       ",\"drops_no_def\":%" PRIu64 ",\"drops_no_sidecar\":%" PRIu64 ",\"invalid\":%" PRIu64 "}\n",
+	       ",\"drops_no_def\":%" PRIu64 ",\"drops_no_sidecar\":%" PRIu64 ",\"drops_reentrant\":%" PRIu64
+	       ",\"invalid\":%" PRIu64 ",\"folded\":%" PRIu64 ",\"spans_dropped\":%" PRIu64 "}\n",
 	       g_id, (int)getpid(), threads, g_iters, st.records, st.definitions, st.meta, st.drops_ring_full,
-	       st.drops_no_ring, st.drops_no_def, st.drops_no_sidecar, st.invalid);
+	       st.drops_no_ring, st.drops_no_def, st.drops_no_sidecar, st.drops_reentrant, st.invalid, st.folded,
+	       st.spans_dropped);
 	return 0;
 }

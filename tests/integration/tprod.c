@@ -12,8 +12,8 @@
  *         [--latency K] [--no-end]
  *
  * --block       wait when the ring is full (no drops; exact sequences)
- *               otherwise a full ring drops the sample, counts it in
- *               drops_full and reports it in-band with a LOSS record
+ *               otherwise a full ring drops the sample and counts it in
+ *               the ring's cumulative drops_full (ABI 2: no in-band LOSS)
  * --rate R      records per second per thread (0: as fast as possible)
  * --garbage K   thread 0 also publishes K single garbage slots (type 0xEE)
  * --bad-ids K   thread 0 also publishes K samples of an undefined series
@@ -58,7 +58,7 @@ struct thr {
 	pthread_t th;
 	int idx;
 	int ring;
-	uint64_t written, dropped, garbage, bad, pending_loss, loss_first;
+	uint64_t written, dropped, garbage, bad;
 	const struct opts *o;
 	struct atel_segment *seg;
 	double lat_us[4096];
@@ -105,24 +105,6 @@ static void put_strdef(struct atel_ring_writer *w, uint32_t id, const char *s)
 	r->strdef.len = (uint16_t)strlen(s);
 	memcpy(r->strdef.bytes, s, strlen(s));
 	atel__ring_commit(w, 1);
-}
-
-static void put_loss(struct thr *t, struct atel_ring_writer *w)
-{
-	union atel_slot *r;
-
-	if (!t->pending_loss || !atel__ring_reserve(w, 1))
-		return;
-	r = atel__ring_slot(w, 0);
-	memset(r, 0, sizeof(*r));
-	r->loss.h.type = ATEL_REC_LOSS;
-	r->loss.h.id = ATEL_LOSS_RING_FULL;
-	r->loss.h.ts_ns = atel__now_ns();
-	r->loss.count = t->pending_loss;
-	r->loss.first_ns = t->loss_first;
-	r->loss.last_ns = r->loss.h.ts_ns;
-	atel__ring_commit(w, 1);
-	t->pending_loss = 0;
 }
 
 static void put_sample(struct atel_ring_writer *w, uint32_t series, double v)
@@ -252,24 +234,16 @@ static void *thread_main(void *arg)
 				t->bad++;
 			}
 		}
-		if (t->pending_loss)
-			put_loss(t, &w);
 		if (!reserve(&w, 1, o->block)) {
-			if (!t->pending_loss)
-				t->loss_first = atel__now_ns();
-			t->pending_loss++;
 			t->dropped++;
-			atomic_fetch_add_explicit(&w.desc->drops_full, 1, memory_order_relaxed);
+			/* only the owner writes the counter (docs/abi.md 1.2) */
+			atomic_store_explicit(&w.desc->drops_full,
+					      atomic_load_explicit(&w.desc->drops_full, memory_order_relaxed) + 1,
+					      memory_order_relaxed);
 			continue;
 		}
 		put_sample(&w, 1, (double)seq);
 		t->written++;
-	}
-	/* the last drops are reported in-band before END */
-	while (t->pending_loss) {
-		put_loss(t, &w);
-		if (t->pending_loss)
-			sched_yield();
 	}
 	if (o->corrupt_head && t->idx == o->threads - 1) {
 		atomic_store_explicit(&w.desc->head, w.head + 10ull * w.capacity, memory_order_release);

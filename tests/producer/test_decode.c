@@ -18,8 +18,9 @@
 #include "ptest.h"
 
 struct tally {
-	unsigned ev[ATEL_EV_INVALID + 1];
-	double tool_sum;
+	unsigned ev[ATEL_EV_LOSS_TOTAL + 1];
+	double tool_sum, fill_sum, hist_sum;
+	uint64_t fill_calls, fill_folded, hist_count, hist_b[4];
 	int saw_long_attr, saw_error, saw_wide, saw_event_attr, saw_end_msg;
 	uint64_t loss;
 };
@@ -43,6 +44,12 @@ static void decode_ring(struct atel_decoder *d, const struct atel_segment *seg, 
 		case ATEL_EV_SAMPLE:
 			if (!strcmp(ev.sample.series->name, "tool_call_duration_seconds"))
 				t->tool_sum += ev.sample.value;
+			if (!strcmp(ev.sample.series->name, "fill_total")) {
+				t->fill_sum += ev.sample.value;
+				t->fill_calls += ev.sample.count;
+				t->fill_folded += ev.sample.folded;
+				assert_true(ev.sample.first_ns <= ev.ts_ns);
+			}
 			if (ev.sample.series->nlabels == 16) {
 				assert_string_equal(ev.sample.series->keys[0], "k00");
 				assert_string_equal(ev.sample.series->values[15], "v15");
@@ -67,6 +74,14 @@ static void decode_ring(struct atel_decoder *d, const struct atel_segment *seg, 
 			if (ev.span_end.msg_len)
 				t->saw_end_msg = !strcmp(ev.span_end.msg, "done: all good");
 			break;
+		case ATEL_EV_HISTFOLD:
+			assert_string_equal(ev.histfold.series->name, "fill_seconds");
+			assert_int_equal(ev.histfold.nbuckets, 4);
+			t->hist_count += ev.histfold.count;
+			t->hist_sum += ev.histfold.sum;
+			for (unsigned b = 0; b < 4; b++)
+				t->hist_b[b] += ev.histfold.buckets[b];
+			break;
 		case ATEL_EV_LOSS:
 			t->loss += ev.loss.count;
 			break;
@@ -85,7 +100,7 @@ static void test_consumer_decodes_everything(void **state)
 	struct tally t;
 	const char *kv[32];
 	char keys[16][8], vals[16][8];
-	atel_series wide, fill;
+	atel_series wide, fill, hist;
 	atel_span root, child;
 
 	(void)state;
@@ -127,11 +142,14 @@ static void test_consumer_decodes_everything(void **state)
 		decode_ring(d, &seg, r, &t, longv);
 		pt_drain(&seg, r);
 		fill = atel_counter("fill_total", NULL);
+		hist = atel_histogram_bounds("fill_seconds", (const double[]){ 1, 2, 3 }, 3, NULL);
 		for (int i = 0; i < 400; i++)
-			atel_add(fill, 1);
+			atel_add(fill, 1); /* the ring fills: the rest folds */
+		for (int i = 0; i < 10; i++)
+			atel_observe(hist, i % 4 + 0.5);
 		decode_ring(d, &seg, r, &t, longv);
 		pt_drain(&seg, r);
-		atel_add(fill, 1); /* LOSS first, then the sample */
+		atel_add(fill, 1); /* the folded values first, then the sample */
 		atel_shutdown();   /* END */
 		decode_ring(d, &seg, r, &t, longv);
 	}
@@ -143,7 +161,18 @@ static void test_consumer_decodes_everything(void **state)
 	assert_true(fabs(t.tool_sum - 1.0) < 1e-12);
 	assert_int_equal(t.ev[ATEL_EV_SPAN_START], 2);
 	assert_int_equal(t.ev[ATEL_EV_SPAN_END], 2);
-	assert_true(t.loss > 0);
+	/* ABI 2: no LOSS record in a ring; a full ring folds, and every call is accounted for */
+	assert_int_equal(t.ev[ATEL_EV_LOSS], 0);
+	assert_true(t.fill_folded >= 1);
+	assert_true(t.fill_sum == 401.0);
+	assert_int_equal(t.fill_calls, 401);
+	assert_int_equal(t.ev[ATEL_EV_HISTFOLD], 1);
+	assert_int_equal(t.hist_count, 10);
+	assert_true(t.hist_sum == 3 * 0.5 + 3 * 1.5 + 2 * 2.5 + 2 * 3.5);
+	assert_int_equal(t.hist_b[0], 3);
+	assert_int_equal(t.hist_b[1], 3);
+	assert_int_equal(t.hist_b[2], 2);
+	assert_int_equal(t.hist_b[3], 2);
 	atel__decoder_free(d);
 	atel__segment_detach(&seg);
 	unlink(path);

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -173,7 +174,9 @@ static void test_sample_bytes(void **state)
 	assert_int_equal(s->h.id, r.recs[pt_find(&r, ATEL_REC_SERIESDEF, 0)].s->h.id);
 	assert_true(s->sample.value == 2.0);
 	assert_int_equal(s->h.flags, 0);
-	for (int k = 0; k < 5; k++)
+	assert_int_equal(s->sample.count, 0); /* not folded */
+	assert_int_equal(s->sample.first_ns, 0);
+	for (int k = 0; k < 3; k++)
 		assert_int_equal(s->sample.reserved[k], 0);
 	assert_true(r.recs[pt_find(&r, ATEL_REC_SAMPLE, 1)].s->sample.value == 3.5);
 	s = r.recs[pt_find(&r, ATEL_REC_SAMPLE, 2)].s;
@@ -556,14 +559,18 @@ static void test_spans(void **state)
 	teardown_seg();
 }
 
-/* Ring full: no use is written without its definition; LOSS appears when space returns. */
+/*
+ * Ring full: metric values fold (docs/abi.md 2.3); nothing is written without
+ * its definition; once space returns the folded values come first, in the
+ * order their series were first folded, with exact sums and call counts.
+ */
 static void test_ring_full(void **state)
 {
 	struct pt_ring r;
 	atel_series a, b;
 	atel_stats st0, st1;
 	char longname[120];
-	long i;
+	const union atel_slot *s;
 
 	(void)state;
 	assert_int_equal(setup_seg(1, 64), 0);
@@ -577,51 +584,439 @@ static void test_ring_full(void **state)
 	longname[sizeof(longname) - 1] = '\0';
 	b = atel_gauge(longname, NULL);
 	assert_non_null(b);
-	atel_set(b, 42);
-	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->drops_nodef), 1);
+	atel_set(b, 42);                         /* folds: its definition does not fit */
 	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->head), 62);
-	/* the next record fits after its LOSS record; then the ring is full */
-	atel_add(a, 2);
+	atel_add(a, 2);                          /* folds behind it: order is kept */
 	for (int k = 0; k < 100; k++)
 		atel_add(a, 1);
-	atel_set(b, 1);
-	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->drops_full), 101);
+	atel_set(b, 1);                          /* the gauge's last value wins */
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->head), 62);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->drops_full), 0);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->drops_nodef), 0);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->folded_pending), 103);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->folded_total), 103);
 	atel_stats_get(&st1);
-	assert_int_equal(st1.drops_ring_full - st0.drops_ring_full, 101);
-	assert_int_equal(st1.drops_no_def - st0.drops_no_def, 1);
+	assert_int_equal(st1.drops_ring_full - st0.drops_ring_full, 0);
+	assert_int_equal(st1.folded - st0.folded, 103);
+	assert_int_equal(st1.records - st0.records, 59);
 	assert_int_equal(pt_read(&seg, 0, &r), 0);
-	assert_int_equal(r.n, 64);
 	assert_int_equal(pt_check_defs(&r), 0);
 	assert_int_equal(pt_count(&r, ATEL_REC_SERIESDEF), 1); /* never the gauge's */
-	assert_int_equal(r.recs[62].s->h.type, ATEL_REC_LOSS);
-	assert_int_equal(r.recs[62].s->h.id, ATEL_LOSS_NO_DEF);
-	assert_int_equal(r.recs[62].s->loss.count, 1);
-	assert_true(r.recs[63].s->sample.value == 2.0);
 	pt_free(&r);
-	/* space returns: LOSS first, then the definitions, then the use */
+	/* space returns: the gauge's definitions, its folded value, the counter's, then the use */
 	pt_drain(&seg, 0);
 	atel_set(b, 43);
 	assert_int_equal(pt_read(&seg, 0, &r), 0);
-	assert_int_equal(r.recs[0].s->h.type, ATEL_REC_LOSS);
-	assert_int_equal(r.recs[0].s->h.id, ATEL_LOSS_RING_FULL);
-	assert_int_equal(r.recs[0].s->loss.count, 101);
-	assert_true(r.recs[0].s->loss.first_ns <= r.recs[0].s->loss.last_ns);
-	assert_int_equal(r.recs[1].s->h.type, ATEL_REC_STRDEF);
-	assert_int_equal(r.recs[1].nslots, 3);
-	assert_string_equal(pt_str(&r, r.recs[1].s->h.id), longname);
-	assert_int_equal(r.recs[2].s->h.type, ATEL_REC_SERIESDEF);
-	i = pt_find(&r, ATEL_REC_SAMPLE, 0);
-	assert_int_equal(i, 3);
-	assert_int_equal(r.recs[i].s->h.id, r.recs[2].s->h.id);
-	assert_true(r.recs[i].s->sample.value == 43.0);
-	assert_int_equal(r.n, 4);
+	assert_int_equal(r.n, 5);
+	assert_int_equal(r.recs[0].s->h.type, ATEL_REC_STRDEF);
+	assert_int_equal(r.recs[0].nslots, 3);
+	assert_string_equal(pt_str(&r, r.recs[0].s->h.id), longname);
+	assert_int_equal(r.recs[1].s->h.type, ATEL_REC_SERIESDEF);
+	s = r.recs[2].s;
+	assert_int_equal(s->h.type, ATEL_REC_SAMPLE);
+	assert_int_equal(s->h.id, r.recs[1].s->h.id);
+	assert_int_equal(s->h.flags, ATEL_RECF_SET | ATEL_RECF_FOLDED);
+	assert_true(s->sample.value == 1.0);
+	assert_int_equal(s->sample.count, 2);
+	assert_true(s->sample.first_ns <= s->h.ts_ns);
+	assert_int_equal(s->sample.reserved[0] | s->sample.reserved[1] | s->sample.reserved[2], 0);
+	s = r.recs[3].s;
+	assert_int_equal(s->h.type, ATEL_REC_SAMPLE);
+	assert_int_not_equal(s->h.id, r.recs[1].s->h.id);
+	assert_int_equal(s->h.flags, ATEL_RECF_FOLDED);
+	assert_true(s->sample.value == 102.0);
+	assert_int_equal(s->sample.count, 101);
+	s = r.recs[4].s;
+	assert_int_equal(s->h.flags, ATEL_RECF_SET);
+	assert_true(s->sample.value == 43.0);
+	assert_int_equal(s->sample.count, 0);
 	pt_free(&r);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->folded_pending), 0);
+	atel_stats_get(&st1);
+	assert_int_equal(st1.folded_records - st0.folded_records, 2);
 	/* the counter's definition still holds in this generation: no redefinition */
 	atel_add(a, 5);
 	assert_int_equal(pt_read(&seg, 0, &r), 0);
-	assert_int_equal(r.n, 5);
-	assert_int_equal(r.recs[4].s->h.type, ATEL_REC_SAMPLE);
+	assert_int_equal(r.n, 6);
+	assert_int_equal(r.recs[5].s->h.type, ATEL_REC_SAMPLE);
+	assert_int_equal(r.recs[5].s->h.flags, 0);
 	pt_free(&r);
+	teardown_seg();
+}
+
+/* A histogram folds per bucket: the HISTFOLD record holds exact bucket counts and sum. */
+static void test_histogram_fold(void **state)
+{
+	static const double bounds[] = { 1, 2, 5 };
+	struct pt_ring r;
+	atel_series h;
+	const union atel_slot *s;
+	long i;
+
+	(void)state;
+	assert_int_equal(setup_seg(1, 64), 0);
+	h = atel_histogram_bounds("fold_seconds", bounds, 3, NULL);
+	assert_non_null(h);
+	while (atomic_load(&atel__seg_desc(&seg, 0)->folded_pending) == 0)
+		atel_observe(h, 0.5); /* fills the ring, then folds */
+	/* one folded so far (0.5); add 2 in (1,2], 1 exactly at 5, 3 above */
+	atel_observe(h, 1.5);
+	atel_observe(h, 2.0);
+	atel_observe(h, 5.0);
+	atel_observe(h, 7.0);
+	atel_observe(h, 1e9);
+	atel_observe(h, INFINITY);
+	pt_drain(&seg, 0);
+	atel_observe(h, 0.25); /* flushes, then writes itself */
+	assert_int_equal(pt_read(&seg, 0, &r), 0);
+	i = pt_find(&r, ATEL_REC_HISTFOLD, 0);
+	assert_int_equal(i, 0);
+	s = r.recs[i].s;
+	assert_int_equal(r.recs[i].nslots, 1 + 1); /* 4 buckets: 2 inline, 2 in one continuation */
+	assert_int_equal(s->h.cont, 1);
+	assert_int_equal(s->histfold.count, 7);
+	assert_int_equal(s->histfold.nbuckets, 4);
+	assert_int_equal(s->histfold.buckets[0], 1); /* 0.5 */
+	assert_int_equal(s->histfold.buckets[1], 2); /* 1.5, 2.0 (le is inclusive) */
+	assert_int_equal((s + 1)->words[0], 1);      /* 5.0 */
+	assert_int_equal((s + 1)->words[1], 3);      /* 7, 1e9, +Inf */
+	for (int k = 2; k < 8; k++)
+		assert_int_equal((s + 1)->words[k], 0);
+	assert_true(isinf(s->histfold.sum));
+	assert_true(s->histfold.first_ns <= s->h.ts_ns);
+	assert_int_equal(r.recs[1].s->h.type, ATEL_REC_SAMPLE);
+	assert_true(r.recs[1].s->sample.value == 0.25);
+	pt_free(&r);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->folded_pending), 0);
+	teardown_seg();
+}
+
+/* The pending table is bounded: a series beyond it is a counted RING_FULL drop. */
+static void test_fold_table_full(void **state)
+{
+	atel_stats st0, st1;
+	atel_series first;
+	char name[32];
+
+	(void)state;
+	assert_int_equal(setup_seg(1, 64), 0);
+	first = atel_counter("bound_total", "i", "x", NULL);
+	while (atomic_load(&atel__seg_desc(&seg, 0)->folded_pending) == 0)
+		atel_add(first, 1);
+	atel_stats_get(&st0);
+	for (int k = 0; k < 2048 + 10; k++) {
+		snprintf(name, sizeof(name), "%d", k);
+		atel_add(atel_counter("bound_total", "i", name, NULL), 1);
+	}
+	atel_stats_get(&st1);
+	/* 2048 series fit, "x" among them: 2047 new ones fold, 11 are dropped */
+	assert_int_equal(st1.folded - st0.folded, 2047);
+	assert_int_equal(st1.drops_ring_full - st0.drops_ring_full, 11);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->drops_full), 11);
+	/* a series already pending still folds */
+	atel_add(first, 1);
+	atel_stats_get(&st1);
+	assert_int_equal(st1.folded - st0.folded, 2048);
+	teardown_seg();
+}
+
+struct drainer {
+	struct atel_segment *seg;
+	atomic_bool stop;
+	double counter_sum;   /* of every SAMPLE seen, folded or not */
+	uint64_t calls;       /* calls those samples stand for */
+};
+
+/* A minimal consumer: heartbeat, drain ring 0, sum its samples. */
+static void *drainer_main(void *p)
+{
+	struct drainer *d = p;
+
+	while (!atomic_load(&d->stop)) {
+		uint64_t tail, head;
+
+		atomic_store(&d->seg->hdr->heartbeat_ns, atel__now_ns());
+		if (atel__ring_poll(d->seg, 0, &tail, &head) == 0 && head > tail) {
+			for (uint64_t q = tail; q < head;) {
+				const union atel_slot *s = atel__ring_at(d->seg, 0, q);
+				int n = atel__rec_check(s, head - q, NULL);
+
+				if (n <= 0)
+					break;
+				if (s->h.type == ATEL_REC_SAMPLE) { /* the test's only series */
+					d->counter_sum += s->sample.value;
+					d->calls += (s->h.flags & ATEL_RECF_FOLDED) ? s->sample.count : 1;
+				}
+				q += (uint64_t)n;
+			}
+			usleep(2000); /* slow consumer: the ring fills between drains */
+			atel__ring_release(d->seg, 0, head);
+		}
+		usleep(500);
+	}
+	return NULL;
+}
+
+static void *burst_thread(void *p)
+{
+	atel_series c = p;
+
+	for (int k = 0; k < 200000; k++)
+		atel_add(c, 1);
+	return NULL; /* thread exit writes what is still folded */
+}
+
+/* A burst far bigger than the ring through a slow consumer: every increment arrives. */
+static void test_burst_exact(void **state)
+{
+	struct drainer d = { .seg = &seg };
+	pthread_t dt, bt;
+	atel_series c;
+	atel_stats st0, st1;
+
+	(void)state;
+	assert_int_equal(setup_seg(1, 256), 0);
+	c = atel_counter("burst_total", NULL);
+	atel_stats_get(&st0);
+	assert_int_equal(pthread_create(&dt, NULL, drainer_main, &d), 0);
+	assert_int_equal(pthread_create(&bt, NULL, burst_thread, (void *)c), 0);
+	pthread_join(bt, NULL);
+	usleep(50000);
+	atomic_store(&d.stop, true);
+	pthread_join(dt, NULL);
+	{
+		uint64_t tail, head;
+		assert_int_equal(atel__ring_poll(&seg, 0, &tail, &head), 0);
+		assert_int_equal(head, tail); /* everything drained */
+	}
+	atel_stats_get(&st1);
+	assert_true(st1.folded - st0.folded > 0); /* the ring did fill */
+	assert_int_equal(st1.drops_ring_full - st0.drops_ring_full, 0);
+	assert_true(d.counter_sum == 200000.0);
+	assert_int_equal(d.calls, 200000);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->folded_pending), 0);
+	teardown_seg();
+}
+
+static void *fold_then_exit(void *p)
+{
+	atel_series c = p;
+
+	while (atomic_load(&atel__seg_desc(&seg, 1)->folded_pending) == 0 &&
+	       atomic_load(&atel__seg_desc(&seg, 0)->folded_pending) == 0)
+		atel_add(c, 1);
+	for (int k = 0; k < 9; k++)
+		atel_add(c, 1);
+	return NULL;
+}
+
+/* Without a consumer, thread exit does not wait: what is still folded is counted, not lost silently. */
+static void test_exit_without_consumer(void **state)
+{
+	atel_stats st0, st1;
+	atel_series c;
+	pthread_t th;
+	struct timespec t0, t1;
+
+	(void)state;
+	assert_int_equal(setup_seg(2, 64), 0);
+	atomic_store(&seg.hdr->heartbeat_ns, 0); /* no consumer */
+	c = atel_counter("exitfold_total", NULL);
+	atel_stats_get(&st0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(pthread_create(&th, NULL, fold_then_exit, (void *)c), 0);
+	pthread_join(th, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	atel_stats_get(&st1);
+	assert_int_equal(st1.folded - st0.folded, 10);
+	assert_int_equal(st1.drops_ring_full - st0.drops_ring_full, 10);
+	for (uint32_t r = 0; r < 2; r++)
+		assert_int_equal(atomic_load(&atel__seg_desc(&seg, r)->folded_pending), 0);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->drops_full) +
+			 atomic_load(&atel__seg_desc(&seg, 1)->drops_full), 10);
+	teardown_seg();
+}
+
+/* Spans are kept or dropped whole (docs/abi.md 2.4): every START that was written gets its END. */
+static void test_spans_whole(void **state)
+{
+	struct pt_ring r;
+	atel_span sp[64];
+	atel_stats st0, st1;
+	int n = 0, dropped = 0;
+	long i;
+	char longmsg[200];
+
+	(void)state;
+	assert_int_equal(setup_seg(1, 64), 0);
+	atel_stats_get(&st0);
+	/* 43 of 64 slots: BEGIN, STRDEF, SERIESDEF and 40 samples */
+	for (int k = 0; k < 40; k++)
+		atel_add(atel_counter("before_spans_total", NULL), 1);
+	/* open spans until the ring refuses one: each START holds a slot back for its END */
+	for (n = 0; n < 64; n++) {
+		sp[n] = atel_trace_start("held", ATEL_SPAN_INTERNAL);
+		if (sp[n].state == ATEL_SPAN_ST_DROPPED)
+			break;
+	}
+	assert_int_equal(n, 10); /* 43 + STRDEF + 10 STARTs + 10 held back = 64 (under the cap of 16) */
+	/* dropped whole: its calls write nothing and are not counted again */
+	atel_span_set_int(&sp[n], "k", 1);
+	atel_span_add_event(&sp[n], "e");
+	atel_span_end(&sp[n], ATEL_STATUS_OK, NULL);
+	dropped++;
+	/* an attribute of a recorded span that meets the full ring: counted, reported in its END */
+	atel_span_set_int(&sp[0], "k", 1);
+	atel_span_add_event(&sp[0], "e");
+	memset(longmsg, 'm', sizeof(longmsg));
+	longmsg[sizeof(longmsg) - 1] = '\0';
+	/* every END fits in its held slot, even with the ring otherwise full (a long message is shortened) */
+	for (int k = n - 1; k >= 0; k--)
+		atel_span_end(&sp[k], ATEL_STATUS_ERROR, longmsg);
+	atel_stats_get(&st1);
+	assert_int_equal(st1.spans_dropped - st0.spans_dropped, dropped);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->spans_dropped), dropped);
+	assert_int_equal(pt_read(&seg, 0, &r), 0);
+	assert_int_equal(pt_count(&r, ATEL_REC_SPAN_START), (size_t)n);
+	assert_int_equal(pt_count(&r, ATEL_REC_SPAN_END), (size_t)n);
+	assert_int_equal(pt_count(&r, ATEL_REC_SPAN_ATTR), 0);
+	assert_int_equal(pt_count(&r, ATEL_REC_SPAN_EVENT), 0);
+	assert_int_equal(atomic_load(&atel__seg_desc(&seg, 0)->head), 64);
+	i = pt_find(&r, ATEL_REC_SPAN_END, (size_t)n - 1); /* sp[0] ends last */
+	assert_memory_equal(r.recs[i].s->span_end.span_id, sp[0].ctx.span_id, 8);
+	assert_int_equal(r.recs[i].s->h.id, 1u | 1u << 16); /* one attribute, one event dropped */
+	assert_int_equal(r.recs[i].s->h.cont, 0);
+	assert_int_equal(r.recs[i].s->span_end.msg_len, 20);
+	assert_memory_equal(r.recs[i].s->span_end.msg, longmsg, 20);
+	assert_int_equal(r.recs[pt_find(&r, ATEL_REC_SPAN_END, 0)].s->h.id, 0);
+	pt_free(&r);
+	/* drained: ENDs carry their whole message again, and nothing is held back any more */
+	pt_drain(&seg, 0);
+	sp[0] = atel_trace_start("again", ATEL_SPAN_INTERNAL);
+	atel_span_end(&sp[0], ATEL_STATUS_ERROR, longmsg);
+	assert_int_equal(pt_read(&seg, 0, &r), 0);
+	i = pt_find(&r, ATEL_REC_SPAN_END, 0);
+	assert_int_equal(r.recs[i].s->span_end.msg_len, sizeof(longmsg) - 1);
+	pt_free(&r);
+	teardown_seg();
+}
+
+struct span_drainer {
+	struct atel_segment *seg;
+	atomic_bool stop;
+	uint64_t starts, ends;
+};
+
+static void *span_drainer_main(void *p)
+{
+	struct span_drainer *d = p;
+
+	while (!atomic_load(&d->stop)) {
+		uint64_t tail, head;
+
+		atomic_store(&d->seg->hdr->heartbeat_ns, atel__now_ns());
+		for (uint32_t r = 0; r < d->seg->ring_count; r++) {
+			if (atel__ring_poll(d->seg, r, &tail, &head) != 0 || head == tail)
+				continue;
+			for (uint64_t q = tail; q < head;) {
+				const union atel_slot *s = atel__ring_at(d->seg, r, q);
+				int n = atel__rec_check(s, head - q, NULL);
+
+				if (n <= 0)
+					break;
+				d->starts += s->h.type == ATEL_REC_SPAN_START;
+				d->ends += s->h.type == ATEL_REC_SPAN_END;
+				q += (uint64_t)n;
+			}
+			usleep(1000); /* slower than the producer: the ring fills */
+			atel__ring_release(d->seg, r, head);
+		}
+		usleep(200);
+	}
+	return NULL;
+}
+
+static void *span_burst(void *p)
+{
+	int n = *(int *)p;
+
+	for (int k = 0; k < n; k++) {
+		atel_span s = atel_trace_start("burst", ATEL_SPAN_INTERNAL);
+		atel_span_end(&s, ATEL_STATUS_OK, NULL);
+	}
+	return NULL;
+}
+
+static atomic_int sig_spans;
+
+static void span_in_handler(int sig)
+{
+	(void)sig;
+	for (int k = 0; k < 100; k++) {
+		atel_span s = atel_trace_start("burst", ATEL_SPAN_INTERNAL);
+		atel_span_end(&s, ATEL_STATUS_OK, NULL);
+	}
+	atomic_fetch_add(&sig_spans, 1);
+}
+
+/*
+ * A burst of spans bigger than the ring through a slow consumer: without a
+ * block timeout some spans are dropped, but only whole; with one, none is.
+ * A signal handler never waits.
+ */
+static void test_spans_block_timeout(void **state)
+{
+	struct span_drainer d = { .seg = &seg };
+	pthread_t dt, bt;
+	atel_stats st0, st1;
+	int n = 20000;
+
+	(void)state;
+	assert_int_equal(setup_seg(2, 256), 0);
+	span_burst(&(int){ 1 }); /* the span name is interned and defined, the ring claimed */
+	pt_drain(&seg, 0);
+	pt_drain(&seg, 1);
+	/* the burst thread's ring: the other one (its BEGIN, STRDEF and first START are not counted) */
+	/* no timeout: the ring overflows, spans drop whole */
+	atel_set_block_timeout_us(0);
+	atel_stats_get(&st0);
+	assert_int_equal(pthread_create(&dt, NULL, span_drainer_main, &d), 0);
+	assert_int_equal(pthread_create(&bt, NULL, span_burst, &n), 0);
+	pthread_join(bt, NULL);
+	usleep(30000);
+	atomic_store(&d.stop, true);
+	pthread_join(dt, NULL);
+	atel_stats_get(&st1);
+	assert_true(st1.spans_dropped > st0.spans_dropped);
+	assert_int_equal(d.starts, d.ends);
+	assert_int_equal(d.starts + (st1.spans_dropped - st0.spans_dropped), (uint64_t)n);
+	assert_int_equal(st1.block_waits, st0.block_waits);
+	/* with a generous timeout every span arrives (this thread's ring) */
+	memset(&d, 0, sizeof(d));
+	d.seg = &seg;
+	atel_set_block_timeout_us(2000000);
+	atel_stats_get(&st0);
+	assert_int_equal(pthread_create(&dt, NULL, span_drainer_main, &d), 0);
+	span_burst(&n);
+	/* the handler's spans meet a full ring too, but never wait there */
+	signal(SIGUSR1, span_in_handler);
+	for (int k = 0; k < 20; k++) {
+		raise(SIGUSR1);
+		span_burst(&(int){ 500 });
+	}
+	atel_stats_get(&st1);
+	usleep(30000);
+	atomic_store(&d.stop, true);
+	pthread_join(dt, NULL);
+	assert_true(st1.block_waits > st0.block_waits);
+	assert_int_equal(st1.block_timeouts, st0.block_timeouts);
+	assert_int_equal(atomic_load(&sig_spans), 20);
+	/* only the handler's spans may have been dropped; the thread's own all arrived */
+	assert_true(st1.spans_dropped - st0.spans_dropped <= 20 * 100);
+	assert_int_equal(d.starts + (st1.spans_dropped - st0.spans_dropped), (uint64_t)n + 20 * 500 + 20 * 100);
+	assert_int_equal(d.starts, d.ends);
+	signal(SIGUSR1, SIG_DFL);
+	atel_set_block_timeout_us(0);
 	teardown_seg();
 }
 
@@ -652,7 +1047,9 @@ static void test_late_sidecar(void **state)
 	assert_int_equal(atel_propagate(&sp, tp, sizeof(tp)), 55);
 	atel_span_end(&sp, ATEL_STATUS_OK, NULL);
 	atel_stats_get(&st1);
-	assert_int_equal(st1.drops_no_sidecar - st0.drops_no_sidecar, 1002);
+	/* 1000 adds and the span's start: the span is dropped whole, its end counts nothing more */
+	assert_int_equal(st1.drops_no_sidecar - st0.drops_no_sidecar, 1001);
+	assert_int_equal(st1.spans_dropped - st0.spans_dropped, 1);
 	/* at most one attach attempt per second, whatever the call rate */
 	assert_true(st1.attach_attempts - st0.attach_attempts <= 2);
 	assert_int_equal(pt_create(&seg, path, 2, 256), 0);
@@ -667,10 +1064,11 @@ static void test_late_sidecar(void **state)
 	assert_true(atel_attached());
 	assert_int_equal(pt_read(&seg, (uint32_t)ring, &r), 0);
 	assert_int_equal(r.recs[0].s->h.type, ATEL_REC_BEGIN);
-	assert_int_equal(r.recs[1].s->h.type, ATEL_REC_LOSS);
-	assert_int_equal(r.recs[1].s->h.id, ATEL_LOSS_NO_SIDECAR);
-	assert_true(r.recs[1].s->loss.count >= 1002);
+	assert_int_equal(pt_count(&r, ATEL_REC_LOSS), 0); /* ABI 2: loss is counted in shared memory */
 	assert_int_equal(pt_count(&r, ATEL_REC_SAMPLE), 1);
+	/* every NO_SIDECAR drop of the process reached the segment header when it attached, once */
+	atel_stats_get(&st1);
+	assert_int_equal(atomic_load(&seg.hdr->drops_no_sidecar), st1.drops_no_sidecar - st0.drops_no_sidecar);
 	pt_free(&r);
 	teardown_seg();
 }
@@ -710,7 +1108,7 @@ static void test_segment_replaced(void **state)
 {
 	struct atel_segment old;
 	atel_series c;
-	int ring = -1;
+	int ring = -1, n = 0;
 	uint64_t t0;
 
 	(void)state;
@@ -726,17 +1124,32 @@ static void test_segment_replaced(void **state)
 	t0 = (uint64_t)time(NULL);
 	while (ring < 0 && (uint64_t)time(NULL) - t0 < 10) {
 		atel_add(c, 1);
+		n++;
 		ring = my_ring();
 		if (ring < 0)
 			usleep(20000);
 	}
 	assert_true(ring >= 0);
 	{
+		/* the values folded in the abandoned ring follow the thread into the new segment */
 		struct pt_ring r;
+		double sum = 0;
+		uint64_t calls = 0;
+
 		assert_int_equal(pt_read(&seg, (uint32_t)ring, &r), 0);
 		assert_int_equal(pt_check_defs(&r), 0);
 		assert_int_equal(r.recs[0].s->h.type, ATEL_REC_BEGIN);
-		assert_int_equal(pt_count(&r, ATEL_REC_SAMPLE), 1);
+		assert_int_equal(pt_count(&r, ATEL_REC_SAMPLE), 2);
+		for (size_t k = 0; k < r.n; k++) {
+			const union atel_slot *s = r.recs[k].s;
+			if (s->h.type != ATEL_REC_SAMPLE)
+				continue;
+			sum += s->sample.value;
+			calls += (s->h.flags & ATEL_RECF_FOLDED) ? s->sample.count : 1;
+		}
+		/* 64 slots held BEGIN, STRDEF, SERIESDEF and 61 samples; everything else is here */
+		assert_true(sum == (double)(100 + n - 61));
+		assert_int_equal(calls, 100 + n - 61);
 		pt_free(&r);
 	}
 	teardown_seg();
@@ -754,6 +1167,12 @@ int main(void)
 		cmocka_unit_test(test_helpers),
 		cmocka_unit_test(test_spans),
 		cmocka_unit_test(test_ring_full),
+		cmocka_unit_test(test_histogram_fold),
+		cmocka_unit_test(test_fold_table_full),
+		cmocka_unit_test(test_burst_exact),
+		cmocka_unit_test(test_exit_without_consumer),
+		cmocka_unit_test(test_spans_whole),
+		cmocka_unit_test(test_spans_block_timeout),
 		cmocka_unit_test(test_late_sidecar),
 		cmocka_unit_test(test_segment_replaced),
 		cmocka_unit_test(test_no_ring),

@@ -182,7 +182,7 @@ static void test_header_fields(void **state)
 		{ offsetof(struct atel_shm_header, ring_stride), 8, "ring_stride" },
 		{ offsetof(struct atel_shm_header, total_size), 8, "total_size" },
 		{ offsetof(struct atel_shm_header, reserved0), 4, "header.reserved0" },
-		{ offsetof(struct atel_shm_header, reserved) + 5 * 8, 8, "header.reserved[5] (offset 160)" },
+		{ offsetof(struct atel_shm_header, reserved) + 5 * 8, 8, "header.reserved[5] (offset 168)" },
 	};
 
 	(void)state;

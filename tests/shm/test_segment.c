@@ -58,7 +58,7 @@ static void test_bad_header(void **state)
 
 	(void)state;
 	assert_int_equal(atel__segment_create(&c, path, &cfg, err, sizeof(err)), 0);
-	c.hdr->abi_major = 2;
+	c.hdr->abi_major = ATEL_ABI_MAJOR + 1;
 	assert_int_equal(atel__segment_attach(&p, path, err, sizeof(err)), -EPROTO);
 	assert_non_null(strstr(err, "abi_major"));
 	c.hdr->abi_major = ATEL_ABI_MAJOR;
