@@ -174,7 +174,7 @@ static void *follower_main(void *arg)
 		rc = atel__log_next(r, &ev, &after);
 		if (rc == 1) {
 			atomic_fetch_add_explicit(&ex->events_read, 1, memory_order_relaxed);
-			if (ev.kind == ATEL_EV_SAMPLE) {
+			if (ev.kind == ATEL_EV_SAMPLE || ev.kind == ATEL_EV_HISTFOLD) {
 				atel__agg_apply(ex->agg, &ev);
 				atomic_fetch_add_explicit(&ex->applied, 1, memory_order_relaxed);
 			} else {

@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "index.h"
 #include "logread.h"
+#include "lossacc.h"
 #include "qsource.h"
 #include "query.h"
 #include "ring.h"
@@ -53,7 +54,7 @@ struct rseries {
 	uint64_t hash;
 	char *name, *labels;
 	uint8_t mtype;
-	uint64_t samples;
+	uint64_t samples;   /* calls the records stand for (a folded record counts its calls) */
 	double sum, last;
 };
 
@@ -74,7 +75,9 @@ struct replay {
 	struct rprod *prods;
 	size_t nprods, capprods;
 	uint64_t first_ns, last_ns, events;
-	uint64_t losses[ATEL_LOSS_CAUSE_MAX + 1];
+	uint64_t losses[ATEL_LOSS_CAUSE_MAX + 1];   /* filled from la at the end */
+	uint64_t spans_lost;
+	struct atel_loss_acc *la;                   /* docs/segment-format.md 4.3 */
 	uint64_t deaths, invalid_events;
 };
 
@@ -209,6 +212,8 @@ static cJSON *event_json(const struct atel_event *ev)
 	case ATEL_EV_SPAN_EVENT: type = "span_event"; break;
 	case ATEL_EV_SPAN_ERROR: type = "span_error"; break;
 	case ATEL_EV_LOSS: type = "loss"; break;
+	case ATEL_EV_LOSS_TOTAL: type = "loss_total"; break;
+	case ATEL_EV_HISTFOLD: type = "histfold"; break;
 	case ATEL_EV_DEATH: type = "death"; break;
 	default: type = "invalid"; break;
 	}
@@ -235,8 +240,40 @@ static cJSON *event_json(const struct atel_event *ev)
 		cJSON_AddStringToObject(o, "op", ev->sample.set ? "set"
 						 : s && s->mtype == ATEL_MT_HISTOGRAM ? "observe"
 										       : "add");
+		if (ev->sample.folded) {
+			/* the value folds `count` calls made between first_ns and ts_ns (docs/abi.md 2.3) */
+			cJSON_AddItemToObject(o, "folded_calls", cli_json_u64(ev->sample.count));
+			cJSON_AddItemToObject(o, "first_ns", cli_json_u64(ev->sample.first_ns));
+		}
 		break;
 	}
+	case ATEL_EV_HISTFOLD: {
+		const struct atel_dec_series *s = ev->histfold.series;
+		cJSON_AddStringToObject(o, "metric", s && s->name ? s->name : "");
+		cJSON *l = cJSON_CreateObject();
+		for (uint32_t k = 0; s && k < s->nlabels; k++)
+			cJSON_AddStringToObject(l, s->keys[k], s->values[k]);
+		cJSON_AddItemToObject(o, "labels", l);
+		cJSON_AddItemToObject(o, "count", cli_json_u64(ev->histfold.count));
+		cJSON_AddItemToObject(o, "sum", cli_json_num(ev->histfold.sum));
+		cJSON_AddItemToObject(o, "first_ns", cli_json_u64(ev->histfold.first_ns));
+		cJSON *b = cJSON_CreateArray();
+		for (uint32_t k = 0; k < ev->histfold.nbuckets; k++)
+			cJSON_AddItemToArray(b, cli_json_u64(ev->histfold.buckets[k]));
+		cJSON_AddItemToObject(o, "buckets", b);
+		break;
+	}
+	case ATEL_EV_LOSS_TOTAL:
+		cJSON_AddStringToObject(o, "cause", ev->loss_total.cause == ATEL_LOSS_SPANS ? "spans"
+						    : atel__loss_cause_name(ev->loss_total.cause));
+		if (ev->loss_total.ring == ATEL_LOSS_RING_SEGMENT)
+			cJSON_AddNullToObject(o, "loss_ring");
+		else
+			cJSON_AddNumberToObject(o, "loss_ring", ev->loss_total.ring);
+		cJSON_AddItemToObject(o, "total", cli_json_u64(ev->loss_total.total));
+		cJSON_AddItemToObject(o, "delta", cli_json_u64(ev->loss_total.delta));
+		cJSON_AddItemToObject(o, "since_ns", cli_json_u64(ev->loss_total.since_ns));
+		break;
 	case ATEL_EV_SPAN_START:
 		add_hex(o, "trace_id", ev->span_start.trace_id, 16);
 		add_hex(o, "span_id", ev->span_start.span_id, 8);
@@ -294,7 +331,7 @@ static cJSON *event_json(const struct atel_event *ev)
 	return o;
 }
 
-static void account(struct replay *r, const struct atel_event *ev)
+static void account(struct replay *r, const struct atel_event *ev, uint64_t instance)
 {
 	r->events++;
 	if (ev->ts_ns && ev->kind != ATEL_EV_DEATH) {
@@ -310,7 +347,7 @@ static void account(struct replay *r, const struct atel_event *ev)
 		struct rseries *s = series_of(r, ev->sample.series);
 		if (!s)
 			break;
-		s->samples++;
+		s->samples += ev->sample.count;
 		if (s->mtype == ATEL_MT_GAUGE)
 			s->last = ev->sample.set ? ev->sample.value : s->last + ev->sample.value;
 		else
@@ -318,8 +355,18 @@ static void account(struct replay *r, const struct atel_event *ev)
 		s->sum += ev->sample.value;
 		break;
 	}
+	case ATEL_EV_HISTFOLD: {
+		struct rseries *s = ev->histfold.series ? series_of(r, ev->histfold.series) : NULL;
+		if (!s)
+			break;
+		s->samples += ev->histfold.count;
+		s->sum += ev->histfold.sum;
+		break;
+	}
 	case ATEL_EV_LOSS:
-		r->losses[ev->loss.cause <= ATEL_LOSS_CAUSE_MAX ? ev->loss.cause : 0] += ev->loss.count;
+	case ATEL_EV_LOSS_TOTAL:
+		if (r->la)
+			(void)atel__lossacc_add(r->la, instance, ev);
 		break;
 	case ATEL_EV_DEATH:
 		r->deaths++;
@@ -490,8 +537,14 @@ static int replay_read(const struct cli *c, struct replay_job *j, bool *fatal)
 		*fatal = true;
 		return ATEL_EXIT_DATA;
 	}
+	if (!j->r.la && !(j->r.la = atel__lossacc_new())) {
+		cli_err("replay", "out of memory");
+		atel__log_close(rd);
+		*fatal = true;
+		return ATEL_EXIT_DATA;
+	}
 	while ((rc = atel__log_next(rd, &ev, NULL)) == 1) {
-		account(&j->r, &ev);
+		account(&j->r, &ev, atel__log_current_instance(rd));
 		if (j->emit && !j->emit_raw) {
 			cJSON *e = event_json(&ev);
 			char *line = cJSON_PrintUnformatted(e);
@@ -520,6 +573,9 @@ static int replay_read(const struct cli *c, struct replay_job *j, bool *fatal)
 	}
 	atel__log_stats(rd, &j->ls);
 	atel__log_close(rd);
+	for (uint32_t k = 1; k <= ATEL_LOSS_CAUSE_MAX; k++)
+		j->r.losses[k] = atel__lossacc_total(j->r.la, k);
+	j->r.spans_lost = atel__lossacc_total(j->r.la, ATEL_LOSS_SPANS);
 	if (j->emit_raw)
 		j->scan.raw_out = j->out;
 	if (atel_segscan_path(j->path, &j->scan, err, sizeof(err)) < 0) {
@@ -644,6 +700,7 @@ static void replay_print_json(const struct replay_job *j, int ret)
 	cJSON *lj = cJSON_CreateObject();
 	for (uint32_t k = 1; k <= ATEL_LOSS_CAUSE_MAX; k++)
 		cJSON_AddItemToObject(lj, atel__loss_cause_name(k), cli_json_u64(j->r.losses[k]));
+	cJSON_AddItemToObject(lj, "spans", cli_json_u64(j->r.spans_lost));
 	cJSON_AddItemToObject(root, "losses", lj);
 	cJSON_AddItemToObject(root, "deaths", cli_json_u64(j->r.deaths));
 	cJSON *gj = cJSON_CreateArray();
@@ -743,14 +800,16 @@ static void replay_print_text(const struct cli *c, const struct replay_job *j, i
 		table_print(t, j->summary, c);
 	}
 	table_free(t);
-	uint64_t lost = 0;
+	uint64_t lost = j->r.spans_lost;
 	for (uint32_t k = 1; k <= ATEL_LOSS_CAUSE_MAX; k++)
 		lost += j->r.losses[k];
 	if (lost) {
-		fprintf(j->summary, "\nlosses reported by producers:");
+		fprintf(j->summary, "\nrecords lost before the log, by cause:");
 		for (uint32_t k = 1; k <= ATEL_LOSS_CAUSE_MAX; k++)
 			if (j->r.losses[k])
 				fprintf(j->summary, " %s=%llu", atel__loss_cause_name(k), (unsigned long long)j->r.losses[k]);
+		if (j->r.spans_lost)
+			fprintf(j->summary, "; spans dropped whole: %llu", (unsigned long long)j->r.spans_lost);
 		fputc('\n', j->summary);
 	}
 	if (j->r.deaths)
@@ -779,6 +838,7 @@ static void replay_free(struct replay_job *j)
 		free(j->r.series[i].name);
 		free(j->r.series[i].labels);
 	}
+	atel__lossacc_free(j->r.la);
 	free(j->r.series);
 	free(j->r.slots);
 	free(j->r.prods);

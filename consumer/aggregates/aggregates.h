@@ -53,7 +53,7 @@ struct atel_agg;
 int atel__agg_new(struct atel_agg **out, uint32_t series_limit);
 void atel__agg_free(struct atel_agg *a);
 
-/* Applies one event (SAMPLE; others are ignored). A metric name seen with a
+/* Applies one event (SAMPLE or HISTFOLD; others are ignored). A metric name seen with a
  * different type than before is counted as a type clash and ignored. */
 void atel__agg_apply(struct atel_agg *a, const struct atel_event *ev);
 

@@ -369,6 +369,18 @@ static bool series_update(struct series *s, const struct atel_event *ev)
 {
 	double v = ev->sample.value;
 
+	if (ev->kind == ATEL_EV_HISTFOLD) {
+		/* folded observations (docs/abi.md 2.3): the buckets, count and sum add up exactly */
+		const struct bset *b = &s->fam->bsets[s->bset];
+
+		if (s->fam->mtype != ATEL_MT_HISTOGRAM || ev->histfold.nbuckets != b->n + 1 || isnan(ev->histfold.sum))
+			return false;
+		for (uint32_t i = 0; i < ev->histfold.nbuckets; i++)
+			s->buckets[i] += ev->histfold.buckets[i];
+		s->count += ev->histfold.count;
+		s->sum += ev->histfold.sum;
+		goto done;
+	}
 	switch (s->fam->mtype) {
 	case ATEL_MT_COUNTER:
 		/* Counters only go up: a negative or NaN increment would break
@@ -406,6 +418,7 @@ static bool series_update(struct series *s, const struct atel_event *ev)
 	default:
 		return false;
 	}
+done:
 	if (!s->start_ns)
 		s->start_ns = ev->ts_ns ? ev->ts_ns : 1;
 	s->last_ns = ev->ts_ns;
@@ -418,7 +431,11 @@ void atel__agg_apply(struct atel_agg *a, const struct atel_event *ev)
 	struct family *f;
 	struct series *s;
 
-	if (!a || !ev || ev->kind != ATEL_EV_SAMPLE || !(d = ev->sample.series) || !d->name)
+	if (!a || !ev)
+		return;
+	/* a sample, or folded histogram observations (docs/abi.md 2.3) */
+	d = ev->kind == ATEL_EV_SAMPLE ? ev->sample.series : ev->kind == ATEL_EV_HISTFOLD ? ev->histfold.series : NULL;
+	if (!d || !d->name)
 		return;
 	pthread_mutex_lock(&a->lock);
 	s = idx_find(a, d);

@@ -336,6 +336,10 @@ static void pb_span(struct atel_buf *b, const struct atel_otlp_span *s)
 	pb_fixed64(b, 8, s->end_ns);
 	for (uint32_t i = 0; i < s->nattrs; i++)
 		pb_kv(b, 9, s->attrs[i].key, &s->attrs[i].v);
+	if (s->dropped_attrs)
+		pb_uvarint_field(b, 10, s->dropped_attrs);
+	if (s->dropped_events)
+		pb_uvarint_field(b, 12, s->dropped_events);
 	for (uint32_t i = 0; i < s->nevents; i++) {
 		const struct atel_otlp_event *e = &s->events[i];
 
@@ -389,6 +393,14 @@ static void js_span(struct atel_buf *b, const struct atel_otlp_span *s)
 	if (s->nattrs) {
 		PUTL(b, ",\"attributes\":");
 		js_attrs(b, s->attrs, s->nattrs);
+	}
+	if (s->dropped_attrs) {
+		PUTL(b, ",\"droppedAttributesCount\":");
+		atel__buf_u64(b, s->dropped_attrs);
+	}
+	if (s->dropped_events) {
+		PUTL(b, ",\"droppedEventsCount\":");
+		atel__buf_u64(b, s->dropped_events);
 	}
 	if (s->nevents) {
 		PUTL(b, ",\"events\":[");

@@ -62,6 +62,8 @@ struct atel_otlp_span {
 	uint32_t nattrs;
 	const struct atel_otlp_event *events;
 	uint32_t nevents;
+	uint32_t dropped_attrs;       /* attributes / events the producer could not record (ring full) */
+	uint32_t dropped_events;
 };
 
 /*

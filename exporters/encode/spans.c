@@ -228,7 +228,7 @@ static int attr_copy(struct atel_otlp_attr *dst, const char *key, const struct a
 }
 
 /* Sets (replaces) key in a span's attributes, or appends to an event's. */
-static void attr_put(struct atel_otlp_attr **arr, uint32_t *n, uint32_t *cap, const char *key,
+static bool attr_put(struct atel_otlp_attr **arr, uint32_t *n, uint32_t *cap, const char *key,
 		     const struct atel_attr_value *v, bool replace)
 {
 	struct atel_otlp_attr at;
@@ -237,28 +237,29 @@ static void attr_put(struct atel_otlp_attr **arr, uint32_t *n, uint32_t *cap, co
 		for (uint32_t i = 0; i < *n; i++) {
 			if (!strcmp((*arr)[i].key, key)) {
 				if (attr_copy(&at, key, v))
-					return;
+					return true;
 				free((char *)(*arr)[i].key);
 				if ((*arr)[i].v.vtype == ATEL_VT_STR)
 					free((char *)(*arr)[i].v.s);
 				(*arr)[i] = at;
-				return;
+				return true;
 			}
 		}
 	}
 	if (*n >= ATEL_SPAN_ATTRS_MAX)
-		return;
+		return false; /* over the cap: counted by the caller as dropped */
 	if (*n == *cap) {
 		uint32_t nc = *cap ? *cap * 2 : 4;
 		struct atel_otlp_attr *p = realloc(*arr, nc * sizeof(*p));
 
 		if (!p)
-			return;
+			return true;
 		*arr = p;
 		*cap = nc;
 	}
 	if (!attr_copy(&(*arr)[*n], key, v))
 		(*n)++;
+	return true;
 }
 
 static struct atel_span_event *event_add(struct atel_span *s, const char *name, uint64_t ts)
@@ -347,12 +348,14 @@ void atel__spanasm_apply(struct atel_spanasm *a, const struct atel_event *ev, co
 
 			attr_put(&e->attrs, &e->nattrs, &e->cattrs, ev->span_attr.key, &ev->span_attr.v, false);
 		} else {
-			attr_put(&s->attrs, &s->nattrs, &s->cattrs, ev->span_attr.key, &ev->span_attr.v, true);
+			if (!attr_put(&s->attrs, &s->nattrs, &s->cattrs, ev->span_attr.key, &ev->span_attr.v, true))
+				s->dropped_attrs++;
 		}
 		return;
 	case ATEL_EV_SPAN_EVENT:
-		if ((s = span_get(a, ev->span_event.trace_id, ev->span_event.span_id, before)))
-			event_add(s, ev->span_event.name, ev->ts_ns);
+		if ((s = span_get(a, ev->span_event.trace_id, ev->span_event.span_id, before)) &&
+		    !event_add(s, ev->span_event.name, ev->ts_ns) && s->nevents >= ATEL_SPAN_EVENTS_MAX)
+			s->dropped_events++;
 		return;
 	case ATEL_EV_SPAN_ERROR: {
 		struct atel_span_event *e;
@@ -375,6 +378,8 @@ void atel__spanasm_apply(struct atel_spanasm *a, const struct atel_event *ev, co
 			return;
 		s->end_ns = ev->ts_ns;
 		s->status = ev->span_end.status <= 2 ? ev->span_end.status : 0;
+		s->dropped_attrs += ev->span_end.dropped_attrs;
+		s->dropped_events += ev->span_end.dropped_events;
 		free(s->status_msg);
 		s->status_msg = xstrdup(ev->span_end.msg);
 		s->ended = true;
@@ -474,6 +479,8 @@ void atel__span_otlp(const struct atel_span *s, struct atel_otlp_span *out, stru
 	out->status_msg = s->status_msg && *s->status_msg ? s->status_msg : s->errored ? s->err_msg : NULL;
 	out->attrs = s->attrs;
 	out->nattrs = s->nattrs;
+	out->dropped_attrs = s->dropped_attrs;
+	out->dropped_events = s->dropped_events;
 	out->events = s->nevents ? events : NULL;
 	out->nevents = events ? s->nevents : 0;
 	for (uint32_t i = 0; events && i < s->nevents; i++) {

@@ -50,6 +50,7 @@ struct atel_span {
 	uint32_t nattrs, cattrs;
 	struct atel_span_event *events;   /* EVENT records, and ERROR records as "exception" events */
 	uint32_t nevents, cevents;
+	uint32_t dropped_attrs, dropped_events; /* the END's counts of what the producer could not record */
 	struct atel_log_pos first_pos;    /* the position of its first record */
 	struct atel_log_pos done_pos;     /* just past the record that finished it */
 	/* the assembler's */

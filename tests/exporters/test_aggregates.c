@@ -65,7 +65,24 @@ static void test_types(void **state)
 	th_sample(a, &h, 0.125, 0, 6);         /* le is inclusive */
 	th_sample(a, &h, 0.25, 0, 7);
 	th_sample(a, &h, 2, 0, 8);
-	assert_int_equal(atel__agg_rejected(a), 1);
+	{
+		/* folded observations (ring full): buckets, count and sum add up exactly */
+		static const uint64_t fb[4] = { 1, 0, 2, 3 };
+		struct atel_event ev;
+
+		memset(&ev, 0, sizeof(ev));
+		ev.kind = ATEL_EV_HISTFOLD;
+		ev.ts_ns = 9;
+		ev.histfold.series = &h;
+		ev.histfold.count = 6;
+		ev.histfold.sum = 10.5;
+		ev.histfold.nbuckets = 4;
+		ev.histfold.buckets = fb;
+		atel__agg_apply(a, &ev);
+		ev.histfold.nbuckets = 3; /* does not match the bounds: rejected, nothing added */
+		atel__agg_apply(a, &ev);
+	}
+	assert_int_equal(atel__agg_rejected(a), 2);
 	assert_int_equal(atel__agg_type_clashes(a), 0);
 	assert_int_equal(atel__agg_snapshot(a, &s), 0);
 	assert_int_equal(s->nfamilies, 3);
@@ -86,12 +103,12 @@ static void test_types(void **state)
 	assert_true(f->series[0].value == 5);
 	f = fam(s, "tool_call_duration_seconds");
 	assert_int_equal(f->series[0].nbounds, 3);
-	assert_int_equal(f->series[0].buckets[0], 2);
-	assert_int_equal(f->series[0].buckets[1], 1);
-	assert_int_equal(f->series[0].buckets[2], 0);
-	assert_int_equal(f->series[0].buckets[3], 1);
-	assert_int_equal(f->series[0].count, 4);
-	assert_true(f->series[0].sum == 2.4375);
+	assert_int_equal(f->series[0].buckets[0], 2 + 1);
+	assert_int_equal(f->series[0].buckets[1], 1 + 0);
+	assert_int_equal(f->series[0].buckets[2], 0 + 2);
+	assert_int_equal(f->series[0].buckets[3], 1 + 3);
+	assert_int_equal(f->series[0].count, 4 + 6);
+	assert_true(f->series[0].sum == 2.4375 + 10.5);
 	atel__agg_snapshot_free(s);
 	atel__agg_free(a);
 }

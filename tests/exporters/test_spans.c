@@ -10,10 +10,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "atel_test.h"
+#include "buf.h"
+#include "otlp_encode.h"
 #include "spans.h"
 
 static const uint8_t T1[16] = { 1 }, T2[16] = { 2 };
@@ -153,6 +156,52 @@ static void test_error_wins_over_end(void **state)
 	atel__spanasm_free(a);
 }
 
+/* What the producer could not record (SPAN_END's counts) and what the assembler's caps cut reach OTLP as
+ * droppedAttributesCount / droppedEventsCount, in JSON and protobuf (fields 10 and 12). */
+static void test_dropped_counts(void **state)
+{
+	struct atel_spanasm *a;
+	struct atel_otlp_span o;
+	struct atel_otlp_event ev[4];
+	struct atel_otlp_resource res = { .scope_name = "atel", .scope_version = "0" };
+	struct atel_buf b = { 0 };
+	const struct atel_span *s;
+	struct atel_event e = { .kind = ATEL_EV_SPAN_END, .ts_ns = 9 };
+
+	(void)state;
+	g_pos = 0;
+	assert_int_equal(atel__spanasm_new(&a, NULL), 0);
+	start(a, T2, 4, 0, "busy", 1);
+	for (int i = 0; i < (int)ATEL_SPAN_ATTRS_MAX + 2; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%d", i);
+		attr(a, T2, 4, k, i); /* two over the assembler's cap */
+	}
+	memcpy(e.span_end.trace_id, T2, 16);
+	e.span_end.span_id[0] = 4;
+	e.span_end.msg = "";
+	e.span_end.dropped_attrs = 3; /* the ring was full for three attributes and one event */
+	e.span_end.dropped_events = 1;
+	feed(a, &e);
+	s = atel__spanasm_ready(a);
+	assert_non_null(s);
+	atel__span_otlp(s, &o, ev);
+	assert_int_equal(o.nattrs, ATEL_SPAN_ATTRS_MAX);
+	assert_int_equal(o.dropped_attrs, 3 + 2);
+	assert_int_equal(o.dropped_events, 1);
+	assert_int_equal(atel__otlp_encode_spans(&b, ATEL_OTLP_JSON, &res, &o, 1), 0);
+	atel__buf_putc(&b, '\0');
+	assert_non_null(strstr(b.data, "\"droppedAttributesCount\":5"));
+	assert_non_null(strstr(b.data, "\"droppedEventsCount\":1"));
+	b.len = 0;
+	assert_int_equal(atel__otlp_encode_spans(&b, ATEL_OTLP_PROTOBUF, &res, &o, 1), 0);
+	/* tag 10 varint (0x50) then 5; tag 12 varint (0x60) then 1 */
+	assert_non_null(memmem(b.data, b.len, "\x50\x05", 2));
+	assert_non_null(memmem(b.data, b.len, "\x60\x01", 2));
+	atel__buf_free(&b);
+	atel__spanasm_free(a);
+}
+
 static void test_death_eviction_orphans(void **state)
 {
 	struct atel_spanasm_opts so = { .open_max = 2, .orphan_window = 4 };
@@ -214,6 +263,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_finish_in_any_order),
 		cmocka_unit_test(test_error_wins_over_end),
+		cmocka_unit_test(test_dropped_counts),
 		cmocka_unit_test(test_death_eviction_orphans),
 		cmocka_unit_test(test_skip_until),
 	};

@@ -803,8 +803,9 @@ def loss_of(res, key):
 
 def t_burst():
     """Issue 11's burst, more producers than cores: 3 processes x 4 threads, each adding 1
-    to its own counter 100,000 times flat out (a 200 us pause every 1,024 adds) into
-    small rings. No increment is lost: every counter is exactly 100,000 on /metrics
+    to its own counter 100,000 times flat out (a 200 us pause every 1,024 adds) and
+    observing a histogram as often, into small rings. No value is lost: every counter
+    is exactly 100,000 and every histogram's buckets, count and sum exact on /metrics
     and in the log, libatel counts no drop, and the full rings show up as folds."""
     port = free_port()
     e = Env("burst", {"shm": {"rings": 16, "ring_capacity": 1024}, "prometheus": {"enabled": True, "port": port},
@@ -812,7 +813,7 @@ def t_burst():
     procs, threads, n = 3, 4, 100000
     try:
         e.start()
-        res = run_agents(e, procs, threads, n)
+        res = run_agents(e, procs, threads, n, "--hist", 1)
         folded = loss_of(res, "folded")
         for r in res:
             check(r["drops_ring_full"] == 0 and r["drops_no_ring"] == 0 and r["drops_no_sidecar"] == 0,
@@ -823,6 +824,16 @@ def t_burst():
                        for p in range(1, procs + 1) for t in range(threads))
         e.wait_for("/metrics shows every counter at %d" % n, all_exact, timeout=60)
         m = scrape_metrics(port)
+        # the histograms too, folded observations included: n/4 of each value 0, .3, .6, .9
+        for p in range(1, procs + 1):
+            for t in range(threads):
+                lab = {"p": str(p), "t": str(t)}
+                got = [metric(m, "tagent_burst_seconds_bucket", le=le, **lab) for le in ("0.25", "0.5", "1", "+Inf")]
+                check(got == [n / 4, n / 2, n, n] and metric(m, "tagent_burst_seconds_count", **lab) == n and
+                      abs(metric(m, "tagent_burst_seconds_sum", **lab) - n / 4 * 1.8) < 1e-6 * n,
+                      "/metrics histogram p=%d t=%d: buckets %s count %s sum %s" %
+                      (p, t, got, metric(m, "tagent_burst_seconds_count", **lab),
+                       metric(m, "tagent_burst_seconds_sum", **lab)))
         check(metric(m, "atel_records_dropped_total", reason="ring_full") == 0,
               "/metrics ring_full drops: %s" % metric(m, "atel_records_dropped_total", reason="ring_full"))
         rc = e.stop()
@@ -833,9 +844,9 @@ def t_burst():
                 b = log["burst"].get("%d:%d" % (p, t))
                 check(b and b["sum"] == n and b["calls"] == n, "log: counter p=%d t=%d: %s" % (p, t, b))
         check(log["loss"]["ring_full"] == 0, "log loss: %s" % log["loss"])
-        print("burst: %d x %d threads x %d adds: every counter exact on /metrics and in the log; %d calls "
-              "folded while rings were full (%.1f%%), 0 dropped" % (procs, threads, n, folded,
-                                                                   100.0 * folded / (procs * threads * n)))
+        print("burst: %d x %d threads x %d adds and observations: every counter and histogram exact on "
+              "/metrics and in the log; %d calls folded while rings were full (%.1f%%), 0 dropped" %
+              (procs, threads, n, folded, 100.0 * folded / (2 * procs * threads * n)))
     finally:
         e.close()
 
@@ -877,6 +888,13 @@ def t_burst_spans():
         check(log["loss"]["spans"] == spans_dropped, "log spans %d, producers %d" % (log["loss"]["spans"],
                                                                                      spans_dropped))
         check(log["loss"]["reentrant"] == reent, "log reentrant %d, producers %d" % (log["loss"]["reentrant"], reent))
+        # atel replay counts the same loss from the same files
+        rp = subprocess.run([ATEL_CLI, "replay", os.path.join(e.data, "segments"), "--json"], capture_output=True,
+                            text=True, timeout=120)
+        check(rp.returncode == 0, "atel replay exit %d: %s" % (rp.returncode, rp.stderr))
+        rl = json.loads(rp.stdout)["losses"]
+        check(rl["ring_full"] == full and rl["spans"] == spans_dropped, "atel replay losses %s, producers "
+              "ring_full %d spans %d" % (rl, full, spans_dropped))
         for p in range(1, procs + 1):
             for t in range(threads):
                 b = log["burst"].get("%d:%d" % (p, t))

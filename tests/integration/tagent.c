@@ -12,7 +12,8 @@
  * --burst N     instead of the agent loop: each thread adds 1 to its own counter
  *               tagent_burst_total{p,t} N times as fast as it can, pausing 200 us
  *               every 1024 adds (issue 11's burst); with --spans 1 it also starts and
- *               ends one span per add (name "burst")
+ *               ends one span per add (name "burst"); with --hist 1 it also observes
+ *               tagent_burst_seconds{p,t} (bounds .25 .5 1) with 0, .3, .6, .9 in turn
  * --progress FILE  (burst) each thread keeps {started, done} add counts in FILE
  *               (MAP_SHARED u64 pairs, one per thread), so a test that kills the
  *               agent knows how many calls were made
@@ -34,23 +35,26 @@
 
 #include "atel.h"
 
-static int g_id, g_iters, g_pace_us, g_burst, g_spans;
+static int g_id, g_iters, g_pace_us, g_burst, g_spans, g_hist;
 static _Atomic uint64_t *g_progress; /* [2 * thread]: started, [2 * thread + 1]: done */
 
 static void *burst(void *arg)
 {
 	int t = (int)(intptr_t)arg;
 	char p[16], ts[16];
-	atel_series c;
+	atel_series c, h;
 	_Atomic uint64_t *pr = g_progress ? &g_progress[2 * t] : NULL;
 
 	snprintf(p, sizeof(p), "%d", g_id);
 	snprintf(ts, sizeof(ts), "%d", t);
 	c = atel_counter("tagent_burst_total", "p", p, "t", ts, NULL);
+	h = atel_histogram_bounds("tagent_burst_seconds", (const double[]){ 0.25, 0.5, 1 }, 3, "p", p, "t", ts, NULL);
 	for (int i = 0; i < g_burst; i++) {
 		if (pr)
 			atomic_store_explicit(&pr[0], (uint64_t)i + 1, memory_order_relaxed);
 		atel_add(c, 1);
+		if (g_hist)
+			atel_observe(h, (double)(i % 4) * 0.3); /* 0, 0.3, 0.6, 0.9: buckets 0.25, 0.5, 1, 1 */
 		if (g_spans) {
 			atel_span s = atel_trace_start("burst", ATEL_SPAN_INTERNAL);
 			atel_span_end(&s, ATEL_STATUS_OK, NULL);
@@ -128,6 +132,8 @@ int main(int argc, char **argv)
 			g_burst = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--spans"))
 			g_spans = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--hist"))
+			g_hist = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--progress")) {
 			int fd = open(argv[i + 1], O_RDWR | O_CREAT | O_TRUNC, 0600);
 			if (fd < 0 || ftruncate(fd, 64 * 16) != 0) {
