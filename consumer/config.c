@@ -95,6 +95,7 @@ static const struct key KEYS[] = {
 	{ "storage", "rotate_age_s", K_U32, OFF(storage.rotate_age_s), 1, 30 * DAY_S, NULL, NULL },
 	{ "storage", "fsync_interval_ms", K_U32, OFF(storage.fsync_interval_ms), 1, 3600000, NULL, NULL },
 	{ "storage", "zstd_level", K_INT, OFF(storage.zstd_level), -7, 19, NULL, NULL },
+	{ "storage", "zstd_level_pressure", K_INT, OFF(storage.zstd_level_pressure), -7, 19, NULL, NULL },
 	{ "storage", "io", K_ENUM, OFF(storage.io), 0, 0, IO_MODES, NULL },
 	{ "storage", "encoding", K_ENUM, OFF(storage.encoding), 0, 0, ENCODINGS, NULL },
 
@@ -184,6 +185,7 @@ void atel__config_defaults(struct atel_config *cfg)
 	cfg->storage.rotate_age_s = 3600;
 	cfg->storage.fsync_interval_ms = 1000;
 	cfg->storage.zstd_level = 3;
+	cfg->storage.zstd_level_pressure = -1;
 	cfg->storage.io = strdup("auto");
 	cfg->storage.encoding = strdup("records");
 

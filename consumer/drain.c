@@ -124,6 +124,9 @@ struct atel_drain {
 	char cur_file[4096];
 
 	struct loss_track seg_lt[LT_SEG_N];
+	uint64_t pass_fill_max;   /* largest unreleased backlog of a ring in this pass */
+	bool pressure;            /* frames at storage.zstd_level_pressure */
+	uint64_t pressure_until;
 	uint64_t invalid_total;   /* records found invalid by this run (LOSS(INVALID) markers) */
 };
 
@@ -338,6 +341,8 @@ static int64_t drain_ring(struct atel_drain *dr, uint32_t ring, bool stopping)
 		quarantine(dr, ring, head, head < st->pos ? "head went backwards" : "head jumped past capacity");
 		return 0;
 	}
+	if (head - st->released > dr->pass_fill_max)
+		dr->pass_fill_max = head - st->released;
 	batch = dr->cfg->drain.batch_records < cap ? dr->cfg->drain.batch_records : cap;
 	to = head - st->pos > batch ? st->pos + batch : head;
 	/* final: nobody will complete a partially published record (dead owner,
@@ -866,12 +871,43 @@ static bool flush_due(const struct atel_drain *dr)
 	return false;
 }
 
+/*
+ * Compression under pressure: when a ring is a quarter full at a pass, the
+ * producers outrun the drain, and the frames are compressed at
+ * storage.zstd_level_pressure (default -1: several times faster, a few
+ * percent larger) until every ring stays under an eighth for 100 ms. The
+ * log is the bottleneck of every record an agent writes; its ratio matters
+ * less than not making the producers fold or drop.
+ */
+#define PRESSURE_HOLD_NS 100000000ull
+
+static void adapt_level(struct atel_drain *dr)
+{
+	uint64_t cap = dr->seg.ring_capacity, now;
+
+	if (dr->cfg->storage.zstd_level_pressure == dr->cfg->storage.zstd_level)
+		return;
+	if (dr->pass_fill_max * 4 >= cap) {
+		now = atel__mono_ns();
+		dr->pressure_until = now + PRESSURE_HOLD_NS;
+		if (!dr->pressure) {
+			dr->pressure = true;
+			atel__seglog_set_level(dr->log, dr->cfg->storage.zstd_level_pressure);
+			stat_add(&dr->d->stats.pressure_episodes, 1);
+		}
+	} else if (dr->pressure && dr->pass_fill_max * 8 < cap && atel__mono_ns() >= dr->pressure_until) {
+		dr->pressure = false;
+		atel__seglog_set_level(dr->log, dr->cfg->storage.zstd_level);
+	}
+}
+
 static bool pass(struct atel_drain *dr, bool stopping)
 {
 	uint64_t appends0 = dr->appends;
 	uint32_t n = dr->nrings;
 	bool busy = false;
 
+	dr->pass_fill_max = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t r = (dr->rr + i) % n;
 		uint64_t before = dr->rs[r].pos;
@@ -886,6 +922,7 @@ static bool pass(struct atel_drain *dr, bool stopping)
 		}
 	}
 	dr->rr = (dr->rr + 1) % n;
+	adapt_level(dr);
 	if (dr->appends != appends0 && !dr->unflushed) {
 		dr->unflushed = true;
 		dr->unflushed_since = atel__mono_ns();

@@ -85,6 +85,7 @@ static cJSON *status_stats(const struct atel_daemon_stats *s)
 	add_u64(o, "spans_dropped", ld(&s->spans_dropped));
 	add_u64(o, "metric_folds", ld(&s->metric_folds));
 	add_u64(o, "loss_readings_refused", ld(&s->loss_readings_refused));
+	add_u64(o, "pressure_episodes", ld(&s->pressure_episodes));
 	add_u64(o, "ring_lag_max", ld(&s->ring_lag_max));
 	add_u64(o, "oldest_unread_ns", ld(&s->oldest_unread_ns));
 	add_u64(o, "producers_reclaimed", ld(&s->producers_reclaimed));

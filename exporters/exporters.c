@@ -19,6 +19,8 @@
  * draining (docs/design.md, principle 2).
  */
 #include <errno.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -134,6 +136,19 @@ static void checkpoint(struct atel_exporters *ex, const struct atel_log_pos *pos
 			  strerror(-rc));
 }
 
+/*
+ * The threads that follow the log (aggregates and spans here, the OTLP
+ * exporter) run below the drain: under overload the drain needs every cycle
+ * to keep rings from filling, and these views catch up when it idles. The
+ * HTTP server stays at the drain's priority, so /metrics answers promptly
+ * (from aggregates that may then lag a little). A thread may lower its own
+ * priority without privilege.
+ */
+void atel__exporters_lower_priority(void)
+{
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), ATEL_FOLLOWER_NICE);
+}
+
 static void *follower_main(void *arg)
 {
 	struct atel_exporters *ex = arg;
@@ -143,6 +158,7 @@ static void *follower_main(void *arg)
 	bool dirty = false, warned = false;
 	uint32_t since_check = 0;
 
+	atel__exporters_lower_priority();
 	for (;;) {
 		struct atel_event ev;
 		struct atel_log_pos after;

@@ -53,4 +53,10 @@ uint16_t atel__exporters_http_port(const struct atel_exporters *ex);
 /* Events the follower has read from the log so far. Thread-safe. */
 uint64_t atel__exporters_events_read(const struct atel_exporters *ex);
 
+/* The nice value of the threads that follow the log (the drain runs at 0, the indexer at 10). */
+#define ATEL_FOLLOWER_NICE 5
+
+/* Lowers the calling thread to ATEL_FOLLOWER_NICE (log followers; no privilege needed). */
+void atel__exporters_lower_priority(void);
+
 #endif /* ATEL_EXPORTERS_H */

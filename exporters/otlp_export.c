@@ -46,6 +46,7 @@
 
 #include <curl/curl.h>
 
+#include "exporters.h"
 #include "otlp_internal.h"
 
 
@@ -415,6 +416,8 @@ static void *otlp_thread(void *arg)
 {
 	struct atel_otlp *o = arg;
 	bool stop = false;
+
+	atel__exporters_lower_priority();
 	int rc;
 
 	o->m_due_ns = atel__mono_ns() + (uint64_t)o->interval_ms * 1000000ull;

@@ -55,6 +55,9 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 		atel__prom_one(doc, "atel_loss_readings_refused_total", "counter",
 			 "Readings of shared-memory loss counters not believed (backwards or implausibly fast)",
 			 (double)ld(&st->loss_readings_refused));
+		atel__prom_one(doc, "atel_drain_pressure_episodes_total", "counter",
+			 "Times the drain switched to storage.zstd_level_pressure because producers outran it",
+			 (double)ld(&st->pressure_episodes));
 		atel__prom_one(doc, "atel_ring_lag_records", "gauge",
 			 "Unread records in the fullest ring at the last drain pass", (double)ld(&st->ring_lag_max));
 		atel__prom_one(doc, "atel_rings_active", "gauge", "Rings owned by a live producer thread at the last drain pass",

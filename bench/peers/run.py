@@ -63,13 +63,27 @@ def run_rows(cmd, env, timeout=900):
     return rows
 
 
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 class Ateld:
-    def __init__(self, build, tmp):
+    def __init__(self, build, tmp, default_config=False):
+        """default_config: what a user gets (index, /metrics, JSON exports, the
+        default ring geometry); else large rings and nothing but the log."""
         self.data = os.path.join(tmp, "data")
         self.seg = os.path.join(tmp, "seg")
         cfg = {"data_dir": self.data, "log_level": "warn",
                "shm": {"name": self.seg, "rings": 64, "ring_capacity": 65536},
                "index": {"enabled": False}, "prometheus": {"enabled": False}}
+        if default_config:
+            cfg = {"data_dir": self.data, "log_level": "warn", "shm": {"name": self.seg},
+                   "prometheus": {"port": free_port()}}
         self.cfg = os.path.join(tmp, "ateld.json")
         with open(self.cfg, "w") as f:
             json.dump(cfg, f)
@@ -90,6 +104,10 @@ class Ateld:
                 break
             time.sleep(0.05)
         raise RuntimeError("ateld did not start (see %s)" % self.logf.name)
+
+    def status(self):
+        with open(os.path.join(self.data, "ateld.status.json")) as f:
+            return json.load(f)
 
     def stop(self):
         if self.p.poll() is None:
@@ -223,6 +241,71 @@ def find(rows, figure, peer):
     return next((r for r in rows if r["figure"] == figure and r["peer"] == peer), None)
 
 
+LADDER = (125e3, 250e3, 500e3, 1e6, 2e6, 4e6, 8e6)
+
+
+def lossless_section(build, tmp, quick, lttng_rate):
+    """Issue 11's lossless burst: producers through the real libatel against an
+    ateld with the default configuration (index, /metrics and JSON exports on,
+    64 rings of 16,384 slots), 1, 4 and 12 threads, rates rising in steps of 2x;
+    the highest total rate at which no span was dropped, the flat-out rate
+    delivered, the drain's own throughput in that flat-out run (records/s), and
+    LTTng-UST's delivered rate from this run's C section."""
+    prog = os.path.join(build, "bench", "peers", "lossless")
+    if not os.path.exists(prog):
+        return [], ["lossless burst: not measured (bench/peers/lossless not built)"]
+    secs = "0.5" if quick else "1.5"
+    lines = ["| workload | threads | highest lossless rate (total) | flat out: attempted/s | delivered/s | "
+             "delivered | drain records/s (flat out) |", "|---|---|---|---|---|---|---|"]
+    notes = []
+    d = Ateld(build, os.path.join(tmp, "lossless"), default_config=True)
+    try:
+        env = dict(os.environ)
+        for k in ("TRACEPARENT", "TRACESTATE", "TRACE_CONTEXT"):
+            env.pop(k, None)
+        st = d.status()
+        rings, cap = st["config"]["shm"]["rings"], st["config"]["shm"]["ring_capacity"]
+        notes.append("lossless burst: ateld with the default configuration (index, /metrics, JSON exports on), "
+                     "%d rings x %d slots = %.0f MiB of shared memory; each step %s s" %
+                     (rings, cap, rings * cap * 64 / 2**20, secs))
+
+        def run(workload, threads, rate):
+            r = subprocess.run([prog, "--shm", d.seg, "--threads", str(threads), "--seconds", secs,
+                                "--rate", str(int(rate)), "--workload", workload],
+                               env=env, capture_output=True, text=True, timeout=300)
+            if r.returncode != 0:
+                raise RuntimeError("lossless failed: " + r.stderr[-500:])
+            return json.loads(r.stdout.strip().splitlines()[-1])
+
+        for workload in ("spans", "counter"):
+            for threads in (1, 4, 12):
+                best = None
+                for rate in LADDER:
+                    row = run(workload, threads, rate)
+                    if row["dropped"] or row["no_ring"]:
+                        break
+                    best = rate
+                before = d.status()["stats"]["records_drained"]
+                t0 = time.time()
+                flat = run(workload, threads, 0)
+                time.sleep(0.3)
+                drained = (d.status()["stats"]["records_drained"] - before) / (time.time() - t0)
+                att = flat["attempted"] / flat["seconds"]
+                lines.append("| %s | %d | %s | %.2fM | %.2fM | %.1f%% | %.2fM |" % (
+                    workload if workload == "spans" else "counter (values fold: none lost)", threads,
+                    ("%.0fk/s" % (best / 1e3)) if best else "below %.0fk/s" % (LADDER[0] / 1e3),
+                    att / 1e6, flat["delivered_per_s"] / 1e6,
+                    100.0 * (flat["attempted"] - flat["dropped"]) / max(flat["attempted"], 1), drained / 1e6))
+        if lttng_rate:
+            notes.append("LTTng-UST in this run's C section, one thread flat out: %.2fM events/s delivered" %
+                         (lttng_rate / 1e6))
+        notes.append("a span is 2 records (start, end); 'delivered' for spans counts spans kept whole, for "
+                     "counters calls whose value reached the log (folded or not)")
+    finally:
+        d.stop()
+    return lines, notes
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(SRC, "build-release"))
@@ -335,7 +418,15 @@ def main():
                      "them); LTTng-UST, events babeltrace2 read back; OpenTelemetry spans, spans the "
                      "BatchSpanProcessor exported; in-process aggregates (prometheus-cpp, prom-client, "
                      "OpenTelemetry metrics, prometheus_client), the value read back." % a.rounds)
+        lttng_rate = None
+        tf = find(c_rows, "tracepoint, flat out", "LTTng-UST")
+        if tf and tf["mean_ns"] > 0 and tf["written"] > 0 and tf["delivered"] >= 0:
+            lttng_rate = 1e9 / tf["mean_ns"] * tf["delivered"] / tf["written"]
+        ll_lines, ll_notes = lossless_section(build, tmp, a.quick, lttng_rate)
         print(table(sections, notes))
+        if ll_lines:
+            print("\n" + "\n".join(ll_lines))
+        print("\n".join(ll_notes))
         if a.json:
             with open(a.json, "w") as f:
                 json.dump({"sections": [{"name": n, "rows": r} for n, r in sections], "notes": notes}, f, indent=1)

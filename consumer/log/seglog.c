@@ -76,6 +76,8 @@ struct frame {
 
 struct atel_seglog {
 	struct atel_seglog_opts o;
+	int level;                     /* of the next frame (o.zstd_level, or the drain's pressure level) */
+	int cctx_level;                /* the level set in cctx */
 	char *dir;
 	char path[PATH_MAX];
 	int fd;
@@ -327,6 +329,11 @@ static int close_frame(struct atel_seglog *l)
 			return rc;
 		if ((rc = front_error(l)))
 			return rc;
+	}
+	if (l->level != l->cctx_level) {
+		if (ZSTD_isError(ZSTD_CCtx_setParameter(l->cctx, ZSTD_c_compressionLevel, l->level)))
+			return -EIO;
+		l->cctx_level = l->level;
 	}
 	if (l->cols) {
 		size_t n = atel__cols_encode_iov(l->pieces, l->npieces, l->raw_len / ATEL_RECORD_SIZE, l->cols);
@@ -823,6 +830,12 @@ int atel__seglog_flush(struct atel_seglog *l)
 	return 0;
 }
 
+void atel__seglog_set_level(struct atel_seglog *l, int level)
+{
+	if (l)
+		l->level = level;
+}
+
 uint64_t atel__seglog_written_pos(const struct atel_seglog *l, uint32_t ring)
 {
 	if (!l || ring >= l->o.ring_count || !l->seen[ring])
@@ -1052,6 +1065,7 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 	}
 	memset(l->upd_idx, 0xff, rc_count * sizeof(*l->upd_idx));
 	ZSTD_CCtx_setParameter(l->cctx, ZSTD_c_compressionLevel, l->o.zstd_level);
+	l->level = l->cctx_level = l->o.zstd_level;
 	ZSTD_CCtx_setParameter(l->cctx, ZSTD_c_checksumFlag, 1);
 	ZSTD_CCtx_setParameter(l->cctx, ZSTD_c_contentSizeFlag, 1);
 	for (int i = 0; i < NBUF; i++) {

@@ -99,6 +99,13 @@ int atel__seglog_append_marker(struct atel_seglog *l, uint32_t ring, const union
  */
 int atel__seglog_flush(struct atel_seglog *l);
 
+/*
+ * The compression level of the frames compressed from now on (the drain
+ * lowers it while producers outrun it, docs/segment-format.md 6). Any level
+ * zstd accepts; every reader reads every level.
+ */
+void atel__seglog_set_level(struct atel_seglog *l, int level);
+
 /* Next position of `ring` not yet written to the file (release up to here). */
 uint64_t atel__seglog_written_pos(const struct atel_seglog *l, uint32_t ring);
 

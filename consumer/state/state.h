@@ -36,6 +36,7 @@ struct atel_daemon_stats {
 	_Atomic uint64_t spans_dropped;         /* spans dropped whole by producers (logged) */
 	_Atomic uint64_t metric_folds;          /* metric calls producers folded because a ring was full */
 	_Atomic uint64_t loss_readings_refused; /* loss counter readings that went backwards or jumped (not believed) */
+	_Atomic uint64_t pressure_episodes;     /* times the drain switched to storage.zstd_level_pressure */
 	_Atomic uint64_t ring_lag_max;          /* unread slots in the fullest ring, last pass */
 	_Atomic uint64_t oldest_unread_ns;      /* age of the oldest unread record, last pass */
 	_Atomic uint64_t producers_reclaimed;   /* dead producers whose rings were reclaimed */

@@ -844,6 +844,8 @@ def t_burst():
                 b = log["burst"].get("%d:%d" % (p, t))
                 check(b and b["sum"] == n and b["calls"] == n, "log: counter p=%d t=%d: %s" % (p, t, b))
         check(log["loss"]["ring_full"] == 0, "log loss: %s" % log["loss"])
+        check(metric(m, "atel_drain_pressure_episodes_total") >= 1,
+              "the rings filled, yet the drain never compressed at the pressure level")
         print("burst: %d x %d threads x %d adds and observations: every counter and histogram exact on "
               "/metrics and in the log; %d calls folded while rings were full (%.1f%%), 0 dropped" %
               (procs, threads, n, folded, 100.0 * folded / (2 * procs * threads * n)))
