@@ -115,6 +115,9 @@ void atel__fold_add(struct atel__tls *t, const struct atel__series *s, double v,
 	if (!now)
 		now = atel__now_ns();
 	e = f ? entry(f, s) : NULL;
+	/* CLOCK_REALTIME may step back: a folded record's interval must not end before it starts */
+	if (e && e->n && now < e->last_ns)
+		now = e->last_ns;
 	if (!e) {
 		atel__drop(t, ATEL_LOSS_RING_FULL, 1);
 		return;

@@ -373,7 +373,7 @@ static bool series_update(struct series *s, const struct atel_event *ev)
 		/* folded observations (docs/abi.md 2.3): the buckets, count and sum add up exactly */
 		const struct bset *b = &s->fam->bsets[s->bset];
 
-		if (s->fam->mtype != ATEL_MT_HISTOGRAM || ev->histfold.nbuckets != b->n + 1 || isnan(ev->histfold.sum))
+		if (s->fam->mtype != ATEL_MT_HISTOGRAM || ev->histfold.nbuckets != b->n + 1)
 			return false;
 		for (uint32_t i = 0; i < ev->histfold.nbuckets; i++)
 			s->buckets[i] += ev->histfold.buckets[i];

@@ -651,8 +651,9 @@ static int decode_slow(struct atel_decoder *d, uint32_t ring, uint64_t seq, cons
 			INVALID("folded histogram has non-zero flags or reserved bytes");
 		if (x->nbuckets != s->pub.nbounds + 1)
 			INVALID("folded histogram's bucket count differs from its series' bounds + 1");
-		if (x->count == 0 || isnan(x->sum))
-			INVALID("folded histogram has no observations or a NaN sum");
+		/* a NaN sum is what +Inf and -Inf observations add up to unfolded too: kept */
+		if (x->count == 0)
+			INVALID("folded histogram has no observations");
 		if (x->first_ns > rec->h.ts_ns)
 			INVALID("folded histogram's first observation is later than its last");
 		/* bucket counts: 2 in the header slot, 8 per continuation slot (contiguous here) */

@@ -307,6 +307,11 @@ int main(int argc, char **argv)
 			}
 			break;
 		}
+		case ATEL_EV_HISTFOLD: /* folded observations: one data record (libatel counts it as one) */
+			pc->data++;
+			pc->sample++;
+			pc->folded++;
+			break;
 		case ATEL_EV_LOSS:
 			if (ev.loss.cause == ATEL_LOSS_RING_FULL)
 				pc->loss_ring_full += ev.loss.count;

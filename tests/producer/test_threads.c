@@ -25,6 +25,8 @@ static struct atel_segment seg;
 
 static void open_seg(const char *tag, uint32_t rings, uint32_t cap)
 {
+	/* a test that failed half-way left the library attached to its segment: start clean */
+	atel_shutdown();
 	pt_path(path, sizeof(path), tag);
 	assert_int_equal(pt_create(&seg, path, rings, cap), 0);
 	assert_int_equal(atel_init(path), 0);
@@ -89,7 +91,6 @@ static void test_threads_own_rings(void **state)
 		pthread_join(th[i], NULL);
 	for (uint32_t r = 0; r < seg.ring_count; r++) {
 		struct pt_ring pr;
-		int found = -1;
 
 		/* every worker exited: its ring is free again and ends with END */
 		assert_int_equal(atomic_load(&atel__seg_desc(&seg, r)->state), ATEL_RING_FREE);
@@ -98,16 +99,29 @@ static void test_threads_own_rings(void **state)
 			pt_free(&pr);
 			continue;
 		}
-		rings_used++;
 		assert_int_equal(pt_check_defs(&pr), 0);
 		assert_int_equal(pr.recs[0].s->h.type, ATEL_REC_BEGIN);
 		assert_int_equal(pr.recs[pr.n - 1].s->h.type, ATEL_REC_END);
-		for (int i = 0; i < NTHR; i++)
-			if (pr.recs[0].s->begin.tid == args[i].tid)
-				found = i;
-		assert_true(found >= 0);
-		assert_int_equal(pt_count(&pr, ATEL_REC_SAMPLE), 2 * PER);
-		assert_int_equal(pt_count(&pr, ATEL_REC_SPAN_START), 1);
+		/* one claim per worker; a ring a worker released may hold the next worker's claim too */
+		for (size_t k = 0; k < pr.n; k++) {
+			size_t nsamp = 0, nspan = 0, e;
+			int found = -1;
+
+			if (pr.recs[k].s->h.type != ATEL_REC_BEGIN)
+				continue;
+			rings_used++;
+			for (int i = 0; i < NTHR; i++)
+				if (pr.recs[k].s->begin.tid == args[i].tid)
+					found = i;
+			assert_true(found >= 0);
+			for (e = k + 1; e < pr.n && pr.recs[e].s->h.type != ATEL_REC_END; e++) {
+				nsamp += pr.recs[e].s->h.type == ATEL_REC_SAMPLE;
+				nspan += pr.recs[e].s->h.type == ATEL_REC_SPAN_START;
+			}
+			assert_true(e < pr.n);
+			assert_int_equal(nsamp, 2 * PER);
+			assert_int_equal(nspan, 1);
+		}
 		for (size_t k = 0; k < pr.n; k++) {
 			const union atel_slot *s = pr.recs[k].s;
 			if (s->h.type == ATEL_REC_SAMPLE) {
@@ -247,18 +261,30 @@ static void test_processes(void **state)
 		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
 		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	}
+	/* a ring one process released may have been claimed by the next (a slow machine
+	 * serialises them): count per claim, from each BEGIN to its END */
 	for (uint32_t r = 0; r < seg.ring_count; r++) {
 		struct pt_ring pr;
 		assert_int_equal(pt_read(&seg, r, &pr), 0);
-		for (int i = 0; i < NPROC; i++) {
-			if (pr.n && pr.recs[0].s->begin.pid == pids[i]) {
-				found++;
-				assert_int_equal(pt_check_defs(&pr), 0);
-				assert_int_equal(pt_count(&pr, ATEL_REC_SAMPLE), N);
-				assert_int_equal(pr.recs[pr.n - 1].s->h.type, ATEL_REC_END);
-				assert_int_equal(atomic_load(&atel__seg_desc(&seg, r)->state), ATEL_RING_FREE);
-			}
+		assert_int_equal(pt_check_defs(&pr), 0);
+		for (size_t k = 0; k < pr.n; k++) {
+			size_t samples = 0, e;
+			int owner = -1;
+
+			if (pr.recs[k].s->h.type != ATEL_REC_BEGIN)
+				continue;
+			for (int i = 0; i < NPROC; i++)
+				if (pr.recs[k].s->begin.pid == pids[i])
+					owner = i;
+			assert_true(owner >= 0);
+			for (e = k + 1; e < pr.n && pr.recs[e].s->h.type != ATEL_REC_END; e++)
+				samples += pr.recs[e].s->h.type == ATEL_REC_SAMPLE;
+			assert_true(e < pr.n); /* exit() released the ring: END written */
+			assert_int_equal(samples, N);
+			found++;
 		}
+		if (pr.n)
+			assert_int_equal(atomic_load(&atel__seg_desc(&seg, r)->state), ATEL_RING_FREE);
 		pt_free(&pr);
 	}
 	assert_int_equal(found, NPROC);
