@@ -924,7 +924,7 @@ def t_loss_restart():
                                                       r1["threads"][0]["dropped"])(e.status()))
         e.kill9()
         e.start()
-        r2 = Env.result(e.produce(2, 1, 3000, "--block"))
+        r2 = Env.result(e.produce(2, 1, 3000, "--block"), timeout=240)
         dropped = r1["threads"][0]["dropped"] + r2["threads"][0]["dropped"]
         e.wait_for("status shows the drops after a second restart",
                    lambda: (lambda s: s and s["stats"]["drops"]["ring_full"] == dropped)(e.status()))
