@@ -135,7 +135,12 @@ class Env:
 
     @staticmethod
     def result(p, timeout=60):
-        out, err = p.communicate(timeout=timeout)
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+            raise Fail("producer %s did not finish within %d s; its stderr: %s" % (p.args[:6], timeout, err))
         if p.returncode != 0:
             raise Fail("tprod failed (%s): %s" % (p.returncode, err))
         return json.loads(out)
@@ -946,7 +951,10 @@ def t_loss_restart():
                                                       r1["threads"][0]["dropped"])(e.status()))
         e.kill9()
         e.start()
-        r2 = Env.result(e.produce(2, 1, 3000, "--block"), timeout=240)
+        try:
+            r2 = Env.result(e.produce(2, 1, 3000, "--block"), timeout=150)
+        except Fail as f:
+            raise Fail("%s\nstatus: %s\nateld log:\n%s" % (f, json.dumps(e.status()), e.log_text()))
         dropped = r1["threads"][0]["dropped"] + r2["threads"][0]["dropped"]
         e.wait_for("status shows the drops after a second restart",
                    lambda: (lambda s: s and s["stats"]["drops"]["ring_full"] == dropped)(e.status()))
