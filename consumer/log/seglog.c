@@ -369,7 +369,8 @@ static int close_frame(struct atel_seglog *l)
 		f->upd = nu;
 		f->upd_cap = l->nsupd;
 	}
-	memcpy(f->upd, l->supd, l->nsupd * sizeof(*f->upd));
+	if (l->nsupd) /* f->upd may still be NULL: memcpy(NULL, _, 0) is undefined */
+		memcpy(f->upd, l->supd, l->nsupd * sizeof(*f->upd));
 	f->nupd = l->nsupd;
 	f->len = c;
 	f->raw_bytes = l->raw_len;
