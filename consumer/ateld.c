@@ -30,6 +30,7 @@
 #include "drain.h"
 #include "exporters.h"
 #include "ring.h"
+#include "util.h"
 
 
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
@@ -108,10 +109,11 @@ struct ateld {
  * @return the fd, or -errno (-EWOULDBLOCK: another ateld holds it). */
 static int take_lock(const char *path)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, (mode_t)atel__file_mode());
 
 	if (fd < 0)
 		return -errno;
+	(void)atel__fchmod_policy(fd);
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		int rc = -errno;
 
@@ -448,6 +450,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	a.state = "starting";
+	/* storage.file_mode for every file ateld writes, and the umask to match (issue 12) */
+	atel__file_mode_set(a.cfg.storage.file_mode);
 	rc = atel__daemon_init(&a.d, &a.cfg);
 	if (rc) {
 		fprintf(stderr, "ateld: data_dir '%s': %s\n", a.cfg.data_dir, strerror(-rc));
@@ -464,7 +468,7 @@ int main(int argc, char **argv)
 		exit_code = EXIT_USAGE;
 		goto out;
 	}
-	if ((rc = atel__mkdir_p(a.cfg.data_dir, 0755))) {
+	if ((rc = atel__mkdir_p(a.cfg.data_dir, atel__dir_mode()))) {
 		atel__log(&a.d, ATEL_LOG_ERROR, "cannot create data_dir '%s': %s", a.cfg.data_dir, strerror(-rc));
 		exit_code = EXIT_RUNTIME;
 		goto out;

@@ -98,6 +98,7 @@ static const struct key KEYS[] = {
 	{ "storage", "zstd_level_pressure", K_INT, OFF(storage.zstd_level_pressure), -7, 19, NULL, NULL },
 	{ "storage", "io", K_ENUM, OFF(storage.io), 0, 0, IO_MODES, NULL },
 	{ "storage", "encoding", K_ENUM, OFF(storage.encoding), 0, 0, ENCODINGS, NULL },
+	{ "storage", "file_mode", K_MODE, OFF(storage.file_mode), 0600, 0670, NULL, NULL },
 
 	{ "drain", "idle_sleep_max_us", K_U32, OFF(drain.idle_sleep_max_us), 1, 10000, NULL, NULL },
 	{ "drain", "batch_records", K_U32, OFF(drain.batch_records), 256, 1 << 20, NULL, NULL },
@@ -188,6 +189,7 @@ void atel__config_defaults(struct atel_config *cfg)
 	cfg->storage.zstd_level_pressure = -1;
 	cfg->storage.io = strdup("auto");
 	cfg->storage.encoding = strdup("records");
+	cfg->storage.file_mode = 0600;
 
 	cfg->drain.idle_sleep_max_us = 1000;
 	cfg->drain.batch_records = 4096;
@@ -549,6 +551,15 @@ static int apply_value(struct atel_config *cfg, const struct ctx *c, const struc
 			iv = (int64_t)v->valuedouble;
 		} else {
 			return bad_value(c, k, v);
+		}
+		if (k->off == OFF(storage.file_mode) && ((iv & 0007) || (iv & 0600) != 0600)) {
+			/* hardening (issue 12): ateld's files hold every agent's data */
+			atel__seterr(c->err, c->errlen,
+				     "%s: storage.file_mode: %04o refused: %s (use 0600, or 0640/0660 for group access)",
+				     c->origin, (unsigned)iv,
+				     (iv & 0007) ? "access for other users is not allowed"
+						 : "the owner needs read and write access");
+			return -EINVAL;
 		}
 		*(uint32_t *)p = (uint32_t)iv;
 		return 0;

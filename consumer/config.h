@@ -34,6 +34,9 @@ struct atel_config {
 		int zstd_level_pressure;     /* -1: level while the rings fill faster than they drain */
 		char *io;                    /* "auto" | "io_uring" | "pwritev"   ATEL_IO (ATEL_FORCE_PWRITEV=1 forces pwritev) */
 		char *encoding;              /* "records" | "columns"             ATEL_ENCODING */
+		uint32_t file_mode;          /* 0600: mode of every file ateld writes under data_dir (segments,
+					      * telemetry.db and its -wal/-shm, exports, status file); group
+					      * bits allowed (0640, 0660), other bits refused */
 	} storage;
 
 	struct {

@@ -10,6 +10,7 @@
  * re-reads the log from the committed cursor after a back-off.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,10 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "index.h"
 #include "logread.h"
+#include "util.h"
 
 #define IX_EXPORT_PEND 256u
 #define IX_IDLE_MS 20u
@@ -78,12 +81,33 @@ static int ix_open_reader(struct atel_indexer *ix)
 	return atel__log_open(&ix->r, &o);
 }
 
+/* storage.file_mode for the database and its -wal/-shm (issue 12): SQLite
+ * gives -wal and -shm the database file's mode, so the database is created
+ * here with the policy's mode and an older file is brought to it. */
+static void ix_db_modes(const char *db)
+{
+	char p[4200];
+	int fd = open(db, O_RDWR | O_CREAT | O_CLOEXEC, (mode_t)atel__file_mode());
+
+	if (fd >= 0) {
+		(void)atel__fchmod_policy(fd);
+		close(fd);
+	}
+	snprintf(p, sizeof(p), "%s-wal", db);
+	(void)atel__chmod_policy(p);
+	snprintf(p, sizeof(p), "%s-shm", db);
+	(void)atel__chmod_policy(p);
+}
+
 static int ix_open_db(struct atel_indexer *ix)
 {
 	const struct atel_config *cfg = ix->d->cfg;
 	struct atel_ixw_opts o = { .rollup_interval_s = cfg ? cfg->index.rollup_interval_s : 60 };
 	char err[512];
-	int rc = atel__ixw_open(&ix->w, ix->d->db_path, &o, err, sizeof(err));
+	int rc;
+
+	ix_db_modes(ix->d->db_path);
+	rc = atel__ixw_open(&ix->w, ix->d->db_path, &o, err, sizeof(err));
 
 	if (!rc && (rc = atel__ixw_cursor(ix->w, &ix->committed)))
 		snprintf(err, sizeof(err), "%.300s: reading the cursor: %s", ix->d->db_path, strerror(-rc));

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "drain.h"
 #include "ring.h"
+#include "util.h"
 
 static void add_u64(cJSON *o, const char *name, uint64_t v)
 {
@@ -211,11 +212,12 @@ int atel__status_write(const struct atel_daemon *d, const struct atel_status *st
 	if (!text)
 		return -ENOMEM;
 	len = strlen(text);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)atel__file_mode());
 	if (fd < 0) {
 		rc = -errno;
 		goto out;
 	}
+	(void)atel__fchmod_policy(fd);
 	while (off < len) {
 		ssize_t n = write(fd, text + off, len - off);
 

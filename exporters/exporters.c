@@ -378,7 +378,7 @@ int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *
 		goto fail;
 	}
 	if (o->state_dir && *o->state_dir) {
-		if (mkdir(o->state_dir, 0755) < 0 && errno != EEXIST) {
+		if (mkdir(o->state_dir, (mode_t)atel__dir_mode()) < 0 && errno != EEXIST) {
 			rc = -errno;
 			snprintf(err, errlen, "exporters: cannot create state directory %s: %s", o->state_dir,
 				 strerror(errno));

@@ -44,7 +44,7 @@ int atel__json_open(struct atel_json_exporter **out, const struct atel_json_opts
 		snprintf(err, errlen, "json.outputDir: empty");
 		return -EINVAL;
 	}
-	if ((rc = atel__mkdir_p(o->dir, 0755)) < 0 || (rc = stat(o->dir, &st) < 0 ? -errno : 0) < 0 ||
+	if ((rc = atel__mkdir_p(o->dir, atel__dir_mode())) < 0 || (rc = stat(o->dir, &st) < 0 ? -errno : 0) < 0 ||
 	    (rc = S_ISDIR(st.st_mode) ? 0 : -ENOTDIR) < 0) {
 		snprintf(err, errlen, "json.outputDir: cannot create directory \"%s\": %s", o->dir, strerror(-rc));
 		return rc;
@@ -168,7 +168,7 @@ int atel__json_write(struct atel_json_exporter *j, const struct atel_agg_snapsho
 		snprintf(err, errlen, "json: out of memory encoding %s", j->cur);
 		return rc;
 	}
-	if ((rc = atel__write_file_atomic(j->cur, j->buf.data, j->buf.len, 0644)) < 0) {
+	if ((rc = atel__write_file_atomic(j->cur, j->buf.data, j->buf.len, atel__file_mode())) < 0) {
 		snprintf(err, errlen, "json: cannot write %s: %s", j->cur, strerror(-rc));
 		return rc;
 	}

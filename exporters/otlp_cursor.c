@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "otlp_internal.h"
+#include "util.h"
 
 int atel__otlp_id_cmp(const void *a, const void *b)
 {
@@ -90,7 +91,7 @@ int atel__otlp_cursor_save(const char *path, const struct atel_log_pos *resume, 
 	if (fclose(f) && !rc)
 		rc = -ENOMEM;
 	if (!rc)
-		rc = atel__write_file_atomic(path, text, len, 0600);
+		rc = atel__write_file_atomic(path, text, len, atel__file_mode());
 	free(text);
 	return rc;
 }

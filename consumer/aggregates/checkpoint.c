@@ -113,7 +113,7 @@ int atel__agg_save(struct atel_agg *a, const char *path, const struct atel_log_p
 	}
 	crc = (uint32_t)crc32(0L, (const Bytef *)b.data, (uInt)b.len);
 	put_u32(&b, crc);
-	rc = b.oom ? -ENOMEM : atel__write_file_atomic(path, b.data, b.len, 0600);
+	rc = b.oom ? -ENOMEM : atel__write_file_atomic(path, b.data, b.len, atel__file_mode());
 	atel__buf_free(&b);
 	return rc;
 }

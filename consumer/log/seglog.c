@@ -257,11 +257,12 @@ static int create_file(struct atel_seglog *l, uint64_t seq, int *fd_out, char *p
 	snprintf(path, pathlen, "%s/%016llx" ATEL_SEG_SUFFIX, l->dir, (unsigned long long)seq);
 	if ((rc = build_header(l, seq, &b)))
 		goto out;
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, (mode_t)atel__file_mode());
 	if (fd < 0) {
 		rc = -errno;
 		goto out;
 	}
+	(void)atel__fchmod_policy(fd); /* storage.file_mode exactly, whatever the umask */
 	if ((rc = pwrite_all(fd, b.p, b.len, 0))) {
 		close(fd);
 		unlink(path);
@@ -1079,7 +1080,7 @@ int atel__seglog_open(struct atel_seglog **out, const struct atel_seglog_opts *o
 			goto fail;
 		}
 	}
-	if ((rc = atel__mkdir_p(l->dir, 0700))) {
+	if ((rc = atel__mkdir_p(l->dir, atel__dir_mode()))) {
 		atel__seterr(err, errlen, "cannot create %s: %s", l->dir, strerror(-rc));
 		goto fail;
 	}

@@ -166,6 +166,7 @@ int atel__write_file_atomic(const char *path, const void *data, size_t len, unsi
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
 	if (fd < 0)
 		return -errno;
+	(void)fchmod(fd, (mode_t)mode); /* exactly mode: neither a stale tmp file nor the umask decides */
 	while (len) {
 		ssize_t w = write(fd, p, len);
 
@@ -190,4 +191,41 @@ int atel__write_file_atomic(const char *path, const void *data, size_t len, unsi
 	}
 	(void)atel__fsync_dir(dir); /* the rename is durable once the directory is synced */
 	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* file mode policy                                                         */
+
+static unsigned file_mode_g = 0600;
+
+void atel__file_mode_set(unsigned mode)
+{
+	file_mode_g = mode & 0777;
+	umask((mode_t)(0777 & ~atel__dir_mode()));
+}
+
+unsigned atel__file_mode(void)
+{
+	return file_mode_g;
+}
+
+unsigned atel__dir_mode(void)
+{
+	unsigned m = file_mode_g | 0700;
+
+	if (m & 0040)
+		m |= 0010;
+	if (m & 0004)
+		m |= 0001;
+	return m;
+}
+
+int atel__fchmod_policy(int fd)
+{
+	return fchmod(fd, (mode_t)file_mode_g) < 0 ? -errno : 0;
+}
+
+int atel__chmod_policy(const char *path)
+{
+	return chmod(path, (mode_t)file_mode_g) < 0 && errno != ENOENT ? -errno : 0;
 }

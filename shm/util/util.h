@@ -64,6 +64,23 @@ int atel__read_file(const char *path, size_t max, char **out, size_t *len, char 
  */
 int atel__write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 
+/* ---- file mode policy (hardening, issue 12) ------------------------------ */
+
+/*
+ * The process-wide mode of the files ateld writes (storage.file_mode; 0600
+ * until set). atel__file_mode_set also sets the umask to match, so files
+ * created by libraries (SQLite's database, -wal and -shm) get no more than
+ * it either. Set once at start-up, before threads; reads are lock-free.
+ */
+void atel__file_mode_set(unsigned mode);
+unsigned atel__file_mode(void);
+/* The mode for directories: the file mode plus x where r is set (0600 -> 0700, 0640 -> 0750). */
+unsigned atel__dir_mode(void);
+/* fchmod(fd, atel__file_mode()), so neither the umask nor an older file widens it. @return 0 or -errno. */
+int atel__fchmod_policy(int fd);
+/* chmod of path to atel__file_mode() if it exists (ENOENT is 0). @return 0 or -errno. */
+int atel__chmod_policy(const char *path);
+
 /* ---- text ---------------------------------------------------------------- */
 
 /*
