@@ -26,6 +26,8 @@
 #include "drain.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,10 +78,24 @@ static const uint32_t lt_cause[LT_RING_N] = {
 enum { LT_NORING, LT_NOSIDECAR, LT_SEG_N };
 static const uint32_t lt_seg_cause[LT_SEG_N] = { ATEL_LOSS_NO_RING, ATEL_LOSS_NO_SIDECAR };
 
-/* A first reading above this is not believed (2^50: 13 days of one refusal per ns). */
+/* A first reading above this is not believed (2^50: 48 days at LOSS_RATE_MAX). */
 #define LOSS_FIRST_MAX (1ull << 50)
-/* An increase may exceed the time since the last reading by this much (coarse clocks, batches). */
+/* An increase may exceed what LOSS_RATE_MAX allows since the last reading by this much (coarse clocks, batches). */
 #define LOSS_SLACK (1ull << 20)
+/* Hardening (issue 12): no producer refuses more than 2^28 calls per second per counter
+ * (one call takes more than 4 ns); a faster-growing counter is garbage. */
+#define LOSS_RATE_MAX (1ull << 28)
+
+/* Plausibility of what records say (issue 12): a record time beyond now + TS_FUTURE_NS,
+ * before 2001-01-01 or before its producer process started (less TS_START_SLACK_NS for
+ * coarse and stepped clocks) is refused and counted, as is a BEGIN whose generation is
+ * ahead of the ring directory or not after the previous one of the ring. */
+#define TS_FUTURE_NS (60ull * 1000000000ull)
+#define TS_MIN_NS (978307200ull * 1000000000ull)
+#define TS_START_SLACK_NS (60ull * 1000000000ull)
+/* Ticks (100 ms) a quarantined or half-claimed ring without a provable owner must stay
+ * untouched (head unchanged) before it is freed. */
+#define OWNERLESS_STABLE_TICKS 20u
 
 struct ring_st {
 	uint64_t pos;
@@ -95,7 +111,33 @@ struct ring_st {
 	uint64_t dead_start;
 	struct loss_track lt[LT_RING_N];
 	bool lt_warned;           /* an implausible reading of this ring was logged */
+
+	/* hardening (issue 12) */
+	uint64_t ts_floor;        /* earliest plausible record time of this generation (its producer's start) */
+	uint32_t begin_gen;       /* generation of the last BEGIN accepted */
+	bool begin_seen;
+	bool ts_warned;
+	bool owner_known;         /* owner_*: the claimer of generation owner_gen as the drain first saw it */
+	uint32_t owner_gen;
+	int32_t owner_pid, owner_tid;
+	uint64_t owner_start;
+	uint64_t quar_head;       /* head at the last tick, while quarantined or half-claimed */
+	uint32_t quar_stable;     /* ticks the head has not moved */
+	bool damaged;             /* this damage episode was counted */
 };
+
+/* ------------------------------------------------------------------------ */
+/* segment header guard (issue 12)                                          */
+
+/* The header fields nobody but ateld writes, as ateld set them. */
+struct hdr_copy {
+	uint64_t magic, dir_offset, rings_offset, ring_stride, total_size, instance_id, consumer_start;
+	uint32_t endian, header_size, record_size, ring_count, ring_capacity, dir_entry_size;
+	uint16_t abi_major, abi_minor;
+	int32_t consumer_pid;
+};
+
+static void hdr_save(struct hdr_copy *c, const struct atel_shm_header *h);
 
 struct atel_drain {
 	struct atel_daemon *d;
@@ -128,6 +170,9 @@ struct atel_drain {
 	bool pressure;            /* frames at storage.zstd_level_pressure */
 	uint64_t pressure_until;
 	uint64_t invalid_total;   /* records found invalid by this run (LOSS(INVALID) markers) */
+	uint64_t boot_ns;         /* boot time on the wall clock (/proc/stat btime): producer start times */
+	struct hdr_copy hdr0;     /* the segment header as this ateld set it */
+	long clk_tck;
 };
 
 /* Scan callback state for one ring. */
@@ -254,6 +299,60 @@ static int emit_death_marker(struct atel_drain *dr, uint32_t ring)
 	return rc;
 }
 
+/* Wall-clock start of a process from its /proc start time (clock ticks since boot); 0 unknown. */
+static uint64_t start_wall_ns(const struct atel_drain *dr, uint64_t start_ticks)
+{
+	if (!dr->boot_ns || dr->clk_tck <= 0 || start_ticks > (1ull << 40))
+		return 0;
+	return dr->boot_ns + start_ticks / (uint64_t)dr->clk_tck * 1000000000ull +
+	       start_ticks % (uint64_t)dr->clk_tck * 1000000000ull / (uint64_t)dr->clk_tck;
+}
+
+/*
+ * Bounds a record by what a real producer can write (issue 12). Definitions
+ * (strings, series, bounds) are not bounded by time: nothing downstream reads
+ * their timestamps. @return NULL if plausible, else why not.
+ */
+static const char *implausible(struct atel_drain *dr, uint32_t ring, struct ring_st *st, const union atel_slot *rec)
+{
+	uint64_t ts = rec->h.ts_ns, now;
+
+	switch (rec->h.type) {
+	case ATEL_REC_BEGIN:
+	case ATEL_REC_END:
+	case ATEL_REC_SAMPLE:
+	case ATEL_REC_HISTFOLD:
+	case ATEL_REC_SPAN_START:
+	case ATEL_REC_SPAN_END:
+	case ATEL_REC_SPAN_ATTR:
+	case ATEL_REC_SPAN_EVENT:
+	case ATEL_REC_SPAN_ERROR:
+		break;
+	default:
+		return NULL;
+	}
+	now = atel__now_ns();
+	if (ts > now + TS_FUTURE_NS)
+		return "timestamp more than 60 s in the future";
+	if (ts < TS_MIN_NS)
+		return "timestamp before 2001";
+	if (rec->h.type == ATEL_REC_BEGIN) {
+		uint32_t dir_gen = LD(&atel__seg_desc(&dr->seg, ring)->generation);
+		uint64_t start = start_wall_ns(dr, rec->begin.start);
+
+		if (rec->h.id > dir_gen)
+			return "begin record's generation is ahead of the ring directory";
+		if (st->begin_seen && rec->h.id <= st->begin_gen)
+			return "begin record's generation does not advance";
+		if (start && ts + TS_START_SLACK_NS < start)
+			return "begin record's timestamp is before its process started";
+		return NULL;
+	}
+	if (st->ts_floor && ts + TS_START_SLACK_NS < st->ts_floor)
+		return "timestamp before its producer process started";
+	return NULL;
+}
+
 static int scan_cb(void *arg, uint64_t pos, const union atel_slot *rec, unsigned nslots)
 {
 	struct scan_ctx *c = arg;
@@ -271,11 +370,28 @@ static int scan_cb(void *arg, uint64_t pos, const union atel_slot *rec, unsigned
 			return 1;
 		}
 	}
+	{
+		const char *why = implausible(dr, c->ring, c->st, rec);
+
+		if (why) {
+			stat_add(&dr->d->stats.records_implausible, 1);
+			if (!c->st->ts_warned) {
+				c->st->ts_warned = true;
+				atel__log(dr->d, ATEL_LOG_WARN,
+					  "ring %u: record type %u at position %llu refused: %s (further refusals "
+					  "of this ring are only counted: records_implausible)",
+					  c->ring, rec->h.type, (unsigned long long)pos, why);
+			}
+			rc = -EINVAL;
+			goto refused;
+		}
+	}
 	rc = atel__decode(dr->dec, c->ring, pos, rec, nslots, &ev);
 	if (rc == 1 && ev.kind == ATEL_EV_LOSS) {
 		/* ABI 2 producers count loss in shared memory, never in-band (docs/abi.md 2.2) */
 		rc = -EINVAL;
 	}
+refused:
 	if (rc < 0) {
 		/* semantically invalid: not logged, counted, reported by a marker */
 		if ((rc = emit_run(c))) {
@@ -289,8 +405,12 @@ static int scan_cb(void *arg, uint64_t pos, const union atel_slot *rec, unsigned
 		dr->invalid_total++;
 		return 0;
 	}
-	if (rc == 1 && ev.kind == ATEL_EV_BEGIN)
+	if (rc == 1 && ev.kind == ATEL_EV_BEGIN) {
 		c->st->gen = ev.generation;
+		c->st->begin_gen = ev.generation;
+		c->st->begin_seen = true;
+		c->st->ts_floor = start_wall_ns(dr, rec->begin.start);
+	}
 	if (!c->have_run) {
 		c->have_run = true;
 		c->run_start = pos;
@@ -310,6 +430,8 @@ static void quarantine(struct atel_drain *dr, uint32_t ring, uint64_t head, cons
 
 	atel__ring_quarantine(&dr->seg, ring);
 	st->mode = M_QUAR;
+	st->quar_head = head;
+	st->quar_stable = 0;
 	stat_add(&dr->d->stats.rings_quarantined, 1);
 	atel__log(dr->d, ATEL_LOG_WARN,
 		  "ring %u quarantined: %s (head %llu, consumer position %llu, capacity %u); "
@@ -409,6 +531,112 @@ static void release_all(struct atel_drain *dr)
 	}
 }
 
+/*
+ * Ring reclaim, hardened (issue 12). A ring is taken from its owner only when
+ * the owner is provably gone: a positive pid with no such process, or a
+ * process with another start time (the pid was reused). The owner checked is
+ * the one the drain saw when the generation was claimed (owner_*), not what
+ * the directory says now, so garbage written into the directory later cannot
+ * make a live producer look dead. A directory entry in an unknown state, a
+ * DRAINING the drain did not set, or owner fields that change without a new
+ * claim are counted (rings_damaged) and the ring is quarantined or left to
+ * its owner; a ring with no provable owner is freed only after its head has
+ * stood still for OWNERLESS_STABLE_TICKS.
+ */
+
+/* 1: pid is provably not the process that started at `start` (0: unknown start). */
+static int owner_gone(int32_t pid, uint64_t start)
+{
+	if (pid <= 0)
+		return 0;
+	if (kill(pid, 0) != 0 && errno == ESRCH)
+		return 1;
+	if (!start)
+		return 0;
+	return atel__proc_alive(pid, start) ? 0 : 1;
+}
+
+/* The owner to judge: the snapshot of the current generation, else the directory's fields. */
+static void ring_owner(struct atel_drain *dr, uint32_t r, int32_t *pid, int32_t *tid, uint64_t *start)
+{
+	struct ring_st *st = &dr->rs[r];
+	struct atel_ring_desc *desc = atel__seg_desc(&dr->seg, r);
+
+	if (st->owner_known && st->owner_gen == LD(&desc->generation)) {
+		*pid = st->owner_pid;
+		*tid = st->owner_tid;
+		*start = st->owner_start;
+		return;
+	}
+	*pid = LD(&desc->owner_pid);
+	*tid = LD(&desc->owner_tid);
+	*start = LD(&desc->owner_start);
+}
+
+static void ring_damaged(struct atel_drain *dr, uint32_t r, const char *why)
+{
+	struct ring_st *st = &dr->rs[r];
+
+	if (st->damaged)
+		return;
+	st->damaged = true;
+	stat_add(&dr->d->stats.rings_damaged, 1);
+	atel__log(dr->d, ATEL_LOG_WARN, "ring %u: damaged directory entry: %s", r, why);
+}
+
+/* Counts ticks the ring's head has not moved; @return the count. */
+static uint32_t head_stable(struct atel_drain *dr, uint32_t r)
+{
+	struct ring_st *st = &dr->rs[r];
+	uint64_t head = atomic_load_explicit(&atel__seg_desc(&dr->seg, r)->head, memory_order_acquire);
+
+	if (head != st->quar_head) {
+		st->quar_head = head;
+		st->quar_stable = 0;
+	} else if (st->quar_stable < UINT32_MAX) {
+		st->quar_stable++;
+	}
+	return st->quar_stable;
+}
+
+/* The owner is gone (or there is none and the ring has stood still long enough). */
+static bool may_take(struct atel_drain *dr, uint32_t r)
+{
+	int32_t pid, tid;
+	uint64_t start;
+	uint32_t stable = head_stable(dr, r);
+
+	ring_owner(dr, r, &pid, &tid, &start);
+	if (pid <= 0)
+		return stable >= OWNERLESS_STABLE_TICKS;
+	return owner_gone(pid, start) == 1;
+}
+
+/* Moves ring r (its state now DRAINING) to M_DEAD: drained to its head, DEATH marker, freed. */
+static void begin_dead(struct atel_drain *dr, uint32_t r)
+{
+	struct ring_st *st = &dr->rs[r];
+	struct atel_ring_desc *desc = atel__seg_desc(&dr->seg, r);
+	uint64_t start;
+
+	ring_owner(dr, r, &st->dead_pid, &st->dead_tid, &start);
+	st->dead_start = start;
+	/* DRAINING: nobody writes the ring any more. Its folded metric calls died with it. */
+	{
+		uint64_t lost = atomic_load_explicit(&desc->folded_pending, memory_order_relaxed);
+		if (lost) {
+			atomic_store_explicit(&desc->drops_died,
+					      atomic_load_explicit(&desc->drops_died, memory_order_relaxed) + lost,
+					      memory_order_relaxed);
+			atomic_store_explicit(&desc->folded_pending, 0, memory_order_relaxed);
+		}
+	}
+	st->mode = M_DEAD;
+	st->death_logged = false;
+	atel__log(dr->d, ATEL_LOG_INFO, "producer pid %d (ring %u) died; draining %llu unread slots", (int)st->dead_pid,
+		  r, (unsigned long long)(atomic_load_explicit(&desc->head, memory_order_acquire) - st->pos));
+}
+
 /* Dead owners and quarantined rings whose owner is gone (every tick). */
 static void check_owners(struct atel_drain *dr)
 {
@@ -416,6 +644,7 @@ static void check_owners(struct atel_drain *dr)
 		struct ring_st *st = &dr->rs[r];
 		struct atel_ring_desc *desc = atel__seg_desc(&dr->seg, r);
 		uint32_t s = atomic_load_explicit(&desc->state, memory_order_acquire);
+		uint32_t gen = LD(&desc->generation);
 
 		if (st->mode == M_QUAR) {
 			uint64_t head;
@@ -430,41 +659,78 @@ static void check_owners(struct atel_drain *dr)
 			 * a new owner reuse the slots */
 			if (atel__seglog_written_pos(dr->log, r) < st->appended_end)
 				continue;
-			if (atel__ring_owner_dead(&dr->seg, r) != 1 || atel__ring_reclaim_begin(&dr->seg, r) != 0)
+			if (!may_take(dr, r) || atel__ring_reclaim_begin(&dr->seg, r) != 0)
 				continue;
 			/* the owner is gone: nobody writes any more; restart the ring at its head */
 			head = atomic_load_explicit(&desc->head, memory_order_acquire);
 			atel__ring_reclaim_end(&dr->seg, r, head);
 			st->pos = st->released = st->appended_end = head;
 			st->mode = M_NORMAL;
+			st->damaged = false;
+			st->owner_known = false;
 			atel__decoder_reset_ring(dr->dec, r);
 			atel__log(dr->d, ATEL_LOG_INFO, "quarantined ring %u freed at position %llu", r,
 				  (unsigned long long)head);
 			continue;
 		}
-		if (st->mode != M_NORMAL || (s != ATEL_RING_ACTIVE && s != ATEL_RING_CLAIMING))
+		if (st->mode != M_NORMAL)
 			continue;
-		if (atel__ring_owner_dead(&dr->seg, r) != 1)
+		if (s > ATEL_RING_QUARANTINED) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "unknown state %u", s);
+			ring_damaged(dr, r, why);
+			quarantine(dr, r, atomic_load_explicit(&desc->head, memory_order_acquire), why);
 			continue;
-		st->dead_pid = LD(&desc->owner_pid);
-		st->dead_tid = LD(&desc->owner_tid);
-		st->dead_start = LD(&desc->owner_start);
+		}
+		if (s == ATEL_RING_FREE) {
+			st->damaged = false;
+			continue;
+		}
+		if (s == ATEL_RING_QUARANTINED) {
+			/* quarantined by someone else (a producer, or garbage): distrust it as well */
+			ring_damaged(dr, r, "quarantined by another process");
+			quarantine(dr, r, atomic_load_explicit(&desc->head, memory_order_acquire),
+				   "quarantined by another process");
+			continue;
+		}
+		if (s == ATEL_RING_DRAINING) {
+			/* only the drain moves a ring to DRAINING: a foreign writer did this. The
+			 * records are still read; the ring is reclaimed once its owner is gone. */
+			ring_damaged(dr, r, "DRAINING set by another process");
+			if (may_take(dr, r))
+				begin_dead(dr, r);
+			continue;
+		}
+		if (s == ATEL_RING_ACTIVE) {
+			int32_t pid = LD(&desc->owner_pid), tid = LD(&desc->owner_tid);
+			uint64_t start = LD(&desc->owner_start);
+
+			if (!st->owner_known || st->owner_gen != gen) {
+				st->owner_known = true;
+				st->owner_gen = gen;
+				st->owner_pid = pid;
+				st->owner_tid = tid;
+				st->owner_start = start;
+				st->damaged = false;
+			} else if (pid != st->owner_pid || start != st->owner_start) {
+				ring_damaged(dr, r, "owner fields changed without a new claim");
+			}
+			if (st->owner_pid <= 0) {
+				ring_damaged(dr, r, "active ring without an owner pid");
+				quarantine(dr, r, atomic_load_explicit(&desc->head, memory_order_acquire),
+					   "active ring without an owner pid");
+				continue;
+			}
+			if (owner_gone(st->owner_pid, st->owner_start) != 1)
+				continue;
+		} else { /* CLAIMING: the claimer may be between its CAS and its owner stores */
+			if (!may_take(dr, r))
+				continue;
+		}
 		if (atel__ring_reclaim_begin(&dr->seg, r) != 0)
 			continue;
-		/* DRAINING: nobody writes the ring any more. Its folded metric calls died with it. */
-		{
-			uint64_t lost = atomic_load_explicit(&desc->folded_pending, memory_order_relaxed);
-			if (lost) {
-				atomic_store_explicit(&desc->drops_died,
-						      atomic_load_explicit(&desc->drops_died, memory_order_relaxed) + lost,
-						      memory_order_relaxed);
-				atomic_store_explicit(&desc->folded_pending, 0, memory_order_relaxed);
-			}
-		}
-		st->mode = M_DEAD;
-		st->death_logged = false;
-		atel__log(dr->d, ATEL_LOG_INFO, "producer pid %d (ring %u) died; draining %llu unread slots", (int)st->dead_pid,
-			  r, (unsigned long long)(atomic_load_explicit(&desc->head, memory_order_acquire) - st->pos));
+		begin_dead(dr, r);
 	}
 }
 
@@ -497,6 +763,16 @@ static void update_stats(struct atel_drain *dr, uint64_t now)
 /* ------------------------------------------------------------------------ */
 /* loss counters                                                            */
 
+/* The largest believable increase of a loss counter in dt_ns: LOSS_RATE_MAX per second plus slack. */
+static uint64_t loss_allowed(uint64_t dt_ns)
+{
+	uint64_t s = dt_ns / 1000000000ull, frac = dt_ns % 1000000000ull;
+
+	if (s >= (1ull << 30))
+		return UINT64_MAX;
+	return s * LOSS_RATE_MAX + frac * LOSS_RATE_MAX / 1000000000ull + LOSS_SLACK;
+}
+
 /* A new reading of a counter: believed if plausible (docs/abi.md 6). @return false if refused. */
 static bool loss_read(struct loss_track *lt, uint64_t raw, uint64_t now)
 {
@@ -506,7 +782,7 @@ static bool loss_read(struct loss_track *lt, uint64_t raw, uint64_t now)
 		ok = raw <= LOSS_FIRST_MAX;
 		lt->total = ok ? raw : 0;
 		lt->seen = true;
-	} else if (raw < lt->raw || raw - lt->raw > (now > lt->read_ns ? now - lt->read_ns : 0) + LOSS_SLACK) {
+	} else if (raw < lt->raw || raw - lt->raw > loss_allowed(now > lt->read_ns ? now - lt->read_ns : 0)) {
 		ok = false; /* garbage: re-read from the new value on, believing none of the jump */
 	} else {
 		lt->total += raw - lt->raw;
@@ -711,6 +987,24 @@ static int check_existing(struct atel_daemon *d, const char *name, char *err, si
 	return rc;
 }
 
+/* Boot time on the wall clock, for producers' start times (/proc/<pid>/stat field 22). */
+static void read_boot_time(struct atel_drain *dr)
+{
+	char line[256];
+	FILE *f = fopen("/proc/stat", "re");
+	unsigned long long bt;
+
+	dr->clk_tck = sysconf(_SC_CLK_TCK);
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "btime %llu", &bt) == 1) {
+			dr->boot_ns = (uint64_t)bt * 1000000000ull;
+			break;
+		}
+	fclose(f);
+}
+
 static enum atel_io_mode io_mode(const char *s)
 {
 	if (s && !strcmp(s, "io_uring"))
@@ -743,6 +1037,7 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 		dr->o = *o;
 	pthread_mutex_init(&dr->info_lock, NULL);
 	name = dr->o.shm_name ? dr->o.shm_name : cfg->shm.name;
+	read_boot_time(dr);
 
 	if ((rc = check_existing(d, name, err, errlen)))
 		goto fail;
@@ -752,6 +1047,8 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 		goto fail;
 	}
 	dr->seg_open = true;
+	hdr_save(&dr->hdr0, dr->seg.hdr);
+	atomic_store_explicit(&d->stats.segment_header_ok, 1, memory_order_relaxed);
 	dr->nrings = dr->seg.ring_count;
 	dr->rs = calloc(dr->nrings, sizeof(*dr->rs));
 	next = calloc(dr->nrings, sizeof(*next));
@@ -796,8 +1093,11 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 		st->released = st->appended_end = st->pos;
 		if (s == ATEL_RING_QUARANTINED) {
 			st->mode = M_QUAR;
-		} else if (s == ATEL_RING_DRAINING) {
-			/* a previous ateld died while reclaiming this ring: finish the job */
+			st->quar_head = head;
+		} else if (s == ATEL_RING_DRAINING &&
+			   owner_gone(LD(&desc->owner_pid), LD(&desc->owner_start)) == 1) {
+			/* a previous ateld died while reclaiming this ring: finish the job (a
+			 * DRAINING ring whose owner is not provably gone waits in check_owners) */
 			st->mode = M_DEAD;
 			st->dead_pid = LD(&desc->owner_pid);
 			st->dead_tid = LD(&desc->owner_tid);
@@ -950,12 +1250,97 @@ static bool drained_to_stop(const struct atel_drain *dr)
 	return true;
 }
 
+static void hdr_save(struct hdr_copy *c, const struct atel_shm_header *h)
+{
+	c->magic = h->magic;
+	c->endian = h->endian;
+	c->abi_major = h->abi_major;
+	c->abi_minor = h->abi_minor;
+	c->header_size = h->header_size;
+	c->record_size = h->record_size;
+	c->ring_count = h->ring_count;
+	c->ring_capacity = h->ring_capacity;
+	c->dir_offset = h->dir_offset;
+	c->dir_entry_size = h->dir_entry_size;
+	c->rings_offset = h->rings_offset;
+	c->ring_stride = h->ring_stride;
+	c->total_size = h->total_size;
+	c->instance_id = h->instance_id;
+	c->consumer_pid = h->consumer_pid;
+	c->consumer_start = h->consumer_start;
+}
+
+/* @return true if the header still says what ateld wrote (the reserved words zero, READY set). */
+static bool hdr_intact(const struct hdr_copy *c, const struct atel_shm_header *h)
+{
+	volatile const struct atel_shm_header *v = h; /* another process may write it any time */
+
+	if (v->magic != c->magic || v->endian != c->endian || v->abi_major != c->abi_major ||
+	    v->abi_minor != c->abi_minor || v->header_size != c->header_size || v->record_size != c->record_size ||
+	    v->ring_count != c->ring_count || v->ring_capacity != c->ring_capacity || v->dir_offset != c->dir_offset ||
+	    v->dir_entry_size != c->dir_entry_size || v->rings_offset != c->rings_offset ||
+	    v->ring_stride != c->ring_stride || v->total_size != c->total_size || v->instance_id != c->instance_id ||
+	    v->consumer_pid != c->consumer_pid || v->consumer_start != c->consumer_start || v->reserved0)
+		return false;
+	for (size_t i = 0; i < sizeof(h->reserved) / sizeof(h->reserved[0]); i++)
+		if (v->reserved[i])
+			return false;
+	return (atomic_load_explicit(&h->flags, memory_order_acquire) & ATEL_SHM_READY) != 0;
+}
+
+static void hdr_restore(const struct hdr_copy *c, struct atel_shm_header *h)
+{
+	volatile struct atel_shm_header *v = h;
+
+	v->endian = c->endian;
+	v->abi_major = c->abi_major;
+	v->abi_minor = c->abi_minor;
+	v->header_size = c->header_size;
+	v->record_size = c->record_size;
+	v->ring_count = c->ring_count;
+	v->ring_capacity = c->ring_capacity;
+	v->dir_offset = c->dir_offset;
+	v->dir_entry_size = c->dir_entry_size;
+	v->rings_offset = c->rings_offset;
+	v->ring_stride = c->ring_stride;
+	v->total_size = c->total_size;
+	v->instance_id = c->instance_id;
+	v->consumer_pid = c->consumer_pid;
+	v->consumer_start = c->consumer_start;
+	v->reserved0 = 0;
+	for (size_t i = 0; i < sizeof(h->reserved) / sizeof(h->reserved[0]); i++)
+		v->reserved[i] = 0;
+	/* the magic last: a producer that sees it sees the rest (x86-TSO; a producer
+	 * attaching during the repair retries later either way) */
+	atomic_thread_fence(memory_order_release);
+	v->magic = c->magic;
+	atomic_fetch_or_explicit(&h->flags, ATEL_SHM_READY, memory_order_release);
+}
+
+/* Every tick: garbage in the header would lock new agents out (atel_init -EPROTO); restore it. */
+static void hdr_check(struct atel_drain *dr)
+{
+	struct atel_shm_header *h = dr->seg.hdr;
+
+	if (hdr_intact(&dr->hdr0, h)) {
+		atomic_store_explicit(&dr->d->stats.segment_header_ok, 1, memory_order_relaxed);
+		return;
+	}
+	atomic_store_explicit(&dr->d->stats.segment_header_ok, 0, memory_order_relaxed);
+	hdr_restore(&dr->hdr0, h);
+	stat_add(&dr->d->stats.segment_header_repairs, 1);
+	atel__log(dr->d, ATEL_LOG_WARN,
+		  "shared-memory segment header was overwritten (another process wrote into it); restored "
+		  "(segment_header_repairs)");
+}
+
 static void tick(struct atel_drain *dr)
 {
 	uint64_t now = atel__now_ns();
 
 	if (dr->o.keep_heartbeat)
 		atel__drain_heartbeat(dr);
+	hdr_check(dr);
 	if (!dr->stalled)
 		check_owners(dr);
 	{
@@ -1062,6 +1447,17 @@ int atel__drain_run(struct atel_drain *dr, uint64_t shutdown_ns)
 		}
 	}
 	return rc;
+}
+
+int atel__drain_step(struct atel_drain *dr, unsigned passes)
+{
+	tick(dr);
+	for (unsigned i = 0; i < passes && !dr->stalled; i++)
+		pass(dr, false);
+	if (dr->unflushed && !dr->stalled)
+		do_flush(dr);
+	tick(dr);
+	return dr->stalled ? (dr->last_err ? dr->last_err : -EIO) : 0;
 }
 
 void atel__drain_request_reopen(struct atel_drain *dr)

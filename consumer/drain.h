@@ -62,6 +62,14 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
  */
 int atel__drain_run(struct atel_drain *dr, uint64_t shutdown_ns);
 
+/*
+ * For tests and the fuzz target (tests/consumer/fuzz_drain.c): one tick
+ * (owners, loss counters, header guard), `passes` passes over every ring and
+ * a flush, on the calling thread, without waiting. Not with atel__drain_run.
+ * @return 0, or the log's error if the flush failed.
+ */
+int atel__drain_step(struct atel_drain *dr, unsigned passes);
+
 /* Asks the drain thread to start a new log file (SIGHUP). Async-signal-safe. */
 void atel__drain_request_reopen(struct atel_drain *dr);
 

@@ -98,6 +98,16 @@ static cJSON *status_stats(const struct atel_daemon_stats *s)
 	add_u64(o, "io_uring_active", atomic_load_explicit(&s->log.io_uring_active, memory_order_relaxed));
 	add_u64(o, "log_end_seq", ld(&s->log.log_end_seq));
 	add_u64(o, "rings_active", atomic_load_explicit(&s->rings_active, memory_order_relaxed));
+	/* hardening (issue 12) */
+	add_u64(o, "records_implausible", ld(&s->records_implausible));
+	add_u64(o, "rings_damaged", ld(&s->rings_damaged));
+	add_u64(o, "log_tail_cuts", ld(&s->log_tail_cuts));
+	add_u64(o, "index_reopened", ld(&s->index_reopened));
+	add_u64(o, "segment_header_repairs", ld(&s->segment_header_repairs));
+	add_u64(o, "segment_header_ok", ld(&s->segment_header_ok));
+	add_u64(o, "index_paused", ld(&s->index_paused));
+	add_u64(o, "index_pauses", ld(&s->index_pauses));
+	add_u64(o, "data_free_bytes", ld(&s->data_free_bytes));
 	return o;
 }
 

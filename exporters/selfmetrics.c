@@ -81,6 +81,29 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 			 "Rings reclaimed from producers that died", (double)ld(&st->producers_reclaimed));
 		atel__prom_one(doc, "atel_rings_quarantined_total", "counter",
 			 "Rings quarantined after invalid input", (double)ld(&st->rings_quarantined));
+		/* hardening (issue 12) */
+		atel__prom_one(doc, "atel_records_implausible_total", "counter",
+			 "Records refused for a timestamp or generation no real producer writes (also in atel_records_invalid_total)",
+			 (double)ld(&st->records_implausible));
+		atel__prom_one(doc, "atel_rings_damaged_total", "counter",
+			 "Ring directory entries found in an unknown state, DRAINING by another process, or with changed owner fields",
+			 (double)ld(&st->rings_damaged));
+		atel__prom_one(doc, "atel_log_tail_cuts_total", "counter",
+			 "Torn segment-file tails cut at start-up", (double)ld(&st->log_tail_cuts));
+		atel__prom_one(doc, "atel_index_reopened_total", "counter",
+			 "Times telemetry.db was found deleted or replaced and was reopened and rebuilt",
+			 (double)ld(&st->index_reopened));
+		atel__prom_one(doc, "atel_segment_header_repairs_total", "counter",
+			 "Times garbage in the shared-memory segment header was restored", (double)ld(&st->segment_header_repairs));
+		atel__prom_one(doc, "atel_segment_header_ok", "gauge",
+			 "1 while the shared-memory segment header checks out", (double)ld(&st->segment_header_ok));
+		atel__prom_one(doc, "atel_index_paused", "gauge",
+			 "1 while the indexer waits for disk space (index.reserve_bytes / reserve_percent)",
+			 (double)ld(&st->index_paused));
+		atel__prom_one(doc, "atel_index_pauses_total", "counter", "Times the indexer paused for disk space",
+			 (double)ld(&st->index_pauses));
+		atel__prom_one(doc, "atel_data_free_bytes", "gauge",
+			 "Free bytes of the data directory's file system at the last check", (double)ld(&st->data_free_bytes));
 		atel__prom_one(doc, "atel_indexer_lag_records", "gauge",
 			 "Records in the log not yet applied to the SQLite index",
 			 (double)ld(&st->indexer_lag_records));

@@ -374,6 +374,20 @@ static void status_print_text(const struct cli *c, const struct status_view *v)
 			       atel_q_fmt_count((double)jnum(st, "producers_reclaimed"), nb[2], 32),
 			       atel_q_fmt_count((double)jnum(st, "rings_quarantined"), nb[3], 32));
 		}
+		if (st) { /* hardening (issue 12) */
+			char hb[8][32];
+			printf("hardening: implausible records %s, damaged rings %s, log tail cuts %s, index reopened %s, "
+			       "segment header %s (repairs %s), index %s (pauses %s), data free %s bytes\n",
+			       atel_q_fmt_count((double)jnum(st, "records_implausible"), hb[0], 32),
+			       atel_q_fmt_count((double)jnum(st, "rings_damaged"), hb[1], 32),
+			       atel_q_fmt_count((double)jnum(st, "log_tail_cuts"), hb[2], 32),
+			       atel_q_fmt_count((double)jnum(st, "index_reopened"), hb[3], 32),
+			       jnum(st, "segment_header_ok") ? "ok" : "DAMAGED",
+			       atel_q_fmt_count((double)jnum(st, "segment_header_repairs"), hb[4], 32),
+			       jnum(st, "index_paused") ? "PAUSED for disk space" : "running",
+			       atel_q_fmt_count((double)jnum(st, "index_pauses"), hb[5], 32),
+			       atel_q_fmt_count((double)jnum(st, "data_free_bytes"), hb[6], 32));
+		}
 		const cJSON *ix = cJSON_GetObjectItem(v->sf, "indexer");
 		if (ix)
 			printf("indexer: %s, lag %s records, %s rows\n",

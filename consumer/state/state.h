@@ -46,6 +46,18 @@ struct atel_daemon_stats {
 	_Atomic uint64_t export_failures;       /* failed export attempts, all exporters */
 	_Atomic uint64_t series_overflow;       /* series folded by the cardinality guard */
 	_Atomic uint32_t rings_active;          /* rings in state ACTIVE at the last drain pass (/metrics atel_rings_active) */
+
+	/* hardening (issue 12; README "Security", "Operations"): each in the status
+	 * file's stats, `atel status` and /metrics (atel_<name>[_total]) */
+	_Atomic uint64_t records_implausible;   /* refused: timestamp or generation no real producer writes (also in records_invalid) */
+	_Atomic uint64_t rings_damaged;         /* directory entries in an unknown state, a foreign DRAINING, or owner fields changed */
+	_Atomic uint64_t log_tail_cuts;         /* torn segment-file tails cut at start-up */
+	_Atomic uint64_t index_reopened;        /* telemetry.db found deleted or replaced, reopened and rebuilt */
+	_Atomic uint64_t segment_header_repairs; /* garbage in the shm segment header restored */
+	_Atomic uint64_t segment_header_ok;     /* gauge: 1 while the shm header checks out */
+	_Atomic uint64_t index_paused;          /* gauge: 1 while the indexer waits for disk space (index.reserve_*) */
+	_Atomic uint64_t index_pauses;          /* times the indexer paused for disk space */
+	_Atomic uint64_t data_free_bytes;       /* gauge: free bytes of data_dir's file system at the last check */
 };
 
 /* Health of one exporter, for atel status and the status file. Never holds

@@ -70,6 +70,7 @@ static void *prod_main(void *arg)
 	memset(&r, 0, sizeof(r));
 	r.begin.h.type = ATEL_REC_BEGIN;
 	r.begin.h.id = w.generation;
+	r.begin.h.ts_ns = atel__now_ns();
 	r.begin.pid = who.pid;
 	r.begin.tid = who.tid;
 	r.begin.start = who.start;
