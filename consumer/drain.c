@@ -1025,6 +1025,7 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 	bool *seen = NULL;
 	const char *name;
 	char e2[512];
+	struct atel_recover_report rep;
 	int rc;
 
 	*out = NULL;
@@ -1062,8 +1063,17 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 
 	/* Positions: the ring's tail, advanced to the logged position if it lags
 	 * (ateld died after writing a frame but before releasing the ring). */
-	rc = atel__seglog_recover(d->segments_dir, dr->seg.hdr->instance_id, dr->nrings, next, seen, dr->dec, e2,
-				  sizeof(e2));
+	rc = atel__seglog_recover_report(d->segments_dir, dr->seg.hdr->instance_id, dr->nrings, next, seen, dr->dec,
+					 &rep, e2, sizeof(e2));
+	if (rc == 0 && (rep.tail_cuts || rep.torn_headers || rep.corrupt_aside)) {
+		/* hardening (issue 12): a cut is a logged, counted condition */
+		stat_add(&d->stats.log_tail_cuts, rep.tail_cuts + rep.torn_headers);
+		atel__log(d, ATEL_LOG_WARN,
+			  "log recovery: %u torn tail(s) cut (%llu bytes; last %s at offset %llu), %u file(s) with a torn "
+			  "header removed, %u file(s) with an invalid header moved aside (*.corrupt)",
+			  rep.tail_cuts, (unsigned long long)rep.tail_bytes, rep.last_file,
+			  (unsigned long long)rep.last_offset, rep.torn_headers, rep.corrupt_aside);
+	}
 	if (rc) {
 		atel__seterr(err, errlen, "log recovery in %s: %s", d->segments_dir, e2);
 		goto fail;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -49,6 +50,10 @@ struct atel_indexer {
 	bool have_base;
 	unsigned backoff_ms;
 	int last_err;                     /* last logged error, to log each kind once per streak */
+	/* hardening (issue 12): the database file as opened, to notice it deleted or replaced */
+	dev_t db_dev;
+	ino_t db_ino;
+	uint64_t db_checked_ns;
 };
 
 static void sleep_ms(unsigned ms)
@@ -108,6 +113,12 @@ static int ix_open_db(struct atel_indexer *ix)
 
 	ix_db_modes(ix->d->db_path);
 	rc = atel__ixw_open(&ix->w, ix->d->db_path, &o, err, sizeof(err));
+	if (!rc) {
+		struct stat sb;
+
+		ix->db_dev = stat(ix->d->db_path, &sb) == 0 ? sb.st_dev : 0;
+		ix->db_ino = ix->db_dev ? sb.st_ino : 0;
+	}
 
 	if (!rc && (rc = atel__ixw_cursor(ix->w, &ix->committed)))
 		snprintf(err, sizeof(err), "%.300s: reading the cursor: %s", ix->d->db_path, strerror(-rc));
@@ -257,6 +268,46 @@ static void ix_retention(struct atel_indexer *ix)
 		atel__log(ix->d, ATEL_LOG_INFO, "indexer: retention deleted %" PRIu64 " rows", deleted);
 }
 
+/*
+ * Hardening (issue 12): a telemetry.db deleted or replaced under the running
+ * indexer would take every later row into an unlinked file. Checked about
+ * once a second; the database is then reopened (created anew) and rebuilt
+ * from the log, which is the truth (the cursor of a new database is the
+ * start of the log). @return true if it was reopened.
+ */
+#define IX_DB_CHECK_NS 1000000000ull
+static bool ix_db_gone(struct atel_indexer *ix)
+{
+	struct stat sb;
+	uint64_t now = atel__mono_ns();
+
+	if (!ix->w || now - ix->db_checked_ns < IX_DB_CHECK_NS)
+		return false;
+	ix->db_checked_ns = now;
+	if (stat(ix->d->db_path, &sb) == 0 && sb.st_dev == ix->db_dev && sb.st_ino == ix->db_ino)
+		return false;
+	atel__log(ix->d, ATEL_LOG_WARN, "indexer: %s was deleted or replaced; reopening it and rebuilding the "
+		  "index from the log (index_reopened)", ix->d->db_path);
+	atomic_fetch_add_explicit(&ix->d->stats.index_reopened, 1, memory_order_relaxed);
+	atel__ixw_rollback(ix->w);
+	atel__ixw_close(ix->w);
+	ix->w = NULL;
+	atel__log_close(ix->r);
+	ix->r = NULL;
+	ix->have_held = false;
+	ix->have_base = false;
+	if (stat(ix->d->db_path, &sb) != 0 && errno == ENOENT) {
+		/* a -wal left by the deleted database must not be replayed into the new one */
+		char p[4200];
+
+		snprintf(p, sizeof(p), "%s-wal", ix->d->db_path);
+		(void)unlink(p);
+		snprintf(p, sizeof(p), "%s-shm", ix->d->db_path);
+		(void)unlink(p);
+	}
+	return true;
+}
+
 static void *ix_thread(void *arg)
 {
 	struct atel_indexer *ix = arg;
@@ -273,6 +324,7 @@ static void *ix_thread(void *arg)
 				  "indexer: stopped before reaching the end of the log; the rest is indexed at the next start");
 			break;
 		}
+		(void)ix_db_gone(ix);
 		if (!ix->w && ix_open_db(ix)) {
 			sleep_ms(200);
 			continue;

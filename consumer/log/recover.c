@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "frames.h"
@@ -30,6 +31,7 @@ struct scan {
 	uint32_t *gen;
 	struct atel_decoder *dec;   /* NULL: positions only */
 	bool truncate;              /* cut a torn tail off the file */
+	struct atel_recover_report *rep; /* may be NULL */
 };
 
 static bool is_def_type(uint8_t t)
@@ -170,8 +172,17 @@ static int scan_file(struct scan *s, const char *path, enum scan_result *res)
 		if ((rc = valid_frame_after(&w, f.off + 1, &valid_after)))
 			break;
 		if (!valid_after) {
+			struct stat sb;
+			uint64_t size = fstat(fd, &sb) == 0 ? (uint64_t)sb.st_size : f.off;
+
 			if (s->truncate && (ftruncate(fd, (off_t)f.off) || fsync(fd)))
 				rc = -errno;
+			else if (s->truncate && s->rep) {
+				s->rep->tail_cuts++;
+				s->rep->tail_bytes += size > f.off ? size - f.off : 0;
+				s->rep->last_offset = f.off;
+				snprintf(s->rep->last_file, sizeof(s->rep->last_file), "%.250s", path);
+			}
 			break;
 		}
 		if ((rc = atel__seg_walk_resync(&w, f.off + 1)))
@@ -183,11 +194,12 @@ out:
 	return rc;
 }
 
-int atel__seglog_scan(const char *dir, uint64_t instance, uint32_t ring_count, uint64_t *next_pos, bool *seen,
-		      uint32_t *gen, struct atel_decoder *dec, bool truncate, char *err, size_t errlen)
+static int scan_dir(const char *dir, uint64_t instance, uint32_t ring_count, uint64_t *next_pos, bool *seen,
+		    uint32_t *gen, struct atel_decoder *dec, bool truncate, struct atel_recover_report *rep, char *err,
+		    size_t errlen)
 {
 	struct scan s = { .instance = instance, .ring_count = ring_count, .next_pos = next_pos, .seen = seen,
-			  .gen = gen, .dec = dec, .truncate = truncate };
+			  .gen = gen, .dec = dec, .truncate = truncate, .rep = rep };
 	uint64_t *seqs = NULL;
 	int n, rc = 0;
 
@@ -221,6 +233,10 @@ int atel__seglog_scan(const char *dir, uint64_t instance, uint32_t ring_count, u
 				atel__seterr(err, errlen, "cannot remove torn segment %s: %s", path, strerror(errno));
 				break;
 			}
+			if (rep) {
+				rep->torn_headers++;
+				snprintf(rep->last_file, sizeof(rep->last_file), "%.250s", path);
+			}
 		} else {
 			snprintf(aside, sizeof(aside), "%s.corrupt", path);
 			if (rename(path, aside)) {
@@ -228,14 +244,32 @@ int atel__seglog_scan(const char *dir, uint64_t instance, uint32_t ring_count, u
 				atel__seterr(err, errlen, "cannot move corrupt segment %s aside: %s", path, strerror(errno));
 				break;
 			}
+			if (rep) {
+				rep->corrupt_aside++;
+				snprintf(rep->last_file, sizeof(rep->last_file), "%.250s", path);
+			}
 		}
 	}
 	free(seqs);
 	return rc;
 }
 
+int atel__seglog_scan(const char *dir, uint64_t instance, uint32_t ring_count, uint64_t *next_pos, bool *seen,
+		      uint32_t *gen, struct atel_decoder *dec, bool truncate, char *err, size_t errlen)
+{
+	return scan_dir(dir, instance, ring_count, next_pos, seen, gen, dec, truncate, NULL, err, errlen);
+}
+
 int atel__seglog_recover(const char *segments_dir, uint64_t instance, uint32_t ring_count, uint64_t *next_pos,
 			 bool *seen, struct atel_decoder *dec, char *err, size_t errlen)
 {
-	return atel__seglog_scan(segments_dir, instance, ring_count, next_pos, seen, NULL, dec, true, err, errlen);
+	return scan_dir(segments_dir, instance, ring_count, next_pos, seen, NULL, dec, true, NULL, err, errlen);
+}
+
+int atel__seglog_recover_report(const char *segments_dir, uint64_t instance, uint32_t ring_count,
+				uint64_t *next_pos, bool *seen, struct atel_decoder *dec,
+				struct atel_recover_report *rep, char *err, size_t errlen)
+{
+	memset(rep, 0, sizeof(*rep));
+	return scan_dir(segments_dir, instance, ring_count, next_pos, seen, NULL, dec, true, rep, err, errlen);
 }

@@ -142,4 +142,18 @@ const char *atel__seglog_current_file(const struct atel_seglog *l);
 int atel__seglog_recover(const char *segments_dir, uint64_t instance, uint32_t ring_count,
 			 uint64_t *next_pos, bool *seen, struct atel_decoder *dec, char *err, size_t errlen);
 
+/* What recovery cut or set aside (hardening, issue 12: the caller logs and counts it). */
+struct atel_recover_report {
+	uint32_t tail_cuts;          /* torn tails cut off (files truncated) */
+	uint64_t tail_bytes;         /* bytes cut */
+	uint32_t torn_headers;       /* files removed: their header frame was incomplete */
+	uint32_t corrupt_aside;      /* files renamed to *.corrupt: invalid header */
+	char last_file[256];         /* the last file cut, removed or set aside */
+	uint64_t last_offset;        /* where its tail was cut */
+};
+/* atel__seglog_recover, also reporting what it cut into *rep (zeroed first). */
+int atel__seglog_recover_report(const char *segments_dir, uint64_t instance, uint32_t ring_count,
+				uint64_t *next_pos, bool *seen, struct atel_decoder *dec,
+				struct atel_recover_report *rep, char *err, size_t errlen);
+
 #endif /* ATEL_SEGLOG_H */

@@ -40,10 +40,45 @@ def free_port():
     return p
 
 
-def atel_status_json(e):
-    r = subprocess.run([dt.ATEL_CLI, "status", "--json", "--data-dir", e.data, "--shm", e.shm],
-                       capture_output=True, text=True, timeout=60)
-    return r
+def atel_cli(e, *args):
+    return subprocess.run([dt.ATEL_CLI, "--data-dir", e.data, "--shm", e.shm] + list(args),
+                          capture_output=True, text=True, timeout=120)
+
+
+def stat_of(e, key):
+    return ((e.status() or {}).get("stats") or {}).get(key)
+
+
+def visible(e, port, key, prom, text, want):
+    """A hardening counter shows the same value in the status file, `atel status --json`,
+    `atel status` (its text label) and /metrics."""
+    v = stat_of(e, key)
+    check(v == want, "status file stats.%s = %s, expected %s" % (key, v, want))
+    r = atel_cli(e, "status", "--json")
+    try:
+        j = json.loads(r.stdout)
+    except ValueError:
+        raise Fail("atel status --json: not JSON (exit %d): %s %s" % (r.returncode, r.stdout[-400:], r.stderr))
+    found = []
+
+    def walk(o):
+        if isinstance(o, dict):
+            for k, x in o.items():
+                if k == key:
+                    found.append(x)
+                walk(x)
+        elif isinstance(o, list):
+            for x in o:
+                walk(x)
+    walk(j)
+    check(want in found, "atel status --json: %s = %s, expected %s" % (key, found, want))
+    r = atel_cli(e, "status")
+    check(text in r.stdout, "atel status lacks %r:\n%s" % (text, r.stdout))
+    if port:
+        code, body = http_get(port)
+        check(code == 200, "/metrics answered %d" % code)
+        m = metric(body, prom)
+        check(m == want, "/metrics %s = %s, expected %s" % (prom, m, want))
 
 
 def http_get(port, path="/metrics", timeout=30.0):
@@ -129,8 +164,165 @@ def t_file_mode():
         shutil.rmtree(d, ignore_errors=True)
 
 
+# ---------------------------------------------------------------------------
+# 2-3. hostile shared memory, through a real daemon (the segment is a file: mmap it)
+
+HDR_MAGIC_OFF = 0
+DIR_OFF = 4096         # docs/abi.md: the directory follows the 4096-byte header
+DESC_SIZE = 192        # three cache lines per ring
+RING_STATE, RING_GEN, RING_PID = 0, 4, 8
+RING_HEAD, RING_DROPS_FULL = 64, 80
+
+
+def shm_map(e):
+    f = open(e.shm, "r+b")
+    m = mmap.mmap(f.fileno(), 0)
+    f.close()
+    return m
+
+
+def prom_cfg(port):
+    return {"prometheus": {"enabled": True, "port": port}}
+
+
+def t_hostile():
+    """A hostile writer of the segment: garbage timestamps, a loss counter claiming 10^19,
+    an unknown ring state, a live ring's owner pid overwritten, the header's magic
+    overwritten. ateld keeps running, refuses and counts each, keeps a live producer's
+    ring, restores the header; a libatel agent attaches afterwards."""
+    port = free_port()
+    e = Env("hostile", prom_cfg(port))
+    try:
+        e.start()
+        hold = e.produce(1, 1, 1000, "--block", "--hold-ms", "60000")
+        e.wait_for("ring 0 active", lambda: any(r.get("state") == "active" for r in (e.status() or {}).get("rings", [])),
+                   timeout=120)
+        m = shm_map(e)
+        rings = struct.unpack_from("<I", m, 24)[0]
+        live = [r["ring"] for r in e.status()["rings"] if r.get("state") == "active"][0]
+        spare = [r for r in range(rings) if r != live][:2]
+        # loss counter of the live ring: 10^19
+        struct.pack_into("<Q", m, DIR_OFF + live * DESC_SIZE + RING_DROPS_FULL, 10 ** 19)
+        # an unknown state on a free ring
+        struct.pack_into("<I", m, DIR_OFF + spare[0] * DESC_SIZE + RING_STATE, 0xDEADBEEF)
+        # the live ring's owner pid: a pid that cannot exist
+        struct.pack_into("<i", m, DIR_OFF + live * DESC_SIZE + RING_PID, 0x3ffffff0)
+        # the header's magic
+        struct.pack_into("<Q", m, HDR_MAGIC_OFF, 0x4141414141414141)
+        e.wait_for("header restored", lambda: (stat_of(e, "segment_header_repairs") or 0) >= 1, timeout=120)
+        e.wait_for("damaged rings counted", lambda: (stat_of(e, "rings_damaged") or 0) >= 2, timeout=120)
+        e.wait_for("loss reading refused", lambda: (stat_of(e, "loss_readings_refused") or 0) >= 1, timeout=120)
+        check(struct.unpack_from("<Q", m, 0)[0] != 0x4141414141414141, "header magic still garbage")
+        st = e.status()
+        check(st["stats"]["drops"]["ring_full"] == 0, "10^19 drops believed: %s" % st["stats"]["drops"])
+        check(st["stats"]["producers_reclaimed"] == 0, "a live producer's ring was reclaimed")
+        state = struct.unpack_from("<I", m, DIR_OFF + live * DESC_SIZE + RING_STATE)[0]
+        check(state == 2, "live ring state %d, expected ACTIVE (2): taken from its producer" % state)
+        visible(e, port, "rings_damaged", "atel_rings_damaged_total", "damaged rings 2", 2)
+        visible(e, port, "segment_header_repairs", "atel_segment_header_repairs_total", "repairs 1", 1)
+        # a new agent attaches to the repaired segment and its data arrives
+        p = e.produce(2, 1, 500, "--block")
+        r2 = Env.result(p, timeout=120)
+        check(r2["threads"][0]["written"] == 500, "new producer after the repair: %s" % r2)
+        m.close()
+        hold.kill()
+        hold.wait()
+        rc = e.stop()
+        check(rc == 0, "ateld exit %d after SIGTERM; log:\n%s" % (rc, e.log_text()))
+        log = e.logcheck()
+        key = "2:0"
+        check(log["series"].get(key, {}).get("count") == 500, "log has %s for the new producer" % log["series"].get(key))
+        print("hostile: header restored, %d damaged rings, live ring kept" % st["stats"]["rings_damaged"])
+    finally:
+        e.close()
+
+
+def t_timestamps():
+    """Records with timestamps from 1970, 2554 and an hour ahead (tprod --bad-ts) are
+    refused and counted as records_implausible; the good ones arrive exactly."""
+    port = free_port()
+    e = Env("tsbad", prom_cfg(port))
+    try:
+        e.start()
+        res = Env.result(e.produce(1, 1, 3000, "--block", "--bad-ts", "30"), timeout=120)
+        e.wait_for("implausible counted", lambda: stat_of(e, "records_implausible") == 30, timeout=120)
+        visible(e, port, "records_implausible", "atel_records_implausible_total", "implausible records 30", 30)
+        rc = e.stop()
+        check(rc == 0, "ateld exit %d" % rc)
+        log = e.logcheck()
+        dt.expect_exact(log, [res], block=True)
+    finally:
+        e.close()
+
+
+# ---------------------------------------------------------------------------
+# 4. log tail, index, header
+
+def t_tail_cut():
+    """A torn tail on the newest segment file is cut at the next start, logged and
+    counted (log_tail_cuts); the log still holds every record exactly once."""
+    port = free_port()
+    e = Env("tailcut", prom_cfg(port))
+    try:
+        e.start()
+        res = Env.result(e.produce(1, 1, 5000, "--block"), timeout=120)
+        check(e.stop() == 0, "ateld exit status")
+        seg = os.path.join(e.data, "segments")
+        newest = sorted(n for n in os.listdir(seg) if n.endswith(".atseg"))[-1]
+        with open(os.path.join(seg, newest), "ab") as f:
+            # the start of a zstd frame (magic, a frame header) and then nothing: torn
+            f.write(b"\x28\xb5\x2f\xfd\x64\x00\x10\x55" + os.urandom(40))
+        e.start()
+        e.wait_for("tail cut counted", lambda: stat_of(e, "log_tail_cuts") == 1, timeout=120)
+        check("torn tail" in open(e.daemon_log).read(), "no log line for the cut:\n%s" % e.log_text())
+        visible(e, port, "log_tail_cuts", "atel_log_tail_cuts_total", "log tail cuts 1", 1)
+        check(e.stop() == 0, "ateld exit status")
+        log = e.logcheck()
+        dt.expect_exact(log, [res], block=True)
+        check(log["corrupt"] == 0, "corrupt frames left: %s" % log["corrupt"])
+    finally:
+        e.close()
+
+
+def index_rows(db):
+    import sqlite3
+    try:
+        c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=30)
+        try:
+            return c.execute("select count(*) from telemetry_metrics").fetchone()[0]
+        finally:
+            c.close()
+    except sqlite3.Error:
+        return 0
+
+
+def t_index_reopen():
+    """telemetry.db deleted under the running indexer: noticed, reopened, rebuilt from the
+    log (index_reopened); the new file holds the rows again."""
+    port = free_port()
+    c = prom_cfg(port)
+    c["index"] = {"enabled": True}
+    e = Env("ixreopen", c)
+    try:
+        e.start()
+        Env.result(e.produce(1, 1, 2000, "--block"), timeout=120)
+        db = os.path.join(e.data, "telemetry.db")
+        e.wait_for("rows indexed", lambda: index_rows(db) >= 2000, timeout=300)
+        os.unlink(db)
+        e.wait_for("index reopened", lambda: stat_of(e, "index_reopened") == 1, timeout=120)
+        e.wait_for("index rebuilt", lambda: os.path.exists(db) and index_rows(db) >= 2000, timeout=300)
+        visible(e, port, "index_reopened", "atel_index_reopened_total", "index reopened 1", 1)
+        check(e.stop() == 0, "ateld exit status")
+    finally:
+        e.close()
+
+
 TESTS = {
     "file_mode": t_file_mode,
+    "hostile": t_hostile,
+    "timestamps": t_timestamps,
+    "tail_cut": t_tail_cut,
+    "index_reopen": t_index_reopen,
 }
 
 

@@ -17,6 +17,7 @@
  * --rate R      records per second per thread (0: as fast as possible)
  * --garbage K   thread 0 also publishes K single garbage slots (type 0xEE)
  * --bad-ids K   thread 0 also publishes K samples of an undefined series
+ * --bad-ts K    thread 0 also publishes K samples timed 1970, 2554 or an hour ahead
  * --corrupt-head  the last thread moves its head 10 x capacity ahead, then
  *               stops writing (the consumer must quarantine the ring)
  * --hold-ms MS  keep the rings claimed MS ms after writing (kill -9 tests)
@@ -50,7 +51,7 @@ struct opts {
 	int id, threads;
 	uint64_t records, rate;
 	bool block, corrupt_head, no_end;
-	uint64_t garbage, bad_ids;
+	uint64_t garbage, bad_ids, bad_ts;
 	unsigned hold_ms, latency;
 };
 
@@ -135,7 +136,7 @@ static void *thread_main(void *arg)
 	struct atel_ring_writer w;
 	union atel_slot *r;
 	char pv[16], tv[16];
-	uint64_t t0 = mono(), garbage_every = 0, bad_every = 0;
+	uint64_t t0 = mono(), garbage_every = 0, bad_every = 0, badts_every = 0, badts = 0;
 	uint64_t seed = (uint64_t)who.tid * 2654435761u + 1;
 	int ring;
 
@@ -188,6 +189,8 @@ static void *thread_main(void *arg)
 		garbage_every = o->records / (o->garbage + 1) + 1;
 	if (t->idx == 0 && o->bad_ids)
 		bad_every = o->records / (o->bad_ids + 1) + 1;
+	if (t->idx == 0 && o->bad_ts)
+		badts_every = o->records / (o->bad_ts + 1) + 1;
 
 	if (o->latency) {
 		for (unsigned k = 0; k < o->latency && k < 4096; k++) {
@@ -232,6 +235,22 @@ static void *thread_main(void *arg)
 			if (reserve(&w, 1, o->block)) {
 				put_sample(&w, 999, -1.0); /* series 999 was never defined */
 				t->bad++;
+			}
+		}
+		if (badts_every && seq % badts_every == badts_every - 1 && badts < o->bad_ts) {
+			if (reserve(&w, 1, o->block)) {
+				static const uint64_t bad[3] = { 1000000000ull, 18446744073709551000ull, 0 };
+				uint64_t ts = bad[badts % 3] ? bad[badts % 3] : atel__now_ns() + 3600ull * 1000000000ull;
+
+				r = atel__ring_slot(&w, 0);
+				memset(r, 0, sizeof(*r));
+				r->sample.h.type = ATEL_REC_SAMPLE;
+				r->sample.h.flags = ATEL_RECF_SET;
+				r->sample.h.id = 1;
+				r->sample.h.ts_ns = ts;
+				r->sample.value = -2.0;
+				atel__ring_commit(&w, 1);
+				badts++;
 			}
 		}
 		if (!reserve(&w, 1, o->block)) {
@@ -304,6 +323,8 @@ int main(int argc, char **argv)
 			o.rate = strtoull(v, NULL, 10), i++;
 		} else if (!strcmp(a, "--garbage")) {
 			o.garbage = strtoull(v, NULL, 10), i++;
+		} else if (!strcmp(a, "--bad-ts")) {
+			o.bad_ts = strtoull(v, NULL, 10), i++;
 		} else if (!strcmp(a, "--bad-ids")) {
 			o.bad_ids = strtoull(v, NULL, 10), i++;
 		} else if (!strcmp(a, "--hold-ms")) {
