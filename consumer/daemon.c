@@ -39,6 +39,8 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 	o.http.port = (uint16_t)cfg->prometheus.port;
 	o.http.metrics_path = cfg->prometheus.path;
 	o.http.bearer_token = cfg->prometheus.bearer_token;
+	o.http.conns_evicted = &d->stats.http_conns_evicted;             /* hardening (issue 12) */
+	o.http.conns_refused_remote = &d->stats.http_conns_refused_remote;
 	if (cfg->json.enabled) {
 		if (cfg->json.outputDir && *cfg->json.outputDir)
 			snprintf(json_dir, sizeof(json_dir), "%s", cfg->json.outputDir);

@@ -108,6 +108,8 @@ static cJSON *status_stats(const struct atel_daemon_stats *s)
 	add_u64(o, "index_paused", ld(&s->index_paused));
 	add_u64(o, "index_pauses", ld(&s->index_pauses));
 	add_u64(o, "data_free_bytes", ld(&s->data_free_bytes));
+	add_u64(o, "http_conns_evicted", ld(&s->http_conns_evicted));
+	add_u64(o, "http_conns_refused_remote", ld(&s->http_conns_refused_remote));
 	return o;
 }
 

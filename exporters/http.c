@@ -111,6 +111,15 @@ long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits
 	}
 	memset(req, 0, sizeof(*req));
 
+	/* The HTTP/2 connection preface (RFC 9113 3.4) is answered 505, as documented */
+	{
+		static const char h2[] = "PRI * HTTP/2.0\r\n";
+		size_t k = len < sizeof(h2) - 1 ? len : sizeof(h2) - 1;
+
+		if (k >= 4 && memcmp(buf, h2, k) == 0)
+			return k == sizeof(h2) - 1 ? -505 : 0;
+	}
+
 	/* RFC 9112 2.2: ignore at least one empty line before the request-line */
 	while (i < len && i < 4 && (b[i] == '\r' || b[i] == '\n'))
 		i++;
@@ -299,6 +308,9 @@ struct conn {
 	struct shared_body *body;   /* a /metrics body after out, or NULL */
 	bool close_after;
 	uint64_t deadline_ms;
+	uint64_t last_ms;           /* last accept, read or completed write: eviction order */
+	bool remote;                /* peer is not a loopback address */
+	unsigned char peer[16];     /* peer address (IPv4 mapped into 16 bytes) */
 };
 
 struct atel_http_server {
@@ -588,6 +600,7 @@ static void on_readable(struct atel_http_server *s, struct conn *c)
 		}
 		if (c->in_len == 0 && c->need == 0)
 			c->deadline_ms = now_ms() + s->o.request_timeout_ms; /* a request starts */
+		c->last_ms = now_ms();
 		c->in_len += (size_t)n;
 		/* Reparse only when a line ended or a size limit was just crossed:
 		 * a client trickling single bytes must not cost a reparse per byte. */
@@ -649,6 +662,7 @@ static void on_writable(struct atel_http_server *s, struct conn *c)
 		return;
 	}
 	c->st = C_READ;
+	c->last_ms = now_ms();
 	c->deadline_ms = now_ms() + (c->in_len ? s->o.request_timeout_ms : s->o.idle_timeout_ms);
 	set_events(s, c, EPOLLIN);
 	if (c->in_len) /* a pipelined request is already here */
@@ -673,19 +687,102 @@ static void reject_conn(struct atel_http_server *s, int fd)
 	close(fd);
 }
 
+/* The peer as 16 bytes (IPv4 mapped) and whether it is a loopback address. */
+static void peer_of(const struct sockaddr_storage *ss, unsigned char out[16], bool *remote)
+{
+	memset(out, 0, 16);
+	*remote = true;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ss;
+
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &a->sin_addr, 4);
+		*remote = out[12] != 127;
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ss;
+
+		memcpy(out, &a->sin6_addr, 16);
+		if (IN6_IS_ADDR_LOOPBACK(&a->sin6_addr))
+			*remote = false;
+		else if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+			*remote = out[12] != 127;
+	} else {
+		*remote = false; /* AF_UNIX and the like: local */
+	}
+}
+
+/*
+ * Makes room for a new connection (hardening, issue 12): the oldest idle
+ * connection (nothing of a request pending), else the oldest whose request
+ * is still arriving; among those of `peer` only if same_peer. Connections
+ * being answered are never cut. @return true if one was closed.
+ */
+static bool evict_one(struct atel_http_server *s, const unsigned char *peer)
+{
+	struct conn *best = NULL;
+	int best_rank = 3;
+
+	for (uint32_t i = 0; i < s->nconns; i++) {
+		struct conn *c = s->conns[i];
+		int rank;
+
+		if (peer && memcmp(c->peer, peer, 16) != 0)
+			continue;
+		if (c->st == C_LINGER)
+			rank = 0;
+		else if (c->st == C_READ && !c->in_len && !c->need)
+			rank = 1;
+		else if (c->st == C_READ)
+			rank = 2;
+		else
+			continue;
+		if (rank < best_rank || (rank == best_rank && c->last_ms < best->last_ms)) {
+			best = c;
+			best_rank = rank;
+		}
+	}
+	if (!best)
+		return false;
+	if (s->o.conns_evicted)
+		atomic_fetch_add_explicit(s->o.conns_evicted, 1, memory_order_relaxed);
+	conn_close(s, best);
+	return true;
+}
+
+static uint32_t conns_of(const struct atel_http_server *s, const unsigned char *peer)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < s->nconns; i++)
+		n += memcmp(s->conns[i]->peer, peer, 16) == 0;
+	return n;
+}
+
+/* Runs after the batch's connection events (evictions must not free a connection the batch still names). */
 static void on_accept(struct atel_http_server *s)
 {
 	for (;;) {
-		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 		struct epoll_event e;
+		unsigned char peer[16];
+		bool remote;
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			return; /* EAGAIN, or EMFILE: retried on the next readiness */
 		}
-		if (s->nconns >= s->o.max_conns) {
+		peer_of(&ss, peer, &remote);
+		if (remote && conns_of(s, peer) >= s->o.max_conns / 2 && !evict_one(s, peer)) {
+			if (s->o.conns_refused_remote)
+				atomic_fetch_add_explicit(s->o.conns_refused_remote, 1, memory_order_relaxed);
+			reject_conn(s, fd);
+			continue;
+		}
+		if (s->nconns >= s->o.max_conns && !evict_one(s, NULL)) {
 			reject_conn(s, fd);
 			continue;
 		}
@@ -696,6 +793,9 @@ static void on_accept(struct atel_http_server *s)
 		c->fd = fd;
 		c->st = C_READ;
 		c->deadline_ms = now_ms() + s->o.request_timeout_ms;
+		c->last_ms = now_ms();
+		c->remote = remote;
+		memcpy(c->peer, peer, 16);
 		e.events = EPOLLIN;
 		e.data.ptr = c;
 		if (epoll_ctl(s->efd, EPOLL_CTL_ADD, fd, &e) < 0) {
@@ -743,12 +843,13 @@ static void *server_main(void *arg)
 
 	while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
 		int n = epoll_wait(s->efd, evs, 64, 100);
+		bool accept_ready = false;
 
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
 
 			if (c == NULL) {
-				on_accept(s);
+				accept_ready = true; /* after the batch: on_accept may evict a connection named in it */
 				continue;
 			}
 			if ((void *)c == (void *)s)
@@ -760,6 +861,8 @@ static void *server_main(void *arg)
 			else if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 				on_readable(s, c);
 		}
+		if (accept_ready)
+			on_accept(s);
 		sweep_deadlines(s);
 	}
 	while (s->nconns)

@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -81,6 +82,15 @@ struct atel_http_opts {
 	 */
 	int (*metrics)(void *arg, struct atel_buf *body);
 	void *arg;
+	/*
+	 * Hardening (issue 12). At max_conns a new connection takes the place of
+	 * the oldest idle one (no request bytes pending), else of the oldest
+	 * one whose request is still arriving; one non-loopback address holds
+	 * at most max_conns / 2. If set, these count (relaxed) the connections
+	 * cut to make room and those refused for their address's share.
+	 */
+	_Atomic uint64_t *conns_evicted;
+	_Atomic uint64_t *conns_refused_remote;
 };
 
 struct atel_http_server;

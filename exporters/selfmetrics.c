@@ -104,6 +104,12 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 			 (double)ld(&st->index_pauses));
 		atel__prom_one(doc, "atel_data_free_bytes", "gauge",
 			 "Free bytes of the data directory's file system at the last check", (double)ld(&st->data_free_bytes));
+		atel__prom_one(doc, "atel_http_conns_evicted_total", "counter",
+			 "HTTP connections cut at the connection cap to make room (oldest idle first)",
+			 (double)ld(&st->http_conns_evicted));
+		atel__prom_one(doc, "atel_http_conns_refused_remote_total", "counter",
+			 "HTTP connections refused because their non-loopback address held half the cap",
+			 (double)ld(&st->http_conns_refused_remote));
 		atel__prom_one(doc, "atel_indexer_lag_records", "gauge",
 			 "Records in the log not yet applied to the SQLite index",
 			 (double)ld(&st->indexer_lag_records));

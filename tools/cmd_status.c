@@ -387,6 +387,9 @@ static void status_print_text(const struct cli *c, const struct status_view *v)
 			       jnum(st, "index_paused") ? "PAUSED for disk space" : "running",
 			       atel_q_fmt_count((double)jnum(st, "index_pauses"), hb[5], 32),
 			       atel_q_fmt_count((double)jnum(st, "data_free_bytes"), hb[6], 32));
+			printf("http: connections evicted at the cap %s, refused for a remote address's share %s\n",
+			       atel_q_fmt_count((double)jnum(st, "http_conns_evicted"), hb[7], 32),
+			       atel_q_fmt_count((double)jnum(st, "http_conns_refused_remote"), hb[6], 32));
 		}
 		const cJSON *ix = cJSON_GetObjectItem(v->sf, "indexer");
 		if (ix)

@@ -58,6 +58,8 @@ struct atel_daemon_stats {
 	_Atomic uint64_t index_paused;          /* gauge: 1 while the indexer waits for disk space (index.reserve_*) */
 	_Atomic uint64_t index_pauses;          /* times the indexer paused for disk space */
 	_Atomic uint64_t data_free_bytes;       /* gauge: free bytes of data_dir's file system at the last check */
+	_Atomic uint64_t http_conns_evicted;    /* HTTP connections cut at the cap to make room for a new one */
+	_Atomic uint64_t http_conns_refused_remote; /* refused: their non-loopback address held half the cap */
 };
 
 /* Health of one exporter, for atel status and the status file. Never holds

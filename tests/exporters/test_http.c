@@ -42,6 +42,15 @@ static int fixed_body(void *arg, struct atel_buf *body)
 	return 0;
 }
 
+/* 32 MiB: far more than socket buffers hold, so its writer stays in WRITE */
+static int big_body(void *arg, struct atel_buf *body)
+{
+	(void)arg;
+	for (int i = 0; i < (32 << 20) / 64; i++)
+		atel__buf_puts(body, "# a comment line of exactly sixty-four bytes, padding padding.\n");
+	return 0;
+}
+
 static struct atel_http_server *start(struct atel_http_opts *o)
 {
 	struct atel_http_server *s = NULL;
@@ -175,6 +184,8 @@ static void test_parser(void **state)
 	assert_int_equal(atel__http_parse("GET / HTTP/x", 12, NULL, &r), -400);
 	assert_int_equal(atel__http_parse("GET / HTTP/1x", 13, NULL, &r), -400);
 	assert_int_equal(atel__http_parse("GET / HTTP/3.0\r\n\r\n", 18, NULL, &r), -505);
+	assert_int_equal(atel__http_parse("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24, NULL, &r), -505);
+	assert_int_equal(atel__http_parse("PRI * HT", 8, NULL, &r), 0);
 	assert_int_equal(atel__http_parse("GET / HTTP/1.0\r\n\r\n", 18, NULL, &r), 18);
 	assert_false(r.keep_alive);
 	assert_int_equal(atel__http_parse("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 42, NULL, &r), 42);
@@ -258,6 +269,8 @@ static void test_refusals(void **state)
 	expect_status(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
 		      "HTTP/1.1 501 Not Implemented\r\n");
 	expect_status(port, "GET /metrics HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 ");
+	/* the HTTP/2 connection preface gets the documented 505 (hardening, issue 12) */
+	expect_status(port, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "HTTP/1.1 505 ");
 
 	/* 414: a 3000-byte request-target */
 	strcpy(big, "GET /");
@@ -421,17 +434,51 @@ static void test_many_connections(void **state)
 	}
 	atel__http_stop(s);
 
-	/* the cap: beyond max_conns a client gets 503 at once */
-	o = (struct atel_http_opts){ .max_conns = 8 };
-	s = start(&o);
-	for (int i = 0; i < 8; i++)
-		fds[i] = dial(atel__http_port(s));
-	/* make sure the server has accepted all eight before the ninth */
-	for (int i = 0; i < 8; i++) {
-		send_all(fds[i], "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 34);
-		r = read_response(fds[i], 10000);
-		assert_non_null(strstr(r, "200 OK"));
+	/* the cap (hardening, issue 12): beyond max_conns the oldest idle
+	 * connection is cut to make room, so a new scrape is still answered */
+	{
+		_Atomic uint64_t evicted = 0;
+		char c1;
+
+		o = (struct atel_http_opts){ .max_conns = 8, .conns_evicted = &evicted };
+		s = start(&o);
+		for (int i = 0; i < 8; i++) {
+			fds[i] = dial(atel__http_port(s));
+			send_all(fds[i], "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 34);
+			r = read_response(fds[i], 10000);
+			assert_non_null(strstr(r, "200 OK"));
+			free(r);
+		}
+		fd = dial(atel__http_port(s));
+		send_all(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 53);
+		r = read_response(fd, 10000);
+		assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
 		free(r);
+		close(fd);
+		assert_int_equal(atomic_load(&evicted), 1);
+		/* the oldest idle one (the first) was cut: it reads end of file */
+		assert_int_equal(read(fds[0], &c1, 1), 0);
+		for (int i = 0; i < 8; i++)
+			close(fds[i]);
+		atel__http_stop(s);
+	}
+
+	/* a connection being answered is never cut: with all eight stuck
+	 * receiving a large /metrics body they do not read, the ninth gets 503 */
+	o = (struct atel_http_opts){ .max_conns = 8, .metrics = big_body, .body_reuse_ms = 600000 };
+	s = start(&o);
+	for (int i = 0; i < 8; i++) {
+		int small = 4096;
+
+		fds[i] = dial(atel__http_port(s));
+		setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+		send_all(fds[i], "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 34);
+	}
+	/* the server is writing to all eight once it has sent the first bytes to each */
+	for (int i = 0; i < 8; i++) {
+		char c1;
+
+		assert_int_equal(read(fds[i], &c1, 1), 1);
 	}
 	fd = dial(atel__http_port(s));
 	r = read_response(fd, 10000);
