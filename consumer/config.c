@@ -110,6 +110,8 @@ static const struct key KEYS[] = {
 
 	{ "index", "enabled", K_BOOL, OFF(index.enabled), 0, 0, NULL, NULL },
 	{ "index", "rollup_interval_s", K_U32, OFF(index.rollup_interval_s), 1, DAY_S, NULL, NULL },
+	{ "index", "reserve_bytes", K_U64, OFF(index.reserve_bytes), 0, (int64_t)1 << 50, NULL, NULL },
+	{ "index", "reserve_percent", K_U32, OFF(index.reserve_percent), 0, 50, NULL, NULL },
 
 	{ "prometheus", "enabled", K_BOOL, OFF(prometheus.enabled), 0, 0, NULL, NULL },
 	{ "prometheus", "bind", K_ADDR, OFF(prometheus.bind), 0, 0, NULL, NULL },
@@ -201,6 +203,8 @@ void atel__config_defaults(struct atel_config *cfg)
 
 	cfg->index.enabled = true;
 	cfg->index.rollup_interval_s = 60;
+	cfg->index.reserve_bytes = 64ull << 20;
+	cfg->index.reserve_percent = 0;
 
 	cfg->prometheus.enabled = true;
 	cfg->prometheus.bind = strdup("127.0.0.1");

@@ -54,6 +54,8 @@ struct atel_config {
 	struct {
 		bool enabled;                /* true */
 		uint32_t rollup_interval_s;  /* 60 */
+		uint64_t reserve_bytes;      /* 64 MiB: the indexer pauses while the log's file system has less free */
+		uint32_t reserve_percent;    /* 0: or this percent of that file system, whichever is larger */
 	} index;
 
 	struct {

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -172,6 +173,7 @@ struct atel_drain {
 	uint64_t invalid_total;   /* records found invalid by this run (LOSS(INVALID) markers) */
 	uint64_t boot_ns;         /* boot time on the wall clock (/proc/stat btime): producer start times */
 	struct hdr_copy hdr0;     /* the segment header as this ateld set it */
+	uint64_t ticks;
 	long clk_tck;
 };
 
@@ -1351,6 +1353,13 @@ static void tick(struct atel_drain *dr)
 	if (dr->o.keep_heartbeat)
 		atel__drain_heartbeat(dr);
 	hdr_check(dr);
+	if (++dr->ticks % 10 == 0) { /* free space of the log's file system, for status and /metrics */
+		struct statvfs vs;
+
+		if (statvfs(dr->d->segments_dir, &vs) == 0)
+			atomic_store_explicit(&dr->d->stats.data_free_bytes, (uint64_t)vs.f_bavail * vs.f_frsize,
+					      memory_order_relaxed);
+	}
 	if (!dr->stalled)
 		check_owners(dr);
 	{

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -54,6 +55,8 @@ struct atel_indexer {
 	dev_t db_dev;
 	ino_t db_ino;
 	uint64_t db_checked_ns;
+	uint64_t space_checked_ns;
+	bool paused;                      /* waiting for disk space (index.reserve_*) */
 };
 
 static void sleep_ms(unsigned ms)
@@ -308,6 +311,58 @@ static bool ix_db_gone(struct atel_indexer *ix)
 	return true;
 }
 
+/*
+ * Disk reserve (issue 12): the log is the truth and keeps priority for disk
+ * space. While the file system holding the segments has less free space than
+ * index.reserve_bytes (or reserve_percent of its size, whichever is larger),
+ * the indexer writes nothing; it resumes from its cursor once the space is
+ * back (1 MiB above the reserve, so it does not flap). Checked every 250 ms.
+ * @return true while paused.
+ */
+#define IX_SPACE_CHECK_NS 250000000ull
+#define IX_SPACE_HYSTERESIS (1ull << 20)
+static bool ix_space_paused(struct atel_indexer *ix)
+{
+	const struct atel_config *cfg = ix->d->cfg;
+	struct atel_daemon_stats *st = &ix->d->stats;
+	uint64_t now = atel__mono_ns(), avail, size, reserve;
+	struct statvfs vs;
+
+	if (now - ix->space_checked_ns < IX_SPACE_CHECK_NS && ix->space_checked_ns)
+		return ix->paused;
+	ix->space_checked_ns = now;
+	if (statvfs(ix->d->segments_dir, &vs) != 0) {
+		char dir[4200], *slash;
+
+		snprintf(dir, sizeof(dir), "%s", ix->d->db_path);
+		slash = strrchr(dir, '/');
+		if (slash)
+			*slash = '\0';
+		if (statvfs(slash ? dir : ".", &vs) != 0)
+			return ix->paused;
+	}
+	avail = (uint64_t)vs.f_bavail * vs.f_frsize;
+	size = (uint64_t)vs.f_blocks * vs.f_frsize;
+	atomic_store_explicit(&st->data_free_bytes, avail, memory_order_relaxed);
+	reserve = cfg ? cfg->index.reserve_bytes : (64ull << 20);
+	if (cfg && cfg->index.reserve_percent && size / 100 * cfg->index.reserve_percent > reserve)
+		reserve = size / 100 * cfg->index.reserve_percent;
+	if (!ix->paused && avail < reserve) {
+		ix->paused = true;
+		atomic_store_explicit(&st->index_paused, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&st->index_pauses, 1, memory_order_relaxed);
+		atel__log(ix->d, ATEL_LOG_WARN,
+			  "indexer: paused: %llu bytes free on the log's file system, below the reserve of %llu "
+			  "(index.reserve_bytes / reserve_percent); the log keeps writing, the index catches up "
+			  "when space returns", (unsigned long long)avail, (unsigned long long)reserve);
+	} else if (ix->paused && avail >= reserve + IX_SPACE_HYSTERESIS) {
+		ix->paused = false;
+		atomic_store_explicit(&st->index_paused, 0, memory_order_relaxed);
+		atel__log(ix->d, ATEL_LOG_INFO, "indexer: resumed: %llu bytes free", (unsigned long long)avail);
+	}
+	return ix->paused;
+}
+
 static void *ix_thread(void *arg)
 {
 	struct atel_indexer *ix = arg;
@@ -325,6 +380,12 @@ static void *ix_thread(void *arg)
 			break;
 		}
 		(void)ix_db_gone(ix);
+		if (ix_space_paused(ix)) {
+			if (stopping)
+				break; /* the rest is indexed at the next start */
+			sleep_ms(100);
+			continue;
+		}
 		if (!ix->w && ix_open_db(ix)) {
 			sleep_ms(200);
 			continue;

@@ -424,8 +424,73 @@ def t_http_flood():
         e.close()
 
 
+# ---------------------------------------------------------------------------
+# 6. disk reserve
+
+def t_disk_reserve():
+    """On a small tmpfs: filling the disk below index.reserve_bytes pauses the indexer
+    (index_paused, data_free_bytes, a log line) while the log keeps every record; the
+    indexer resumes and catches up when the space returns."""
+    if os.geteuid() != 0:
+        raise Skip("mounting a tmpfs needs root")
+    mnt = tempfile.mkdtemp(prefix="atel-it-tmpfs-%d-" % os.getpid())
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0700", "tmpfs", mnt],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        os.rmdir(mnt)
+        raise Skip("cannot mount a tmpfs: %s" % r.stderr.strip())
+    port = free_port()
+    c = prom_cfg(port)
+    c["index"] = {"enabled": True, "reserve_bytes": 16 << 20}
+    e = Env("reserve", c)
+    data = os.path.join(mnt, "data")
+    e.data = data
+    e.cfg["data_dir"] = data
+    with open(e.cfg_path, "w") as f:
+        json.dump(e.cfg, f)
+    filler = os.path.join(mnt, "filler")
+    try:
+        e.start()
+        res = [Env.result(e.produce(1, 1, 2000, "--block"), timeout=120)]
+        db = os.path.join(data, "telemetry.db")
+        e.wait_for("first rows indexed", lambda: index_rows(db) >= 2000, timeout=300)
+        check(stat_of(e, "index_paused") == 0, "index paused with the disk empty")
+        vs = os.statvfs(mnt)
+        free = vs.f_bavail * vs.f_frsize
+        with open(filler, "wb") as f:  # leave 8 MiB: below the 16 MiB reserve
+            left = free - (8 << 20)
+            chunk = b"\0" * (1 << 20)
+            while left > 0:
+                f.write(chunk[:min(left, len(chunk))])
+                left -= len(chunk)
+        e.wait_for("indexer paused", lambda: stat_of(e, "index_paused") == 1, timeout=120)
+        check("indexer: paused" in open(e.daemon_log).read(), "no log line for the pause")
+        visible(e, port, "index_paused", "atel_index_paused", "index PAUSED for disk space", 1)
+        fb = stat_of(e, "data_free_bytes")
+        check(0 < fb < (16 << 20), "data_free_bytes %s while paused" % fb)
+        rows = index_rows(db)
+        # the log keeps writing while the index waits
+        res.append(Env.result(e.produce(2, 1, 3000, "--block"), timeout=300))
+        e.wait_for("drained", lambda: (stat_of(e, "records_drained") or 0) >= 5000, timeout=300)
+        check(index_rows(db) == rows, "index grew while paused: %d -> %d" % (rows, index_rows(db)))
+        os.unlink(filler)
+        e.wait_for("indexer resumed", lambda: stat_of(e, "index_paused") == 0, timeout=120)
+        e.wait_for("index caught up", lambda: index_rows(db) >= 5000, timeout=300)
+        check(stat_of(e, "index_pauses") == 1, "index_pauses %s" % stat_of(e, "index_pauses"))
+        check(e.stop() == 0, "ateld exit status")
+        dt.expect_exact(e.logcheck(), res, block=True)
+        print("disk_reserve: paused at %d bytes free, log kept 3000 records, index caught up" % fb)
+    finally:
+        e.close()
+        if os.path.exists(filler):
+            os.unlink(filler)
+        subprocess.run(["umount", mnt], capture_output=True)
+        os.rmdir(mnt)
+
+
 TESTS = {
     "file_mode": t_file_mode,
+    "disk_reserve": t_disk_reserve,
     "http_flood": t_http_flood,
     "hostile": t_hostile,
     "timestamps": t_timestamps,
