@@ -187,6 +187,7 @@ struct scan_ctx {
 	uint32_t run_gen;
 	uint64_t run_records;     /* records in the current run */
 	uint64_t records;         /* records handed to the log by this scan */
+	uint64_t now;             /* wall clock at the start of the scan (plausibility bounds) */
 	int err;
 };
 
@@ -315,9 +316,10 @@ static uint64_t start_wall_ns(const struct atel_drain *dr, uint64_t start_ticks)
  * (strings, series, bounds) are not bounded by time: nothing downstream reads
  * their timestamps. @return NULL if plausible, else why not.
  */
-static const char *implausible(struct atel_drain *dr, uint32_t ring, struct ring_st *st, const union atel_slot *rec)
+static const char *implausible(struct atel_drain *dr, uint32_t ring, struct ring_st *st, const union atel_slot *rec,
+			       uint64_t now)
 {
-	uint64_t ts = rec->h.ts_ns, now;
+	uint64_t ts = rec->h.ts_ns;
 
 	switch (rec->h.type) {
 	case ATEL_REC_BEGIN:
@@ -333,7 +335,6 @@ static const char *implausible(struct atel_drain *dr, uint32_t ring, struct ring
 	default:
 		return NULL;
 	}
-	now = atel__now_ns();
 	if (ts > now + TS_FUTURE_NS)
 		return "timestamp more than 60 s in the future";
 	if (ts < TS_MIN_NS)
@@ -373,7 +374,7 @@ static int scan_cb(void *arg, uint64_t pos, const union atel_slot *rec, unsigned
 		}
 	}
 	{
-		const char *why = implausible(dr, c->ring, c->st, rec);
+		const char *why = implausible(dr, c->ring, c->st, rec, c->now);
 
 		if (why) {
 			stat_add(&dr->d->stats.records_implausible, 1);
@@ -472,6 +473,7 @@ static int64_t drain_ring(struct atel_drain *dr, uint32_t ring, bool stopping)
 	/* final: nobody will complete a partially published record (dead owner,
 	 * or the final drain of a shutdown) */
 	final = (st->mode == M_DEAD || stopping) && to == head;
+	c.now = atel__now_ns(); /* one clock read per batch, not per record */
 	end = atel__ring_scan(&dr->seg, ring, st->pos, to, final, scan_cb, &c, &ss);
 	if (c.err == 0 && (rc = emit_run(&c)))
 		c.err = rc;
