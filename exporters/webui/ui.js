@@ -13,7 +13,7 @@
     if (v === null || v === undefined || Number.isNaN(v)) return '-';
     if (Math.abs(v) >= 1e6) return (v / 1e6).toFixed(2) + 'M';
     if (Math.abs(v) >= 1e4) return (v / 1e3).toFixed(1) + 'k';
-    return Number.isInteger(v) ? String(v) : v.toPrecision(4);
+    return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
   };
   const fmtDur = (ns) => {
     if (ns === null || ns === undefined) return 'open';
