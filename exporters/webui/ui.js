@@ -74,7 +74,8 @@
     }
     for (let i = 0; i <= 4; i++) {
       const t = x0 + (x1 - x0) * i / 4;
-      ctx.fillText(new Date(t).toLocaleTimeString(), X(t) - 24, H - 6);
+      const label = new Date(t).toLocaleTimeString(), tw = ctx.measureText(label).width;
+      ctx.fillText(label, Math.min(Math.max(0, X(t) - tw / 2), W - R - tw), H - 6);
     }
     ctx.strokeStyle = '#2a6fdb';
     ctx.lineWidth = 1.5;
