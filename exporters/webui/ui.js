@@ -48,7 +48,7 @@
     const h = decodeURIComponent(location.hash.replace(/^#/, ''));
     if (h.startsWith('trace/')) { show('traces'); openTrace(h.slice(6)); return; }
     if (h.startsWith('metric/')) { $('#metric-name').value = h.slice(7); show('metrics'); return; }
-    show(['overview', 'metrics', 'traces', 'rings'].includes(h) ? h : 'overview');
+    show(['overview', 'agents', 'metrics', 'traces', 'rings'].includes(h) ? h : 'overview');
   }
 
   // ---- canvas line chart
@@ -72,8 +72,9 @@
       ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(W - R, y); ctx.stroke();
       ctx.fillText(fmt(v), 4, y + 4);
     }
-    for (let i = 0; i <= 4; i++) {
-      const t = x0 + (x1 - x0) * i / 4;
+    const xt = W >= 800 ? 4 : 2;
+    for (let i = 0; i <= xt; i++) {
+      const t = x0 + (x1 - x0) * i / xt;
       const label = new Date(t).toLocaleTimeString(), tw = ctx.measureText(label).width;
       ctx.fillText(label, Math.min(Math.max(0, X(t) - tw / 2), W - R - tw), H - 6);
     }
@@ -147,6 +148,39 @@
     $('#metric-summary').dataset.samples = s.samples;
     fillTable('#metric-series', ser.series.map((x) => ({ cells: [JSON.stringify(x.labels), x.type, String(x.samples), fmt(x.last_value)] })));
     fillTable('#metric-points', s.points.filter((p) => p[1] !== null).slice(-200).reverse().map((p) => ({ cells: [new Date(p[0]).toLocaleString(), fmt(p[1])] })));
+  }
+
+  // ---- agents: the reference dashboard's panels, each one /api/ui/series call
+  const PANELS = [
+    ['Agent executions /s', 'agent_execution_total', 'rate'],
+    ['Execution duration p50 (s)', 'agent_execution_duration_seconds', 'p50'],
+    ['Execution duration p95 (s)', 'agent_execution_duration_seconds', 'p95'],
+    ['Execution duration p99 (s)', 'agent_execution_duration_seconds', 'p99'],
+    ['Tool calls /s', 'tool_calls_total', 'rate'],
+    ['Tool call failures /s', 'tool_call_failure_total', 'rate'],
+    ['Context window utilisation (avg)', 'context_window_utilization', 'avg'],
+    ['Errors /s', 'error_total', 'rate'],
+  ];
+  async function agents() {
+    const box = $('#panels');
+    if (!box.children.length) {
+      for (const p of PANELS) {
+        const d = el('div', null, 'card panel');
+        d.dataset.metric = p[1];
+        d.dataset.agg = p[2];
+        const c = el('canvas');
+        c.width = 440;
+        c.height = 160;
+        d.append(el('h3', p[0]), c, el('span', '', 'dim'));
+        box.appendChild(d);
+      }
+    }
+    await Promise.all([...box.children].map(async (d) => {
+      const s = await api('/api/ui/series?' + new URLSearchParams({ name: d.dataset.metric, since: '1h', agg: d.dataset.agg }));
+      chart(d.querySelector('canvas'), s.points, '');
+      d.dataset.samples = s.samples;
+      d.querySelector('span').textContent = s.samples + ' samples, step ' + s.step_ms / 1000 + ' s';
+    }));
   }
 
   // ---- traces
@@ -235,6 +269,7 @@
       showError('');
       if (current === 'overview') await overview();
       else if (current === 'metrics') await metrics();
+      else if (current === 'agents') await agents();
       else if (current === 'traces') await traces();
       else if (current === 'rings') await rings();
       document.body.dataset.loaded = current;

@@ -133,6 +133,19 @@ def run(w, b, shots):
     check("tagent_iterations_total" in names and "tagent_seq" in names, "metric completion list %s" % names)
     b.screenshot(os.path.join(shots, "metrics.png"))
 
+    # -- agents: the reference dashboard's panels, each with the API's sample count
+    b.go(base + "#agents")
+    wait_for("the panels", lambda: b.js("return document.body.dataset.loaded") == "agents", 60)
+    panels = b.js("return [...document.querySelectorAll('#panels .panel')].map(p => "
+                  "[p.dataset.metric, p.dataset.agg, p.dataset.samples])")
+    check(len(panels) == 8, "eight panels: %s" % panels)
+    for metric, agg, samples in panels:
+        api_n = test_webui.api(w.port, "/api/ui/series?name=%s&since=1h&agg=%s" % (metric, agg))["samples"]
+        check(samples == str(api_n), "panel %s %s: DOM %s, API %s" % (metric, agg, samples, api_n))
+    tc = [p for p in panels if p[0] == "tool_calls_total"][0]
+    check(tc[2] == str(n), "tool calls panel counts the workload's %d tool calls: %s" % (n, tc))
+    b.screenshot(os.path.join(shots, "agents.png"))
+
     # -- traces: the list is the API's (and its error filter)
     b.go(base + "#traces")
     wait_for("the traces list", lambda: b.js("return document.querySelectorAll('#traces-table tbody tr').length") > 0, 60)
