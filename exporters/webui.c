@@ -216,7 +216,7 @@ static int set_param(struct atel_webui_params *p, unsigned bit, const char *v, c
 		return parse_labels(v, p, err, errlen);
 	case ATEL_WP_FROM:
 	case ATEL_WP_TO:
-		if (!parse_u64(v, 1ull << 52, &u)) {
+		if (!parse_u64(v, ATEL_WP_MAX_MS, &u)) { /* in ns it must fit an SQLite integer */
 			snprintf(err, errlen, "expected unix milliseconds");
 			return -EINVAL;
 		}

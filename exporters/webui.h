@@ -40,6 +40,7 @@ enum {
 };
 
 #define ATEL_WP_MAX_LABELS 8
+#define ATEL_WP_MAX_MS 9223372036854ull /* from/to: INT64_MAX ns, in ms */
 
 struct atel_webui_params {
 	unsigned seen;                  /* ATEL_WP_* given */

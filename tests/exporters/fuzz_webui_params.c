@@ -59,6 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (p.since_ns > 400ull * 86400 * 1000000000ull || p.step_ns > 400ull * 86400 * 1000000000ull)
 			abort();
+		if (p.from_ms > ATEL_WP_MAX_MS || p.to_ms > ATEL_WP_MAX_MS)
+			abort();
 		if ((p.seen & ATEL_WP_FROM) && (p.seen & ATEL_WP_TO) && p.from_ms >= p.to_ms)
 			abort();
 	}

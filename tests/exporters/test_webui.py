@@ -224,7 +224,7 @@ def run(w):
         "/api/ui/trace?id=xyz", "/api/ui/trace?id=" + "g" * 32, "/api/ui/trace", "/api/ui/traces?limit=0",
         "/api/ui/traces?limit=100000", "/api/ui/traces?status=weird", "/api/ui/traces?min_ms=1e3",
         "/api/ui/metrics?name", "/api/ui/series?name=x&labels=" + ",".join("k%d=v" % i for i in range(9)),
-        "/api/ui/series?name=" + "a" * 1100,
+        "/api/ui/series?name=" + "a" * 1100, "/api/ui/series?name=x&to=99999999999999999",
     ]
     for h in hostile:
         st, hdr, body = get(p, h)
