@@ -683,7 +683,7 @@ static int ep_series(struct atel_webui *w, const struct atel_webui_params *p, st
 		}
 	}
 	bool quant = agg[0] == 'p';
-	if (quant)
+	if (quant && npts) /* qsort's base must not be NULL, even for no elements */
 		qsort(pts, npts, sizeof(*pts), cmp_pt); /* stable per bucket by value */
 	atel__buf_putc(b, '{');
 	jtext(b, "name", p->name, &f);

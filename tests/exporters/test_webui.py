@@ -101,13 +101,25 @@ class World:
         return r.stdout
 
     def stop(self):
-        if self.ateld and self.ateld.poll() is None:
+        """SIGTERM; returns True if ateld exited 0 and logged no sanitizer report."""
+        if not self.ateld:
+            return True
+        if self.ateld.poll() is None:
             self.ateld.send_signal(signal.SIGTERM)
             try:
                 self.ateld.wait(timeout=120)
             except subprocess.TimeoutExpired:
                 self.ateld.kill()
                 self.ateld.wait()
+        try:
+            with open(self.log) as f:
+                log = f.read()
+        except OSError:
+            log = ""
+        clean = self.ateld.returncode == 0 and "runtime error" not in log and "Sanitizer" not in log
+        if not clean:
+            print("FAIL: ateld exited %s; log tail:\n%s" % (self.ateld.returncode, log[-3000:]), file=sys.stderr)
+        return clean
 
 
 def run(w):
@@ -170,6 +182,8 @@ def run(w):
     s = api(p, "/api/ui/series?name=tagent_latency_seconds&since=1h&step=1h&agg=p50")
     vals = [v for _, v in s["points"] if v is not None]
     check(vals and abs(max(vals) - 0.24) < 1e-9, "p50 of 0..0.49 (each twice) is 0.24: %s" % vals)
+    s = api(p, "/api/ui/series?name=no_such_metric&since=1h&agg=p99")
+    check(s["samples"] == 0 and all(v is None for _, v in s["points"]), "p99 of nothing is null")
     s = api(p, "/api/ui/series?name=tagent_iterations_total&labels=t%3D7&since=1h&agg=sum")
     check(s["samples"] == 0, "no series for t=7")
 
@@ -255,7 +269,7 @@ def main():
         except (OSError, AttributeError):
             pass
     finally:
-        w.stop()
+        ok = w.stop() and ok
         if ok:
             shutil.rmtree(w.dir, ignore_errors=True)
     return 0 if ok else 1

@@ -100,6 +100,14 @@ def text(b, sel):
     return b.js("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", sel)
 
 
+def loaded(b, tab):
+    """True once the page has drawn tab; a request error the page shows fails the test with it."""
+    err = text(b, "#error")
+    if err:
+        raise Fail("the page shows an error on %s: %s" % (tab, err))
+    return b.js("return document.body.dataset.loaded") == tab
+
+
 def run(w, b, shots):
     base = "http://127.0.0.1:%d/" % w.port
     n = test_webui.THREADS * test_webui.ITERS
@@ -123,7 +131,7 @@ def run(w, b, shots):
 
     # -- metrics: the chart's sample count and the series table
     b.go(base + "#metric/tagent_iterations_total")
-    wait_for("the metric page", lambda: b.js("return document.body.dataset.loaded") == "metrics" and
+    wait_for("the metric page", lambda: loaded(b, "metrics") and
              b.js("return document.querySelector('#metric-summary').dataset.samples") is not None, 60)
     api_s = test_webui.api(w.port, "/api/ui/series?name=tagent_iterations_total&since=1h&agg=sum")
     check(b.js("return document.querySelector('#metric-summary').dataset.samples") == str(api_s["samples"]) ==
@@ -135,7 +143,7 @@ def run(w, b, shots):
 
     # -- agents: the reference dashboard's panels, each with the API's sample count
     b.go(base + "#agents")
-    wait_for("the panels", lambda: b.js("return document.body.dataset.loaded") == "agents", 60)
+    wait_for("the panels", lambda: loaded(b, "agents"), 120)
     panels = b.js("return [...document.querySelectorAll('#panels .panel')].map(p => "
                   "[p.dataset.metric, p.dataset.agg, p.dataset.samples])")
     check(len(panels) == 8, "eight panels: %s" % panels)
@@ -180,7 +188,7 @@ def run(w, b, shots):
 
     # -- rings
     b.go(base + "#rings")
-    wait_for("the rings tab", lambda: b.js("return document.body.dataset.loaded") == "rings", 60)
+    wait_for("the rings tab", lambda: loaded(b, "rings"), 120)
     api_r = test_webui.api(w.port, "/api/ui/rings")
     check(b.js("return document.querySelectorAll('#rings-bars .ring').length") == len(api_r["rings"]),
           "ring rows")
@@ -221,7 +229,7 @@ def main():
     finally:
         if b:
             b.quit()
-        w.stop()
+        ok = w.stop() and ok
         if ok:
             shutil.rmtree(w.dir, ignore_errors=True)
             shutil.rmtree(tmp, ignore_errors=True)

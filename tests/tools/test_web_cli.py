@@ -160,7 +160,8 @@ def main():
     except Fail as e:
         print("FAIL: %s" % e, file=sys.stderr)
     finally:
-        w.stop()
+        if not w.stop() and rc in (0, 77):
+            rc = 1
         if rc == 0:
             shutil.rmtree(w.dir, ignore_errors=True)
     return rc
