@@ -30,6 +30,7 @@ struct atel_webui {
 	struct atel_daemon *d;
 	char db_path[4096];
 	char status_path[4200];
+	uint64_t deadline_ns;           /* of the running query (server thread only) */
 };
 
 #define SEC_HEADERS                                                                                          \
@@ -414,7 +415,32 @@ static const char *col(sqlite3_stmt *st, int i)
 	return t ? (const char *)t : NULL;
 }
 
-/* @return 0, or an error reply already made (db NULL). */
+/*
+ * The HTTP server has one thread: a query must not hold /metrics back for
+ * long. Every query runs under a budget and is interrupted beyond it (the
+ * answer is then a 503 asking for a narrower range).
+ */
+#define QUERY_BUDGET_MS 2000u
+
+static int over_budget(void *arg)
+{
+	return atel__mono_ns() > *(const uint64_t *)arg;
+}
+
+/* Ends a row loop: rc is the last sqlite3_step result. @return true if the rows were complete;
+ * otherwise the error reply is made (503 when the budget ran out). */
+static bool rows_done(sqlite3 *db, int rc, struct atel_http_reply *rep)
+{
+	if (rc == SQLITE_DONE)
+		return true;
+	if (rc == SQLITE_INTERRUPT)
+		reply_error(rep, 503, "the query ran over its 2 s budget; narrow the range or add filters");
+	else
+		reply_error(rep, 500, sqlite3_errmsg(db));
+	return false;
+}
+
+/* @return the database, or NULL with an error reply made. */
 static sqlite3 *db_open(struct atel_webui *w, struct atel_http_reply *rep)
 {
 	sqlite3 *db = NULL;
@@ -424,7 +450,9 @@ static sqlite3 *db_open(struct atel_webui *w, struct atel_http_reply *rep)
 		reply_error(rep, 503, "the SQLite index is not available (index.enabled false, or not created yet)");
 		return NULL;
 	}
-	sqlite3_busy_timeout(db, 2000);
+	sqlite3_busy_timeout(db, 500);
+	w->deadline_ns = atel__mono_ns() + QUERY_BUDGET_MS * 1000000ull;
+	sqlite3_progress_handler(db, 1000, over_budget, &w->deadline_ns);
 	return db;
 }
 
@@ -520,7 +548,7 @@ static int ep_metrics(struct atel_webui *w, const struct atel_webui_params *p, s
 	sqlite3_stmt *st = NULL;
 	bool one = (p->seen & ATEL_WP_NAME) != 0, f = true;
 	char pat[300];
-	int n = 0;
+	int n = 0, rc;
 
 	if (!db)
 		return 0;
@@ -555,7 +583,7 @@ static int ep_metrics(struct atel_webui *w, const struct atel_webui_params *p, s
 		jtext(b, "name", p->name, &f);
 	jkey(b, one ? "series" : "metrics", &f);
 	atel__buf_putc(b, '[');
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		bool g = true;
 		atel__buf_puts(b, n++ ? ",{" : "{");
 		if (one) {
@@ -576,6 +604,7 @@ static int ep_metrics(struct atel_webui *w, const struct atel_webui_params *p, s
 		atel__buf_putc(b, '}');
 	}
 	atel__buf_puts(b, "]}\n");
+	rows_done(db, rc, rep);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return 0;
@@ -666,8 +695,7 @@ static int ep_series(struct atel_webui *w, const struct atel_webui_params *p, st
 		pts[npts].bucket = (uint32_t)(((uint64_t)sqlite3_column_int64(st, 0) - from) / step);
 		pts[npts++].v = sqlite3_column_double(st, 1);
 	}
-	if (rc != SQLITE_DONE) {
-		reply_error(rep, 500, sqlite3_errmsg(db));
+	if (!rows_done(db, rc, rep)) {
 		rc = 0;
 		goto out;
 	}
@@ -758,7 +786,7 @@ static int ep_traces(struct atel_webui *w, const struct atel_webui_params *p, st
 	sqlite3 *db;
 	sqlite3_stmt *st = NULL;
 	bool f = true;
-	int n = 0;
+	int n = 0, rc;
 	static const char sql[] =
 		"SELECT trace_id, MIN(start_ns) AS st, MAX(COALESCE(end_ns, start_ns)) AS en, COUNT(*), "
 		"SUM(status_code = 2) AS errs, "
@@ -792,7 +820,7 @@ static int ep_traces(struct atel_webui *w, const struct atel_webui_params *p, st
 	atel__buf_puts(b, "{");
 	jkey(b, "traces", &f);
 	atel__buf_putc(b, '[');
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		bool g = true;
 		uint64_t s0 = (uint64_t)sqlite3_column_int64(st, 1), e0 = (uint64_t)sqlite3_column_int64(st, 2);
 		atel__buf_puts(b, n++ ? ",{" : "{");
@@ -808,6 +836,7 @@ static int ep_traces(struct atel_webui *w, const struct atel_webui_params *p, st
 		atel__buf_putc(b, '}');
 	}
 	atel__buf_puts(b, "]}\n");
+	rows_done(db, rc, rep);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	return 0;
@@ -820,7 +849,7 @@ static int ep_trace(struct atel_webui *w, const struct atel_webui_params *p, str
 	sqlite3_stmt *st = NULL, *ev = NULL;
 	uint64_t t0 = 0;
 	bool f = true;
-	int n = 0;
+	int n = 0, rc = SQLITE_DONE;
 
 	if (!p->id[0])
 		return reply_error(rep, 400, "id: required (32 hex digits)");
@@ -844,7 +873,7 @@ static int ep_trace(struct atel_webui *w, const struct atel_webui_params *p, str
 	jtext(b, "trace_id", p->id, &f);
 	jkey(b, "spans", &f);
 	atel__buf_putc(b, '[');
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		bool g = true, has_end = sqlite3_column_type(st, 5) != SQLITE_NULL;
 		uint64_t s0 = (uint64_t)sqlite3_column_int64(st, 4), e0 = (uint64_t)sqlite3_column_int64(st, 5);
 		int m = 0;
@@ -884,6 +913,8 @@ static int ep_trace(struct atel_webui *w, const struct atel_webui_params *p, str
 		atel__buf_puts(b, "]}");
 	}
 	atel__buf_puts(b, "]}\n");
+	if (!rows_done(db, rc, rep))
+		goto out;
 	if (n == 0)
 		reply_error(rep, 404, "no such trace in the index");
 out:
