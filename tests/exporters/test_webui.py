@@ -139,6 +139,17 @@ def run(w):
     st, _, body = get(p, "/", None)
     check("http://" not in body and "https://" not in body, "the page fetches nothing external")
     check(get(p, "/nope", None)[0] == 404, "unknown path is 404")
+    for method, want in (("POST", 405), ("HEAD", 200)):
+        req = urllib.request.Request("http://127.0.0.1:%d/api/ui/overview" % p, method=method,
+                                     data=b"x" if method == "POST" else None,
+                                     headers={"Authorization": "Bearer " + TOKEN})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                st, body = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            st, body = e.code, b""
+        check(st == want, "%s /api/ui/overview: %d" % (method, st))
+        check(method == "POST" or body == b"", "HEAD has no body")
     check(get(p, "/api/ui/nope")[0] == 404, "unknown endpoint is 404")
 
     w.workload()
