@@ -25,7 +25,7 @@
 static const char top_help[] =
 	"usage: atel top [--once] [--json] [--interval DUR] [--window DUR] [--sort rate|name] [--filter TEXT]\n"
 	"A live view of ateld: records drained per second, drops by cause, ring fill, exporter\n"
-	"state, and samples per second per metric and per producer over the last --window\n"
+	"state, and samples per second per metric, per producer and per agent_type over the last --window\n"
 	"(default 10s). Refreshes every --interval (default 1s). Keys: q quit, s switch the\n"
 	"sort (rate, name), f cycle the filter through the metric name prefixes, c clear it.\n"
 	"--once (or stdout not a terminal): one snapshot and exit; --json prints it as JSON.\n"
@@ -38,8 +38,8 @@ struct rate_row {
 
 struct top_snap {
 	cJSON *status;           /* the status file */
-	struct rate_row *metrics, *agents;
-	size_t nmetrics, nagents;
+	struct rate_row *metrics, *agents, *types; /* types: by the agent_type label */
+	size_t nmetrics, nagents, ntypes;
 	uint64_t taken_ns;
 };
 
@@ -48,6 +48,7 @@ static void snap_free(struct top_snap *s)
 	cJSON_Delete(s->status);
 	free(s->metrics);
 	free(s->agents);
+	free(s->types);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -134,6 +135,11 @@ static int take(struct cli *c, uint64_t window_ns, const char *filter, struct to
 			   "SELECT pid, COUNT(*), COUNT(DISTINCT name) FROM telemetry_metrics WHERE ts_ns >= ?1 "
 			   "AND substr(name, 1, length(?2)) = ?2 GROUP BY pid",
 			   since, filter, &s->agents, &s->nagents);
+		rows_query(db,
+			   "SELECT json_extract(labels, '$.agent_type') AS at, COUNT(*), "
+			   "SUM(CASE WHEN name = 'agent_execution_total' THEN value ELSE 0 END) FROM telemetry_metrics "
+			   "WHERE ts_ns >= ?1 AND substr(name, 1, length(?2)) = ?2 AND at IS NOT NULL GROUP BY at",
+			   since, filter, &s->types, &s->ntypes);
 		/* a pid's command name, from the rings it owns */
 		for (size_t i = 0; i < s->nagents; i++) {
 			long pid = strtol(s->agents[i].name, NULL, 10);
@@ -195,6 +201,16 @@ static cJSON *snap_json(const struct top_snap *s, const struct top_snap *prev, d
 		cJSON_AddNumberToObject(o, "metrics", s->agents[i].sum);
 		cJSON_AddItemToArray(a, o);
 	}
+	a = cJSON_AddArrayToObject(j, "agent_types");
+	for (size_t i = 0; i < s->ntypes; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "agent_type", s->types[i].name);
+		cJSON_AddNumberToObject(o, "samples", s->types[i].count);
+		cJSON_AddNumberToObject(o, "samples_per_s", s->types[i].count / window_s);
+		cJSON_AddNumberToObject(o, "executions", s->types[i].sum);
+		cJSON_AddNumberToObject(o, "executions_per_s", s->types[i].sum / window_s);
+		cJSON_AddItemToArray(a, o);
+	}
 	a = cJSON_AddArrayToObject(j, "rings");
 	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(s->status, "rings"))
 	{
@@ -232,6 +248,7 @@ static void render(const struct cli *c, struct top_snap *s, const struct top_sna
 
 	qsort(s->metrics, s->nmetrics, sizeof(*s->metrics), cmp_rate);
 	qsort(s->agents, s->nagents, sizeof(*s->agents), cmp_rate);
+	qsort(s->types, s->ntypes, sizeof(*s->types), cmp_rate);
 	printf("%satel top%s  ateld %s  drained %s", cli_c(c, C_BOLD), cli_c(c, C_RESET),
 	       cJSON_IsString(state) ? state->valuestring : "?",
 	       atel_q_fmt_count(drained_of(s->status), nb[0], 32));
@@ -279,6 +296,13 @@ static void render(const struct cli *c, struct top_snap *s, const struct top_sna
 	for (size_t i = 0; i < s->nagents && left-- > 0; i++)
 		printf("%-48s %12s %10.0f\n", s->agents[i].name,
 		       atel_q_fmt_count(s->agents[i].count / window_s, nb[3], 32), s->agents[i].sum);
+	if (!s->ntypes)
+		return;
+	printf("\n%s%-48s %12s %10s%s\n", cli_c(c, C_BOLD), "AGENT TYPE", "SAMPLES/S", "EXEC/S", cli_c(c, C_RESET));
+	left -= 2;
+	for (size_t i = 0; i < s->ntypes && left-- > 0; i++)
+		printf("%-48s %12s %10s\n", s->types[i].name, atel_q_fmt_count(s->types[i].count / window_s, nb[3], 32),
+		       atel_q_fmt_count(s->types[i].sum / window_s, nb[2], 32));
 }
 
 static volatile sig_atomic_t top_stop;

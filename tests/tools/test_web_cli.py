@@ -119,7 +119,18 @@ def top(w):
     check(snap["records_drained"] >= n * 3, "records drained %s" % snap["records_drained"])
     f = json.loads(w.atel("top", "--once", "--json", "--window", "1h", "--filter", "tagent_seq"))
     check([x["name"] for x in f["metrics"]] == ["tagent_seq"], "--filter")
+    # per agent type: the synthetic swarm's executions by agent_type
+    r = subprocess.run([w.cli, "--shm", w.shm, "--data-dir", w.data, "load", "--agents", "1", "--threads", "1",
+                        "--sessions", "3", "--json"], capture_output=True, text=True, timeout=300)
+    check(r.returncode == 0, "atel load: %s" % r.stderr)
+    by_type = {k: v["success"] + v["failure"] for k, v in json.loads(r.stdout)["agent_executions"]["by_type"].items()}
+
+    def types_seen():
+        t = json.loads(w.atel("top", "--once", "--json", "--window", "1h"))["agent_types"]
+        return {x["agent_type"]: x["executions"] for x in t} == by_type
+    wait_for("top's executions per agent_type == atel load's report %s" % by_type, types_seen, 120)
     text = w.atel("top", "--window", "1h")  # stdout is a pipe: one snapshot
+    check("AGENT TYPE" in text, "agent types in the text snapshot")
     check("tagent_iterations_total" in text and "RING" in text and "drops:" in text, "text snapshot:\n" + text)
     r = subprocess.run([w.cli, "--data-dir", w.data, "top", "--interval", "1ms"], capture_output=True)
     check(r.returncode == 1, "bad interval is a usage error")
