@@ -258,6 +258,40 @@ def t_timestamps():
 # ---------------------------------------------------------------------------
 # 4. log tail, index, header
 
+def t_segment_header():
+    """Garbage in the shared-memory header (magic, a reserved word, the ring count)
+    would lock new agents out (atel_init -EPROTO): ateld restores it, logs and counts
+    it (segment_header_repairs; segment_header_ok back to 1), and a real libatel
+    agent started afterwards attaches and its records reach the log."""
+    port = free_port()
+    e = Env("header", prom_cfg(port))
+    try:
+        e.start()
+        m = shm_map(e)
+        struct.pack_into("<Q", m, HDR_MAGIC_OFF, 0x4242424242424242)
+        struct.pack_into("<I", m, 24, 0x7fffffff)           # ring_count
+        struct.pack_into("<Q", m, 256 - 8, 0xfeedface)       # a reserved word
+        e.wait_for("header restored", lambda: stat_of(e, "segment_header_repairs") == 1, timeout=120)
+        check("segment header was overwritten" in open(e.daemon_log).read(), "no log line for the repair")
+        check(stat_of(e, "segment_header_ok") == 1, "segment_header_ok %s" % stat_of(e, "segment_header_ok"))
+        visible(e, port, "segment_header_repairs", "atel_segment_header_repairs_total", "repairs 1", 1)
+        m.close()
+        p = subprocess.Popen([dt.TAGENT, "--shm", e.shm, "--id", "1", "--threads", "1", "--iters", "50"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = p.communicate(timeout=120)
+        check(p.returncode == 0, "libatel agent after the repair: exit %d: %s" % (p.returncode, err))
+        r = json.loads(out)
+        check(r["records"] > 0 and r["drops_no_sidecar"] == 0, "agent report %s" % r)
+        check(e.stop() == 0, "ateld exit status")
+        log = e.logcheck()
+        c = log["pids"].get(str(r["pid"]))
+        check(c is not None and c["data"] == r["records"], "log has %s for the agent, it published %d" %
+              (c, r["records"]))
+        print("segment_header: restored, a libatel agent attached and logged %d records" % r["records"])
+    finally:
+        e.close()
+
+
 def t_tail_cut():
     """A torn tail on the newest segment file is cut at the next start, logged and
     counted (log_tail_cuts); the log still holds every record exactly once."""
@@ -495,6 +529,7 @@ TESTS = {
     "hostile": t_hostile,
     "timestamps": t_timestamps,
     "tail_cut": t_tail_cut,
+    "segment_header": t_segment_header,
     "index_reopen": t_index_reopen,
 }
 
