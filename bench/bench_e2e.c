@@ -128,6 +128,7 @@ static void *prod_main(void *arg)
 	memset(&r, 0, sizeof(r));
 	r.end.h.type = ATEL_REC_END;
 	r.end.h.id = w.generation;
+	r.end.h.ts_ns = atel__now_ns();
 	put_slot(&w, &r);
 	atel__ring_unclaim(p->seg, (uint32_t)p->ring);
 	return NULL;
