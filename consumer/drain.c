@@ -347,7 +347,9 @@ static const char *implausible(struct atel_drain *dr, uint32_t ring, struct ring
 			return "begin record's generation is ahead of the ring directory";
 		if (st->begin_seen && rec->h.id <= st->begin_gen)
 			return "begin record's generation does not advance";
-		if (start && ts + TS_START_SLACK_NS < start)
+		/* a start time in the future (garbage, or a time namespace's boot offset) is
+		 * not used as a floor: the generation's own timestamps still are bounded */
+		if (start && start <= now && ts + TS_START_SLACK_NS < start)
 			return "begin record's timestamp is before its process started";
 		return NULL;
 	}
@@ -413,6 +415,8 @@ refused:
 		c->st->begin_gen = ev.generation;
 		c->st->begin_seen = true;
 		c->st->ts_floor = start_wall_ns(dr, rec->begin.start);
+		if (c->st->ts_floor > c->now)
+			c->st->ts_floor = 0; /* see implausible() */
 	}
 	if (!c->have_run) {
 		c->have_run = true;
