@@ -2,8 +2,9 @@
 /*
  * Hostile shared memory through the real drain (issue 12), one scenario per
  * ring of an 8-ring rig (drain_rig.h), driven step by step:
- *   ring 0  records with timestamps from 1970, 2554 and an hour ahead, a
- *           BEGIN whose generation is ahead of the directory: refused and
+ *   ring 0  records with timestamps from 1970, 2554, an hour ahead and a day
+ *           before this process started, a BEGIN whose generation is ahead
+ *           of the directory: refused and
  *           counted (records_implausible), the good records kept
  *   ring 1  a loss counter jumping to 10^19: not believed
  *   ring 2  an unknown directory state: counted as damaged and quarantined
@@ -131,7 +132,7 @@ int main(void)
 	/* ring 0: timestamps and generations */
 	{
 		uint32_t gen;
-		union atel_slot s[9];
+		union atel_slot s[10];
 
 		claim(&r, 0, self());
 		gen = atel__seg_desc(r.seg, 0)->generation;
@@ -144,7 +145,8 @@ int main(void)
 		s[6] = rec_sample(now + 3600ull * 1000000000ull);
 		s[7] = rec_begin(&r, 0, gen + 5, now);         /* generation ahead of the directory */
 		s[8] = rec_sample(now);
-		rig_put(&r, 0, s, 9);
+		s[9] = rec_sample(now - 86400ull * 1000000000ull); /* a day before this process started */
+		rig_put(&r, 0, s, 10);
 	}
 	/* ring 1: a loss counter read once, then jumping to 10^19 */
 	claim(&r, 1, self());
@@ -159,7 +161,7 @@ int main(void)
 	}
 	steps(&r, 2); /* owner snapshots, first loss readings */
 
-	EXPECT(rig_stat(&st->records_implausible) == 4, "records_implausible %llu, expected 4",
+	EXPECT(rig_stat(&st->records_implausible) == 5, "records_implausible %llu, expected 5",
 	       (unsigned long long)rig_stat(&st->records_implausible));
 	EXPECT(rig_stat(&st->records_invalid) >= 4, "records_invalid %llu",
 	       (unsigned long long)rig_stat(&st->records_invalid));
