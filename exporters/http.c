@@ -335,6 +335,7 @@ static const char *reason(int code)
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
+	case 422: return "Unprocessable Entity";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
@@ -427,6 +428,31 @@ static void body_unref(struct shared_body *b)
 		free(b);
 }
 
+/* /api/v1/...: the query API hook (http.h, opts.api); the body follows the head. */
+static void handle_api(struct atel_http_server *s, struct conn *c, const struct atel_http_request *r, bool keep)
+{
+	struct atel_buf out = { 0 };
+	int code;
+
+	if (strcmp(r->method, "GET") && strcmp(r->method, "POST")) {
+		error_response(s, c, 405, "Allow: GET, POST\r\n", keep, false);
+		return;
+	}
+	if (!authorized(s, r)) {
+		error_response(s, c, 401, "WWW-Authenticate: Bearer realm=\"atel\"\r\n", keep, false);
+		return;
+	}
+	code = s->o.api(s->o.api_arg, r->method, r->target, r->target_len, c->in + r->head_len,
+			(size_t)r->content_length, &out);
+	if (out.oom || code < 200 || code > 599) {
+		atel__buf_free(&out);
+		error_response(s, c, 500, NULL, keep, false);
+		return;
+	}
+	compose(s, &c->out, code, "application/json", NULL, out.data, out.len, false, keep);
+	atel__buf_free(&out);
+}
+
 /* Routes one complete request; fills c->out (and c->body) and c->close_after. */
 static void handle(struct atel_http_server *s, struct conn *c, const struct atel_http_request *r)
 {
@@ -441,6 +467,10 @@ static void handle(struct atel_http_server *s, struct conn *c, const struct atel
 	is_metrics = plen == strlen(s->path) && !memcmp(r->target, s->path, plen);
 	is_health = plen == 8 && !memcmp(r->target, "/healthz", 8);
 	c->close_after = !keep;
+	if (s->o.api && plen > 8 && !memcmp(r->target, "/api/v1/", 8)) {
+		handle_api(s, c, r, keep);
+		return;
+	}
 	if (!is_metrics && !is_health) {
 		error_response(s, c, 404, NULL, keep, head);
 		return;

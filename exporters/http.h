@@ -81,6 +81,17 @@ struct atel_http_opts {
 	 */
 	int (*metrics)(void *arg, struct atel_buf *body);
 	void *arg;
+	/*
+	 * Optional (NULL: 404): answers GET and POST under /api/v1 (the
+	 * Prometheus query API, consumer/promql_api.c), behind the same bearer
+	 * token as /metrics. target is the request-target (path and query),
+	 * body the request body (form-encoded for POST). Fills out with a JSON
+	 * body. Called on the server thread, so it must bound its own time.
+	 * @return the HTTP status code.
+	 */
+	int (*api)(void *api_arg, const char *method, const char *target, size_t target_len, const char *body,
+		   size_t body_len, struct atel_buf *out);
+	void *api_arg;
 };
 
 struct atel_http_server;
