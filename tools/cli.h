@@ -43,6 +43,9 @@ int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_metrics(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_query(struct cli *c, int argc, char **argv);
+/* `atel query 'PromQL'` (cmd_promql.c): chosen when promql_wanted(). */
+bool promql_wanted(int argc, char **argv);
+int cmd_query_promql(struct cli *c, int argc, char **argv);
 int cmd_stats(struct cli *c, int argc, char **argv);
 int cmd_traces(struct cli *c, int argc, char **argv);
 int cmd_clear(struct cli *c, int argc, char **argv);

@@ -603,8 +603,11 @@ int cmd_query(struct cli *c, int argc, char **argv)
 	struct table *t = NULL;
 	const char *used = "", *unit;
 	cJSON *root, *jseries;
-	int rc = parse_qargs("query", argc, argv, &a, query_help);
+	int rc;
 
+	if (promql_wanted(argc, argv)) /* `atel query 'PromQL'` (cmd_promql.c, issue 16) */
+		return cmd_query_promql(c, argc, argv);
+	rc = parse_qargs("query", argc, argv, &a, query_help);
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	if ((rc = query_plan(&a, &p)) || (rc = parse_selector("query", &a, &sel)) != 0 ||
