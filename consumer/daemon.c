@@ -47,7 +47,8 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 						.timeout_ms = cfg->prometheus.query_timeout_ms,
 						.max_samples = cfg->prometheus.max_samples,
 						.max_series = cfg->prometheus.max_series,
-						.resolution_ms = cfg->prometheus.query_resolution_ms };
+						.resolution_ms = cfg->prometheus.query_resolution_ms,
+						.carry_ms = cfg->prometheus.query_carry_ms };
 		o.http.api = atel__promql_api_handle;
 		o.http.api_arg = &api;
 	}

@@ -412,6 +412,7 @@ static int store_select(void *ctx, const struct atel_promql_select *sel, struct 
 		.maxt_ms = sel->maxt_ms,
 		.end_ms = rq->now_ms,
 		.resolution_ms = rq->cfg->resolution_ms,
+		.carry_ms = rq->cfg->carry_ms,
 		.name_hint = sel->metric_name,
 		.series = g_series,
 		.sample = g_sample,
@@ -913,18 +914,25 @@ int atel__promql_api_handle(void *arg, const char *method, const char *target, s
 		clock_gettime(CLOCK_REALTIME, &ts);
 		rq.now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	}
-	int64_t tmo = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+	int64_t tmo_ns = (int64_t)(cfg->timeout_ms ? cfg->timeout_ms : 10000) * 1000000;
 	const char *tv = param(ps, "timeout");
 	if (tv && *tv) {
 		int64_t t;
-		if (atel__promql_api_parse_duration(tv, &t) < 0 || t < 0) {
+		char *e;
+		double f = strtod(tv, &e);
+		/* seconds keep their sub-millisecond part: timeout=0.000001 is 1 us */
+		if (e != tv && !*e && isfinite(f) && f >= 0 && f < 1e9)
+			t = (int64_t)(f * 1e9);
+		else if (atel__promql_api_parse_duration(tv, &t) == 0 && t >= 0 && t < INT64_MAX / 1000000)
+			t *= 1000000;
+		else {
 			code = bad_param(out, "timeout", tv, "duration");
 			goto out;
 		}
-		if (t > 0 && t < tmo)
-			tmo = t;
+		if (t > 0 && t < tmo_ns)
+			tmo_ns = t;
 	}
-	rq.deadline_ns = (int64_t)atel__mono_ns() + tmo * 1000000;
+	rq.deadline_ns = (int64_t)atel__mono_ns() + tmo_ns;
 #define IS(p) (plen == sizeof(p) - 1 && !memcmp(target, p, plen))
 	if (IS("/api/v1/query"))
 		code = do_query(&rq, ps, false, out);

@@ -23,6 +23,7 @@ struct atel_promql_api {
 	uint64_t max_samples;        /* engine's max samples in memory and samples loaded; 0: 50,000,000 */
 	uint64_t max_series;         /* series taken from the log per request; 0: 100,000 */
 	int64_t resolution_ms;       /* one sample per series per this many ms (logprom.h); 0: 1 */
+	int64_t carry_ms;            /* an idle series repeats its last value this often (logprom.h); 0: 60000 */
 	int64_t now_ms;              /* tests: the "now" of time defaults and the carry limit; 0: the clock */
 };
 
