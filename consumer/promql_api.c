@@ -362,6 +362,167 @@ static void put_result(struct atel_buf *b, const struct atel_promql_result *r)
 	atel__buf_putc(b, '}');
 }
 
+/* ---- ateld's self-metrics: snapshots of /metrics' atel_* lines ------------------------ */
+
+#define SELF_SNAPS 1024u
+#define SELF_KEEP_MS 3600000
+
+struct self_snap {
+	int64_t t_ms;
+	char *text;                  /* the atel_* sample lines, '\n'-terminated */
+	size_t len;
+};
+
+struct atel_promql_self {
+	struct self_snap s[SELF_SNAPS];
+	size_t head, n;              /* oldest at head */
+};
+
+static int64_t real_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void atel__promql_api_tick(void *arg, const char *body, size_t len)
+{
+	struct atel_promql_api *a = arg;
+	struct atel_buf b = { 0 };
+
+	if (!a->self && !(a->self = calloc(1, sizeof(*a->self))))
+		return;
+	for (size_t i = 0; i < len;) {
+		const char *nl = memchr(body + i, '\n', len - i);
+		size_t e = nl ? (size_t)(nl - body) : len;
+		if (e - i > 5 && !memcmp(body + i, "atel_", 5)) {
+			atel__buf_put(&b, body + i, e - i);
+			atel__buf_putc(&b, '\n');
+		}
+		i = e + 1;
+	}
+	if (b.oom) {
+		atel__buf_free(&b);
+		return;
+	}
+	struct atel_promql_self *h = a->self;
+	struct self_snap *slot;
+	if (h->n == SELF_SNAPS) {
+		slot = &h->s[h->head];
+		free(slot->text);
+		h->head = (h->head + 1) % SELF_SNAPS;
+		h->n--;
+	}
+	slot = &h->s[(h->head + h->n) % SELF_SNAPS];
+	slot->t_ms = a->now_ms ? a->now_ms : real_ms();
+	slot->text = b.data;
+	slot->len = b.len;
+	h->n++;
+}
+
+void atel__promql_api_fini(struct atel_promql_api *a)
+{
+	if (!a || !a->self)
+		return;
+	for (size_t i = 0; i < a->self->n; i++)
+		free(a->self->s[(a->self->head + i) % SELF_SNAPS].text);
+	free(a->self);
+	a->self = NULL;
+}
+
+/* One exposition line "name{k="v",...} value" into labels (strings in scratch).
+ * @return the number of labels, or -1 for a line to skip. */
+static int parse_line(const char *l, size_t n, char *scratch, struct atel_promql_label *lab, size_t max, double *v)
+{
+	size_t i = 0, o = 0, nl = 0;
+	while (i < n && l[i] != '{' && l[i] != ' ')
+		i++;
+	memcpy(scratch, l, i);
+	scratch[i] = '\0';
+	lab[nl++] = (struct atel_promql_label){ "__name__", scratch };
+	o = i + 1;
+	if (i < n && l[i] == '{') {
+		i++;
+		while (i < n && l[i] != '}') {
+			size_t k0 = o;
+			while (i < n && l[i] != '=')
+				scratch[o++] = l[i++];
+			scratch[o++] = '\0';
+			if (i + 1 >= n || l[i + 1] != '"')
+				return -1;
+			i += 2;
+			size_t v0 = o;
+			while (i < n && l[i] != '"') {
+				if (l[i] == '\\' && i + 1 < n) {
+					i++;
+					scratch[o++] = l[i] == 'n' ? '\n' : l[i];
+				} else {
+					scratch[o++] = l[i];
+				}
+				i++;
+			}
+			scratch[o++] = '\0';
+			if (i >= n || nl == max)
+				return -1;
+			lab[nl++] = (struct atel_promql_label){ scratch + k0, scratch + v0 };
+			i++;
+			if (i < n && l[i] == ',')
+				i++;
+		}
+		i++;
+	}
+	while (i < n && l[i] == ' ')
+		i++;
+	if (i >= n)
+		return -1;
+	char num[64];
+	size_t m = n - i < sizeof(num) - 1 ? n - i : sizeof(num) - 1;
+	memcpy(num, l + i, m);
+	num[m] = '\0';
+	char *end;
+	*v = strtod(num, &end);
+	if (end == num)
+		return -1;
+	return (int)nl;
+}
+
+/* Offers the self-metrics history in [mint, maxt] to the sink. */
+static int self_select(const struct atel_promql_self *h, const struct atel_promql_select *sel,
+		       struct atel_promql_sink *sink, int64_t now)
+{
+	const char *name = sel->metric_name;
+	if (!h || (name && strncmp(name, "atel_", 5)))
+		return 0;
+	for (size_t k = 0; k < h->n; k++) {
+		const struct self_snap *sn = &h->s[(h->head + k) % SELF_SNAPS];
+		if (sn->t_ms < sel->mint_ms || sn->t_ms > sel->maxt_ms || sn->t_ms < now - SELF_KEEP_MS)
+			continue;
+		for (size_t i = 0; i < sn->len;) {
+			const char *l = sn->text + i, *nl = memchr(l, '\n', sn->len - i);
+			size_t n = nl ? (size_t)(nl - l) : sn->len - i;
+			i += n + 1;
+			if (name && (n <= strlen(name) || memcmp(l, name, strlen(name)) ||
+				     (l[strlen(name)] != '{' && l[strlen(name)] != ' ')))
+				continue;
+			char scratch[2048];
+			struct atel_promql_label lab[24];
+			double v;
+			if (n >= sizeof(scratch) / 2)
+				continue;
+			int nlab = parse_line(l, n, scratch, lab, 24, &v);
+			if (nlab < 0)
+				continue;
+			uint32_t id;
+			int rc = atel_promql_sink_series(sink, lab, (size_t)nlab, &id);
+			if (rc < 0)
+				return rc;
+			if (rc > 0 && (rc = atel_promql_sink_sample(sink, id, sn->t_ms, v)) < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
 /* ---- storage: the log through logprom ------------------------------------------ */
 
 struct req {
@@ -420,7 +581,9 @@ static int store_select(void *ctx, const struct atel_promql_select *sel, struct 
 		.arg = &a,
 	};
 	int rc = atel__logprom_scan(&o, NULL, errmsg, errlen);
-	return rc == -ENOENT ? 0 : rc;
+	if (rc == -ENOENT)
+		rc = 0;
+	return rc < 0 ? rc : self_select(rq->cfg->self, sel, sink, rq->now_ms);
 }
 
 static void eval_opts(const struct req *rq, struct atel_promql_opts *o)

@@ -25,7 +25,19 @@ struct atel_promql_api {
 	int64_t resolution_ms;       /* one sample per series per this many ms (logprom.h); 0: 1 */
 	int64_t carry_ms;            /* an idle series repeats its last value this often (logprom.h); 0: 60000 */
 	int64_t now_ms;              /* tests: the "now" of time defaults and the carry limit; 0: the clock */
+	struct atel_promql_self *self; /* internal: ateld's atel_* self-metrics history (api_tick); NULL at first */
 };
+
+/*
+ * The opts.api_tick hook: keeps the atel_* lines of a /metrics body, stamped
+ * now, for one hour (at most 1024 snapshots), so that the self-metrics, which
+ * are not in the log, answer queries too (the dashboard's ateld panels).
+ * Server thread only, like the handler.
+ */
+void atel__promql_api_tick(void *arg, const char *metrics_body, size_t len);
+
+/* Frees the self-metrics history. NULL-safe. */
+void atel__promql_api_fini(struct atel_promql_api *a);
 
 /*
  * The opts.api hook of exporters/http.h: arg is a struct atel_promql_api.

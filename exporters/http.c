@@ -766,10 +766,24 @@ static void sweep_deadlines(struct atel_http_server *s)
 	}
 }
 
+/* The query API's self-metrics sampler (http.h, opts.api_tick). */
+static void api_tick(struct atel_http_server *s, uint64_t *next_ms)
+{
+	struct atel_buf b = { 0 };
+
+	if (now_ms() < *next_ms)
+		return;
+	*next_ms = now_ms() + s->o.api_tick_ms;
+	if (s->o.metrics(s->o.arg, &b) == 0 && !b.oom)
+		s->o.api_tick(s->o.api_arg, b.data, b.len);
+	atel__buf_free(&b);
+}
+
 static void *server_main(void *arg)
 {
 	struct atel_http_server *s = arg;
 	struct epoll_event evs[64];
+	uint64_t tick_next = 0;
 
 	while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
 		int n = epoll_wait(s->efd, evs, 64, 100);
@@ -791,6 +805,8 @@ static void *server_main(void *arg)
 				on_readable(s, c);
 		}
 		sweep_deadlines(s);
+		if (s->o.api_tick && s->o.api_tick_ms)
+			api_tick(s, &tick_next);
 	}
 	while (s->nconns)
 		conn_close(s, s->conns[0]);

@@ -92,6 +92,11 @@ struct atel_http_opts {
 	int (*api)(void *api_arg, const char *method, const char *target, size_t target_len, const char *body,
 		   size_t body_len, struct atel_buf *out);
 	void *api_arg;
+	/* Optional: every api_tick_ms the server thread renders the /metrics body
+	 * and hands it to api_tick (the query API keeps a history of ateld's own
+	 * atel_* self-metrics from it, which are not in the log). */
+	void (*api_tick)(void *api_arg, const char *metrics_body, size_t len);
+	uint32_t api_tick_ms;
 };
 
 struct atel_http_server;
