@@ -353,8 +353,17 @@ int cmd_query_promql(struct cli *c, int argc, char **argv)
 		cli_err("query", "--range and --start exclude each other");
 		return ATEL_EXIT_USAGE;
 	}
+	/* a bad expression is a usage error, whatever the data directory holds */
+	struct atel_promql_expr *e = NULL;
+	struct atel_promql_result *r = NULL;
+	struct atel_promql_error err = { 0 };
+	if (atel_promql_parse(q, strlen(q), &e, &err) < 0) {
+		cli_err("query", "%s", err.msg);
+		return ATEL_EXIT_USAGE;
+	}
 	if (!cli_have_segments(c->seg_dir)) {
-		cli_err("query", "no segment files in %s (is this the data directory? --data-dir)", c->seg_dir);
+		cli_err("query", "no data: no segment files in %s (is this the data directory? --data-dir)", c->seg_dir);
+		atel_promql_expr_free(e);
 		return ATEL_EXIT_DATA;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -363,19 +372,16 @@ int cmd_query_promql(struct cli *c, int argc, char **argv)
 	struct store st = { .segdir = c->seg_dir, .res_ms = 1000 };
 	int64_t tmo_ms = 60000;
 	if ((res_s && (rc = parse_d("--resolution", res_s, &st.res_ms))) || (tmo_s && (rc = parse_d("--timeout", tmo_s, &tmo_ms))))
-		return rc;
+		goto out;
 	if (!time_s && !end_s) {
 		/* offline data: the newest sample, when the log ends before now */
 		struct atel_logprom_stats ls = { 0 };
 		struct atel_logprom_opts o = { .segments_dir = c->seg_dir, .maxt_ms = -1, .carry_ms = -1,
 					       .series = no_series };
-		char err[256] = "";
-		if (atel__logprom_scan(&o, &ls, err, sizeof(err)) == 0 && ls.last_ms && ls.last_ms < t_default)
+		char why[256] = "";
+		if (atel__logprom_scan(&o, &ls, why, sizeof(why)) == 0 && ls.last_ms && ls.last_ms < t_default)
 			t_default = ls.last_ms;
 	}
-	struct atel_promql_expr *e = NULL;
-	struct atel_promql_result *r = NULL;
-	struct atel_promql_error err = { 0 };
 	struct atel_promql_storage stor = { &st, store_select };
 	struct atel_promql_opts o = { .max_samples = 50000000 };
 	int64_t t = t_default, start = 0, end = t_default, step = 0;
@@ -383,20 +389,21 @@ int cmd_query_promql(struct cli *c, int argc, char **argv)
 
 	if ((time_s && (rc = parse_t("--time", time_s, now_ns, &t))) || (end_s && (rc = parse_t("--end", end_s, now_ns, &end))) ||
 	    (start_s && (rc = parse_t("--start", start_s, now_ns, &start))))
-		return rc;
+		goto out;
 	if (range) {
 		int64_t rng = 3600000;
 		if (range_s && (rc = parse_d("--range", range_s, &rng)))
-			return rc;
+			goto out;
 		if (!start_s)
 			start = end - rng;
 		if (end < start) {
 			cli_err("query", "the end is before the start");
-			return ATEL_EXIT_USAGE;
+			rc = ATEL_EXIT_USAGE;
+			goto out;
 		}
 		if (step_s) {
 			if ((rc = parse_d("--step", step_s, &step)))
-				return rc;
+				goto out;
 		} else {
 			step = (end - start) / 100;
 			if (step < 1000)
@@ -405,10 +412,6 @@ int cmd_query_promql(struct cli *c, int argc, char **argv)
 	}
 	st.deadline_ns = mono_ns() + tmo_ms * 1000000;
 	o.deadline_ns = st.deadline_ns;
-	if (atel_promql_parse(q, strlen(q), &e, &err) < 0) {
-		cli_err("query", "%s", err.msg);
-		return ATEL_EXIT_USAGE;
-	}
 	if (range)
 		rc = atel_promql_eval_range(e, &stor, &o, start, end, step, &r, &err);
 	else
@@ -420,6 +423,7 @@ int cmd_query_promql(struct cli *c, int argc, char **argv)
 		print_result(r, json);
 		rc = 0;
 	}
+out:
 	atel_promql_result_free(r);
 	atel_promql_expr_free(e);
 	return rc;
