@@ -787,7 +787,7 @@ static int m_sample(void *arg, uint32_t id, int64_t t, double v)
 	(void)t;
 	(void)v;
 	((struct meta_scan *)arg)->f.present[id] = true;
-	return 0;
+	return 1; /* present: no more samples of it needed */
 }
 
 static int m_interrupt(void *arg)

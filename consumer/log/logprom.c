@@ -243,9 +243,15 @@ static int emit(struct scan *s, struct lser *l, int64_t t)
 		if (l->ids[0] == SKIP_ID)
 			return 0;
 		s->samples++;
-		return o->sample(o->arg, l->ids[0], t, l->value);
+		if ((rc = o->sample(o->arg, l->ids[0], t, l->value)) > 0) {
+			l->ids[0] = SKIP_ID; /* the caller has seen enough of it */
+			l->skip = true;
+			rc = 0;
+		}
+		return rc;
 	}
 	uint64_t cum = 0;
+	bool wanted = false;
 	for (uint32_t e = 0; e < l->nexp; e++) {
 		double v;
 		if (e <= l->nb) {
@@ -259,7 +265,13 @@ static int emit(struct scan *s, struct lser *l, int64_t t)
 		s->samples++;
 		if ((rc = o->sample(o->arg, l->ids[e], t, v)) < 0)
 			return rc;
+		if (rc > 0)
+			l->ids[e] = SKIP_ID;
+		else
+			wanted = true;
 	}
+	if (!wanted)
+		l->skip = true;
 	return 0;
 }
 
@@ -278,7 +290,7 @@ static int carry(struct scan *s, struct lser *l, int64_t upto, bool incl)
 		p = l->last_emit + k * s->carry;
 	}
 	for (; incl ? p <= upto : p < upto; p += s->carry) {
-		if (p > o->maxt_ms)
+		if (p > o->maxt_ms || l->skip)
 			break;
 		if ((rc = emit(s, l, p)) < 0)
 			return rc;

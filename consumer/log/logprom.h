@@ -47,7 +47,8 @@ struct atel_logprom_opts {
 	 * 0 to skip it, or a negative errno that ends the scan with that value.
 	 */
 	int (*series)(void *arg, const char *const *keys, const char *const *values, size_t n, uint32_t *id);
-	/* A sample, increasing time per id. @return 0 or a negative errno (ends the scan). */
+	/* A sample, increasing time per id. @return 0, 1 for no more samples of
+	 * this id (e.g. presence is all that matters), or a negative errno (ends the scan). */
 	int (*sample)(void *arg, uint32_t id, int64_t t_ms, double v);
 	/* Called every 4096 events; a negative value ends the scan with that value. May be NULL. */
 	int (*interrupt)(void *arg);
