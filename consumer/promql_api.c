@@ -486,6 +486,23 @@ static int parse_line(const char *l, size_t n, char *scratch, struct atel_promql
 	return (int)nl;
 }
 
+/* Whether the newest snapshot has a family called name. */
+static bool self_has(const struct atel_promql_self *h, const char *name)
+{
+	if (!h || !h->n || strncmp(name, "atel_", 5))
+		return false;
+	const struct self_snap *sn = &h->s[(h->head + h->n - 1) % SELF_SNAPS];
+	size_t n = strlen(name);
+	for (const char *p = sn->text; p && p < sn->text + sn->len;) {
+		if ((size_t)(sn->text + sn->len - p) > n && !memcmp(p, name, n) && (p[n] == '{' || p[n] == ' '))
+			return true;
+		p = memchr(p, '\n', (size_t)(sn->text + sn->len - p));
+		if (p)
+			p++;
+	}
+	return false;
+}
+
 /* Offers the self-metrics history in [mint, maxt] to the sink. */
 static int self_select(const struct atel_promql_self *h, const struct atel_promql_select *sel,
 		       struct atel_promql_sink *sink, int64_t now)
@@ -580,6 +597,10 @@ static int store_select(void *ctx, const struct atel_promql_select *sel, struct 
 		.interrupt = g_interrupt,
 		.arg = &a,
 	};
+	/* ateld's own atel_* families come from the self-metrics history alone:
+	 * no need to decompress the whole log for them */
+	if (sel->metric_name && self_has(rq->cfg->self, sel->metric_name))
+		return self_select(rq->cfg->self, sel, sink, rq->now_ms);
 	int rc = atel__logprom_scan(&o, NULL, errmsg, errlen);
 	if (rc == -ENOENT)
 		rc = 0;
