@@ -886,7 +886,8 @@ static int do_meta(struct req *rq, const struct params *ps, enum meta_kind kind,
 		.mint_ms = start,
 		.maxt_ms = end,
 		.end_ms = rq->now_ms,
-		.resolution_ms = 60000, /* presence only: few samples */
+		.resolution_ms = 60000, /* presence only: one sample per series (m_sample returns 1) */
+		.carry_ms = 1000,       /* an idle series shows in any window of 1 s or more after it began */
 		.series = m_series,
 		.sample = m_sample,
 		.interrupt = m_interrupt,

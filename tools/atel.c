@@ -29,6 +29,7 @@ static const char usage_text[] =
 	"  query METRIC [--labels k=v,...] [--since 1h | --start T --end T]\n"
 	"        [--agg avg|sum|min|max|count|p50|p95|p99|rate] [--interval 5m] [--by k,...]\n"
 	"        [--moving-average N] [--anomalies SIGMA] [--rate WINDOW]\n"
+	"  query 'PROMQL' [--time T | --range 1h | --start T --end T] [--step 1m]   PromQL on the log\n"
 	"  traces [TRACE_ID]      recent traces, or one trace as a waterfall (--json: OTLP JSON)\n"
 	"  stats METRIC           count, min, max, avg, stddev, p50, p95, p99 over a range\n"
 	"  clear metrics|traces|all [--yes]   delete indexed rows (all: also segment files)\n"
