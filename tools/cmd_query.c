@@ -65,13 +65,26 @@ static int load(struct cli *c, const char *verb, const char *source, const struc
 		sqlite3 *db;
 		int rc = cli_db_open_ro(c, &db, err, sizeof(err));
 		if (rc == 0) {
+			/* one read transaction: the rows and the cursor they end at agree */
+			struct atel_log_pos cur;
+			uint64_t tail = 0;
+			sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 			rc = atel_qs_select_db(db, sel, start, end, res, err, sizeof(err));
+			bool have_cur = rc == 0 && atel_qs_db_cursor(db, &cur) == 0;
+			/* no silent partial answer: add what the index has not covered yet */
+			if (have_cur && !want_db && cli_have_segments(c->seg_dir))
+				rc = atel_qs_add_log_tail(db, c->seg_dir, &cur, sel, start, end, res, &tail, err,
+							  sizeof(err));
+			sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 			sqlite3_close(db);
 			if (rc < 0) {
 				cli_err(verb, "%s", err);
 				return ATEL_EXIT_DATA;
 			}
-			*used = "db";
+			if (res->corrupt_frames)
+				cli_err(verb, "warning: %llu corrupt frame(s) skipped in the log tail (first: %s)",
+					(unsigned long long)res->corrupt_frames, err);
+			*used = tail ? "db+log" : "db";
 			return 0;
 		}
 		if (want_db || rc != -ENOENT) {
@@ -222,7 +235,8 @@ static const char query_help[] =
 	"  --anomalies SIGMA [--window N]     per series: rolling z-score over the N previous samples\n"
 	"                                     (default 30); lists the samples with |z| > SIGMA\n"
 	"  --rate WINDOW                      per series: Prometheus rate(x[WINDOW]) at each sample\n"
-	"  --source auto|db|log               index or segment files (auto: the index if present)\n"
+	"  --source auto|db|log               auto: the index up to its cursor plus the log past it\n"
+	"                                     (source db+log), or the segment files without an index\n"
 	"  --limit N                          raw samples printed per series (default 20, 0: all)\n"
 	"  --json                             machine-readable output\n"
 	"Values: counter increments (rate/--rate use the running sum), gauge values, histogram\n"
@@ -588,6 +602,7 @@ static void query_print(const struct cli *c, const struct qargs *a, const struct
 	} else {
 		cJSON_Delete(root);
 		table_print(t, stdout, c);
+		printf("%s(source: %s)%s\n", cli_c(c, C_DIM), used, cli_c(c, C_RESET));
 	}
 }
 

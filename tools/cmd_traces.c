@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "logread.h"
 #include "otlp_encode.h"
+#include "qsource.h"
 #include "query.h"
 #include "spans.h"
 
@@ -629,6 +630,8 @@ static const char traces_help[] =
 	"With TRACE_ID (32 hex digits, or a unique prefix of at least 4): the trace as a\n"
 	"waterfall: offset from the trace start, duration, status, span tree, attributes and\n"
 	"events. --json prints the trace as OTLP JSON (ExportTraceServiceRequest).\n"
+	"--source auto (default) reads the index, or the segment files while the indexer is\n"
+	"behind the log (so a trace just written is complete); db: the index alone.\n"
 	"Exit: 0 ok, 1 usage, 2 no data source, 5 no such trace.\n";
 
 struct trace_row {
@@ -638,6 +641,26 @@ struct trace_row {
 	uint64_t spans, errors;
 	bool has_root;
 };
+
+/*
+ * Opens the index for --source auto|db. auto: while the indexer is behind
+ * the log, returns -ENOENT with *behind set, so the caller reads the whole
+ * log (no silently partial answer).
+ */
+static int open_index(struct cli *c, const char *source, sqlite3 **db, bool *behind, char *err, size_t errlen)
+{
+	*behind = false;
+	if (strcmp(source, "log") == 0)
+		return -ENOENT;
+	int rc = cli_db_open_ro(c, db, err, errlen);
+	if (rc == 0 && strcmp(source, "auto") == 0 && atel_qs_index_behind(*db, c->seg_dir)) {
+		sqlite3_close(*db);
+		*db = NULL;
+		*behind = true;
+		return -ENOENT;
+	}
+	return rc;
+}
 
 static int cmp_row_desc(const void *a, const void *b)
 {
@@ -651,7 +674,8 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 	sqlite3 *db = NULL;
 	struct trace_row *rows = NULL;
 	size_t nrows = 0;
-	int rc = strcmp(source, "log") == 0 ? -ENOENT : cli_db_open_ro(c, &db, err, sizeof(err));
+	bool behind;
+	int rc = open_index(c, source, &db, &behind, err, sizeof(err));
 	const char *used = "db";
 	if (rc == 0) {
 		sqlite3_stmt *st;
@@ -750,6 +774,7 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 	if (c->json) {
 		cJSON *root = cJSON_CreateObject(), *arr = cJSON_CreateArray();
 		cJSON_AddStringToObject(root, "source", used);
+		cJSON_AddBoolToObject(root, "index_behind", behind);
 		cJSON_AddItemToObject(root, "traces", arr);
 		for (size_t i = 0; i < nrows; i++) {
 			cJSON *o = cJSON_CreateObject();
@@ -766,7 +791,7 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 		}
 		cli_print_json(root);
 	} else if (nrows == 0) {
-		printf("no traces recorded (source: %s)\n", used);
+		printf("no traces recorded (source: %s%s)\n", used, behind ? ", the index is behind the log" : "");
 	} else {
 		const char *hdr[] = { "TRACE ID", "ROOT", "START", "DURATION", "SPANS", "ERRORS" };
 		const bool right[] = { false, false, false, true, true, true };
@@ -783,6 +808,8 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 		}
 		table_print(t, stdout, c);
 		table_free(t);
+		if (behind)
+			printf("(source: segments: the index is behind the log)\n");
 	}
 	for (size_t i = 0; i < nrows; i++)
 		free(rows[i].root);
@@ -810,7 +837,8 @@ static int show_trace(struct cli *c, const char *source, const char *idarg)
 		id[i] = (char)tolower((unsigned char)idarg[i]);
 	struct tset t = { 0 };
 	sqlite3 *db = NULL;
-	int rc = strcmp(source, "log") == 0 ? -ENOENT : cli_db_open_ro(c, &db, err, sizeof(err));
+	bool behind;
+	int rc = open_index(c, source, &db, &behind, err, sizeof(err));
 	if (rc == 0) {
 		/* resolve a prefix */
 		sqlite3_stmt *st;

@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""No silently partial answers: `atel query`/`stats`/`traces` while the index lags the log.
+
+test_partial.py ATEL ATELD: ateld runs with its indexer off (the extreme of an
+indexer that is behind after a burst). A first swarm is indexed by `atel
+reindex` while ateld is stopped; a second swarm then lands in the log only.
+With the index behind, the default answers (--source auto) must equal the
+whole-log answers (--source log) and say where they came from (db+log for
+query/stats, segments for traces), while --source db alone shows less (so
+this test fails if the tail is not read).
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ATEL, ATELD = sys.argv[1], sys.argv[2]
+FAILS = []
+
+
+def check(cond, what):
+    if not cond:
+        FAILS.append(what)
+        print("FAIL:", what)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="atel-partial-%d-" % os.getpid())
+    data = os.path.join(tmp, "var")
+    shm = "atel-test-partial-%d" % os.getpid()
+    env = dict(os.environ, ATEL_SHM=shm, ATEL_DATA_DIR=data, NO_COLOR="1")
+    cfg = os.path.join(tmp, "ateld.json")
+    json.dump({"prometheus": {"enabled": False}, "index": {"enabled": False}}, open(cfg, "w"))
+    logf = open(os.path.join(tmp, "ateld.log"), "a")
+    daemon = [None]
+
+    def atel(*args, timeout=300):
+        p = subprocess.run([ATEL] + list(args), capture_output=True, text=True, env=env, timeout=timeout)
+        return p.returncode, p.stdout, p.stderr
+
+    def start():
+        daemon[0] = subprocess.Popen([ATELD, "--config", cfg], env=env, stdout=logf, stderr=subprocess.STDOUT)
+        deadline = time.time() + 120
+        while time.time() < deadline and daemon[0].poll() is None:
+            rc, out, _ = atel("status", "--json")
+            if rc == 0 and json.loads(out)["up"]:
+                return True
+            time.sleep(0.1)
+        return False
+
+    def stop():
+        d = daemon[0]
+        if d is not None and d.poll() is None:
+            d.send_signal(signal.SIGTERM)
+            try:
+                d.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                d.kill()
+                d.wait()
+        daemon[0] = None
+
+    def swarm(seed):
+        rc, out, err = atel("load", "--agents", "1", "--threads", "2", "--sessions", "20", "--seed", str(seed),
+                            "--json")
+        check(rc == 0, "load exits 0 (%d: %s)" % (rc, err))
+        return json.loads(out) if rc == 0 else {}
+
+    def drained(want):
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            rc, out, _ = atel("status", "--json")
+            dm = (json.loads(out).get("daemon") or {}) if rc == 0 else {}
+            if dm.get("stats", {}).get("records_drained", 0) >= want:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def want_of(rep):
+        lib = rep.get("libatel", {})
+        return lib.get("records", 0) + lib.get("definitions", 0) + lib.get("meta", 0)
+
+    try:
+        check(start(), "ateld came up")
+        r1 = swarm(1)
+        stop()
+        rc, out, err = atel("reindex")
+        check(rc == 0, "reindex of the first swarm (%d: %s)" % (rc, err))
+        check(start(), "ateld came up again")
+        r2 = swarm(2)
+        check(drained(want_of(r2)), "ateld drained the second swarm into the log")
+        total = r1.get("tool_calls", {}).get("total", 0) + r2.get("tool_calls", {}).get("total", 0)
+
+        args = ["tool_calls_total", "--since", "1h", "--agg", "count", "--interval", "1h", "--json"]
+        qa = json.loads(atel("query", *args)[1])
+        ql = json.loads(atel("query", *args, "--source", "log")[1])
+        qd = json.loads(atel("query", *args, "--source", "db")[1])
+
+        def count(q):
+            return sum(p["value"] for s in q["series"] for p in s["points"])
+        check(count(ql) == total, "the log holds every tool call: %s == %d" % (count(ql), total))
+        check(count(qd) < count(ql), "the index alone is behind: %s < %s" % (count(qd), count(ql)))
+        check(qa["series"] == ql["series"], "query auto == --source log (%s vs %s)" % (count(qa), count(ql)))
+        check(qa["source"] == "db+log", "query says db+log (%s)" % qa["source"])
+        rc, out, err = atel("query", *args[:-1])
+        check(rc == 0 and "source: db+log" in out, "human query output names its source: %r" % out[-200:])
+
+        sa = json.loads(atel("stats", "tool_call_duration_seconds", "--since", "1h", "--json")[1])
+        sl = json.loads(atel("stats", "tool_call_duration_seconds", "--since", "1h", "--source", "log", "--json")[1])
+        check(sa["groups"] == sl["groups"] and sa["source"] == "db+log", "stats auto == log, source db+log")
+
+        ta = json.loads(atel("traces", "--limit", "0", "--json")[1])
+        tl = json.loads(atel("traces", "--limit", "0", "--source", "log", "--json")[1])
+        td = json.loads(atel("traces", "--limit", "0", "--source", "db", "--json")[1])
+        check(len(td["traces"]) < len(tl["traces"]), "traces: index alone is behind")
+        check(ta["traces"] == tl["traces"] and ta["index_behind"], "traces auto == log while the index is behind")
+        newest = tl["traces"][0]["trace_id"]
+        rc, out, err = atel("traces", newest, "--json")
+        check(rc == 0, "the newest trace (only in the log) is found by default (%d: %s)" % (rc, err))
+
+        stop()
+        rc, out, err = atel("reindex")
+        check(rc == 0, "reindex of both swarms")
+        qa = json.loads(atel("query", *args)[1])
+        check(qa["source"] == "db" and qa["series"] == ql["series"], "caught up: source db, same answer")
+    finally:
+        stop()
+        logf.close()
+        if FAILS:
+            print(open(os.path.join(tmp, "ateld.log")).read()[-3000:])
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            os.unlink("/dev/shm/" + shm)
+        except OSError:
+            pass
+    if FAILS:
+        print("%d check(s) failed" % len(FAILS))
+        sys.exit(1)
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()
