@@ -47,7 +47,7 @@ Next steps
   Summary statistics   $B/tools/atel --data-dir var stats tool_call_duration_seconds
   Replay the log       $B/tools/atel replay var/segments
   Grafana              import dashboards/overview.json, pick a Prometheus datasource that scrapes 127.0.0.1:$PORT
-  More load            $B/tools/atel --shm $SHM load --agents 8 --threads 4 --duration 60s
+  More load            $B/tools/atel --shm $SHM load --agents 8 --threads 2 --rate 50 --duration 60s   (loses nothing on 2 cores; exits 6 if records were lost)
 
 ateld is still running (pid $(cat "$VAR/ateld.pid"), log var/ateld.log).
 Stop it with:  kill -TERM \$(cat var/ateld.pid)     (drains every ring, flushes, exits 0)

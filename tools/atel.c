@@ -43,7 +43,8 @@ static const char usage_text[] =
 	"  --no-color       no ANSI colour (also: NO_COLOR set, or stdout not a terminal)\n"
 	"\n"
 	"`atel VERB --help` describes a verb. Exit codes: 0 ok, 1 usage, 2 data error,\n"
-	"3 ateld not running (needed), 4 ateld running (verb refuses), 5 not found.\n";
+	"3 ateld not running (needed), 4 ateld running (verb refuses), 5 not found,\n"
+	"6 load: records were lost.\n";
 
 void cli_err(const char *verb, const char *fmt, ...)
 {

@@ -24,6 +24,7 @@ enum {
 	ATEL_EXIT_NO_DAEMON = 3,   /* the verb needs a running ateld and there is none */
 	ATEL_EXIT_DAEMON_UP = 4,   /* the verb refuses while ateld runs (clear all, reindex) */
 	ATEL_EXIT_NOT_FOUND = 5,   /* the named trace does not exist */
+	ATEL_EXIT_LOSS = 6,        /* load: records were dropped (unless --allow-loss) */
 };
 
 struct cli {
