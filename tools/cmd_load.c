@@ -642,11 +642,14 @@ int cmd_load(struct cli *c, int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	if (!a.allow && !cli_daemon_running(c, NULL, NULL)) {
-		cli_err("load", "ateld is not running on shm \"%s\" (start it, or pass --allow-no-daemon)", c->shm);
+		cli_no_daemon_err(c, "load", "or pass --allow-no-daemon");
 		return ATEL_EXIT_NO_DAEMON;
 	}
 	if (!a.allow && !wait_segment_ready(c, 10000)) {
-		cli_err("load", "ateld is running but its segment \"%s\" did not become ready within 10 s", c->shm);
+		cli_err("load",
+			"ateld runs on %s but segment \"%s\" (from %s) did not become ready within 10 s; `atel "
+			"status` names the segment it uses (say it with --shm NAME or $ATEL_SHM)",
+			c->data_dir, c->shm, c->shm_from);
 		return ATEL_EXIT_NO_DAEMON;
 	}
 	if ((rc = load_run(c, &a, &res)))

@@ -220,14 +220,14 @@ static void status_gather(struct cli *c, struct status_view *v)
 	int lpid = 0;
 	bool locked = lock_held(c, &lpid);
 	v->sf = read_status_file(c->status_path);
-	char shm_name[256];
-	if (!c->shm_explicit && v->sf) {
-		/* no --shm/$ATEL_SHM: look where this data dir's ateld says it is */
+	if (!c->shm_explicit && v->sf && c->shm != c->shm_buf) {
+		/* no --shm/$ATEL_SHM and no running ateld: show the segment a stopped one used */
 		const cJSON *sh = cJSON_GetObjectItem(v->sf, "shm");
 		const cJSON *nm = sh ? cJSON_GetObjectItem(sh, "name") : NULL;
-		if (cJSON_IsString(nm) && nm->valuestring[0]) {
-			snprintf(shm_name, sizeof(shm_name), "%s", nm->valuestring);
-			c->shm = shm_name;
+		if (cJSON_IsString(nm) && nm->valuestring[0] && strlen(nm->valuestring) < sizeof(c->shm_buf)) {
+			snprintf(c->shm_buf, sizeof(c->shm_buf), "%s", nm->valuestring);
+			c->shm = c->shm_buf;
+			c->shm_from = "the status file of a stopped ateld";
 		}
 	}
 	char err[256];
@@ -294,6 +294,7 @@ static void status_gather(struct cli *c, struct status_view *v)
 	cJSON_AddNumberToObject(v->root, "pid", v->pid);
 	cJSON_AddStringToObject(v->root, "data_dir", c->data_dir);
 	cJSON_AddStringToObject(v->root, "shm", c->shm);
+	cJSON_AddStringToObject(v->root, "shm_from", c->shm_from);
 	cJSON_AddBoolToObject(v->root, "shm_attached", v->attached);
 	if (v->attached)
 		cJSON_AddItemToObject(v->root, "heartbeat_age_ns", cli_json_u64(v->hb_age));
@@ -338,7 +339,7 @@ static void status_print_text(const struct cli *c, const struct status_view *v)
 	else if (v->sf_hb)
 		printf(", status file written %s", ago(v->sf_hb, v->now, b2, sizeof(b2)));
 	printf(")\n");
-	printf("data dir: %s   shm: %s\n", c->data_dir, c->shm);
+	printf("data dir: %s   shm: %s (from %s)\n", c->data_dir, c->shm, c->shm_from);
 	if (v->sf) {
 		const cJSON *st = cJSON_GetObjectItem(v->sf, "stats");
 		const cJSON *io = cJSON_GetObjectItem(v->sf, "io_path");

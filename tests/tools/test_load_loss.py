@@ -52,6 +52,29 @@ def main():
         check(up, "ateld came up")
         if not up:
             return
+        # segment discovery: no --shm, no $ATEL_SHM: the running ateld's status file names it
+        env_nos = dict(env)
+        env_nos.pop("ATEL_SHM")
+        deadline = time.time() + 60  # the status file is written a moment after the segment is up
+        while True:
+            p = subprocess.run([ATEL, "status", "--json"], capture_output=True, text=True, env=env_nos, timeout=60)
+            st = json.loads(p.stdout) if p.returncode == 0 else {}
+            if st.get("shm") == shm or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        check(st.get("shm") == shm and "status file" in st.get("shm_from", ""),
+              "status finds the running ateld's segment: %s %s" % (st.get("shm"), st.get("shm_from")))
+        p = subprocess.run([ATEL, "load", "--agents", "1", "--threads", "1", "--sessions", "5"],
+                           capture_output=True, text=True, env=env_nos, timeout=300)
+        check(p.returncode == 0 and "dropped 0:" in p.stdout, "load finds it too (%d: %s)" % (p.returncode, p.stderr))
+        p = subprocess.run([ATEL, "--shm", shm + "-none", "load", "--sessions", "1"],
+                           capture_output=True, text=True, env=env_nos, timeout=60)
+        check(p.returncode == 3 and "(from --shm)" in p.stderr and "$ATEL_SHM" in p.stderr,
+              "no daemon on the named segment: exit 3, says where it looked (%d: %s)" % (p.returncode, p.stderr))
+        p = subprocess.run([ATEL, "--data-dir", os.path.join(tmp, "nodir"), "load", "--sessions", "1"],
+                           capture_output=True, text=True, env=env_nos, timeout=60)
+        check(p.returncode == 3 and "no running ateld found" in p.stderr and "(from the default)" in p.stderr,
+              "nothing found: exit 3 and a clear error (%d: %s)" % (p.returncode, p.stderr))
         rc, out, err = atel("load", "--agents", "1", "--threads", "1", "--sessions", "5")
         check(rc == 0, "a lossless run exits 0 (%d: %s)" % (rc, err))
         check("dropped 0: 0.00% lost" in out, "a lossless run says so: %r" % out)
