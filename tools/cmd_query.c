@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "cli.h"
 #include "logread.h"
+#include "metricname.h"
 #include "prometheus.h"
 #include "qsource.h"
 #include "query.h"
@@ -106,6 +107,50 @@ static int load(struct cli *c, const char *verb, const char *source, const struc
 			(unsigned long long)res->corrupt_frames, err);
 	*used = "segments";
 	return 0;
+}
+
+/*
+ * load() for a metric as the user typed it: an exported name (a counter's
+ * _total, a histogram's _bucket/_sum/_count) reads the recorded one; a name
+ * that nothing recorded and the catalog does not know is an error with a
+ * "did you mean". @return 0, an exit code of load(), or ATEL_EXIT_NOT_FOUND.
+ */
+static int load_named(struct cli *c, const char *verb, const char *source, struct atel_qselector *sel,
+		      uint64_t start, uint64_t end, struct atel_qresult *res, const char **used)
+{
+	int rc = load(c, verb, source, sel, start, end, res, used);
+	if (rc || res->n || !sel->metric)
+		return rc;
+	struct cli_names known = { 0 };
+	sqlite3 *db = NULL;
+	char err[256], alias[256];
+	bool have_db = strcmp(source, "log") != 0 && cli_db_open_ro(c, &db, err, sizeof(err)) == 0;
+	if (have_db) {
+		cli_names_from_db(db, &known);
+		sqlite3_close(db);
+	}
+	if (!have_db || strcmp(source, "db") != 0)
+		cli_names_from_log(c->seg_dir, &known);
+	if (!cli_metric_known(sel->metric, &known) && cli_metric_alias(sel->metric, alias, sizeof(alias)) &&
+	    cli_metric_known(alias, &known)) {
+		char *a = strdup(alias);
+		if (!a) {
+			cli_names_free(&known);
+			return ATEL_EXIT_DATA;
+		}
+		free(sel->metric);
+		sel->metric = a;
+		atel_qresult_free(res);
+		rc = load(c, verb, source, sel, start, end, res, used);
+	} else if (!cli_metric_known(sel->metric, &known)) {
+		const char *near = cli_metric_suggest(sel->metric, &known);
+		cli_err(verb, "unknown metric \"%s\" (nothing recorded it%s)%s%s%s", sel->metric,
+			known.n ? "" : "; no metrics recorded yet", near ? "; did you mean " : "", near ? near : "",
+			near ? "?" : "");
+		rc = ATEL_EXIT_NOT_FOUND;
+	}
+	cli_names_free(&known);
+	return rc;
 }
 
 /* group key of a series: values of the --by labels joined by \x1f */
@@ -237,7 +282,9 @@ static const char query_help[] =
 	"  --rate WINDOW                      per series: Prometheus rate(x[WINDOW]) at each sample\n"
 	"  --source auto|db|log               auto: the index up to its cursor plus the log past it\n"
 	"                                     (source db+log), or the segment files without an index\n"
-	"  --limit N                          raw samples printed per series (default 20, 0: all)\n"
+	"  --limit N                          rows (the last ones) per series: raw samples (default\n"
+	"                                     20), buckets, function results, anomalies (default all);\n"
+	"                                     a cut output ends with \"... N more\"; 0: all\n"
 	"  --json                             machine-readable output\n"
 	"Values: counter increments (rate/--rate use the running sum), gauge values, histogram\n"
 	"observations. Exit: 0 ok, 1 usage, 2 no data source / unreadable data.\n";
@@ -334,6 +381,8 @@ static void print_point_row(struct table *t, uint64_t ts, const char *labels, do
 }
 
 /* per-series functions: --moving-average, --anomalies, --rate */
+static size_t limit_from(size_t n);
+
 static int query_series_fn(struct cli *c, const struct qargs *a, const struct atel_qresult *r, cJSON *jseries,
 			   struct table *t)
 {
@@ -393,8 +442,12 @@ static int query_series_fn(struct cli *c, const struct qargs *a, const struct at
 		}
 		if (a->anom) {
 			atel_q_detect_anomalies(vals, s->n, win, sigma, an);
+			size_t nan_ = 0, seen = 0;
+			for (size_t k = 0; k < s->n; k++)
+				nan_ += an[k].anomaly;
+			size_t skip = limit_from(nan_);
 			for (size_t k = 0; k < s->n; k++) {
-				if (!an[k].anomaly)
+				if (!an[k].anomaly || seen++ < skip)
 					continue;
 				cJSON *p = cJSON_CreateObject();
 				cJSON_AddItemToObject(p, "ts_ns", cli_json_u64(an[k].ts_ns));
@@ -409,7 +462,7 @@ static int query_series_fn(struct cli *c, const struct qargs *a, const struct at
 					   atel_q_fmt_value(an[k].mean, unit, mb, sizeof(mb)), an[k].score);
 			}
 		} else {
-			for (size_t k = 0; k < n; k++) {
+			for (size_t k = limit_from(n); k < n; k++) {
 				cJSON *p = cJSON_CreateObject();
 				cJSON_AddItemToObject(p, "ts_ns", cli_json_u64(out[k].ts_ns));
 				cJSON_AddItemToObject(p, "value", cli_json_num(out[k].v));
@@ -425,6 +478,18 @@ static int query_series_fn(struct cli *c, const struct qargs *a, const struct at
 	}
 	(void)c;
 	return 0;
+}
+
+/* --limit: rows kept per series (the last ones; 0: all) and how many were cut. */
+static size_t row_limit;
+static size_t rows_omitted;
+
+/* First index to keep of n rows under --limit; counts the rest as omitted. */
+static size_t limit_from(size_t n)
+{
+	size_t from = row_limit && n > row_limit ? n - row_limit : 0;
+	rows_omitted += from;
+	return from;
 }
 
 /* How a query is computed, from its options. */
@@ -475,6 +540,8 @@ static int query_plan(const struct qargs *a, struct query_plan *p)
 		cli_err("query", "--limit: expected a count, got \"%s\"", a->limit);
 		return ATEL_EXIT_USAGE;
 	}
+	/* raw points: the last 20 per series by default; aggregates and functions: all unless --limit */
+	row_limit = a->limit || (p->agg == ATEL_QAGG_NONE && !p->nfn) ? p->limit : 0;
 	p->bybuf = a->by ? strdup(a->by) : NULL;
 	p->nby = p->bybuf ? split_csv(p->bybuf, p->by, ATEL_LABELS_MAX) : 0;
 	if (a->by && p->agg == ATEL_QAGG_NONE)
@@ -494,8 +561,8 @@ static void query_points(const struct query_plan *p, const struct atel_qresult *
 		cJSON_AddStringToObject(js, "type", atel__metric_type_name(s->mtype));
 		cJSON_AddItemToObject(js, "samples", cli_json_u64(s->n));
 		cJSON_AddItemToObject(js, "points", pts);
-		size_t from = p->limit && s->n > p->limit ? s->n - p->limit : 0;
-		for (size_t k = from; k < s->n; k++) {
+		(void)p;
+		for (size_t k = limit_from(s->n); k < s->n; k++) {
 			cJSON *pt = cJSON_CreateObject();
 			cJSON_AddItemToObject(pt, "ts_ns", cli_json_u64(s->pts[k].ts_ns));
 			cJSON_AddItemToObject(pt, "value", cli_json_num(s->pts[k].v));
@@ -570,7 +637,7 @@ static int query_groups(const struct query_plan *p, const struct atel_qresult *r
 		cJSON_AddItemToObject(js, "labels", group_labels_json(groups[g].key, p->by, p->nby));
 		cJSON_AddItemToObject(js, "series", cli_json_u64(groups[g].nmembers));
 		cJSON_AddItemToObject(js, "points", pts);
-		for (size_t k = 0; k < nout; k++) {
+		for (size_t k = limit_from(nout); k < nout; k++) {
 			cJSON *pt = cJSON_CreateObject();
 			cJSON_AddItemToObject(pt, "ts_ns", cli_json_u64(out[k].ts_ns));
 			cJSON_AddItemToObject(pt, "value", cli_json_num(out[k].v));
@@ -602,6 +669,9 @@ static void query_print(const struct cli *c, const struct qargs *a, const struct
 	} else {
 		cJSON_Delete(root);
 		table_print(t, stdout, c);
+		if (rows_omitted)
+			printf("... %zu more row(s) (the last %zu per series shown; --limit 0 shows all)\n", rows_omitted,
+			       row_limit);
 		printf("%s(source: %s)%s\n", cli_c(c, C_DIM), used, cli_c(c, C_RESET));
 	}
 }
@@ -623,7 +693,7 @@ int cmd_query(struct cli *c, int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	if ((rc = query_plan(&a, &p)) || (rc = parse_selector("query", &a, &sel)) != 0 ||
-	    (rc = load(c, "query", a.source, &sel, a.range.start_ns, a.range.end_ns, &res, &used)) != 0)
+	    (rc = load_named(c, "query", a.source, &sel, a.range.start_ns, a.range.end_ns, &res, &used)) != 0)
 		goto out;
 
 	unit = metric_unit(sel.metric);
@@ -649,6 +719,8 @@ int cmd_query(struct cli *c, int argc, char **argv)
 		query_points(&p, &res, unit, jseries, t);
 	else
 		rc = query_groups(&p, &res, unit, jseries, t);
+	if (rc == 0 && rows_omitted)
+		cJSON_AddItemToObject(root, "omitted_points", cli_json_u64(rows_omitted));
 	if (rc == 0)
 		query_print(c, &a, &sel, &res, used, root, t);
 	else
@@ -693,7 +765,7 @@ int cmd_stats(struct cli *c, int argc, char **argv)
 	const char *used = "";
 	if ((rc = parse_selector("stats", &a, &sel)) != 0)
 		goto out;
-	if ((rc = load(c, "stats", a.source, &sel, a.range.start_ns, a.range.end_ns, &res, &used)) != 0)
+	if ((rc = load_named(c, "stats", a.source, &sel, a.range.start_ns, a.range.end_ns, &res, &used)) != 0)
 		goto out;
 	if (make_groups(&res, by, nby, &groups, &ngroups) < 0) {
 		rc = ATEL_EXIT_DATA;
@@ -959,6 +1031,36 @@ int cmd_metrics(struct cli *c, int argc, char **argv)
 		return rc;
 	}
 	cJSON *j = snapshot_json(snap, psel);
+	if (psel && sel.metric && cJSON_GetArraySize(cJSON_GetObjectItem(j, "metrics")) == 0) {
+		/* the name as /metrics shows it, or a typo */
+		struct cli_names known = { 0 };
+		cJSON *all = snapshot_json(snap, NULL), *f;
+		char alias[256];
+		cJSON_ArrayForEach(f, cJSON_GetObjectItem(all, "metrics"))
+			cli_names_add(&known, cJSON_GetObjectItem(f, "name")->valuestring);
+		cJSON_Delete(all);
+		if (!cli_metric_known(sel.metric, &known) && cli_metric_alias(sel.metric, alias, sizeof(alias)) &&
+		    cli_metric_known(alias, &known)) {
+			char *a = strdup(alias);
+			if (a) {
+				free(sel.metric);
+				sel.metric = a;
+				cJSON_Delete(j);
+				j = snapshot_json(snap, psel);
+			}
+		} else if (!cli_metric_known(sel.metric, &known)) {
+			const char *near = cli_metric_suggest(sel.metric, &known);
+			cli_err("metrics", "unknown metric \"%s\" (nothing recorded it%s)%s%s%s", sel.metric,
+				known.n ? "" : "; no metrics recorded yet", near ? "; did you mean " : "",
+				near ? near : "", near ? "?" : "");
+			cli_names_free(&known);
+			cJSON_Delete(j);
+			atel__agg_snapshot_free(snap);
+			atel_q_selector_free(&sel);
+			return ATEL_EXIT_NOT_FOUND;
+		}
+		cli_names_free(&known);
+	}
 	if (c->json) {
 		cli_print_json(j);
 	} else {
