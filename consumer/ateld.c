@@ -30,6 +30,7 @@
 #include "drain.h"
 #include "exporters.h"
 #include "ring.h"
+#include "segment.h"
 
 
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
@@ -99,6 +100,7 @@ struct ateld {
 	bool indexer_running, exporters_running;
 	char status_path[4200], status_tmp[4200], lock_path[4200];
 	const char *state;       /* starting | running | stopping | stopped */
+	char reason[1100];       /* why the start failed (status file "reason") */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -146,7 +148,8 @@ static int lock_holder(const char *path)
 static int write_status(struct ateld *a)
 {
 	struct atel_status st = { .state = a->state, .indexer_running = a->indexer_running,
-				  .exporters_running = a->exporters_running, .drain = a->drain };
+				  .exporters_running = a->exporters_running, .drain = a->drain,
+				  .reason = a->reason };
 
 	return atel__status_write(&a->d, &st, a->status_path, a->status_tmp);
 }
@@ -254,6 +257,7 @@ static int start_parts(struct ateld *a)
 	rc = atel__daemon_exporters_start(&a->ex, &a->d, err, sizeof(err));
 	if (rc) {
 		atel__log(&a->d, ATEL_LOG_ERROR, "exporters: %s", *err ? err : strerror(-rc));
+		snprintf(a->reason, sizeof(a->reason), "exporters: %s", *err ? err : strerror(-rc));
 		return rc;
 	}
 	a->exporters_running = true;
@@ -295,6 +299,9 @@ static int run(struct ateld *a)
 	rc = atel__drain_open(&a->drain, &a->d, &dopts, err, sizeof(err));
 	if (rc) {
 		atel__log(&a->d, ATEL_LOG_ERROR, "%s", err);
+		snprintf(a->reason, sizeof(a->reason), "%s", err);
+		a->state = "stopped";
+		write_status(a);
 		return EXIT_RUNTIME;
 	}
 	atel__drain_heartbeat(a->drain);
@@ -366,6 +373,12 @@ stop:
 	write_status(a);
 	atel__drain_close(a->drain);
 	a->drain = NULL;
+	if (a->reason[0] && a->cfg.shm.name) {
+		/* a start that failed before any agent could rely on it: leave no segment behind */
+		int urc = atel__segment_unlink(a->cfg.shm.name);
+		if (urc && urc != -ENOENT)
+			atel__log(&a->d, ATEL_LOG_WARN, "removing segment %s: %s", a->cfg.shm.name, strerror(-urc));
+	}
 	if (stop_started) {
 		double secs = (double)(atel__mono_ns() - stop_started) / 1e9;
 

@@ -408,6 +408,8 @@ static void status_print_text(const struct cli *c, const struct status_view *v)
 		printf("%sno shared-memory segment \"%s\"", v->up ? ", " : "", c->shm);
 	if (v->sf_state && cJSON_IsString(v->sf_state))
 		printf(", state %s", v->sf_state->valuestring);
+	if (v->sf && cJSON_IsString(cJSON_GetObjectItem(v->sf, "reason")))
+		printf(", reason: %s", cJSON_GetObjectItem(v->sf, "reason")->valuestring);
 	else if (v->sf_hb)
 		printf(", status file written %s", ago(v->sf_hb, v->now, b2, sizeof(b2)));
 	printf(")\n");
