@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "jsonint.h"
 #include "query.h"
 #include "segment.h"
 
@@ -103,75 +104,6 @@ bool cli_daemon_running(const struct cli *c, int *pid, uint64_t *hb_age_ns)
 	return up;
 }
 
-/*
- * Integer nanoseconds exceed a double's 53 bits: cJSON would print them back
- * as 1.79e+18. Before parsing, every integer of 16 digits or more outside a
- * string becomes the string "\x01<digits>"; unmark_big_ints turns those into
- * raw JSON integers (what cli_json_u64 makes; cli_json_get reads both).
- */
-static char *mark_big_ints(const char *in)
-{
-	size_t n = strlen(in);
-	char *out = malloc(n * 2 + 1), *o = out;
-	bool str = false;
-	if (!out)
-		return NULL;
-	for (const char *p = in; *p;) {
-		if (str) {
-			if (*p == '\\' && p[1]) {
-				*o++ = *p++;
-			} else if (*p == '"') {
-				str = false;
-			}
-			*o++ = *p++;
-			continue;
-		}
-		if (*p == '"') {
-			str = true;
-			*o++ = *p++;
-			continue;
-		}
-		if ((*p >= '0' && *p <= '9') && (p == in || !((p[-1] >= '0' && p[-1] <= '9') || p[-1] == '.' ||
-							   p[-1] == 'e' || p[-1] == 'E' || p[-1] == '+'))) {
-			size_t k = 0;
-			while (p[k] >= '0' && p[k] <= '9')
-				k++;
-			if (k >= 16 && p[k] != '.' && p[k] != 'e' && p[k] != 'E') {
-				*o++ = '"';
-				*o++ = '\x01';
-				memcpy(o, p, k);
-				o += k;
-				*o++ = '"';
-				p += k;
-				continue;
-			}
-			memcpy(o, p, k);
-			o += k;
-			p += k;
-			continue;
-		}
-		*o++ = *p++;
-	}
-	*o = 0;
-	return out;
-}
-
-static void unmark_big_ints(cJSON *j)
-{
-	for (cJSON *it = j ? j->child : NULL; it; it = it->next) {
-		if (cJSON_IsString(it) && it->valuestring && it->valuestring[0] == '\x01') {
-			char *raw = strdup(it->valuestring + 1);
-			if (raw) {
-				free(it->valuestring);
-				it->valuestring = raw;
-				it->type = cJSON_Raw;
-			}
-		} else {
-			unmark_big_ints(it);
-		}
-	}
-}
-
 static cJSON *read_status_file(const char *path)
 {
 	FILE *f = fopen(path, "r");
@@ -196,11 +128,11 @@ static cJSON *read_status_file(const char *path)
 	if (!buf)
 		return NULL;
 	buf[len] = 0;
-	char *marked = mark_big_ints(buf);
+	char *marked = cli_json_mark_big_ints(buf);
 	cJSON *j = cJSON_Parse(marked ? marked : buf);
 	free(marked);
 	free(buf);
-	unmark_big_ints(j);
+	cli_json_unmark_big_ints(j);
 	return j;
 }
 
