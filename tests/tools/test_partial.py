@@ -122,6 +122,35 @@ def main():
         rc, out, err = atel("traces", newest, "--json")
         check(rc == 0, "the newest trace (only in the log) is found by default (%d: %s)" % (rc, err))
 
+        # metric names as /metrics shows them, typos, --limit, exact integers in status --json
+        rc, out, err = atel("metrics", "agent_tokens_used_total", "--json")
+        m = json.loads(out) if rc == 0 else {}
+        check(rc == 0 and [f["name"] for f in m.get("metrics", [])] == ["agent_tokens_used"],
+              "metrics accepts the exported name agent_tokens_used_total (%d: %s)" % (rc, err))
+        rc, out, err = atel("query", "agent_tokens_used_total", "--since", "1h", "--agg", "sum", "--interval", "1h",
+                            "--json")
+        check(rc == 0 and json.loads(out)["metric"] == "agent_tokens_used", "query accepts it too (%d: %s)" % (rc, err))
+        for verb in ("query", "metrics", "stats"):
+            rc, out, err = atel(verb, "tool_calls_totl")
+            check(rc == 5 and "did you mean tool_calls_total?" in err, "%s of a typo: exit 5 with a did-you-mean "
+                  "(%d: %s)" % (verb, rc, err))
+        rc, out, err = atel("query", "tool_calls_total", "--since", "1h", "--rate", "1m", "--limit", "2")
+        lines = out.splitlines()
+        rows = [x for x in lines[1:] if x.startswith("20")]
+        per = {}
+        for x in rows:
+            per[x.split()[1]] = per.get(x.split()[1], 0) + 1
+        check(rc == 0 and rows and max(per.values()) == 2 and any(x.startswith("... ") and " more" in x for x in lines),
+              "--rate honours --limit 2 per series and says what it cut: %r" % lines[-3:])
+        rc, out, err = atel("query", "tool_call_duration_seconds", "--since", "1h", "--agg", "count", "--interval",
+                            "1s", "--limit", "1", "--json")
+        q = json.loads(out)
+        check(rc == 0 and all(len(x["points"]) <= 1 for x in q["series"]), "--agg honours --limit in JSON")
+        rc, out, err = atel("status", "--json")
+        import re
+        check(rc == 0 and re.search(r'"start_ns":\s*\d{19}\b', out) and "e+18" not in out,
+              "status --json keeps integer nanoseconds")
+
         stop()
         rc, out, err = atel("reindex")
         check(rc == 0, "reindex of both swarms")
