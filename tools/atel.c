@@ -42,6 +42,7 @@ static const char usage_text[] =
 	"                   running on DIR uses (its status file), else atel)\n"
 	"  --json           machine-readable output (also accepted after the verb)\n"
 	"  --no-color       no ANSI colour (also: NO_COLOR set, or stdout not a terminal)\n"
+	"  --version        print the version and exit\n"
 	"\n"
 	"`atel VERB --help` describes a verb. Exit codes: 0 ok, 1 usage, 2 data error,\n"
 	"3 ateld not running (needed), 4 ateld running (verb refuses), 5 not found,\n"

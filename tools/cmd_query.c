@@ -435,7 +435,7 @@ static int query_series_fn(struct cli *c, const struct qargs *a, const struct at
 		const char *unit = metric_unit(s->name);
 		if (a->rate) {
 			atel_q_calculate_rate(cum, s->n, rate_ns, out, &n);
-			unit = "";
+			unit = "/s";
 		} else if (a->ma) {
 			atel_q_moving_average(vals, s->n, ma, out);
 			n = s->n;
@@ -584,7 +584,7 @@ static int query_groups(const struct query_plan *p, const struct atel_qresult *r
 
 	if (make_groups(res, p->by, p->nby, &groups, &ngroups) < 0)
 		return ATEL_EXIT_DATA;
-	const char *vunit = p->agg == ATEL_QAGG_COUNT || p->agg == ATEL_QAGG_RATE ? "" : unit;
+	const char *vunit = p->agg == ATEL_QAGG_COUNT ? "" : p->agg == ATEL_QAGG_RATE ? "/s" : unit;
 	for (size_t g = 0; g < ngroups; g++) {
 		size_t total = 0;
 		for (size_t m = 0; m < groups[g].nmembers; m++)

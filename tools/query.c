@@ -1396,6 +1396,11 @@ const char *atel_q_fmt_value(double v, const char *unit, char *buf, size_t len)
 			atel_q_fmt_duration((uint64_t)(v * 1e9 + 0.5), buf, len);
 	} else if (strcmp(unit, "%") == 0) {
 		snprintf(buf, len, "%.1f%%", v);
+	} else if (strcmp(unit, "/s") == 0) {
+		atel_q_fmt_count(v, buf, len);
+		size_t l = strlen(buf);
+		if (l + 3 <= len)
+			memcpy(buf + l, "/s", 3);
 	} else {
 		atel_q_fmt_count(v, buf, len);
 	}

@@ -140,6 +140,7 @@ def main():
         per = {}
         for x in rows:
             per[x.split()[1]] = per.get(x.split()[1], 0) + 1
+        check(all(x.rstrip().endswith("/s") for x in rows), "rates carry their unit /s: %r" % rows[:2])
         check(rc == 0 and rows and max(per.values()) == 2 and any(x.startswith("... ") and " more" in x for x in lines),
               "--rate honours --limit 2 per series and says what it cut: %r" % lines[-3:])
         rc, out, err = atel("query", "tool_call_duration_seconds", "--since", "1h", "--agg", "count", "--interval",
