@@ -7,6 +7,7 @@
  * and reports corrupt frames with file and offset; the frame pass
  * (segscan.h) follows the CHUNK framing to find gaps in ring positions.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -482,6 +483,41 @@ static int replay_parse(struct replay_job *j, int argc, char **argv)
 	return 0;
 }
 
+/* Says which files of DIR are not segment files (<16 hex digits>.atseg) and
+ * are skipped. @return 0, or ATEL_EXIT_DATA when DIR holds files but no
+ * segment file at all. */
+static int replay_check_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t nseg = 0, nskip = 0;
+	char first[3][256] = { "", "", "" };
+	if (!d)
+		return 0; /* the reader reports it */
+	while ((e = readdir(d)) != NULL) {
+		uint64_t seq;
+		if (e->d_name[0] == '.')
+			continue;
+		if (atel__seg_name_seq(e->d_name, &seq)) {
+			nseg++;
+		} else {
+			if (nskip < 3)
+				snprintf(first[nskip], sizeof(first[0]), "%s", e->d_name);
+			nskip++;
+		}
+	}
+	closedir(d);
+	if (nskip)
+		cli_err("replay", "%s: skipped %zu file(s) not named like a segment file (16 hex digits + .atseg): %s%s%s%s%s%s",
+			dir, nskip, first[0], nskip > 1 ? ", " : "", first[1], nskip > 2 ? ", " : "", first[2],
+			nskip > 3 ? ", ..." : "");
+	if (nskip && !nseg) {
+		cli_err("replay", "%s: no segment files to read", dir);
+		return ATEL_EXIT_DATA;
+	}
+	return 0;
+}
+
 /* Opens PATH and the --emit output. @return 0, or an exit code (nothing to summarise). */
 static int replay_open(const struct cli *c, struct replay_job *j)
 {
@@ -492,6 +528,11 @@ static int replay_open(const struct cli *c, struct replay_job *j)
 		return ATEL_EXIT_DATA;
 	}
 	j->dir = S_ISDIR(st.st_mode);
+	if (j->dir) {
+		int rc = replay_check_dir(j->path);
+		if (rc)
+			return rc;
+	}
 	j->out = stdout;
 	if (j->emit_raw && !j->outp && isatty(STDOUT_FILENO)) {
 		cli_err("replay", "--emit raw writes binary records: redirect stdout or use -o FILE");

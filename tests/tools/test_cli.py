@@ -163,6 +163,20 @@ def body(tmp):
     check(rc == 0 and sums == {"grep": 3, "read": 2}, "query sum by tool %s" % sums)
     check(q["series"][0]["points"][0]["ts_ns"] == 1699999200 * 10**9, "bucket start aligned to the hour")
 
+    # ---- replay names what it skips -------------------------------------------------------------
+    junk = os.path.join(tmp, "junk")
+    os.makedirs(junk)
+    open(os.path.join(junk, "notes.txt"), "w").write("x")
+    rc, out, err = run("replay", junk)
+    check(rc == 2 and "skipped 1 file(s)" in err and "notes.txt" in err and "no segment files" in err,
+          "replay of a directory without segment files: exit 2, names the skipped file (%d: %s)" % (rc, err))
+    mixed = os.path.join(tmp, "mixed")
+    shutil.copytree(gseg, mixed)
+    open(os.path.join(mixed, "segment-old.bin"), "w").write("x")
+    rc, out, err = run("replay", mixed, "--json")
+    check(rc == 0 and "skipped 1 file(s)" in err and "segment-old.bin" in err,
+          "replay reads the segments and says what it skipped (%d: %s)" % (rc, err))
+
     # ---- reindex, then the same from the index --------------------------------------------
     rc, out, err = run("--data-dir", good, "reindex")
     check(rc == 0, "reindex rc %d %s" % (rc, err))
