@@ -52,11 +52,15 @@ int main(void) {
     return 0;
 }
 C
+# a sanitizer build's libatel needs the agent built with the same runtime first
+san=""
+needed=$(readelf -d "$libdir/libatel.so.0" 2>/dev/null)
+case "$needed" in *libasan*) san="-fsanitize=address,undefined" ;; *libtsan*) san="-fsanitize=thread" ;; esac
 flags=$(PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$root pkg-config --cflags --libs libatel) \
   || { echo "FAIL: pkg-config libatel"; exit 1; }
 case "$flags" in *"$root"*) ;; *) echo "FAIL: pkg-config flags do not point into the install: $flags"; fail=1 ;; esac
 # shellcheck disable=SC2086
-if ! cc "$tmp/agent.c" $flags -o "$tmp/agent" 2>"$tmp/cc.err"; then
+if ! cc $san "$tmp/agent.c" $flags -o "$tmp/agent" 2>"$tmp/cc.err"; then
   echo "FAIL: cc agent.c \$(pkg-config --cflags --libs libatel): $(cat "$tmp/cc.err")"; exit 1
 fi
 out=$(env -u LD_LIBRARY_PATH LD_LIBRARY_PATH="$libdir" ATEL_SHM="atel-install-test-$$" "$tmp/agent") \

@@ -58,6 +58,20 @@ def main():
         os.symlink(os.path.join(os.path.abspath(SRC), "producer"), os.path.join(tmp, "producer"))
         os.symlink(os.path.abspath(BUILD), os.path.join(tmp, "build"))
         open(os.path.join(tmp, "agent.c"), "w").write(code.group(1))
+        # a sanitizer build's libatel needs the agent linked with the same runtime: a `cc`
+        # first on PATH adds the flag, the README's line itself stays as written
+        needed = subprocess.run(["readelf", "-d", os.path.join(BUILD, "producer", "libatel.so.0")],
+                                capture_output=True, text=True).stdout
+        san = "-fsanitize=address,undefined" if "libasan" in needed else \
+            "-fsanitize=thread" if "libtsan" in needed else ""
+        if san:
+            wrap = os.path.join(tmp, "bin")
+            os.makedirs(wrap)
+            real = shutil.which("cc")
+            with open(os.path.join(wrap, "cc"), "w") as f:
+                f.write('#!/bin/sh\nexec %s %s "$@"\n' % (real, san))
+            os.chmod(os.path.join(wrap, "cc"), 0o755)
+            env["PATH"] = wrap + ":" + env["PATH"]
         p = subprocess.run(["bash", "-c", line], cwd=tmp, capture_output=True, text=True, env=env, timeout=300)
         check(p.returncode == 0, "the README's compile line runs as written: %r -> %d %s" %
               (line, p.returncode, p.stderr[-2000:]))
