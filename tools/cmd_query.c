@@ -356,6 +356,12 @@ static int parse_selector(const char *verb, const struct qargs *a, struct atel_q
 		cli_err(verb, "METRIC \"%s\" names no metric", a->metric);
 		return ATEL_EXIT_USAGE;
 	}
+	if (a->labels && !strpbrk(a->labels, "=!{")) {
+		/* a bare word is a label name without a value, not a second metric */
+		cli_err(verb, "--labels \"%s\": expected matchers k=v,k2!=v,k3=~re,k4!~re (to group by a label, "
+			"use --by %s)", a->labels, a->labels);
+		return ATEL_EXIT_USAGE;
+	}
 	if (a->labels && atel_q_selector_parse(a->labels, sel, err, sizeof(err)) < 0) {
 		cli_err(verb, "--labels \"%s\": %s", a->labels, err);
 		return ATEL_EXIT_USAGE;
@@ -1138,6 +1144,8 @@ int cmd_export(struct cli *c, int argc, char **argv)
 		}
 	}
 	bool prom = strcmp(format, "prometheus") == 0;
+	if (!*format)
+		return ATEL_EXIT_USAGE; /* cli_opt said "--format needs a value" */
 	if (!prom && strcmp(format, "json") != 0) {
 		cli_err("export", "--format must be json or prometheus, got \"%s\"", format);
 		return ATEL_EXIT_USAGE;
@@ -1199,10 +1207,10 @@ int cmd_export(struct cli *c, int argc, char **argv)
 			cJSON *j = cJSON_CreateObject();
 			cJSON_AddStringToObject(j, "path", outp);
 			cJSON_AddStringToObject(j, "format", format);
-			cJSON_AddItemToObject(j, "bytes", cli_json_u64(len));
+			cJSON_AddItemToObject(j, "bytes", cli_json_u64(len + !prom));
 			cli_print_json(j);
 		} else {
-			printf("wrote %s (%zu bytes, %s)\n", outp, len, format);
+			printf("wrote %s (%zu bytes, %s)\n", outp, len + !prom, format); /* JSON ends with a newline */
 		}
 	}
 	free(text);

@@ -283,6 +283,11 @@ def body(tmp):
     snap = os.path.join(tmp, "snap.json")
     rc, out, err = run("--data-dir", good, "export", "-o", snap)
     check(rc == 0 and json.load(open(snap))["metrics"], "json snapshot written")
+    check("(%d bytes, json)" % os.path.getsize(snap) in out, "export reports the file's size: %r" % out)
+    rc, out, err = run("--data-dir", good, "export", "--format")
+    check(rc == 1 and err.count("\n") == 1, "export --format without a value: one error (%r)" % err)
+    rc, out, err = run("--data-dir", good, "query", "tool_calls_total", "--labels", "tool")
+    check(rc == 1 and "--by tool" in err and "metric name" not in err, "--labels with a bare name: %r" % err)
 
     # ---- bulk: index and segments agree on query results -----------------------------------------
     bulk = os.path.join(tmp, "bulk")
