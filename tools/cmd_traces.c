@@ -545,8 +545,12 @@ static void print_waterfall(const struct cli *c, struct tset *t)
 			t1 = e;
 		errors += s->status == 2;
 	}
-	if (t0 == UINT64_MAX)
+	if (t0 == UINT64_MAX) { /* every start lost: from the earliest known end */
 		t0 = t1;
+		for (size_t i = 0; i < t->n; i++)
+			if (t->s[i].end && t->s[i].end < t0)
+				t0 = t->s[i].end;
+	}
 	uint64_t total = t1 > t0 ? t1 - t0 : 0;
 	char db[32], tb[40];
 	const struct tspan *root = &t->s[order[0]];
@@ -563,11 +567,15 @@ static void print_waterfall(const struct cli *c, struct tset *t)
 	       cli_c(c, C_RESET));
 	for (size_t oi = 0; oi < t->n; oi++) {
 		const struct tspan *s = &t->s[order[oi]];
-		uint64_t off = s->start > t0 ? s->start - t0 : 0;
-		uint64_t dur = s->end > s->start ? s->end - s->start : 0;
+		bool lost = s->start == 0; /* its start record was lost: only the end is known */
+		uint64_t at = lost ? s->end : s->start;
+		uint64_t off = at > t0 ? at - t0 : 0;
+		uint64_t dur = !lost && s->end > s->start ? s->end - s->start : 0;
 		char ob[32], dbuf[32], label[300], bar[W * 4 + 8];
 		atel_q_fmt_duration(off, ob, sizeof(ob));
-		if (s->end)
+		if (lost)
+			snprintf(dbuf, sizeof(dbuf), "?");
+		else if (s->end)
 			atel_q_fmt_duration(dur, dbuf, sizeof(dbuf));
 		else
 			snprintf(dbuf, sizeof(dbuf), "open");
@@ -575,11 +583,13 @@ static void print_waterfall(const struct cli *c, struct tset *t)
 		char pad[64] = "";
 		for (int k = 0; k < ind; k++)
 			strcat(pad, "  ");
-		snprintf(label, sizeof(label), "%s%s%s [%s]", pad, s->depth ? "└ " : "", s->name ? s->name : "?",
-			 kind_name(s->kind));
+		snprintf(label, sizeof(label), "%s%s%s [%s]", pad, s->depth ? "└ " : "",
+			 s->name ? s->name : lost ? "(start lost)" : "?", kind_name(s->kind));
 		/* bar: columns covered by [start, end] on a W-column scale */
 		int a = total ? (int)((double)off / (double)total * W) : 0;
 		uint64_t e = s->end ? s->end - t0 : total;
+		if (lost && a > 0)
+			a--; /* only the end is known: one column */
 		int b = total ? (int)ceil((double)e / (double)total * W) : W;
 		if (a >= W)
 			a = W - 1;
@@ -640,6 +650,8 @@ struct trace_row {
 	uint64_t start, end;
 	uint64_t spans, errors;
 	bool has_root;
+	uint64_t first_seen;         /* earliest known time (an end) when every start was lost */
+	bool start_lost;             /* no span of the trace has its start record */
 };
 
 /*
@@ -744,6 +756,7 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 				memset(&rows[nrows], 0, sizeof(rows[0]));
 				memcpy(rows[nrows].id, s->trace, 33);
 				rows[nrows].start = UINT64_MAX;
+				rows[nrows].first_seen = UINT64_MAX;
 				nrows++;
 			}
 			struct trace_row *r = &rows[k];
@@ -754,13 +767,20 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 			uint64_t e = s->end ? s->end : s->start;
 			if (e > r->end)
 				r->end = e;
+			if (e && e < r->first_seen)
+				r->first_seen = e;
+			r->start_lost |= s->start == 0;
 			if (!s->parent[0] && (!r->has_root)) {
 				r->has_root = true;
 				free(r->root);
-				r->root = strdup(s->name ? s->name : "");
+				r->root = strdup(s->name ? s->name : s->start ? "" : "(start lost)");
 			}
 		}
 		tset_free(&t);
+		/* a trace whose start records were all lost: show what is known, mark the rest */
+		for (size_t i = 0; i < nrows; i++)
+			if (rows[i].start == UINT64_MAX)
+				rows[i].start = rows[i].first_seen == UINT64_MAX ? rows[i].end : rows[i].first_seen;
 		qsort(rows, nrows, sizeof(*rows), cmp_row_desc);
 		if (limit && nrows > limit) {
 			for (size_t i = limit; i < nrows; i++)
@@ -784,7 +804,9 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 			else
 				cJSON_AddNullToObject(o, "root");
 			cJSON_AddItemToObject(o, "start_ns", cli_json_u64(rows[i].start));
+			/* start_lost: a span's start record was lost; start and duration cover what is known */
 			cJSON_AddItemToObject(o, "duration_ns", cli_json_u64(rows[i].end - rows[i].start));
+			cJSON_AddBoolToObject(o, "start_lost", rows[i].start_lost);
 			cJSON_AddItemToObject(o, "spans", cli_json_u64(rows[i].spans));
 			cJSON_AddItemToObject(o, "errors", cli_json_u64(rows[i].errors));
 			cJSON_AddItemToArray(arr, o);
@@ -797,13 +819,16 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 		const bool right[] = { false, false, false, true, true, true };
 		struct table *t = table_new(6, hdr, right);
 		for (size_t i = 0; i < nrows; i++) {
-			char tb[40], db2[32];
+			char tb[40], db2[40];
 			time_t secs = (time_t)(rows[i].start / 1000000000ull);
 			struct tm tm;
 			gmtime_r(&secs, &tm);
 			strftime(tb, sizeof(tb), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			char d3[24];
+			atel_q_fmt_duration(rows[i].end - rows[i].start, d3, sizeof(d3));
+			snprintf(db2, sizeof(db2), "%s%s", rows[i].start_lost ? ">= " : "", d3);
 			table_rowf(t, "%s\t%s\t%s\t%s\t%llu\t%llu", rows[i].id, rows[i].root ? rows[i].root : "(no root)", tb,
-				   atel_q_fmt_duration(rows[i].end - rows[i].start, db2, sizeof(db2)),
+				   db2,
 				   (unsigned long long)rows[i].spans, (unsigned long long)rows[i].errors);
 		}
 		table_print(t, stdout, c);

@@ -163,6 +163,21 @@ def body(tmp):
     check(rc == 0 and sums == {"grep": 3, "read": 2}, "query sum by tool %s" % sums)
     check(q["series"][0]["points"][0]["ts_ns"] == 1699999200 * 10**9, "bucket start aligned to the hour")
 
+    # ---- a trace whose start record was lost: what is known, the rest marked ------------------------
+    nos = os.path.join(tmp, "nostart")
+    rc, out, err = run("--data-dir", nos, "traces", "--json")
+    tl = json.loads(out)["traces"] if rc == 0 else []
+    mine = [t for t in tl if t["trace_id"] == exp["nostart"]["trace"]]
+    check(len(mine) == 1 and mine[0]["start_lost"] and mine[0]["root"] == "(start lost)" and
+          abs(mine[0]["start_ns"] - eg["first_ns"]) < 3600 * 10**9 and mine[0]["duration_ns"] < 3600 * 10**9,
+          "lost start: start_lost, what is known of start and duration (%s)" % mine)
+    rc, out, err = run("--data-dir", nos, "traces")
+    check(rc == 0 and "(start lost)" in out and ">= " in out and "2554" not in out,
+          "human list marks the lost start: %r" % out)
+    rc, out, err = run("--data-dir", nos, "traces", exp["nostart"]["trace"])
+    check(rc == 0 and "(start lost)" in out and " h " not in out and "coder-execution" in out,
+          "waterfall shows what is known and marks the lost start: %r" % out)
+
     # ---- replay names what it skips -------------------------------------------------------------
     junk = os.path.join(tmp, "junk")
     os.makedirs(junk)
