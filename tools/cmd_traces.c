@@ -559,7 +559,8 @@ static void print_waterfall(const struct cli *c, struct tset *t)
 	gmtime_r(&secs, &tm);
 	strftime(tb, sizeof(tb), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	printf("%strace %s%s  %s  %s  %zu span%s  %s%zu error%s%s  started %s\n", cli_c(c, C_BOLD), root->trace,
-	       cli_c(c, C_RESET), root->name ? root->name : "?", atel_q_fmt_duration(total, db, sizeof(db)), t->n,
+	       cli_c(c, C_RESET), root->name ? root->name : root->start ? "?" : "(start lost)",
+	       atel_q_fmt_duration(total, db, sizeof(db)), t->n,
 	       t->n == 1 ? "" : "s", errors ? cli_c(c, C_RED) : "", errors, errors == 1 ? "" : "s", cli_c(c, C_RESET),
 	       tb);
 	const int W = 30;
