@@ -101,6 +101,8 @@ bool cli_have_segments(const char *dir);
 /* Is ateld running for this data dir / shm? Fills pid and heartbeat age when known.
  * Checks the shm header (consumer pid alive, heartbeat < 5 s old) and the status file. */
 bool cli_daemon_running(const struct cli *c, int *pid, uint64_t *hb_age_ns);
+/* An ateld holds <data_dir>/ateld.lock (it certainly runs there); *pid from the lock file. */
+bool cli_daemon_lock_held(const struct cli *c, int *pid);
 
 /* Segment discovery, the same for every verb (tools/discover.c): --shm
  * (opt_shm), then $ATEL_SHM, then the shm.name in status_path of an ateld

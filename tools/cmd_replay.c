@@ -917,7 +917,8 @@ static const char reindex_help[] =
 	"usage: atel reindex [--force]\n"
 	"Rebuilds <data_dir>/telemetry.db from <data_dir>/segments (the log is the truth):\n"
 	"a new database is built beside the old one and renamed over it. Refuses while ateld\n"
-	"runs (stop it, or run `ateld --reindex`); --force skips that check.\n"
+	"runs on the data directory (stop it first); --force only skips the check of the\n"
+	"segment's heartbeat (a stale segment), never a running ateld's lock.\n"
 	"Exit: 0 ok, 1 usage, 2 no segments / build failed, 4 ateld is running.\n";
 
 int cmd_reindex(struct cli *c, int argc, char **argv)
@@ -936,9 +937,14 @@ int cmd_reindex(struct cli *c, int argc, char **argv)
 		return ATEL_EXIT_USAGE;
 	}
 	int pid = 0;
-	if (!force && cli_daemon_running(c, &pid, NULL)) {
-		cli_err("reindex", "ateld (pid %d) is running on shm \"%s\"; stop it first or use ateld --reindex", pid,
-			c->shm);
+	bool locked = cli_daemon_lock_held(c, &pid);
+	if (locked || (!force && cli_daemon_running(c, &pid, NULL))) {
+		/* a running ateld writes telemetry.db: replacing it under ateld loses what ateld writes next */
+		cli_err("reindex",
+			"ateld (pid %d) is running on %s (segment \"%s\") and writes its telemetry.db; stop it "
+			"(kill -TERM %d), then run `atel reindex` again%s",
+			pid, c->data_dir, c->shm, pid,
+			locked && force ? " (--force does not override a running ateld: it holds ateld.lock)" : "");
 		return ATEL_EXIT_DAEMON_UP;
 	}
 	if (!cli_have_segments(c->seg_dir)) {

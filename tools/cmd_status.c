@@ -74,6 +74,11 @@ static bool lock_held(const struct cli *c, int *pid)
 	return held;
 }
 
+bool cli_daemon_lock_held(const struct cli *c, int *pid)
+{
+	return lock_held(c, pid);
+}
+
 bool cli_daemon_running(const struct cli *c, int *pid, uint64_t *hb_age_ns)
 {
 	struct atel_segment seg;
@@ -601,8 +606,9 @@ int cmd_clear(struct cli *c, int argc, char **argv)
 	} else if (all) {
 		printf("cleared all: %llu file(s) deleted from %s\n", (unsigned long long)files, c->data_dir);
 	} else {
-		printf("cleared %s: %llu index row(s) deleted (segment files kept; `atel reindex` restores them)\n", what,
-		       (unsigned long long)rows);
+		printf("cleared %s: %llu index row(s) deleted (segment files kept; `atel reindex` restores them "
+		       "once ateld is stopped)\n",
+		       what, (unsigned long long)rows);
 	}
 	return 0;
 }
