@@ -10,7 +10,7 @@ else
   meson configure "$dir" "$@" >/dev/null 2>&1 || true
 fi
 if [ -t 1 ]; then
-  ninja -C "$dir" | grep -v '^ninja: \(Entering\|no work\)' || [ "${PIPESTATUS[0]}" = 0 ]
+  ninja -C "$dir"
 else
   ninja -C "$dir" | awk '/^\[[0-9]+\/[0-9]+\]/ { if (++n % 25 == 0) { print "build: " $1; fflush() } ; next }
                          /^ninja: (Entering|no work)/ { next } { print; fflush() }'
