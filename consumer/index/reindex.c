@@ -35,7 +35,8 @@ static void on_corrupt(void *arg, const char *file, uint64_t offset, const char 
 	struct corrupt_note *n = arg;
 
 	n->frames++;
-	fprintf(stderr, "atel reindex: %s: frame at offset %" PRIu64 " skipped: %s\n", file, offset, why);
+	fprintf(stderr, "%s: reindex: %s: frame at offset %" PRIu64 " skipped: %s\n", program_invocation_short_name,
+		file, offset, why);
 }
 
 static void unlink_db_files(const char *path)
@@ -175,7 +176,8 @@ int atel__reindex(const char *segments_dir, const char *db_path, char *err, size
 	snprintf(dirbuf, sizeof(dirbuf), "%s", db_path);
 	(void)atel__fsync_path(dirname(dirbuf));
 	if (note.frames)
-		fprintf(stderr, "atel reindex: %" PRIu64 " corrupt frames skipped\n", note.frames);
+		fprintf(stderr, "%s: reindex: %" PRIu64 " corrupt frames skipped\n", program_invocation_short_name,
+			note.frames);
 	rc = 0;
 out:
 	atel__log_close(r);
