@@ -37,8 +37,10 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "demo: running a 10 s agent swarm (4 agent processes x 2 threads, 25 sessions/s each)"
-"$B/tools/atel" --data-dir "$VAR" load --agents 4 --threads 2 --duration 10s --rate 25
+# --time-scale 0.02: spans last 1/50 of their simulated time (a Bash call ~16 ms), so
+# waterfalls show real shapes instead of nanosecond spans
+echo "demo: running a 10 s agent swarm (4 agent processes x 2 threads, up to 25 sessions/s each, spans at 1/50 of simulated time)"
+"$B/tools/atel" --data-dir "$VAR" load --agents 4 --threads 2 --duration 10s --rate 25 --time-scale 0.02
 
 sleep 2   # one drain/index/export cycle
 echo
