@@ -152,11 +152,26 @@ def main():
         check(rc == 0 and re.search(r'"start_ns":\s*\d{19}\b', out) and "e+18" not in out,
               "status --json keeps integer nanoseconds")
 
+        dash = os.path.join(os.environ.get("ATEL_BUILD_ROOT", ""), "examples", "telemetry-dashboard")
+
+        def dash_calls():
+            if not os.path.exists(dash):
+                return None
+            p = subprocess.run([dash, data], capture_output=True, text=True, env=env, timeout=300)
+            import re
+            return sorted(x.strip() for x in p.stdout.splitlines() if re.match(r"^\s+\S+\s+\d+ calls", x))
+
+        dash_behind = dash_calls()
+
         stop()
         rc, out, err = atel("reindex")
         check(rc == 0, "reindex of both swarms")
         qa = json.loads(atel("query", *args)[1])
         check(qa["source"] == "db" and qa["series"] == ql["series"], "caught up: source db, same answer")
+        dash_full = dash_calls()
+        check(dash_behind == dash_full and (dash_full is None or len(dash_full) > 0),
+              "the dashboard example's tool calls while the index is behind == after reindex:\n%s\n%s" %
+              (dash_behind, dash_full))
     finally:
         stop()
         logf.close()
