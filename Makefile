@@ -37,7 +37,7 @@ fuzz: deps
 # staged under DESTDIR when set (packaging).
 PREFIX   ?= /usr/local
 install: build
-	@meson configure $(BUILD) --prefix=$(PREFIX) >/dev/null
+	@meson configure $(BUILD) -Dprefix=$(PREFIX) >/dev/null
 	@meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(DESTDIR),)
 
 clean:
