@@ -337,7 +337,7 @@ static void on_corrupt(void *arg, const char *file, uint64_t offset, const char 
 
 /* Reads samples from the log (opened with o) into out, which may already
  * hold series (the index's, for a tail read); out->slots must be built.
- * *events counts every event read. */
+ * *events counts the samples read (of any metric). */
 static int log_into(const struct atel_log_reader_opts *o, const char *what, const struct atel_qselector *sel,
 		    uint64_t start_ns, uint64_t end_ns, struct atel_qresult *out, uint64_t *events, char *err,
 		    size_t errlen)
@@ -351,9 +351,9 @@ static int log_into(const struct atel_log_reader_opts *o, const char *what, cons
 	const char *metric = sel ? sel->metric : NULL;
 	struct atel_event ev;
 	while ((rc = atel__log_next(r, &ev, NULL)) == 1) {
-		(*events)++;
 		if (ev.kind != ATEL_EV_SAMPLE || !ev.sample.series)
 			continue;
+		(*events)++;
 		const struct atel_dec_series *ds = ev.sample.series;
 		if (metric && strcmp(ds->name, metric) != 0)
 			continue;

@@ -80,7 +80,7 @@ bool atel_qs_index_behind(sqlite3 *db, const char *segments_dir);
  * atel_qs_select_db, so the answer equals a whole-log read. db (may be
  * NULL): the index, for the pre-range sum of a counter first seen in the tail.
  * Call in the same read transaction as the select. *tail_events: the
- * events read past the cursor (0: the index was complete).
+ * samples (of any metric) read past the cursor (0: the index had them all).
  * @return 0 or -errno (out is then freed).
  */
 int atel_qs_add_log_tail(sqlite3 *db, const char *segments_dir, const struct atel_log_pos *from,
