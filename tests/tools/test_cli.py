@@ -321,6 +321,27 @@ def body(tmp):
         y = json.loads(run("--data-dir", bulk, "query", *args, "--source", "db")[1])
         check(x["series"] == y["series"], "bulk %s: index == segments" % agg)
 
+    # ---- reindex shows progress on a terminal ------------------------------------------------------
+    import pty
+    master, slave = pty.openpty()
+    env = dict(os.environ, ATEL_SHM="atel-test-cli-%d" % os.getpid(), NO_COLOR="1")
+    env.pop("ATEL_DATA_DIR", None)
+    p = subprocess.run([ATEL, "--data-dir", bulk, "reindex"], stdout=subprocess.PIPE, stderr=slave, env=env,
+                       timeout=300)
+    os.close(slave)
+    tty = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        tty += chunk
+    os.close(master)
+    check(p.returncode == 0 and b"reindex: " in tty and b" events" in tty and b".atseg" in tty,
+          "reindex on a terminal shows progress: %r" % tty[-300:])
+
     # ---- clear ----------------------------------------------------------------------------------
     rc, out, err = run("--data-dir", good, "clear", "traces")
     check(rc == 1 and "--yes" in err, "clear without a terminal needs --yes")
