@@ -40,12 +40,15 @@ static const char usage_text[] =
 	"\n"
 	"global options (before the verb):\n"
 	"  --data-dir DIR   data directory (default $ATEL_DATA_DIR or ./var)\n"
-	"  --shm NAME       shared-memory segment (default $ATEL_SHM or atel)\n"
+	"  --shm NAME       shared-memory segment (default: $ATEL_SHM, else the one the ateld\n"
+	"                   running on DIR uses (its status file), else atel)\n"
 	"  --json           machine-readable output (also accepted after the verb)\n"
 	"  --no-color       no ANSI colour (also: NO_COLOR set, or stdout not a terminal)\n"
+	"  --version        print the version and exit\n"
 	"\n"
 	"`atel VERB --help` describes a verb. Exit codes: 0 ok, 1 usage, 2 data error,\n"
-	"3 ateld not running (needed), 4 ateld running (verb refuses), 5 not found.\n";
+	"3 ateld not running (needed), 4 ateld running (verb refuses), 5 not found,\n"
+	"6 load: records were lost.\n";
 
 void cli_err(const char *verb, const char *fmt, ...)
 {
@@ -372,10 +375,7 @@ int main(int argc, char **argv)
 	c.data_dir = getenv("ATEL_DATA_DIR");
 	if (!c.data_dir || !*c.data_dir)
 		c.data_dir = "./var";
-	c.shm = getenv("ATEL_SHM");
-	c.shm_explicit = c.shm && *c.shm;
-	if (!c.shm_explicit)
-		c.shm = "atel";
+	const char *opt_shm = NULL; /* segment: cli_discover_shm below */
 	bool nocolor = false;
 	const char *nc = getenv("NO_COLOR");
 	if (nc && *nc)
@@ -394,8 +394,7 @@ int main(int argc, char **argv)
 		} else if ((v = cli_opt(argc, argv, &i, "--shm")) != NULL) {
 			if (!*v)
 				return ATEL_EXIT_USAGE;
-			c.shm = v;
-			c.shm_explicit = true;
+			opt_shm = v;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			c.json = true;
 		} else if (strcmp(argv[i], "--no-color") == 0) {
@@ -419,6 +418,7 @@ int main(int argc, char **argv)
 	snprintf(c.db_path, sizeof(c.db_path), "%s/telemetry.db", c.data_dir);
 	snprintf(c.seg_dir, sizeof(c.seg_dir), "%s/segments", c.data_dir);
 	snprintf(c.status_path, sizeof(c.status_path), "%s/ateld.status.json", c.data_dir);
+	cli_discover_shm(&c, opt_shm);
 	for (size_t k = 0; k < sizeof(verbs) / sizeof(verbs[0]); k++)
 		if (strcmp(argv[i], verbs[k].name) == 0) {
 			/* --json after the verb is accepted too; verbs see their own args */
