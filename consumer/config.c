@@ -116,6 +116,7 @@ static const struct key KEYS[] = {
 	{ "prometheus", "path", K_URLPATH, OFF(prometheus.path), 0, 0, NULL, NULL },
 	{ "prometheus", "bearer_token", K_STR_NULL, OFF(prometheus.bearer_token), 0, 0, NULL, "auth" },
 	{ "prometheus", "series_limit", K_U32, OFF(prometheus.series_limit), 1, 10000000, NULL, NULL },
+	{ "prometheus", "series_ttl", K_U32, OFF(prometheus.series_ttl_s), 0, 30 * DAY_S, NULL, NULL },
 
 	{ "json", "enabled", K_BOOL, OFF(json.enabled), 0, 0, NULL, NULL },
 	{ "json", "outputDir", K_STR, OFF(json.outputDir), 0, 0, NULL, NULL },
@@ -206,6 +207,7 @@ void atel__config_defaults(struct atel_config *cfg)
 	cfg->prometheus.path = strdup("/metrics");
 	cfg->prometheus.bearer_token = NULL;
 	cfg->prometheus.series_limit = 10000;
+	cfg->prometheus.series_ttl_s = 300;
 
 	cfg->json.enabled = false;
 	cfg->json.outputDir = NULL; /* derived: <data_dir>/exports (finish()) */

@@ -60,6 +60,7 @@ struct atel_config {
 		char *path;                  /* "/metrics" */
 		char *bearer_token;          /* NULL: no auth */
 		uint32_t series_limit;       /* 10000 per metric */
+		uint32_t series_ttl_s;       /* 300: series without a sample this long leave /metrics; 0 never */
 	} prometheus;
 
 	struct {

@@ -33,6 +33,7 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 	o.segments_dir = d->segments_dir[0] ? d->segments_dir : NULL;
 	o.state_dir = state;
 	o.series_limit = cfg->prometheus.series_limit;
+	o.series_ttl_s = cfg->prometheus.series_ttl_s;
 	o.export_interval_ms = cfg->export_interval_ms;
 	o.prometheus = cfg->prometheus.enabled;
 	o.http.bind = cfg->prometheus.bind;

@@ -149,12 +149,30 @@ void atel__exporters_lower_priority(void)
 	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), ATEL_FOLLOWER_NICE);
 }
 
+/*
+ * Series expiry (prometheus.series_ttl), at most once a second. "Now" is the
+ * wall clock once the follower has reached the end of the log, but the
+ * newest sample time read so far while it is catching up: a backlog read
+ * after a restart must not expire series whose later samples are still
+ * ahead in the log.
+ */
+static void expire_maybe(struct atel_exporters *ex, uint64_t *last_ms, uint64_t log_now_ns, bool at_end)
+{
+	uint64_t now = mono_ms(), wall = atel__now_ns();
+
+	if (!ex->o.series_ttl_s || now - *last_ms < 1000)
+		return;
+	*last_ms = now;
+	atel__agg_expire(ex->agg, at_end || log_now_ns > wall ? wall : log_now_ns,
+			 (uint64_t)ex->o.series_ttl_s * 1000000000ull);
+}
+
 static void *follower_main(void *arg)
 {
 	struct atel_exporters *ex = arg;
 	struct atel_log_reader *r = NULL;
 	struct atel_log_pos pos = ex->o.start, saved = pos;
-	uint64_t last_ckpt = mono_ms(), stop_deadline = 0;
+	uint64_t last_ckpt = mono_ms(), stop_deadline = 0, last_expire = 0, log_now_ns = 0;
 	bool dirty = false, warned = false;
 	uint32_t since_check = 0;
 
@@ -193,6 +211,8 @@ static void *follower_main(void *arg)
 			if (ev.kind == ATEL_EV_SAMPLE || ev.kind == ATEL_EV_HISTFOLD) {
 				atel__agg_apply(ex->agg, &ev);
 				atomic_fetch_add_explicit(&ex->applied, 1, memory_order_relaxed);
+				if (ev.ts_ns > log_now_ns)
+					log_now_ns = ev.ts_ns;
 			} else {
 				atel__spans_apply(ex->spans, &ev);
 			}
@@ -204,6 +224,7 @@ static void *follower_main(void *arg)
 				since_check = 0;
 				if (stop_deadline && now > stop_deadline)
 					break;
+				expire_maybe(ex, &last_expire, log_now_ns, false);
 				if (now - last_ckpt >= ex->o.checkpoint_ms) {
 					checkpoint(ex, &pos);
 					saved = pos;
@@ -224,6 +245,7 @@ static void *follower_main(void *arg)
 			continue;
 		}
 		/* at the current end of the log */
+		expire_maybe(ex, &last_expire, log_now_ns, true);
 		if (ex->d)
 			atomic_store_explicit(&ex->d->stats.series_overflow, atel__agg_overflow(ex->agg),
 					      memory_order_relaxed);
@@ -261,6 +283,7 @@ static int metrics_body(void *arg, struct atel_buf *body)
 	self.agg_type_clashes = atel__agg_type_clashes(ex->agg);
 	self.agg_rejected = atel__agg_rejected(ex->agg);
 	self.agg_series_overflow = atel__agg_overflow(ex->agg);
+	self.agg_series_expired = atel__agg_expired(ex->agg);
 	self.agg_events_applied = atomic_load_explicit(&ex->applied, memory_order_relaxed);
 	if (http) {
 		atel__http_counters(http, codes, &self.http_conns_rejected, &self.http_timeouts);

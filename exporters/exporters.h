@@ -27,6 +27,8 @@ struct atel_exporters_opts {
 	const char *segments_dir;     /* the log to follow; NULL: no follower */
 	const char *state_dir;        /* aggregates checkpoint dir (created); NULL: none */
 	uint32_t series_limit;        /* per metric; 0: unlimited */
+	uint32_t series_ttl_s;        /* series without a sample this long leave the aggregates
+				       * (atel__agg_expire); 0: never */
 	uint32_t export_interval_ms;  /* JSON period; 15000 if 0 */
 	uint32_t poll_ms;             /* follower idle poll; 50 if 0 */
 	uint32_t checkpoint_ms;       /* checkpoint period; 5000 if 0 */

@@ -119,6 +119,9 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 				      ? ld(&d->stats.series_overflow)
 				      : x->agg_series_overflow
 			    : x->agg_series_overflow));
+	atel__prom_one(doc, "atel_series_expired_total", "counter",
+		 "Series removed from the aggregates after prometheus.series_ttl without a sample",
+		 (double)x->agg_series_expired);
 	atel__prom_one(doc, "atel_aggregate_type_clashes_total", "counter",
 		 "Samples ignored because their metric was first seen with another type or bucket layout",
 		 (double)x->agg_type_clashes);

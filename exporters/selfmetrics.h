@@ -22,6 +22,7 @@ struct atel_prom_self {
 	uint64_t agg_type_clashes;
 	uint64_t agg_rejected;
 	uint64_t agg_series_overflow;
+	uint64_t agg_series_expired;         /* series removed by prometheus.series_ttl */
 	uint64_t agg_events_applied;         /* SAMPLE events the aggregator applied */
 	const uint64_t *http_responses;      /* ATEL_HTTP_CODES_N counters, same order as atel__http_codes */
 	uint64_t http_conns_rejected;        /* closed with 503 at the connection cap */
