@@ -269,12 +269,12 @@ static void *follower_main(void *arg)
 
 /* ---- Prometheus ------------------------------------------------------------------ */
 
-static int metrics_body(void *arg, struct atel_buf *body)
+static int metrics_body(void *arg, int format, struct atel_buf *body)
 {
 	struct atel_exporters *ex = arg;
 	struct atel_agg_snapshot *snap = NULL;
 	struct atel_http_server *http = atomic_load(&ex->http);
-	uint64_t codes[ATEL_HTTP_CODES_N] = { 0 };
+	uint64_t codes[ATEL_HTTP_CODES_N] = { 0 }, scrapes[ATEL_HTTP_VARIANTS] = { 0 };
 	struct atel_prom_self self = { 0 };
 	char err[128];
 	int rc;
@@ -288,10 +288,12 @@ static int metrics_body(void *arg, struct atel_buf *body)
 	if (http) {
 		atel__http_counters(http, codes, &self.http_conns_rejected, &self.http_timeouts);
 		self.http_responses = codes;
+		atel__http_scrapes(http, scrapes);
+		self.http_scrapes = scrapes;
 	}
 	rc = atel__agg_snapshot(ex->agg, &snap);
 	if (rc == 0)
-		rc = atel__prom_encode(body, snap, atel__prom_self, &self, NULL);
+		rc = atel__prom_encode_format(body, snap, (enum atel_prom_format)format, atel__prom_self, &self, NULL);
 	snprintf(err, sizeof(err), "encoding /metrics: %s", strerror(-rc));
 	if (ex->d) {
 		/* Every scrape counts in the exporter's health; telemetry_exports
@@ -424,7 +426,7 @@ int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *
 	if (o->prometheus) {
 		struct atel_http_opts ho = o->http;
 		struct atel_http_server *http = NULL;
-		ho.metrics = metrics_body;
+		ho.metrics_format = metrics_body;
 		ho.arg = ex;
 		if ((rc = atel__http_start(&http, &ho, err, errlen)) < 0)
 			goto fail;

@@ -146,4 +146,9 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 		atel__prom_one(doc, "atel_http_timeouts_total", "counter",
 			 "HTTP connections closed because the client was too slow", (double)x->http_timeouts);
 	}
+	if (x->http_scrapes && atel__prom_family(doc, "atel_http_scrapes_total", "counter",
+						 "Successful /metrics responses by variant (format and content coding)"))
+		for (int i = 0; i < ATEL_HTTP_VARIANTS; i++)
+			atel__prom_sample(doc, "atel_http_scrapes_total", "variant", atel__http_variant_names[i],
+					  (double)x->http_scrapes[i]);
 }
