@@ -166,7 +166,7 @@ static void test_unknown_keys(void **state)
 	(void)state;
 	expect_error("{\"prometheus\": {\"prot\": 1}}",
 		     "t.json: prometheus.prot: unknown key (expected one of: enabled, bind, port, path, "
-		     "bearer_token, series_limit)");
+		     "bearer_token, series_limit, series_ttl)");
 	expect_error("{\"datadir\": \"x\"}",
 		     "t.json: datadir: unknown key (expected one of: data_dir, export_interval_ms, log_level, "
 		     "shm, storage, drain, retention, index, prometheus, json, opentelemetry)");
