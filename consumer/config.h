@@ -71,6 +71,17 @@ struct atel_config {
 	} json;
 
 	struct atel_otlp_config opentelemetry; /* the OTLP exporter's section (otlp_settings.h) */
+
+	struct {                     /* Prometheus remote write (docs/remote-write.md); on when url is set */
+		char *url;                   /* NULL */
+		char *bearer_token;          /* NULL */
+		char *job;                   /* "atel" */
+		char *instance;              /* NULL: the host name */
+		uint32_t batch;              /* 2000 samples per request */
+		uint32_t interval_ms;        /* 1000 */
+		uint32_t timeout_ms;         /* 10000 */
+		uint32_t backoff_max_ms;     /* 30000 */
+	} remote_write;
 };
 
 /* Fills cfg with the embedded defaults. */

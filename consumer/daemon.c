@@ -27,6 +27,7 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 {
 	const struct atel_config *cfg = d->cfg;
 	struct atel_exporters_opts o = { 0 };
+	struct atel_rw_opts rw = { 0 };
 	char state[4200], json_dir[4200];
 
 	snprintf(state, sizeof(state), "%s/state", cfg->data_dir ? cfg->data_dir : ".");
@@ -50,5 +51,16 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 		o.json_max_files = cfg->json.maxFiles;
 	}
 	o.otlp = cfg->opentelemetry.enabled ? &cfg->opentelemetry : NULL;
+	if (cfg->remote_write.url && *cfg->remote_write.url) {
+		rw.url = cfg->remote_write.url;
+		rw.bearer_token = cfg->remote_write.bearer_token;
+		rw.job = cfg->remote_write.job;
+		rw.instance = cfg->remote_write.instance;
+		rw.batch = cfg->remote_write.batch;
+		rw.interval_ms = cfg->remote_write.interval_ms;
+		rw.timeout_ms = cfg->remote_write.timeout_ms;
+		rw.backoff_max_ms = cfg->remote_write.backoff_max_ms;
+		o.remote_write = &rw;
+	}
 	return atel__exporters_start_opts(out, d, &o, err, errlen);
 }

@@ -51,6 +51,7 @@ struct atel_exporters {
 	_Atomic(struct atel_http_server *) http;
 	struct atel_json_exporter *json;
 	struct atel_otlp *otlp;
+	struct atel_rw *rw;
 	pthread_t follower, json_thr;
 	bool follower_started, json_started;
 	atomic_bool stop;
@@ -276,6 +277,7 @@ static int metrics_body(void *arg, int format, struct atel_buf *body)
 	struct atel_http_server *http = atomic_load(&ex->http);
 	uint64_t codes[ATEL_HTTP_CODES_N] = { 0 }, scrapes[ATEL_HTTP_VARIANTS] = { 0 };
 	struct atel_prom_self self = { 0 };
+	struct atel_rw_counts rwc;
 	char err[128];
 	int rc;
 
@@ -284,6 +286,10 @@ static int metrics_body(void *arg, int format, struct atel_buf *body)
 	self.agg_rejected = atel__agg_rejected(ex->agg);
 	self.agg_series_overflow = atel__agg_overflow(ex->agg);
 	self.agg_series_expired = atel__agg_expired(ex->agg);
+	if (ex->rw) {
+		atel__rw_counts(ex->rw, &rwc);
+		self.remote_write = &rwc;
+	}
 	self.agg_events_applied = atomic_load_explicit(&ex->applied, memory_order_relaxed);
 	if (http) {
 		atel__http_counters(http, codes, &self.http_conns_rejected, &self.http_timeouts);
@@ -454,6 +460,16 @@ int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *
 	}
 	if (o->otlp && d && (rc = start_otlp(ex, err, errlen)) < 0)
 		goto fail;
+	if (o->remote_write && o->segments_dir) {
+		struct atel_rw_opts ro = *o->remote_write;
+		ro.segments_dir = o->segments_dir;
+		ro.state_dir = o->state_dir;
+		ro.d = d;
+		ro.series_limit = o->series_limit;
+		ro.series_ttl_s = o->series_ttl_s;
+		if ((rc = atel__rw_start(&ex->rw, &ro, err, errlen)) < 0)
+			goto fail;
+	}
 	*out = ex;
 	return 0;
 fail:
@@ -478,6 +494,7 @@ void atel__exporters_stop(struct atel_exporters *ex)
 		json_once(ex);
 	}
 	atel__otlp_stop(ex->otlp);
+	atel__rw_stop(ex->rw);
 	atel__http_stop(atomic_load(&ex->http));
 	atel__json_close(ex->json);
 	atel__spans_free(ex->spans);

@@ -19,6 +19,7 @@
 #include "http.h"
 #include "logread.h"
 #include "otlp_settings.h"
+#include "remote_write.h"
 #include "state.h"
 
 struct atel_exporters;
@@ -39,6 +40,9 @@ struct atel_exporters_opts {
 	uint32_t json_max_files;
 	const struct atel_otlp_config *otlp; /* start the OTLP exporter with this (and the
 					      * OTEL_* environment); needs d. NULL: no OTLP */
+	const struct atel_rw_opts *remote_write; /* start Prometheus remote write with this (its
+					      * segments_dir, state_dir, d, series_limit and
+					      * series_ttl_s come from here); NULL: off */
 	struct atel_log_pos start;    /* internal: resume point (from the checkpoint) */
 };
 

@@ -10,6 +10,7 @@
 
 #include "http.h"
 #include "prometheus.h"
+#include "remote_write.h"
 #include "state.h"
 
 /*
@@ -27,6 +28,7 @@ struct atel_prom_self {
 	const uint64_t *http_responses;      /* ATEL_HTTP_CODES_N counters, same order as atel__http_codes */
 	uint64_t http_conns_rejected;        /* closed with 503 at the connection cap */
 	uint64_t http_timeouts;              /* slow clients cut off */
+	const struct atel_rw_counts *remote_write; /* NULL: remote write is off */
 	const uint64_t *http_scrapes;        /* ATEL_HTTP_VARIANTS counters (atel_http_scrapes_total{variant}); NULL: none */
 };
 

@@ -86,6 +86,11 @@ static void put_name(struct atel_buf *b, const char *s, bool label)
 	}
 }
 
+void atel__prom_name(struct atel_buf *b, const char *s, bool label)
+{
+	put_name(b, s, label);
+}
+
 static bool ends_with(const char *s, const char *suf)
 {
 	size_t n = strlen(s), m = strlen(suf);

@@ -71,6 +71,11 @@ void atel__prom_sample(struct atel_prom_doc *doc, const char *name, const char *
 /* A family of one unlabelled sample. */
 void atel__prom_one(struct atel_prom_doc *doc, const char *name, const char *type, const char *help, double v);
 
+/* Appends s sanitised as a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*) or, when
+ * label is true, a label name (no ':', no leading "__"): what /metrics
+ * exposes, so that remote write names series the same way. */
+void atel__prom_name(struct atel_buf *b, const char *s, bool label);
+
 /* Escapes per the text format into out: HELP text (\\ and \n) when
  * label_value is false, label values (\\, \", \n) when true. Invalid UTF-8
  * bytes become U+FFFD (Prometheus rejects invalid UTF-8). */
