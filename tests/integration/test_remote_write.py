@@ -120,6 +120,8 @@ def part_mock():
         rx.delay = 0
         w.start_ateld()
         expect(5, "d (kill -9)")
+        check("resending the pending batch" in w.log("ateld-%d.log" % w.nstarts),
+              "the restarted ateld did not resend the batch it was killed sending")
 
         # e. SIGTERM restart, one more round
         w.stop_ateld()
