@@ -275,10 +275,12 @@ static int make_batch(struct atel_rw *w)
 {
 	struct atel_agg_snapshot *snap = NULL;
 	struct atel_rw_label extra[2] = { { "instance", w->instance }, { "job", w->job } };
-	int64_t ms = (int64_t)(w->watermark_ns / 1000000u);
+	int64_t ms = (int64_t)(w->watermark_ns / 1000000u), now = (int64_t)(atel__now_ns() / 1000000u);
 	uint64_t total = 0;
 	int rc;
 
+	if (ms > now) /* a producer clock ahead of ours must not date samples in the future */
+		ms = now;
 	if (ms <= w->last_batch_ms)
 		ms = w->last_batch_ms + 1;
 	if (w->o.series_ttl_s)
