@@ -174,7 +174,13 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request, client_address):
+                pass  # a client killed mid-request (the kill -9 round) is expected, not an error
+
+        self.httpd = Server(("127.0.0.1", 0), H)
         self.port = self.httpd.server_address[1]
         self.url = "http://127.0.0.1:%d/api/v1/write" % self.port
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
