@@ -175,72 +175,106 @@ static void take(struct rd *r, void *dst, size_t n)
 	r->off += n;
 }
 
-/* Loads the outbox: sets last_batch_ms, and the pending batch if it belongs
- * to the checkpoint's position. @return 0, -ENOENT, or -EINVAL (ignored). */
-static int outbox_load(struct atel_rw *w)
+void atel__rw_outbox_free(struct atel_rw_outbox *ob)
 {
-	char *data = NULL;
-	size_t len = 0;
+	if (ob) {
+		free(ob->req);
+		ob->req = NULL;
+		ob->nreq = 0;
+	}
+}
+
+int atel__rw_outbox_parse(const char *data, size_t len, struct atel_rw_outbox *ob)
+{
 	struct rd r = { 0 };
 	uint32_t v, pending, z, nreq, crc;
-	struct atel_log_pos p = { 0 };
-	int64_t ms;
-	int rc = atel__read_file(w->outbox_path, OUTBOX_MAX, &data, &len, NULL, 0);
 
-	if (rc)
-		return rc;
-	rc = -EINVAL;
-	if (len < 12 + 4)
-		goto out;
+	memset(ob, 0, sizeof(*ob));
+	if (len < 8 + 4 + 4)
+		return -EINVAL;
 	memcpy(&crc, data + len - 4, 4);
 	if (crc != (uint32_t)crc32(0L, (const Bytef *)data, (uInt)(len - 4)) || memcmp(data, OUTBOX_MAGIC, 8))
-		goto out;
+		return -EINVAL;
 	r.p = data;
 	r.len = len - 4;
 	r.off = 8;
 	take(&r, &v, 4);
 	take(&r, &pending, 4);
-	take(&r, &p.file_seq, 8);
-	take(&r, &p.frame_off, 8);
-	take(&r, &p.rec_idx, 4);
+	take(&r, &ob->pos.file_seq, 8);
+	take(&r, &ob->pos.frame_off, 8);
+	take(&r, &ob->pos.rec_idx, 4);
 	take(&r, &z, 4);
-	take(&r, &ms, 8);
+	take(&r, &ob->batch_ms, 8);
 	take(&r, &nreq, 4);
-	if (r.bad || v != OUTBOX_VERSION || pending > 1 || nreq > (r.len - r.off) / 8)
+	if (r.bad || v != OUTBOX_VERSION || pending > 1 || (!pending && nreq) || nreq > (r.len - r.off) / 8)
+		return -EINVAL;
+	ob->pending = pending;
+	if (nreq && !(ob->req = calloc(nreq, sizeof(*ob->req))))
+		return -ENOMEM;
+	ob->nreq = nreq;
+	for (uint32_t i = 0; i < nreq; i++) {
+		uint32_t n, l;
+		take(&r, &n, 4);
+		take(&r, &l, 4);
+		if (r.bad || l > r.len - r.off || !n) {
+			atel__rw_outbox_free(ob);
+			return -EINVAL;
+		}
+		ob->req[i].nsamples = n;
+		ob->req[i].len = l;
+		ob->req[i].data = r.p + r.off;
+		r.off += l;
+	}
+	if (r.off != r.len) {
+		atel__rw_outbox_free(ob);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Loads the outbox: sets last_batch_ms, and the pending batch if it belongs
+ * to the checkpoint's position. @return 0, -ENOENT, or -EINVAL (ignored). */
+static int outbox_load(struct atel_rw *w)
+{
+	struct atel_rw_outbox ob;
+	char *data = NULL;
+	size_t len = 0;
+	int rc = atel__read_file(w->outbox_path, OUTBOX_MAX, &data, &len, NULL, 0);
+
+	if (rc)
+		return rc;
+	if ((rc = atel__rw_outbox_parse(data, len, &ob)) < 0)
 		goto out;
-	if (ms > w->last_batch_ms)
-		w->last_batch_ms = ms;
-	if (pending && atel__log_pos_cmp(&p, &w->pos) == 0 && nreq) {
-		w->reqs = calloc(nreq, sizeof(*w->reqs));
-		if (!w->reqs) {
+	if (ob.batch_ms > w->last_batch_ms)
+		w->last_batch_ms = ob.batch_ms;
+	if (ob.pending && atel__log_pos_cmp(&ob.pos, &w->pos) == 0 && ob.nreq) {
+		if (!(w->reqs = calloc(ob.nreq, sizeof(*w->reqs)))) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		w->nreqs = nreq;
-		for (uint32_t i = 0; i < nreq; i++) {
-			uint32_t n, l;
-			take(&r, &n, 4);
-			take(&r, &l, 4);
-			if (r.bad || l > r.len - r.off || !(w->reqs[i].data = malloc(l ? l : 1))) {
+		for (uint32_t i = 0; i < ob.nreq; i++) {
+			if (!(w->reqs[i].data = malloc(ob.req[i].len ? ob.req[i].len : 1))) {
 				reqs_free(w);
+				rc = -ENOMEM;
 				goto out;
 			}
-			take(&r, w->reqs[i].data, l);
-			w->reqs[i].len = l;
-			w->reqs[i].nsamples = n;
-			atomic_fetch_add_explicit(&w->pending_samples, n, memory_order_relaxed);
+			w->nreqs = i + 1;
+			memcpy(w->reqs[i].data, ob.req[i].data, ob.req[i].len);
+			w->reqs[i].len = ob.req[i].len;
+			w->reqs[i].nsamples = ob.req[i].nsamples;
+			atomic_fetch_add_explicit(&w->pending_samples, ob.req[i].nsamples, memory_order_relaxed);
 		}
 		w->pending = true;
-		w->batch_pos = p;
-		w->pending_ms = ms;
+		w->batch_pos = ob.pos;
+		w->pending_ms = ob.batch_ms;
 		atel__log(w->o.d, ATEL_LOG_INFO, "remote write: resending the pending batch (%u requests, time %" PRId64 " ms)",
-			  nreq, ms);
-	} else if (pending) {
+			  ob.nreq, ob.batch_ms);
+	} else if (ob.pending) {
 		atel__log(w->o.d, ATEL_LOG_INFO,
 			  "remote write: discarding a batch made after the last checkpoint (it is made again from the log)");
 	}
-	rc = 0;
 out:
+	atel__rw_outbox_free(&ob);
 	free(data);
 	return rc;
 }

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "logread.h"
 #include "state.h"
 
 struct atel_rw_opts {
@@ -62,5 +63,24 @@ void atel__rw_stop(struct atel_rw *w);
 
 /* Thread-safe snapshot of the counters; NULL w gives zeros. */
 void atel__rw_counts(const struct atel_rw *w, struct atel_rw_counts *out);
+
+/* The outbox file (remote_write.c has its layout), parsed; internal, for
+ * the loader and the fuzz target. */
+struct atel_rw_outbox {
+	bool pending;
+	struct atel_log_pos pos;
+	int64_t batch_ms;
+	uint32_t nreq;
+	struct {
+		uint32_t nsamples;
+		size_t len;
+		const char *data;     /* points into the parsed bytes */
+	} *req;
+};
+
+/* Parses outbox bytes (untrusted: a file on disk, CRC-checked).
+ * @return 0 with *ob filled (free with atel__rw_outbox_free), -EINVAL, -ENOMEM. */
+int atel__rw_outbox_parse(const char *data, size_t len, struct atel_rw_outbox *ob);
+void atel__rw_outbox_free(struct atel_rw_outbox *ob);
 
 #endif /* ATEL_REMOTE_WRITE_H */
