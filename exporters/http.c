@@ -1022,7 +1022,9 @@ static void api_tick(struct atel_http_server *s, uint64_t *next_ms)
 	if (now_ms() < *next_ms)
 		return;
 	*next_ms = now_ms() + s->o.api_tick_ms;
-	if (s->o.metrics(s->o.arg, &b) == 0 && !b.oom)
+	/* the text format (a server may have only metrics_format, see http.h) */
+	if ((s->o.metrics_format ? s->o.metrics_format(s->o.arg, ATEL_PROM_TEXT, &b) : s->o.metrics(s->o.arg, &b)) == 0 &&
+	    !b.oom)
 		s->o.api_tick(s->o.api_arg, b.data, b.len);
 	atel__buf_free(&b);
 }
