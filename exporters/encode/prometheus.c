@@ -285,7 +285,10 @@ static void encode_family(struct atel_buf *b, const struct atel_agg_family *f, c
 				put_created(b, name, base, lb, s->start_ns);
 			continue;
 		}
-		if (le_prepare(lc, s->bounds, s->nbounds, om) < 0) {
+		/* le as in the text format, not OpenMetrics' canonical `1.0`: Prometheus 2.x
+		 * keeps label values verbatim, so a canonical le would make other series
+		 * of the same buckets than the text scrape, the query API and remote write */
+		if (le_prepare(lc, s->bounds, s->nbounds, false) < 0) {
 			b->oom = true;
 			return;
 		}

@@ -30,8 +30,10 @@
  * family is named without `_total` in HELP/TYPE (its samples keep it), and
  * counters and histograms get a `_created` sample (the series' first sample
  * time, seconds since the epoch); HELP escapes `"` too; `untyped` is
- * `unknown`; integral `le` bounds are canonical (`1.0`); the document ends
- * with `# EOF`.
+ * `unknown`; the document ends with `# EOF`. `le` values are written as in
+ * 0.0.4 (`1`, not the canonical `1.0`), so that both formats, the query API
+ * and remote write name a bucket's series alike in Prometheus 2.x, which
+ * keeps label values verbatim.
  */
 enum atel_prom_format {
 	ATEL_PROM_TEXT = 0,           /* text/plain; version=0.0.4 */
