@@ -53,7 +53,7 @@ struct atel_exporters {
 	struct atel_webui *webui;        /* the web view on the same server (needs d) */
 	struct atel_json_exporter *json;
 	struct atel_otlp *otlp;
-	struct atel_rw *rw;
+	_Atomic(struct atel_rw *) rw;    /* set after the HTTP thread started (it reads the counters) */
 	pthread_t follower, json_thr;
 	bool follower_started, json_started;
 	atomic_bool stop;
@@ -288,8 +288,8 @@ static int metrics_body(void *arg, int format, struct atel_buf *body)
 	self.agg_rejected = atel__agg_rejected(ex->agg);
 	self.agg_series_overflow = atel__agg_overflow(ex->agg);
 	self.agg_series_expired = atel__agg_expired(ex->agg);
-	if (ex->rw) {
-		atel__rw_counts(ex->rw, &rwc);
+	if (atomic_load(&ex->rw)) {
+		atel__rw_counts(atomic_load(&ex->rw), &rwc);
 		self.remote_write = &rwc;
 	}
 	self.agg_events_applied = atomic_load_explicit(&ex->applied, memory_order_relaxed);
@@ -473,8 +473,10 @@ int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *
 		ro.d = d;
 		ro.series_limit = o->series_limit;
 		ro.series_ttl_s = o->series_ttl_s;
-		if ((rc = atel__rw_start(&ex->rw, &ro, err, errlen)) < 0)
+		struct atel_rw *rw = NULL;
+		if ((rc = atel__rw_start(&rw, &ro, err, errlen)) < 0)
 			goto fail;
+		atomic_store(&ex->rw, rw);
 	}
 	*out = ex;
 	return 0;
@@ -500,8 +502,9 @@ void atel__exporters_stop(struct atel_exporters *ex)
 		json_once(ex);
 	}
 	atel__otlp_stop(ex->otlp);
-	atel__rw_stop(ex->rw);
+	/* the HTTP thread reads the remote writer's counters: stop it first */
 	atel__http_stop(atomic_load(&ex->http));
+	atel__rw_stop(atomic_load(&ex->rw));
 	atel__webui_free(ex->webui);
 	atel__json_close(ex->json);
 	atel__spans_free(ex->spans);
