@@ -628,13 +628,14 @@ int atel__rw_start(struct atel_rw **out, const struct atel_rw_opts *o, char *err
 	curl_easy_setopt(w->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(w->curl, CURLOPT_WRITEDATA, w);
 	curl_easy_setopt(w->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* before the thread starts: it owns w->pos from then on */
+	atel__log(o->d, ATEL_LOG_INFO, "remote write: to %s as {job=\"%s\",instance=\"%s\"}, from log position file %" PRIu64
+		  " offset %" PRIu64, w->url, w->job, w->instance, w->pos.file_seq, w->pos.frame_off);
 	if ((rc = -pthread_create(&w->thr, NULL, rw_main, w)) < 0) {
 		snprintf(err, errlen, "remote_write: cannot start its thread: %s", strerror(-rc));
 		goto fail;
 	}
 	w->started = true;
-	atel__log(o->d, ATEL_LOG_INFO, "remote write: to %s as {job=\"%s\",instance=\"%s\"}, from log position file %" PRIu64
-		  " offset %" PRIu64, w->url, w->job, w->instance, w->pos.file_seq, w->pos.frame_off);
 	*out = w;
 	return 0;
 fail:
