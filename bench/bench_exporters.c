@@ -9,6 +9,7 @@
  * aggregates, and a full /metrics scrape over loopback HTTP.
  */
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -23,6 +24,10 @@
 #include "http.h"
 #include "json_export.h"
 #include "prometheus.h"
+#include "remote_write_encode.h"
+
+#include <snappy-c.h>
+#include <zlib.h>
 
 #define NFAM 10
 #define PER_FAM 100
@@ -152,6 +157,26 @@ static long scrape(int fd, char *buf, size_t cap)
 	}
 }
 
+struct rw_acc {
+	uint64_t bytes, raw;
+};
+
+static int rw_compress(void *arg, const void *data, size_t len, uint32_t nsamples)
+{
+	struct rw_acc *acc = arg;
+	size_t out = snappy_max_compressed_length(len);
+	char *c = malloc(out);
+	int rc = 0;
+
+	(void)nsamples;
+	if (!c || snappy_compress(data, len, c, &out) != SNAPPY_OK)
+		rc = -ENOMEM;
+	acc->bytes += out;
+	acc->raw += len;
+	free(c);
+	return rc;
+}
+
 static int run_exporters(const struct bench_opts *o)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -273,6 +298,61 @@ static int run_exporters(const struct bench_opts *o)
 			close(fd);
 		atel__http_stop(srv);
 		free(rbuf);
+	}
+	/* Prometheus remote write: the same 1000 series as one batch (issue 19): encode + snappy per sample,
+	 * and the bytes per sample on the wire; and the /metrics body gzipped (issue 13) */
+	{
+		struct rw_acc acc = { 0 };
+		uint64_t samples = 0, t0;
+		int n = iters / 3 + 3;
+
+		bench_hist_reset(h);
+		for (int i = 0; i < n; i++) {
+			if ((rc = atel__agg_snapshot(a, &snap)))
+				goto out;
+			samples = atel__rw_samples(snap);
+			acc.bytes = acc.raw = 0;
+			t0 = bench_now_ns();
+			rc = atel__rw_encode(snap, 1700000000000, NULL, 0, 2000, rw_compress, &acc);
+			if (i >= 3)
+				bench_hist_add(h, bench_now_ns() - t0);
+			atel__agg_snapshot_free(snap);
+			snap = NULL;
+			if (rc)
+				goto out;
+		}
+		snprintf(method, sizeof(method),
+			 "one batch = every series' cumulative value (%" PRIu64 " samples: histograms as buckets+3), "
+			 "WriteRequest protobuf + snappy per 2000-sample request; p50 %.3f ms per batch; %.1f raw bytes/sample",
+			 samples, bench_hist_pct_ns(h, 0.5) / 1e6, (double)acc.raw / (double)samples);
+		bench_row("exporters", "remote write: encode + snappy throughput (p50)",
+			  (double)samples / (bench_hist_pct_ns(h, 0.5) / 1e9), "samples/s", -1, NULL, -1, method);
+		snprintf(method, sizeof(method), "snappy-compressed WriteRequest bytes / samples, %" PRIu64 " samples", samples);
+		bench_row("exporters", "remote write: bytes per sample on the wire", (double)acc.bytes / (double)samples,
+			  "B", -1, NULL, -1, method);
+	}
+	{
+		struct atel_buf body = { 0 };
+		uLongf zlen;
+		Bytef *z;
+
+		if ((rc = atel__agg_snapshot(a, &snap)))
+			goto out;
+		rc = atel__prom_encode(&body, snap, NULL, NULL, NULL);
+		atel__agg_snapshot_free(snap);
+		snap = NULL;
+		zlen = compressBound((uLong)body.len);
+		z = malloc(zlen);
+		if (!rc && z && compress2(z, &zlen, (const Bytef *)body.data, (uLong)body.len, 1) == Z_OK) {
+			snprintf(method, sizeof(method),
+				 "zlib level 1 (what /metrics sends to Accept-Encoding: gzip) of the %zu-byte text body", body.len);
+			bench_row("exporters", "/metrics gzip ratio, 1000 series", (double)body.len / (double)zlen, "x", -1,
+				  NULL, -1, method);
+		}
+		free(z);
+		atel__buf_free(&body);
+		if (rc)
+			goto out;
 	}
 out:
 	atel__buf_free(&b);

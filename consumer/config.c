@@ -119,6 +119,7 @@ static const struct key KEYS[] = {
 	{ "prometheus", "path", K_URLPATH, OFF(prometheus.path), 0, 0, NULL, NULL },
 	{ "prometheus", "bearer_token", K_STR_NULL, OFF(prometheus.bearer_token), 0, 0, NULL, "auth" },
 	{ "prometheus", "series_limit", K_U32, OFF(prometheus.series_limit), 1, 10000000, NULL, NULL },
+	{ "prometheus", "series_ttl", K_U32, OFF(prometheus.series_ttl_s), 0, 30 * DAY_S, NULL, NULL },
 	{ "prometheus", "query_enabled", K_BOOL, OFF(prometheus.query_enabled), 0, 0, NULL, NULL },
 	{ "prometheus", "query_timeout_ms", K_U32, OFF(prometheus.query_timeout_ms), 1, 3600000, NULL, NULL },
 	{ "prometheus", "max_samples", K_U32, OFF(prometheus.max_samples), 1, 4000000000u, NULL, NULL },
@@ -140,11 +141,20 @@ static const struct key KEYS[] = {
 	{ "opentelemetry", "service_name", K_STR, OFF(opentelemetry.service_name), 0, 0, NULL, NULL },
 	{ "opentelemetry", "max_batch_items", K_U32, OFF(opentelemetry.max_batch_items), 1, 100000, NULL, NULL },
 	{ "opentelemetry", "max_batch_bytes", K_U32, OFF(opentelemetry.max_batch_bytes), 1024, 64 << 20, NULL, NULL },
+
+	{ "remote_write", "url", K_URL, OFF(remote_write.url), 0, 0, NULL, NULL },
+	{ "remote_write", "bearer_token", K_STR_NULL, OFF(remote_write.bearer_token), 0, 0, NULL, "auth" },
+	{ "remote_write", "job", K_STR, OFF(remote_write.job), 0, 0, NULL, NULL },
+	{ "remote_write", "instance", K_STR_NULL, OFF(remote_write.instance), 0, 0, NULL, NULL },
+	{ "remote_write", "batch", K_U32, OFF(remote_write.batch), 1, 1000000, NULL, NULL },
+	{ "remote_write", "interval_ms", K_U32, OFF(remote_write.interval_ms), 10, 3600000, NULL, NULL },
+	{ "remote_write", "timeout_ms", K_U32, OFF(remote_write.timeout_ms), 100, 600000, NULL, NULL },
+	{ "remote_write", "backoff_max_ms", K_U32, OFF(remote_write.backoff_max_ms), 10, 3600000, NULL, NULL },
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
 static const char *const SECTIONS[] = { "shm", "storage", "drain", "retention", "index",
-					"prometheus", "json", "opentelemetry", NULL };
+					"prometheus", "json", "opentelemetry", "remote_write", NULL };
 
 /* ------------------------------------------------------------------------ */
 /* defaults                                                                 */
@@ -218,6 +228,12 @@ void atel__config_defaults(struct atel_config *cfg)
 	cfg->prometheus.path = strdup("/metrics");
 	cfg->prometheus.bearer_token = NULL;
 	cfg->prometheus.series_limit = 10000;
+	cfg->prometheus.series_ttl_s = 300;
+	cfg->remote_write.job = strdup("atel");
+	cfg->remote_write.batch = 2000;
+	cfg->remote_write.interval_ms = 1000;
+	cfg->remote_write.timeout_ms = 10000;
+	cfg->remote_write.backoff_max_ms = 30000;
 	cfg->prometheus.query_enabled = true;
 	cfg->prometheus.query_timeout_ms = 10000;
 	cfg->prometheus.max_samples = 50000000;
@@ -249,8 +265,8 @@ static int check_complete(const struct atel_config *cfg)
 
 		if (k->kind == K_STR || k->kind == K_ENUM || k->kind == K_ADDR || k->kind == K_URLPATH ||
 		    k->kind == K_URL) {
-			if (!strcmp(k->name, "outputDir"))
-				continue;
+			if (!strcmp(k->name, "outputDir") || (!strcmp(k->section, "remote_write") && !strcmp(k->name, "url")))
+				continue; /* NULL: derived later / remote write off */
 			if (!*(char *const *)(const void *)((const char *)cfg + k->off))
 				return -ENOMEM;
 		}

@@ -65,6 +65,7 @@ struct atel_config {
 		char *path;                  /* "/metrics" */
 		char *bearer_token;          /* NULL: no auth */
 		uint32_t series_limit;       /* 10000 per metric */
+		uint32_t series_ttl_s;       /* 300: series without a sample this long leave /metrics; 0 never */
 		/* the Prometheus query API (/api/v1/..., consumer/promql_api.h) */
 		bool query_enabled;          /* true */
 		uint32_t query_timeout_ms;   /* 10000 per request */
@@ -82,6 +83,17 @@ struct atel_config {
 	} json;
 
 	struct atel_otlp_config opentelemetry; /* the OTLP exporter's section (otlp_settings.h) */
+
+	struct {                     /* Prometheus remote write (docs/remote-write.md); on when url is set */
+		char *url;                   /* NULL */
+		char *bearer_token;          /* NULL */
+		char *job;                   /* "atel" */
+		char *instance;              /* NULL: the host name */
+		uint32_t batch;              /* 2000 samples per request */
+		uint32_t interval_ms;        /* 1000 */
+		uint32_t timeout_ms;         /* 10000 */
+		uint32_t backoff_max_ms;     /* 30000 */
+	} remote_write;
 };
 
 /* Fills cfg with the embedded defaults. */

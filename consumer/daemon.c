@@ -28,12 +28,14 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 {
 	const struct atel_config *cfg = d->cfg;
 	struct atel_exporters_opts o = { 0 };
+	struct atel_rw_opts rw = { 0 };
 	char state[4200], json_dir[4200];
 
 	snprintf(state, sizeof(state), "%s/state", cfg->data_dir ? cfg->data_dir : ".");
 	o.segments_dir = d->segments_dir[0] ? d->segments_dir : NULL;
 	o.state_dir = state;
 	o.series_limit = cfg->prometheus.series_limit;
+	o.series_ttl_s = cfg->prometheus.series_ttl_s;
 	o.export_interval_ms = cfg->export_interval_ms;
 	o.prometheus = cfg->prometheus.enabled;
 	o.http.bind = cfg->prometheus.bind;
@@ -68,5 +70,16 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 		o.json_max_files = cfg->json.maxFiles;
 	}
 	o.otlp = cfg->opentelemetry.enabled ? &cfg->opentelemetry : NULL;
+	if (cfg->remote_write.url && *cfg->remote_write.url) {
+		rw.url = cfg->remote_write.url;
+		rw.bearer_token = cfg->remote_write.bearer_token;
+		rw.job = cfg->remote_write.job;
+		rw.instance = cfg->remote_write.instance;
+		rw.batch = cfg->remote_write.batch;
+		rw.interval_ms = cfg->remote_write.interval_ms;
+		rw.timeout_ms = cfg->remote_write.timeout_ms;
+		rw.backoff_max_ms = cfg->remote_write.backoff_max_ms;
+		o.remote_write = &rw;
+	}
 	return atel__exporters_start_opts(out, d, &o, err, errlen);
 }

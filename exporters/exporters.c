@@ -53,6 +53,7 @@ struct atel_exporters {
 	struct atel_webui *webui;        /* the web view on the same server (needs d) */
 	struct atel_json_exporter *json;
 	struct atel_otlp *otlp;
+	_Atomic(struct atel_rw *) rw;    /* set after the HTTP thread started (it reads the counters) */
 	pthread_t follower, json_thr;
 	bool follower_started, json_started;
 	atomic_bool stop;
@@ -151,12 +152,30 @@ void atel__exporters_lower_priority(void)
 	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), ATEL_FOLLOWER_NICE);
 }
 
+/*
+ * Series expiry (prometheus.series_ttl), at most once a second. "Now" is the
+ * wall clock once the follower has reached the end of the log, but the
+ * newest sample time read so far while it is catching up: a backlog read
+ * after a restart must not expire series whose later samples are still
+ * ahead in the log.
+ */
+static void expire_maybe(struct atel_exporters *ex, uint64_t *last_ms, uint64_t log_now_ns, bool at_end)
+{
+	uint64_t now = mono_ms(), wall = atel__now_ns();
+
+	if (!ex->o.series_ttl_s || now - *last_ms < 1000)
+		return;
+	*last_ms = now;
+	atel__agg_expire(ex->agg, at_end || log_now_ns > wall ? wall : log_now_ns,
+			 (uint64_t)ex->o.series_ttl_s * 1000000000ull);
+}
+
 static void *follower_main(void *arg)
 {
 	struct atel_exporters *ex = arg;
 	struct atel_log_reader *r = NULL;
 	struct atel_log_pos pos = ex->o.start, saved = pos;
-	uint64_t last_ckpt = mono_ms(), stop_deadline = 0;
+	uint64_t last_ckpt = mono_ms(), stop_deadline = 0, last_expire = 0, log_now_ns = 0;
 	bool dirty = false, warned = false;
 	uint32_t since_check = 0;
 
@@ -195,6 +214,8 @@ static void *follower_main(void *arg)
 			if (ev.kind == ATEL_EV_SAMPLE || ev.kind == ATEL_EV_HISTFOLD) {
 				atel__agg_apply(ex->agg, &ev);
 				atomic_fetch_add_explicit(&ex->applied, 1, memory_order_relaxed);
+				if (ev.ts_ns > log_now_ns)
+					log_now_ns = ev.ts_ns;
 			} else {
 				atel__spans_apply(ex->spans, &ev);
 			}
@@ -206,6 +227,7 @@ static void *follower_main(void *arg)
 				since_check = 0;
 				if (stop_deadline && now > stop_deadline)
 					break;
+				expire_maybe(ex, &last_expire, log_now_ns, false);
 				if (now - last_ckpt >= ex->o.checkpoint_ms) {
 					checkpoint(ex, &pos);
 					saved = pos;
@@ -226,6 +248,7 @@ static void *follower_main(void *arg)
 			continue;
 		}
 		/* at the current end of the log */
+		expire_maybe(ex, &last_expire, log_now_ns, true);
 		if (ex->d)
 			atomic_store_explicit(&ex->d->stats.series_overflow, atel__agg_overflow(ex->agg),
 					      memory_order_relaxed);
@@ -249,13 +272,14 @@ static void *follower_main(void *arg)
 
 /* ---- Prometheus ------------------------------------------------------------------ */
 
-static int metrics_body(void *arg, struct atel_buf *body)
+static int metrics_body(void *arg, int format, struct atel_buf *body)
 {
 	struct atel_exporters *ex = arg;
 	struct atel_agg_snapshot *snap = NULL;
 	struct atel_http_server *http = atomic_load(&ex->http);
-	uint64_t codes[ATEL_HTTP_CODES_N] = { 0 };
+	uint64_t codes[ATEL_HTTP_CODES_N] = { 0 }, scrapes[ATEL_HTTP_VARIANTS] = { 0 };
 	struct atel_prom_self self = { 0 };
+	struct atel_rw_counts rwc;
 	char err[128];
 	int rc;
 
@@ -263,14 +287,21 @@ static int metrics_body(void *arg, struct atel_buf *body)
 	self.agg_type_clashes = atel__agg_type_clashes(ex->agg);
 	self.agg_rejected = atel__agg_rejected(ex->agg);
 	self.agg_series_overflow = atel__agg_overflow(ex->agg);
+	self.agg_series_expired = atel__agg_expired(ex->agg);
+	if (atomic_load(&ex->rw)) {
+		atel__rw_counts(atomic_load(&ex->rw), &rwc);
+		self.remote_write = &rwc;
+	}
 	self.agg_events_applied = atomic_load_explicit(&ex->applied, memory_order_relaxed);
 	if (http) {
 		atel__http_counters(http, codes, &self.http_conns_rejected, &self.http_timeouts);
 		self.http_responses = codes;
+		atel__http_scrapes(http, scrapes);
+		self.http_scrapes = scrapes;
 	}
 	rc = atel__agg_snapshot(ex->agg, &snap);
 	if (rc == 0)
-		rc = atel__prom_encode(body, snap, atel__prom_self, &self, NULL);
+		rc = atel__prom_encode_format(body, snap, (enum atel_prom_format)format, atel__prom_self, &self, NULL);
 	snprintf(err, sizeof(err), "encoding /metrics: %s", strerror(-rc));
 	if (ex->d) {
 		/* Every scrape counts in the exporter's health; telemetry_exports
@@ -403,7 +434,7 @@ int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *
 	if (o->prometheus) {
 		struct atel_http_opts ho = o->http;
 		struct atel_http_server *http = NULL;
-		ho.metrics = metrics_body;
+		ho.metrics_format = metrics_body;
 		ho.arg = ex;
 		if (d && (ex->webui = atel__webui_new(d))) {
 			ho.route = atel__webui_route;
@@ -435,6 +466,18 @@ int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *
 	}
 	if (o->otlp && d && (rc = start_otlp(ex, err, errlen)) < 0)
 		goto fail;
+	if (o->remote_write && o->segments_dir) {
+		struct atel_rw_opts ro = *o->remote_write;
+		ro.segments_dir = o->segments_dir;
+		ro.state_dir = o->state_dir;
+		ro.d = d;
+		ro.series_limit = o->series_limit;
+		ro.series_ttl_s = o->series_ttl_s;
+		struct atel_rw *rw = NULL;
+		if ((rc = atel__rw_start(&rw, &ro, err, errlen)) < 0)
+			goto fail;
+		atomic_store(&ex->rw, rw);
+	}
 	*out = ex;
 	return 0;
 fail:
@@ -459,7 +502,9 @@ void atel__exporters_stop(struct atel_exporters *ex)
 		json_once(ex);
 	}
 	atel__otlp_stop(ex->otlp);
+	/* the HTTP thread reads the remote writer's counters: stop it first */
 	atel__http_stop(atomic_load(&ex->http));
+	atel__rw_stop(atomic_load(&ex->rw));
 	atel__webui_free(ex->webui);
 	atel__json_close(ex->json);
 	atel__spans_free(ex->spans);

@@ -19,6 +19,7 @@
 #include "http.h"
 #include "logread.h"
 #include "otlp_settings.h"
+#include "remote_write.h"
 #include "state.h"
 
 struct atel_exporters;
@@ -27,6 +28,8 @@ struct atel_exporters_opts {
 	const char *segments_dir;     /* the log to follow; NULL: no follower */
 	const char *state_dir;        /* aggregates checkpoint dir (created); NULL: none */
 	uint32_t series_limit;        /* per metric; 0: unlimited */
+	uint32_t series_ttl_s;        /* series without a sample this long leave the aggregates
+				       * (atel__agg_expire); 0: never */
 	uint32_t export_interval_ms;  /* JSON period; 15000 if 0 */
 	uint32_t poll_ms;             /* follower idle poll; 50 if 0 */
 	uint32_t checkpoint_ms;       /* checkpoint period; 5000 if 0 */
@@ -37,6 +40,9 @@ struct atel_exporters_opts {
 	uint32_t json_max_files;
 	const struct atel_otlp_config *otlp; /* start the OTLP exporter with this (and the
 					      * OTEL_* environment); needs d. NULL: no OTLP */
+	const struct atel_rw_opts *remote_write; /* start Prometheus remote write with this (its
+					      * segments_dir, state_dir, d, series_limit and
+					      * series_ttl_s come from here); NULL: off */
 	struct atel_log_pos start;    /* internal: resume point (from the checkpoint) */
 };
 

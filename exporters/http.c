@@ -28,9 +28,10 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "http.h"
-#include "prometheus.h" /* ATEL_PROM_CONTENT_TYPE */
+#include "prometheus.h" /* ATEL_PROM_CONTENT_TYPE, ATEL_OPENMETRICS_CONTENT_TYPE */
 
 /* ---- parser ------------------------------------------------------------------ */
 
@@ -263,6 +264,12 @@ long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits
 				return -400;
 			req->auth = val;
 			req->auth_len = vlen;
+		} else if (name_is(name, nlen, "accept")) {
+			req->accept = val;
+			req->accept_len = vlen;
+		} else if (name_is(name, nlen, "accept-encoding")) {
+			req->accept_enc = val;
+			req->accept_enc_len = vlen;
 		} else if (name_is(name, nlen, "host")) {
 			if (have_host)
 				return -400; /* RFC 9112 3.2: more than one Host is a 400 */
@@ -278,6 +285,155 @@ long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits
 	req->keep_alive = req->minor >= 1 ? !conn_close : (conn_keep && !conn_close);
 	req->head_len = i;
 	return (long)(i + req->content_length);
+}
+
+/* ---- content negotiation (/metrics) ------------------------------------------------- */
+
+const char *const atel__http_variant_names[ATEL_HTTP_VARIANTS] = { "text", "text_gzip", "openmetrics",
+								    "openmetrics_gzip" };
+
+static void trim(const char **p, size_t *n)
+{
+	while (*n && (**p == ' ' || **p == '\t')) {
+		(*p)++;
+		(*n)--;
+	}
+	while (*n && ((*p)[*n - 1] == ' ' || (*p)[*n - 1] == '\t'))
+		(*n)--;
+}
+
+static bool span_is(const char *p, size_t n, const char *lit)
+{
+	return n == strlen(lit) && !strncasecmp(p, lit, n);
+}
+
+/* qvalue (RFC 9110 12.4.2): "0", "0.5", "1", "1.000"; anything else counts as 0. */
+static int parse_q(const char *p, size_t n)
+{
+	int q = 0, scale = 1000;
+
+	if (!n || (p[0] != '0' && p[0] != '1'))
+		return 0;
+	q = (p[0] - '0') * 1000;
+	if (n > 1) {
+		if (p[1] != '.' || n > 5)
+			return 0;
+		for (size_t i = 2; i < n; i++) {
+			if (p[i] < '0' || p[i] > '9')
+				return 0;
+			scale /= 10;
+			q += (p[i] - '0') * scale;
+		}
+	}
+	return q > 1000 ? 0 : q;
+}
+
+/*
+ * Walks a comma-separated list of `token[;param=value]*` elements, calling
+ * fn with each element's token and its q (1000 = 1.0) and version parameter.
+ * Quoted parameter values are taken as-is without their quotes.
+ */
+static void list_walk(const char *v, size_t n,
+		      void (*fn)(void *arg, const char *tok, size_t tlen, int q, const char *ver, size_t vlen),
+		      void *arg)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t e0 = i, e1, t1;
+		const char *tok, *ver = NULL;
+		size_t tlen, vlen = 0;
+		int q = 1000;
+
+		while (i < n && v[i] != ',')
+			i++;
+		e1 = i++;
+		for (t1 = e0; t1 < e1 && v[t1] != ';'; t1++)
+			;
+		tok = v + e0;
+		tlen = t1 - e0;
+		trim(&tok, &tlen);
+		while (t1 < e1) { /* parameters */
+			size_t p0 = ++t1, eq;
+			const char *pn, *pv;
+			size_t pnl, pvl;
+
+			while (t1 < e1 && v[t1] != ';')
+				t1++;
+			for (eq = p0; eq < t1 && v[eq] != '='; eq++)
+				;
+			if (eq == t1)
+				continue;
+			pn = v + p0;
+			pnl = eq - p0;
+			pv = v + eq + 1;
+			pvl = t1 - eq - 1;
+			trim(&pn, &pnl);
+			trim(&pv, &pvl);
+			if (pvl >= 2 && pv[0] == '"' && pv[pvl - 1] == '"') {
+				pv++;
+				pvl -= 2;
+			}
+			if (span_is(pn, pnl, "q"))
+				q = parse_q(pv, pvl);
+			else if (span_is(pn, pnl, "version")) {
+				ver = pv;
+				vlen = pvl;
+			}
+		}
+		if (tlen)
+			fn(arg, tok, tlen, q, ver, vlen);
+	}
+}
+
+struct accept_q {
+	int om, text, gzip, star;
+	bool gzip_seen;
+};
+
+static void on_accept_elem(void *arg, const char *t, size_t n, int q, const char *ver, size_t vlen)
+{
+	struct accept_q *a = arg;
+
+	if (span_is(t, n, "application/openmetrics-text")) {
+		if ((!ver || span_is(ver, vlen, "1.0.0") || span_is(ver, vlen, "0.0.1")) && q > a->om)
+			a->om = q;
+	} else if (span_is(t, n, "text/plain")) {
+		if ((!ver || span_is(ver, vlen, "0.0.4")) && q > a->text)
+			a->text = q;
+	} else if (span_is(t, n, "*/*") || span_is(t, n, "text/*")) {
+		if (q > a->text)
+			a->text = q;
+	}
+}
+
+static void on_encoding_elem(void *arg, const char *t, size_t n, int q, const char *ver, size_t vlen)
+{
+	struct accept_q *a = arg;
+
+	(void)ver;
+	(void)vlen;
+	if (span_is(t, n, "gzip") || span_is(t, n, "x-gzip")) {
+		a->gzip = q;
+		a->gzip_seen = true;
+	} else if (span_is(t, n, "*")) {
+		a->star = q;
+	}
+}
+
+enum atel_http_variant atel__http_negotiate(const struct atel_http_request *r, bool openmetrics_ok)
+{
+	struct accept_q a = { 0 };
+	bool om = false, gz;
+
+	if (r->accept && openmetrics_ok) {
+		list_walk(r->accept, r->accept_len, on_accept_elem, &a);
+		om = a.om > a.text;
+	}
+	if (r->accept_enc)
+		list_walk(r->accept_enc, r->accept_enc_len, on_encoding_elem, &a);
+	gz = a.gzip_seen ? a.gzip > 0 : a.star > 0;
+	return (enum atel_http_variant)((om ? ATEL_HTTP_OPENMETRICS : ATEL_HTTP_TEXT) + (gz ? 1 : 0));
 }
 
 /* ---- server ---------------------------------------------------------------------- */
@@ -325,9 +481,10 @@ struct atel_http_server {
 	uint32_t nconns;
 	struct atel_buf body;       /* scratch for the /metrics body */
 	struct atel_http_reply reply; /* scratch for an extra route's answer */
-	struct shared_body *cached; /* the latest body (one reference held here) */
-	uint64_t cached_ms;
+	struct shared_body *cached[ATEL_HTTP_VARIANTS]; /* the latest body per variant (one reference held here) */
+	uint64_t cached_ms[ATEL_HTTP_VARIANTS];
 	_Atomic uint64_t codes[ATEL_HTTP_CODES_N];
+	_Atomic uint64_t scrapes[ATEL_HTTP_VARIANTS];
 	_Atomic uint64_t rejected, timeouts;
 };
 
@@ -441,6 +598,50 @@ static void body_unref(struct shared_body *b)
 		free(b);
 }
 
+static struct shared_body *plain_body(const char *data, size_t len)
+{
+	struct shared_body *b = malloc(sizeof(*b) + len + 1);
+
+	if (!b)
+		return NULL;
+	b->refs = 1;
+	b->len = len;
+	if (len)
+		memcpy(b->data, data, len);
+	return b;
+}
+
+/* The gzip member (RFC 1952) of data; level 1: scrapes are frequent and
+ * text this repetitive compresses about tenfold even at the fastest level. */
+static struct shared_body *gzip_body(const char *data, size_t len)
+{
+	z_stream z;
+	struct shared_body *b;
+	uLong cap;
+
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return NULL;
+	cap = deflateBound(&z, (uLong)len) + 32;
+	if (!(b = malloc(sizeof(*b) + cap))) {
+		deflateEnd(&z);
+		return NULL;
+	}
+	z.next_in = (Bytef *)(uintptr_t)data;
+	z.avail_in = (uInt)len;
+	z.next_out = (Bytef *)b->data;
+	z.avail_out = (uInt)cap;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&z);
+		free(b);
+		return NULL;
+	}
+	b->refs = 1;
+	b->len = z.total_out;
+	deflateEnd(&z);
+	return b;
+}
+
 /* /api/v1/...: the query API hook (http.h, opts.api); the body follows the head. */
 static void handle_api(struct atel_http_server *s, struct conn *c, const struct atel_http_request *r, bool keep)
 {
@@ -504,6 +705,7 @@ static void handle(struct atel_http_server *s, struct conn *c, const struct atel
 	bool get = !strcmp(r->method, "GET"), head = !strcmp(r->method, "HEAD");
 	bool keep = r->keep_alive;
 	bool is_metrics, is_health;
+	enum atel_http_variant v;
 
 	if (q)
 		plen = (size_t)(q - r->target);
@@ -534,28 +736,39 @@ static void handle(struct atel_http_server *s, struct conn *c, const struct atel
 		error_response(s, c, 401, "WWW-Authenticate: Bearer realm=\"atel\"\r\n", keep, head);
 		return;
 	}
-	if (!s->cached || now_ms() - s->cached_ms >= s->o.body_reuse_ms) {
+	v = atel__http_negotiate(r, s->o.metrics_format != NULL);
+	if (!s->cached[v] || now_ms() - s->cached_ms[v] >= s->o.body_reuse_ms) {
 		struct shared_body *nb;
+		int rc;
 		atel__buf_reset(&s->body);
-		if (s->o.metrics(s->o.arg, &s->body) < 0 || s->body.oom ||
-		    !(nb = malloc(sizeof(*nb) + s->body.len + 1))) {
+		if (s->o.metrics_format)
+			rc = s->o.metrics_format(s->o.arg, ATEL_HTTP_VARIANT_OPENMETRICS(v) ? ATEL_PROM_OPENMETRICS
+											: ATEL_PROM_TEXT,
+						 &s->body);
+		else
+			rc = s->o.metrics(s->o.arg, &s->body);
+		nb = rc < 0 || s->body.oom ? NULL
+		     : ATEL_HTTP_VARIANT_GZIP(v) ? gzip_body(s->body.data, s->body.len)
+						  : plain_body(s->body.data, s->body.len);
+		if (!nb) {
 			error_response(s, c, 500, NULL, false, head);
 			c->close_after = true;
 			return;
 		}
-		nb->refs = 1;
-		nb->len = s->body.len;
-		memcpy(nb->data, s->body.data, s->body.len);
-		body_unref(s->cached);
-		s->cached = nb;
-		s->cached_ms = now_ms();
+		body_unref(s->cached[v]);
+		s->cached[v] = nb;
+		s->cached_ms[v] = now_ms();
 		/* a huge scrape must not pin its peak size in the scratch buffer forever */
 		if (s->body.cap > (8u << 20))
 			atel__buf_free(&s->body);
 	}
-	compose(s, &c->out, 200, ATEL_PROM_CONTENT_TYPE, NULL, NULL, s->cached->len, true, keep);
+	compose(s, &c->out, 200, ATEL_HTTP_VARIANT_OPENMETRICS(v) ? ATEL_OPENMETRICS_CONTENT_TYPE : ATEL_PROM_CONTENT_TYPE,
+		ATEL_HTTP_VARIANT_GZIP(v) ? "Content-Encoding: gzip\r\nVary: Accept, Accept-Encoding\r\n"
+					  : "Vary: Accept, Accept-Encoding\r\n",
+		NULL, s->cached[v]->len, true, keep);
+	atomic_fetch_add_explicit(&s->scrapes[v], 1, memory_order_relaxed);
 	if (!head) {
-		c->body = s->cached;
+		c->body = s->cached[v];
 		c->body->refs++;
 	}
 }
@@ -909,7 +1122,9 @@ static void api_tick(struct atel_http_server *s, uint64_t *next_ms)
 	if (now_ms() < *next_ms)
 		return;
 	*next_ms = now_ms() + s->o.api_tick_ms;
-	if (s->o.metrics(s->o.arg, &b) == 0 && !b.oom)
+	/* the text format (a server may have only metrics_format, see http.h) */
+	if ((s->o.metrics_format ? s->o.metrics_format(s->o.arg, ATEL_PROM_TEXT, &b) : s->o.metrics(s->o.arg, &b)) == 0 &&
+	    !b.oom)
 		s->o.api_tick(s->o.api_arg, b.data, b.len);
 	atel__buf_free(&b);
 }
@@ -1013,7 +1228,7 @@ int atel__http_start(struct atel_http_server **out, const struct atel_http_opts 
 		err = dummy;
 		errlen = sizeof(dummy);
 	}
-	if (!opts || !opts->metrics) {
+	if (!opts || (!opts->metrics && !opts->metrics_format)) {
 		snprintf(err, errlen, "http: no metrics handler");
 		return -EINVAL;
 	}
@@ -1101,6 +1316,12 @@ void atel__http_counters(const struct atel_http_server *s, uint64_t responses[AT
 		*timeouts = atomic_load_explicit(&s->timeouts, memory_order_relaxed);
 }
 
+void atel__http_scrapes(const struct atel_http_server *s, uint64_t out[ATEL_HTTP_VARIANTS])
+{
+	for (int v = 0; v < ATEL_HTTP_VARIANTS; v++)
+		out[v] = s ? atomic_load_explicit(&s->scrapes[v], memory_order_relaxed) : 0;
+}
+
 void atel__http_stop(struct atel_http_server *s)
 {
 	if (!s)
@@ -1121,7 +1342,8 @@ void atel__http_stop(struct atel_http_server *s)
 		close(s->wfd);
 	atel__buf_free(&s->body);
 	atel__buf_free(&s->reply.body);
-	body_unref(s->cached);
+	for (int v = 0; v < ATEL_HTTP_VARIANTS; v++)
+		body_unref(s->cached[v]);
 	free(s->conns);
 	free(s->bind);
 	free(s->path);

@@ -47,6 +47,10 @@ struct atel_http_request {
 	bool keep_alive;          /* after version defaults and Connection tokens */
 	const char *auth;         /* Authorization value, NULL if absent */
 	size_t auth_len;
+	const char *accept;       /* Accept value (the last one), NULL if absent */
+	size_t accept_len;
+	const char *accept_enc;   /* Accept-Encoding value (the last one), NULL if absent */
+	size_t accept_enc_len;
 	uint64_t content_length;
 	size_t head_len;          /* bytes of request line + headers + blank line */
 };
@@ -60,6 +64,32 @@ struct atel_http_request {
  */
 long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits *lim,
 		      struct atel_http_request *req);
+
+/*
+ * What a /metrics response is made of: the body format (Prometheus text
+ * 0.0.4 or OpenMetrics 1.0.0) and its content coding (identity or gzip).
+ * Counted per variant in atel_http_scrapes_total{variant}.
+ */
+enum atel_http_variant {
+	ATEL_HTTP_TEXT = 0,
+	ATEL_HTTP_TEXT_GZIP = 1,
+	ATEL_HTTP_OPENMETRICS = 2,
+	ATEL_HTTP_OPENMETRICS_GZIP = 3,
+	ATEL_HTTP_VARIANTS = 4,
+};
+#define ATEL_HTTP_VARIANT_GZIP(v) (((v) & 1) != 0)
+#define ATEL_HTTP_VARIANT_OPENMETRICS(v) ((v) >= ATEL_HTTP_OPENMETRICS)
+extern const char *const atel__http_variant_names[ATEL_HTTP_VARIANTS]; /* "text", "text_gzip", ... */
+
+/*
+ * Content negotiation for /metrics from the request's Accept and
+ * Accept-Encoding (RFC 9110 12.5; q-values honoured): OpenMetrics when
+ * `application/openmetrics-text` (version 1.0.0, 0.0.1 or none) is
+ * accepted with a higher q than text/plain (or its wildcards) and
+ * openmetrics_ok; gzip when `gzip` (or `*`) has a non-zero q. Without the
+ * headers: text, identity. Pure function over untrusted bytes.
+ */
+enum atel_http_variant atel__http_negotiate(const struct atel_http_request *r, bool openmetrics_ok);
 
 /* Fills lim with the defaults above. */
 void atel__http_limits_default(struct atel_http_limits *lim);
@@ -89,6 +119,13 @@ struct atel_http_opts {
 	 * server thread only. @return 0, or a negative errno (answered with 500).
 	 */
 	int (*metrics)(void *arg, struct atel_buf *body);
+	/*
+	 * Optional: produces the body in a format (enum atel_prom_format,
+	 * exporters/encode/prometheus.h). When set, it is used instead of
+	 * metrics and OpenMetrics can be negotiated; without it every scrape
+	 * gets Prometheus text. Server thread only; @return as metrics.
+	 */
+	int (*metrics_format)(void *arg, int format, struct atel_buf *body);
 	void *arg;
 	/*
 	 * Optional (NULL: 404): answers GET and POST under /api/v1 (the
@@ -142,6 +179,9 @@ uint16_t atel__http_port(const struct atel_http_server *s);
 /* Counters since start; thread-safe (relaxed atomics). Any pointer may be NULL. */
 void atel__http_counters(const struct atel_http_server *s, uint64_t responses[ATEL_HTTP_CODES_N],
 			 uint64_t *conns_rejected, uint64_t *timeouts);
+
+/* /metrics responses sent per variant since start; thread-safe (relaxed atomics). */
+void atel__http_scrapes(const struct atel_http_server *s, uint64_t out[ATEL_HTTP_VARIANTS]);
 
 /* Stops the thread, closes every connection. NULL-safe. */
 void atel__http_stop(struct atel_http_server *s);

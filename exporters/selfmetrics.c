@@ -148,6 +148,9 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 				      ? ld(&d->stats.series_overflow)
 				      : x->agg_series_overflow
 			    : x->agg_series_overflow));
+	atel__prom_one(doc, "atel_series_expired_total", "counter",
+		 "Series removed from the aggregates after prometheus.series_ttl without a sample",
+		 (double)x->agg_series_expired);
 	atel__prom_one(doc, "atel_aggregate_type_clashes_total", "counter",
 		 "Samples ignored because their metric was first seen with another type or bucket layout",
 		 (double)x->agg_type_clashes);
@@ -172,4 +175,32 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 		atel__prom_one(doc, "atel_http_timeouts_total", "counter",
 			 "HTTP connections closed because the client was too slow", (double)x->http_timeouts);
 	}
+	if (x->remote_write) {
+		const struct atel_rw_counts *rw = x->remote_write;
+		atel__prom_one(doc, "atel_remote_write_samples_sent_total", "counter",
+			       "Samples the remote-write receiver accepted", (double)rw->samples_sent);
+		atel__prom_one(doc, "atel_remote_write_samples_dropped_total", "counter",
+			       "Samples in requests the receiver refused with a 4xx other than 429 (not retried)",
+			       (double)rw->samples_dropped);
+		if (atel__prom_family(doc, "atel_remote_write_requests_total", "counter",
+				      "Remote-write requests by outcome (failed ones are retried)")) {
+			atel__prom_sample(doc, "atel_remote_write_requests_total", "outcome", "ok", (double)rw->requests_ok);
+			atel__prom_sample(doc, "atel_remote_write_requests_total", "outcome", "failed",
+					  (double)rw->requests_failed);
+			atel__prom_sample(doc, "atel_remote_write_requests_total", "outcome", "dropped",
+					  (double)rw->requests_dropped);
+		}
+		atel__prom_one(doc, "atel_remote_write_batches_total", "counter", "Remote-write batches made from the log",
+			       (double)rw->batches);
+		atel__prom_one(doc, "atel_remote_write_pending_samples", "gauge",
+			       "Samples of the batch being delivered (kept in the outbox until accepted)",
+			       (double)rw->pending_samples);
+		atel__prom_one(doc, "atel_remote_write_last_sent_timestamp_seconds", "gauge",
+			       "Sample time of the last batch delivered (0: none yet)", (double)rw->last_sent_ms / 1e3);
+	}
+	if (x->http_scrapes && atel__prom_family(doc, "atel_http_scrapes_total", "counter",
+						 "Successful /metrics responses by variant (format and content coding)"))
+		for (int i = 0; i < ATEL_HTTP_VARIANTS; i++)
+			atel__prom_sample(doc, "atel_http_scrapes_total", "variant", atel__http_variant_names[i],
+					  (double)x->http_scrapes[i]);
 }

@@ -10,6 +10,7 @@
 
 #include "http.h"
 #include "prometheus.h"
+#include "remote_write.h"
 #include "state.h"
 
 /*
@@ -22,10 +23,13 @@ struct atel_prom_self {
 	uint64_t agg_type_clashes;
 	uint64_t agg_rejected;
 	uint64_t agg_series_overflow;
+	uint64_t agg_series_expired;         /* series removed by prometheus.series_ttl */
 	uint64_t agg_events_applied;         /* SAMPLE events the aggregator applied */
 	const uint64_t *http_responses;      /* ATEL_HTTP_CODES_N counters, same order as atel__http_codes */
 	uint64_t http_conns_rejected;        /* closed with 503 at the connection cap */
 	uint64_t http_timeouts;              /* slow clients cut off */
+	const struct atel_rw_counts *remote_write; /* NULL: remote write is off */
+	const uint64_t *http_scrapes;        /* ATEL_HTTP_VARIANTS counters (atel_http_scrapes_total{variant}); NULL: none */
 };
 
 /* Writes the self-metrics x (a struct atel_prom_self) describes: the

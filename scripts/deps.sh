@@ -10,6 +10,7 @@ PKGS=(
   prometheus protobuf-compiler python3-protobuf python3-jsonschema
   g++ python3-prometheus-client liblttng-ust-dev lttng-tools babeltrace2 prometheus-cpp-dev
   chromium chromium-driver tmux   # the web view's browser test, atel top's tmux test (issue 17)
+  libsnappy-dev   # Prometheus remote write (issue 19)
 )
 
 "$(dirname "$0")/deps-node.sh"   # Node.js, its headers and the binding's npm packages (bindings/node)

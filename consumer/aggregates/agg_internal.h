@@ -72,6 +72,7 @@ struct atel_agg {
 	uint64_t *folded;       /* set of folded key hashes, 0 = empty (hash 0 stored as 1) */
 	uint32_t folded_len, folded_cap;
 	uint64_t overflow, type_clashes, rejected;
+	uint64_t expired;       /* series removed by atel__agg_expire */
 	uint32_t nseries_total;
 };
 

@@ -69,6 +69,19 @@ uint64_t atel__agg_type_clashes(const struct atel_agg *a);
  * the 65536 names held. */
 uint64_t atel__agg_rejected(const struct atel_agg *a);
 
+/*
+ * Series lifecycle (prometheus.series_ttl): removes every series (and the
+ * overflow series) whose last sample is older than now_ns - ttl_ns, and
+ * families left without series, so /metrics, JSON and OTLP hold live series
+ * only and the per-name series_limit is not used up by exited agents. A
+ * series that comes back later starts again from its next sample (a counter
+ * reset for rate(), with a new start time). ttl_ns 0: nothing expires.
+ * @return the number of series removed (also added to atel__agg_expired).
+ */
+uint64_t atel__agg_expire(struct atel_agg *a, uint64_t now_ns, uint64_t ttl_ns);
+/* Series removed by atel__agg_expire so far (kept across restarts by the checkpoint). */
+uint64_t atel__agg_expired(const struct atel_agg *a);
+
 /* Checkpoint: state plus the log position it reflects, written atomically
  * (tmp, fsync, rename). load returns -ENOENT if there is none. */
 int atel__agg_save(struct atel_agg *a, const char *path, const struct atel_log_pos *pos);

@@ -7,12 +7,13 @@
  * Checkpoint file (little-endian, host order; written and read by the same
  * build on the same machine):
  *   "ATELAGG1" u32 version u32 0 | log pos: u64 file_seq u64 frame_off u32 rec_idx u32 0
- *   u64 overflow u64 type_clashes u64 rejected | u32 nfolded, u64 folded[]
+ *   u64 overflow u64 type_clashes u64 rejected [u64 expired: version 2] | u32 nfolded, u64 folded[]
  *   u32 nfamilies, per family: str name, u8 mtype, u32 nbsets {u32 n, f64[n]},
  *     u32 nseries, per series: u64 hash, u8 overflow, u32 nlabels {str k, str v},
  *     u32 bset (UINT32_MAX: none), f64 value, u64 count, f64 sum,
  *     u64 buckets[n+1], u64 start_ns, u64 last_ns
  *   u32 crc32 (zlib) of everything before it.      str = u32 len, bytes
+ * Version 2 (series_ttl) added the expired counter; version 1 files still load.
  */
 #include <errno.h>
 #include <math.h>
@@ -24,7 +25,7 @@
 #include "util.h"
 
 #define CKPT_MAGIC "ATELAGG1"
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u
 
 static void put_u32(struct atel_buf *b, uint32_t v)
 {
@@ -71,6 +72,7 @@ int atel__agg_save(struct atel_agg *a, const char *path, const struct atel_log_p
 	put_u64(&b, a->overflow);
 	put_u64(&b, a->type_clashes);
 	put_u64(&b, a->rejected);
+	put_u64(&b, a->expired);
 	put_u32(&b, a->folded_len);
 	for (uint32_t i = 0; i < a->folded_cap; i++)
 		if (a->folded[i])
@@ -183,9 +185,12 @@ static char *rd_str(struct rd *r)
 static int load_body(struct atel_agg *a, struct rd *r, struct atel_log_pos *pos)
 {
 	char magic[8];
-	uint32_t nf, nfold;
+	uint32_t nf, nfold, version;
 
-	if (!rd_take(r, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) || rd_u32(r) != CKPT_VERSION)
+	if (!rd_take(r, magic, 8) || memcmp(magic, CKPT_MAGIC, 8))
+		return -EINVAL;
+	version = rd_u32(r);
+	if (version < 1 || version > CKPT_VERSION)
 		return -EINVAL;
 	rd_u32(r);
 	pos->file_seq = rd_u64(r);
@@ -195,6 +200,7 @@ static int load_body(struct atel_agg *a, struct rd *r, struct atel_log_pos *pos)
 	a->overflow = rd_u64(r);
 	a->type_clashes = rd_u64(r);
 	a->rejected = rd_u64(r);
+	a->expired = version >= 2 ? rd_u64(r) : 0;
 	nfold = rd_u32(r);
 	if (r->bad || nfold > FOLDED_MAX || (r->len - r->off) / 8 < nfold)
 		return -EINVAL;

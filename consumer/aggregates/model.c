@@ -342,7 +342,7 @@ void atel__agg_clear(struct atel_agg *a)
 	a->folded = NULL;
 	a->nfams = a->fams_cap = a->fidx_cap = a->idx_len = a->idx_cap = 0;
 	a->folded_len = a->folded_cap = 0;
-	a->overflow = a->type_clashes = a->rejected = 0;
+	a->overflow = a->type_clashes = a->rejected = a->expired = 0;
 	a->nseries_total = 0;
 }
 
@@ -535,6 +535,88 @@ uint64_t atel__agg_rejected(const struct atel_agg *a)
 	v = a->rejected;
 	pthread_mutex_unlock((pthread_mutex_t *)&a->lock);
 	return v;
+}
+
+/* ---- public: expiry ---------------------------------------------------------- */
+
+uint64_t atel__agg_expired(const struct atel_agg *a)
+{
+	uint64_t v;
+
+	if (!a)
+		return 0;
+	pthread_mutex_lock((pthread_mutex_t *)&a->lock);
+	v = a->expired;
+	pthread_mutex_unlock((pthread_mutex_t *)&a->lock);
+	return v;
+}
+
+static bool stale(const struct series *s, uint64_t cutoff)
+{
+	return s->last_ns < cutoff;
+}
+
+/*
+ * One pass over every series; if any went, the series index is rebuilt from
+ * the survivors (open addressing has no cheap delete, and expiry is rare:
+ * at most once a second, from the follower). Index entries of folded series
+ * pointed at their family's overflow series and are not rebuilt: their next
+ * sample takes the slow path, and becomes a regular series if the expiry
+ * made room under series_limit (the folded set keeps it counted once).
+ */
+uint64_t atel__agg_expire(struct atel_agg *a, uint64_t now_ns, uint64_t ttl_ns)
+{
+	uint64_t cutoff, removed = 0;
+	uint32_t nf = 0;
+
+	if (!a || !ttl_ns || now_ns <= ttl_ns)
+		return 0;
+	cutoff = now_ns - ttl_ns;
+	pthread_mutex_lock(&a->lock);
+	for (uint32_t i = 0; i < a->nfams; i++) {
+		struct family *f = a->fams[i];
+		uint32_t keep = 0;
+
+		for (uint32_t j = 0; j < f->nseries; j++) {
+			if (stale(f->series[j], cutoff)) {
+				atel__agg_series_free(f->series[j]);
+				removed++;
+				a->nseries_total--;
+			} else {
+				f->series[keep++] = f->series[j];
+			}
+		}
+		f->nseries = keep;
+		if (f->overflow && stale(f->overflow, cutoff)) {
+			atel__agg_series_free(f->overflow);
+			f->overflow = NULL;
+			removed++;
+		}
+		if (!f->nseries && !f->overflow)
+			family_free(f);
+		else
+			a->fams[nf++] = f;
+	}
+	if (removed) {
+		a->nfams = nf;
+		a->expired += removed;
+		/* rebuild both indexes from the survivors (fewer than before: no growth) */
+		memset(a->idx, 0, (size_t)a->idx_cap * sizeof(*a->idx));
+		a->idx_len = 0;
+		for (uint32_t i = 0; i < a->nfams; i++)
+			for (uint32_t j = 0; j < a->fams[i]->nseries; j++)
+				atel__agg_idx_put(a, a->fams[i]->series[j]->key_hash, a->fams[i]->series[j]);
+		/* in place, at the same capacity: no allocation can fail here */
+		memset(a->fidx, 0, (size_t)a->fidx_cap * sizeof(*a->fidx));
+		for (uint32_t f = 0; f < a->nfams; f++) {
+			uint32_t k = (uint32_t)mix(a->fams[f]->name_hash) & (a->fidx_cap - 1);
+			while (a->fidx[k])
+				k = (k + 1) & (a->fidx_cap - 1);
+			a->fidx[k] = f + 1;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	return removed;
 }
 
 /* ---- public: snapshot ------------------------------------------------------- */

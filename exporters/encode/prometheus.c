@@ -86,6 +86,11 @@ static void put_name(struct atel_buf *b, const char *s, bool label)
 	}
 }
 
+void atel__prom_name(struct atel_buf *b, const char *s, bool label)
+{
+	put_name(b, s, label);
+}
+
 static bool ends_with(const char *s, const char *suf)
 {
 	size_t n = strlen(s), m = strlen(suf);
@@ -137,17 +142,42 @@ static void nameset_free(struct nameset *ns)
 
 /* ---- families ---------------------------------------------------------------- */
 
-/* Writes "# HELP n h\n# TYPE n t\n"; the exposed name is out[name_off..+name_len]. */
-static void put_header(struct atel_buf *b, const char *name, size_t nlen, const char *help, const char *type)
+/* Writes "# HELP n h\n# TYPE n t\n" for the exposed sample name (a
+ * counter's ends in _total, which OpenMetrics' family name leaves out). */
+static void put_header(struct atel_buf *b, const char *name, size_t nlen, const char *help, const char *type,
+		       enum atel_prom_format fmt)
 {
+	bool om = fmt == ATEL_PROM_OPENMETRICS;
+
+	if (om && !strcmp(type, "counter") && nlen > 6 && !memcmp(name + nlen - 6, "_total", 6))
+		nlen -= 6;
+	if (om && !strcmp(type, "untyped"))
+		type = "unknown";
 	atel__buf_put(b, "# HELP ", 7);
 	atel__buf_put(b, name, nlen);
 	atel__buf_putc(b, ' ');
-	atel__prom_escape(b, help, false);
+	atel__prom_escape(b, help, om); /* OpenMetrics escapes '"' in HELP as well */
 	atel__buf_put(b, "\n# TYPE ", 8);
 	atel__buf_put(b, name, nlen);
 	atel__buf_putc(b, ' ');
 	atel__buf_puts(b, type);
+	atel__buf_putc(b, '\n');
+}
+
+/* OpenMetrics' _created sample: `name_created{labels} seconds`. */
+static void put_created(struct atel_buf *b, const char *name, size_t nlen, const struct atel_buf *lb, uint64_t ns)
+{
+	if (!ns)
+		return;
+	atel__buf_put(b, name, nlen);
+	atel__buf_put(b, "_created", 8);
+	if (lb->len) {
+		atel__buf_putc(b, '{');
+		atel__buf_put(b, lb->data, lb->len);
+		atel__buf_putc(b, '}');
+	}
+	atel__buf_putc(b, ' ');
+	atel__buf_double(b, (double)(ns / 1000000000u) + (double)(ns % 1000000000u) / 1e9);
 	atel__buf_putc(b, '\n');
 }
 
@@ -173,11 +203,28 @@ struct le_cache {
 	struct atel_buf text;       /* the bounds' texts, NUL-separated */
 	uint32_t *off;
 	uint32_t off_cap;
+	bool canonical;
 };
 
-static int le_prepare(struct le_cache *c, const double *bounds, uint32_t n)
+/* OpenMetrics' canonical numbers: an integral bound is written `1.0`, not `1`. */
+static void put_bound(struct atel_buf *b, double v, bool canonical)
 {
-	if (c->bounds == bounds && c->n == n)
+	size_t start = b->len;
+	bool integral = true;
+
+	atel__buf_double(b, v);
+	if (!canonical || b->oom)
+		return;
+	for (size_t i = start; i < b->len; i++)
+		if (!(b->data[i] >= '0' && b->data[i] <= '9') && !(i == start && b->data[i] == '-'))
+			integral = false;
+	if (integral)
+		atel__buf_put(b, ".0", 2);
+}
+
+static int le_prepare(struct le_cache *c, const double *bounds, uint32_t n, bool canonical)
+{
+	if (c->bounds == bounds && c->n == n && c->canonical == canonical)
 		return 0;
 	if (n + 1 > c->off_cap) {
 		uint32_t *o = realloc(c->off, (n + 1) * sizeof(*o));
@@ -189,7 +236,7 @@ static int le_prepare(struct le_cache *c, const double *bounds, uint32_t n)
 	atel__buf_reset(&c->text);
 	for (uint32_t i = 0; i < n; i++) {
 		c->off[i] = (uint32_t)c->text.len;
-		atel__buf_double(&c->text, bounds[i]);
+		put_bound(&c->text, bounds[i], canonical);
 		atel__buf_putc(&c->text, '\0');
 	}
 	c->off[n] = (uint32_t)c->text.len;
@@ -197,6 +244,7 @@ static int le_prepare(struct le_cache *c, const double *bounds, uint32_t n)
 		return -ENOMEM;
 	c->bounds = bounds;
 	c->n = n;
+	c->canonical = canonical;
 	return 0;
 }
 
@@ -208,11 +256,16 @@ static void put_sample_name(struct atel_buf *b, const char *name, size_t nlen, c
 }
 
 static void encode_family(struct atel_buf *b, const struct atel_agg_family *f, const char *name, size_t nlen,
-			  struct atel_buf *lb, struct le_cache *lc)
+			  struct atel_buf *lb, struct le_cache *lc, enum atel_prom_format fmt)
 {
-	bool hist = f->mtype == ATEL_MT_HISTOGRAM;
+	bool hist = f->mtype == ATEL_MT_HISTOGRAM, om = fmt == ATEL_PROM_OPENMETRICS;
+	/* OpenMetrics: _created beside a counter's _total names the family without it */
+	size_t base = f->mtype == ATEL_MT_COUNTER && nlen > 6 ? nlen - 6 : nlen;
 
-	put_header(b, name, nlen, f->help ? f->help : "", f->mtype >= ATEL_MT_COUNTER && f->mtype <= ATEL_MT_HISTOGRAM ? atel__metric_type_name(f->mtype) : "untyped");
+	put_header(b, name, nlen, f->help ? f->help : "",
+		   f->mtype >= ATEL_MT_COUNTER && f->mtype <= ATEL_MT_HISTOGRAM ? atel__metric_type_name(f->mtype)
+										  : "untyped",
+		   fmt);
 	for (uint32_t i = 0; i < f->nseries; i++) {
 		const struct atel_agg_series *s = &f->series[i];
 
@@ -228,9 +281,14 @@ static void encode_family(struct atel_buf *b, const struct atel_agg_family *f, c
 			atel__buf_putc(b, ' ');
 			atel__buf_double(b, s->value);
 			atel__buf_putc(b, '\n');
+			if (om && f->mtype == ATEL_MT_COUNTER)
+				put_created(b, name, base, lb, s->start_ns);
 			continue;
 		}
-		if (le_prepare(lc, s->bounds, s->nbounds) < 0) {
+		/* le as in the text format, not OpenMetrics' canonical `1.0`: Prometheus 2.x
+		 * keeps label values verbatim, so a canonical le would make other series
+		 * of the same buckets than the text scrape, the query API and remote write */
+		if (le_prepare(lc, s->bounds, s->nbounds, false) < 0) {
 			b->oom = true;
 			return;
 		}
@@ -265,6 +323,8 @@ static void encode_family(struct atel_buf *b, const struct atel_agg_family *f, c
 				atel__buf_double(b, s->sum);
 			atel__buf_putc(b, '\n');
 		}
+		if (om)
+			put_created(b, name, nlen, lb, s->start_ns);
 	}
 }
 
@@ -273,6 +333,7 @@ static void encode_family(struct atel_buf *b, const struct atel_agg_family *f, c
 struct atel_prom_doc {
 	struct atel_buf *b;
 	struct nameset *ns;
+	enum atel_prom_format fmt;
 };
 
 bool atel__prom_family(struct atel_prom_doc *doc, const char *name, const char *type, const char *help)
@@ -281,7 +342,7 @@ bool atel__prom_family(struct atel_prom_doc *doc, const char *name, const char *
 
 	if (nameset_add(doc->ns, name, n) <= 0)
 		return false;
-	put_header(doc->b, name, n, help, type);
+	put_header(doc->b, name, n, help, type, doc->fmt);
 	return true;
 }
 
@@ -315,6 +376,13 @@ int atel__prom_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap
 		      void (*first)(void *arg, struct atel_prom_doc *doc, uint32_t nseries), void *arg,
 		      uint32_t *skipped)
 {
+	return atel__prom_encode_format(out, snap, ATEL_PROM_TEXT, first, arg, skipped);
+}
+
+int atel__prom_encode_format(struct atel_buf *out, const struct atel_agg_snapshot *snap, enum atel_prom_format fmt,
+			     void (*first)(void *arg, struct atel_prom_doc *doc, uint32_t nseries), void *arg,
+			     uint32_t *skipped)
+{
 	struct atel_prom_doc doc;
 	struct nameset ns = { 0 };
 	struct atel_buf name = { 0 }, lb = { 0 };
@@ -336,6 +404,7 @@ int atel__prom_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap
 	if (first) {
 		doc.b = out;
 		doc.ns = &ns;
+		doc.fmt = fmt;
 		first(arg, &doc, nseries);
 	}
 	for (uint32_t i = 0; i < nf; i++) {
@@ -359,8 +428,10 @@ int atel__prom_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap
 			skip++;
 			continue;
 		}
-		encode_family(out, f, name.data, name.len, &lb, &lc);
+		encode_family(out, f, name.data, name.len, &lb, &lc, fmt);
 	}
+	if (fmt == ATEL_PROM_OPENMETRICS)
+		atel__buf_put(out, "# EOF\n", 6);
 	if (out->oom || lb.oom)
 		rc = -ENOMEM;
 out:

@@ -23,6 +23,22 @@
 #include "buf.h"
 
 #define ATEL_PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define ATEL_OPENMETRICS_CONTENT_TYPE "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+/*
+ * The two text formats. OpenMetrics 1.0.0 differs from 0.0.4 in: a counter
+ * family is named without `_total` in HELP/TYPE (its samples keep it), and
+ * counters and histograms get a `_created` sample (the series' first sample
+ * time, seconds since the epoch); HELP escapes `"` too; `untyped` is
+ * `unknown`; the document ends with `# EOF`. `le` values are written as in
+ * 0.0.4 (`1`, not the canonical `1.0`), so that both formats, the query API
+ * and remote write name a bucket's series alike in Prometheus 2.x, which
+ * keeps label values verbatim.
+ */
+enum atel_prom_format {
+	ATEL_PROM_TEXT = 0,           /* text/plain; version=0.0.4 */
+	ATEL_PROM_OPENMETRICS = 1,    /* application/openmetrics-text; version=1.0.0 */
+};
 
 /* The document atel__prom_encode is writing, as the `first` callback sees it. */
 struct atel_prom_doc;
@@ -40,8 +56,14 @@ int atel__prom_encode(struct atel_buf *out, const struct atel_agg_snapshot *snap
 		      void (*first)(void *arg, struct atel_prom_doc *doc, uint32_t nseries), void *arg,
 		      uint32_t *skipped);
 
-/* Starts the family `name` (# HELP and # TYPE lines) unless the document
- * has one of that exposed name already. @return true if started: write its
+/* atel__prom_encode in either format. */
+int atel__prom_encode_format(struct atel_buf *out, const struct atel_agg_snapshot *snap, enum atel_prom_format fmt,
+			     void (*first)(void *arg, struct atel_prom_doc *doc, uint32_t nseries), void *arg,
+			     uint32_t *skipped);
+
+/* Starts the family `name` (# HELP and # TYPE lines; name is the exposed
+ * sample name, a counter's with `_total`, which OpenMetrics' header lines
+ * leave out) unless the document has one of that exposed name already. @return true if started: write its
  * samples next. */
 bool atel__prom_family(struct atel_prom_doc *doc, const char *name, const char *type, const char *help);
 
@@ -50,6 +72,11 @@ void atel__prom_sample(struct atel_prom_doc *doc, const char *name, const char *
 
 /* A family of one unlabelled sample. */
 void atel__prom_one(struct atel_prom_doc *doc, const char *name, const char *type, const char *help, double v);
+
+/* Appends s sanitised as a metric name ([a-zA-Z_:][a-zA-Z0-9_:]*) or, when
+ * label is true, a label name (no ':', no leading "__"): what /metrics
+ * exposes, so that remote write names series the same way. */
+void atel__prom_name(struct atel_buf *b, const char *s, bool label);
 
 /* Escapes per the text format into out: HELP text (\\ and \n) when
  * label_value is false, label values (\\, \", \n) when true. Invalid UTF-8

@@ -170,11 +170,11 @@ static void test_unknown_keys(void **state)
 	(void)state;
 	expect_error("{\"prometheus\": {\"prot\": 1}}",
 		     "t.json: prometheus.prot: unknown key (expected one of: enabled, bind, port, path, "
-		     "bearer_token, series_limit, query_enabled, query_timeout_ms, max_samples, max_series, "
+		     "bearer_token, series_limit, series_ttl, query_enabled, query_timeout_ms, max_samples, max_series, "
 		     "query_resolution_ms, query_carry_ms)");
 	expect_error("{\"datadir\": \"x\"}",
 		     "t.json: datadir: unknown key (expected one of: data_dir, export_interval_ms, log_level, "
-		     "shm, storage, drain, retention, index, prometheus, json, opentelemetry)");
+		     "shm, storage, drain, retention, index, prometheus, json, opentelemetry, remote_write)");
 	expect_error("{\"shm\": {\"name\": \"a\", \"size\": 3}}",
 		     "t.json: shm.size: unknown key (expected one of: name, rings, ring_capacity, mode)");
 }
@@ -229,6 +229,35 @@ static void test_ranges(void **state)
 		     "t.json: storage.zstd_level: expected an integer -7..19, got 23");
 	expect_error("{\"export_interval_ms\": -1}",
 		     "t.json: export_interval_ms: expected an integer 100..86400000, got -1");
+}
+
+/* remote_write: off by default; the section's keys, defaults and ranges; series_ttl. */
+static void test_remote_write(void **state)
+{
+	struct atel_config cfg;
+	char err[512] = "";
+	static const char txt[] = "{\"remote_write\": {\"url\": \"http://central:9090/api/v1/write\", "
+				  "\"instance\": \"h7\", \"batch\": 500}, \"prometheus\": {\"series_ttl\": 0}}";
+
+	(void)state;
+	assert_int_equal(atel__config_load(&cfg, NULL, err, sizeof(err)), 0);
+	assert_null(cfg.remote_write.url);
+	assert_string_equal(cfg.remote_write.job, "atel");
+	assert_null(cfg.remote_write.instance);
+	assert_int_equal(cfg.remote_write.batch, 2000);
+	assert_int_equal(cfg.remote_write.interval_ms, 1000);
+	assert_int_equal(cfg.prometheus.series_ttl_s, 300);
+	atel__config_free(&cfg);
+	assert_int_equal(atel__config_parse(&cfg, txt, strlen(txt), "t.json", err, sizeof(err)), 0);
+	assert_string_equal(cfg.remote_write.url, "http://central:9090/api/v1/write");
+	assert_string_equal(cfg.remote_write.instance, "h7");
+	assert_int_equal(cfg.remote_write.batch, 500);
+	assert_int_equal(cfg.prometheus.series_ttl_s, 0);
+	atel__config_free(&cfg);
+	expect_error("{\"remote_write\": {\"url\": \"ftp://x\"}}",
+		     "t.json: remote_write.url: expected an http:// or https:// URL, got \"ftp://x\"");
+	expect_error("{\"remote_write\": {\"batch\": 0}}",
+		     "t.json: remote_write.batch: expected an integer 1..1000000, got 0");
 }
 
 static void test_syntax(void **state)
@@ -396,6 +425,7 @@ int main(void)
 		cmocka_unit_test_setup(test_unknown_keys, clear_env),
 		cmocka_unit_test_setup(test_wrong_types, clear_env),
 		cmocka_unit_test_setup(test_ranges, clear_env),
+		cmocka_unit_test_setup(test_remote_write, clear_env),
 		cmocka_unit_test_setup(test_syntax, clear_env),
 		cmocka_unit_test_setup(test_headers, clear_env),
 		cmocka_unit_test_setup(test_nullable, clear_env),

@@ -45,6 +45,13 @@ static void check(const char *buf, size_t len, const struct atel_http_limits *li
 		abort();
 	if (r.minor < 0 || r.minor > 9)
 		abort();
+	if ((r.accept && (r.accept < buf || r.accept + r.accept_len > buf + r.head_len)) ||
+	    (r.accept_enc && (r.accept_enc < buf || r.accept_enc + r.accept_enc_len > buf + r.head_len)))
+		abort();
+	/* content negotiation walks the Accept values: in range, and text without OpenMetrics support */
+	if ((unsigned)atel__http_negotiate(&r, true) >= ATEL_HTTP_VARIANTS ||
+	    ATEL_HTTP_VARIANT_OPENMETRICS(atel__http_negotiate(&r, false)))
+		abort();
 	/* a strict prefix of the head is never an error nor complete */
 	for (size_t cut = r.head_len > 64 ? r.head_len - 64 : 0; cut < r.head_len; cut++)
 		if (atel__http_parse(buf, cut, lim, &p) != 0)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "atel_test.h"
 #include "agg_helpers.h"
@@ -342,6 +343,129 @@ static void test_load_rejects_corruption(void **state)
 	atel__agg_free(a);
 }
 
+
+/* prometheus.series_ttl: stale series (and the overflow series, and empty
+ * families) leave the model, the freed room takes new label sets instead of
+ * folding them, a returning series starts again, and the count of expired
+ * series survives a checkpoint round trip. */
+static void test_expire(void **state)
+{
+	static const char *const kv[6][2] = { { "session_id", "s1" }, { "session_id", "s2" }, { "session_id", "s3" },
+					      { "session_id", "s4" }, { "session_id", "s5" }, { "session_id", "s6" } };
+	const uint64_t S = 1000000000ull;
+	struct atel_dec_series ser[6], g;
+	struct atel_agg *a, *b;
+	struct atel_agg_snapshot *s;
+	struct atel_log_pos pos = { 3, 4, 5 }, pos2;
+	char path[400];
+
+	(void)state;
+	assert_int_equal(atel__agg_new(&a, 2), 0);
+	for (int i = 0; i < 6; i++)
+		th_series(&ser[i], ATEL_MT_COUNTER, "ctx_total", 1, kv[i], 0, NULL);
+	th_series(&g, ATEL_MT_GAUGE, "queue", 0, NULL, 0, NULL);
+	th_sample(a, &ser[0], 1, 0, 100 * S);
+	th_sample(a, &ser[1], 2, 0, 100 * S);
+	th_sample(a, &ser[2], 3, 0, 100 * S);   /* beyond the limit of 2: folded */
+	th_sample(a, &g, 5, 1, 100 * S);
+	assert_int_equal(atel__agg_overflow(a), 1);
+	th_sample(a, &ser[1], 2, 0, 350 * S);   /* s2 stays alive */
+	assert_int_equal(atel__agg_expire(a, 400 * S, 0), 0);        /* ttl 0: never */
+	assert_int_equal(atel__agg_expire(a, 399 * S, 300 * S), 0);  /* nothing older than 99 s */
+	/* at 401 s: s1, the overflow series and the gauge family are stale */
+	assert_int_equal(atel__agg_expire(a, 401 * S, 300 * S), 3);
+	assert_int_equal(atel__agg_expired(a), 3);
+	assert_int_equal(atel__agg_snapshot(a, &s), 0);
+	assert_int_equal(s->nfamilies, 1);
+	assert_string_equal(s->families[0].name, "ctx_total");
+	assert_int_equal(s->families[0].nseries, 1);
+	assert_string_equal(s->families[0].series[0].values[0], "s2");
+	assert_true(s->families[0].series[0].value == 4);
+	atel__agg_snapshot_free(s);
+	/* room again: s4 becomes a regular series, not a folded one; s1 comes back from zero */
+	th_sample(a, &ser[3], 7, 0, 402 * S);
+	th_sample(a, &ser[2], 1, 0, 402 * S);   /* was folded: now a series of its own? no room (s2, s4) */
+	th_sample(a, &ser[0], 1, 0, 403 * S);   /* also no room: folds */
+	assert_int_equal(atel__agg_snapshot(a, &s), 0);
+	assert_int_equal(s->nfamilies, 1);
+	assert_int_equal(s->families[0].nseries, 3); /* s2, s4, overflow */
+	assert_string_equal(s->families[0].series[1].values[0], "s4");
+	assert_true(s->families[0].series[1].value == 7);
+	assert_true(s->families[0].series[2].overflow);
+	assert_true(s->families[0].series[2].value == 2); /* a new overflow series */
+	atel__agg_snapshot_free(s);
+	assert_int_equal(atel__agg_overflow(a), 2); /* s3 counted once, s1 newly */
+	/* the expired count survives the checkpoint */
+	snprintf(path, sizeof(path), "%s/exp.ckpt", tmpdir);
+	assert_int_equal(atel__agg_save(a, path, &pos), 0);
+	assert_int_equal(atel__agg_new(&b, 2), 0);
+	assert_int_equal(atel__agg_load(b, path, &pos2), 0);
+	assert_int_equal(atel__agg_expired(b), 3);
+	assert_int_equal(pos2.file_seq, 3);
+	/* everything stale: the model is empty, and the applying path still works */
+	assert_int_equal(atel__agg_expire(b, 10000 * S, 300 * S), 3);
+	assert_int_equal(atel__agg_snapshot(b, &s), 0);
+	assert_int_equal(s->nfamilies, 0);
+	atel__agg_snapshot_free(s);
+	th_sample(b, &ser[5], 9, 0, 10001 * S);
+	th_sample(b, &ser[5], 1, 0, 10002 * S);
+	assert_int_equal(atel__agg_snapshot(b, &s), 0);
+	assert_int_equal(s->nfamilies, 1);
+	assert_true(s->families[0].series[0].value == 10);
+	assert_true(s->families[0].series[0].start_ns == 10001 * S);
+	atel__agg_snapshot_free(s);
+	atel__agg_free(b);
+	atel__agg_free(a);
+}
+
+/* A version-1 checkpoint (before series_ttl) still loads, with no expired count. */
+static void test_load_v1(void **state)
+{
+	static const char *const kv[] = { "tool", "Read" };
+	struct atel_dec_series c;
+	struct atel_agg *a, *b;
+	struct atel_agg_snapshot *s;
+	struct atel_log_pos pos = { 1, 2, 3 }, pos2;
+	char path[400], *data = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	assert_int_equal(atel__agg_new(&a, 10), 0);
+	th_series(&c, ATEL_MT_COUNTER, "tool_calls_total", 1, kv, 0, NULL);
+	th_sample(a, &c, 5, 0, 10);
+	snprintf(path, sizeof(path), "%s/v1.ckpt", tmpdir);
+	assert_int_equal(atel__agg_save(a, path, &pos), 0);
+	/* rewrite as version 1: drop the expired u64 after the three counters, fix the CRC */
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	data = malloc(1 << 16);
+	len = fread(data, 1, 1 << 16, f);
+	fclose(f);
+	{
+		uint32_t v = 1, crc;
+		size_t at = 8 + 4 + 4 + 24 + 24; /* magic, version, pad, pos, 3 counters */
+		memcpy(data + 8, &v, 4);
+		memmove(data + at, data + at + 8, len - at - 8);
+		len -= 8;
+		crc = (uint32_t)crc32(0L, (const unsigned char *)data, (unsigned)(len - 4));
+		memcpy(data + len - 4, &crc, 4);
+	}
+	f = fopen(path, "wb");
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+	free(data);
+	assert_int_equal(atel__agg_new(&b, 10), 0);
+	assert_int_equal(atel__agg_load(b, path, &pos2), 0);
+	assert_int_equal(atel__agg_expired(b), 0);
+	assert_int_equal(atel__agg_snapshot(b, &s), 0);
+	assert_int_equal(s->nfamilies, 1);
+	assert_true(s->families[0].series[0].value == 5);
+	atel__agg_snapshot_free(s);
+	atel__agg_free(b);
+	atel__agg_free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +475,8 @@ int main(void)
 		cmocka_unit_test(test_family_cap),
 		cmocka_unit_test(test_save_load_monotonic),
 		cmocka_unit_test(test_load_rejects_corruption),
+		cmocka_unit_test(test_expire),
+		cmocka_unit_test(test_load_v1),
 	};
 	return ATEL_TEST_RUN(tests, setup, teardown);
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "atel_test.h"
 #include "agg_helpers.h"
@@ -606,11 +607,110 @@ static void test_concurrent_scrapes(void **state)
 	atel__agg_free(c.agg);
 }
 
+/* Content negotiation (pure): Prometheus' own Accept picks OpenMetrics, q
+ * values decide, gzip needs a non-zero q, and a server without
+ * metrics_format never answers OpenMetrics. */
+static enum atel_http_variant neg(const char *headers, bool om_ok)
+{
+	char req[1024];
+	struct atel_http_request r;
+
+	snprintf(req, sizeof(req), "GET /metrics HTTP/1.1\r\nHost: x\r\n%s\r\n", headers);
+	assert_true(atel__http_parse(req, strlen(req), NULL, &r) > 0);
+	return atel__http_negotiate(&r, om_ok);
+}
+
+static void test_negotiate(void **state)
+{
+	static const char prom[] = "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;"
+				   "version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n"
+				   "Accept-Encoding: gzip\r\n";
+
+	(void)state;
+	assert_int_equal(neg("", true), ATEL_HTTP_TEXT);
+	assert_int_equal(neg(prom, true), ATEL_HTTP_OPENMETRICS_GZIP);
+	assert_int_equal(neg(prom, false), ATEL_HTTP_TEXT_GZIP);
+	assert_int_equal(neg("Accept: application/openmetrics-text\r\n", true), ATEL_HTTP_OPENMETRICS);
+	assert_int_equal(neg("Accept: application/openmetrics-text; version=2.0.0\r\n", true), ATEL_HTTP_TEXT);
+	assert_int_equal(neg("Accept: text/plain, application/openmetrics-text;q=1\r\n", true), ATEL_HTTP_TEXT);
+	assert_int_equal(neg("Accept: text/plain;q=0.2, APPLICATION/OpenMetrics-Text;q=0.3\r\n", true),
+			 ATEL_HTTP_OPENMETRICS);
+	assert_int_equal(neg("Accept: application/openmetrics-text;q=0\r\n", true), ATEL_HTTP_TEXT);
+	assert_int_equal(neg("Accept: application/openmetrics-text;q=abc\r\n", true), ATEL_HTTP_TEXT);
+	assert_int_equal(neg("Accept-Encoding: gzip;q=0\r\n", true), ATEL_HTTP_TEXT);
+	assert_int_equal(neg("Accept-Encoding: deflate, *;q=0.5\r\n", true), ATEL_HTTP_TEXT_GZIP);
+	assert_int_equal(neg("Accept-Encoding: *, gzip;q=0\r\n", true), ATEL_HTTP_TEXT);
+	assert_int_equal(neg("Accept-Encoding: identity\r\n", true), ATEL_HTTP_TEXT);
+	assert_int_equal(neg("Accept-Encoding: x-gzip;q=0.001\r\n", true), ATEL_HTTP_TEXT_GZIP);
+	assert_int_equal(neg("Accept: ,;,=;q=,\r\nAccept-Encoding: ;;,,gzip;;\r\n", true), ATEL_HTTP_TEXT_GZIP);
+}
+
+#define OM_BODY "# TYPE x counter\nx_total 1\n# EOF\n"
+
+static int format_body(void *arg, int format, struct atel_buf *body)
+{
+	(void)arg;
+	atel__buf_puts(body, format == ATEL_PROM_OPENMETRICS ? OM_BODY : BODY);
+	return 0;
+}
+
+/* The server: gzip bodies inflate to the text, OpenMetrics gets its content
+ * type, and every response is counted per variant. */
+static void test_variants(void **state)
+{
+	struct atel_http_opts o = { .metrics_format = format_body };
+	struct atel_http_server *s;
+	uint64_t sc[ATEL_HTTP_VARIANTS];
+	uint16_t port;
+	char *r, *body, cl[64];
+	unsigned char out[4096];
+	z_stream z;
+
+	(void)state;
+	o.metrics = fixed_body;
+	s = start(&o);
+	port = atel__http_port(s);
+	r = roundtrip(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n");
+	assert_non_null(strstr(r, "\r\nContent-Encoding: gzip\r\n"));
+	assert_non_null(strstr(r, "\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+	body = strstr(r, "\r\n\r\n") + 4;
+	memset(&z, 0, sizeof(z));
+	assert_int_equal(inflateInit2(&z, 15 + 16), Z_OK);
+	z.next_in = (unsigned char *)body;
+	z.avail_in = (uInt)strtoul(strstr(r, "Content-Length: ") + 16, NULL, 10);
+	z.next_out = out;
+	z.avail_out = (uInt)sizeof(out);
+	assert_int_equal(inflate(&z, Z_FINISH), Z_STREAM_END);
+	assert_int_equal(z.total_out, strlen(BODY));
+	assert_memory_equal(out, BODY, strlen(BODY));
+	inflateEnd(&z);
+	free(r);
+	r = roundtrip(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n");
+	assert_non_null(strstr(r, "\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\n"));
+	assert_null(strstr(r, "Content-Encoding"));
+	snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", strlen(OM_BODY));
+	assert_non_null(strstr(r, cl));
+	assert_string_equal(strstr(r, "\r\n\r\n") + 4, OM_BODY);
+	free(r);
+	expect_status(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK\r\n");
+	expect_status(port, "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text\r\n"
+			    "Accept-Encoding: gzip\r\n\r\n", "HTTP/1.1 200 OK\r\n");
+	atel__http_scrapes(s, sc);
+	assert_int_equal(sc[ATEL_HTTP_TEXT], 1);
+	assert_int_equal(sc[ATEL_HTTP_TEXT_GZIP], 1);
+	assert_int_equal(sc[ATEL_HTTP_OPENMETRICS], 1);
+	assert_int_equal(sc[ATEL_HTTP_OPENMETRICS_GZIP], 1);
+	atel__http_stop(s);
+}
+
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest unit[] = {
 		cmocka_unit_test(test_parser),
 		cmocka_unit_test(test_routes),
+		cmocka_unit_test(test_negotiate),
+		cmocka_unit_test(test_variants),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_bearer),
 		cmocka_unit_test(test_keepalive_pipelining),
