@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "logread.h"
 #include "prometheus.h"
+#include "index.h"
 #include "qsource.h"
 #include "query.h"
 #include "ring.h"
@@ -64,7 +65,11 @@ static int load(struct cli *c, const char *verb, const char *source, const struc
 	if (!want_log) {
 		sqlite3 *db;
 		int rc = cli_db_open_ro(c, &db, err, sizeof(err));
-		if (rc == 0) {
+		if (rc == 0 && !want_db && atel__ix_mode_compact(db) == 1) {
+			/* a compact index keeps no raw samples: the log answers */
+			sqlite3_close(db);
+			rc = -ENOENT;
+		} else if (rc == 0) {
 			rc = atel_qs_select_db(db, sel, start, end, res, err, sizeof(err));
 			sqlite3_close(db);
 			if (rc < 0) {

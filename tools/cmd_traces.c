@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "index.h"
 #include "logread.h"
 #include "otlp_encode.h"
 #include "query.h"
@@ -652,6 +653,11 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 	struct trace_row *rows = NULL;
 	size_t nrows = 0;
 	int rc = strcmp(source, "log") == 0 ? -ENOENT : cli_db_open_ro(c, &db, err, sizeof(err));
+	if (rc == 0 && strcmp(source, "db") != 0 && atel__ix_mode_compact(db) == 1) {
+		sqlite3_close(db); /* a compact index keeps no spans: the log answers */
+		db = NULL;
+		rc = -ENOENT;
+	}
 	const char *used = "db";
 	if (rc == 0) {
 		sqlite3_stmt *st;
@@ -704,14 +710,27 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 		}
 		if (corrupt)
 			cli_err("traces", "warning: %llu corrupt frame(s) skipped", (unsigned long long)corrupt);
-		/* group by trace (sort by trace id, then scan) */
+		/* group by trace: trace id -> row index + 1, open addressing */
+		size_t nslots = 64;
+		while (nslots < 2 * t.n)
+			nslots *= 2;
+		size_t *slots = calloc(nslots, sizeof(*slots));
+		if (!slots) {
+			tset_free(&t);
+			cli_err("traces", "out of memory");
+			return ATEL_EXIT_DATA;
+		}
 		for (size_t i = 0; i < t.n; i++) {
 			const struct tspan *s = &t.s[i];
 			if (s->start < since_ns)
 				continue;
-			size_t k = 0;
-			while (k < nrows && strcmp(rows[k].id, s->trace) != 0)
-				k++;
+			uint64_t h = 1469598103934665603ull;
+			for (const char *p = s->trace; *p; p++)
+				h = (h ^ (uint8_t)*p) * 1099511628211ull;
+			size_t slot = (size_t)h & (nslots - 1), k;
+			while (slots[slot] && strcmp(rows[slots[slot] - 1].id, s->trace) != 0)
+				slot = (slot + 1) & (nslots - 1);
+			k = slots[slot] ? slots[slot] - 1 : nrows;
 			if (k == nrows) {
 				struct trace_row *nr = realloc(rows, (nrows + 1) * sizeof(*nr));
 				if (!nr)
@@ -720,7 +739,7 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 				memset(&rows[nrows], 0, sizeof(rows[0]));
 				memcpy(rows[nrows].id, s->trace, 33);
 				rows[nrows].start = UINT64_MAX;
-				nrows++;
+				slots[slot] = ++nrows;
 			}
 			struct trace_row *r = &rows[k];
 			r->spans++;
@@ -736,6 +755,7 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 				r->root = strdup(s->name ? s->name : "");
 			}
 		}
+		free(slots);
 		tset_free(&t);
 		qsort(rows, nrows, sizeof(*rows), cmp_row_desc);
 		if (limit && nrows > limit) {
@@ -811,6 +831,11 @@ static int show_trace(struct cli *c, const char *source, const char *idarg)
 	struct tset t = { 0 };
 	sqlite3 *db = NULL;
 	int rc = strcmp(source, "log") == 0 ? -ENOENT : cli_db_open_ro(c, &db, err, sizeof(err));
+	if (rc == 0 && strcmp(source, "db") != 0 && atel__ix_mode_compact(db) == 1) {
+		sqlite3_close(db); /* a compact index keeps no spans: the log answers */
+		db = NULL;
+		rc = -ENOENT;
+	}
 	if (rc == 0) {
 		/* resolve a prefix */
 		sqlite3_stmt *st;
