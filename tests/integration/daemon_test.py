@@ -615,7 +615,7 @@ def t_full():
     rebuilds the same rows from the segments alone."""
     import urllib.request
     port = free_port()
-    e = Env("full", {"index": {"enabled": True}, "prometheus": {"enabled": True, "port": port},
+    e = Env("full", {"index": {"enabled": True, "mode": "full"}, "prometheus": {"enabled": True, "port": port},
                      "export_interval_ms": 500})
     try:
         e.start()
@@ -666,7 +666,7 @@ def t_libatel():
     """Real libatel agents (4 processes x 3 threads, metrics + 3 nested spans per iteration):
     after SIGTERM the log holds exactly the records libatel reports published, the
     drops it reports come back as LOSS records, and every span nests and ends."""
-    e = Env("libatel", {"shm": {"rings": 32, "ring_capacity": 16384}, "index": {"enabled": True}})
+    e = Env("libatel", {"shm": {"rings": 32, "ring_capacity": 16384}, "index": {"enabled": True, "mode": "full"}})
     procs, threads, iters = 4, 3, 3000
     try:
         e.start()
@@ -728,7 +728,7 @@ def t_columns():
     holds every sample exactly once, the index has every row, zstd -t accepts every
     file, `atel replay --emit raw` gives back the records, and the files are smaller
     than the same records would be in the default encoding."""
-    e = Env("columns", {"storage": {"encoding": "columns"}, "index": {"enabled": True}})
+    e = Env("columns", {"storage": {"encoding": "columns"}, "index": {"enabled": True, "mode": "full"}})
     try:
         e.start()
         ps = [e.produce(i, 2, 40000, "--block", "--rate", 40000) for i in (1, 2)]
