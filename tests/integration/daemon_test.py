@@ -1005,12 +1005,47 @@ def t_loss_kill():
         e.close()
 
 
+def t_size_retention():
+    """retention.max_bytes: with small segment files and a 400 KB limit, the oldest
+    finished files are deleted (counted in segments_deleted) until the finished files
+    plus the data dir's own files (telemetry.db, its WAL, the status file) fit."""
+    limit = 400000
+    e = Env("size_retention", {"storage": {"rotate_bytes": 65536}, "retention": {"max_bytes": limit}})
+    try:
+        e.start()
+        res = Env.result(e.produce(1, 2, 300000, "--block"), timeout=300)
+        check(sum(t["written"] for t in res["threads"]) == 600000, "producer wrote everything")
+        seg = os.path.join(e.data, "segments")
+
+        def fits():
+            files = sorted(f for f in os.listdir(seg) if f.endswith(".atseg"))
+            finished = sum(os.path.getsize(os.path.join(seg, f)) for f in files[:-1])
+            own = sum(os.path.getsize(os.path.join(e.data, f)) for f in os.listdir(e.data)
+                      if os.path.isfile(os.path.join(e.data, f)))
+            st = e.status() or {}
+            deleted = st.get("stats", {}).get("segments_deleted", 0)
+            last[:] = [finished, own, deleted, len(files)]
+            return (finished + own <= limit and deleted > 0) and (finished, own, deleted, len(files))
+        last = []
+        try:
+            got = e.wait_for("the data dir within retention.max_bytes", fits, timeout=120)
+        except Fail as ex:
+            raise Fail("%s (last: finished, own, deleted, files = %s)" % (str(ex)[:300], last))
+        rc = e.stop()
+        check(rc == 0, "ateld exit status %d; log:\n%s" % (rc, e.log_text()))
+        print("size_retention: %d B finished segments + %d B data dir files <= %d, %d files deleted, %d left" %
+              (got[0], got[1], limit, got[2], got[3]))
+    finally:
+        e.close()
+
+
 TESTS = {
     "multi": t_multi, "iopaths": t_iopaths, "kill9": t_kill9, "torn": t_torn, "faultwrite": t_faultwrite,
     "diskfull": t_diskfull, "garbage": t_garbage, "death": t_death, "config": t_config,
     "lifecycle": t_lifecycle, "idle": t_idle, "full": t_full,
     "libatel": t_libatel, "columns": t_columns,
     "burst": t_burst, "burst_spans": t_burst_spans, "loss_restart": t_loss_restart, "loss_kill": t_loss_kill,
+    "size_retention": t_size_retention,
 }
 
 
