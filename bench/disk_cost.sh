@@ -6,8 +6,10 @@
 # at ten times its rate for 60 s, stops ateld cleanly (the index catches up),
 # then prints the bytes of the segment log and of the index (telemetry.db with
 # its -wal/-shm) and divides them by the samples and spans the log holds
-# (counted by `atel replay --json`). Budget (issue 13): <= 4 B/sample and
-# <= 60 B/span, log plus index together.
+# (counted by `atel replay --json`). The log's bytes are divided between the
+# two by what each side costs alone with the log's own encoder (see below);
+# the index's by its tables (span tables to spans). Budget (issue 13):
+# <= 4 B/sample and <= 60 B/span, log plus index together.
 #
 #   bench/disk_cost.sh [--build DIR] [--only demo|10x] [--config FILE] [--keep]
 #
@@ -33,7 +35,7 @@ while [ $# -gt 0 ]; do
 done
 ATELD=$B/consumer/ateld
 ATEL=$B/tools/atel
-[ -x "$ATELD" ] && [ -x "$ATEL" ] || { echo "disk_cost: build $B first (ninja -C $B)" >&2; exit 2; }
+[ -x "$ATELD" ] && [ -x "$ATEL" ] && [ -x "$B/bench/disk_split" ] || { echo "disk_cost: build $B first (ninja -C $B)" >&2; exit 2; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -61,7 +63,7 @@ run() { # name agents threads rate duration
   wait $pid || { echo "disk_cost: ateld exited $? (see $dir/ateld.log)" >&2; exit 2; }
   "$ATEL" replay "$dir/segments" --json >"$dir/replay.json" 2>/dev/null
   "$ATEL" replay "$dir/segments" --emit raw -o "$dir/raw.bin" >/dev/null 2>&1
-  python3 - "$name" "$dir" <<'PY' || over=1
+  DISK_SPLIT=$B/bench/disk_split python3 - "$name" "$dir" <<'PY' || over=1
 import json, os, subprocess, sqlite3, sys
 name, d = sys.argv[1], sys.argv[2]
 seg = os.path.join(d, "segments")
@@ -71,22 +73,22 @@ idx_b = sum(os.path.getsize(f) for f in idx_files)
 j = json.load(open(os.path.join(d, "replay.json")))
 samples = sum(s["samples"] for s in j["series"])
 spans = j.get("by_type", {}).get("span_end", 0)
-# The log mixes samples and spans in the same frames. Its bytes are split by
-# what each side compresses to alone: the raw 64-byte slots (atel replay
-# --emit raw) sorted by record type (continuation slots follow their head;
-# span_start..span_error to spans, everything else to samples), each stream
-# compressed with zstd -6.
-raw = open(os.path.join(d, "raw.bin"), "rb").read()
-side = {True: bytearray(), False: bytearray()}
-cur = False
-for off in range(0, len(raw) - 63, 64):
-    t = raw[off]
-    if 1 <= t <= 0x7f:
-        cur = 7 <= t <= 11
-    side[cur] += raw[off:off + 64]
-def zlen(b):
-    return len(subprocess.run(["zstd", "-6", "-q", "-c"], input=bytes(b), stdout=subprocess.PIPE, check=True).stdout)
-zs, zp = zlen(side[False]), zlen(side[True])
+# The log mixes samples and spans in the same frames. Its bytes are split in
+# the ratio of what each side costs alone with the log's own encoder
+# (bench/disk_split: the decoded records sorted by type, span_start..span_error
+# to spans, the rest -- samples, definitions, markers -- to samples, cut into
+# frames of the log's average size, encoded and compressed at its level).
+cfg = {}
+try:
+    cfg = json.load(open(os.path.join(d, "ateld.status.json"))).get("config", {}).get("storage", {})
+except (OSError, ValueError):
+    pass
+enc = cfg.get("encoding", "columns")
+level = str(cfg.get("zstd_level", 6))
+frame = str(max(64, j["bytes_raw"] // max(1, j["frames"])))
+out = subprocess.run([os.environ["DISK_SPLIT"], os.path.join(d, "raw.bin"), enc, level, frame],
+                     stdout=subprocess.PIPE, check=True, text=True).stdout.split()
+zs, zp = int(out[0]), int(out[1])
 share = zs / (zs + zp) if zs + zp else 1.0
 # the index: span tables (and their indexes) to spans, the rest to samples
 idx_span = 0
@@ -104,6 +106,8 @@ span_frac = idx_span / idx_pages if idx_pages else 0.0
 b_s = log_b * share + idx_b * (1 - span_frac)
 b_p = log_b * (1 - share) + idx_b * span_frac
 tot = log_b + idx_b
+print("      (%s, zstd %s, %s B frames on average; samples side alone %d B, spans side alone %d B)" %
+      (enc, level, frame, zs, zp))
 ok = samples and spans and b_s / samples <= 4 and b_p / spans <= 60
 print("%-5s log %8.2f MB  index %8.2f MB  total %8.2f MB  samples %8d  spans %7d  "
       "%6.2f B/sample  %6.1f B/span  (budget 4 / 60: %s)" %
