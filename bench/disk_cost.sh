@@ -12,6 +12,7 @@
 # <= 4 B/sample and <= 60 B/span, log plus index together.
 #
 #   bench/disk_cost.sh [--build DIR] [--only demo|10x] [--config FILE] [--keep]
+#   DISK_SPLIT=build/bench/disk_split bench/disk_cost.sh --build OLD_BUILD   # an older ateld
 #
 # Settings go through ateld's configuration: --config FILE or the environment
 # (ATEL_ENCODING, ATEL_INDEX_MODE, ...), so a "before" and an "after" run
@@ -35,7 +36,8 @@ while [ $# -gt 0 ]; do
 done
 ATELD=$B/consumer/ateld
 ATEL=$B/tools/atel
-[ -x "$ATELD" ] && [ -x "$ATEL" ] && [ -x "$B/bench/disk_split" ] || { echo "disk_cost: build $B first (ninja -C $B)" >&2; exit 2; }
+DISK_SPLIT=${DISK_SPLIT:-$B/bench/disk_split}   # (another build's, to measure an older ateld)
+[ -x "$ATELD" ] && [ -x "$ATEL" ] && [ -x "$DISK_SPLIT" ] || { echo "disk_cost: build $B first (ninja -C $B)" >&2; exit 2; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -63,7 +65,7 @@ run() { # name agents threads rate duration
   wait $pid || { echo "disk_cost: ateld exited $? (see $dir/ateld.log)" >&2; exit 2; }
   "$ATEL" replay "$dir/segments" --json >"$dir/replay.json" 2>/dev/null
   "$ATEL" replay "$dir/segments" --emit raw -o "$dir/raw.bin" >/dev/null 2>&1
-  DISK_SPLIT=$B/bench/disk_split python3 - "$name" "$dir" <<'PY' || over=1
+  DISK_SPLIT=$DISK_SPLIT python3 - "$name" "$dir" <<'PY' || over=1
 import json, os, subprocess, sqlite3, sys
 name, d = sys.argv[1], sys.argv[2]
 seg = os.path.join(d, "segments")

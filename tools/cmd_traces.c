@@ -637,6 +637,7 @@ struct trace_row {
 	char *root;
 	uint64_t start, end;
 	uint64_t spans, errors;
+	uint64_t root_start, root_end;  /* log source: the earliest root span (as the index's query) */
 	bool has_root;
 };
 
@@ -749,12 +750,18 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 			uint64_t e = s->end ? s->end : s->start;
 			if (e > r->end)
 				r->end = e;
-			if (!s->parent[0] && (!r->has_root)) {
+			if (!s->parent[0] && (!r->has_root || s->start < r->root_start)) {
 				r->has_root = true;
+				r->root_start = s->start;
+				r->root_end = s->end;
 				free(r->root);
 				r->root = strdup(s->name ? s->name : "");
 			}
 		}
+		/* as the index's list: a root that ended gives the trace's duration */
+		for (size_t i = 0; i < nrows; i++)
+			if (rows[i].has_root && rows[i].root_end > rows[i].root_start)
+				rows[i].end = rows[i].start + (rows[i].root_end - rows[i].root_start);
 		free(slots);
 		tset_free(&t);
 		qsort(rows, nrows, sizeof(*rows), cmp_row_desc);

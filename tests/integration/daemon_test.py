@@ -1039,13 +1039,74 @@ def t_size_retention():
         e.close()
 
 
+def t_upgrade():
+    """A data dir written by 0.1.0 (index.mode did not exist: a full index with a row
+    per sample and span; fixtures/datadir-0.1.0-full.tar.gz, made by that ateld and
+    `atel load`) opens with the default compact index: the log says so, the old rows
+    stay, the file is marked compact, and `atel query`/`traces` give the same answers
+    (now from the log) as before the upgrade, new data included after more records."""
+    import sqlite3
+    import tarfile
+    atel = os.path.join(BUILD, "tools", "atel")
+    fx = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "datadir-0.1.0-full.tar.gz")
+    e = Env("upgrade", {"index": {"enabled": True},
+                        "retention": {"metrics_days": 0, "traces_days": 0, "aggregates_days": 0,
+                                      "segments_days": 0}})
+    try:
+        os.makedirs(e.data)
+        with tarfile.open(fx) as t:
+            t.extractall(e.data)
+        rng = ["--start", "1700000000", "--end", "4000000000"]
+
+        def q(metric):
+            r = subprocess.run([atel, "--data-dir", e.data, "query", metric, *rng, "--json"],
+                               capture_output=True, text=True, timeout=120)
+            check(r.returncode == 0, "atel query %s: %s" % (metric, r.stderr))
+            return json.loads(r.stdout)
+
+        def traces():
+            r = subprocess.run([atel, "--data-dir", e.data, "traces", "--json", "--limit", "0"],
+                               capture_output=True, text=True, timeout=120)
+            check(r.returncode == 0, "atel traces: %s" % r.stderr)
+            return json.loads(r.stdout)
+
+        old_q, old_t = q("tool_calls_total"), traces()
+        check(old_q["source"] == "db" and old_q["series"], "the 0.1.0 index answers from its rows: %s" % old_q["source"])
+        con = sqlite3.connect(os.path.join(e.data, "telemetry.db"))
+        old_rows = con.execute("SELECT count(*) FROM telemetry_metrics").fetchone()[0]
+        con.close()
+        e.start()
+        res = Env.result(e.produce(1, 1, 2000, "--block"))
+        check(sum(t["written"] for t in res["threads"]) == 2000, "producer wrote everything")
+        e.wait_for("index caught up", lambda: (lambda s: s and s["stats"]["indexer_lag_records"] == 0 and
+                                                s["stats"]["records_drained"] >= 2000)(e.status()), timeout=120)
+        rc = e.stop()
+        check(rc == 0, "ateld exit status %d; log:\n%s" % (rc, e.log_text()))
+        check("this full index keeps its raw rows" in e.log_text(), "the log says the index became compact")
+        con = sqlite3.connect(os.path.join(e.data, "telemetry.db"))
+        mode = con.execute("SELECT value FROM telemetry_meta WHERE key = 'index_mode'").fetchone()[0]
+        rows = con.execute("SELECT count(*) FROM telemetry_metrics").fetchone()[0]
+        segs = con.execute("SELECT sum(samples) FROM telemetry_segments").fetchone()[0]
+        con.close()
+        check(mode == "compact", "index_mode after the upgrade: %s" % mode)
+        check(rows == old_rows, "old telemetry_metrics rows kept (%d, were %d)" % (rows, old_rows))
+        check(segs and segs >= 2000, "telemetry_segments counts the new samples: %s" % segs)
+        new_q, new_t = q("tool_calls_total"), traces()
+        check(new_q["source"] == "segments", "a compact index: the log answers (%s)" % new_q["source"])
+        check(new_q["series"] == old_q["series"], "tool_calls_total: the same answer before and after")
+        check(new_t["traces"] == old_t["traces"], "traces: the same list before and after")
+        print("upgrade: 0.1.0 data dir (%d indexed samples) opened compact; query and traces unchanged" % old_rows)
+    finally:
+        e.close()
+
+
 TESTS = {
     "multi": t_multi, "iopaths": t_iopaths, "kill9": t_kill9, "torn": t_torn, "faultwrite": t_faultwrite,
     "diskfull": t_diskfull, "garbage": t_garbage, "death": t_death, "config": t_config,
     "lifecycle": t_lifecycle, "idle": t_idle, "full": t_full,
     "libatel": t_libatel, "columns": t_columns,
     "burst": t_burst, "burst_spans": t_burst_spans, "loss_restart": t_loss_restart, "loss_kill": t_loss_kill,
-    "size_retention": t_size_retention,
+    "size_retention": t_size_retention, "upgrade": t_upgrade,
 }
 
 
