@@ -227,7 +227,7 @@ static const char query_help[] =
 	"  --anomalies SIGMA [--window N]     per series: rolling z-score over the N previous samples\n"
 	"                                     (default 30); lists the samples with |z| > SIGMA\n"
 	"  --rate WINDOW                      per series: Prometheus rate(x[WINDOW]) at each sample\n"
-	"  --source auto|db|log               index or segment files (auto: the index if present)\n"
+	"  --source auto|db|log               index or segment files (auto: a full index if present)\n"
 	"  --limit N                          raw samples printed per series (default 20, 0: all)\n"
 	"  --json                             machine-readable output\n"
 	"Values: counter increments (rate/--rate use the running sum), gauge values, histogram\n"
