@@ -38,6 +38,7 @@
 #include "prometheus.h"
 #include "selfmetrics.h"
 #include "util.h"
+#include "webui.h"
 
 #define CKPT_INTERVAL_MS 5000u
 #define POLL_MS 50u
@@ -49,6 +50,7 @@ struct atel_exporters {
 	struct atel_agg *agg;
 	struct atel_recent_spans *spans;
 	_Atomic(struct atel_http_server *) http;
+	struct atel_webui *webui;        /* the web view on the same server (needs d) */
 	struct atel_json_exporter *json;
 	struct atel_otlp *otlp;
 	pthread_t follower, json_thr;
@@ -403,6 +405,10 @@ int atel__exporters_start_opts(struct atel_exporters **out, struct atel_daemon *
 		struct atel_http_server *http = NULL;
 		ho.metrics = metrics_body;
 		ho.arg = ex;
+		if (d && (ex->webui = atel__webui_new(d))) {
+			ho.route = atel__webui_route;
+			ho.route_arg = ex->webui;
+		}
 		if ((rc = atel__http_start(&http, &ho, err, errlen)) < 0)
 			goto fail;
 		atomic_store(&ex->http, http);
@@ -454,6 +460,7 @@ void atel__exporters_stop(struct atel_exporters *ex)
 	}
 	atel__otlp_stop(ex->otlp);
 	atel__http_stop(atomic_load(&ex->http));
+	atel__webui_free(ex->webui);
 	atel__json_close(ex->json);
 	atel__spans_free(ex->spans);
 	atel__agg_free(ex->agg);

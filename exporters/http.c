@@ -312,6 +312,7 @@ struct atel_http_server {
 	struct conn **conns;
 	uint32_t nconns;
 	struct atel_buf body;       /* scratch for the /metrics body */
+	struct atel_http_reply reply; /* scratch for an extra route's answer */
 	struct shared_body *cached; /* the latest body (one reference held here) */
 	uint64_t cached_ms;
 	_Atomic uint64_t codes[ATEL_HTTP_CODES_N];
@@ -427,6 +428,36 @@ static void body_unref(struct shared_body *b)
 		free(b);
 }
 
+/* An extra route (the web view): the handler builds the body in s->reply. */
+static void handle_route(struct atel_http_server *s, struct conn *c, const struct atel_http_request *r, bool get,
+			 bool head, bool keep)
+{
+	int rc;
+
+	if (!get && !head) {
+		error_response(s, c, 405, "Allow: GET, HEAD\r\n", keep, false);
+		return;
+	}
+	atel__buf_reset(&s->reply.body);
+	s->reply.status = 200;
+	s->reply.ctype = "text/plain; charset=utf-8";
+	s->reply.headers = NULL;
+	rc = s->o.route(s->o.route_arg, r->target, r->target_len, authorized(s, r), &s->reply);
+	if (rc == -ENOENT) {
+		error_response(s, c, 404, NULL, keep, head);
+		return;
+	}
+	if (rc < 0 || s->reply.body.oom) {
+		error_response(s, c, 500, NULL, false, head);
+		c->close_after = true;
+		return;
+	}
+	compose(s, &c->out, s->reply.status, s->reply.ctype, s->reply.headers, s->reply.body.data,
+		s->reply.body.len, head, keep);
+	if (s->reply.body.cap > (8u << 20))
+		atel__buf_free(&s->reply.body);
+}
+
 /* Routes one complete request; fills c->out (and c->body) and c->close_after. */
 static void handle(struct atel_http_server *s, struct conn *c, const struct atel_http_request *r)
 {
@@ -441,6 +472,10 @@ static void handle(struct atel_http_server *s, struct conn *c, const struct atel
 	is_metrics = plen == strlen(s->path) && !memcmp(r->target, s->path, plen);
 	is_health = plen == 8 && !memcmp(r->target, "/healthz", 8);
 	c->close_after = !keep;
+	if (!is_metrics && !is_health && s->o.route) {
+		handle_route(s, c, r, get, head, keep);
+		return;
+	}
 	if (!is_metrics && !is_health) {
 		error_response(s, c, 404, NULL, keep, head);
 		return;
@@ -936,6 +971,7 @@ void atel__http_stop(struct atel_http_server *s)
 	if (s->wfd >= 0)
 		close(s->wfd);
 	atel__buf_free(&s->body);
+	atel__buf_free(&s->reply.body);
 	body_unref(s->cached);
 	free(s->conns);
 	free(s->bind);

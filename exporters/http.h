@@ -63,6 +63,14 @@ long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits
 /* Fills lim with the defaults above. */
 void atel__http_limits_default(struct atel_http_limits *lim);
 
+/* What an extra route answers (atel_http_opts.route). */
+struct atel_http_reply {
+	int status;                /* one of atel__http_codes */
+	const char *ctype;         /* static string */
+	const char *headers;       /* static extra header lines, each ending in \r\n; may be NULL */
+	struct atel_buf body;      /* owned by the server (scratch reused between requests) */
+};
+
 struct atel_http_opts {
 	const char *bind;                /* "127.0.0.1" if NULL; numeric IPv4/IPv6 or a host name */
 	uint16_t port;                   /* 0: an ephemeral port (tests); see atel__http_port */
@@ -81,6 +89,15 @@ struct atel_http_opts {
 	 */
 	int (*metrics)(void *arg, struct atel_buf *body);
 	void *arg;
+	/* ---- extra routes (the web view, exporters/webui.h); route NULL: none ---- */
+	/*
+	 * Answers a GET/HEAD whose path is neither /metrics nor /healthz. authed
+	 * says whether the request carried the bearer token (true when none is
+	 * configured). Called on the server thread only. @return 0 with rep
+	 * filled (rep->body empty on entry), or -ENOENT (404).
+	 */
+	int (*route)(void *arg, const char *target, size_t len, bool authed, struct atel_http_reply *rep);
+	void *route_arg;
 };
 
 struct atel_http_server;

@@ -41,6 +41,7 @@ cat <<TXT
 
 Next steps
   Prometheus metrics   curl http://127.0.0.1:$PORT/metrics
+  Web view             open http://127.0.0.1:$PORT/ in a browser   (live: $B/tools/atel --data-dir var top)
   Sidecar status       $B/tools/atel --data-dir var --shm $SHM status
   Recent traces        $B/tools/atel --data-dir var traces        (then: traces <TRACE_ID>)
   Query                $B/tools/atel --data-dir var query agent_execution_duration_seconds --labels agent_type=coder --agg p95 --interval 1m --since 15m

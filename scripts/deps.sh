@@ -9,6 +9,7 @@ PKGS=(
   zstd sqlite3 strace curl procps iproute2 systemd
   prometheus protobuf-compiler python3-protobuf python3-jsonschema
   g++ python3-prometheus-client liblttng-ust-dev lttng-tools babeltrace2 prometheus-cpp-dev
+  chromium chromium-driver tmux   # the web view's browser test, atel top's tmux test (issue 17)
 )
 
 "$(dirname "$0")/deps-node.sh"   # Node.js, its headers and the binding's npm packages (bindings/node)

@@ -35,6 +35,7 @@ static const char usage_text[] =
 	"  replay PATH            verify and summarise segment files offline (--emit jsonl, --into DB)\n"
 	"  reindex                rebuild telemetry.db from the segment files\n"
 	"  load                   run the synthetic agent swarm against ateld\n"
+	"  top                    live view: drain rate, drops, ring fill, rates per metric/producer\n"
 	"\n"
 	"global options (before the verb):\n"
 	"  --data-dir DIR   data directory (default $ATEL_DATA_DIR or ./var)\n"
@@ -361,6 +362,7 @@ static const struct {
 	{ "query", cmd_query },	    { "traces", cmd_traces },	{ "stats", cmd_stats },
 	{ "clear", cmd_clear },	    { "replay", cmd_replay },	{ "reindex", cmd_reindex },
 	{ "load", cmd_load },
+	{ "top", cmd_top },
 };
 
 int main(int argc, char **argv)

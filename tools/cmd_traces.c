@@ -621,15 +621,150 @@ static void print_waterfall(const struct cli *c, struct tset *t)
 	free(order);
 }
 
+/* ---- --format chrome (issue 17) ---------------------------------------------------------- */
+
+/* A span's attribute as a JSON value of its own type. */
+static cJSON *attr_json(const struct tattr *a)
+{
+	switch (a->vtype) {
+	case ATEL_VT_INT:
+		return cJSON_CreateNumber((double)a->i);
+	case ATEL_VT_DOUBLE:
+		return cli_json_num(a->d);
+	case ATEL_VT_BOOL:
+		return cJSON_CreateBool(a->b);
+	default:
+		return cJSON_CreateString(a->s ? a->s : "");
+	}
+}
+
+static cJSON *chrome_event(const char *ph, const char *name, int pid, int tid, double ts_us)
+{
+	cJSON *e = cJSON_CreateObject();
+
+	cJSON_AddStringToObject(e, "name", name ? name : "");
+	cJSON_AddStringToObject(e, "ph", ph);
+	cJSON_AddNumberToObject(e, "pid", pid);
+	cJSON_AddNumberToObject(e, "tid", tid);
+	cJSON_AddNumberToObject(e, "ts", ts_us);
+	return e;
+}
+
+/*
+ * The Chrome trace event format (the JSON Object Format that Perfetto and
+ * about:tracing open): each producer process a track group (process_name
+ * metadata: service and pid), each thread a track, each span a complete
+ * ("X") event with its attributes, ids and status as args, each span event an
+ * instant ("i") on its thread, and a flow ("s"/"f") from a parent to a child
+ * that runs in another process or thread. Times in microseconds from the
+ * trace's first span; open spans end at the trace's last known time.
+ */
+static cJSON *chrome_trace(const struct tset *t)
+{
+	cJSON *root = cJSON_CreateObject(), *evs = cJSON_AddArrayToObject(root, "traceEvents"), *other;
+	uint64_t t0 = UINT64_MAX, t1 = 0;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct tspan *s = &t->s[i];
+		if (s->start && s->start < t0)
+			t0 = s->start;
+		if (s->end > t1)
+			t1 = s->end;
+		if (s->start > t1)
+			t1 = s->start;
+	}
+	if (t0 == UINT64_MAX)
+		t0 = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		const struct tspan *s = &t->s[i];
+		bool pseen = false, tseen = false;
+		for (size_t j = 0; j < i; j++) {
+			pseen |= t->s[j].pid == s->pid;
+			tseen |= t->s[j].pid == s->pid && t->s[j].tid == s->tid;
+		}
+		if (!pseen) {
+			char nm[160];
+			cJSON *m = chrome_event("M", "process_name", s->pid, 0, 0), *a = cJSON_AddObjectToObject(m, "args");
+			snprintf(nm, sizeof(nm), "%s (pid %d)", service_of(s), s->pid);
+			cJSON_AddStringToObject(a, "name", nm);
+			cJSON_AddItemToArray(evs, m);
+		}
+		if (!tseen) {
+			char nm[64];
+			cJSON *m = chrome_event("M", "thread_name", s->pid, s->tid, 0), *a = cJSON_AddObjectToObject(m, "args");
+			snprintf(nm, sizeof(nm), "thread %d", s->tid);
+			cJSON_AddStringToObject(a, "name", nm);
+			cJSON_AddItemToArray(evs, m);
+		}
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		const struct tspan *s = &t->s[i];
+		uint64_t end = s->end ? s->end : t1;
+		cJSON *e = chrome_event("X", s->name, s->pid, s->tid, (double)(s->start - t0) / 1e3), *a;
+
+		cJSON_AddStringToObject(e, "cat", kind_name(s->kind));
+		cJSON_AddNumberToObject(e, "dur", end > s->start ? (double)(end - s->start) / 1e3 : 0);
+		a = cJSON_AddObjectToObject(e, "args");
+		for (size_t k = 0; k < s->nattrs; k++)
+			cJSON_AddItemToObject(a, s->attrs[k].key, attr_json(&s->attrs[k]));
+		cJSON_AddStringToObject(a, "span_id", s->id);
+		if (s->parent[0])
+			cJSON_AddStringToObject(a, "parent_span_id", s->parent);
+		cJSON_AddStringToObject(a, "status", status_name(s->status));
+		if (s->msg && s->msg[0])
+			cJSON_AddStringToObject(a, "status_message", s->msg);
+		if (!s->end)
+			cJSON_AddBoolToObject(a, "open", true);
+		cJSON_AddItemToArray(evs, e);
+		for (size_t k = 0; k < s->nevents; k++) {
+			const struct tevent *ev = &s->events[k];
+			cJSON *ie = chrome_event("i", ev->name, s->pid, s->tid,
+						 (double)(ev->ts_ns > t0 ? ev->ts_ns - t0 : 0) / 1e3), *ia;
+			cJSON_AddStringToObject(ie, "s", "t");
+			ia = cJSON_AddObjectToObject(ie, "args");
+			for (size_t q = 0; q < ev->nattrs; q++)
+				cJSON_AddItemToObject(ia, ev->attrs[q].key, attr_json(&ev->attrs[q]));
+			cJSON_AddStringToObject(ia, "span_id", s->id);
+			cJSON_AddItemToArray(evs, ie);
+		}
+		/* a flow arrow from the parent to a child on another track */
+		for (size_t j = 0; s->parent[0] && j < t->n; j++) {
+			const struct tspan *par = &t->s[j];
+			if (strcmp(par->id, s->parent) || (par->pid == s->pid && par->tid == s->tid))
+				continue;
+			double ts = (double)(s->start - t0) / 1e3;
+			cJSON *fs = chrome_event("s", "parent", par->pid, par->tid, ts);
+			cJSON *ff = chrome_event("f", "parent", s->pid, s->tid, ts);
+			cJSON_AddStringToObject(fs, "cat", "link");
+			cJSON_AddStringToObject(ff, "cat", "link");
+			cJSON_AddStringToObject(fs, "id", s->id);
+			cJSON_AddStringToObject(ff, "id", s->id);
+			cJSON_AddStringToObject(ff, "bp", "e");
+			cJSON_AddItemToArray(evs, fs);
+			cJSON_AddItemToArray(evs, ff);
+			break;
+		}
+	}
+	cJSON_AddStringToObject(root, "displayTimeUnit", "ns");
+	other = cJSON_AddObjectToObject(root, "otherData");
+	cJSON_AddStringToObject(other, "trace_id", t->n ? t->s[0].trace : "");
+	cJSON_AddItemToObject(other, "start_unix_ns", cli_json_u64(t0));
+	return root;
+}
+
 /* ---- verb ------------------------------------------------------------------------------ */
 
 static const char traces_help[] =
 	"usage: atel traces [TRACE_ID] [--limit N] [--since DUR] [--source auto|db|log] [--json]\n"
+	"       atel traces TRACE_ID --format chrome|otlp-json|text\n"
 	"Without TRACE_ID: the most recent traces (root span name, start, duration, spans,\n"
 	"errors), newest first (--limit, default 20; --since, default all).\n"
 	"With TRACE_ID (32 hex digits, or a unique prefix of at least 4): the trace as a\n"
 	"waterfall: offset from the trace start, duration, status, span tree, attributes and\n"
 	"events. --json prints the trace as OTLP JSON (ExportTraceServiceRequest).\n"
+	"--format chrome|otlp-json|text: chrome writes the Chrome trace event JSON that\n"
+	"Perfetto and about:tracing open (processes and threads as tracks, attributes as\n"
+	"args); otlp-json is what --json prints (an OTLP collector accepts it).\n"
 	"Exit: 0 ok, 1 usage, 2 no data source, 5 no such trace.\n";
 
 struct trace_row {
@@ -825,7 +960,7 @@ static bool is_hex(const char *s)
 	return true;
 }
 
-static int show_trace(struct cli *c, const char *source, const char *idarg)
+static int show_trace(struct cli *c, const char *source, const char *idarg, const char *format)
 {
 	char id[33], err[512];
 	size_t il = strlen(idarg);
@@ -920,6 +1055,16 @@ static int show_trace(struct cli *c, const char *source, const char *idarg)
 		tset_free(&t);
 		return ATEL_EXIT_NOT_FOUND;
 	}
+	if (format && strcmp(format, "text")) {
+		cJSON *j = strcmp(format, "chrome") ? otlp_trace(&t) : chrome_trace(&t);
+
+		tset_free(&t);
+		if (!j) {
+			cli_err("traces", "out of memory");
+			return ATEL_EXIT_DATA;
+		}
+		return cli_print_json(j) < 0 ? ATEL_EXIT_DATA : 0;
+	}
 	if (c->json) {
 		cJSON *j = otlp_trace(&t);
 
@@ -938,7 +1083,7 @@ static int show_trace(struct cli *c, const char *source, const char *idarg)
 
 int cmd_traces(struct cli *c, int argc, char **argv)
 {
-	const char *id = NULL, *source = "auto", *lim = NULL, *since = NULL;
+	const char *id = NULL, *source = "auto", *lim = NULL, *since = NULL, *format = NULL;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -951,6 +1096,8 @@ int cmd_traces(struct cli *c, int argc, char **argv)
 			lim = v;
 		else if ((v = cli_opt(argc, argv, &i, "--since")) != NULL)
 			since = v;
+		else if ((v = cli_opt(argc, argv, &i, "--format")) != NULL)
+			format = v;
 		else if (argv[i][0] == '-') {
 			cli_err("traces", "unknown option %s (see atel traces --help)", argv[i]);
 			return ATEL_EXIT_USAGE;
@@ -986,7 +1133,15 @@ int cmd_traces(struct cli *c, int argc, char **argv)
 		uint64_t now = atel__now_ns();
 		since_ns = d > now ? 0 : now - d;
 	}
+	if (format && strcmp(format, "chrome") && strcmp(format, "otlp-json") && strcmp(format, "text")) {
+		cli_err("traces", "--format must be chrome, otlp-json or text");
+		return ATEL_EXIT_USAGE;
+	}
+	if (format && !id) {
+		cli_err("traces", "--format needs a TRACE_ID");
+		return ATEL_EXIT_USAGE;
+	}
 	if (id)
-		return show_trace(c, source, id);
+		return show_trace(c, source, id, format);
 	return list_traces(c, source, limit, since_ns);
 }

@@ -83,7 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (rc == 0)
 			continue;
-		if (rc != 1 || ev.kind < ATEL_EV_BEGIN || ev.kind >= ATEL_EV_INVALID || ev.ring != ring)
+		if (rc != 1 || ev.kind < ATEL_EV_BEGIN || ev.kind > ATEL_EV_LOSS_TOTAL ||
+		    ev.kind == ATEL_EV_INVALID || ev.ring != ring)
 			abort();
 		touch(ev.comm);
 		switch (ev.kind) {
@@ -107,6 +108,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case ATEL_EV_SPAN_EVENT: touch(ev.span_event.name); break;
 		case ATEL_EV_SPAN_ERROR: touch(ev.span_error.type); touch(ev.span_error.msg); break;
 		case ATEL_EV_BEGIN: touch(ev.begin.comm); break;
+		case ATEL_EV_HISTFOLD:
+			touch(ev.histfold.series->name);
+			for (uint32_t i = 0; i < ev.histfold.nbuckets; i++)
+				sink += (size_t)ev.histfold.buckets[i];
+			break;
 		default: break;
 		}
 	}
