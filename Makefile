@@ -3,7 +3,7 @@
 BUILD    ?= build
 WERROR   := $(if $(CI),-Dwerror=true,)
 
-.PHONY: all build check test demo bench clean deps fuzz
+.PHONY: all build check test demo bench clean deps fuzz install
 
 all: build
 
@@ -31,6 +31,14 @@ bench: deps
 
 fuzz: deps
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/test.sh fuzz
+
+# meson install: binaries, libatel (.so/.a, atel.h, libatel.pc), man pages,
+# the systemd unit and bash completion under PREFIX (default /usr/local),
+# staged under DESTDIR when set (packaging).
+PREFIX   ?= /usr/local
+install: build
+	@meson configure $(BUILD) -Dprefix=$(PREFIX) >/dev/null
+	@meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(DESTDIR),)
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz build-release var

@@ -30,6 +30,9 @@
 #include "drain.h"
 #include "exporters.h"
 #include "ring.h"
+#include "logread.h"
+#include "segformat.h"
+#include "segment.h"
 
 
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
@@ -99,6 +102,9 @@ struct ateld {
 	bool indexer_running, exporters_running;
 	char status_path[4200], status_tmp[4200], lock_path[4200];
 	const char *state;       /* starting | running | stopping | stopped */
+	char reason[1100];       /* why the start failed (status file "reason") */
+	bool db_existed;         /* telemetry.db was there before this start */
+	uint64_t max_seq_before; /* the newest segment file before this start (0: none) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -146,7 +152,8 @@ static int lock_holder(const char *path)
 static int write_status(struct ateld *a)
 {
 	struct atel_status st = { .state = a->state, .indexer_running = a->indexer_running,
-				  .exporters_running = a->exporters_running, .drain = a->drain };
+				  .exporters_running = a->exporters_running, .drain = a->drain,
+				  .reason = a->reason };
 
 	return atel__status_write(&a->d, &st, a->status_path, a->status_tmp);
 }
@@ -255,6 +262,7 @@ static int start_parts(struct ateld *a)
 	rc = atel__daemon_exporters_start(&a->ex, &a->d, err, sizeof(err));
 	if (rc) {
 		atel__log(&a->d, ATEL_LOG_ERROR, "exporters: %s", *err ? err : strerror(-rc));
+		snprintf(a->reason, sizeof(a->reason), "exporters: %s", *err ? err : strerror(-rc));
 		return rc;
 	}
 	a->exporters_running = true;
@@ -272,6 +280,64 @@ static void stop_parts(struct ateld *a)
 		atel__indexer_stop(a->ix);
 		a->ix = NULL;
 		a->indexer_running = false;
+	}
+}
+
+/* Notes what a start that fails must not leave behind (undo_failed_start). */
+static void note_before_start(struct ateld *a)
+{
+	uint64_t *seqs = NULL;
+	int n = atel__seg_list(a->d.segments_dir, &seqs);
+
+	a->db_existed = access(a->d.db_path, F_OK) == 0;
+	a->max_seq_before = n > 0 ? seqs[n - 1] : 0;
+	free(seqs);
+}
+
+/* True when the segment file holds no event (a header only). */
+static bool seg_file_empty(const char *path)
+{
+	struct atel_log_reader_opts o = { .single_file = path, .follow = true };
+	struct atel_log_reader *r = NULL;
+	struct atel_event ev;
+	bool empty;
+
+	if (atel__log_open(&r, &o) < 0)
+		return false;
+	empty = atel__log_next(r, &ev, NULL) == 0;
+	atel__log_close(r);
+	return empty;
+}
+
+/*
+ * A start that failed before the drain thread ran drained nothing. Removes
+ * what it created: the shared-memory segment (created, not re-attached with
+ * agents' records in its rings: created is false then), segment files newer
+ * than the ones before it that hold no event, and an index that did not exist.
+ */
+static void undo_failed_start(struct ateld *a, bool created)
+{
+	char path[4400];
+	uint64_t *seqs = NULL;
+	int n = atel__seg_list(a->d.segments_dir, &seqs);
+	int urc = created ? atel__segment_unlink(a->cfg.shm.name) : 0;
+
+	if (urc && urc != -ENOENT)
+		atel__log(&a->d, ATEL_LOG_WARN, "removing segment %s: %s", a->cfg.shm.name, strerror(-urc));
+	for (int i = 0; i < n; i++) {
+		if (seqs[i] <= a->max_seq_before)
+			continue;
+		snprintf(path, sizeof(path), "%s/%016" PRIx64 ".atseg", a->d.segments_dir, seqs[i]);
+		if (seg_file_empty(path) && unlink(path) != 0 && errno != ENOENT)
+			atel__log(&a->d, ATEL_LOG_WARN, "removing %s: %s", path, strerror(errno));
+	}
+	free(seqs);
+	if (!a->db_existed) {
+		static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+		for (size_t k = 0; k < sizeof(sfx) / sizeof(sfx[0]); k++) {
+			snprintf(path, sizeof(path), "%s%s", a->d.db_path, sfx[k]);
+			unlink(path);
+		}
 	}
 }
 
@@ -293,9 +359,13 @@ static int run(struct ateld *a)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	note_before_start(a);
 	rc = atel__drain_open(&a->drain, &a->d, &dopts, err, sizeof(err));
 	if (rc) {
 		atel__log(&a->d, ATEL_LOG_ERROR, "%s", err);
+		snprintf(a->reason, sizeof(a->reason), "%s", err);
+		a->state = "stopped";
+		write_status(a);
 		return EXIT_RUNTIME;
 	}
 	atel__drain_heartbeat(a->drain);
@@ -365,8 +435,11 @@ stop:
 	a->state = "stopped";
 	atel__drain_heartbeat(a->drain);
 	write_status(a);
+	bool created = a->drain && !atel__drain_segment(a->drain)->reattached;
 	atel__drain_close(a->drain);
 	a->drain = NULL;
+	if (a->reason[0] && a->cfg.shm.name)
+		undo_failed_start(a, created); /* failed before the drain ran: leave nothing it created */
 	if (stop_started) {
 		double secs = (double)(atel__mono_ns() - stop_started) / 1e9;
 

@@ -119,6 +119,12 @@ static const struct key KEYS[] = {
 	{ "prometheus", "path", K_URLPATH, OFF(prometheus.path), 0, 0, NULL, NULL },
 	{ "prometheus", "bearer_token", K_STR_NULL, OFF(prometheus.bearer_token), 0, 0, NULL, "auth" },
 	{ "prometheus", "series_limit", K_U32, OFF(prometheus.series_limit), 1, 10000000, NULL, NULL },
+	{ "prometheus", "query_enabled", K_BOOL, OFF(prometheus.query_enabled), 0, 0, NULL, NULL },
+	{ "prometheus", "query_timeout_ms", K_U32, OFF(prometheus.query_timeout_ms), 1, 3600000, NULL, NULL },
+	{ "prometheus", "max_samples", K_U32, OFF(prometheus.max_samples), 1, 4000000000u, NULL, NULL },
+	{ "prometheus", "max_series", K_U32, OFF(prometheus.max_series), 1, 100000000, NULL, NULL },
+	{ "prometheus", "query_resolution_ms", K_U32, OFF(prometheus.query_resolution_ms), 1, 3600000, NULL, NULL },
+	{ "prometheus", "query_carry_ms", K_U32, OFF(prometheus.query_carry_ms), 100, 3600000, NULL, NULL },
 
 	{ "json", "enabled", K_BOOL, OFF(json.enabled), 0, 0, NULL, NULL },
 	{ "json", "outputDir", K_STR, OFF(json.outputDir), 0, 0, NULL, NULL },
@@ -210,6 +216,12 @@ void atel__config_defaults(struct atel_config *cfg)
 	cfg->prometheus.path = strdup("/metrics");
 	cfg->prometheus.bearer_token = NULL;
 	cfg->prometheus.series_limit = 10000;
+	cfg->prometheus.query_enabled = true;
+	cfg->prometheus.query_timeout_ms = 10000;
+	cfg->prometheus.max_samples = 50000000;
+	cfg->prometheus.max_series = 100000;
+	cfg->prometheus.query_resolution_ms = 1000;
+	cfg->prometheus.query_carry_ms = 15000;
 
 	cfg->json.enabled = false;
 	cfg->json.outputDir = NULL; /* derived: <data_dir>/exports (finish()) */

@@ -62,6 +62,13 @@ struct atel_config {
 		char *path;                  /* "/metrics" */
 		char *bearer_token;          /* NULL: no auth */
 		uint32_t series_limit;       /* 10000 per metric */
+		/* the Prometheus query API (/api/v1/..., consumer/promql_api.h) */
+		bool query_enabled;          /* true */
+		uint32_t query_timeout_ms;   /* 10000 per request */
+		uint32_t max_samples;        /* 50000000: samples in memory / loaded per query */
+		uint32_t max_series;         /* 100000: series taken from the log per request */
+		uint32_t query_resolution_ms; /* 1000: one sample per series per window */
+		uint32_t query_carry_ms;     /* 15000: an idle series repeats its value this often (a scrape interval) */
 	} prometheus;
 
 	struct {

@@ -9,6 +9,7 @@
 
 #include "daemon.h"
 #include "exporters.h"
+#include "promql_api.h"
 
 int atel__daemon_init(struct atel_daemon *d, const struct atel_config *cfg)
 {
@@ -39,6 +40,22 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 	o.http.port = (uint16_t)cfg->prometheus.port;
 	o.http.metrics_path = cfg->prometheus.path;
 	o.http.bearer_token = cfg->prometheus.bearer_token;
+	if (cfg->prometheus.query_enabled && o.segments_dir) {
+		/* the query API reads the log itself; one ateld per process, so one static block */
+		static struct atel_promql_api api;
+		struct atel_promql_self *history = api.self; /* kept across a restart of the exporters */
+		api = (struct atel_promql_api){ .segments_dir = d->segments_dir,
+						.timeout_ms = cfg->prometheus.query_timeout_ms,
+						.max_samples = cfg->prometheus.max_samples,
+						.max_series = cfg->prometheus.max_series,
+						.resolution_ms = cfg->prometheus.query_resolution_ms,
+						.carry_ms = cfg->prometheus.query_carry_ms,
+						.self = history };
+		o.http.api = atel__promql_api_handle;
+		o.http.api_arg = &api;
+		o.http.api_tick = atel__promql_api_tick; /* atel_* self-metrics history */
+		o.http.api_tick_ms = 5000;
+	}
 	if (cfg->json.enabled) {
 		if (cfg->json.outputDir && *cfg->json.outputDir)
 			snprintf(json_dir, sizeof(json_dir), "%s", cfg->json.outputDir);

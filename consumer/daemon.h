@@ -47,6 +47,7 @@ struct atel_status {
 	const char *state;               /* starting | running | stopping | stopped */
 	bool indexer_running, exporters_running;
 	struct atel_drain *drain;        /* NULL before the segment is attached */
+	const char *reason;              /* why a start failed (state stopped), or NULL */
 };
 /* Writes the status file to path, through tmp and a rename (readers see a
  * whole file). @return 0 or -errno. */

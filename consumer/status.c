@@ -178,6 +178,8 @@ int atel__status_write(const struct atel_daemon *d, const struct atel_status *st
 	cJSON_AddNumberToObject(root, "pid", getpid());
 	cJSON_AddStringToObject(root, "version", ATEL_VERSION);
 	cJSON_AddStringToObject(root, "state", stt->state);
+	if (stt->reason && *stt->reason)
+		cJSON_AddStringToObject(root, "reason", stt->reason);
 	add_u64(root, "start_ns", d->start_ns);
 	add_u64(root, "heartbeat_ns", seg ? atomic_load_explicit(&seg->hdr->heartbeat_ns, memory_order_relaxed)
 					  : atel__now_ns());

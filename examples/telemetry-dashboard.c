@@ -90,7 +90,14 @@ static int select_metric(const char *dir, const char *metric, struct atel_qresul
 	int rc;
 	sqlite3 *db = NULL;
 	if (access(db_path, R_OK) == 0 && sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+		/* the index up to its cursor, then the log past it: complete while the indexer lags */
+		struct atel_log_pos cur;
+		uint64_t tail = 0;
+		sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 		rc = atel_qs_select_db(db, &sel, now - 3600 * NS, now, res, err, sizeof(err));
+		if (rc == 0 && atel_qs_db_cursor(db, &cur) == 0 && access(seg, R_OK) == 0)
+			rc = atel_qs_add_log_tail(db, seg, &cur, &sel, now - 3600 * NS, now, res, &tail, err, sizeof(err));
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	} else {
 		rc = atel_qs_select_log(seg, NULL, &sel, now - 3600 * NS, now, res, err, sizeof(err));
 	}

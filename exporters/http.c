@@ -336,6 +336,7 @@ static const char *reason(int code)
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
+	case 422: return "Unprocessable Entity";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
@@ -428,6 +429,31 @@ static void body_unref(struct shared_body *b)
 		free(b);
 }
 
+/* /api/v1/...: the query API hook (http.h, opts.api); the body follows the head. */
+static void handle_api(struct atel_http_server *s, struct conn *c, const struct atel_http_request *r, bool keep)
+{
+	struct atel_buf out = { 0 };
+	int code;
+
+	if (strcmp(r->method, "GET") && strcmp(r->method, "POST")) {
+		error_response(s, c, 405, "Allow: GET, POST\r\n", keep, false);
+		return;
+	}
+	if (!authorized(s, r)) {
+		error_response(s, c, 401, "WWW-Authenticate: Bearer realm=\"atel\"\r\n", keep, false);
+		return;
+	}
+	code = s->o.api(s->o.api_arg, r->method, r->target, r->target_len, c->in + r->head_len,
+			(size_t)r->content_length, &out);
+	if (out.oom || code < 200 || code > 599) {
+		atel__buf_free(&out);
+		error_response(s, c, 500, NULL, keep, false);
+		return;
+	}
+	compose(s, &c->out, code, "application/json", NULL, out.data, out.len, false, keep);
+	atel__buf_free(&out);
+}
+
 /* An extra route (the web view): the handler builds the body in s->reply. */
 static void handle_route(struct atel_http_server *s, struct conn *c, const struct atel_http_request *r, bool get,
 			 bool head, bool keep)
@@ -472,6 +498,10 @@ static void handle(struct atel_http_server *s, struct conn *c, const struct atel
 	is_metrics = plen == strlen(s->path) && !memcmp(r->target, s->path, plen);
 	is_health = plen == 8 && !memcmp(r->target, "/healthz", 8);
 	c->close_after = !keep;
+	if (s->o.api && plen > 8 && !memcmp(r->target, "/api/v1/", 8)) {
+		handle_api(s, c, r, keep);
+		return;
+	}
 	if (!is_metrics && !is_health && s->o.route) {
 		handle_route(s, c, r, get, head, keep);
 		return;
@@ -771,10 +801,24 @@ static void sweep_deadlines(struct atel_http_server *s)
 	}
 }
 
+/* The query API's self-metrics sampler (http.h, opts.api_tick). */
+static void api_tick(struct atel_http_server *s, uint64_t *next_ms)
+{
+	struct atel_buf b = { 0 };
+
+	if (now_ms() < *next_ms)
+		return;
+	*next_ms = now_ms() + s->o.api_tick_ms;
+	if (s->o.metrics(s->o.arg, &b) == 0 && !b.oom)
+		s->o.api_tick(s->o.api_arg, b.data, b.len);
+	atel__buf_free(&b);
+}
+
 static void *server_main(void *arg)
 {
 	struct atel_http_server *s = arg;
 	struct epoll_event evs[64];
+	uint64_t tick_next = 0;
 
 	while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
 		int n = epoll_wait(s->efd, evs, 64, 100);
@@ -796,6 +840,8 @@ static void *server_main(void *arg)
 				on_readable(s, c);
 		}
 		sweep_deadlines(s);
+		if (s->o.api_tick && s->o.api_tick_ms)
+			api_tick(s, &tick_next);
 	}
 	while (s->nconns)
 		conn_close(s, s->conns[0]);

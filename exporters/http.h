@@ -89,9 +89,26 @@ struct atel_http_opts {
 	 */
 	int (*metrics)(void *arg, struct atel_buf *body);
 	void *arg;
+	/*
+	 * Optional (NULL: 404): answers GET and POST under /api/v1 (the
+	 * Prometheus query API, consumer/promql_api.c), behind the same bearer
+	 * token as /metrics. target is the request-target (path and query),
+	 * body the request body (form-encoded for POST). Fills out with a JSON
+	 * body. Called on the server thread, so it must bound its own time.
+	 * @return the HTTP status code.
+	 */
+	int (*api)(void *api_arg, const char *method, const char *target, size_t target_len, const char *body,
+		   size_t body_len, struct atel_buf *out);
+	void *api_arg;
+	/* Optional: every api_tick_ms the server thread renders the /metrics body
+	 * and hands it to api_tick (the query API keeps a history of ateld's own
+	 * atel_* self-metrics from it, which are not in the log). */
+	void (*api_tick)(void *api_arg, const char *metrics_body, size_t len);
+	uint32_t api_tick_ms;
 	/* ---- extra routes (the web view, exporters/webui.h); route NULL: none ---- */
 	/*
-	 * Answers a GET/HEAD whose path is neither /metrics nor /healthz. authed
+	 * Answers a GET/HEAD whose path is neither /metrics nor /healthz (nor
+	 * /api/v1/..., when api is set). authed
 	 * says whether the request carried the bearer token (true when none is
 	 * configured). Called on the server thread only. @return 0 with rep
 	 * filled (rep->body empty on entry), or -ENOENT (404).

@@ -29,6 +29,7 @@ static const char usage_text[] =
 	"  query METRIC [--labels k=v,...] [--since 1h | --start T --end T]\n"
 	"        [--agg avg|sum|min|max|count|p50|p95|p99|rate] [--interval 5m] [--by k,...]\n"
 	"        [--moving-average N] [--anomalies SIGMA] [--rate WINDOW]\n"
+	"  query 'PROMQL' [--time T | --range 1h | --start T --end T] [--step 1m]   PromQL on the log\n"
 	"  traces [TRACE_ID]      recent traces, or one trace as a waterfall (--json: OTLP JSON)\n"
 	"  stats METRIC           count, min, max, avg, stddev, p50, p95, p99 over a range\n"
 	"  clear metrics|traces|all [--yes]   delete indexed rows (all: also segment files)\n"
@@ -39,12 +40,15 @@ static const char usage_text[] =
 	"\n"
 	"global options (before the verb):\n"
 	"  --data-dir DIR   data directory (default $ATEL_DATA_DIR or ./var)\n"
-	"  --shm NAME       shared-memory segment (default $ATEL_SHM or atel)\n"
+	"  --shm NAME       shared-memory segment (default: $ATEL_SHM, else the one the ateld\n"
+	"                   running on DIR uses (its status file), else atel)\n"
 	"  --json           machine-readable output (also accepted after the verb)\n"
 	"  --no-color       no ANSI colour (also: NO_COLOR set, or stdout not a terminal)\n"
+	"  --version        print the version and exit\n"
 	"\n"
 	"`atel VERB --help` describes a verb. Exit codes: 0 ok, 1 usage, 2 data error,\n"
-	"3 ateld not running (needed), 4 ateld running (verb refuses), 5 not found.\n";
+	"3 ateld not running (needed), 4 ateld running (verb refuses), 5 not found,\n"
+	"6 load: records were lost.\n";
 
 void cli_err(const char *verb, const char *fmt, ...)
 {
@@ -371,10 +375,7 @@ int main(int argc, char **argv)
 	c.data_dir = getenv("ATEL_DATA_DIR");
 	if (!c.data_dir || !*c.data_dir)
 		c.data_dir = "./var";
-	c.shm = getenv("ATEL_SHM");
-	c.shm_explicit = c.shm && *c.shm;
-	if (!c.shm_explicit)
-		c.shm = "atel";
+	const char *opt_shm = NULL; /* segment: cli_discover_shm below */
 	bool nocolor = false;
 	const char *nc = getenv("NO_COLOR");
 	if (nc && *nc)
@@ -393,8 +394,7 @@ int main(int argc, char **argv)
 		} else if ((v = cli_opt(argc, argv, &i, "--shm")) != NULL) {
 			if (!*v)
 				return ATEL_EXIT_USAGE;
-			c.shm = v;
-			c.shm_explicit = true;
+			opt_shm = v;
 		} else if (strcmp(argv[i], "--json") == 0) {
 			c.json = true;
 		} else if (strcmp(argv[i], "--no-color") == 0) {
@@ -418,6 +418,7 @@ int main(int argc, char **argv)
 	snprintf(c.db_path, sizeof(c.db_path), "%s/telemetry.db", c.data_dir);
 	snprintf(c.seg_dir, sizeof(c.seg_dir), "%s/segments", c.data_dir);
 	snprintf(c.status_path, sizeof(c.status_path), "%s/ateld.status.json", c.data_dir);
+	cli_discover_shm(&c, opt_shm);
 	for (size_t k = 0; k < sizeof(verbs) / sizeof(verbs[0]); k++)
 		if (strcmp(argv[i], verbs[k].name) == 0) {
 			/* --json after the verb is accepted too; verbs see their own args */

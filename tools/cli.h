@@ -24,12 +24,15 @@ enum {
 	ATEL_EXIT_NO_DAEMON = 3,   /* the verb needs a running ateld and there is none */
 	ATEL_EXIT_DAEMON_UP = 4,   /* the verb refuses while ateld runs (clear all, reindex) */
 	ATEL_EXIT_NOT_FOUND = 5,   /* the named trace does not exist */
+	ATEL_EXIT_LOSS = 6,        /* load: records were dropped (unless --allow-loss) */
 };
 
 struct cli {
 	const char *data_dir;      /* --data-dir, $ATEL_DATA_DIR, "./var" */
 	const char *shm;           /* --shm, $ATEL_SHM, "atel" */
 	bool shm_explicit;         /* given by --shm or $ATEL_SHM (else status may take ateld's) */
+	const char *shm_from;      /* where shm came from: "--shm", "$ATEL_SHM", status file, default */
+	char shm_buf[256];         /* the status file's segment name */
 	bool json;                 /* --json */
 	bool color;                /* stdout is a terminal and NO_COLOR is unset */
 	bool quiet;
@@ -43,6 +46,9 @@ int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_metrics(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_query(struct cli *c, int argc, char **argv);
+/* `atel query 'PromQL'` (cmd_promql.c): chosen when promql_wanted(). */
+bool promql_wanted(int argc, char **argv);
+int cmd_query_promql(struct cli *c, int argc, char **argv);
 int cmd_stats(struct cli *c, int argc, char **argv);
 int cmd_traces(struct cli *c, int argc, char **argv);
 int cmd_clear(struct cli *c, int argc, char **argv);
@@ -99,6 +105,15 @@ bool cli_have_segments(const char *dir);
 /* Is ateld running for this data dir / shm? Fills pid and heartbeat age when known.
  * Checks the shm header (consumer pid alive, heartbeat < 5 s old) and the status file. */
 bool cli_daemon_running(const struct cli *c, int *pid, uint64_t *hb_age_ns);
+/* An ateld holds <data_dir>/ateld.lock (it certainly runs there); *pid from the lock file. */
+bool cli_daemon_lock_held(const struct cli *c, int *pid);
+
+/* Segment discovery, the same for every verb (tools/discover.c): --shm
+ * (opt_shm), then $ATEL_SHM, then the shm.name in status_path of an ateld
+ * that is running, then "atel". Needs status_path set. */
+void cli_discover_shm(struct cli *c, const char *opt_shm);
+/* The error when no running ateld was found, saying where atel looked; hint may be NULL. */
+void cli_no_daemon_err(const struct cli *c, const char *verb, const char *hint);
 
 /* Common option parsing helpers: "--flag VALUE" or "--flag=VALUE".
  * @return the value and advances *i, or NULL if argv[*i] is not that flag. */

@@ -303,7 +303,7 @@ static int child_main(const char *shm, struct worker *proto, int threads, int fd
 
 static const char load_help[] =
 	"usage: atel load [--agents N] [--threads M] [--duration DUR | --sessions K] [--rate R]\n"
-	"                 [--time-scale F] [--seed S] [--allow-no-daemon] [--json]\n"
+	"                 [--time-scale F] [--seed S] [--allow-loss] [--allow-no-daemon] [--json]\n"
 	"Runs N agent processes (default 4) x M threads (default 2) recording through libatel\n"
 	"into the shared-memory segment (--shm). Each thread runs orchestration sessions: an\n"
 	"orchestration-session span (SERVER) with 2-4 sub-agent spans (<type>-execution), each\n"
@@ -314,9 +314,12 @@ static const char load_help[] =
 	"  --time-scale F  sleep F x the simulated durations (default 0: no sleeping)\n"
 	"The final report (--json: machine-readable) states exactly what was recorded: sessions,\n"
 	"spans, agent executions by type and status, tool calls by tool and status, tokens,\n"
-	"errors, and libatel's counters (records written, drops by cause).\n"
+	"errors, and libatel's counters (records delivered, dropped by cause, the share lost).\n"
+	"  --allow-loss    exit 0 even when records were dropped\n"
 	"Exit: 0 ok, 1 usage, 2 a worker failed, 3 ateld not running (unless --allow-no-daemon:\n"
-	"then every record is a counted no_sidecar drop).\n";
+	"then every record is a counted no_sidecar drop, and loss is allowed), 6 records were\n"
+	"dropped (the swarm outran the sidecar; lower --rate, --agents or --threads, or pass\n"
+	"--allow-loss).\n";
 
 /*
  * ateld takes its data-directory lock before it creates the segment, so
@@ -349,6 +352,7 @@ struct load_args {
 	uint64_t duration, sessions, seed;
 	double rate, scale;
 	bool allow, have_duration;
+	bool allow_loss;           /* --allow-loss */
 };
 
 /* What the swarm did, summed over its processes. */
@@ -416,6 +420,8 @@ static int load_parse(struct load_args *a, int argc, char **argv)
 			}
 		} else if (strcmp(argv[i], "--allow-no-daemon") == 0) {
 			a->allow = true;
+		} else if (strcmp(argv[i], "--allow-loss") == 0) {
+			a->allow_loss = true;
 		} else {
 			cli_err("load", "unexpected argument %s (see atel load --help)", argv[i]);
 			return ATEL_EXIT_USAGE;
@@ -526,6 +532,13 @@ static int load_run(const struct cli *c, const struct load_args *a, struct load_
 	return 0;
 }
 
+/* Dropped records / records attempted (delivered data records + drops). */
+static double load_loss_share(const struct load_result *res)
+{
+	double all = (double)res->total.stats.records + (double)res->drops;
+	return all > 0 ? (double)res->drops / all : 0;
+}
+
 static void load_print_json(const struct load_args *a, const struct load_result *res)
 {
 	cJSON *j = cJSON_CreateObject();
@@ -584,6 +597,8 @@ static void load_print_json(const struct load_args *a, const struct load_result 
 	cJSON_AddItemToObject(dj, "reentrant", cli_json_u64(res->total.stats.drops_reentrant));
 	cJSON_AddItemToObject(lj, "drops", dj);
 	cJSON_AddItemToObject(lj, "drops_total", cli_json_u64(res->drops));
+	cJSON_AddItemToObject(lj, "delivered", cli_json_u64(res->total.stats.records));
+	cJSON_AddNumberToObject(lj, "loss_share", load_loss_share(res));
 	cJSON_AddItemToObject(lj, "invalid", cli_json_u64(res->total.stats.invalid));
 	cJSON_AddItemToObject(lj, "rings_claimed", cli_json_u64(res->total.stats.rings_claimed));
 	cJSON_AddItemToObject(lj, "rings_released", cli_json_u64(res->total.stats.rings_released));
@@ -611,6 +626,9 @@ static void load_print_text(const struct cli *c, const struct load_args *a, cons
 	       atel_q_fmt_count((double)st->definitions, b[2], 32), atel_q_fmt_count((double)st->drops_ring_full, b[3], 32),
 	       atel_q_fmt_count((double)st->drops_no_ring, b[4], 32), atel_q_fmt_count((double)st->drops_no_def, b[5], 32),
 	       atel_q_fmt_count((double)st->drops_no_sidecar, b[6], 32));
+	printf("%sdelivered %s records, dropped %s: %.2f%% lost%s\n",
+	       cli_c(c, res->drops ? C_RED : C_GREEN), atel_q_fmt_count((double)st->records, b[0], 32),
+	       atel_q_fmt_count((double)res->drops, b[1], 32), 100.0 * load_loss_share(res), cli_c(c, C_RESET));
 	if (res->failed)
 		printf("%s%d worker process(es) failed%s\n", cli_c(c, C_RED), res->failed, cli_c(c, C_RESET));
 }
@@ -624,11 +642,14 @@ int cmd_load(struct cli *c, int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	if (!a.allow && !cli_daemon_running(c, NULL, NULL)) {
-		cli_err("load", "ateld is not running on shm \"%s\" (start it, or pass --allow-no-daemon)", c->shm);
+		cli_no_daemon_err(c, "load", "or pass --allow-no-daemon");
 		return ATEL_EXIT_NO_DAEMON;
 	}
 	if (!a.allow && !wait_segment_ready(c, 10000)) {
-		cli_err("load", "ateld is running but its segment \"%s\" did not become ready within 10 s", c->shm);
+		cli_err("load",
+			"ateld runs on %s but segment \"%s\" (from %s) did not become ready within 10 s; `atel "
+			"status` names the segment it uses (say it with --shm NAME or $ATEL_SHM)",
+			c->data_dir, c->shm, c->shm_from);
 		return ATEL_EXIT_NO_DAEMON;
 	}
 	if ((rc = load_run(c, &a, &res)))
@@ -637,5 +658,13 @@ int cmd_load(struct cli *c, int argc, char **argv)
 		load_print_json(&a, &res);
 	else
 		load_print_text(c, &a, &res);
-	return res.failed ? ATEL_EXIT_DATA : 0;
+	if (res.failed)
+		return ATEL_EXIT_DATA;
+	if (res.drops && !a.allow_loss && !a.allow) {
+		cli_err("load", "%llu record(s) dropped (%.2f%% of the run): this swarm outran the sidecar; lower "
+			"--rate, --agents or --threads, or pass --allow-loss",
+			(unsigned long long)res.drops, 100.0 * load_loss_share(&res));
+		return ATEL_EXIT_LOSS;
+	}
+	return 0;
 }

@@ -19,6 +19,7 @@
 #include "catalog.h"
 #include "cli.h"
 #include "logread.h"
+#include "metricname.h"
 #include "prometheus.h"
 #include "index.h"
 #include "qsource.h"
@@ -70,13 +71,26 @@ static int load(struct cli *c, const char *verb, const char *source, const struc
 			sqlite3_close(db);
 			rc = -ENOENT;
 		} else if (rc == 0) {
+			/* one read transaction: the rows and the cursor they end at agree */
+			struct atel_log_pos cur;
+			uint64_t tail = 0;
+			sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 			rc = atel_qs_select_db(db, sel, start, end, res, err, sizeof(err));
+			bool have_cur = rc == 0 && atel_qs_db_cursor(db, &cur) == 0;
+			/* no silent partial answer: add what the index has not covered yet */
+			if (have_cur && !want_db && cli_have_segments(c->seg_dir))
+				rc = atel_qs_add_log_tail(db, c->seg_dir, &cur, sel, start, end, res, &tail, err,
+							  sizeof(err));
+			sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 			sqlite3_close(db);
 			if (rc < 0) {
 				cli_err(verb, "%s", err);
 				return ATEL_EXIT_DATA;
 			}
-			*used = "db";
+			if (res->corrupt_frames)
+				cli_err(verb, "warning: %llu corrupt frame(s) skipped in the log tail (first: %s)",
+					(unsigned long long)res->corrupt_frames, err);
+			*used = tail ? "db+log" : "db";
 			return 0;
 		}
 		if (want_db || rc != -ENOENT) {
@@ -98,6 +112,50 @@ static int load(struct cli *c, const char *verb, const char *source, const struc
 			(unsigned long long)res->corrupt_frames, err);
 	*used = "segments";
 	return 0;
+}
+
+/*
+ * load() for a metric as the user typed it: an exported name (a counter's
+ * _total, a histogram's _bucket/_sum/_count) reads the recorded one; a name
+ * that nothing recorded and the catalog does not know is an error with a
+ * "did you mean". @return 0, an exit code of load(), or ATEL_EXIT_NOT_FOUND.
+ */
+static int load_named(struct cli *c, const char *verb, const char *source, struct atel_qselector *sel,
+		      uint64_t start, uint64_t end, struct atel_qresult *res, const char **used)
+{
+	int rc = load(c, verb, source, sel, start, end, res, used);
+	if (rc || res->n || !sel->metric)
+		return rc;
+	struct cli_names known = { 0 };
+	sqlite3 *db = NULL;
+	char err[256], alias[256];
+	bool have_db = strcmp(source, "log") != 0 && cli_db_open_ro(c, &db, err, sizeof(err)) == 0;
+	if (have_db) {
+		cli_names_from_db(db, &known);
+		sqlite3_close(db);
+	}
+	if (!have_db || strcmp(source, "db") != 0)
+		cli_names_from_log(c->seg_dir, &known);
+	if (!cli_metric_known(sel->metric, &known) && cli_metric_alias(sel->metric, alias, sizeof(alias)) &&
+	    cli_metric_known(alias, &known)) {
+		char *a = strdup(alias);
+		if (!a) {
+			cli_names_free(&known);
+			return ATEL_EXIT_DATA;
+		}
+		free(sel->metric);
+		sel->metric = a;
+		atel_qresult_free(res);
+		rc = load(c, verb, source, sel, start, end, res, used);
+	} else if (!cli_metric_known(sel->metric, &known)) {
+		const char *near = cli_metric_suggest(sel->metric, &known);
+		cli_err(verb, "unknown metric \"%s\" (nothing recorded it%s)%s%s%s", sel->metric,
+			known.n ? "" : "; no metrics recorded yet", near ? "; did you mean " : "", near ? near : "",
+			near ? "?" : "");
+		rc = ATEL_EXIT_NOT_FOUND;
+	}
+	cli_names_free(&known);
+	return rc;
 }
 
 /* group key of a series: values of the --by labels joined by \x1f */
@@ -227,8 +285,13 @@ static const char query_help[] =
 	"  --anomalies SIGMA [--window N]     per series: rolling z-score over the N previous samples\n"
 	"                                     (default 30); lists the samples with |z| > SIGMA\n"
 	"  --rate WINDOW                      per series: Prometheus rate(x[WINDOW]) at each sample\n"
-	"  --source auto|db|log               index or segment files (auto: a full index if present)\n"
-	"  --limit N                          raw samples printed per series (default 20, 0: all)\n"
+	"  --source auto|db|log               auto: a full index up to its cursor plus the log past\n"
+	"                                     it (source db+log), or the segment files without an\n"
+	"                                     index or with a compact one (index.mode);\n"
+	"                                     log: the segment files; db: the index alone (may lag)\n"
+	"  --limit N                          rows (the last ones) per series: raw samples (default\n"
+	"                                     20), buckets, function results, anomalies (default all);\n"
+	"                                     a cut output ends with \"... N more\"; 0: all\n"
 	"  --json                             machine-readable output\n"
 	"Values: counter increments (rate/--rate use the running sum), gauge values, histogram\n"
 	"observations. Exit: 0 ok, 1 usage, 2 no data source / unreadable data.\n";
@@ -300,6 +363,12 @@ static int parse_selector(const char *verb, const struct qargs *a, struct atel_q
 		cli_err(verb, "METRIC \"%s\" names no metric", a->metric);
 		return ATEL_EXIT_USAGE;
 	}
+	if (a->labels && !strpbrk(a->labels, "=!{")) {
+		/* a bare word is a label name without a value, not a second metric */
+		cli_err(verb, "--labels \"%s\": expected matchers k=v,k2!=v,k3=~re,k4!~re (to group by a label, "
+			"use --by %s)", a->labels, a->labels);
+		return ATEL_EXIT_USAGE;
+	}
 	if (a->labels && atel_q_selector_parse(a->labels, sel, err, sizeof(err)) < 0) {
 		cli_err(verb, "--labels \"%s\": %s", a->labels, err);
 		return ATEL_EXIT_USAGE;
@@ -325,6 +394,8 @@ static void print_point_row(struct table *t, uint64_t ts, const char *labels, do
 }
 
 /* per-series functions: --moving-average, --anomalies, --rate */
+static size_t limit_from(size_t n);
+
 static int query_series_fn(struct cli *c, const struct qargs *a, const struct atel_qresult *r, cJSON *jseries,
 			   struct table *t)
 {
@@ -377,15 +448,19 @@ static int query_series_fn(struct cli *c, const struct qargs *a, const struct at
 		const char *unit = metric_unit(s->name);
 		if (a->rate) {
 			atel_q_calculate_rate(cum, s->n, rate_ns, out, &n);
-			unit = "";
+			unit = "/s";
 		} else if (a->ma) {
 			atel_q_moving_average(vals, s->n, ma, out);
 			n = s->n;
 		}
 		if (a->anom) {
 			atel_q_detect_anomalies(vals, s->n, win, sigma, an);
+			size_t nan_ = 0, seen = 0;
+			for (size_t k = 0; k < s->n; k++)
+				nan_ += an[k].anomaly;
+			size_t skip = limit_from(nan_);
 			for (size_t k = 0; k < s->n; k++) {
-				if (!an[k].anomaly)
+				if (!an[k].anomaly || seen++ < skip)
 					continue;
 				cJSON *p = cJSON_CreateObject();
 				cJSON_AddItemToObject(p, "ts_ns", cli_json_u64(an[k].ts_ns));
@@ -400,7 +475,7 @@ static int query_series_fn(struct cli *c, const struct qargs *a, const struct at
 					   atel_q_fmt_value(an[k].mean, unit, mb, sizeof(mb)), an[k].score);
 			}
 		} else {
-			for (size_t k = 0; k < n; k++) {
+			for (size_t k = limit_from(n); k < n; k++) {
 				cJSON *p = cJSON_CreateObject();
 				cJSON_AddItemToObject(p, "ts_ns", cli_json_u64(out[k].ts_ns));
 				cJSON_AddItemToObject(p, "value", cli_json_num(out[k].v));
@@ -416,6 +491,18 @@ static int query_series_fn(struct cli *c, const struct qargs *a, const struct at
 	}
 	(void)c;
 	return 0;
+}
+
+/* --limit: rows kept per series (the last ones; 0: all) and how many were cut. */
+static size_t row_limit;
+static size_t rows_omitted;
+
+/* First index to keep of n rows under --limit; counts the rest as omitted. */
+static size_t limit_from(size_t n)
+{
+	size_t from = row_limit && n > row_limit ? n - row_limit : 0;
+	rows_omitted += from;
+	return from;
 }
 
 /* How a query is computed, from its options. */
@@ -466,6 +553,8 @@ static int query_plan(const struct qargs *a, struct query_plan *p)
 		cli_err("query", "--limit: expected a count, got \"%s\"", a->limit);
 		return ATEL_EXIT_USAGE;
 	}
+	/* raw points: the last 20 per series by default; aggregates and functions: all unless --limit */
+	row_limit = a->limit || (p->agg == ATEL_QAGG_NONE && !p->nfn) ? p->limit : 0;
 	p->bybuf = a->by ? strdup(a->by) : NULL;
 	p->nby = p->bybuf ? split_csv(p->bybuf, p->by, ATEL_LABELS_MAX) : 0;
 	if (a->by && p->agg == ATEL_QAGG_NONE)
@@ -485,8 +574,8 @@ static void query_points(const struct query_plan *p, const struct atel_qresult *
 		cJSON_AddStringToObject(js, "type", atel__metric_type_name(s->mtype));
 		cJSON_AddItemToObject(js, "samples", cli_json_u64(s->n));
 		cJSON_AddItemToObject(js, "points", pts);
-		size_t from = p->limit && s->n > p->limit ? s->n - p->limit : 0;
-		for (size_t k = from; k < s->n; k++) {
+		(void)p;
+		for (size_t k = limit_from(s->n); k < s->n; k++) {
 			cJSON *pt = cJSON_CreateObject();
 			cJSON_AddItemToObject(pt, "ts_ns", cli_json_u64(s->pts[k].ts_ns));
 			cJSON_AddItemToObject(pt, "value", cli_json_num(s->pts[k].v));
@@ -508,7 +597,7 @@ static int query_groups(const struct query_plan *p, const struct atel_qresult *r
 
 	if (make_groups(res, p->by, p->nby, &groups, &ngroups) < 0)
 		return ATEL_EXIT_DATA;
-	const char *vunit = p->agg == ATEL_QAGG_COUNT || p->agg == ATEL_QAGG_RATE ? "" : unit;
+	const char *vunit = p->agg == ATEL_QAGG_COUNT ? "" : p->agg == ATEL_QAGG_RATE ? "/s" : unit;
 	for (size_t g = 0; g < ngroups; g++) {
 		size_t total = 0;
 		for (size_t m = 0; m < groups[g].nmembers; m++)
@@ -561,7 +650,7 @@ static int query_groups(const struct query_plan *p, const struct atel_qresult *r
 		cJSON_AddItemToObject(js, "labels", group_labels_json(groups[g].key, p->by, p->nby));
 		cJSON_AddItemToObject(js, "series", cli_json_u64(groups[g].nmembers));
 		cJSON_AddItemToObject(js, "points", pts);
-		for (size_t k = 0; k < nout; k++) {
+		for (size_t k = limit_from(nout); k < nout; k++) {
 			cJSON *pt = cJSON_CreateObject();
 			cJSON_AddItemToObject(pt, "ts_ns", cli_json_u64(out[k].ts_ns));
 			cJSON_AddItemToObject(pt, "value", cli_json_num(out[k].v));
@@ -593,6 +682,10 @@ static void query_print(const struct cli *c, const struct qargs *a, const struct
 	} else {
 		cJSON_Delete(root);
 		table_print(t, stdout, c);
+		if (rows_omitted)
+			printf("... %zu more row(s) (the last %zu per series shown; --limit 0 shows all)\n", rows_omitted,
+			       row_limit);
+		printf("%s(source: %s)%s\n", cli_c(c, C_DIM), used, cli_c(c, C_RESET));
 	}
 }
 
@@ -608,12 +701,15 @@ int cmd_query(struct cli *c, int argc, char **argv)
 	struct table *t = NULL;
 	const char *used = "", *unit;
 	cJSON *root, *jseries;
-	int rc = parse_qargs("query", argc, argv, &a, query_help);
+	int rc;
 
+	if (promql_wanted(argc, argv)) /* `atel query 'PromQL'` (cmd_promql.c, issue 16) */
+		return cmd_query_promql(c, argc, argv);
+	rc = parse_qargs("query", argc, argv, &a, query_help);
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	if ((rc = query_plan(&a, &p)) || (rc = parse_selector("query", &a, &sel)) != 0 ||
-	    (rc = load(c, "query", a.source, &sel, a.range.start_ns, a.range.end_ns, &res, &used)) != 0)
+	    (rc = load_named(c, "query", a.source, &sel, a.range.start_ns, a.range.end_ns, &res, &used)) != 0)
 		goto out;
 
 	unit = metric_unit(sel.metric);
@@ -639,6 +735,8 @@ int cmd_query(struct cli *c, int argc, char **argv)
 		query_points(&p, &res, unit, jseries, t);
 	else
 		rc = query_groups(&p, &res, unit, jseries, t);
+	if (rc == 0 && rows_omitted)
+		cJSON_AddItemToObject(root, "omitted_points", cli_json_u64(rows_omitted));
 	if (rc == 0)
 		query_print(c, &a, &sel, &res, used, root, t);
 	else
@@ -683,7 +781,7 @@ int cmd_stats(struct cli *c, int argc, char **argv)
 	const char *used = "";
 	if ((rc = parse_selector("stats", &a, &sel)) != 0)
 		goto out;
-	if ((rc = load(c, "stats", a.source, &sel, a.range.start_ns, a.range.end_ns, &res, &used)) != 0)
+	if ((rc = load_named(c, "stats", a.source, &sel, a.range.start_ns, a.range.end_ns, &res, &used)) != 0)
 		goto out;
 	if (make_groups(&res, by, nby, &groups, &ngroups) < 0) {
 		rc = ATEL_EXIT_DATA;
@@ -949,6 +1047,36 @@ int cmd_metrics(struct cli *c, int argc, char **argv)
 		return rc;
 	}
 	cJSON *j = snapshot_json(snap, psel);
+	if (psel && sel.metric && cJSON_GetArraySize(cJSON_GetObjectItem(j, "metrics")) == 0) {
+		/* the name as /metrics shows it, or a typo */
+		struct cli_names known = { 0 };
+		cJSON *all = snapshot_json(snap, NULL), *f;
+		char alias[256];
+		cJSON_ArrayForEach(f, cJSON_GetObjectItem(all, "metrics"))
+			cli_names_add(&known, cJSON_GetObjectItem(f, "name")->valuestring);
+		cJSON_Delete(all);
+		if (!cli_metric_known(sel.metric, &known) && cli_metric_alias(sel.metric, alias, sizeof(alias)) &&
+		    cli_metric_known(alias, &known)) {
+			char *a = strdup(alias);
+			if (a) {
+				free(sel.metric);
+				sel.metric = a;
+				cJSON_Delete(j);
+				j = snapshot_json(snap, psel);
+			}
+		} else if (!cli_metric_known(sel.metric, &known)) {
+			const char *near = cli_metric_suggest(sel.metric, &known);
+			cli_err("metrics", "unknown metric \"%s\" (nothing recorded it%s)%s%s%s", sel.metric,
+				known.n ? "" : "; no metrics recorded yet", near ? "; did you mean " : "",
+				near ? near : "", near ? "?" : "");
+			cli_names_free(&known);
+			cJSON_Delete(j);
+			atel__agg_snapshot_free(snap);
+			atel_q_selector_free(&sel);
+			return ATEL_EXIT_NOT_FOUND;
+		}
+		cli_names_free(&known);
+	}
 	if (c->json) {
 		cli_print_json(j);
 	} else {
@@ -1026,6 +1154,8 @@ int cmd_export(struct cli *c, int argc, char **argv)
 		}
 	}
 	bool prom = strcmp(format, "prometheus") == 0;
+	if (!*format)
+		return ATEL_EXIT_USAGE; /* cli_opt said "--format needs a value" */
 	if (!prom && strcmp(format, "json") != 0) {
 		cli_err("export", "--format must be json or prometheus, got \"%s\"", format);
 		return ATEL_EXIT_USAGE;
@@ -1087,10 +1217,10 @@ int cmd_export(struct cli *c, int argc, char **argv)
 			cJSON *j = cJSON_CreateObject();
 			cJSON_AddStringToObject(j, "path", outp);
 			cJSON_AddStringToObject(j, "format", format);
-			cJSON_AddItemToObject(j, "bytes", cli_json_u64(len));
+			cJSON_AddItemToObject(j, "bytes", cli_json_u64(len + !prom));
 			cli_print_json(j);
 		} else {
-			printf("wrote %s (%zu bytes, %s)\n", outp, len, format);
+			printf("wrote %s (%zu bytes, %s)\n", outp, len + !prom, format); /* JSON ends with a newline */
 		}
 	}
 	free(text);

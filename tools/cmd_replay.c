@@ -7,6 +7,7 @@
  * and reports corrupt frames with file and offset; the frame pass
  * (segscan.h) follows the CHUNK framing to find gaps in ring positions.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -482,6 +483,41 @@ static int replay_parse(struct replay_job *j, int argc, char **argv)
 	return 0;
 }
 
+/* Says which files of DIR are not segment files (<16 hex digits>.atseg) and
+ * are skipped. @return 0, or ATEL_EXIT_DATA when DIR holds files but no
+ * segment file at all. */
+static int replay_check_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t nseg = 0, nskip = 0;
+	char first[3][256] = { "", "", "" };
+	if (!d)
+		return 0; /* the reader reports it */
+	while ((e = readdir(d)) != NULL) {
+		uint64_t seq;
+		if (e->d_name[0] == '.')
+			continue;
+		if (atel__seg_name_seq(e->d_name, &seq)) {
+			nseg++;
+		} else {
+			if (nskip < 3)
+				snprintf(first[nskip], sizeof(first[0]), "%s", e->d_name);
+			nskip++;
+		}
+	}
+	closedir(d);
+	if (nskip)
+		cli_err("replay", "%s: skipped %zu file(s) not named like a segment file (16 hex digits + .atseg): %s%s%s%s%s%s",
+			dir, nskip, first[0], nskip > 1 ? ", " : "", first[1], nskip > 2 ? ", " : "", first[2],
+			nskip > 3 ? ", ..." : "");
+	if (nskip && !nseg) {
+		cli_err("replay", "%s: no segment files to read", dir);
+		return ATEL_EXIT_DATA;
+	}
+	return 0;
+}
+
 /* Opens PATH and the --emit output. @return 0, or an exit code (nothing to summarise). */
 static int replay_open(const struct cli *c, struct replay_job *j)
 {
@@ -492,6 +528,11 @@ static int replay_open(const struct cli *c, struct replay_job *j)
 		return ATEL_EXIT_DATA;
 	}
 	j->dir = S_ISDIR(st.st_mode);
+	if (j->dir) {
+		int rc = replay_check_dir(j->path);
+		if (rc)
+			return rc;
+	}
 	j->out = stdout;
 	if (j->emit_raw && !j->outp && isatty(STDOUT_FILENO)) {
 		cli_err("replay", "--emit raw writes binary records: redirect stdout or use -o FILE");
@@ -876,7 +917,8 @@ static const char reindex_help[] =
 	"usage: atel reindex [--force] [--mode compact|full]\n"
 	"Rebuilds <data_dir>/telemetry.db from <data_dir>/segments (the log is the truth):\n"
 	"a new database is built beside the old one and renamed over it. Refuses while ateld\n"
-	"runs (stop it, or run `ateld --reindex`); --force skips that check. --mode: the\n"
+	"runs on the data directory (stop it first); --force only skips the check of the\n"
+	"segment's heartbeat (a stale segment), never a running ateld's lock. --mode: the\n"
 	"index.mode to build (default: the old file's, compact when there is none).\n"
 	"Exit: 0 ok, 1 usage, 2 no segments / build failed, 4 ateld is running.\n";
 
@@ -902,9 +944,14 @@ int cmd_reindex(struct cli *c, int argc, char **argv)
 		return ATEL_EXIT_USAGE;
 	}
 	int pid = 0;
-	if (!force && cli_daemon_running(c, &pid, NULL)) {
-		cli_err("reindex", "ateld (pid %d) is running on shm \"%s\"; stop it first or use ateld --reindex", pid,
-			c->shm);
+	bool locked = cli_daemon_lock_held(c, &pid);
+	if (locked || (!force && cli_daemon_running(c, &pid, NULL))) {
+		/* a running ateld writes telemetry.db: replacing it under ateld loses what ateld writes next */
+		cli_err("reindex",
+			"ateld (pid %d) is running on %s (segment \"%s\") and writes its telemetry.db; stop it "
+			"(kill -TERM %d), then run `atel reindex` again%s",
+			pid, c->data_dir, c->shm, pid,
+			locked && force ? " (--force does not override a running ateld: it holds ateld.lock)" : "");
 		return ATEL_EXIT_DAEMON_UP;
 	}
 	if (!cli_have_segments(c->seg_dir)) {

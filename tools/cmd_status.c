@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "jsonint.h"
 #include "query.h"
 #include "segment.h"
 
@@ -73,6 +74,11 @@ static bool lock_held(const struct cli *c, int *pid)
 	return held;
 }
 
+bool cli_daemon_lock_held(const struct cli *c, int *pid)
+{
+	return lock_held(c, pid);
+}
+
 bool cli_daemon_running(const struct cli *c, int *pid, uint64_t *hb_age_ns)
 {
 	struct atel_segment seg;
@@ -127,8 +133,11 @@ static cJSON *read_status_file(const char *path)
 	if (!buf)
 		return NULL;
 	buf[len] = 0;
-	cJSON *j = cJSON_Parse(buf);
+	char *marked = cli_json_mark_big_ints(buf);
+	cJSON *j = cJSON_Parse(marked ? marked : buf);
+	free(marked);
 	free(buf);
+	cli_json_unmark_big_ints(j);
 	return j;
 }
 
@@ -256,14 +265,14 @@ static void status_gather(struct cli *c, struct status_view *v)
 	int lpid = 0;
 	bool locked = lock_held(c, &lpid);
 	v->sf = read_status_file(c->status_path);
-	char shm_name[256];
-	if (!c->shm_explicit && v->sf) {
-		/* no --shm/$ATEL_SHM: look where this data dir's ateld says it is */
+	if (!c->shm_explicit && v->sf && c->shm != c->shm_buf) {
+		/* no --shm/$ATEL_SHM and no running ateld: show the segment a stopped one used */
 		const cJSON *sh = cJSON_GetObjectItem(v->sf, "shm");
 		const cJSON *nm = sh ? cJSON_GetObjectItem(sh, "name") : NULL;
-		if (cJSON_IsString(nm) && nm->valuestring[0]) {
-			snprintf(shm_name, sizeof(shm_name), "%s", nm->valuestring);
-			c->shm = shm_name;
+		if (cJSON_IsString(nm) && nm->valuestring[0] && strlen(nm->valuestring) < sizeof(c->shm_buf)) {
+			snprintf(c->shm_buf, sizeof(c->shm_buf), "%s", nm->valuestring);
+			c->shm = c->shm_buf;
+			c->shm_from = "the status file of a stopped ateld";
 		}
 	}
 	char err[256];
@@ -331,6 +340,7 @@ static void status_gather(struct cli *c, struct status_view *v)
 	cJSON_AddNumberToObject(v->root, "pid", v->pid);
 	cJSON_AddStringToObject(v->root, "data_dir", c->data_dir);
 	cJSON_AddStringToObject(v->root, "shm", c->shm);
+	cJSON_AddStringToObject(v->root, "shm_from", c->shm_from);
 	cJSON_AddBoolToObject(v->root, "shm_attached", v->attached);
 	if (v->attached)
 		cJSON_AddItemToObject(v->root, "heartbeat_age_ns", cli_json_u64(v->hb_age));
@@ -384,10 +394,12 @@ static void status_print_text(const struct cli *c, const struct status_view *v)
 		printf("%sno shared-memory segment \"%s\"", v->up ? ", " : "", c->shm);
 	if (v->sf_state && cJSON_IsString(v->sf_state))
 		printf(", state %s", v->sf_state->valuestring);
+	if (v->sf && cJSON_IsString(cJSON_GetObjectItem(v->sf, "reason")))
+		printf(", reason: %s", cJSON_GetObjectItem(v->sf, "reason")->valuestring);
 	else if (v->sf_hb)
 		printf(", status file written %s", ago(v->sf_hb, v->now, b2, sizeof(b2)));
 	printf(")\n");
-	printf("data dir: %s   shm: %s\n", c->data_dir, c->shm);
+	printf("data dir: %s   shm: %s (from %s)\n", c->data_dir, c->shm, c->shm_from);
 	if (v->sf) {
 		const cJSON *st = cJSON_GetObjectItem(v->sf, "stats");
 		const cJSON *io = cJSON_GetObjectItem(v->sf, "io_path");
@@ -650,8 +662,9 @@ int cmd_clear(struct cli *c, int argc, char **argv)
 	} else if (all) {
 		printf("cleared all: %llu file(s) deleted from %s\n", (unsigned long long)files, c->data_dir);
 	} else {
-		printf("cleared %s: %llu index row(s) deleted (segment files kept; `atel reindex` restores them)\n", what,
-		       (unsigned long long)rows);
+		printf("cleared %s: %llu index row(s) deleted (segment files kept; `atel reindex` restores them "
+		       "once ateld is stopped)\n",
+		       what, (unsigned long long)rows);
 	}
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include "index.h"
 #include "logread.h"
 #include "otlp_encode.h"
+#include "qsource.h"
 #include "query.h"
 #include "spans.h"
 
@@ -545,8 +546,12 @@ static void print_waterfall(const struct cli *c, struct tset *t)
 			t1 = e;
 		errors += s->status == 2;
 	}
-	if (t0 == UINT64_MAX)
+	if (t0 == UINT64_MAX) { /* every start lost: from the earliest known end */
 		t0 = t1;
+		for (size_t i = 0; i < t->n; i++)
+			if (t->s[i].end && t->s[i].end < t0)
+				t0 = t->s[i].end;
+	}
 	uint64_t total = t1 > t0 ? t1 - t0 : 0;
 	char db[32], tb[40];
 	const struct tspan *root = &t->s[order[0]];
@@ -555,7 +560,8 @@ static void print_waterfall(const struct cli *c, struct tset *t)
 	gmtime_r(&secs, &tm);
 	strftime(tb, sizeof(tb), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	printf("%strace %s%s  %s  %s  %zu span%s  %s%zu error%s%s  started %s\n", cli_c(c, C_BOLD), root->trace,
-	       cli_c(c, C_RESET), root->name ? root->name : "?", atel_q_fmt_duration(total, db, sizeof(db)), t->n,
+	       cli_c(c, C_RESET), root->name ? root->name : root->start ? "?" : "(start lost)",
+	       atel_q_fmt_duration(total, db, sizeof(db)), t->n,
 	       t->n == 1 ? "" : "s", errors ? cli_c(c, C_RED) : "", errors, errors == 1 ? "" : "s", cli_c(c, C_RESET),
 	       tb);
 	const int W = 30;
@@ -563,11 +569,15 @@ static void print_waterfall(const struct cli *c, struct tset *t)
 	       cli_c(c, C_RESET));
 	for (size_t oi = 0; oi < t->n; oi++) {
 		const struct tspan *s = &t->s[order[oi]];
-		uint64_t off = s->start > t0 ? s->start - t0 : 0;
-		uint64_t dur = s->end > s->start ? s->end - s->start : 0;
+		bool lost = s->start == 0; /* its start record was lost: only the end is known */
+		uint64_t at = lost ? s->end : s->start;
+		uint64_t off = at > t0 ? at - t0 : 0;
+		uint64_t dur = !lost && s->end > s->start ? s->end - s->start : 0;
 		char ob[32], dbuf[32], label[300], bar[W * 4 + 8];
 		atel_q_fmt_duration(off, ob, sizeof(ob));
-		if (s->end)
+		if (lost)
+			snprintf(dbuf, sizeof(dbuf), "?");
+		else if (s->end)
 			atel_q_fmt_duration(dur, dbuf, sizeof(dbuf));
 		else
 			snprintf(dbuf, sizeof(dbuf), "open");
@@ -575,11 +585,13 @@ static void print_waterfall(const struct cli *c, struct tset *t)
 		char pad[64] = "";
 		for (int k = 0; k < ind; k++)
 			strcat(pad, "  ");
-		snprintf(label, sizeof(label), "%s%s%s [%s]", pad, s->depth ? "└ " : "", s->name ? s->name : "?",
-			 kind_name(s->kind));
+		snprintf(label, sizeof(label), "%s%s%s [%s]", pad, s->depth ? "└ " : "",
+			 s->name ? s->name : lost ? "(start lost)" : "?", kind_name(s->kind));
 		/* bar: columns covered by [start, end] on a W-column scale */
 		int a = total ? (int)((double)off / (double)total * W) : 0;
 		uint64_t e = s->end ? s->end - t0 : total;
+		if (lost && a > 0)
+			a--; /* only the end is known: one column */
 		int b = total ? (int)ceil((double)e / (double)total * W) : W;
 		if (a >= W)
 			a = W - 1;
@@ -762,6 +774,8 @@ static const char traces_help[] =
 	"With TRACE_ID (32 hex digits, or a unique prefix of at least 4): the trace as a\n"
 	"waterfall: offset from the trace start, duration, status, span tree, attributes and\n"
 	"events. --json prints the trace as OTLP JSON (ExportTraceServiceRequest).\n"
+	"--source auto (default) reads the index, or the segment files while the indexer is\n"
+	"behind the log (so a trace just written is complete); db: the index alone.\n"
 	"--format chrome|otlp-json|text: chrome writes the Chrome trace event JSON that\n"
 	"Perfetto and about:tracing open (processes and threads as tracks, attributes as\n"
 	"args); otlp-json is what --json prints (an OTLP collector accepts it).\n"
@@ -774,7 +788,34 @@ struct trace_row {
 	uint64_t spans, errors;
 	uint64_t root_start, root_end;  /* log source: the earliest root span (as the index's query) */
 	bool has_root;
+	uint64_t first_seen;         /* earliest known time (an end) when every start was lost */
+	bool start_lost;             /* no span of the trace has its start record */
 };
+
+/*
+ * Opens the index for --source auto|db. auto: while the indexer is behind
+ * the log, returns -ENOENT with *behind set, so the caller reads the whole
+ * log (no silently partial answer).
+ */
+static int open_index(struct cli *c, const char *source, sqlite3 **db, bool *behind, char *err, size_t errlen)
+{
+	*behind = false;
+	if (strcmp(source, "log") == 0)
+		return -ENOENT;
+	int rc = cli_db_open_ro(c, db, err, errlen);
+	if (rc == 0 && strcmp(source, "db") != 0 && atel__ix_mode_compact(*db) == 1) {
+		sqlite3_close(*db); /* a compact index keeps no spans: the log answers */
+		*db = NULL;
+		return -ENOENT;
+	}
+	if (rc == 0 && strcmp(source, "auto") == 0 && atel_qs_index_behind(*db, c->seg_dir)) {
+		sqlite3_close(*db);
+		*db = NULL;
+		*behind = true;
+		return -ENOENT;
+	}
+	return rc;
+}
 
 static int cmp_row_desc(const void *a, const void *b)
 {
@@ -788,12 +829,8 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 	sqlite3 *db = NULL;
 	struct trace_row *rows = NULL;
 	size_t nrows = 0;
-	int rc = strcmp(source, "log") == 0 ? -ENOENT : cli_db_open_ro(c, &db, err, sizeof(err));
-	if (rc == 0 && strcmp(source, "db") != 0 && atel__ix_mode_compact(db) == 1) {
-		sqlite3_close(db); /* a compact index keeps no spans: the log answers */
-		db = NULL;
-		rc = -ENOENT;
-	}
+	bool behind;
+	int rc = open_index(c, source, &db, &behind, err, sizeof(err));
 	const char *used = "db";
 	if (rc == 0) {
 		sqlite3_stmt *st;
@@ -875,6 +912,7 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 				memset(&rows[nrows], 0, sizeof(rows[0]));
 				memcpy(rows[nrows].id, s->trace, 33);
 				rows[nrows].start = UINT64_MAX;
+				rows[nrows].first_seen = UINT64_MAX;
 				slots[slot] = ++nrows;
 			}
 			struct trace_row *r = &rows[k];
@@ -885,20 +923,29 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 			uint64_t e = s->end ? s->end : s->start;
 			if (e > r->end)
 				r->end = e;
-			if (!s->parent[0] && (!r->has_root || s->start < r->root_start)) {
+			if (e && e < r->first_seen)
+				r->first_seen = e;
+			r->start_lost |= s->start == 0;
+			if (!s->parent[0] &&
+			    (!r->has_root || (s->start && (!r->root_start || s->start < r->root_start)))) {
 				r->has_root = true;
 				r->root_start = s->start;
 				r->root_end = s->end;
 				free(r->root);
-				r->root = strdup(s->name ? s->name : "");
+				r->root = strdup(s->name ? s->name : s->start ? "" : "(start lost)");
 			}
 		}
 		/* as the index's list: a root that ended gives the trace's duration */
 		for (size_t i = 0; i < nrows; i++)
-			if (rows[i].has_root && rows[i].root_end > rows[i].root_start)
+			if (rows[i].has_root && rows[i].root_start && rows[i].start != UINT64_MAX &&
+			    rows[i].root_end > rows[i].root_start)
 				rows[i].end = rows[i].start + (rows[i].root_end - rows[i].root_start);
 		free(slots);
 		tset_free(&t);
+		/* a trace whose start records were all lost: show what is known, mark the rest */
+		for (size_t i = 0; i < nrows; i++)
+			if (rows[i].start == UINT64_MAX)
+				rows[i].start = rows[i].first_seen == UINT64_MAX ? rows[i].end : rows[i].first_seen;
 		qsort(rows, nrows, sizeof(*rows), cmp_row_desc);
 		if (limit && nrows > limit) {
 			for (size_t i = limit; i < nrows; i++)
@@ -912,6 +959,7 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 	if (c->json) {
 		cJSON *root = cJSON_CreateObject(), *arr = cJSON_CreateArray();
 		cJSON_AddStringToObject(root, "source", used);
+		cJSON_AddBoolToObject(root, "index_behind", behind);
 		cJSON_AddItemToObject(root, "traces", arr);
 		for (size_t i = 0; i < nrows; i++) {
 			cJSON *o = cJSON_CreateObject();
@@ -921,30 +969,37 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 			else
 				cJSON_AddNullToObject(o, "root");
 			cJSON_AddItemToObject(o, "start_ns", cli_json_u64(rows[i].start));
+			/* start_lost: a span's start record was lost; start and duration cover what is known */
 			cJSON_AddItemToObject(o, "duration_ns", cli_json_u64(rows[i].end - rows[i].start));
+			cJSON_AddBoolToObject(o, "start_lost", rows[i].start_lost);
 			cJSON_AddItemToObject(o, "spans", cli_json_u64(rows[i].spans));
 			cJSON_AddItemToObject(o, "errors", cli_json_u64(rows[i].errors));
 			cJSON_AddItemToArray(arr, o);
 		}
 		cli_print_json(root);
 	} else if (nrows == 0) {
-		printf("no traces recorded (source: %s)\n", used);
+		printf("no traces recorded (source: %s%s)\n", used, behind ? ", the index is behind the log" : "");
 	} else {
 		const char *hdr[] = { "TRACE ID", "ROOT", "START", "DURATION", "SPANS", "ERRORS" };
 		const bool right[] = { false, false, false, true, true, true };
 		struct table *t = table_new(6, hdr, right);
 		for (size_t i = 0; i < nrows; i++) {
-			char tb[40], db2[32];
+			char tb[40], db2[40];
 			time_t secs = (time_t)(rows[i].start / 1000000000ull);
 			struct tm tm;
 			gmtime_r(&secs, &tm);
 			strftime(tb, sizeof(tb), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			char d3[24];
+			atel_q_fmt_duration(rows[i].end - rows[i].start, d3, sizeof(d3));
+			snprintf(db2, sizeof(db2), "%s%s", rows[i].start_lost ? ">= " : "", d3);
 			table_rowf(t, "%s\t%s\t%s\t%s\t%llu\t%llu", rows[i].id, rows[i].root ? rows[i].root : "(no root)", tb,
-				   atel_q_fmt_duration(rows[i].end - rows[i].start, db2, sizeof(db2)),
+				   db2,
 				   (unsigned long long)rows[i].spans, (unsigned long long)rows[i].errors);
 		}
 		table_print(t, stdout, c);
 		table_free(t);
+		if (behind)
+			printf("(source: segments: the index is behind the log)\n");
 	}
 	for (size_t i = 0; i < nrows; i++)
 		free(rows[i].root);
@@ -972,12 +1027,8 @@ static int show_trace(struct cli *c, const char *source, const char *idarg, cons
 		id[i] = (char)tolower((unsigned char)idarg[i]);
 	struct tset t = { 0 };
 	sqlite3 *db = NULL;
-	int rc = strcmp(source, "log") == 0 ? -ENOENT : cli_db_open_ro(c, &db, err, sizeof(err));
-	if (rc == 0 && strcmp(source, "db") != 0 && atel__ix_mode_compact(db) == 1) {
-		sqlite3_close(db); /* a compact index keeps no spans: the log answers */
-		db = NULL;
-		rc = -ENOENT;
-	}
+	bool behind;
+	int rc = open_index(c, source, &db, &behind, err, sizeof(err));
 	if (rc == 0) {
 		/* resolve a prefix */
 		sqlite3_stmt *st;

@@ -335,21 +335,17 @@ static void on_corrupt(void *arg, const char *file, uint64_t offset, const char 
 		atel__seterr(c->err, c->errlen, "%s: offset %llu: %s", file, (unsigned long long)offset, why);
 }
 
-int atel_qs_select_log(const char *segments_dir, const char *single_file, const struct atel_qselector *sel,
-		       uint64_t start_ns, uint64_t end_ns, struct atel_qresult *out, char *err, size_t errlen)
+/* Reads samples from the log (opened with o) into out, which may already
+ * hold series (the index's, for a tail read); out->slots must be built.
+ * *events counts the samples read (of any metric). */
+static int log_into(const struct atel_log_reader_opts *o, const char *what, const struct atel_qselector *sel,
+		    uint64_t start_ns, uint64_t end_ns, struct atel_qresult *out, uint64_t *events, char *err,
+		    size_t errlen)
 {
-	memset(out, 0, sizeof(*out));
-	struct corrupt_ctx cc = { 0, err, errlen };
-	struct atel_log_reader_opts o = {
-		.segments_dir = single_file ? NULL : segments_dir,
-		.single_file = single_file,
-		.on_corrupt = on_corrupt,
-		.arg = &cc,
-	};
 	struct atel_log_reader *r = NULL;
-	int rc = atel__log_open(&r, &o);
+	int rc = atel__log_open(&r, o);
 	if (rc < 0) {
-		atel__seterr(err, errlen, "%s: %s", single_file ? single_file : segments_dir, strerror(-rc));
+		atel__seterr(err, errlen, "%s: %s", what, strerror(-rc));
 		return rc;
 	}
 	const char *metric = sel ? sel->metric : NULL;
@@ -357,6 +353,7 @@ int atel_qs_select_log(const char *segments_dir, const char *single_file, const 
 	while ((rc = atel__log_next(r, &ev, NULL)) == 1) {
 		if (ev.kind != ATEL_EV_SAMPLE || !ev.sample.series)
 			continue;
+		(*events)++;
 		const struct atel_dec_series *ds = ev.sample.series;
 		if (metric && strcmp(ds->name, metric) != 0)
 			continue;
@@ -425,14 +422,115 @@ int atel_qs_select_log(const char *segments_dir, const char *single_file, const 
 	}
 	struct atel_log_read_stats st;
 	atel__log_stats(r, &st);
-	out->corrupt_frames = st.corrupt_frames > cc.n ? st.corrupt_frames : cc.n;
+	const struct corrupt_ctx *cc = o->arg;
+	out->corrupt_frames += st.corrupt_frames > cc->n ? st.corrupt_frames : cc->n;
 	atel__log_close(r);
-	if (rc < 0) {
-		atel__seterr(err, errlen, "%s: %s", single_file ? single_file : segments_dir, strerror(-rc));
+	if (rc < 0)
+		atel__seterr(err, errlen, "%s: %s", what, strerror(-rc));
+	return rc < 0 ? rc : 0;
+}
+
+int atel_qs_select_log(const char *segments_dir, const char *single_file, const struct atel_qselector *sel,
+		       uint64_t start_ns, uint64_t end_ns, struct atel_qresult *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	struct corrupt_ctx cc = { 0, err, errlen };
+	struct atel_log_reader_opts o = {
+		.segments_dir = single_file ? NULL : segments_dir,
+		.single_file = single_file,
+		.on_corrupt = on_corrupt,
+		.arg = &cc,
+	};
+	uint64_t events = 0;
+	int rc = log_into(&o, single_file ? single_file : segments_dir, sel, start_ns, end_ns, out, &events, err,
+			  errlen);
+	if (rc == 0)
+		rc = finish(out);
+	if (rc < 0)
 		atel_qresult_free(out);
-		return rc;
+	return rc;
+}
+
+int atel_qs_db_cursor(sqlite3 *db, struct atel_log_pos *pos)
+{
+	sqlite3_stmt *q = NULL;
+	int rc = -ENOENT;
+	memset(pos, 0, sizeof(*pos));
+	if (sqlite3_prepare_v2(db, "SELECT file_seq, frame_off, rec_idx FROM telemetry_index_cursor WHERE id = 1", -1,
+			       &q, NULL) != SQLITE_OK)
+		return -ENOENT; /* an index without a cursor table */
+	if (sqlite3_step(q) == SQLITE_ROW) {
+		pos->file_seq = (uint64_t)sqlite3_column_int64(q, 0);
+		pos->frame_off = (uint64_t)sqlite3_column_int64(q, 1);
+		pos->rec_idx = (uint32_t)sqlite3_column_int64(q, 2);
+		rc = 0;
 	}
-	rc = finish(out);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+bool atel_qs_index_behind(sqlite3 *db, const char *segments_dir)
+{
+	struct atel_log_pos cur;
+	struct atel_log_reader *r = NULL;
+	struct atel_event ev;
+	if (atel_qs_db_cursor(db, &cur) < 0)
+		return false;
+	struct atel_log_reader_opts o = { .segments_dir = segments_dir, .start = cur, .follow = true };
+	if (atel__log_open(&r, &o) < 0)
+		return false;
+	bool behind = atel__log_next(r, &ev, NULL) == 1;
+	atel__log_close(r);
+	return behind;
+}
+
+int atel_qs_add_log_tail(sqlite3 *db, const char *segments_dir, const struct atel_log_pos *from,
+			 const struct atel_qselector *sel, uint64_t start_ns, uint64_t end_ns, struct atel_qresult *out,
+			 uint64_t *tail_events, char *err, size_t errlen)
+{
+	struct corrupt_ctx cc = { 0, err, errlen };
+	struct atel_log_reader_opts o = {
+		.segments_dir = segments_dir,
+		.start = *from,
+		.follow = true, /* ateld may be writing the newest file */
+		.on_corrupt = on_corrupt,
+		.arg = &cc,
+	};
+	*tail_events = 0;
+	size_t ns = 64;
+	while (ns < (out->n + 1) * 2)
+		ns *= 2;
+	int rc = rehash(out, ns);
+	/* a gauge `add` in the tail moves the value the index ends with */
+	for (size_t i = 0; rc == 0 && i < out->n; i++)
+		if (out->s[i].mtype == ATEL_MT_GAUGE && out->s[i].n)
+			out->s[i].running = out->s[i].pts[out->s[i].n - 1].v;
+	size_t n_db = out->n;
+	if (rc == 0)
+		rc = log_into(&o, segments_dir, sel, start_ns, end_ns, out, tail_events, err, errlen);
+	/* a counter first seen in the tail: its increments before the range are in the index */
+	sqlite3_stmt *qb = NULL;
+	for (size_t i = n_db; rc == 0 && db && i < out->n; i++) {
+		struct atel_qseries *s = &out->s[i];
+		if (s->excluded || s->mtype != ATEL_MT_COUNTER)
+			continue;
+		if (!qb && sqlite3_prepare_v2(db,
+					      "SELECT COALESCE(SUM(value), 0) FROM telemetry_metrics "
+					      "WHERE series_hash = ?1 AND ts_ns < ?2",
+					      -1, &qb, NULL) != SQLITE_OK) {
+			atel__seterr(err, errlen, "telemetry.db: %s", sqlite3_errmsg(db));
+			rc = -EIO;
+			break;
+		}
+		sqlite3_reset(qb);
+		sqlite3_bind_int64(qb, 1, (sqlite3_int64)s->hash);
+		sqlite3_bind_int64(qb, 2, (sqlite3_int64)(start_ns > INT64_MAX ? INT64_MAX : start_ns));
+		if (sqlite3_step(qb) == SQLITE_ROW)
+			s->base += sqlite3_column_double(qb, 0);
+	}
+	sqlite3_finalize(qb);
+	if (rc == 0)
+		rc = finish(out);
 	if (rc < 0)
 		atel_qresult_free(out);
 	return rc;

@@ -22,6 +22,7 @@
 
 #include <sqlite3.h>
 
+#include "logread.h"
 #include "query.h"
 
 struct atel_qseries {
@@ -64,6 +65,27 @@ int atel_qs_select_db(sqlite3 *db, const struct atel_qselector *sel, uint64_t st
  */
 int atel_qs_select_log(const char *segments_dir, const char *single_file, const struct atel_qselector *sel,
 		       uint64_t start_ns, uint64_t end_ns, struct atel_qresult *out, char *err, size_t errlen);
+
+/* The index's log cursor: the log position up to which telemetry.db holds
+ * every record. Call inside the read transaction that selects the rows so
+ * the two agree. @return 0 or -ENOENT (no cursor table or row). */
+int atel_qs_db_cursor(sqlite3 *db, struct atel_log_pos *pos);
+
+/* True when the log holds events past the index cursor (the indexer is behind). */
+bool atel_qs_index_behind(sqlite3 *db, const char *segments_dir);
+
+/*
+ * Adds the samples the index has not covered yet: reads the log from `from`
+ * (the index cursor) to its current end into out, a result of
+ * atel_qs_select_db, so the answer equals a whole-log read. db (may be
+ * NULL): the index, for the pre-range sum of a counter first seen in the tail.
+ * Call in the same read transaction as the select. *tail_events: the
+ * samples (of any metric) read past the cursor (0: the index had them all).
+ * @return 0 or -errno (out is then freed).
+ */
+int atel_qs_add_log_tail(sqlite3 *db, const char *segments_dir, const struct atel_log_pos *from,
+			 const struct atel_qselector *sel, uint64_t start_ns, uint64_t end_ns, struct atel_qresult *out,
+			 uint64_t *tail_events, char *err, size_t errlen);
 
 /* Cumulative values of a series: counters base + running sum of increments;
  * histograms the running observation count; gauges the values themselves.

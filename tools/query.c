@@ -1370,9 +1370,12 @@ const char *atel_q_fmt_count(double v, char *buf, size_t len)
 		snprintf(buf, len, "-");
 	else if (isinf(v))
 		snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
-	else if (a >= 1e9)
+	/* thresholds at 999.5 of the unit below: 999,999 is "1M", not "1e+03K" */
+	else if (a >= 999.5e12)
+		snprintf(buf, len, "%.0fG", v / 1e9);
+	else if (a >= 999.5e6)
 		snprintf(buf, len, "%.3gG", v / 1e9);
-	else if (a >= 1e6)
+	else if (a >= 999.5e3)
 		snprintf(buf, len, "%.3gM", v / 1e6);
 	else if (a >= 1e4)
 		snprintf(buf, len, "%.3gK", v / 1e3);
@@ -1396,6 +1399,11 @@ const char *atel_q_fmt_value(double v, const char *unit, char *buf, size_t len)
 			atel_q_fmt_duration((uint64_t)(v * 1e9 + 0.5), buf, len);
 	} else if (strcmp(unit, "%") == 0) {
 		snprintf(buf, len, "%.1f%%", v);
+	} else if (strcmp(unit, "/s") == 0) {
+		atel_q_fmt_count(v, buf, len);
+		size_t l = strlen(buf);
+		if (l + 3 <= len)
+			memcpy(buf + l, "/s", 3);
 	} else {
 		atel_q_fmt_count(v, buf, len);
 	}

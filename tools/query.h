@@ -226,7 +226,8 @@ void atel_q_selector_free(struct atel_qselector *sel);
 const char *atel_q_fmt_duration(uint64_t ns, char *buf, size_t len);
 /* "999", "1.2K", "3.4M", "5.6G" (SI); non-integers keep 3 significant digits. @return buf. */
 const char *atel_q_fmt_count(double v, char *buf, size_t len);
-/* A metric value with the metric's unit: seconds as duration, "%", tokens as count. @return buf. */
+/* A metric value with the metric's unit: seconds as duration, "%", tokens as count, "/s" (rates)
+ * as a count per second. @return buf. */
 const char *atel_q_fmt_value(double v, const char *unit, char *buf, size_t len);
 
 #endif /* ATEL_QUERY_H */

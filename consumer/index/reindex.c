@@ -10,6 +10,7 @@
  * starting its indexer): a live connection would keep writing the old file.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -35,7 +36,8 @@ static void on_corrupt(void *arg, const char *file, uint64_t offset, const char 
 	struct corrupt_note *n = arg;
 
 	n->frames++;
-	fprintf(stderr, "atel reindex: %s: frame at offset %" PRIu64 " skipped: %s\n", file, offset, why);
+	fprintf(stderr, "%s: reindex: %s: frame at offset %" PRIu64 " skipped: %s\n", program_invocation_short_name,
+		file, offset, why);
 }
 
 static void unlink_db_files(const char *path)
@@ -127,6 +129,9 @@ int atel__reindex_mode(const char *segments_dir, const char *db_path, int compac
 		goto out;
 	}
 	rc = atel__ixw_begin(w);
+	/* progress on a terminal: events so far and the file being read, 5 times a second */
+	bool tty = isatty(STDERR_FILENO), shown = false;
+	uint64_t total = 0, next_progress = 0;
 	while (!rc) {
 		rc = atel__log_next(r, &ev, &pos);
 		if (rc <= 0)
@@ -135,6 +140,13 @@ int atel__reindex_mode(const char *segments_dir, const char *db_path, int compac
 		if (rc)
 			break;
 		last = pos;
+		if (tty && (++total & 0xFFF) == 0 && atel__mono_ns() >= next_progress) {
+			const char *f = atel__log_current_file(r), *sl = strrchr(f, '/');
+			fprintf(stderr, "\r%s: reindex: %" PRIu64 " events, reading %s   ", program_invocation_short_name,
+				total, sl ? sl + 1 : f);
+			next_progress = atel__mono_ns() + 200000000ull;
+			shown = true;
+		}
 		if (++n == REINDEX_BATCH) {
 			n = 0;
 			rc = atel__ixw_commit(w, &last);
@@ -142,6 +154,9 @@ int atel__reindex_mode(const char *segments_dir, const char *db_path, int compac
 				rc = atel__ixw_begin(w);
 		}
 	}
+	if (shown)
+		fprintf(stderr, "\r%s: reindex: %" PRIu64 " events read; committing\n", program_invocation_short_name,
+			total);
 	if (rc < 0) {
 		snprintf(err, errlen, "%s: reindex failed: %s (%s)", db_path, strerror(-rc),
 			 sqlite3_errmsg(atel__ixw_db(w)));
@@ -177,7 +192,8 @@ int atel__reindex_mode(const char *segments_dir, const char *db_path, int compac
 	snprintf(dirbuf, sizeof(dirbuf), "%s", db_path);
 	(void)atel__fsync_path(dirname(dirbuf));
 	if (note.frames)
-		fprintf(stderr, "atel reindex: %" PRIu64 " corrupt frames skipped\n", note.frames);
+		fprintf(stderr, "%s: reindex: %" PRIu64 " corrupt frames skipped\n", program_invocation_short_name,
+			note.frames);
 	rc = 0;
 out:
 	atel__log_close(r);

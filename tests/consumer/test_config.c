@@ -77,6 +77,10 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.prometheus.path, "/metrics");
 	assert_null(cfg.prometheus.bearer_token);
 	assert_int_equal(cfg.prometheus.series_limit, 10000);
+	assert_true(cfg.prometheus.query_enabled);
+	assert_int_equal(cfg.prometheus.query_timeout_ms, 10000);
+	assert_int_equal(cfg.prometheus.max_samples, 50000000);
+	assert_int_equal(cfg.prometheus.max_series, 100000);
 	assert_false(cfg.json.enabled);
 	assert_string_equal(cfg.json.outputDir, "./var/exports");
 	assert_int_equal(cfg.json.rotateInterval, 3600000);
@@ -168,7 +172,8 @@ static void test_unknown_keys(void **state)
 	(void)state;
 	expect_error("{\"prometheus\": {\"prot\": 1}}",
 		     "t.json: prometheus.prot: unknown key (expected one of: enabled, bind, port, path, "
-		     "bearer_token, series_limit)");
+		     "bearer_token, series_limit, query_enabled, query_timeout_ms, max_samples, max_series, "
+		     "query_resolution_ms, query_carry_ms)");
 	expect_error("{\"datadir\": \"x\"}",
 		     "t.json: datadir: unknown key (expected one of: data_dir, export_interval_ms, log_level, "
 		     "shm, storage, drain, retention, index, prometheus, json, opentelemetry)");

@@ -169,6 +169,30 @@ int main(int argc, char **argv)
 	atel_synth_free(&p);
 	atel_synth_free(&q);
 
+	/* ---- nostart: a trace whose root span's start record was lost (issue 14):
+	 * its attribute and end records remain, its child is whole ---- */
+	{
+		struct atel_synth n;
+		uint8_t nt[16], nroot[8], nchild[8], nother[16];
+		atel_synth_init(&n, 0, 1, 8100, 8100, TS0);
+		atel_synth_begin(&n, "lossy");
+		atel_synth_ids(9, nt, nroot);
+		atel_synth_ids(10, nother, nchild);
+		atel_synth_span_start(&n, nt, nchild, nroot, "coder-execution", 1);
+		atel_synth_span_end(&n, nt, nchild, 1, NULL);
+		atel_synth_attr_str(&n, nt, nroot, "sessionId", "s-9", false);
+		atel_synth_span_end(&n, nt, nroot, 1, NULL);
+		atel_synth_end(&n);
+		snprintf(path, sizeof(path), "%s/nostart/segments", argv[1]);
+		struct atel_synth *ns[] = { &n };
+		if (atel_synth_write_log(path, 0x4444, ns, 1, NULL) != 0)
+			return 1;
+		char nth[33];
+		hex(nt, 16, nth);
+		cJSON_AddStringToObject(cJSON_AddObjectToObject(exp, "nostart"), "trace", nth);
+		atel_synth_free(&n);
+	}
+
 	/* ---- bulk: a realistic workload on 3 rings ---- */
 	struct atel_synth w[3];
 	struct atel_synth *wp[3];

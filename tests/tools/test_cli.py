@@ -163,6 +163,35 @@ def body(tmp):
     check(rc == 0 and sums == {"grep": 3, "read": 2}, "query sum by tool %s" % sums)
     check(q["series"][0]["points"][0]["ts_ns"] == 1699999200 * 10**9, "bucket start aligned to the hour")
 
+    # ---- a trace whose start record was lost: what is known, the rest marked ------------------------
+    nos = os.path.join(tmp, "nostart")
+    rc, out, err = run("--data-dir", nos, "traces", "--json")
+    tl = json.loads(out)["traces"] if rc == 0 else []
+    mine = [t for t in tl if t["trace_id"] == exp["nostart"]["trace"]]
+    check(len(mine) == 1 and mine[0]["start_lost"] and mine[0]["root"] == "(start lost)" and
+          abs(mine[0]["start_ns"] - eg["first_ns"]) < 3600 * 10**9 and mine[0]["duration_ns"] < 3600 * 10**9,
+          "lost start: start_lost, what is known of start and duration (%s)" % mine)
+    rc, out, err = run("--data-dir", nos, "traces")
+    check(rc == 0 and "(start lost)" in out and ">= " in out and "2554" not in out,
+          "human list marks the lost start: %r" % out)
+    rc, out, err = run("--data-dir", nos, "traces", exp["nostart"]["trace"])
+    check(rc == 0 and "(start lost)" in out and " h " not in out and "coder-execution" in out,
+          "waterfall shows what is known and marks the lost start: %r" % out)
+
+    # ---- replay names what it skips -------------------------------------------------------------
+    junk = os.path.join(tmp, "junk")
+    os.makedirs(junk)
+    open(os.path.join(junk, "notes.txt"), "w").write("x")
+    rc, out, err = run("replay", junk)
+    check(rc == 2 and "skipped 1 file(s)" in err and "notes.txt" in err and "no segment files" in err,
+          "replay of a directory without segment files: exit 2, names the skipped file (%d: %s)" % (rc, err))
+    mixed = os.path.join(tmp, "mixed")
+    shutil.copytree(gseg, mixed)
+    open(os.path.join(mixed, "segment-old.bin"), "w").write("x")
+    rc, out, err = run("replay", mixed, "--json")
+    check(rc == 0 and "skipped 1 file(s)" in err and "segment-old.bin" in err,
+          "replay reads the segments and says what it skipped (%d: %s)" % (rc, err))
+
     # ---- reindex, then the same from the index --------------------------------------------
     # the default (compact) index keeps no raw rows: the log answers, the same
     rc, out, err = run("--data-dir", good, "reindex")
@@ -276,6 +305,11 @@ def body(tmp):
     snap = os.path.join(tmp, "snap.json")
     rc, out, err = run("--data-dir", good, "export", "-o", snap)
     check(rc == 0 and json.load(open(snap))["metrics"], "json snapshot written")
+    check("(%d bytes, json)" % os.path.getsize(snap) in out, "export reports the file's size: %r" % out)
+    rc, out, err = run("--data-dir", good, "export", "--format")
+    check(rc == 1 and err.count("\n") == 1, "export --format without a value: one error (%r)" % err)
+    rc, out, err = run("--data-dir", good, "query", "tool_calls_total", "--labels", "tool")
+    check(rc == 1 and "--by tool" in err and "metric name" not in err, "--labels with a bare name: %r" % err)
 
     # ---- bulk: index and segments agree on query results -----------------------------------------
     bulk = os.path.join(tmp, "bulk")
@@ -293,6 +327,27 @@ def body(tmp):
         x = json.loads(run("--data-dir", bulk, "query", *args, "--source", "log")[1])
         y = json.loads(run("--data-dir", bulk, "query", *args, "--source", "db")[1])
         check(x["series"] == y["series"], "bulk %s: index == segments" % agg)
+
+    # ---- reindex shows progress on a terminal ------------------------------------------------------
+    import pty
+    master, slave = pty.openpty()
+    env = dict(os.environ, ATEL_SHM="atel-test-cli-%d" % os.getpid(), NO_COLOR="1")
+    env.pop("ATEL_DATA_DIR", None)
+    p = subprocess.run([ATEL, "--data-dir", bulk, "reindex"], stdout=subprocess.PIPE, stderr=slave, env=env,
+                       timeout=300)
+    os.close(slave)
+    tty = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        tty += chunk
+    os.close(master)
+    check(p.returncode == 0 and b"reindex: " in tty and b" events" in tty and b".atseg" in tty,
+          "reindex on a terminal shows progress: %r" % tty[-300:])
 
     # ---- clear ----------------------------------------------------------------------------------
     rc, out, err = run("--data-dir", good, "clear", "traces")

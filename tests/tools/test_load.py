@@ -136,6 +136,10 @@ def main():
         check(rc == 4, "clear all refuses while ateld runs (%d)" % rc)
         rc, out, err = atel("reindex")
         check(rc == 4, "reindex refuses while ateld runs (%d)" % rc)
+        check(shm in err and data in err and "kill -TERM" in err, "the refusal names the segment and what to do: %r"
+              % err)
+        rc, out, err = atel("reindex", "--force")
+        check(rc == 4 and "--force does not override" in err, "reindex --force refuses too (%d: %s)" % (rc, err))
         rc, out, err = atel("status")
         check(rc == 0 and out.startswith("ateld: up"), "human status: %r" % out[:40])
     finally:

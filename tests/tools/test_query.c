@@ -734,6 +734,11 @@ static void test_format(void **st)
 	assert_string_equal(atel_q_fmt_count(1234567, b, sizeof(b)), "1.23M");
 	assert_string_equal(atel_q_fmt_count(42, b, sizeof(b)), "42");
 	assert_string_equal(atel_q_fmt_count(25000, b, sizeof(b)), "25K");
+	/* rounding never gives "1e+03K" (issue 14) */
+	assert_string_equal(atel_q_fmt_count(999999, b, sizeof(b)), "1M");
+	assert_string_equal(atel_q_fmt_count(999499, b, sizeof(b)), "999K");
+	assert_string_equal(atel_q_fmt_count(999.6e6, b, sizeof(b)), "1G");
+	assert_string_equal(atel_q_fmt_count(2e15, b, sizeof(b)), "2000000G");
 	assert_string_equal(atel_q_fmt_value(0.25, "seconds", b, sizeof(b)), "250 ms");
 	assert_string_equal(atel_q_fmt_value(37.5, "%", b, sizeof(b)), "37.5%");
 	assert_string_equal(atel_q_fmt_value(NAN, "", b, sizeof(b)), "-");
