@@ -46,10 +46,8 @@
  * filling for up to FLUSH_DELAY_NS (or until a ring is half held back), so a
  * lightly loaded drain writes a few large frames instead of one tiny frame
  * per pass (measured: 10 bytes per sample with a flush per ~100 records
- * against 7 with full frames; 50 ms rather than 5 took the demo's log from
- * about 60 KB to 256 KB frames, which compress better). Full frames are
- * written as they fill anyway. */
-#define FLUSH_DELAY_NS 50000000ull
+ * against 7 with full frames). Full frames are written as they fill anyway. */
+#define FLUSH_DELAY_NS 5000000ull
 #define SPIN_PASSES 64u             /* empty passes before the first sleep */
 #define SLEEP_MIN_US 8u
 #define RETRY_MIN_NS 10000000ull    /* first retry of a failed flush after 10 ms ... */
