@@ -197,7 +197,8 @@ static int cmd_reindex(struct ateld *a)
 	int rc;
 
 	atel__log(&a->d, ATEL_LOG_INFO, "reindex: rebuilding %s from %s", a->d.db_path, a->d.segments_dir);
-	rc = atel__reindex(a->d.segments_dir, a->d.db_path, err, sizeof(err));
+	rc = atel__reindex_mode(a->d.segments_dir, a->d.db_path,
+				a->cfg.index.mode && strcmp(a->cfg.index.mode, "full") == 0 ? 0 : 1, err, sizeof(err));
 	if (rc) {
 		atel__log(&a->d, ATEL_LOG_ERROR, "reindex failed: %s", *err ? err : strerror(-rc));
 		return EXIT_RUNTIME;

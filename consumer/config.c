@@ -75,6 +75,7 @@ struct key {
 static const char *const LOG_LEVELS[] = { "error", "warn", "info", "debug", NULL };
 static const char *const IO_MODES[] = { "auto", "io_uring", "pwritev", NULL };
 static const char *const ENCODINGS[] = { "records", "columns", NULL };
+static const char *const INDEX_MODES[] = { "compact", "full", NULL };
 static const char *const OTLP_PROTOCOLS[] = { "http/protobuf", "http/json", "http", NULL };
 static const char *const COMPRESSIONS[] = { "gzip", "none", NULL };
 
@@ -107,11 +108,13 @@ static const struct key KEYS[] = {
 	{ "retention", "traces_days", K_U32, OFF(retention.traces_days), 0, 36500, NULL, NULL },
 	{ "retention", "aggregates_days", K_U32, OFF(retention.aggregates_days), 0, 36500, NULL, NULL },
 	{ "retention", "segments_days", K_U32, OFF(retention.segments_days), 0, 36500, NULL, NULL },
+	{ "retention", "max_bytes", K_U64, OFF(retention.max_bytes), 0, (int64_t)1 << 50, NULL, NULL },
 
 	{ "index", "enabled", K_BOOL, OFF(index.enabled), 0, 0, NULL, NULL },
 	{ "index", "rollup_interval_s", K_U32, OFF(index.rollup_interval_s), 1, DAY_S, NULL, NULL },
 	{ "index", "reserve_bytes", K_U64, OFF(index.reserve_bytes), 0, (int64_t)1 << 50, NULL, NULL },
 	{ "index", "reserve_percent", K_U32, OFF(index.reserve_percent), 0, 50, NULL, NULL },
+	{ "index", "mode", K_ENUM, OFF(index.mode), 0, 0, INDEX_MODES, NULL },
 
 	{ "prometheus", "enabled", K_BOOL, OFF(prometheus.enabled), 0, 0, NULL, NULL },
 	{ "prometheus", "bind", K_ADDR, OFF(prometheus.bind), 0, 0, NULL, NULL },
@@ -203,10 +206,10 @@ void atel__config_defaults(struct atel_config *cfg)
 	cfg->storage.rotate_bytes = 64ull << 20;
 	cfg->storage.rotate_age_s = 3600;
 	cfg->storage.fsync_interval_ms = 1000;
-	cfg->storage.zstd_level = 3;
+	cfg->storage.zstd_level = 6;
 	cfg->storage.zstd_level_pressure = -1;
 	cfg->storage.io = strdup("auto");
-	cfg->storage.encoding = strdup("records");
+	cfg->storage.encoding = strdup("columns");
 	cfg->storage.file_mode = 0600;
 
 	cfg->drain.idle_sleep_max_us = 1000;
@@ -221,6 +224,7 @@ void atel__config_defaults(struct atel_config *cfg)
 	cfg->index.rollup_interval_s = 60;
 	cfg->index.reserve_bytes = 64ull << 20;
 	cfg->index.reserve_percent = 0;
+	cfg->index.mode = strdup("compact");
 
 	cfg->prometheus.enabled = true;
 	cfg->prometheus.bind = strdup("127.0.0.1");
@@ -924,6 +928,7 @@ static int apply_env(struct atel_config *cfg, char *err, size_t errlen)
 		{ "ATEL_EXPORT_INTERVAL_MS", "", "export_interval_ms" },
 		{ "ATEL_IO", "storage", "io" },
 		{ "ATEL_ENCODING", "storage", "encoding" },
+		{ "ATEL_INDEX_MODE", "index", "mode" },
 		{ "OTEL_SERVICE_NAME", "opentelemetry", "service_name" },
 		{ "OTEL_EXPORTER_OTLP_ENDPOINT", "opentelemetry", "endpoint" },
 	};

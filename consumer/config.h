@@ -30,10 +30,10 @@ struct atel_config {
 		uint64_t rotate_bytes;       /* 64 MiB */
 		uint32_t rotate_age_s;       /* 3600 */
 		uint32_t fsync_interval_ms;  /* 1000 */
-		int zstd_level;              /* 3 */
+		int zstd_level;              /* 6 */
 		int zstd_level_pressure;     /* -1: level while the rings fill faster than they drain */
 		char *io;                    /* "auto" | "io_uring" | "pwritev"   ATEL_IO (ATEL_FORCE_PWRITEV=1 forces pwritev) */
-		char *encoding;              /* "records" | "columns"             ATEL_ENCODING */
+		char *encoding;              /* "columns" | "records"             ATEL_ENCODING */
 		uint32_t file_mode;          /* 0600: mode of every file ateld writes under data_dir (segments,
 					      * telemetry.db and its -wal/-shm, exports, status file); group
 					      * bits allowed (0640, 0660), other bits refused */
@@ -49,6 +49,7 @@ struct atel_config {
 		uint32_t traces_days;        /* 7 */
 		uint32_t aggregates_days;    /* 90 */
 		uint32_t segments_days;      /* 30: whole segment files older than this are deleted */
+		uint64_t max_bytes;          /* 0 = no limit: oldest segment files deleted past this many bytes of data_dir */
 	} retention;
 
 	struct {
@@ -56,6 +57,7 @@ struct atel_config {
 		uint32_t rollup_interval_s;  /* 60 */
 		uint64_t reserve_bytes;      /* 64 MiB: the indexer pauses while the log's file system has less free */
 		uint32_t reserve_percent;    /* 0: or this percent of that file system, whichever is larger */
+		char *mode;                  /* "compact" | "full" (raw samples and spans in the index too)  ATEL_INDEX_MODE */
 	} index;
 
 	struct {

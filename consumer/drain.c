@@ -1132,6 +1132,7 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 	lo.rotate_age_ns = (uint64_t)cfg->storage.rotate_age_s * 1000000000ull;
 	lo.fsync_interval_ns = (uint64_t)cfg->storage.fsync_interval_ms * 1000000ull;
 	lo.retention_ns = (uint64_t)cfg->retention.segments_days * 86400ull * 1000000000ull;
+	lo.max_bytes = cfg->retention.max_bytes;
 	lo.zstd_level = cfg->storage.zstd_level;
 	lo.io = io_mode(cfg->storage.io);
 	lo.encoding = cfg->storage.encoding && !strcmp(cfg->storage.encoding, "columns") ? ATEL_SEG_ENC_COLUMNS

@@ -110,7 +110,8 @@ static void ix_db_modes(const char *db)
 static int ix_open_db(struct atel_indexer *ix)
 {
 	const struct atel_config *cfg = ix->d->cfg;
-	struct atel_ixw_opts o = { .rollup_interval_s = cfg ? cfg->index.rollup_interval_s : 60 };
+	struct atel_ixw_opts o = { .rollup_interval_s = cfg ? cfg->index.rollup_interval_s : 60,
+				   .compact = !cfg || !cfg->index.mode || strcmp(cfg->index.mode, "full") != 0 };
 	char err[512];
 	int rc;
 
@@ -123,6 +124,8 @@ static int ix_open_db(struct atel_indexer *ix)
 		ix->db_ino = ix->db_dev ? sb.st_ino : 0;
 	}
 
+	if (!rc && atel__ixw_mode_note(ix->w))
+		atel__log(ix->d, ATEL_LOG_INFO, "indexer: %s", atel__ixw_mode_note(ix->w));
 	if (!rc && (rc = atel__ixw_cursor(ix->w, &ix->committed)))
 		snprintf(err, sizeof(err), "%.300s: reading the cursor: %s", ix->d->db_path, strerror(-rc));
 	if (rc) {

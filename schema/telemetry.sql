@@ -156,6 +156,18 @@ CREATE TABLE IF NOT EXISTS telemetry_losses (
 );
 CREATE INDEX IF NOT EXISTS telemetry_losses_ts ON telemetry_losses(ts_ns);
 
+-- What each segment file holds, as indexed (index.mode compact and full):
+-- samples and spans (span ends) counted at the commit that covered them, so
+-- a transaction that crosses a file boundary is counted in the later file.
+-- `atel status` divides the bytes on disk by these counts.
+CREATE TABLE IF NOT EXISTS telemetry_segments (
+	file_seq INTEGER PRIMARY KEY,
+	first_ns INTEGER,
+	last_ns  INTEGER,
+	samples  INTEGER NOT NULL DEFAULT 0,
+	spans    INTEGER NOT NULL DEFAULT 0
+);
+
 -- ---------------------------------------------------------------- views --
 
 -- The latest sample of every series (by log order) with its sample count.

@@ -21,6 +21,7 @@
 #include "logread.h"
 #include "metricname.h"
 #include "prometheus.h"
+#include "index.h"
 #include "qsource.h"
 #include "query.h"
 #include "ring.h"
@@ -65,7 +66,11 @@ static int load(struct cli *c, const char *verb, const char *source, const struc
 	if (!want_log) {
 		sqlite3 *db;
 		int rc = cli_db_open_ro(c, &db, err, sizeof(err));
-		if (rc == 0) {
+		if (rc == 0 && !want_db && atel__ix_mode_compact(db) == 1) {
+			/* a compact index keeps no raw samples: the log answers */
+			sqlite3_close(db);
+			rc = -ENOENT;
+		} else if (rc == 0) {
 			/* one read transaction: the rows and the cursor they end at agree */
 			struct atel_log_pos cur;
 			uint64_t tail = 0;
@@ -280,8 +285,9 @@ static const char query_help[] =
 	"  --anomalies SIGMA [--window N]     per series: rolling z-score over the N previous samples\n"
 	"                                     (default 30); lists the samples with |z| > SIGMA\n"
 	"  --rate WINDOW                      per series: Prometheus rate(x[WINDOW]) at each sample\n"
-	"  --source auto|db|log               auto: the index up to its cursor plus the log past it\n"
-	"                                     (source db+log), or the segment files without an index;\n"
+	"  --source auto|db|log               auto: a full index up to its cursor plus the log past\n"
+	"                                     it (source db+log), or the segment files without an\n"
+	"                                     index or with a compact one (index.mode);\n"
 	"                                     log: the segment files; db: the index alone (may lag)\n"
 	"  --limit N                          rows (the last ones) per series: raw samples (default\n"
 	"                                     20), buckets, function results, anomalies (default all);\n"

@@ -660,7 +660,7 @@ static int replay_into(struct replay_job *j)
 		}
 		segdir = tmpdir;
 	}
-	xr = atel__reindex(segdir, j->into, err, sizeof(err));
+	xr = atel__reindex_mode(segdir, j->into, 0, err, sizeof(err)); /* for SQL: every row */
 	if (xr < 0) {
 		cli_err("replay", "--into %s: %s", j->into, err[0] ? err : strerror(-xr));
 		ret = ATEL_EXIT_DATA;
@@ -914,20 +914,27 @@ int cmd_replay(struct cli *c, int argc, char **argv)
 }
 
 static const char reindex_help[] =
-	"usage: atel reindex [--force]\n"
+	"usage: atel reindex [--force] [--mode compact|full]\n"
 	"Rebuilds <data_dir>/telemetry.db from <data_dir>/segments (the log is the truth):\n"
 	"a new database is built beside the old one and renamed over it. Refuses while ateld\n"
 	"runs on the data directory (stop it first); --force only skips the check of the\n"
-	"segment's heartbeat (a stale segment), never a running ateld's lock.\n"
+	"segment's heartbeat (a stale segment), never a running ateld's lock. --mode: the\n"
+	"index.mode to build (default: the old file's, compact when there is none).\n"
 	"Exit: 0 ok, 1 usage, 2 no segments / build failed, 4 ateld is running.\n";
 
 int cmd_reindex(struct cli *c, int argc, char **argv)
 {
 	bool force = false;
+	int compact = -1;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(reindex_help, stdout);
 			return 0;
+		}
+		if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc &&
+		    (strcmp(argv[i + 1], "compact") == 0 || strcmp(argv[i + 1], "full") == 0)) {
+			compact = strcmp(argv[++i], "compact") == 0;
+			continue;
 		}
 		if (strcmp(argv[i], "--force") == 0) {
 			force = true;
@@ -953,7 +960,7 @@ int cmd_reindex(struct cli *c, int argc, char **argv)
 	}
 	char err[512] = "";
 	uint64_t t0 = atel__now_ns();
-	int rc = atel__reindex(c->seg_dir, c->db_path, err, sizeof(err));
+	int rc = atel__reindex_mode(c->seg_dir, c->db_path, compact, err, sizeof(err));
 	if (rc < 0) {
 		cli_err("reindex", "%s", err[0] ? err : strerror(-rc));
 		return ATEL_EXIT_DATA;

@@ -206,7 +206,43 @@ struct status_view {
 	uint32_t in_use, ring_count;
 	uint64_t lag_total, drops_full, drops_nodef, drops_invalid;
 	uint64_t seg_files, seg_bytes, db_bytes, disk;
+	uint64_t ix_samples, ix_spans;   /* telemetry_segments: what the indexed files hold */
 };
+
+/* Samples and spans the index counted in segment files (telemetry_segments;
+ * an index without the table, or no index, leaves 0). Rows of files that
+ * retention removed are left out by taking only file_seq >= the oldest file
+ * on disk, so the counts match the bytes they are divided into. */
+static void status_counts(const struct cli *c, struct status_view *v)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char err[256];
+	uint64_t oldest = UINT64_MAX;
+	DIR *d = opendir(c->seg_dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d)) != NULL) {
+		char *end;
+		unsigned long long seq = strtoull(de->d_name, &end, 16);
+		if (end != de->d_name && strcmp(end, ".atseg") == 0 && seq < oldest)
+			oldest = seq;
+	}
+	if (d)
+		closedir(d);
+	if (oldest == UINT64_MAX || cli_db_open_ro(c, &db, err, sizeof(err)) < 0)
+		return;
+	if (sqlite3_prepare_v2(db, "SELECT sum(samples), sum(spans) FROM telemetry_segments WHERE file_seq >= ?1", -1,
+			       &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)oldest);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			v->ix_samples = (uint64_t)sqlite3_column_int64(st, 0);
+			v->ix_spans = (uint64_t)sqlite3_column_int64(st, 1);
+		}
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
 
 /* @return 0, -1 (--help was printed) or ATEL_EXIT_USAGE. */
 static int status_parse(int argc, char **argv)
@@ -298,6 +334,7 @@ static void status_gather(struct cli *c, struct status_view *v)
 	snprintf(walp, sizeof(walp), "%s-wal", c->db_path);
 	if (stat(walp, &dbst) == 0)
 		v->db_bytes += (uint64_t)dbst.st_size;
+	status_counts(c, v);
 
 	cJSON_AddBoolToObject(v->root, "up", v->up);
 	cJSON_AddNumberToObject(v->root, "pid", v->pid);
@@ -326,6 +363,18 @@ static void status_gather(struct cli *c, struct status_view *v)
 	cJSON_AddItemToObject(v->root, "segments", segj);
 	cJSON_AddItemToObject(v->root, "db_bytes", cli_json_u64(v->db_bytes));
 	cJSON_AddItemToObject(v->root, "disk_bytes", cli_json_u64(v->disk));
+	cJSON *cj = cJSON_CreateObject(); /* segments + index bytes over what the index counted in the files */
+	cJSON_AddItemToObject(cj, "samples", cli_json_u64(v->ix_samples));
+	cJSON_AddItemToObject(cj, "spans", cli_json_u64(v->ix_spans));
+	if (v->ix_samples)
+		cJSON_AddNumberToObject(cj, "bytes_per_sample", (double)(v->seg_bytes + v->db_bytes) / (double)v->ix_samples);
+	else
+		cJSON_AddNullToObject(cj, "bytes_per_sample");
+	if (v->ix_spans)
+		cJSON_AddNumberToObject(cj, "bytes_per_span", (double)(v->seg_bytes + v->db_bytes) / (double)v->ix_spans);
+	else
+		cJSON_AddNullToObject(cj, "bytes_per_span");
+	cJSON_AddItemToObject(v->root, "disk_cost", cj);
 	if (v->sf)
 		cJSON_AddItemReferenceToObject(v->root, "daemon", v->sf);
 	else
@@ -459,6 +508,13 @@ static void status_print_text(const struct cli *c, const struct status_view *v)
 	printf("\nsegments: %llu file(s), %s; index: %s; data dir total: %s\n", (unsigned long long)v->seg_files,
 	       atel_q_fmt_count((double)v->seg_bytes, b1, sizeof(b1)), atel_q_fmt_count((double)v->db_bytes, b2, sizeof(b2)),
 	       atel_q_fmt_count((double)v->disk, b3, sizeof(b3)));
+	if (v->ix_samples || v->ix_spans)
+		printf("disk cost: %s samples, %s spans indexed; segments + index = %.1f bytes per sample, "
+		       "%.1f bytes per span (each: all bytes over that count)\n",
+		       atel_q_fmt_count((double)v->ix_samples, b1, sizeof(b1)),
+		       atel_q_fmt_count((double)v->ix_spans, b2, sizeof(b2)),
+		       v->ix_samples ? (double)(v->seg_bytes + v->db_bytes) / (double)v->ix_samples : 0.0,
+		       v->ix_spans ? (double)(v->seg_bytes + v->db_bytes) / (double)v->ix_spans : 0.0);
 	printf("(sizes in bytes, K/M/G = 10^3/10^6/10^9)\n");
 }
 

@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "index.h"
 #include "logread.h"
 #include "otlp_encode.h"
 #include "qsource.h"
@@ -785,6 +786,7 @@ struct trace_row {
 	char *root;
 	uint64_t start, end;
 	uint64_t spans, errors;
+	uint64_t root_start, root_end;  /* log source: the earliest root span (as the index's query) */
 	bool has_root;
 	uint64_t first_seen;         /* earliest known time (an end) when every start was lost */
 	bool start_lost;             /* no span of the trace has its start record */
@@ -801,6 +803,11 @@ static int open_index(struct cli *c, const char *source, sqlite3 **db, bool *beh
 	if (strcmp(source, "log") == 0)
 		return -ENOENT;
 	int rc = cli_db_open_ro(c, db, err, errlen);
+	if (rc == 0 && strcmp(source, "db") != 0 && atel__ix_mode_compact(*db) == 1) {
+		sqlite3_close(*db); /* a compact index keeps no spans: the log answers */
+		*db = NULL;
+		return -ENOENT;
+	}
 	if (rc == 0 && strcmp(source, "auto") == 0 && atel_qs_index_behind(*db, c->seg_dir)) {
 		sqlite3_close(*db);
 		*db = NULL;
@@ -876,14 +883,27 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 		}
 		if (corrupt)
 			cli_err("traces", "warning: %llu corrupt frame(s) skipped", (unsigned long long)corrupt);
-		/* group by trace (sort by trace id, then scan) */
+		/* group by trace: trace id -> row index + 1, open addressing */
+		size_t nslots = 64;
+		while (nslots < 2 * t.n)
+			nslots *= 2;
+		size_t *slots = calloc(nslots, sizeof(*slots));
+		if (!slots) {
+			tset_free(&t);
+			cli_err("traces", "out of memory");
+			return ATEL_EXIT_DATA;
+		}
 		for (size_t i = 0; i < t.n; i++) {
 			const struct tspan *s = &t.s[i];
 			if (s->start < since_ns)
 				continue;
-			size_t k = 0;
-			while (k < nrows && strcmp(rows[k].id, s->trace) != 0)
-				k++;
+			uint64_t h = 1469598103934665603ull;
+			for (const char *p = s->trace; *p; p++)
+				h = (h ^ (uint8_t)*p) * 1099511628211ull;
+			size_t slot = (size_t)h & (nslots - 1), k;
+			while (slots[slot] && strcmp(rows[slots[slot] - 1].id, s->trace) != 0)
+				slot = (slot + 1) & (nslots - 1);
+			k = slots[slot] ? slots[slot] - 1 : nrows;
 			if (k == nrows) {
 				struct trace_row *nr = realloc(rows, (nrows + 1) * sizeof(*nr));
 				if (!nr)
@@ -893,7 +913,7 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 				memcpy(rows[nrows].id, s->trace, 33);
 				rows[nrows].start = UINT64_MAX;
 				rows[nrows].first_seen = UINT64_MAX;
-				nrows++;
+				slots[slot] = ++nrows;
 			}
 			struct trace_row *r = &rows[k];
 			r->spans++;
@@ -906,12 +926,21 @@ static int list_traces(struct cli *c, const char *source, size_t limit, uint64_t
 			if (e && e < r->first_seen)
 				r->first_seen = e;
 			r->start_lost |= s->start == 0;
-			if (!s->parent[0] && (!r->has_root)) {
+			if (!s->parent[0] &&
+			    (!r->has_root || (s->start && (!r->root_start || s->start < r->root_start)))) {
 				r->has_root = true;
+				r->root_start = s->start;
+				r->root_end = s->end;
 				free(r->root);
 				r->root = strdup(s->name ? s->name : s->start ? "" : "(start lost)");
 			}
 		}
+		/* as the index's list: a root that ended gives the trace's duration */
+		for (size_t i = 0; i < nrows; i++)
+			if (rows[i].has_root && rows[i].root_start && rows[i].start != UINT64_MAX &&
+			    rows[i].root_end > rows[i].root_start)
+				rows[i].end = rows[i].start + (rows[i].root_end - rows[i].root_start);
+		free(slots);
 		tset_free(&t);
 		/* a trace whose start records were all lost: show what is known, mark the rest */
 		for (size_t i = 0; i < nrows; i++)

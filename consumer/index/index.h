@@ -49,13 +49,31 @@ struct atel_export_row {
  */
 int atel__reindex(const char *segments_dir, const char *db_path, char *err, size_t errlen);
 
+/* The same with the index mode given: compact 1, full 0, or -1 to keep the
+ * old file's (compact when there is none). ateld --reindex passes index.mode. */
+int atel__reindex_mode(const char *segments_dir, const char *db_path, int compact, char *err, size_t errlen);
+
 struct atel_ixw_opts {
 	uint32_t rollup_interval_s;   /* width of telemetry_aggregates buckets; 0 means 60 */
 	uint32_t busy_timeout_ms;     /* how long one statement waits for a lock; 0 means 50 */
 	bool bulk;                    /* reindex into a fresh file: synchronous=OFF */
+	/* index.mode "compact": raw samples and spans stay in the log only (no
+	 * telemetry_metrics, telemetry_spans, telemetry_span_events rows); the
+	 * series catalog, rollups, losses and exports are kept. The mode is
+	 * recorded in telemetry_meta ('index_mode'), where the CLI reads it to
+	 * take raw rows from the segment files (atel__ix_mode_compact). */
+	bool compact;
 };
 
 struct atel_ixw;
+
+/* The mode an index file records: 1 compact, 0 full (also a file from
+ * before index.mode, whose rows are all there), -errno when unreadable. */
+int atel__ix_mode_compact(struct sqlite3 *db);
+
+/* What opening changed about the file's mode (full -> compact, or a
+ * compact file written full), one sentence for the log; NULL when nothing. */
+const char *atel__ixw_mode_note(const struct atel_ixw *w);
 
 /* Opens or creates the database, runs the embedded schema, switches to WAL.
  * @return 0 or -errno (-EBUSY when locked; err gets SQLite's message). */

@@ -78,6 +78,11 @@ static void copy_exports(sqlite3 *db, const char *old_path)
 
 int atel__reindex(const char *segments_dir, const char *db_path, char *err, size_t errlen)
 {
+	return atel__reindex_mode(segments_dir, db_path, -1, err, errlen);
+}
+
+int atel__reindex_mode(const char *segments_dir, const char *db_path, int compact, char *err, size_t errlen)
+{
 	struct atel_ixw_opts wo = { .rollup_interval_s = 60, .bulk = true };
 	struct atel_log_reader_opts ro = { .segments_dir = segments_dir, .on_corrupt = on_corrupt };
 	struct corrupt_note note = { 0 };
@@ -97,30 +102,27 @@ int atel__reindex(const char *segments_dir, const char *db_path, char *err, size
 	if (errlen)
 		err[0] = '\0';
 	unlink_db_files(tmp);
-	rc = atel__ixw_open(&w, tmp, &wo, err, errlen);
-	if (rc)
-		goto out;
-	/* keep the rollup width the live database was built with */
-	{
+	/* keep the rollup width and the index mode the live database was built
+	 * with (a file from before index.mode is full); no file: compact, the default */
+	wo.compact = compact != 0;
+	if (access(db_path, F_OK) == 0) {
 		sqlite3 *odb = NULL;
 		sqlite3_stmt *st = NULL;
 
-		if (sqlite3_open_v2(db_path, &odb, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-		    sqlite3_prepare_v2(odb, "SELECT value FROM telemetry_meta WHERE key = 'rollup_interval_s'", -1,
-				       &st, NULL) == SQLITE_OK &&
-		    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0)
-			wo.rollup_interval_s = (uint32_t)sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-		sqlite3_close(odb);
-		if (wo.rollup_interval_s != 60) {
-			atel__ixw_close(w);
-			w = NULL;
-			unlink_db_files(tmp);
-			rc = atel__ixw_open(&w, tmp, &wo, err, errlen);
-			if (rc)
-				goto out;
+		if (sqlite3_open_v2(db_path, &odb, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+			if (sqlite3_prepare_v2(odb, "SELECT value FROM telemetry_meta WHERE key = 'rollup_interval_s'",
+					       -1, &st, NULL) == SQLITE_OK &&
+			    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0)
+				wo.rollup_interval_s = (uint32_t)sqlite3_column_int(st, 0);
+			sqlite3_finalize(st);
+			if (compact < 0)
+				wo.compact = atel__ix_mode_compact(odb) != 0;
 		}
+		sqlite3_close(odb);
 	}
+	rc = atel__ixw_open(&w, tmp, &wo, err, errlen);
+	if (rc)
+		goto out;
 	rc = atel__log_open(&r, &ro);
 	if (rc) {
 		snprintf(err, errlen, "%s: cannot open the segment log: %s", segments_dir, strerror(-rc));

@@ -130,6 +130,7 @@ enum {
 	ST_CURSOR_GET,
 	ST_CURSOR_PUT,
 	ST_DATA_VERSION,
+	ST_SEGMENT_PUT,
 	ST_COUNT
 };
 
@@ -187,6 +188,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CURSOR_PUT] = "UPDATE telemetry_index_cursor SET file_seq = ?1, frame_off = ?2, rec_idx = ?3, "
 			  "events = events + ?4, updated_ns = ?5 WHERE id = 1",
 	[ST_DATA_VERSION] = "PRAGMA data_version",
+	[ST_SEGMENT_PUT] = "INSERT INTO telemetry_segments(file_seq, first_ns, last_ns, samples, spans) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(file_seq) DO UPDATE SET "
+			   "first_ns = min(coalesce(first_ns, excluded.first_ns), excluded.first_ns), "
+			   "last_ns = max(coalesce(last_ns, excluded.last_ns), excluded.last_ns), "
+			   "samples = samples + excluded.samples, spans = spans + excluded.spans",
 };
 
 /* A metric series as the index knows it: the catalog row, and the rollup
@@ -214,6 +220,10 @@ struct atel_ixw {
 	sqlite3_stmt *st[ST_COUNT];
 	uint32_t interval_s;
 	bool txn;
+	bool compact;                       /* index.mode compact: no raw sample/span rows */
+	char mode_note[200];                /* a mode change at open, for the daemon's log */
+	uint64_t seg_samples, seg_spans;    /* pending telemetry_segments counts */
+	uint64_t seg_first, seg_last;
 	/* series cache: open addressing on the hash */
 	struct ix_series **slots;
 	uint32_t cap, nseries;
@@ -588,6 +598,15 @@ static int apply_sample(struct atel_ixw *w, const struct atel_event *ev)
 
 	if (!ds)
 		return 0;
+	if (ev->ts_ns <= INT64_MAX) {
+		w->seg_samples++;
+		if (!w->seg_first || ev->ts_ns < w->seg_first)
+			w->seg_first = ev->ts_ns;
+		if (ev->ts_ns > w->seg_last)
+			w->seg_last = ev->ts_ns;
+	}
+	if (w->compact) /* the sample, its series and rollups stay in the log only */
+		return 0;
 	rc = series_get(w, ds, &s);
 	if (rc)
 		return rc;
@@ -622,19 +641,21 @@ static int apply_sample(struct atel_ixw *w, const struct atel_event *ev)
 		w->skipped++;
 		return 0;
 	}
-	sqlite3_bind_int64(st, 1, (int64_t)ev->ts_ns);
-	sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, s->labels, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, (int64_t)s->hash);
-	sqlite3_bind_text(st, 5, atel__metric_type_name(s->mtype), -1, SQLITE_STATIC);
-	sqlite3_bind_double(st, 6, val);
-	sqlite3_bind_text(st, 7, op, -1, SQLITE_STATIC);
-	bind_id(st, 8, ev->pid);
-	sqlite3_bind_int64(st, 9, ev->ring);
-	sqlite3_bind_int64(st, 10, (int64_t)ev->seq);
-	rc = step_done(w, st);
-	if (rc)
-		return rc;
+	if (!w->compact) { /* compact: the raw sample stays in the log only */
+		sqlite3_bind_int64(st, 1, (int64_t)ev->ts_ns);
+		sqlite3_bind_text(st, 2, s->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, s->labels, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, (int64_t)s->hash);
+		sqlite3_bind_text(st, 5, atel__metric_type_name(s->mtype), -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 6, val);
+		sqlite3_bind_text(st, 7, op, -1, SQLITE_STATIC);
+		bind_id(st, 8, ev->pid);
+		sqlite3_bind_int64(st, 9, ev->ring);
+		sqlite3_bind_int64(st, 10, (int64_t)ev->seq);
+		rc = step_done(w, st);
+		if (rc)
+			return rc;
+	}
 
 	if (!s->samples || ev->ts_ns < s->first_ns)
 		s->first_ns = ev->ts_ns;
@@ -807,7 +828,15 @@ int atel__ixw_apply(struct atel_ixw *w, const struct atel_event *ev)
 	case ATEL_EV_SPAN_ATTR:
 	case ATEL_EV_SPAN_EVENT:
 	case ATEL_EV_SPAN_ERROR:
-		rc = apply_span(w, ev);
+		if (ev->kind == ATEL_EV_SPAN_END && ev->ts_ns <= INT64_MAX) {
+			w->seg_spans++;
+			if (!w->seg_first || ev->ts_ns < w->seg_first)
+				w->seg_first = ev->ts_ns;
+			if (ev->ts_ns > w->seg_last)
+				w->seg_last = ev->ts_ns;
+		}
+		if (!w->compact) /* compact: spans stay in the log only */
+			rc = apply_span(w, ev);
 		break;
 	case ATEL_EV_DEATH:
 		st = w->st[ST_DEATH];
@@ -874,6 +903,7 @@ int atel__ixw_begin(struct atel_ixw *w)
 	w->txn = true;
 	w->rows_pending = 0;
 	w->events_pending = 0;
+	w->seg_samples = w->seg_spans = w->seg_first = w->seg_last = 0;
 	/* another connection (`atel clear`) may have deleted rows the cached
 	 * rollup buckets and gauge values were built from: reload them */
 	rc = sqlite3_step(w->st[ST_DATA_VERSION]);
@@ -915,6 +945,19 @@ int atel__ixw_commit(struct atel_ixw *w, const struct atel_log_pos *pos)
 				return rc;
 		}
 	}
+	if (pos && (w->seg_samples || w->seg_spans)) {
+		uint64_t before = w->rows_pending;
+
+		st = w->st[ST_SEGMENT_PUT];
+		sqlite3_bind_int64(st, 1, (int64_t)pos->file_seq);
+		sqlite3_bind_int64(st, 2, (int64_t)w->seg_first);
+		sqlite3_bind_int64(st, 3, (int64_t)w->seg_last);
+		sqlite3_bind_int64(st, 4, (int64_t)w->seg_samples);
+		sqlite3_bind_int64(st, 5, (int64_t)w->seg_spans);
+		if ((rc = step_done(w, st)))
+			return rc;
+		w->rows_pending = before; /* bookkeeping, not an index row */
+	}
 	if (pos) {
 		uint64_t before = w->rows_pending;
 
@@ -943,6 +986,7 @@ int atel__ixw_commit(struct atel_ixw *w, const struct atel_log_pos *pos)
 	w->events += w->events_pending;
 	w->rows_pending = 0;
 	w->events_pending = 0;
+	w->seg_samples = w->seg_spans = w->seg_first = w->seg_last = 0;
 	return 0;
 }
 
@@ -957,6 +1001,7 @@ void atel__ixw_rollback(struct atel_ixw *w)
 	w->txn = false;
 	w->rows_pending = 0;
 	w->events_pending = 0;
+	w->seg_samples = w->seg_spans = w->seg_first = w->seg_last = 0;
 	/* rollups and gauge values in memory may include rolled-back samples */
 	cache_clear(w);
 }
@@ -1092,6 +1137,28 @@ void atel__ixw_close(struct atel_ixw *w)
 	free(w);
 }
 
+const char *atel__ixw_mode_note(const struct atel_ixw *w)
+{
+	return w->mode_note[0] ? w->mode_note : NULL;
+}
+
+int atel__ix_mode_compact(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT value FROM telemetry_meta WHERE key = 'index_mode'", -1, &st, NULL);
+
+	if (rc != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_ROW ? (sqlite3_column_text(st, 0) &&
+				 strcmp((const char *)sqlite3_column_text(st, 0), "compact") == 0)
+			      : rc == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int atel__ixw_open(struct atel_ixw **out, const char *path, const struct atel_ixw_opts *o, char *err,
 		   size_t errlen)
 {
@@ -1107,6 +1174,7 @@ int atel__ixw_open(struct atel_ixw **out, const char *path, const struct atel_ix
 		return -ENOMEM;
 	}
 	w->interval_s = o && o->rollup_interval_s ? o->rollup_interval_s : 60;
+	w->compact = o && o->compact;
 	rc = sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: cannot open: %s", path, w->db ? sqlite3_errmsg(w->db) : "out of memory");
@@ -1141,8 +1209,42 @@ int atel__ixw_open(struct atel_ixw **out, const char *path, const struct atel_ix
 	}
 	sqlite3_finalize(st);
 	/* atel__reindex rebuilds with the width the live index used */
-	snprintf(pragmas, sizeof(pragmas),
-		 "INSERT OR REPLACE INTO telemetry_meta(key, value) VALUES ('rollup_interval_s', '%u')", w->interval_s);
+	/* The recorded mode tells readers where raw rows are. full -> compact:
+	 * from now on the log (which holds everything) answers; the old rows stay
+	 * until retention. compact -> full: rows before now are missing, so the
+	 * file stays marked compact (readers keep using the log) until a reindex. */
+	{
+		bool stored_compact = w->compact, known = false;
+
+		rc = sqlite3_prepare_v2(w->db, "SELECT value FROM telemetry_meta WHERE key = 'index_mode'", -1, &st,
+					NULL);
+		if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
+			stored_compact = strcmp((const char *)sqlite3_column_text(st, 0), "compact") == 0;
+			known = true;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+		if (!known) { /* a file from before index.mode with rows in it was full */
+			rc = sqlite3_prepare_v2(w->db, "SELECT 1 FROM telemetry_metrics UNION ALL "
+						"SELECT 1 FROM telemetry_spans LIMIT 1", -1, &st, NULL);
+			if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+				stored_compact = false;
+			sqlite3_finalize(st);
+			st = NULL;
+		}
+		if (w->compact && !stored_compact)
+			snprintf(w->mode_note, sizeof(w->mode_note),
+				 "index.mode compact: this full index keeps its raw rows until retention; new samples "
+				 "and spans are read from the segment log");
+		else if (!w->compact && stored_compact)
+			snprintf(w->mode_note, sizeof(w->mode_note),
+				 "index.mode full: this index was compact and lacks older raw rows; queries keep "
+				 "reading the segment log until `ateld --reindex`");
+		snprintf(pragmas, sizeof(pragmas),
+			 "INSERT OR REPLACE INTO telemetry_meta(key, value) VALUES ('rollup_interval_s', '%u'), "
+			 "('index_mode', '%s')",
+			 w->interval_s, w->compact || stored_compact ? "compact" : "full");
+	}
 	rc = sqlite3_exec(w->db, pragmas, NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(w->db));

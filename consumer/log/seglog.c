@@ -121,7 +121,7 @@ struct atel_seglog {
 	int last_err;
 	unsigned fault;
 	uint64_t dirty;                /* bytes written since the last fsync */
-	uint64_t last_sync_ns, last_retention_ns;
+	uint64_t last_sync_ns, last_retention_ns, last_size_check_ns;
 };
 
 static void stat_add(const struct atel_seglog *l, _Atomic uint64_t *c, uint64_t v)
@@ -900,6 +900,52 @@ static int rotate(struct atel_seglog *l)
 	return atel__fsync_dir(l->dir);
 }
 
+/* Bytes of the regular files directly in dir (not recursive). */
+static uint64_t dir_files_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	uint64_t sum = 0;
+
+	while (d && (de = readdir(d)) != NULL) {
+		char p[PATH_MAX];
+		struct stat st;
+		if ((size_t)snprintf(p, sizeof(p), "%s/%s", dir, de->d_name) < sizeof(p) && stat(p, &st) == 0 &&
+		    S_ISREG(st.st_mode))
+			sum += (uint64_t)st.st_size;
+	}
+	if (d)
+		closedir(d);
+	return sum;
+}
+
+/* retention.max_bytes: oldest finished files first, never the one being written. */
+static void retention_size(struct atel_seglog *l)
+{
+	char parent[PATH_MAX];
+	uint64_t *seqs = NULL, total;
+	int n;
+
+	if ((size_t)snprintf(parent, sizeof(parent), "%s/..", l->dir) >= sizeof(parent))
+		return;
+	total = dir_files_bytes(l->dir) + dir_files_bytes(parent);
+	if (total <= l->o.max_bytes)
+		return;
+	n = atel__seg_list(l->dir, &seqs);
+	for (int i = 0; i < n && total > l->o.max_bytes; i++) {
+		char p[PATH_MAX];
+		struct stat st;
+		if (seqs[i] >= l->file_seq)
+			break;
+		snprintf(p, sizeof(p), "%s/%016llx" ATEL_SEG_SUFFIX, l->dir, (unsigned long long)seqs[i]);
+		if (stat(p, &st) || unlink(p))
+			continue;
+		total -= (uint64_t)st.st_size < total ? (uint64_t)st.st_size : total;
+		STAT(l, segments_deleted, 1);
+	}
+	free(seqs);
+}
+
 static void retention(struct atel_seglog *l, uint64_t now_ns)
 {
 	uint64_t *seqs = NULL;
@@ -948,6 +994,10 @@ int atel__seglog_tick(struct atel_seglog *l, uint64_t now_ns)
 	if (l->o.retention_ns && now_ns - l->last_retention_ns >= RETENTION_SCAN_NS) {
 		l->last_retention_ns = now_ns;
 		retention(l, now_ns);
+	}
+	if (l->o.max_bytes && now_ns - l->last_size_check_ns >= 1000000000ull) {
+		l->last_size_check_ns = now_ns;
+		retention_size(l);
 	}
 	return rc;
 }

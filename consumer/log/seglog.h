@@ -65,6 +65,11 @@ struct atel_seglog_opts {
 	enum atel_seg_encoding encoding; /* default RECORDS */
 	const uint64_t *resume_pos;      /* ring_count entries from atel__seglog_recover, or NULL: then */
 	const bool *resume_seen;         /*   open() reads them from the newest file of shm_instance */
+	/* retention.max_bytes: while the finished segment files plus the regular
+	 * files of the directory above segments_dir (the data dir: telemetry.db,
+	 * its WAL, the status file) exceed this, the oldest finished file is
+	 * deleted (checked every second; counted in segments_deleted). 0 = no limit. */
+	uint64_t max_bytes;
 };
 
 struct atel_seglog;

@@ -58,9 +58,9 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.storage.rotate_bytes, 64ull << 20);
 	assert_int_equal(cfg.storage.rotate_age_s, 3600);
 	assert_int_equal(cfg.storage.fsync_interval_ms, 1000);
-	assert_int_equal(cfg.storage.zstd_level, 3);
+	assert_int_equal(cfg.storage.zstd_level, 6);
 	assert_string_equal(cfg.storage.io, "auto");
-	assert_string_equal(cfg.storage.encoding, "records");
+	assert_string_equal(cfg.storage.encoding, "columns");
 	assert_int_equal(cfg.drain.idle_sleep_max_us, 1000);
 	assert_int_equal(cfg.drain.batch_records, 4096);
 	assert_int_equal(cfg.retention.metrics_days, 30);
@@ -69,6 +69,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.retention.segments_days, 30);
 	assert_true(cfg.index.enabled);
 	assert_int_equal(cfg.index.rollup_interval_s, 60);
+	assert_string_equal(cfg.index.mode, "compact");
+	assert_true(cfg.retention.max_bytes == 0);
 	assert_true(cfg.prometheus.enabled);
 	assert_string_equal(cfg.prometheus.bind, "127.0.0.1");
 	assert_int_equal(cfg.prometheus.port, 9464);

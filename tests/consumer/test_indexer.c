@@ -722,6 +722,52 @@ static void test_loss_rows(void **state)
 		    "3|2|4242|ring_full|17|3\n");
 }
 
+/* index.mode compact: samples and spans leave no raw rows (nor series or
+ * rollups), telemetry_segments counts them per file, the mode is recorded;
+ * a full file opened compact says so and becomes compact; a compact file
+ * opened full stays marked compact (it lacks the older rows). */
+static void test_compact_mode(void **state)
+{
+	struct atel_ixw_opts o = { .rollup_interval_s = 60, .compact = true };
+	struct atel_dec_series c = mk(ATEL_MT_COUNTER, "agent_execution_total", 3, k_exec, v_exec_ok, 11);
+	struct atel_log_pos p1 = { 1, 4096, 0 }, p2 = { 2, 128, 1 };
+	struct atel_ixw *w = open_w(60); /* a full file with a row in it */
+	char err[512];
+
+	assert_int_equal(atel__ixw_begin(w), 0);
+	apply(w, sample(&c, T0, 1, false));
+	assert_int_equal(atel__ixw_commit(w, &p1), 0);
+	assert_null(atel__ixw_mode_note(w));
+	assert_int_equal(atel__ix_mode_compact(atel__ixw_db(w)), 0);
+	atel__ixw_close(w);
+	*state = NULL;
+
+	assert_int_equal(atel__ixw_open(&w, dbpath, &o, err, sizeof(err)), 0);
+	*state = w;
+	assert_non_null(atel__ixw_mode_note(w));
+	assert_int_equal(atel__ix_mode_compact(atel__ixw_db(w)), 1);
+	assert_int_equal(atel__ixw_begin(w), 0);
+	apply(w, sample(&c, T0 + 10, 2, false));
+	apply(w, sample(&c, T0 + 20, 3, false));
+	apply(w, span_start(1, 1, 0, "root", T0 + 30));
+	apply(w, span_end(1, 1, 1, NULL, T0 + 40));
+	assert_int_equal(atel__ixw_commit(w, &p2), 0);
+	/* the full era's row stays; nothing new */
+	assert_int_equal(scalar(w, "SELECT count(*) FROM telemetry_metrics"), 1);
+	assert_int_equal(scalar(w, "SELECT count(*) FROM telemetry_spans"), 0);
+	assert_int_equal(scalar(w, "SELECT count(*) FROM telemetry_aggregates WHERE count > 1"), 0);
+	expect_rows(w, "SELECT file_seq, samples, spans, last_ns - first_ns FROM telemetry_segments ORDER BY file_seq",
+		    "1|1|0|0\n2|2|1|30\n");
+	atel__ixw_close(w);
+	*state = NULL;
+
+	o.compact = false; /* compact -> full: stays marked compact */
+	assert_int_equal(atel__ixw_open(&w, dbpath, &o, err, sizeof(err)), 0);
+	*state = w;
+	assert_non_null(atel__ixw_mode_note(w));
+	assert_int_equal(atel__ix_mode_compact(atel__ixw_db(w)), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -734,6 +780,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cleared_by_other_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loss_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compact_mode, setup, teardown),
 	};
 
 	return ATEL_TEST_RUN(tests, NULL, NULL);

@@ -51,6 +51,8 @@ static int setup(void **state)
 	e->cfg.retention.metrics_days = 0;
 	e->cfg.retention.traces_days = 0;
 	e->cfg.retention.aggregates_days = 0;
+	free(e->cfg.index.mode); /* these tests read the raw rows */
+	e->cfg.index.mode = strdup("full");
 	assert_int_equal(atel__daemon_init(&e->d, &e->cfg), 0);
 	*state = e;
 	return 0;
@@ -339,7 +341,7 @@ static void test_follow_exact_and_reindex(void **state)
 	/* reindex from the segments alone gives the same rows */
 	snprintf(rpath, sizeof(rpath), "%s/reindexed.db", e->dir);
 	err[0] = '\0';
-	assert_int_equal(atel__reindex(e->d.segments_dir, rpath, err, sizeof(err)), 0);
+	assert_int_equal(atel__reindex_mode(e->d.segments_dir, rpath, 0, err, sizeof(err)), 0);
 	assert_same_rows(e->d.db_path, rpath);
 	/* and in place, keeping the export history */
 	assert_int_equal(atel__reindex(e->d.segments_dir, e->d.db_path, err, sizeof(err)), 0);
@@ -398,7 +400,7 @@ static void test_kill9_resume(void **state)
 	assert_complete(e, &c);
 
 	snprintf(rpath, sizeof(rpath), "%s/reindexed.db", e->dir);
-	assert_int_equal(atel__reindex(e->d.segments_dir, rpath, err, sizeof(err)), 0);
+	assert_int_equal(atel__reindex_mode(e->d.segments_dir, rpath, 0, err, sizeof(err)), 0);
 	assert_same_rows(e->d.db_path, rpath);
 	for (int i = 0; i < 3; i++)
 		atel_synth_free(&s[i]);

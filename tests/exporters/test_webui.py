@@ -61,7 +61,7 @@ class World:
         cfg = {
             "data_dir": self.data, "log_level": "info",
             "shm": {"name": self.shm, "rings": 16, "ring_capacity": 4096},
-            "index": {"enabled": True},
+            "index": {"enabled": True, "mode": "full"},  # the web view reads raw rows (index.mode full)
             "export_interval_ms": 1000,
             "prometheus": {"enabled": True, "bind": "127.0.0.1", "port": self.port, "bearer_token": TOKEN},
         }

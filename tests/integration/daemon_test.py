@@ -615,7 +615,7 @@ def t_full():
     rebuilds the same rows from the segments alone."""
     import urllib.request
     port = free_port()
-    e = Env("full", {"index": {"enabled": True}, "prometheus": {"enabled": True, "port": port},
+    e = Env("full", {"index": {"enabled": True, "mode": "full"}, "prometheus": {"enabled": True, "port": port},
                      "export_interval_ms": 500})
     try:
         e.start()
@@ -666,7 +666,7 @@ def t_libatel():
     """Real libatel agents (4 processes x 3 threads, metrics + 3 nested spans per iteration):
     after SIGTERM the log holds exactly the records libatel reports published, the
     drops it reports come back as LOSS records, and every span nests and ends."""
-    e = Env("libatel", {"shm": {"rings": 32, "ring_capacity": 16384}, "index": {"enabled": True}})
+    e = Env("libatel", {"shm": {"rings": 32, "ring_capacity": 16384}, "index": {"enabled": True, "mode": "full"}})
     procs, threads, iters = 4, 3, 3000
     try:
         e.start()
@@ -728,7 +728,7 @@ def t_columns():
     holds every sample exactly once, the index has every row, zstd -t accepts every
     file, `atel replay --emit raw` gives back the records, and the files are smaller
     than the same records would be in the default encoding."""
-    e = Env("columns", {"storage": {"encoding": "columns"}, "index": {"enabled": True}})
+    e = Env("columns", {"storage": {"encoding": "columns"}, "index": {"enabled": True, "mode": "full"}})
     try:
         e.start()
         ps = [e.produce(i, 2, 40000, "--block", "--rate", 40000) for i in (1, 2)]
@@ -1005,12 +1005,108 @@ def t_loss_kill():
         e.close()
 
 
+def t_size_retention():
+    """retention.max_bytes: with small segment files and a 400 KB limit, the oldest
+    finished files are deleted (counted in segments_deleted) until the finished files
+    plus the data dir's own files (telemetry.db, its WAL, the status file) fit."""
+    limit = 400000
+    e = Env("size_retention", {"storage": {"rotate_bytes": 65536}, "retention": {"max_bytes": limit}})
+    try:
+        e.start()
+        res = Env.result(e.produce(1, 2, 300000, "--block"), timeout=300)
+        check(sum(t["written"] for t in res["threads"]) == 600000, "producer wrote everything")
+        seg = os.path.join(e.data, "segments")
+
+        def fits():
+            files = sorted(f for f in os.listdir(seg) if f.endswith(".atseg"))
+            finished = sum(os.path.getsize(os.path.join(seg, f)) for f in files[:-1])
+            own = sum(os.path.getsize(os.path.join(e.data, f)) for f in os.listdir(e.data)
+                      if os.path.isfile(os.path.join(e.data, f)))
+            st = e.status() or {}
+            deleted = st.get("stats", {}).get("segments_deleted", 0)
+            last[:] = [finished, own, deleted, len(files)]
+            return (finished + own <= limit and deleted > 0) and (finished, own, deleted, len(files))
+        last = []
+        try:
+            got = e.wait_for("the data dir within retention.max_bytes", fits, timeout=120)
+        except Fail as ex:
+            raise Fail("%s (last: finished, own, deleted, files = %s)" % (str(ex)[:300], last))
+        rc = e.stop()
+        check(rc == 0, "ateld exit status %d; log:\n%s" % (rc, e.log_text()))
+        print("size_retention: %d B finished segments + %d B data dir files <= %d, %d files deleted, %d left" %
+              (got[0], got[1], limit, got[2], got[3]))
+    finally:
+        e.close()
+
+
+def t_upgrade():
+    """A data dir written by 0.1.0 (index.mode did not exist: a full index with a row
+    per sample and span; fixtures/datadir-0.1.0-full.tar.gz, made by that ateld and
+    `atel load`) opens with the default compact index: the log says so, the old rows
+    stay, the file is marked compact, and `atel query`/`traces` give the same answers
+    (now from the log) as before the upgrade, new data included after more records."""
+    import sqlite3
+    import tarfile
+    atel = os.path.join(BUILD, "tools", "atel")
+    fx = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "datadir-0.1.0-full.tar.gz")
+    e = Env("upgrade", {"index": {"enabled": True},
+                        "retention": {"metrics_days": 0, "traces_days": 0, "aggregates_days": 0,
+                                      "segments_days": 0}})
+    try:
+        os.makedirs(e.data)
+        with tarfile.open(fx) as t:
+            t.extractall(e.data)
+        rng = ["--start", "1700000000", "--end", "4000000000"]
+
+        def q(metric):
+            r = subprocess.run([atel, "--data-dir", e.data, "query", metric, *rng, "--json"],
+                               capture_output=True, text=True, timeout=120)
+            check(r.returncode == 0, "atel query %s: %s" % (metric, r.stderr))
+            return json.loads(r.stdout)
+
+        def traces():
+            r = subprocess.run([atel, "--data-dir", e.data, "traces", "--json", "--limit", "0"],
+                               capture_output=True, text=True, timeout=120)
+            check(r.returncode == 0, "atel traces: %s" % r.stderr)
+            return json.loads(r.stdout)
+
+        old_q, old_t = q("tool_calls_total"), traces()
+        check(old_q["source"] == "db" and old_q["series"], "the 0.1.0 index answers from its rows: %s" % old_q["source"])
+        con = sqlite3.connect(os.path.join(e.data, "telemetry.db"))
+        old_rows = con.execute("SELECT count(*) FROM telemetry_metrics").fetchone()[0]
+        con.close()
+        e.start()
+        res = Env.result(e.produce(1, 1, 2000, "--block"))
+        check(sum(t["written"] for t in res["threads"]) == 2000, "producer wrote everything")
+        e.wait_for("index caught up", lambda: (lambda s: s and s["stats"]["indexer_lag_records"] == 0 and
+                                                s["stats"]["records_drained"] >= 2000)(e.status()), timeout=120)
+        rc = e.stop()
+        check(rc == 0, "ateld exit status %d; log:\n%s" % (rc, e.log_text()))
+        check("this full index keeps its raw rows" in e.log_text(), "the log says the index became compact")
+        con = sqlite3.connect(os.path.join(e.data, "telemetry.db"))
+        mode = con.execute("SELECT value FROM telemetry_meta WHERE key = 'index_mode'").fetchone()[0]
+        rows = con.execute("SELECT count(*) FROM telemetry_metrics").fetchone()[0]
+        segs = con.execute("SELECT sum(samples) FROM telemetry_segments").fetchone()[0]
+        con.close()
+        check(mode == "compact", "index_mode after the upgrade: %s" % mode)
+        check(rows == old_rows, "old telemetry_metrics rows kept (%d, were %d)" % (rows, old_rows))
+        check(segs and segs >= 2000, "telemetry_segments counts the new samples: %s" % segs)
+        new_q, new_t = q("tool_calls_total"), traces()
+        check(new_q["source"] == "segments", "a compact index: the log answers (%s)" % new_q["source"])
+        check(new_q["series"] == old_q["series"], "tool_calls_total: the same answer before and after")
+        check(new_t["traces"] == old_t["traces"], "traces: the same list before and after")
+        print("upgrade: 0.1.0 data dir (%d indexed samples) opened compact; query and traces unchanged" % old_rows)
+    finally:
+        e.close()
+
+
 TESTS = {
     "multi": t_multi, "iopaths": t_iopaths, "kill9": t_kill9, "torn": t_torn, "faultwrite": t_faultwrite,
     "diskfull": t_diskfull, "garbage": t_garbage, "death": t_death, "config": t_config,
     "lifecycle": t_lifecycle, "idle": t_idle, "full": t_full,
     "libatel": t_libatel, "columns": t_columns,
     "burst": t_burst, "burst_spans": t_burst_spans, "loss_restart": t_loss_restart, "loss_kill": t_loss_kill,
+    "size_retention": t_size_retention, "upgrade": t_upgrade,
 }
 
 

@@ -88,7 +88,7 @@ def main():
         check(start(), "ateld came up")
         r1 = swarm(1)
         stop()
-        rc, out, err = atel("reindex")
+        rc, out, err = atel("reindex", "--mode", "full")  # this test is about a full index behind the log
         check(rc == 0, "reindex of the first swarm (%d: %s)" % (rc, err))
         check(start(), "ateld came up again")
         r2 = swarm(2)
@@ -164,7 +164,7 @@ def main():
         dash_behind = dash_calls()
 
         stop()
-        rc, out, err = atel("reindex")
+        rc, out, err = atel("reindex", "--mode", "full")  # this test is about a full index behind the log
         check(rc == 0, "reindex of both swarms")
         qa = json.loads(atel("query", *args)[1])
         check(qa["source"] == "db" and qa["series"] == ql["series"], "caught up: source db, same answer")
@@ -176,7 +176,7 @@ def main():
         # the live case: the indexer runs, a flat-out burst, the query right after it (the
         # indexer may be anywhere; one read transaction keeps rows and cursor consistent)
         cfg_ix = os.path.join(tmp, "ateld-index.json")
-        json.dump({"prometheus": {"enabled": False}, "index": {"enabled": True}}, open(cfg_ix, "w"))
+        json.dump({"prometheus": {"enabled": False}, "index": {"enabled": True, "mode": "full"}}, open(cfg_ix, "w"))
         check(start(cfg_ix), "ateld with its indexer came up")
         rc, out, err = atel("load", "--agents", "2", "--threads", "2", "--duration", "2s", "--allow-loss", "--json")
         check(rc == 0, "burst (%d: %s)" % (rc, err))
