@@ -48,13 +48,15 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 		/* the query API reads the log itself; one ateld per process, so one static block */
 		static struct atel_promql_api api;
 		struct atel_promql_self *history = api.self; /* kept across a restart of the exporters */
+		struct atel_logprom_cache *qcache = api.cache; /* likewise (it checks the directory) */
 		api = (struct atel_promql_api){ .segments_dir = d->segments_dir,
 						.timeout_ms = cfg->prometheus.query_timeout_ms,
 						.max_samples = cfg->prometheus.max_samples,
 						.max_series = cfg->prometheus.max_series,
 						.resolution_ms = cfg->prometheus.query_resolution_ms,
 						.carry_ms = cfg->prometheus.query_carry_ms,
-						.self = history };
+						.self = history,
+						.cache = qcache };
 		o.http.api = atel__promql_api_handle;
 		o.http.api_arg = &api;
 		o.http.api_tick = atel__promql_api_tick; /* atel_* self-metrics history */

@@ -4,7 +4,10 @@
  *
  * Each request scans the log once per selector of its query (logprom.h):
  * there is no in-memory TSDB, so latency grows with the retained log; the
- * time budget (timeout), the series and the samples limits bound it.
+ * time budget (timeout), the series and the samples limits bound it. A
+ * query selector reads only the files from the last cached file boundary
+ * before its range (logprom.h's cache, kept in struct atel_promql_api), so
+ * a recent range costs what it covers, not the retention.
  */
 #include "promql_api.h"
 
@@ -422,6 +425,10 @@ void atel__promql_api_tick(void *arg, const char *body, size_t len)
 
 void atel__promql_api_fini(struct atel_promql_api *a)
 {
+	if (a) {
+		atel__logprom_cache_free(a->cache);
+		a->cache = NULL;
+	}
 	if (!a || !a->self)
 		return;
 	for (size_t i = 0; i < a->self->n; i++)
@@ -596,6 +603,7 @@ static int store_select(void *ctx, const struct atel_promql_select *sel, struct 
 		.sample = g_sample,
 		.interrupt = g_interrupt,
 		.arg = &a,
+		.cache = rq->cfg->cache,
 	};
 	/* ateld's own atel_* families come from the self-metrics history alone:
 	 * no need to decompress the whole log for them */
@@ -1081,6 +1089,8 @@ int atel__promql_api_handle(void *arg, const char *method, const char *target, s
 	struct req rq = { .cfg = cfg };
 	int code;
 
+	if (!cfg->cache) /* without one (out of memory) every query reads the whole log */
+		((struct atel_promql_api *)arg)->cache = atel__logprom_cache_new();
 	if (!ps)
 		return reply_error(out, 500, "internal", "out of memory");
 	if ((qm && params_add(ps, qm + 1, target_len - plen - 1) < 0) ||

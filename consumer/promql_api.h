@@ -17,6 +17,8 @@
 
 #include "buf.h"
 
+struct atel_logprom_cache;
+
 struct atel_promql_api {
 	const char *segments_dir;    /* <data_dir>/segments (a missing directory is an empty log) */
 	uint32_t timeout_ms;         /* per request (a smaller `timeout` parameter wins); 0: 10000 */
@@ -26,6 +28,7 @@ struct atel_promql_api {
 	int64_t carry_ms;            /* an idle series repeats its last value this often (logprom.h); 0: 60000 */
 	int64_t now_ms;              /* tests: the "now" of time defaults and the carry limit; 0: the clock */
 	struct atel_promql_self *self; /* internal: ateld's atel_* self-metrics history (api_tick); NULL at first */
+	struct atel_logprom_cache *cache; /* internal: series state at file boundaries (logprom.h); NULL at first */
 };
 
 /*
@@ -36,7 +39,7 @@ struct atel_promql_api {
  */
 void atel__promql_api_tick(void *arg, const char *metrics_body, size_t len);
 
-/* Frees the self-metrics history. NULL-safe. */
+/* Frees the self-metrics history and the query cache. NULL-safe. */
 void atel__promql_api_fini(struct atel_promql_api *a);
 
 /*

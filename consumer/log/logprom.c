@@ -14,10 +14,51 @@
 #include "atel_abi.h"
 #include "buf.h"
 #include "logread.h"
+#include "segformat.h"
 #include "util.h"
 
 #define NONE_T INT64_MIN
 #define SKIP_ID UINT32_MAX
+#define CACHE_SNAPS 8
+
+/* A series definition kept by the cache (deep copy of a decoder's). */
+struct cdef {
+	uint64_t hash;
+	struct atel_dec_series ds;   /* pointers into mem and bounds */
+	char *mem;
+	double *bounds;
+};
+
+/* One series' state at a file boundary. */
+struct cstate {
+	const struct cdef *def;
+	double value, sum;
+	uint64_t count;
+	int64_t pending_t, last_emit;
+	bool pending;
+};
+
+/* Every series' state at the start of file resume_seq. */
+struct csnap {
+	uint64_t resume_seq;
+	uint64_t nbefore;            /* files before resume_seq when taken */
+	int64_t hiwater;             /* latest event time before resume_seq */
+	int64_t last_ms, res, carry;
+	size_t n, cap;
+	struct cstate *st;           /* in first-appearance order */
+	uint64_t *bk;                /* histogram buckets, in that order */
+	size_t nbk, capbk;
+};
+
+struct atel_logprom_cache {
+	char *dir;
+	uint64_t oldest;
+	struct cdef **dtab;          /* open addressing by hash */
+	size_t dcap, dn;
+	struct csnap snaps[CACHE_SNAPS]; /* by resume_seq */
+	size_t nsnaps;
+	uint64_t files_skipped, restores;
+};
 
 struct lser {
 	uint64_t hash;
@@ -31,6 +72,7 @@ struct lser {
 	double value, sum;
 	uint64_t count;
 	int64_t pending_t, last_emit;
+	const struct cdef *def;      /* with a cache */
 };
 
 struct scan {
@@ -41,6 +83,11 @@ struct scan {
 	size_t nall, capall;
 	int64_t carry, res;
 	uint64_t samples;
+	struct atel_logprom_cache *cache; /* tracks every series' state */
+	int64_t hiwater;             /* latest (adjusted) event time so far */
+	int64_t last_ms;
+	struct csnap cand;           /* latest boundary entirely before mint_ms */
+	bool have_cand;
 };
 
 static size_t mix(uint64_t h, size_t cap)
@@ -98,6 +145,117 @@ static int insert(struct scan *s, struct lser *l)
 	return 0;
 }
 
+/* ---- the cache's definitions ---- */
+
+static void cdef_free(struct cdef *d)
+{
+	if (d) {
+		free(d->mem);
+		free(d->bounds);
+		free(d);
+	}
+}
+
+/* The cache's copy of ds (made on first sight). NULL: out of memory. */
+static const struct cdef *cdef_get(struct atel_logprom_cache *c, const struct atel_dec_series *ds)
+{
+	if (c->dcap) {
+		for (size_t i = mix(ds->key_hash, c->dcap);; i = (i + 1) & (c->dcap - 1)) {
+			if (!c->dtab[i])
+				break;
+			if (c->dtab[i]->hash == ds->key_hash)
+				return c->dtab[i];
+		}
+	}
+	if ((c->dn + 1) * 2 > c->dcap) {
+		size_t nc = c->dcap ? c->dcap * 2 : 256;
+		struct cdef **t = calloc(nc, sizeof(*t));
+		if (!t)
+			return NULL;
+		for (size_t k = 0; k < c->dcap; k++)
+			if (c->dtab[k]) {
+				size_t i = mix(c->dtab[k]->hash, nc);
+				while (t[i])
+					i = (i + 1) & (nc - 1);
+				t[i] = c->dtab[k];
+			}
+		free(c->dtab);
+		c->dtab = t;
+		c->dcap = nc;
+	}
+	struct cdef *d = calloc(1, sizeof(*d));
+	uint32_t nl = ds->nlabels > ATEL_LABELS_MAX ? ATEL_LABELS_MAX : ds->nlabels;
+	size_t len = strlen(ds->name) + 1;
+	for (uint32_t i = 0; i < nl; i++)
+		len += strlen(ds->keys[i]) + strlen(ds->values[i]) + 2;
+	if (!d || !(d->mem = malloc(len)) ||
+	    (ds->nbounds && !(d->bounds = malloc(ds->nbounds * sizeof(double))))) {
+		cdef_free(d);
+		return NULL;
+	}
+	d->hash = ds->key_hash;
+	d->ds = *ds;
+	char *p = d->mem;
+#define CDEF_PUT(dst, src) do { size_t m_ = strlen(src) + 1; memcpy(p, src, m_); (dst) = p; p += m_; } while (0)
+	CDEF_PUT(d->ds.name, ds->name);
+	for (uint32_t i = 0; i < nl; i++) {
+		CDEF_PUT(d->ds.keys[i], ds->keys[i]);
+		CDEF_PUT(d->ds.values[i], ds->values[i]);
+	}
+#undef CDEF_PUT
+	d->ds.nlabels = nl;
+	if (ds->nbounds)
+		memcpy(d->bounds, ds->bounds, ds->nbounds * sizeof(double));
+	d->ds.bounds = d->bounds;
+	size_t i = mix(d->hash, c->dcap);
+	while (c->dtab[i])
+		i = (i + 1) & (c->dcap - 1);
+	c->dtab[i] = d;
+	c->dn++;
+	return d;
+}
+
+static void csnap_free(struct csnap *n)
+{
+	free(n->st);
+	free(n->bk);
+	memset(n, 0, sizeof(*n));
+}
+
+/* Forgets everything (another log, or retention removed files). */
+static void cache_reset(struct atel_logprom_cache *c)
+{
+	for (size_t i = 0; i < c->nsnaps; i++)
+		csnap_free(&c->snaps[i]);
+	c->nsnaps = 0;
+	for (size_t k = 0; k < c->dcap; k++)
+		cdef_free(c->dtab[k]);
+	free(c->dtab);
+	c->dtab = NULL;
+	c->dcap = c->dn = 0;
+	free(c->dir);
+	c->dir = NULL;
+}
+
+struct atel_logprom_cache *atel__logprom_cache_new(void)
+{
+	return calloc(1, sizeof(struct atel_logprom_cache));
+}
+
+void atel__logprom_cache_free(struct atel_logprom_cache *c)
+{
+	if (!c)
+		return;
+	cache_reset(c);
+	free(c);
+}
+
+void atel__logprom_cache_stats(const struct atel_logprom_cache *c, uint64_t *files_skipped, uint64_t *restores)
+{
+	*files_skipped = c ? c->files_skipped : 0;
+	*restores = c ? c->restores : 0;
+}
+
 /* The exposition's name rules (exporters/encode/prometheus.c put_name). */
 static void put_name(struct atel_buf *b, const char *s, bool label)
 {
@@ -130,6 +288,10 @@ static int new_series(struct scan *s, const struct atel_dec_series *ds, struct l
 
 	if (!l)
 		return -ENOMEM;
+	if (s->cache && !(l->def = cdef_get(s->cache, ds))) {
+		free(l);
+		return -ENOMEM;
+	}
 	l->hash = ds->key_hash;
 	l->mtype = ds->mtype;
 	l->last_emit = NONE_T;
@@ -359,12 +521,15 @@ static int on_event(struct scan *s, const struct atel_dec_series *ds, const stru
 
 	if (!l && (rc = new_series(s, ds, &l)) < 0)
 		return rc;
-	if (l->skip || l->mtype != ds->mtype)
+	/* with a cache, every series' state is kept (a later query may want it) */
+	if ((l->skip && !s->cache) || l->mtype != ds->mtype)
 		return 0;
 	if (l->pending && t < l->pending_t)
 		t = l->pending_t; /* rings interleave: time never goes back within a series */
 	if (l->last_emit != NONE_T && t <= l->last_emit)
 		t = l->last_emit + 1;
+	if (t > s->hiwater)
+		s->hiwater = t;
 	if (l->pending && (s->res > 1 ? t / s->res != l->pending_t / s->res : t != l->pending_t)) {
 		if ((rc = emit(s, l, l->pending_t)) < 0)
 			return rc;
@@ -377,6 +542,144 @@ static int on_event(struct scan *s, const struct atel_dec_series *ds, const stru
 	l->pending = true;
 	l->pending_t = t;
 	return 0;
+}
+
+/* ---- cache: capture and restore ---- */
+
+/* Every series' state, now, into the candidate copy (resuming at file resume_seq). */
+static int capture(struct scan *s, uint64_t resume_seq, uint64_t nbefore)
+{
+	struct csnap *n = &s->cand;
+	size_t nbk = 0;
+
+	for (size_t i = 0; i < s->nall; i++)
+		if (s->all[i]->mtype == ATEL_MT_HISTOGRAM)
+			nbk += s->all[i]->nb + 1;
+	if (s->nall > n->cap) {
+		struct cstate *st = realloc(n->st, s->nall * sizeof(*st));
+		if (!st)
+			return -ENOMEM;
+		n->st = st;
+		n->cap = s->nall;
+	}
+	if (nbk > n->capbk) {
+		uint64_t *bk = realloc(n->bk, nbk * sizeof(*bk));
+		if (!bk)
+			return -ENOMEM;
+		n->bk = bk;
+		n->capbk = nbk;
+	}
+	n->resume_seq = resume_seq;
+	n->nbefore = nbefore;
+	n->hiwater = s->hiwater;
+	n->last_ms = s->last_ms;
+	n->res = s->res;
+	n->carry = s->carry;
+	n->n = s->nall;
+	n->nbk = 0;
+	for (size_t i = 0; i < s->nall; i++) {
+		const struct lser *l = s->all[i];
+		n->st[i] = (struct cstate){ .def = l->def, .value = l->value, .sum = l->sum, .count = l->count,
+					    .pending_t = l->pending_t, .last_emit = l->last_emit, .pending = l->pending };
+		if (l->mtype == ATEL_MT_HISTOGRAM) {
+			memcpy(n->bk + n->nbk, l->buckets, (l->nb + 1) * sizeof(*l->buckets));
+			n->nbk += l->nb + 1;
+		}
+	}
+	s->have_cand = true;
+	return 0;
+}
+
+/* The candidate into the cache (kept sorted by resume_seq, at most CACHE_SNAPS, thinned evenly). */
+static void commit(struct scan *s)
+{
+	struct atel_logprom_cache *c = s->cache;
+	size_t at = 0;
+
+	for (; at < c->nsnaps && c->snaps[at].resume_seq <= s->cand.resume_seq; at++)
+		if (c->snaps[at].resume_seq == s->cand.resume_seq && c->snaps[at].res == s->cand.res &&
+		    c->snaps[at].carry == s->cand.carry)
+			return; /* have it (the candidate's buffers stay the scan's) */
+	if (c->nsnaps == CACHE_SNAPS) {
+		size_t drop = c->nsnaps - 1;
+		uint64_t best = UINT64_MAX;
+		for (size_t i = 1; i + 1 < c->nsnaps; i++) {
+			uint64_t gap = c->snaps[i + 1].resume_seq - c->snaps[i - 1].resume_seq;
+			if (gap < best) {
+				best = gap;
+				drop = i;
+			}
+		}
+		csnap_free(&c->snaps[drop]);
+		memmove(&c->snaps[drop], &c->snaps[drop + 1], (c->nsnaps - drop - 1) * sizeof(c->snaps[0]));
+		c->nsnaps--;
+		if (at > drop)
+			at--;
+	}
+	memmove(&c->snaps[at + 1], &c->snaps[at], (c->nsnaps - at) * sizeof(c->snaps[0]));
+	c->snaps[at] = s->cand;
+	c->nsnaps++;
+	memset(&s->cand, 0, sizeof(s->cand));
+	s->have_cand = false;
+}
+
+static uint64_t count_before(const uint64_t *seqs, int n, uint64_t seq)
+{
+	uint64_t k = 0;
+	for (int i = 0; i < n && seqs[i] < seq; i++)
+		k++;
+	return k;
+}
+
+/* Restores the best copy for this scan. @return the file to start at (0: the oldest), or -errno. */
+static int64_t restore(struct scan *s, const uint64_t *seqs, int nseqs, uint64_t *skipped)
+{
+	const struct atel_logprom_opts *o = s->o;
+	struct atel_logprom_cache *c = s->cache;
+	const struct csnap *best = NULL;
+	int rc;
+
+	if (nseqs <= 0)
+		return 0;
+	if (!c->dir || strcmp(c->dir, o->segments_dir) || c->oldest != seqs[0]) {
+		cache_reset(c);
+		if (!(c->dir = strdup(o->segments_dir)))
+			return -ENOMEM;
+		c->oldest = seqs[0];
+	}
+	for (size_t i = 0; i < c->nsnaps; i++) {
+		const struct csnap *n = &c->snaps[i];
+		if (n->res == s->res && n->carry == s->carry && n->hiwater < o->mint_ms &&
+		    count_before(seqs, nseqs, n->resume_seq) == n->nbefore)
+			best = n;
+	}
+	if (!best)
+		return 0;
+	size_t b = 0;
+	for (size_t i = 0; i < best->n; i++) {
+		const struct cstate *cs = &best->st[i];
+		struct lser *l;
+		if ((rc = new_series(s, &cs->def->ds, &l)) < 0)
+			return rc;
+		l->value = cs->value;
+		l->sum = cs->sum;
+		l->count = cs->count;
+		l->pending_t = cs->pending_t;
+		l->last_emit = cs->last_emit;
+		l->pending = cs->pending;
+		if (l->mtype == ATEL_MT_HISTOGRAM) {
+			if (b + l->nb + 1 > best->nbk)
+				return -EINVAL; /* cannot happen: the copy was taken from these definitions */
+			memcpy(l->buckets, best->bk + b, (l->nb + 1) * sizeof(*l->buckets));
+			b += l->nb + 1;
+		}
+	}
+	s->hiwater = best->hiwater;
+	s->last_ms = best->last_ms;
+	*skipped = best->nbefore;
+	c->files_skipped += best->nbefore;
+	c->restores++;
+	return (int64_t)best->resume_seq;
 }
 
 struct corrupt_ctx {
@@ -404,18 +707,37 @@ int atel__logprom_scan(const struct atel_logprom_opts *o, struct atel_logprom_st
 	};
 	struct atel_log_reader *r = NULL;
 	struct atel_event ev;
-	uint64_t events = 0;
-	int64_t last_ms = 0;
+	struct atel_log_pos pos;
+	uint64_t events = 0, cur_seq = 0, skipped = 0, *seqs = NULL;
+	int nseqs = 0;
+	int64_t resume = 0;
 	int rc;
 
 	s.carry = o->carry_ms == 0 ? 60000 : o->carry_ms;
-	s.res = o->resolution_ms;
+	s.res = o->resolution_ms > 1 ? o->resolution_ms : 1;
+	s.hiwater = INT64_MIN;
+	if (o->cache && !o->single_file && o->segments_dir) {
+		s.cache = o->cache;
+		nseqs = atel__seg_list(o->segments_dir, &seqs);
+		if ((resume = restore(&s, seqs, nseqs, &skipped)) < 0) {
+			rc = (int)resume;
+			goto out;
+		}
+		ro.start.file_seq = (uint64_t)resume;
+	}
 	if ((rc = atel__log_open(&r, &ro)) < 0) {
 		atel__seterr(err, errlen, "%s: %s", o->single_file ? o->single_file : o->segments_dir, strerror(-rc));
-		return rc;
+		goto out;
 	}
-	while ((rc = atel__log_next(r, &ev, NULL)) == 1) {
+	while ((rc = atel__log_next(r, &ev, &pos)) == 1) {
 		const struct atel_dec_series *ds;
+		if (pos.file_seq != cur_seq) {
+			/* a file boundary: every earlier file is sealed */
+			if (s.cache && cur_seq && s.hiwater < o->mint_ms &&
+			    (rc = capture(&s, pos.file_seq, count_before(seqs, nseqs, pos.file_seq))) < 0)
+				break;
+			cur_seq = pos.file_seq;
+		}
 		if (ev.kind == ATEL_EV_SAMPLE)
 			ds = ev.sample.series;
 		else if (ev.kind == ATEL_EV_HISTFOLD)
@@ -426,16 +748,18 @@ int atel__logprom_scan(const struct atel_logprom_opts *o, struct atel_logprom_st
 			continue;
 		if ((++events & 4095) == 0 && o->interrupt && (rc = o->interrupt(o->arg)) != 0)
 			break;
-		if ((int64_t)(ev.ts_ns / 1000000u) > last_ms)
-			last_ms = (int64_t)(ev.ts_ns / 1000000u);
+		if ((int64_t)(ev.ts_ns / 1000000u) > s.last_ms)
+			s.last_ms = (int64_t)(ev.ts_ns / 1000000u);
 		if ((rc = on_event(&s, ds, &ev)) < 0)
 			break;
 	}
 	if (rc < 0 && rc != -ENOMEM && !o->interrupt)
 		atel__seterr(err, errlen, "reading the log: %s", strerror(-rc));
 	if (rc >= 0) {
-		int64_t end = o->end_ms ? o->end_ms : last_ms;
+		int64_t end = o->end_ms ? o->end_ms : s.last_ms;
 		rc = 0;
+		if (s.cache && s.have_cand)
+			commit(&s);
 		for (size_t i = 0; i < s.nall && rc == 0; i++) {
 			struct lser *l = s.all[i];
 			if (l->skip)
@@ -453,8 +777,11 @@ int atel__logprom_scan(const struct atel_logprom_opts *o, struct atel_logprom_st
 		st->samples = s.samples;
 		st->series = s.nall;
 		st->corrupt_frames = rs.corrupt_frames > cc.n ? rs.corrupt_frames : cc.n;
-		st->last_ms = last_ms;
+		st->last_ms = s.last_ms;
+		st->files_skipped = skipped;
+		st->resume_seq = (uint64_t)resume;
 	}
+out:
 	atel__log_close(r);
 	for (size_t i = 0; i < s.nall; i++) {
 		free(s.all[i]->ids);
@@ -463,5 +790,7 @@ int atel__logprom_scan(const struct atel_logprom_opts *o, struct atel_logprom_st
 	}
 	free(s.all);
 	free(s.tab);
+	free(seqs);
+	csnap_free(&s.cand);
 	return rc;
 }

@@ -24,7 +24,8 @@
  * that stopped would vanish from rate() after the 5 minute lookback, where
  * Prometheus would show 0.
  *
- * Single-threaded; one call scans the whole log once.
+ * Single-threaded; one call scans the whole log once (or, with a cache, the
+ * files from the last cached boundary before mint_ms on).
  */
 #ifndef ATEL_LOGPROM_H
 #define ATEL_LOGPROM_H
@@ -55,12 +56,41 @@ struct atel_logprom_opts {
 	/* Metric families seen (exposed base name, 1 counter 2 gauge 3 histogram), once each. May be NULL. */
 	void (*family)(void *arg, const char *name, int mtype);
 	void *arg;
+	/* Optional (segments_dir only): the series state at earlier file
+	 * boundaries, so that a later query whose mint_ms is after them reads only
+	 * the files from there on, with the same answer (see below). NULL: scan all. */
+	struct atel_logprom_cache *cache;
 };
 
 struct atel_logprom_stats {
 	uint64_t events, samples, series, corrupt_frames;
 	int64_t last_ms;             /* time of the newest event (0: none) */
+	uint64_t files_skipped;      /* segment files not read thanks to the cache */
+	uint64_t resume_seq;         /* first file read after a cache restore (0: read from the oldest) */
 };
+
+/*
+ * The query cost cache. Counters are cumulative from the oldest retained
+ * file, so a query over a recent range cannot just skip older files: it
+ * needs every series' state where its reading starts. A scan with a cache
+ * tracks the state of every series (not only the wanted ones) and, at each
+ * file boundary that is entirely before its mint_ms (every event time seen so
+ * far < mint_ms), keeps a copy of that state; the latest such copy is stored
+ * in the cache at the end of the scan (at most 8 per cache, thinned evenly).
+ * A later scan with the same resolution_ms and carry_ms and a mint_ms after a
+ * stored copy's last event time restores it (series offered in the same
+ * order, same cumulative values, same carry grid) and starts reading at the
+ * next file: the answer is identical to a full scan, by construction (before
+ * mint_ms no sample is delivered, so the state evolution does not depend on
+ * the query). Sealed files never change; a copy is dropped when the oldest
+ * file or the count of files before it changes (retention). Not thread-safe:
+ * one cache per thread of scans.
+ */
+struct atel_logprom_cache;
+struct atel_logprom_cache *atel__logprom_cache_new(void);
+void atel__logprom_cache_free(struct atel_logprom_cache *c); /* NULL-safe */
+/* Totals over the cache's life: files skipped, scans that restored a copy. */
+void atel__logprom_cache_stats(const struct atel_logprom_cache *c, uint64_t *files_skipped, uint64_t *restores);
 
 /*
  * Scans the log and feeds the callbacks. st may be NULL.

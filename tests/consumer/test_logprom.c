@@ -24,7 +24,10 @@
 
 #include "atel_abi.h"
 #include "logprom.h"
+#include "segformat.h"
 #include "synth.h"
+
+#include <unistd.h>
 
 #define T0_NS 1700000000000000000ull
 #define T0_MS 1700000000000ll
@@ -165,10 +168,214 @@ static void test_exposition(void **state)
 	free(g);
 }
 
+/* ---- the query cost cache: a recent range reads only recent files, same answer ---- */
+
+struct dump {
+	char **names;
+	char **per;
+	size_t *len, *cap;
+	unsigned n, capn;
+};
+
+static void dump_free(struct dump *d)
+{
+	for (unsigned i = 0; i < d->n; i++) {
+		free(d->names[i]);
+		free(d->per[i]);
+	}
+	free(d->names);
+	free(d->per);
+	free(d->len);
+	free(d->cap);
+	memset(d, 0, sizeof(*d));
+}
+
+static int d_series(void *arg, const char *const *keys, const char *const *vals, size_t n, uint32_t *id)
+{
+	struct dump *d = arg;
+	char buf[512];
+	size_t len = (size_t)snprintf(buf, sizeof(buf), "%s{", vals[0]);
+	for (size_t i = 1; i < n && len < sizeof(buf); i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s=%s,", keys[i], vals[i]);
+	if (d->n == d->capn) {
+		d->capn = d->capn ? d->capn * 2 : 64;
+		d->names = realloc(d->names, d->capn * sizeof(*d->names));
+		d->per = realloc(d->per, d->capn * sizeof(*d->per));
+		d->len = realloc(d->len, d->capn * sizeof(*d->len));
+		d->cap = realloc(d->cap, d->capn * sizeof(*d->cap));
+		assert_non_null(d->names && d->per && d->len && d->cap);
+	}
+	d->names[d->n] = strdup(buf);
+	d->per[d->n] = NULL;
+	d->len[d->n] = d->cap[d->n] = 0;
+	*id = d->n++;
+	return 1;
+}
+
+static int d_sample(void *arg, uint32_t id, int64_t t, double v)
+{
+	struct dump *d = arg;
+	char buf[64];
+	size_t m = (size_t)snprintf(buf, sizeof(buf), "%lld=%.17g ", (long long)(t - T0_MS), v);
+	if (d->len[id] + m + 1 > d->cap[id]) {
+		d->cap[id] = (d->len[id] + m + 1) * 2;
+		d->per[id] = realloc(d->per[id], d->cap[id]);
+		assert_non_null(d->per[id]);
+	}
+	memcpy(d->per[id] + d->len[id], buf, m + 1);
+	d->len[id] += m;
+	return 0;
+}
+
+/* Series (offer order) and samples as one text; only series with samples count
+ * as "answering" but the offer order must match too. */
+static char *dump_text(const struct dump *d)
+{
+	size_t len = 1;
+	for (unsigned i = 0; i < d->n; i++)
+		len += strlen(d->names[i]) + d->len[i] + 4;
+	char *o = malloc(len), *p = o;
+	for (unsigned i = 0; i < d->n; i++)
+		p += sprintf(p, "%s %s\n", d->names[i], d->per[i] ? d->per[i] : "");
+	*p = 0;
+	return o;
+}
+
+static char *cscan(const char *seg, struct atel_logprom_cache *c, int64_t res, int64_t carry, int64_t mint,
+		   int64_t maxt, const char *hint, struct atel_logprom_stats *st)
+{
+	struct dump d = { 0 };
+	struct atel_logprom_opts o = {
+		.segments_dir = seg, .mint_ms = T0_MS + mint, .maxt_ms = T0_MS + maxt, .end_ms = T0_MS + 200000,
+		.carry_ms = carry, .resolution_ms = res, .name_hint = hint,
+		.series = d_series, .sample = d_sample, .arg = &d, .cache = c,
+	};
+	char err[256] = "";
+	assert_int_equal(atel__logprom_scan(&o, st, err, sizeof(err)), 0);
+	char *t = dump_text(&d);
+	dump_free(&d);
+	return t;
+}
+
+/* Three rings, 20 s each of counters (one stops early, one starts late, sets
+ * and invalid increments), gauges and a histogram, in many small files. */
+static unsigned write_many(const char *seg)
+{
+	struct atel_synth s[3], *sp[3] = { &s[0], &s[1], &s[2] };
+	const double b[] = { 1, 2, 5 };
+	uint64_t x = 88172645463325252ull;
+	for (unsigned r = 0; r < 3; r++) {
+		char rv[8];
+		snprintf(rv, sizeof(rv), "r%u", r);
+		atel_synth_init(&s[r], r, 1, 100 + (int32_t)r, 200 + (int32_t)r, T0_NS + r * 1000000ull);
+		s[r].ts_step = 0;
+		atel_synth_begin(&s[r], "t");
+		uint32_t c = atel_synth_series(&s[r], ATEL_MT_COUNTER, "req", 0, "ring", rv, NULL);
+		uint32_t e = atel_synth_series(&s[r], ATEL_MT_COUNTER, "early", 0, "ring", rv, NULL);
+		uint32_t g = atel_synth_series(&s[r], ATEL_MT_GAUGE, "depth", 0, "ring", rv, NULL);
+		uint32_t bid = atel_synth_bounds(&s[r], b, 3);
+		uint32_t h = atel_synth_series(&s[r], ATEL_MT_HISTOGRAM, "lat", bid, "ring", rv, NULL);
+		uint32_t late = 0;
+		for (unsigned i = 0; i < 4000; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			s[r].ts = T0_NS + r * 1000000ull + i * 5000000ull; /* 5 ms apart: 20 s */
+			double v = (double)(x % 1000) / 100.0;
+			atel_synth_sample(&s[r], c, i % 97 == 0 ? -1 : v, false);
+			if (i % 500 == 499)
+				atel_synth_sample(&s[r], c, 1e6 + i, true);
+			if (i < 300)
+				atel_synth_sample(&s[r], e, 1, false);
+			if (i == 3000)
+				late = atel_synth_series(&s[r], ATEL_MT_COUNTER, "late", 0, "ring", rv, NULL);
+			if (late && i % 3 == 0)
+				atel_synth_sample(&s[r], late, 2, false);
+			if (i % 4 == 0)
+				atel_synth_sample(&s[r], g, v - 5, i % 8 == 0);
+			if (i % 2 == 0)
+				atel_synth_sample(&s[r], h, v / 2, false);
+		}
+	}
+	struct atel_synth_log_opts lo = { .batch = 256, .rotate_bytes = 4096, .frame_bytes = 4096,
+					  .flush_each_round = true };
+	assert_int_equal(atel_synth_write_log(seg, 0x77, sp, 3, &lo), 0);
+	for (unsigned r = 0; r < 3; r++)
+		atel_synth_free(&s[r]);
+	uint64_t *seqs = NULL;
+	int n = atel__seg_list(seg, &seqs);
+	free(seqs);
+	return n > 0 ? (unsigned)n : 0;
+}
+
+static void test_cache(void **state)
+{
+	(void)state;
+	char dir[512], seg[600];
+	assert_int_equal(atel_synth_tmpdir(dir, sizeof(dir), "logpromc"), 0);
+	snprintf(seg, sizeof(seg), "%s/segments", dir);
+	unsigned nfiles = write_many(seg);
+	assert_true(nfiles >= 20);
+
+	struct atel_logprom_cache *c = atel__logprom_cache_new();
+	struct atel_logprom_stats st;
+	/* mint ascending: each scan may restore what an earlier one kept */
+	const int64_t mints[] = { 2000, 9000, 15000, 18000, 19500, 4000, 19990, 25000 };
+	const int64_t res[] = { 1, 1, 50, 1, 1, 1, 50, 1 };
+	const int64_t carry[] = { 1000, 1000, 1000, 500, 1000, 1000, 1000, 1000 };
+	uint64_t skipped_total = 0;
+	for (size_t k = 0; k < sizeof(mints) / sizeof(mints[0]); k++) {
+		for (int hinted = 0; hinted < 2; hinted++) {
+			const char *hint = hinted ? "req_total" : NULL;
+			char *full = cscan(seg, NULL, res[k], carry[k], mints[k], 200000, hint, &st);
+			assert_int_equal(st.files_skipped, 0);
+			char *cached = cscan(seg, c, res[k], carry[k], mints[k], 200000, hint, &st);
+			assert_string_equal(cached, full);
+			assert_true(strstr(full, "=") != NULL || mints[k] > 20000);
+			skipped_total += st.files_skipped;
+			/* the hinted scan follows one with the same options, which kept a
+			 * copy at its last boundary before mint: most earlier files are skipped */
+			if (hinted && mints[k] >= 9000 && mints[k] <= 20000)
+				assert_true((double)st.files_skipped >= nfiles * (mints[k] / 20000.0) * 0.6);
+			if (!hinted && k == 2)
+				assert_int_equal(st.files_skipped, 0); /* no copy at res 50 yet */
+			free(full);
+			free(cached);
+		}
+	}
+	assert_true(skipped_total > nfiles);
+	uint64_t fs, restores;
+	atel__logprom_cache_stats(c, &fs, &restores);
+	assert_int_equal(fs, skipped_total);
+	assert_true(restores > 4);
+
+	/* retention removes the oldest file: the cumulative base changes, the
+	 * cache must not answer from before it */
+	uint64_t *seqs = NULL;
+	int n = atel__seg_list(seg, &seqs);
+	assert_true(n > 2);
+	char path[700];
+	snprintf(path, sizeof(path), "%s/%016llx.atseg", seg, (unsigned long long)seqs[0]);
+	free(seqs);
+	assert_int_equal(unlink(path), 0);
+	char *full = cscan(seg, NULL, 1, 1000, 19500, 200000, NULL, &st);
+	char *cached = cscan(seg, c, 1, 1000, 19500, 200000, NULL, &st);
+	assert_int_equal(st.files_skipped, 0);
+	assert_string_equal(cached, full);
+	free(cached);
+	cached = cscan(seg, c, 1, 1000, 19600, 200000, NULL, &st);
+	free(full);
+	full = cscan(seg, NULL, 1, 1000, 19600, 200000, NULL, &st);
+	assert_string_equal(cached, full);
+	free(cached);
+	free(full);
+	atel__logprom_cache_free(c);
+	atel_synth_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_exposition),
+		cmocka_unit_test(test_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
