@@ -56,7 +56,8 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 						.resolution_ms = cfg->prometheus.query_resolution_ms,
 						.carry_ms = cfg->prometheus.query_carry_ms,
 						.self = history,
-						.cache = qcache };
+						.cache = qcache,
+						.files_skipped = &d->stats.promql_files_skipped };
 		o.http.api = atel__promql_api_handle;
 		o.http.api_arg = &api;
 		o.http.api_tick = atel__promql_api_tick; /* atel_* self-metrics history */

@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -609,7 +610,10 @@ static int store_select(void *ctx, const struct atel_promql_select *sel, struct 
 	 * no need to decompress the whole log for them */
 	if (sel->metric_name && self_has(rq->cfg->self, sel->metric_name))
 		return self_select(rq->cfg->self, sel, sink, rq->now_ms);
-	int rc = atel__logprom_scan(&o, NULL, errmsg, errlen);
+	struct atel_logprom_stats st = { 0 };
+	int rc = atel__logprom_scan(&o, &st, errmsg, errlen);
+	if (rq->cfg->files_skipped && st.files_skipped)
+		atomic_fetch_add_explicit(rq->cfg->files_skipped, st.files_skipped, memory_order_relaxed);
 	if (rc == -ENOENT)
 		rc = 0;
 	return rc < 0 ? rc : self_select(rq->cfg->self, sel, sink, rq->now_ms);

@@ -29,6 +29,7 @@ struct atel_promql_api {
 	int64_t now_ms;              /* tests: the "now" of time defaults and the carry limit; 0: the clock */
 	struct atel_promql_self *self; /* internal: ateld's atel_* self-metrics history (api_tick); NULL at first */
 	struct atel_logprom_cache *cache; /* internal: series state at file boundaries (logprom.h); NULL at first */
+	_Atomic uint64_t *files_skipped; /* if set: += segment files a query did not read thanks to the cache */
 };
 
 /*

@@ -110,6 +110,7 @@ static cJSON *status_stats(const struct atel_daemon_stats *s)
 	add_u64(o, "data_free_bytes", ld(&s->data_free_bytes));
 	add_u64(o, "http_conns_evicted", ld(&s->http_conns_evicted));
 	add_u64(o, "http_conns_refused_remote", ld(&s->http_conns_refused_remote));
+	add_u64(o, "promql_files_skipped", ld(&s->promql_files_skipped));
 	return o;
 }
 

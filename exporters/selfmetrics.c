@@ -110,6 +110,9 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 		atel__prom_one(doc, "atel_http_conns_refused_remote_total", "counter",
 			 "HTTP connections refused because their non-loopback address held half the cap",
 			 (double)ld(&st->http_conns_refused_remote));
+		atel__prom_one(doc, "atel_promql_files_skipped_total", "counter",
+			 "Segment files the query API did not read: state cached at a file boundary before the range",
+			 (double)ld(&st->promql_files_skipped));
 		atel__prom_one(doc, "atel_indexer_lag_records", "gauge",
 			 "Records in the log not yet applied to the SQLite index",
 			 (double)ld(&st->indexer_lag_records));

@@ -60,6 +60,7 @@ struct atel_daemon_stats {
 	_Atomic uint64_t data_free_bytes;       /* gauge: free bytes of data_dir's file system at the last check */
 	_Atomic uint64_t http_conns_evicted;    /* HTTP connections cut at the cap to make room for a new one */
 	_Atomic uint64_t http_conns_refused_remote; /* refused: their non-loopback address held half the cap */
+	_Atomic uint64_t promql_files_skipped;  /* query API: segment files a selector did not read (logprom cache) */
 };
 
 /* Health of one exporter, for atel status and the status file. Never holds
