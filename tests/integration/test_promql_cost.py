@@ -67,7 +67,7 @@ def main():
             json.dump(w.cfg, f)
         w.start_ateld()
         t0 = time.time()
-        subprocess.run([atel, "--shm", w.shm, "load", "--agents", "4", "--threads", "2", "--duration", "16s",
+        subprocess.run([atel, "--shm", w.shm, "load", "--agents", "4", "--threads", "2", "--duration", "10s",
                         "--rate", "25", "--allow-loss"], check=True, stdout=subprocess.DEVNULL, timeout=600)
         t1 = time.time()
         seg = os.path.join(w.data, "segments")
@@ -77,9 +77,9 @@ def main():
         time.sleep(3)  # the drain's linger
         nfiles = len(os.listdir(seg))
         check(nfiles >= 6, "only %d segment files (rotate_bytes 65536)" % nfiles)
-        # the last 4 s of the load, well inside it
+        # 2 s near the end of the load, well inside it
         end = t1 - 1.5
-        start = max(end - 4, t0 + 6)
+        start = max(end - 2, t0 + 5)
         params = {"start": "%.3f" % start, "end": "%.3f" % end, "step": "1"}
         check(skipped(w.mport) == 0, "files skipped before any query")
         first = {e: canon(api(w.mport, dict(params, query=e))) for e in EXPRS}
