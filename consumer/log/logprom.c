@@ -755,11 +755,13 @@ int atel__logprom_scan(const struct atel_logprom_opts *o, struct atel_logprom_st
 	}
 	if (rc < 0 && rc != -ENOMEM && !o->interrupt)
 		atel__seterr(err, errlen, "reading the log: %s", strerror(-rc));
+	/* a copy taken at a boundary is whole even if the scan stopped later
+	 * (timeout, limits): a log too long for one timeout is read in steps */
+	if (s.cache && s.have_cand)
+		commit(&s);
 	if (rc >= 0) {
 		int64_t end = o->end_ms ? o->end_ms : s.last_ms;
 		rc = 0;
-		if (s.cache && s.have_cand)
-			commit(&s);
 		for (size_t i = 0; i < s.nall && rc == 0; i++) {
 			struct lser *l = s.all[i];
 			if (l->skip)

@@ -76,7 +76,8 @@ struct atel_logprom_stats {
  * tracks the state of every series (not only the wanted ones) and, at each
  * file boundary that is entirely before its mint_ms (every event time seen so
  * far < mint_ms), keeps a copy of that state; the latest such copy is stored
- * in the cache at the end of the scan (at most 8 per cache, thinned evenly).
+ * in the cache at the end of the scan, even a scan that a callback or the
+ * interrupt ended (at most 8 per cache, thinned evenly).
  * A later scan with the same resolution_ms and carry_ms and a mint_ms after a
  * stored copy's last event time restores it (series offered in the same
  * order, same cumulative values, same carry grid) and starts reading at the
