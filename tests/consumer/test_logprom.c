@@ -306,6 +306,15 @@ static unsigned write_many(const char *seg)
 	return n > 0 ? (unsigned)n : 0;
 }
 
+static int *stop_calls;
+
+/* The interrupt of a query that times out at its third check. */
+static int stop_third(void *arg)
+{
+	(void)arg;
+	return ++*stop_calls == 3 ? -ETIMEDOUT : 0;
+}
+
 static void test_cache(void **state)
 {
 	(void)state;
@@ -346,6 +355,28 @@ static void test_cache(void **state)
 	atel__logprom_cache_stats(c, &fs, &restores);
 	assert_int_equal(fs, skipped_total);
 	assert_true(restores > 4);
+
+	/* a scan stopped by its interrupt (a timeout) still keeps the copy of
+	 * its last boundary: the next one starts there */
+	struct atel_logprom_cache *c2 = atel__logprom_cache_new();
+	struct dump d = { 0 };
+	int calls = 0;
+	struct atel_logprom_opts io = {
+		.segments_dir = seg, .mint_ms = T0_MS + 19000, .maxt_ms = T0_MS + 200000, .end_ms = T0_MS + 200000,
+		.carry_ms = 1000, .resolution_ms = 1, .series = d_series, .sample = d_sample,
+		.interrupt = stop_third, .arg = &d, .cache = c2,
+	};
+	stop_calls = &calls;
+	char err[256];
+	assert_int_equal(atel__logprom_scan(&io, NULL, err, sizeof(err)), -ETIMEDOUT);
+	dump_free(&d);
+	char *full0 = cscan(seg, NULL, 1, 1000, 19000, 200000, NULL, &st);
+	char *cached0 = cscan(seg, c2, 1, 1000, 19000, 200000, NULL, &st);
+	assert_true(st.files_skipped > 0);
+	assert_string_equal(cached0, full0);
+	free(full0);
+	free(cached0);
+	atel__logprom_cache_free(c2);
 
 	/* retention removes the oldest file: the cumulative base changes, the
 	 * cache must not answer from before it */
