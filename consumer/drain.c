@@ -991,6 +991,14 @@ static void seg_guard(struct atel_drain *dr)
 			  strerror(-rc));
 }
 
+/* The log's check before it writes a frame it read from the mapping (seglog.h source_lost). */
+static bool seg_lost(void *arg)
+{
+	const struct atel_drain *dr = arg;
+
+	return dr->seg_guarded && atel__sigbus_truncated(dr->seg.base);
+}
+
 /* Flushes the log without releasing rings (their tails are in the lost pages). */
 static void seg_flush(struct atel_drain *dr)
 {
@@ -1027,6 +1035,14 @@ static void seg_truncated(struct atel_drain *dr, const char *how)
 		  dr->seg.name, now_size, dr->seg.size, how, (unsigned long long)dr->appends);
 	if (dr->unflushed)
 		seg_flush(dr);
+	{
+		uint64_t lost = atomic_load_explicit(&dr->d->stats.log.records_source_lost, memory_order_relaxed);
+
+		if (lost)
+			atel__log(dr->d, ATEL_LOG_ERROR,
+				  "%llu records drained from the cut pages were not yet in a frame: dropped, not logged "
+				  "as zeros (records_lost_truncation)", (unsigned long long)lost);
+	}
 }
 
 /* @return true if the segment is (now found) truncated: do not touch the mapping. */
@@ -1241,6 +1257,8 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 	lo.async_io = &atel__seglog_uring;
 	lo.resume_pos = next;
 	lo.resume_seen = seen;
+	lo.source_lost = seg_lost;
+	lo.source_arg = dr;
 	rc = atel__seglog_open(&dr->log, &lo, e2, sizeof(e2));
 	if (rc) {
 		atel__seterr(err, errlen, "segment log in %s: %s", d->segments_dir, e2);

@@ -107,6 +107,7 @@ static cJSON *status_stats(const struct atel_daemon_stats *s)
 	add_u64(o, "segment_header_ok", ld(&s->segment_header_ok));
 	add_u64(o, "segment_truncations", ld(&s->segment_truncations));
 	add_u64(o, "segment_truncated", ld(&s->segment_truncated));
+	add_u64(o, "records_lost_truncation", ld(&s->log.records_source_lost));
 	add_u64(o, "index_paused", ld(&s->index_paused));
 	add_u64(o, "index_pauses", ld(&s->index_pauses));
 	add_u64(o, "data_free_bytes", ld(&s->data_free_bytes));

@@ -563,7 +563,6 @@ def t_truncate():
         check(ag.returncode == 0, "libatel agent after the truncation: exit %d (signal if < 0): %s" %
               (ag.returncode, err[-1000:]))
         r = json.loads(out)
-        drained = stat_of(e, "records_drained")
         check(e.daemon.poll() is None, "ateld died after the agent finished")
         rc = e.stop()
         check(rc == 0, "ateld exit %d after SIGTERM; log:\n%s" % (rc, e.log_text()[-3000:]))
@@ -574,8 +573,25 @@ def t_truncate():
         check(0 < a.get("data", 0) <= r["records"], "log has %s data records of the agent, it published %d" %
               (a.get("data"), r["records"]))
         total = sum(v.get("data", 0) for v in log["pids"].values())
-        print("truncate: ateld degraded and alive, drained %d, log holds %d data records (%d of 3000 + %d of the "
-              "agent's %d published)" % (drained, total, got, a.get("data", 0), r["records"]))
+        rp = subprocess.run([dt.ATEL_CLI, "replay", os.path.join(e.data, "segments"), "--json"],
+                            capture_output=True, text=True, timeout=300)
+        check(rp.returncode == 0, "atel replay exit %d: %s %s" % (rp.returncode, rp.stderr[-500:], rp.stdout[:600]))
+        rj = json.loads(rp.stdout)
+        check(rj.get("corrupt_frames") == 0 and rj.get("invalid_records") == 0, "replay: %s" %
+              {k: rj.get(k) for k in ("corrupt_frames", "invalid_records", "corrupt")})
+        # every record ateld drained (its final records_drained, status file at stop) is in the
+        # log exactly: each record type replay counts, continuation slots ("chunk") aside
+        # (records drained from pages cut away before they were compressed into a frame cannot be
+        # read any more: they are dropped and counted in records_lost_truncation, never logged as zeros)
+        drained = stat_of(e, "records_drained")
+        lost = stat_of(e, "records_lost_truncation")
+        inlog = sum(v for k, v in rj["by_type"].items() if k != "chunk")
+        check(inlog == drained - lost, "the log holds %d records, ateld drained %d, lost %d: %s" %
+              (inlog, drained, lost, rj["by_type"]))
+        check(rj["by_type"].get("type_0") is None, "zeros logged: %s" % rj["by_type"])
+        print("truncate: ateld degraded and alive, drained %d, lost at the cut %d, log holds %d data records "
+              "(%d of 3000 + %d of the agent's %d published)" % (drained, lost, total, got, a.get("data", 0),
+                                                                 r["records"]))
     finally:
         e.close()
 
