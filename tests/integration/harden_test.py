@@ -589,6 +589,21 @@ def t_truncate():
         check(inlog == drained - lost, "the log holds %d records, ateld drained %d, lost %d: %s" %
               (inlog, drained, lost, rj["by_type"]))
         check(rj["by_type"].get("type_0") is None, "zeros logged: %s" % rj["by_type"])
+        # the documented way out: a restart creates a new segment, and agents attach to it
+        e.start()
+        st2 = e.status()
+        check(st2["shm"].get("truncated") is False and os.path.getsize(e.shm) == size,
+              "after a restart: shm %s, file %d bytes" % (st2["shm"], os.path.getsize(e.shm)))
+        p = subprocess.Popen([dt.TAGENT, "--shm", e.shm, "--id", "3", "--threads", "1", "--iters", "50"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out3, err3 = p.communicate(timeout=300)
+        check(p.returncode == 0, "agent after the restart: exit %d: %s" % (p.returncode, err3[-500:]))
+        r3 = json.loads(out3)
+        check(r3["records"] > 0 and r3["drops_no_sidecar"] == 0, "agent after the restart: %s" % r3)
+        check(e.stop() == 0, "ateld exit status after the restart")
+        log2 = e.logcheck()
+        c3 = log2["pids"].get(str(r3["pid"]), {})
+        check(c3.get("data") == r3["records"], "log has %s of the new agent's %d records" % (c3, r3["records"]))
         print("truncate: ateld degraded and alive, drained %d, lost at the cut %d, log holds %d data records "
               "(%d of 3000 + %d of the agent's %d published)" % (drained, lost, total, got, a.get("data", 0),
                                                                  r["records"]))
