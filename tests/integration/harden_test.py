@@ -335,7 +335,7 @@ def t_index_reopen():
     log (index_reopened); the new file holds the rows again."""
     port = free_port()
     c = prom_cfg(port)
-    c["index"] = {"enabled": True}
+    c["index"] = {"enabled": True, "mode": "full"}  # counts raw rows
     e = Env("ixreopen", c)
     try:
         e.start()
@@ -475,7 +475,7 @@ def t_disk_reserve():
         raise Skip("cannot mount a tmpfs: %s" % r.stderr.strip())
     port = free_port()
     c = prom_cfg(port)
-    c["index"] = {"enabled": True, "reserve_bytes": 16 << 20}
+    c["index"] = {"enabled": True, "mode": "full", "reserve_bytes": 16 << 20}  # counts raw rows
     e = Env("reserve", c)
     data = os.path.join(mnt, "data")
     e.data = data
