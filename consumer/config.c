@@ -825,10 +825,13 @@ static void add_key(cJSON *o, const struct atel_config *cfg, const struct key *k
 		snprintf(buf, sizeof(buf), "%04o", *(const uint32_t *)p);
 		cJSON_AddStringToObject(o, k->name, buf);
 		break;
-	case K_HEADERS:
-		/* a count: header values are secrets */
-		cJSON_AddNumberToObject(o, k->name, cfg->opentelemetry.nheaders);
+	case K_HEADERS: {
+		/* the names, as configured; values may be secrets and are never shown */
+		cJSON *h = cJSON_AddObjectToObject(o, k->name);
+		for (uint32_t i = 0; h && i < cfg->opentelemetry.nheaders; i++)
+			cJSON_AddStringToObject(h, cfg->opentelemetry.headers[i].key, "(set, not shown)");
 		break;
+	}
 	case K_URL:
 		redact_url(*(char *const *)p ? *(char *const *)p : "", buf, sizeof(buf));
 		cJSON_AddStringToObject(o, k->name, buf);

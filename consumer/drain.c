@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,7 @@
 #include "reader.h"
 #include "ring.h"
 #include "seglog.h"
+#include "sigbus.h"
 #include "segformat.h"
 #include "uring.h"
 
@@ -173,6 +175,9 @@ struct atel_drain {
 	uint64_t invalid_total;   /* records found invalid by this run (LOSS(INVALID) markers) */
 	uint64_t boot_ns;         /* boot time on the wall clock (/proc/stat btime): producer start times */
 	struct hdr_copy hdr0;     /* the segment header as this ateld set it */
+	int seg_fd;               /* the segment's name opened read-only: fstat says if it shrank (-1: none) */
+	bool seg_guarded;         /* the mapping is registered with the SIGBUS guard (shm/sigbus.h) */
+	atomic_bool truncated;    /* the segment was truncated: nothing here reads the mapping any more */
 	uint64_t ticks;
 	long clk_tck;
 };
@@ -510,6 +515,8 @@ markers:
 /* After a successful flush: free what the log holds. */
 static void release_all(struct atel_drain *dr)
 {
+	if (atomic_load_explicit(&dr->truncated, memory_order_relaxed))
+		return; /* the tails are in the lost pages (issue 12.3) */
 	for (uint32_t r = 0; r < dr->nrings; r++) {
 		struct ring_st *st = &dr->rs[r];
 		uint64_t w, rel;
@@ -953,6 +960,110 @@ static int do_flush(struct atel_drain *dr)
 }
 
 /* ------------------------------------------------------------------------ */
+/* truncated segment (issue 12.3)                                           */
+
+/*
+ * Another local process can ftruncate() the segment file; touching a page
+ * past the new end raises SIGBUS. Two layers keep ateld alive:
+ *  - seg_check, before every pass and every tick, fstats the segment and
+ *    stops all reading of the mapping once the file is smaller than it;
+ *  - the SIGBUS guard (shm/sigbus.h, shared with libatel) absorbs a fault in
+ *    the mapping that happens between the check and the access, in any
+ *    thread (drain, status writer, heartbeat): the page reads as zeros, and
+ *    the mark it leaves is checked after every ring.
+ * Then: one ERROR line, segment_truncations + 1, segment_truncated = 1, what
+ * was appended is flushed (rings are not released: their tails are gone),
+ * and ateld keeps running degraded (log, index, exporters, HTTP) without a
+ * heartbeat, until a restart creates a new segment (README "Security").
+ */
+static void seg_guard(struct atel_drain *dr)
+{
+	int rc = atel__sigbus_guard(dr->seg.base, dr->seg.size);
+
+	dr->seg_guarded = rc == 0;
+	if (rc)
+		atel__log(dr->d, ATEL_LOG_WARN, "cannot guard the segment mapping against truncation (SIGBUS): %s",
+			  strerror(-rc));
+	rc = atel__segment_open_ro(&dr->seg);
+	dr->seg_fd = rc >= 0 ? rc : -1;
+	if (rc < 0)
+		atel__log(dr->d, ATEL_LOG_WARN, "cannot open segment '%s' to watch its size: %s", dr->seg.name,
+			  strerror(-rc));
+}
+
+/* The log's check before it writes a frame it read from the mapping (seglog.h source_lost). */
+static bool seg_lost(void *arg)
+{
+	const struct atel_drain *dr = arg;
+
+	return dr->seg_guarded && atel__sigbus_truncated(dr->seg.base);
+}
+
+/* Flushes the log without releasing rings (their tails are in the lost pages). */
+static void seg_flush(struct atel_drain *dr)
+{
+	int rc = atel__seglog_flush(dr->log);
+
+	if (rc == 0) {
+		dr->unflushed = false;
+		dr->stalled = false;
+	} else {
+		dr->last_err = rc;
+		if (!dr->stalled)
+			atel__log(dr->d, ATEL_LOG_ERROR, "cannot write segment %s: %s (segment truncated; retrying)",
+				  atel__seglog_current_file(dr->log), strerror(-rc));
+		dr->stalled = true;
+	}
+}
+
+static void seg_truncated(struct atel_drain *dr, const char *how)
+{
+	struct stat st;
+	long long now_size = -1;
+
+	if (dr->seg_fd >= 0 && fstat(dr->seg_fd, &st) == 0)
+		now_size = (long long)st.st_size;
+	atomic_store_explicit(&dr->truncated, true, memory_order_release);
+	stat_add(&dr->d->stats.segment_truncations, 1);
+	atomic_store_explicit(&dr->d->stats.segment_truncated, 1, memory_order_relaxed);
+	atomic_store_explicit(&dr->d->stats.segment_header_ok, 0, memory_order_relaxed);
+	atel__log(dr->d, ATEL_LOG_ERROR,
+		  "shared-memory segment '%s' was truncated by another process (file now %lld bytes, the mapping "
+		  "is %zu; %s): stopped reading it; %llu records and markers drained by this run stay in the log "
+		  "(flushed); running degraded without a segment (agents count their records as dropped): "
+		  "restart ateld to create a new one (segment_truncations)",
+		  dr->seg.name, now_size, dr->seg.size, how, (unsigned long long)dr->appends);
+	if (dr->unflushed)
+		seg_flush(dr);
+	{
+		uint64_t lost = atomic_load_explicit(&dr->d->stats.log.records_source_lost, memory_order_relaxed);
+
+		if (lost)
+			atel__log(dr->d, ATEL_LOG_ERROR,
+				  "%llu records drained from the cut pages were not yet in a frame: dropped, not logged "
+				  "as zeros (records_lost_truncation)", (unsigned long long)lost);
+	}
+}
+
+/* @return true if the segment is (now found) truncated: do not touch the mapping. */
+static bool seg_check(struct atel_drain *dr)
+{
+	struct stat st;
+
+	if (atomic_load_explicit(&dr->truncated, memory_order_relaxed))
+		return true;
+	if (dr->seg_fd >= 0 && fstat(dr->seg_fd, &st) == 0 && (uint64_t)st.st_size < (uint64_t)dr->seg.size) {
+		seg_truncated(dr, "found by fstat before reading");
+		return true;
+	}
+	if (dr->seg_guarded && atel__sigbus_truncated(dr->seg.base)) {
+		seg_truncated(dr, "a read of the mapping faulted (SIGBUS absorbed)");
+		return true;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------------ */
 /* open / run / close                                                       */
 
 /* Refuses to share a segment with another live consumer; warns before a
@@ -1042,6 +1153,7 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 		return -ENOMEM;
 	dr->d = d;
 	dr->cfg = cfg;
+	dr->seg_fd = -1;
 	if (o)
 		dr->o = *o;
 	pthread_mutex_init(&dr->info_lock, NULL);
@@ -1056,6 +1168,7 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 		goto fail;
 	}
 	dr->seg_open = true;
+	seg_guard(dr);
 	hdr_save(&dr->hdr0, dr->seg.hdr);
 	atomic_store_explicit(&d->stats.segment_header_ok, 1, memory_order_relaxed);
 	dr->nrings = dr->seg.ring_count;
@@ -1144,6 +1257,8 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 	lo.async_io = &atel__seglog_uring;
 	lo.resume_pos = next;
 	lo.resume_seen = seen;
+	lo.source_lost = seg_lost;
+	lo.source_arg = dr;
 	rc = atel__seglog_open(&dr->log, &lo, e2, sizeof(e2));
 	if (rc) {
 		atel__seterr(err, errlen, "segment log in %s: %s", d->segments_dir, e2);
@@ -1227,10 +1342,18 @@ static bool pass(struct atel_drain *dr, bool stopping)
 	bool busy = false;
 
 	dr->pass_fill_max = 0;
+	if (seg_check(dr))
+		return false;
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t r = (dr->rr + i) % n;
 		uint64_t before = dr->rs[r].pos;
 		int64_t rc = drain_ring(dr, r, stopping);
+
+		if (dr->seg_guarded && atel__sigbus_truncated(dr->seg.base)) {
+			/* truncated while this pass read it: keep what is appended, read no more */
+			seg_truncated(dr, "a read of the mapping faulted (SIGBUS absorbed)");
+			return false;
+		}
 
 		if (rc != 0 || dr->rs[r].pos != before)
 			busy = true;
@@ -1356,10 +1479,12 @@ static void hdr_check(struct atel_drain *dr)
 static void tick(struct atel_drain *dr)
 {
 	uint64_t now = atel__now_ns();
+	bool live = !seg_check(dr);
 
-	if (dr->o.keep_heartbeat)
+	if (live && dr->o.keep_heartbeat)
 		atel__drain_heartbeat(dr);
-	hdr_check(dr);
+	if (live)
+		hdr_check(dr);
 	if (++dr->ticks % 10 == 0) { /* free space of the log's file system, for status and /metrics */
 		struct statvfs vs;
 
@@ -1367,7 +1492,7 @@ static void tick(struct atel_drain *dr)
 			atomic_store_explicit(&dr->d->stats.data_free_bytes, (uint64_t)vs.f_bavail * vs.f_frsize,
 					      memory_order_relaxed);
 	}
-	if (!dr->stalled)
+	if (live && !dr->stalled)
 		check_owners(dr);
 	{
 		int rc = atel__seglog_tick(dr->log, now);
@@ -1377,8 +1502,10 @@ static void tick(struct atel_drain *dr)
 				  strerror(-rc));
 		dr->tick_err = rc;
 	}
-	update_stats(dr, now);
-	loss_tick(dr, now);
+	if (live) {
+		update_stats(dr, now);
+		loss_tick(dr, now);
+	}
 	refresh_info(dr);
 	if (dr->o.on_tick)
 		dr->o.on_tick(dr->o.tick_arg, now);
@@ -1398,7 +1525,7 @@ int atel__drain_run(struct atel_drain *dr, uint64_t shutdown_ns)
 		if (!stopping && atomic_load_explicit(&dr->d->stopping, memory_order_acquire)) {
 			stopping = true;
 			deadline = now + shutdown_ns;
-			for (uint32_t r = 0; r < dr->nrings; r++)
+			for (uint32_t r = 0; r < dr->nrings && !seg_check(dr); r++)
 				dr->rs[r].stop_head =
 					atomic_load_explicit(&atel__seg_desc(&dr->seg, r)->head, memory_order_acquire);
 			atel__log(dr->d, ATEL_LOG_INFO, "stopping: draining every ring");
@@ -1425,7 +1552,17 @@ int atel__drain_run(struct atel_drain *dr, uint64_t shutdown_ns)
 		} else {
 			busy = pass(dr, stopping);
 		}
-		if (stopping) {
+		if (stopping && atomic_load_explicit(&dr->truncated, memory_order_relaxed)) {
+			/* nothing left to drain: the segment is gone; what was drained is in the log */
+			if (dr->unflushed)
+				seg_flush(dr);
+			if (!dr->unflushed || now >= deadline) {
+				atel__log(dr->d, ATEL_LOG_INFO, "stopping: the segment was truncated, no ring drained "
+					  "(records drained before the truncation are in the log)");
+				rc = dr->unflushed ? dr->last_err : 0;
+				break;
+			}
+		} else if (stopping) {
 			if (!dr->stalled && drained_to_stop(dr)) {
 				/* the loss counters' final values go into the log too */
 				loss_tick(dr, atel__now_ns());
@@ -1494,8 +1631,14 @@ void atel__drain_request_reopen(struct atel_drain *dr)
 
 void atel__drain_heartbeat(struct atel_drain *dr)
 {
-	if (dr && dr->seg_open)
+	/* no heartbeat on a truncated segment: new agents must not take it for a live sidecar's */
+	if (dr && dr->seg_open && !atomic_load_explicit(&dr->truncated, memory_order_acquire))
 		atomic_store_explicit(&dr->seg.hdr->heartbeat_ns, atel__now_ns(), memory_order_relaxed);
+}
+
+bool atel__drain_truncated(const struct atel_drain *dr)
+{
+	return dr && atomic_load_explicit(&dr->truncated, memory_order_acquire);
 }
 
 const struct atel_segment *atel__drain_segment(const struct atel_drain *dr)
@@ -1520,6 +1663,10 @@ void atel__drain_close(struct atel_drain *dr)
 	if (dr->log)
 		atel__seglog_close(dr->log);
 	atel__decoder_free(dr->dec);
+	if (dr->seg_fd >= 0)
+		close(dr->seg_fd);
+	if (dr->seg_guarded)
+		atel__sigbus_unguard(dr->seg.base);
 	if (dr->seg_open)
 		atel__segment_detach(&dr->seg);
 	free(dr->rs);

@@ -77,6 +77,10 @@ void atel__drain_request_reopen(struct atel_drain *dr);
  * frees everything. NULL-safe. Call after atel__drain_run returned. */
 void atel__drain_close(struct atel_drain *dr);
 
+/* Has the segment been found truncated (issue 12.3)? Then the drain no longer
+ * reads it (nor should anyone else in ateld) and ateld runs degraded. Any thread. */
+bool atel__drain_truncated(const struct atel_drain *dr);
+
 /* The segment being drained (valid between open and close). */
 const struct atel_segment *atel__drain_segment(const struct atel_drain *dr);
 

@@ -105,6 +105,9 @@ static cJSON *status_stats(const struct atel_daemon_stats *s)
 	add_u64(o, "index_reopened", ld(&s->index_reopened));
 	add_u64(o, "segment_header_repairs", ld(&s->segment_header_repairs));
 	add_u64(o, "segment_header_ok", ld(&s->segment_header_ok));
+	add_u64(o, "segment_truncations", ld(&s->segment_truncations));
+	add_u64(o, "segment_truncated", ld(&s->segment_truncated));
+	add_u64(o, "records_lost_truncation", ld(&s->log.records_source_lost));
 	add_u64(o, "index_paused", ld(&s->index_paused));
 	add_u64(o, "index_pauses", ld(&s->index_pauses));
 	add_u64(o, "data_free_bytes", ld(&s->data_free_bytes));
@@ -179,6 +182,9 @@ static cJSON *status_exporters(const struct atel_daemon *d, const struct atel_st
 int atel__status_write(const struct atel_daemon *d, const struct atel_status *stt, const char *path, const char *tmp)
 {
 	const struct atel_segment *seg = stt->drain ? atel__drain_segment(stt->drain) : NULL;
+	/* a truncated segment (issue 12.3) is not read: its header and rings are gone */
+	const bool truncated = stt->drain && atel__drain_truncated(stt->drain);
+	const struct atel_segment *live = truncated ? NULL : seg;
 	cJSON *root = cJSON_CreateObject(), *o;
 	char io[16] = "", file[4096] = "", hex[32];
 	char *text = NULL;
@@ -191,28 +197,33 @@ int atel__status_write(const struct atel_daemon *d, const struct atel_status *st
 		atel__drain_log_info(stt->drain, io, sizeof(io), file, sizeof(file));
 	cJSON_AddNumberToObject(root, "pid", getpid());
 	cJSON_AddStringToObject(root, "version", ATEL_VERSION);
-	cJSON_AddStringToObject(root, "state", stt->state);
+	cJSON_AddStringToObject(root, "state",
+				truncated && !strcmp(stt->state, "running") ? "degraded" : stt->state);
 	if (stt->reason && *stt->reason)
 		cJSON_AddStringToObject(root, "reason", stt->reason);
+	else if (truncated)
+		cJSON_AddStringToObject(root, "reason", "the shared-memory segment was truncated by another process; "
+					"not draining: restart ateld to create a new segment");
 	add_u64(root, "start_ns", d->start_ns);
-	add_u64(root, "heartbeat_ns", seg ? atomic_load_explicit(&seg->hdr->heartbeat_ns, memory_order_relaxed)
+	add_u64(root, "heartbeat_ns", live ? atomic_load_explicit(&live->hdr->heartbeat_ns, memory_order_relaxed)
 					  : atel__now_ns());
 	add_u64(root, "written_ns", atel__now_ns());
 	o = cJSON_AddObjectToObject(root, "shm");
 	cJSON_AddStringToObject(o, "name", seg ? seg->name : d->cfg ? d->cfg->shm.name : "");
-	snprintf(hex, sizeof(hex), "%016" PRIx64, seg ? seg->hdr->instance_id : 0);
+	snprintf(hex, sizeof(hex), "%016" PRIx64, live ? live->hdr->instance_id : 0);
 	cJSON_AddStringToObject(o, "instance_id", hex);
 	cJSON_AddNumberToObject(o, "rings", seg ? seg->ring_count : 0);
 	cJSON_AddNumberToObject(o, "ring_capacity", seg ? seg->ring_capacity : 0);
 	cJSON_AddBoolToObject(o, "reattached", seg && seg->reattached);
-	if (seg) {
-		add_u64(o, "drops_no_ring", atomic_load_explicit(&seg->hdr->drops_no_ring, memory_order_relaxed));
-		add_u64(o, "claims_total", atomic_load_explicit(&seg->hdr->claims_total, memory_order_relaxed));
+	cJSON_AddBoolToObject(o, "truncated", truncated);
+	if (live) {
+		add_u64(o, "drops_no_ring", atomic_load_explicit(&live->hdr->drops_no_ring, memory_order_relaxed));
+		add_u64(o, "claims_total", atomic_load_explicit(&live->hdr->claims_total, memory_order_relaxed));
 	}
 	cJSON_AddStringToObject(root, "io_path", io);
 	cJSON_AddStringToObject(root, "current_segment", file);
 	cJSON_AddItemToObject(root, "stats", status_stats(&d->stats));
-	cJSON_AddItemToObject(root, "rings", seg ? status_rings(seg) : cJSON_CreateArray());
+	cJSON_AddItemToObject(root, "rings", live ? status_rings(live) : cJSON_CreateArray());
 	cJSON_AddItemToObject(root, "exporters", status_exporters(d, stt));
 	o = cJSON_AddObjectToObject(root, "indexer");
 	cJSON_AddBoolToObject(o, "enabled", d->cfg && d->cfg->index.enabled);

@@ -97,6 +97,15 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 			 "Times garbage in the shared-memory segment header was restored", (double)ld(&st->segment_header_repairs));
 		atel__prom_one(doc, "atel_segment_header_ok", "gauge",
 			 "1 while the shared-memory segment header checks out", (double)ld(&st->segment_header_ok));
+		atel__prom_one(doc, "atel_segment_truncations_total", "counter",
+			 "Times the shared-memory segment file was found truncated (ateld then stops reading it)",
+			 (double)ld(&st->segment_truncations));
+		atel__prom_one(doc, "atel_segment_truncated", "gauge",
+			 "1 while ateld runs degraded on a truncated shared-memory segment (restart it)",
+			 (double)ld(&st->segment_truncated));
+		atel__prom_one(doc, "atel_records_lost_truncation_total", "counter",
+			 "Records drained from shared-memory pages cut away by a truncation before they reached a frame: dropped",
+			 (double)ld(&st->log.records_source_lost));
 		atel__prom_one(doc, "atel_index_paused", "gauge",
 			 "1 while the indexer waits for disk space (index.reserve_bytes / reserve_percent)",
 			 (double)ld(&st->index_paused));

@@ -8,6 +8,12 @@
  * this view, never /metrics' data or the drain. Every parameter is parsed
  * and bounded by atel__webui_parse_params (fuzzed: tests/exporters/
  * fuzz_webui_params.c) and reaches SQL only as a bound value.
+ *
+ * With a compact index (index.mode, the default), or none, the raw rows the
+ * metric, series and trace pages ask for are not in telemetry.db: they are
+ * read from the segment log into a full index in memory (logshadow.h, the
+ * indexer's own writer), brought up to date before each query, and the
+ * same SQL answers from it. It belongs to the server thread like the rest.
  */
 #include <errno.h>
 #include <math.h>
@@ -19,6 +25,8 @@
 #include <sqlite3.h>
 
 #include "buf.h"
+#include "index.h"     /* atel__ix_mode_compact */
+#include "logshadow.h"
 #include "ring.h" /* atel__loss_cause_name */
 #include "util.h"
 #include "webui.h"
@@ -30,8 +38,13 @@ struct atel_webui {
 	struct atel_daemon *d;
 	char db_path[4096];
 	char status_path[4200];
+	char segments_dir[4096];
 	uint64_t deadline_ns;           /* of the running query (server thread only) */
+	struct atel_logshadow *shadow;  /* the log as a full index, while telemetry.db is compact */
 };
+
+/* Memory the in-memory index of the log may take (compact index.mode). */
+#define SHADOW_MAX_BYTES (512ull << 20)
 
 #define SEC_HEADERS                                                                                          \
 	"Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"     \
@@ -440,20 +453,61 @@ static bool rows_done(sqlite3 *db, int rc, struct atel_http_reply *rep)
 	return false;
 }
 
-/* @return the database, or NULL with an error reply made. */
+/* The log as a full index, synced to the log's current end within the
+ * query budget. @return its connection, or NULL with an error reply made. */
+static sqlite3 *shadow_db(struct atel_webui *w, struct atel_http_reply *rep)
+{
+	char err[512];
+	int rc;
+
+	if (!w->shadow && atel__logshadow_open(&w->shadow, w->segments_dir, SHADOW_MAX_BYTES, err, sizeof(err)) < 0) {
+		reply_error(rep, 503, err);
+		return NULL;
+	}
+	w->deadline_ns = atel__mono_ns() + QUERY_BUDGET_MS * 1000000ull;
+	rc = atel__logshadow_sync(w->shadow, 0, over_budget, &w->deadline_ns, err, sizeof(err));
+	if (rc == -EINTR) { /* what it read is kept: the next request goes on */
+		reply_error(rep, 503, "the web view is still reading the segment log (index.mode compact); retry");
+		return NULL;
+	}
+	if (rc < 0 && rc != -ENOENT) {
+		reply_error(rep, 503, err);
+		return NULL;
+	}
+	sqlite3 *db = atel__logshadow_db(w->shadow);
+	w->deadline_ns = atel__mono_ns() + QUERY_BUDGET_MS * 1000000ull;
+	sqlite3_progress_handler(db, 1000, over_budget, &w->deadline_ns);
+	return db;
+}
+
+/* @return the database, or NULL with an error reply made: telemetry.db when
+ * it is a full index, else the log as one (shadow_db). */
 static sqlite3 *db_open(struct atel_webui *w, struct atel_http_reply *rep)
 {
 	sqlite3 *db = NULL;
 
 	if (sqlite3_open_v2(w->db_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		sqlite3_close(db);
-		reply_error(rep, 503, "the SQLite index is not available (index.enabled false, or not created yet)");
-		return NULL;
+		return shadow_db(w, rep); /* index.enabled false, or not created yet */
 	}
 	sqlite3_busy_timeout(db, 500);
+	if (atel__ix_mode_compact(db) != 0) { /* compact (or unreadable): the log answers */
+		sqlite3_close(db);
+		return shadow_db(w, rep);
+	}
 	w->deadline_ns = atel__mono_ns() + QUERY_BUDGET_MS * 1000000ull;
 	sqlite3_progress_handler(db, 1000, over_budget, &w->deadline_ns);
 	return db;
+}
+
+/* Ends a request's use of db_open's connection (the shadow stays open). */
+static void db_close(struct atel_webui *w, sqlite3 *db)
+{
+	if (w->shadow && db == atel__logshadow_db(w->shadow)) {
+		sqlite3_progress_handler(db, 0, NULL, NULL);
+		return;
+	}
+	sqlite3_close(db);
 }
 
 static void range_of(const struct atel_webui_params *p, uint64_t def_span_ns, uint64_t *from, uint64_t *to)
@@ -570,7 +624,7 @@ static int ep_metrics(struct atel_webui *w, const struct atel_webui_params *p, s
 				     "WHERE name LIKE ?3 ESCAPE '\\' GROUP BY name ORDER BY name LIMIT ?2",
 			       -1, &st, NULL) != SQLITE_OK) {
 		reply_error(rep, 500, sqlite3_errmsg(db));
-		sqlite3_close(db);
+		db_close(w, db);
 		return 0;
 	}
 	if (one)
@@ -606,7 +660,7 @@ static int ep_metrics(struct atel_webui *w, const struct atel_webui_params *p, s
 	atel__buf_puts(b, "]}\n");
 	rows_done(db, rc, rep);
 	sqlite3_finalize(st);
-	sqlite3_close(db);
+	db_close(w, db);
 	return 0;
 }
 
@@ -774,7 +828,7 @@ static int ep_series(struct atel_webui *w, const struct atel_webui_params *p, st
 	atel__buf_puts(b, "]}\n");
 out:
 	sqlite3_finalize(st);
-	sqlite3_close(db);
+	db_close(w, db);
 	free(pts);
 	return rc;
 }
@@ -804,7 +858,7 @@ static int ep_traces(struct atel_webui *w, const struct atel_webui_params *p, st
 		return 0;
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		reply_error(rep, 500, sqlite3_errmsg(db));
-		sqlite3_close(db);
+		db_close(w, db);
 		return 0;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)from);
@@ -838,7 +892,7 @@ static int ep_traces(struct atel_webui *w, const struct atel_webui_params *p, st
 	atel__buf_puts(b, "]}\n");
 	rows_done(db, rc, rep);
 	sqlite3_finalize(st);
-	sqlite3_close(db);
+	db_close(w, db);
 	return 0;
 }
 
@@ -920,7 +974,7 @@ static int ep_trace(struct atel_webui *w, const struct atel_webui_params *p, str
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(ev);
-	sqlite3_close(db);
+	db_close(w, db);
 	return 0;
 }
 
@@ -1073,6 +1127,7 @@ struct atel_webui *atel__webui_new(struct atel_daemon *d)
 		return NULL;
 	w->d = d;
 	snprintf(w->db_path, sizeof(w->db_path), "%s", d->db_path);
+	snprintf(w->segments_dir, sizeof(w->segments_dir), "%s", d->segments_dir);
 	slash = strrchr(d->db_path, '/');
 	if (slash)
 		snprintf(w->status_path, sizeof(w->status_path), "%.*s/ateld.status.json", (int)(slash - d->db_path),
@@ -1084,5 +1139,7 @@ struct atel_webui *atel__webui_new(struct atel_daemon *d)
 
 void atel__webui_free(struct atel_webui *w)
 {
+	if (w)
+		atel__logshadow_close(w->shadow);
 	free(w);
 }

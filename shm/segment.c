@@ -291,6 +291,13 @@ int atel__segment_truncated(const struct atel_segment *seg)
 	return rc;
 }
 
+int atel__segment_open_ro(const struct atel_segment *seg)
+{
+	int fd = open_name(seg->name, O_RDONLY, 0);
+
+	return fd < 0 ? -errno : fd;
+}
+
 void atel__segment_detach(struct atel_segment *seg)
 {
 	if (!seg || !seg->base)

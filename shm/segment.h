@@ -75,6 +75,9 @@ int atel__segment_trusted(const struct atel_segment *seg, long trusted_uid, char
 /* Has the segment file shrunk below the mapping (someone truncated it)? @return 1, 0, or -errno. */
 int atel__segment_truncated(const struct atel_segment *seg);
 
+/* Opens the segment's name read-only (for fstat: has it shrunk?). @return an fd (O_CLOEXEC) or -errno. */
+int atel__segment_open_ro(const struct atel_segment *seg);
+
 /* Removes the name (shm_unlink or unlink). @return 0 or -errno. */
 int atel__segment_unlink(const char *name);
 

@@ -9,8 +9,8 @@
  * faulting page is replaced by a private zero page (writes there go
  * nowhere), the mapping is marked truncated and counted, and the faulting
  * instruction resumes. Each side then notices the mark (libatel: stops using
- * the segment and re-attaches; ateld: logs, counts and recreates the
- * segment). A SIGBUS anywhere else goes to the handler that was installed
+ * the segment and re-attaches; ateld: stops reading it, logs, counts and
+ * runs degraded until restarted, consumer/drain.c "truncated segment"). A SIGBUS anywhere else goes to the handler that was installed
  * before ours (or the default action), exactly as if we were not there.
  *
  * The handler is installed on the first registration. A program that installs

@@ -20,6 +20,7 @@
 #include "jsonint.h"
 #include "query.h"
 #include "segment.h"
+#include "sigbus.h"
 
 #define NS 1000000000ull
 
@@ -277,6 +278,8 @@ static void status_gather(struct cli *c, struct status_view *v)
 	}
 	char err[256];
 	v->attached = atel__segment_attach(&v->seg, c->shm, err, sizeof(err)) == 0;
+	if (v->attached) /* truncated under us while we read it (issue 12.3): zeros, not SIGBUS */
+		(void)atel__sigbus_guard(v->seg.base, v->seg.size);
 	int cpid = 0;
 	bool alive = false;
 
@@ -451,6 +454,10 @@ static void status_print_text(const struct cli *c, const struct status_view *v)
 			printf("http: connections evicted at the cap %s, refused for a remote address's share %s\n",
 			       atel_q_fmt_count((double)jnum(st, "http_conns_evicted"), hb[7], 32),
 			       atel_q_fmt_count((double)jnum(st, "http_conns_refused_remote"), hb[6], 32));
+			/* truncated shm segment (issue 12.3) */
+			printf("segment truncations %s%s\n",
+			       atel_q_fmt_count((double)jnum(st, "segment_truncations"), hb[5], 32),
+			       jnum(st, "segment_truncated") ? ": TRUNCATED, ateld is not draining (restart it)" : "");
 		}
 		const cJSON *ix = cJSON_GetObjectItem(v->sf, "indexer");
 		if (ix)
@@ -537,8 +544,10 @@ int cmd_status(struct cli *c, int argc, char **argv)
 	}
 	cJSON_Delete(v.root);
 	cJSON_Delete(v.sf);
-	if (v.attached)
+	if (v.attached) {
+		atel__sigbus_unguard(v.seg.base);
 		atel__segment_detach(&v.seg);
+	}
 	return v.up ? 0 : ATEL_EXIT_NO_DAEMON;
 }
 

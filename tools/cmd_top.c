@@ -7,7 +7,10 @@
  *
  * Sources, read-only: ateld's status file (rewritten every second: counters,
  * rings, exporters) and the SQLite index (samples per metric and per pid in
- * the window). With --once, or when stdout is not a terminal, it prints one
+ * the window). A compact index (index.mode, the default) or none keeps no
+ * raw samples: then the segment log is read into a full index in memory
+ * (logshadow.h), once and then only what was appended, and the same SQL
+ * counts the window from it. With --once, or when stdout is not a terminal, it prints one
  * snapshot (--json: as a document) and exits, for scripts.
  */
 #include <errno.h>
@@ -20,6 +23,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "index.h"     /* atel__ix_mode_compact */
+#include "logshadow.h"
 #include "query.h"
 
 static const char top_help[] =
@@ -116,17 +121,58 @@ static const char *comm_of(const cJSON *status, long pid)
 	return NULL;
 }
 
-static int take(struct cli *c, uint64_t window_ns, const char *filter, struct top_snap *s)
+/* The log as a full index while telemetry.db is compact (kept across refreshes). */
+static struct atel_logshadow *top_shadow;
+#define TOP_SHADOW_MAX_BYTES (512ull << 20)
+
+/* @return telemetry.db if it is a full index, else the log's shadow synced
+ * to the log's end (samples before since are skipped and dropped), or NULL. */
+static sqlite3 *top_db(struct cli *c, uint64_t since, bool *shadow)
 {
 	char err[512];
 	sqlite3 *db = NULL;
+
+	*shadow = false;
+	if (cli_db_open_ro(c, &db, err, sizeof(err)) == 0) {
+		if (atel__ix_mode_compact(db) == 0)
+			return db;
+		sqlite3_close(db);
+	}
+	if (!cli_have_segments(c->seg_dir))
+		return NULL;
+	if (!top_shadow && atel__logshadow_open(&top_shadow, c->seg_dir, TOP_SHADOW_MAX_BYTES, err, sizeof(err)) < 0)
+		return NULL;
+	if (atel__logshadow_sync(top_shadow, since, NULL, NULL, err, sizeof(err)) < 0) {
+		static bool said;
+		if (!said)
+			cli_err("top", "warning: reading the segment log: %s", err);
+		said = true;
+	}
+	db = atel__logshadow_db(top_shadow);
+	/* a window only moves forward: what fell out of it is never asked again */
+	{
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(db, "DELETE FROM telemetry_metrics WHERE ts_ns < ?1", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+			sqlite3_step(st);
+			sqlite3_finalize(st);
+		}
+	}
+	*shadow = true;
+	return db;
+}
+
+static int take(struct cli *c, uint64_t window_ns, const char *filter, struct top_snap *s)
+{
+	sqlite3 *db = NULL;
 	uint64_t now = atel__now_ns(), since = now > window_ns ? now - window_ns : 0;
+	bool shadow;
 
 	memset(s, 0, sizeof(*s));
 	s->taken_ns = now;
 	if (!(s->status = read_status(c->status_path)))
 		return -ENOENT;
-	if (cli_db_open_ro(c, &db, err, sizeof(err)) == 0) {
+	if ((db = top_db(c, since, &shadow))) {
 		rows_query(db,
 			   "SELECT name, COUNT(*), SUM(value) FROM telemetry_metrics WHERE ts_ns >= ?1 "
 			   "AND substr(name, 1, length(?2)) = ?2 GROUP BY name",
@@ -150,7 +196,8 @@ static int take(struct cli *c, uint64_t window_ns, const char *filter, struct to
 				memcpy(s->agents[i].name, nm, sizeof(nm));
 			}
 		}
-		sqlite3_close(db);
+		if (!shadow)
+			sqlite3_close(db);
 	}
 	return 0;
 }
@@ -368,6 +415,8 @@ int cmd_top(struct cli *c, int argc, char **argv)
 		else
 			render(c, &s, NULL, window_s, filter, 0);
 		snap_free(&s);
+		atel__logshadow_close(top_shadow);
+		top_shadow = NULL;
 		return 0;
 	}
 
@@ -434,5 +483,7 @@ int cmd_top(struct cli *c, int argc, char **argv)
 	if (tty_in)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 	snap_free(&prev);
+	atel__logshadow_close(top_shadow);
+	top_shadow = NULL;
 	return rc;
 }

@@ -90,6 +90,7 @@ struct atel_seglog {
 
 	/* the open frame: pieces in file order (runs in the caller's memory, CHUNKs and markers in own) */
 	struct iovec *pieces;
+	uint64_t open_records;     /* records appended (append, not markers) into the open frame */
 	size_t npieces;
 	union atel_slot *own;          /* CHUNK and marker slots of the open frame */
 	size_t nown;
@@ -363,6 +364,11 @@ static int close_frame(struct atel_seglog *l)
 		} while (r);
 		c = ob.pos;
 	}
+	if (l->o.source_lost && l->o.source_lost(l->o.source_arg)) {
+		/* issue 12.3: some piece may have read as zeros: drop the frame, keep the log true */
+		STAT(l, records_source_lost, l->open_records);
+		goto reset;
+	}
 	if (f->upd_cap < l->nsupd) {
 		struct upd *nu = realloc(f->upd, l->nsupd * sizeof(*nu));
 		if (!nu)
@@ -380,6 +386,8 @@ static int close_frame(struct atel_seglog *l)
 	f->err = 0;
 	l->q[(l->qhead + l->qlen) % NBUF] = f;
 	l->qlen++;
+reset:
+	l->open_records = 0;
 	for (uint32_t i = 0; i < l->nsupd; i++)
 		l->upd_idx[l->supd[i].ring] = -1;
 	l->nsupd = 0;
@@ -528,6 +536,7 @@ int atel__seglog_append(struct atel_seglog *l, uint32_t ring, uint32_t generatio
 		if (s->h.type == ATEL_REC_BEGIN || s->h.type == ATEL_REC_STRDEF || s->h.type == ATEL_REC_SERIESDEF ||
 		    s->h.type == ATEL_REC_BOUNDS)
 			track_def(l, ring, a, na, b, i, n);
+		l->open_records++;
 		i += n;
 	}
 	copy_block(l, ring, gen, first_pos, a, na, b, blk, total);

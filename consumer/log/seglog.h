@@ -37,6 +37,7 @@ struct atel_log_counters {
 	_Atomic uint64_t segments_created;
 	_Atomic uint64_t segments_deleted;
 	_Atomic uint64_t write_errors;          /* failed writes (disk full ...), retried */
+	_Atomic uint64_t records_source_lost;   /* records of frames dropped: source_lost() said their memory was cut */
 	_Atomic uint32_t io_uring_active;       /* 1: the asynchronous back end, 0: pwritev */
 	_Atomic uint64_t log_end_seq;           /* file_seq of the newest segment */
 };
@@ -70,6 +71,13 @@ struct atel_seglog_opts {
 	 * its WAL, the status file) exceed this, the oldest finished file is
 	 * deleted (checked every second; counted in segments_deleted). 0 = no limit. */
 	uint64_t max_bytes;
+	/* issue 12.3: called after a frame's content was read (compressed), before
+	 * it is queued; true = the memory the runs were appended from may have read
+	 * as zeros (the shm segment was truncated: a SIGBUS was absorbed): the
+	 * frame is dropped, not written, and its records are counted in
+	 * stats->records_source_lost. NULL: never. */
+	bool (*source_lost)(void *arg);
+	void *source_arg;
 };
 
 struct atel_seglog;

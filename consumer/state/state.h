@@ -55,6 +55,9 @@ struct atel_daemon_stats {
 	_Atomic uint64_t index_reopened;        /* telemetry.db found deleted or replaced, reopened and rebuilt */
 	_Atomic uint64_t segment_header_repairs; /* garbage in the shm segment header restored */
 	_Atomic uint64_t segment_header_ok;     /* gauge: 1 while the shm header checks out */
+	/* truncated shm segment (issue 12.3): ateld stops reading it and runs degraded */
+	_Atomic uint64_t segment_truncations;   /* times the segment file was found shrunk below the mapping */
+	_Atomic uint64_t segment_truncated;     /* gauge: 1 while ateld runs degraded on a truncated segment */
 	_Atomic uint64_t index_paused;          /* gauge: 1 while the indexer waits for disk space (index.reserve_*) */
 	_Atomic uint64_t index_pauses;          /* times the indexer paused for disk space */
 	_Atomic uint64_t data_free_bytes;       /* gauge: free bytes of data_dir's file system at the last check */

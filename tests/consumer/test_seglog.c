@@ -831,6 +831,72 @@ static void test_retention_and_age_rotation(void **state)
 	atel_synth_free(&s);
 }
 
+/* issue 12.3: a frame whose source memory source_lost() reports cut (a truncated shm
+ * segment, SIGBUS absorbed, pages read as zeros) is dropped, counted, never written. */
+static bool g_lost;
+static bool lost_cb(void *arg)
+{
+	(void)arg;
+	return g_lost;
+}
+
+static void test_source_lost(void **state)
+{
+	struct env *e = *state;
+	struct atel_synth s;
+	struct atel_seglog *l;
+	struct atel_seglog_opts o = { 0 };
+	struct atel_log_counters st;
+	struct atel_log_reader *r;
+	struct atel_log_reader_opts ro = { .segments_dir = e->seg };
+	struct atel_log_read_stats rs;
+	struct atel_event ev;
+	struct atel_log_pos pos;
+	char err[256] = "";
+	uint64_t first = 0, rest = 0, n = 0;
+	int rc;
+
+	memset(&st, 0, sizeof(st));
+	atel_synth_init(&s, 1, 5, 77, 78, T0);
+	s.base_pos = 500;
+	atel_synth_begin(&s, "x");
+	atel_synth_agent_workload(&s, 1, 60, 0);
+	o.segments_dir = e->seg;
+	o.ring_count = 2;
+	o.shm_instance = INSTANCE;
+	o.async_io = &atel__seglog_uring;
+	o.stats = &st;
+	o.source_lost = lost_cb;
+	g_lost = false;
+	if (atel__seglog_open(&l, &o, err, sizeof(err)) != 0)
+		fail_msg("open: %s", err);
+	for (size_t i = 0; i < 10; i += 1u + s.slots[i].h.cont)
+		first++;
+	for (size_t i = 10; i < s.n; i += 1u + s.slots[i].h.cont)
+		rest++;
+	assert_int_equal(s.slots[10 - 1].h.cont, 0); /* 10 slots end on a record boundary */
+	assert_int_equal(atel__seglog_append(l, 1, 5, 500, s.slots, 10, NULL, 0), 0);
+	assert_int_equal(atel__seglog_flush(l), 0);
+	assert_int_equal(atel__seglog_append(l, 1, 5, 510, s.slots + 10, s.n - 10, NULL, 0), 0);
+	g_lost = true; /* the segment was cut before this frame was compressed */
+	assert_int_equal(atel__seglog_flush(l), 0);
+	assert_int_equal(atel__seglog_written_pos(l, 1), 510); /* never claimed as written */
+	assert_int_equal(atomic_load(&st.records_source_lost), rest);
+	assert_int_equal(atel__seglog_close(l), 0);
+
+	assert_int_equal(atel__log_open(&r, &ro), 0);
+	while ((rc = atel__log_next(r, &ev, &pos)) == 1)
+		n++;
+	assert_int_equal(rc, 0);
+	atel__log_stats(r, &rs);
+	assert_int_equal(rs.invalid_records, 0);
+	assert_int_equal(rs.corrupt_frames, 0);
+	assert_true(n <= first);
+	assert_true(n > 0);
+	atel__log_close(r);
+	atel_synth_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -838,6 +904,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roundtrip_pwritev, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_positions_and_markers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_source_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_injection_uring, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_injection_pwritev, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_env, setup, teardown),

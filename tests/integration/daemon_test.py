@@ -480,6 +480,9 @@ def t_config():
         check("configuration OK" in r.stdout, r.stdout)
         for secret in ("SECRET-TOKEN", "PROM-SECRET", "pw@"):
             check(secret not in r.stdout, "--check-config printed a secret (%s)" % secret)
+        eff = json.loads(r.stdout.split("\n", 1)[1])
+        check(eff["opentelemetry"]["headers"] == {"Authorization": "(set, not shown)"},
+              "--check-config shows header names, not a count: %r" % eff["opentelemetry"]["headers"])
         r = run_ateld(["--check-config", os.path.join(d, "missing.json")])
         check(r.returncode == 1 and "missing.json: cannot open: No such file or directory" in r.stderr, r.stderr)
         r = run_ateld(["--check-config", good], env={"ATEL_PROMETHEUS_PORT": "abc"})

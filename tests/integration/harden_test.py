@@ -335,7 +335,7 @@ def t_index_reopen():
     log (index_reopened); the new file holds the rows again."""
     port = free_port()
     c = prom_cfg(port)
-    c["index"] = {"enabled": True}
+    c["index"] = {"enabled": True, "mode": "full"}  # counts raw rows
     e = Env("ixreopen", c)
     try:
         e.start()
@@ -475,7 +475,7 @@ def t_disk_reserve():
         raise Skip("cannot mount a tmpfs: %s" % r.stderr.strip())
     port = free_port()
     c = prom_cfg(port)
-    c["index"] = {"enabled": True, "reserve_bytes": 16 << 20}
+    c["index"] = {"enabled": True, "mode": "full", "reserve_bytes": 16 << 20}  # counts raw rows
     e = Env("reserve", c)
     data = os.path.join(mnt, "data")
     e.data = data
@@ -522,6 +522,95 @@ def t_disk_reserve():
         os.rmdir(mnt)
 
 
+# ---------------------------------------------------------------------------
+# issue 12.3: a third process truncates the shared segment
+
+def t_truncate():
+    """Producers write; a third process ftruncate()s the segment file to two pages.
+    ateld stays alive, stops reading the segment, logs it, counts it
+    (segment_truncations in the status file, `atel status`, /metrics), runs
+    degraded (state "degraded", shm.truncated), keeps every record it drained
+    (the log after a clean stop holds exactly the first producer's 3000 records
+    and, for the agent, no more than it published), and the libatel agent that
+    was writing survives (exit 0, no signal)."""
+    port = free_port()
+    e = Env("truncate", prom_cfg(port))
+    try:
+        e.start()
+        res = Env.result(e.produce(1, 1, 3000, "--block"), timeout=120)
+        check(res["threads"][0]["written"] == 3000, "producer wrote %s" % res)
+        e.wait_for("3000 records drained", lambda: (stat_of(e, "records_drained") or 0) >= 3000, timeout=120)
+        ag = subprocess.Popen([dt.TAGENT, "--shm", e.shm, "--id", "2", "--threads", "2", "--iters", "20000",
+                               "--pace-us", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        e.procs.append(ag)
+        e.wait_for("the agent's records drained", lambda: (stat_of(e, "records_drained") or 0) >= 3500, timeout=120)
+        check(ag.poll() is None, "the agent finished before the truncation; raise --iters")
+        size = os.path.getsize(e.shm)
+        os.truncate(e.shm, 8192)  # the third process: header page and part of the ring directory stay
+        e.wait_for("truncation counted", lambda: stat_of(e, "segment_truncations") == 1, timeout=120)
+        check(e.daemon.poll() is None, "ateld died (exit %s); log:\n%s" % (e.daemon.poll(), e.log_text()))
+        st = e.wait_for("status degraded", lambda: (e.status() or {}).get("state") == "degraded" and e.status(),
+                        timeout=60)
+        check(st["shm"].get("truncated") is True, "shm.truncated %s" % st["shm"].get("truncated"))
+        check(st["stats"].get("segment_truncated") == 1, "segment_truncated %s" % st["stats"].get("segment_truncated"))
+        check("was truncated by another process (file now 8192 bytes, the mapping is %d" % size in open(e.daemon_log).read(),
+              "no precise log line for the truncation:\n%s" % e.log_text()[-2000:])
+        visible(e, port, "segment_truncations", "atel_segment_truncations_total", "segment truncations 1", 1)
+        code, body = http_get(port)
+        check(metric(body, "atel_segment_truncated") == 1, "/metrics atel_segment_truncated %s" %
+              metric(body, "atel_segment_truncated"))
+        out, err = ag.communicate(timeout=600)
+        check(ag.returncode == 0, "libatel agent after the truncation: exit %d (signal if < 0): %s" %
+              (ag.returncode, err[-1000:]))
+        r = json.loads(out)
+        check(e.daemon.poll() is None, "ateld died after the agent finished")
+        rc = e.stop()
+        check(rc == 0, "ateld exit %d after SIGTERM; log:\n%s" % (rc, e.log_text()[-3000:]))
+        log = e.logcheck()
+        got = log["series"].get("1:0", {}).get("count")
+        check(got == 3000, "log has %s records of the first producer, it wrote 3000" % got)
+        a = log["pids"].get(str(r["pid"]), {})
+        check(0 < a.get("data", 0) <= r["records"], "log has %s data records of the agent, it published %d" %
+              (a.get("data"), r["records"]))
+        total = sum(v.get("data", 0) for v in log["pids"].values())
+        rp = subprocess.run([dt.ATEL_CLI, "replay", os.path.join(e.data, "segments"), "--json"],
+                            capture_output=True, text=True, timeout=300)
+        check(rp.returncode == 0, "atel replay exit %d: %s %s" % (rp.returncode, rp.stderr[-500:], rp.stdout[:600]))
+        rj = json.loads(rp.stdout)
+        check(rj.get("corrupt_frames") == 0 and rj.get("invalid_records") == 0, "replay: %s" %
+              {k: rj.get(k) for k in ("corrupt_frames", "invalid_records", "corrupt")})
+        # every record ateld drained (its final records_drained, status file at stop) is in the
+        # log exactly: each record type replay counts, continuation slots ("chunk") aside
+        # (records drained from pages cut away before they were compressed into a frame cannot be
+        # read any more: they are dropped and counted in records_lost_truncation, never logged as zeros)
+        drained = stat_of(e, "records_drained")
+        lost = stat_of(e, "records_lost_truncation")
+        inlog = sum(v for k, v in rj["by_type"].items() if k != "chunk")
+        check(inlog == drained - lost, "the log holds %d records, ateld drained %d, lost %d: %s" %
+              (inlog, drained, lost, rj["by_type"]))
+        check(rj["by_type"].get("type_0") is None, "zeros logged: %s" % rj["by_type"])
+        # the documented way out: a restart creates a new segment, and agents attach to it
+        e.start()
+        st2 = e.status()
+        check(st2["shm"].get("truncated") is False and os.path.getsize(e.shm) == size,
+              "after a restart: shm %s, file %d bytes" % (st2["shm"], os.path.getsize(e.shm)))
+        p = subprocess.Popen([dt.TAGENT, "--shm", e.shm, "--id", "3", "--threads", "1", "--iters", "50"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out3, err3 = p.communicate(timeout=300)
+        check(p.returncode == 0, "agent after the restart: exit %d: %s" % (p.returncode, err3[-500:]))
+        r3 = json.loads(out3)
+        check(r3["records"] > 0 and r3["drops_no_sidecar"] == 0, "agent after the restart: %s" % r3)
+        check(e.stop() == 0, "ateld exit status after the restart")
+        log2 = e.logcheck()
+        c3 = log2["pids"].get(str(r3["pid"]), {})
+        check(c3.get("data") == r3["records"], "log has %s of the new agent's %d records" % (c3, r3["records"]))
+        print("truncate: ateld degraded and alive, drained %d, lost at the cut %d, log holds %d data records "
+              "(%d of 3000 + %d of the agent's %d published)" % (drained, lost, total, got, a.get("data", 0),
+                                                                 r["records"]))
+    finally:
+        e.close()
+
+
 TESTS = {
     "file_mode": t_file_mode,
     "disk_reserve": t_disk_reserve,
@@ -531,6 +620,7 @@ TESTS = {
     "tail_cut": t_tail_cut,
     "segment_header": t_segment_header,
     "index_reopen": t_index_reopen,
+    "truncate": t_truncate,
 }
 
 

@@ -11,10 +11,13 @@
         `--format otlp-json`: parsed strictly into ExportTraceServiceRequest
         compiled from third_party/opentelemetry-proto (unknown fields refused),
         with the spans and parent links the index holds.
-    test_web_cli.py top TAGENT ATEL
+    test_web_cli.py top TAGENT ATEL [compact|full]
         `atel top --once --json` and the text snapshot count the workload;
         then the live view in tmux (if installed): it draws, 's' switches the
         sort, 'q' quits.
+The index mode (last argument) is compact by default, as in the default
+config: top's tables then come from the segment log, and the index on disk
+is checked to hold no raw rows.
 Exit 0 pass, 1 fail, 77 skip (protoc/python3-protobuf or tmux missing, where needed).
 """
 import json
@@ -159,15 +162,17 @@ def top(w):
 
 def main():
     if len(sys.argv) < 4 or sys.argv[1] not in ("trace_formats", "top"):
-        print("usage: test_web_cli.py trace_formats|top TAGENT ATEL", file=sys.stderr)
+        print("usage: test_web_cli.py trace_formats|top TAGENT ATEL [compact|full]", file=sys.stderr)
         return 1
-    w = test_webui.World(sys.argv[2], sys.argv[3])
+    mode = sys.argv[4] if len(sys.argv) > 4 else "compact"  # the default config's index.mode
+    w = test_webui.World(sys.argv[2], sys.argv[3], mode)
     rc = 1
     try:
         w.start()
         w.workload()
         rc = trace_formats(w) if sys.argv[1] == "trace_formats" else top(w)
-        print("%s: ok" % sys.argv[1])
+        w.check_index_mode()  # compact: no raw rows on disk, so top counted from the log
+        print("%s (index.mode %s): ok" % (sys.argv[1], mode))
     except Fail as e:
         print("FAIL: %s" % e, file=sys.stderr)
     finally:
