@@ -24,6 +24,7 @@
 #include "index.h"
 #include "qsource.h"
 #include "query.h"
+#include "plot.h"
 #include "ring.h"
 
 #define NS 1000000000ull
@@ -293,12 +294,17 @@ static const char query_help[] =
 	"                                     20), buckets, function results, anomalies (default all);\n"
 	"                                     a cut output ends with \"... N more\"; 0: all\n"
 	"  --json                             machine-readable output\n"
+	"  --plot [--width N] [--ascii]       with --agg/--interval: a chart, one row per series\n"
+	"                                     (width: --width, else $COLUMNS, else 80; ASCII when\n"
+	"                                     the locale is not UTF-8 or with --ascii)\n"
 	"Values: counter increments (rate/--rate use the running sum), gauge values, histogram\n"
 	"observations. Exit: 0 ok, 1 usage, 2 no data source / unreadable data.\n";
 
 struct qargs {
 	const char *metric, *labels, *agg, *interval, *by, *source, *ma, *anom, *window, *rate, *limit;
 	struct cli_range range;
+	const char *width; /* --plot --width N (issue 17) */
+	bool plot, ascii;
 };
 
 static int parse_qargs(const char *verb, int argc, char **argv, struct qargs *a, const char *help)
@@ -334,7 +340,12 @@ static int parse_qargs(const char *verb, int argc, char **argv, struct qargs *a,
 		OPT("--since", range.since)
 		OPT("--start", range.start)
 		OPT("--end", range.end)
+		OPT("--width", width)
 #undef OPT
+		if (strcmp(argv[i], "--plot") == 0 || strcmp(argv[i], "--ascii") == 0) { /* issue 17 */
+			*(argv[i][2] == 'p' ? &a->plot : &a->ascii) = true;
+			continue;
+		}
 		if (argv[i][0] == '-' && argv[i][1]) {
 			cli_err(verb, "unknown option %s (see atel %s --help)", argv[i], verb);
 			return ATEL_EXIT_USAGE;
@@ -587,6 +598,42 @@ static void query_points(const struct query_plan *p, const struct atel_qresult *
 	}
 }
 
+/* ---- --plot (issue 17): the series query_groups computed, drawn by tools/plot.c ---- */
+static struct {
+	bool on;
+	struct atel_plot_opts opts;
+	struct atel_plot_series *s;
+	size_t n;
+} plot_acc;
+
+static void plot_add(const char *label, const struct atel_qpoint *pts, size_t n)
+{
+	size_t from = row_limit && n > row_limit ? n - row_limit : 0; /* the rows a table would show */
+	struct atel_plot_series *ns = realloc(plot_acc.s, (plot_acc.n + 1) * sizeof(*ns));
+	struct atel_qpoint *cp = malloc((n - from + 1) * sizeof(*cp));
+	char *lc = strdup(label ? label : "");
+	if (!ns || !cp || !lc) {
+		if (ns)
+			plot_acc.s = ns;
+		free(cp);
+		free(lc);
+		return;
+	}
+	memcpy(cp, pts + from, (n - from) * sizeof(*cp));
+	plot_acc.s = ns;
+	ns[plot_acc.n++] = (struct atel_plot_series){ lc, cp, n - from };
+}
+
+static void plot_free(void)
+{
+	for (size_t i = 0; i < plot_acc.n; i++) {
+		free((char *)plot_acc.s[i].label);
+		free((struct atel_qpoint *)plot_acc.s[i].pts);
+	}
+	free(plot_acc.s);
+	memset(&plot_acc, 0, sizeof(plot_acc));
+}
+
 /* With --agg (and --by): one aggregated series per group. @return 0 or ATEL_EXIT_DATA. */
 static int query_groups(const struct query_plan *p, const struct atel_qresult *res, const char *unit,
 			cJSON *jseries, struct table *t)
@@ -657,6 +704,10 @@ static int query_groups(const struct query_plan *p, const struct atel_qresult *r
 			cJSON_AddItemToArray(pts, pt);
 			print_point_row(t, out[k].ts_ns, lt ? lt : "", out[k].v, vunit);
 		}
+		if (plot_acc.on) { /* --plot (issue 17) */
+			plot_acc.opts.unit = vunit;
+			plot_add(lt, out, nout);
+		}
 		cJSON_AddItemToArray(jseries, js);
 		free(lt);
 		free(all);
@@ -681,7 +732,12 @@ static void query_print(const struct cli *c, const struct qargs *a, const struct
 			       a->range.since ? a->range.since : "the range", used);
 	} else {
 		cJSON_Delete(root);
-		table_print(t, stdout, c);
+		if (plot_acc.on) { /* --plot (issue 17) */
+			if (atel_plot_write(stdout, plot_acc.s, plot_acc.n, &plot_acc.opts) < 0)
+				cli_err("query", "--plot: out of memory");
+		} else {
+			table_print(t, stdout, c);
+		}
 		if (rows_omitted)
 			printf("... %zu more row(s) (the last %zu per series shown; --limit 0 shows all)\n", rows_omitted,
 			       row_limit);
@@ -712,6 +768,27 @@ int cmd_query(struct cli *c, int argc, char **argv)
 	    (rc = load_named(c, "query", a.source, &sel, a.range.start_ns, a.range.end_ns, &res, &used)) != 0)
 		goto out;
 
+	if (a.plot || a.width || a.ascii) { /* --plot (issue 17) */
+		size_t w = 80;
+		const char *cols = getenv("COLUMNS");
+		if (!a.plot || p.agg == ATEL_QAGG_NONE || p.nfn) {
+			cli_err("query", "--plot goes with --agg or --interval (--width and --ascii with --plot)");
+			rc = ATEL_EXIT_USAGE;
+			goto out;
+		}
+		if (a.width && (!parse_count(a.width, &w) || w < 20 || w > 1000)) {
+			cli_err("query", "--width: expected a number of columns from 20 to 1000, got \"%s\"", a.width);
+			rc = ATEL_EXIT_USAGE;
+			goto out;
+		}
+		if (!a.width && !(cols && parse_count(cols, &w) && w >= 20 && w <= 1000))
+			w = 80; /* no usable $COLUMNS */
+		plot_acc.on = true;
+		plot_acc.opts.width = (int)w;
+		plot_acc.opts.step_ns = p.interval;
+		plot_acc.opts.ascii = a.ascii ||
+			!atel_plot_utf8_locale(getenv("LC_ALL"), getenv("LC_CTYPE"), getenv("LANG"));
+	}
 	unit = metric_unit(sel.metric);
 	root = cJSON_CreateObject();
 	jseries = cJSON_CreateArray();
@@ -742,6 +819,7 @@ int cmd_query(struct cli *c, int argc, char **argv)
 	else
 		cJSON_Delete(root);
 out:
+	plot_free();
 	table_free(t);
 	atel_qresult_free(&res);
 	atel_q_selector_free(&sel);
