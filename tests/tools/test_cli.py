@@ -328,6 +328,48 @@ def body(tmp):
         y = json.loads(run("--data-dir", bulk, "query", *args, "--source", "db")[1])
         check(x["series"] == y["series"], "bulk %s: index == segments" % agg)
 
+    # ---- query --plot (issue 17): the chart's ranges and legend are the --json numbers ----------------
+    import time as _time
+    pargs = ["agent_execution_total", *brng, "--agg", "sum", "--interval", "1s"]
+    js = json.loads(run("--data-dir", bulk, "query", *pargs, "--json")[1])
+    pts = js["series"][0]["points"] if len(js["series"]) == 1 else []
+    check(len(pts) > 100, "plot workload: one series of >100 1s buckets (%d)" % len(pts))
+
+    def iso(ns):
+        return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(ns // 10**9))
+    if pts:
+        vals = [p["value"] for p in pts]
+        utf = {"LANG": "C.UTF-8", "LC_ALL": "", "LC_CTYPE": ""}
+        rc, out, err = run("--data-dir", bulk, "query", *pargs, "--plot", "--width", "60", env_extra=utf)
+        lines = out.splitlines()
+        check(rc == 0 and lines[0] == "max %g" % max(vals) and lines[2] == "min %g" % min(vals),
+              "plot y range %r" % lines[:3])
+        row = lines[1] if len(lines) > 1 else ""
+        check(row.startswith(" 1 \u2502") and len(row) == 60 and set(row[4:]) <= set("\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588 "),
+              "plot row: 56 block columns (buckets averaged) %r" % row)
+        # wide enough for one column per 1s bucket: the row is exactly the JSON values on 8 levels
+        lo, hi, t0 = min(vals), max(vals), pts[0]["ts_ns"]
+        want = [" "] * ((pts[-1]["ts_ns"] - t0) // 10**9 + 1)
+        for p in pts:
+            want[(p["ts_ns"] - t0) // 10**9] = chr(0x2581 + min(7, int((p["value"] - lo) / (hi - lo) * 7 + 0.5)))
+        rc, wout, err = run("--data-dir", bulk, "query", *pargs, "--plot", "--width", "1000", env_extra=utf)
+        wl = wout.splitlines()
+        check(rc == 0 and len(wl) > 3 and wl[1] == " 1 \u2502" + "".join(want).rstrip()
+              and wl[3].endswith("(%d columns)" % len(want)), "plot wide row == JSON values %r" % wl[1:4])
+        check(len(lines) > 3 and lines[3] == "   \u2514 %s .. %s (56 columns)" % (iso(pts[0]["ts_ns"]), iso(pts[-1]["ts_ns"])),
+              "plot x range %r" % lines[3:4])
+        check(len(lines) > 4 and lines[4] == " 1 {}  min %g  max %g  last %g" % (min(vals), max(vals), vals[-1]),
+              "plot legend %r" % lines[4:5])
+        # ASCII: with --ascii, and when the locale is not UTF-8 (LANG=C); $COLUMNS gives the width
+        for extra, env in ((["--ascii", "--width", "60"], utf), ([], {"LANG": "C", "LC_ALL": "", "LC_CTYPE": "", "COLUMNS": "60"})):
+            rc, aout, err = run("--data-dir", bulk, "query", *pargs, "--plot", *extra, env_extra=env)
+            al = aout.splitlines()
+            check(rc == 0 and aout.isascii() and len(al) > 4 and al[1].startswith(" 1 |") and len(al[1]) == 60
+                  and al[0] == lines[0] and al[2:3] == lines[2:3] and al[4] == lines[4],
+                  "plot ascii %s: %r" % (extra or env["LANG"], al[:5]))
+        rc, out, err = run("--data-dir", bulk, "query", "agent_execution_total", *brng, "--plot")
+        check(rc == 1 and "--plot goes with --agg or --interval" in err, "--plot without --agg: %r" % err)
+
     # ---- reindex shows progress on a terminal ------------------------------------------------------
     import pty
     master, slave = pty.openpty()
