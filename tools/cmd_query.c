@@ -848,6 +848,10 @@ int cmd_stats(struct cli *c, int argc, char **argv)
 		cli_err("stats", "--agg/--interval/--moving-average/--anomalies/--rate/--window/--limit belong to query");
 		return ATEL_EXIT_USAGE;
 	}
+	if (a.plot || a.width || a.ascii) { /* issue 17 */
+		cli_err("stats", "--plot/--width/--ascii belong to query");
+		return ATEL_EXIT_USAGE;
+	}
 	char *bybuf = a.by ? strdup(a.by) : NULL;
 	char *by[ATEL_LABELS_MAX];
 	size_t nby = bybuf ? split_csv(bybuf, by, ATEL_LABELS_MAX) : 0;
