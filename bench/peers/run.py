@@ -76,6 +76,7 @@ class Ateld:
     def __init__(self, build, tmp, default_config=False):
         """default_config: what a user gets (index, /metrics, JSON exports, the
         default ring geometry); else large rings and nothing but the log."""
+        os.makedirs(tmp, exist_ok=True)
         self.data = os.path.join(tmp, "data")
         self.seg = os.path.join(tmp, "seg")
         cfg = {"data_dir": self.data, "log_level": "warn",
