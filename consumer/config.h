@@ -96,6 +96,13 @@ struct atel_config {
 		uint32_t timeout_ms;         /* 10000 */
 		uint32_t backoff_max_ms;     /* 30000 */
 	} remote_write;
+
+	struct {                     /* the OTLP/HTTP receiver (exporters/otlp_receiver.h; issue 19) */
+		bool enabled;                /* false */
+		char *bind;                  /* "127.0.0.1" */
+		uint32_t port;               /* 4318 (OTLP/HTTP's) */
+		uint32_t max_body_bytes;     /* 4 MiB: request bodies, as sent and inflated (413 beyond) */
+	} otlp_receiver;
 };
 
 /* Fills cfg with the embedded defaults. */
