@@ -338,6 +338,29 @@ def main():
             check(spans and len(spans) == 4, "after stop: trace %s has %s" % (tid, spans and len(spans)))
         print("hostile requests answered 400/413/415/404, partial success exact, ateld kept running; "
               "the log holds every accepted span after SIGTERM")
+
+        # 4. a 200 is a promise: kill -9 of ateld right after it loses nothing (the ring
+        # stays in the segment; the next ateld re-attaches and drains it)
+        w.start()
+        now = time.time_ns()
+        tid9 = "9" * 32
+        body = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [
+            {"traceId": tid9, "spanId": "%016x" % (i + 1), "name": "k9-%d" % i, "kind": 1,
+             "parentSpanId": "" if i == 0 else "%016x" % 1,
+             "startTimeUnixNano": str(now), "endTimeUnixNano": str(now + 1000 + i)} for i in range(50)]}]}]}).encode()
+        st, h, b = post(w.port, "/v1/traces", body, "application/json")
+        check(st == 200 and json.loads(b) == {}, "before kill -9: %d %r" % (st, b))
+        w.daemon.kill()
+        w.daemon.wait()
+        w.start()
+        spans = wait_for("the 50 spans accepted before kill -9",
+                         lambda: (lambda s: s if s and len(s) == 50 else None)(w.trace(tid9)),
+                         timeout=60, procs=[("ateld", w.daemon)])
+        check(sorted(x["name"] for x in spans) == sorted("k9-%d" % i for i in range(50)), "names after kill -9")
+        st, h, b = post(w.port, "/v1/traces", body, "application/json")
+        check(st == 200, "the restarted receiver accepts: %d" % st)
+        w.stop()
+        print("kill -9 right after a 200: all 50 spans in the log after the restart")
         return 0
     finally:
         w.close()
