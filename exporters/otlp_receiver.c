@@ -1127,6 +1127,11 @@ static void on_post(void *arg, const struct atel_http_request *r, const char *bo
 		answer_error(rx, rep, sig, fmt, 503, "ateld is stopping");
 		return;
 	}
+	if (rx->o.d && atomic_load_explicit(&rx->o.d->stats.segment_truncated, memory_order_relaxed)) {
+		/* the drain no longer reads the segment (README "Security"): nothing written now would be logged */
+		answer_error(rx, rep, sig, fmt, 503, "the shared-memory segment was truncated; restart ateld");
+		return;
+	}
 	rc = atel__otlpd_decode(&req, traces, (enum atel_otlpd_format)fmt, body ? body : "", len, err, sizeof(err));
 	if (rc) {
 		atel__otlpd_free(&req);
