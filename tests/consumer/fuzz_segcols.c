@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t out[1u << 20], again[1u << 20];
-	static uint8_t enc[(1u << 20) + (1u << 20) / 512 + 256];
+	static uint8_t enc[(1u << 20) + 2 * ((1u << 20) / 512) + 256];
 	const char *why = NULL;
 	int64_t n = atel__cols_decode(data, size, out, sizeof(out), &why);
 	if (n == -EBADMSG || n == -ENOSPC) {
