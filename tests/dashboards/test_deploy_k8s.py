@@ -200,7 +200,9 @@ def check_ateld_container(p, where, doc, spec, c, configmaps, vols):
     lp = (c.get("livenessProbe") or {}).get("httpGet") or {}
     if lp.get("path") != ATELD_HEALTH:
         p.append("%s: livenessProbe should be %s (it answers while ateld's HTTP thread runs)" % (where, ATELD_HEALTH))
-    # the data dir on a volume
+    # the data dir on a volume; a writable /tmp under a read-only root (SQLite's temporary files)
+    if (c.get("securityContext") or {}).get("readOnlyRootFilesystem") and "/tmp" not in mounts:
+        p.append("%s: read-only root file system without a volume at /tmp (SQLite's temporary files)" % where)
     if eff["data_dir"] not in mounts:
         p.append("%s: data_dir %s is not a mounted volume" % (where, eff["data_dir"]))
     # the segment
@@ -803,6 +805,9 @@ def main():
          r"prometheus.bind 127.0.0.1"),
         ("no stable remote-write instance", side, broken(side, "- name: ATEL_REMOTE_WRITE_INSTANCE", "- name: ATEL_OTHER"),
          r"without an instance"),
+        ("ateld without a writable /tmp", side,
+         broken(side, "            - { name: ateld-tmp, mountPath: /tmp }", "            - { name: ateld-tmp, mountPath: /scratch }"),
+         r"without a volume at /tmp"),
         ("a root container", side, broken(side, "runAsNonRoot: true", "runAsNonRoot: false"), r"runAsNonRoot"),
         ("a container without resources", side, broken(side, "requests: { cpu: 250m, memory: 256Mi }", "requests: { cpu: 250m }"),
          r"resources need"),
