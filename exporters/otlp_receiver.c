@@ -23,8 +23,9 @@
  * the drain never refuses what was answered 200.
  *
  * Metrics: OTLP cumulative sums and histograms become deltas against the
- * last point seen per series (an SDK restart, a new start time or a value
- * that went down starts the series again); the state is in memory, so after
+ * last point of their stream (series x start time: each SDK process has its
+ * own, so interleaved processes and restarts are told apart; a value that
+ * went down starts the stream again); the state is in memory, so after
  * an ateld restart the first cumulative point of each series is added
  * whole (README "OTLP receiver": limits).
  */
@@ -52,6 +53,8 @@ const int atel__otlp_recv_codes[ATEL_OTLP_RECV_NCODES] = { 200, 400, 404, 405, 4
 #define SPAN_ATTRS_MAX 128u
 #define SPAN_EVENTS_MAX 128u
 #define SERIES_MAX 100000u
+#define STREAMS_MAX 200000u                   /* cumulative streams (series x SDK start time) */
+#define STREAM_IDLE_NS (3600ull * 1000000000ull) /* a stream this long without a point may be forgotten */
 #define ID_ROTATE (ATEL_ID_MAX / 2)          /* a new generation (fresh dictionary) beyond this id */
 #define DEF_BYTES_ROTATE (32ull << 20)        /* ... or this many bytes of definitions */
 
@@ -156,7 +159,8 @@ struct rname {
 	char s[];
 };
 
-/* Cumulative-to-delta state of one series. */
+/* Cumulative-to-delta state of one stream: a series as one SDK process reports it
+ * (several processes may report the same series: each has its own start time). */
 struct rcum {
 	bool have;
 	uint64_t start_ns, ts_ns;
@@ -170,6 +174,12 @@ struct rcum {
 struct rseries {
 	uint32_t id, id_epoch, def_epoch;
 	struct rname *name;
+	uint32_t len;
+	char s[];
+};
+
+/* A cumulative stream (key: the series key, then '\0' and the 8 bytes of start_ns). */
+struct rstream {
 	struct rcum cum;
 	uint32_t len;
 	char s[];
@@ -196,6 +206,13 @@ static const char *rseries_key(const void *v, uint32_t *len)
 	return x->s;
 }
 
+static const char *rstream_key(const void *v, uint32_t *len)
+{
+	const struct rstream *x = v;
+	*len = x->len;
+	return x->s;
+}
+
 struct undo {
 	void *dst;
 	void *copy;
@@ -215,7 +232,7 @@ struct atel_otlp_recv {
 	uint32_t epoch;                      /* dictionary generation: bumped at every claim */
 	uint32_t next_str, next_series, next_bounds;
 	uint64_t def_bytes;
-	struct hmap strs, names, series;
+	struct hmap strs, names, series, streams;
 
 	/* per request */
 	union atel_slot *slots;
@@ -814,6 +831,65 @@ static bool emit_sample(struct atel_otlp_recv *rx, struct rseries *se, const str
 	return true;
 }
 
+/*
+ * The cumulative stream of series se started at start_ns (created if new).
+ * @return it, or NULL with *why set (too many streams) or rx->oom.
+ */
+static struct rcum *stream_for(struct atel_otlp_recv *rx, const struct rseries *se, uint64_t start_ns,
+			       const char **why)
+{
+	size_t klen = (size_t)se->len + 1 + 8;
+	char *key = malloc(klen);
+	struct rstream *st;
+	uint64_t h;
+
+	if (!key) {
+		rx->oom = true;
+		return NULL;
+	}
+	memcpy(key, se->s, se->len);
+	key[se->len] = '\0';
+	memcpy(key + se->len + 1, &start_ns, 8);
+	h = fnv(key, klen);
+	st = hmap_get(&rx->streams, rstream_key, key, (uint32_t)klen, h);
+	if (!st) {
+		if (rx->streams.n >= STREAMS_MAX) {
+			free(key);
+			*why = "the receiver holds 200000 cumulative streams already";
+			return NULL;
+		}
+		if (!(st = calloc(1, sizeof(*st) + klen)) || hmap_put(&rx->streams, h, st)) {
+			free(st);
+			free(key);
+			rx->oom = true;
+			return NULL;
+		}
+		st->len = (uint32_t)klen;
+		memcpy(st->s, key, klen);
+	}
+	free(key);
+	return &st->cum;
+}
+
+/* Forgets cumulative streams idle for an hour when the table is nearly full
+ * (processes that ended). Only between requests: no undo entry points at them. */
+static void streams_sweep(struct atel_otlp_recv *rx)
+{
+	struct hmap keep = { 0 };
+
+	if (rx->streams.n < STREAMS_MAX / 10 * 9)
+		return;
+	for (size_t i = 0; i < rx->streams.cap; i++) {
+		struct rstream *st = rx->streams.e[i].v;
+		if (!rx->streams.e[i].h)
+			continue;
+		if (st->cum.ts_ns + STREAM_IDLE_NS < rx->now || hmap_put(&keep, rx->streams.e[i].h, st))
+			free(st);
+	}
+	hmap_free(&rx->streams, false);
+	rx->streams = keep;
+}
+
 /* Converts one data point: true if accepted (written or nothing to write), false if rejected (counted). */
 static bool convert_point(struct atel_otlp_recv *rx, const struct mctx *m, const struct atel_otlpd_point *p)
 {
@@ -870,8 +946,13 @@ static bool convert_point(struct atel_otlp_recv *rx, const struct mctx *m, const
 			return false;
 		}
 		if (!m->delta) {
-			struct rcum *c = &se->cum;
+			struct rcum *c = stream_for(rx, se, p->start_ns, &why);
 			double add;
+			if (!c) {
+				if (why)
+					reject(rx, 1, "%.64s: %s", m->name, why);
+				return false;
+			}
 			if (c->have && c->start_ns == p->start_ns && ts < c->ts_ns)
 				return true; /* older than what was already taken: nothing new */
 			add = c->have && c->start_ns == p->start_ns && v >= c->last ? v - c->last : v;
@@ -894,8 +975,14 @@ static bool convert_point(struct atel_otlp_recv *rx, const struct mctx *m, const
 
 		memcpy(b, p->buckets, 8u * nb);
 		if (!m->delta) {
-			struct rcum *c = &se->cum;
-			bool cont_stream = c->have && c->start_ns == p->start_ns && count >= c->count;
+			struct rcum *c = stream_for(rx, se, p->start_ns, &why);
+			bool cont_stream;
+			if (!c) {
+				if (why)
+					reject(rx, 1, "%.64s: %s", m->name, why);
+				return false;
+			}
+			cont_stream = c->have && c->start_ns == p->start_ns && count >= c->count;
 			for (unsigned i = 0; cont_stream && i < nb; i++)
 				cont_stream = b[i] >= c->b[i];
 			if (c->have && c->start_ns == p->start_ns && ts < c->ts_ns)
@@ -1155,6 +1242,7 @@ static void on_post(void *arg, const struct atel_http_request *r, const char *bo
 	rx->first_why[0] = '\0';
 	rx->oom = false;
 	rx->now = atel__now_ns();
+	streams_sweep(rx);
 	if (rx->need_begin) {
 		union atel_slot *d = emit(rx, 1);
 		if (d) {
@@ -1306,6 +1394,7 @@ void atel__otlp_recv_stop(struct atel_otlp_recv *rx)
 			free(((struct rname *)rx->names.e[i].v)->keyset);
 	hmap_free(&rx->names, true);
 	hmap_free(&rx->series, true);
+	hmap_free(&rx->streams, true);
 	free(rx->slots);
 	free(rx->undo);
 	atel__buf_free(&rx->inflated);

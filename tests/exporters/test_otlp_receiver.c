@@ -588,6 +588,79 @@ static void test_receiver_ring_full(void **state)
 	atel__segment_unlink(path);
 }
 
+/* Sum of the SAMPLE values published in ring `ring` from position `from`. */
+static double ring_samples(const struct atel_segment *seg, uint32_t ring, uint64_t from, uint64_t *n)
+{
+	uint64_t h = atomic_load(&atel__seg_desc(seg, ring)->head), p = from, cap = seg->ring_capacity;
+	const union atel_slot *slots = atel__seg_slots(seg, ring);
+	double sum = 0;
+
+	*n = 0;
+	while (p < h) {
+		union atel_slot rec[64];
+		int k;
+		for (unsigned j = 0; j < 64 && p + j < h; j++)
+			rec[j] = slots[(p + j) & (cap - 1)];
+		k = atel__rec_check(rec, h - p, NULL);
+		assert_true(k > 0);
+		if (rec[0].h.type == ATEL_REC_SAMPLE) {
+			sum += rec[0].sample.value;
+			(*n)++;
+		}
+		p += (uint64_t)k;
+	}
+	return sum;
+}
+
+/* Two SDK processes report the same cumulative counter (same name and labels, their own
+ * start times), interleaved, and one restarts: the increases add up exactly. */
+static void test_cumulative_streams(void **state)
+{
+	char path[] = "/tmp/atel-otlprecv-seg2-XXXXXX", err[256], body[1024];
+	struct atel_segment_config cfg = { .ring_count = 2, .ring_capacity = 1024, .mode = 0600 };
+	struct atel_segment seg;
+	struct atel_otlp_recv *rx;
+	struct atel_otlp_recv_opts o = { 0 };
+	struct answer a;
+	static const struct { uint64_t start; int v; } pts[] = {
+		{ 111, 10 }, { 222, 3 }, { 111, 12 }, { 222, 5 }, { 222, 5 }, { 333, 1 }, { 111, 20 },
+	};
+	uint64_t now = now_ns(), n = 0;
+	int fd = mkstemp(path);
+	double sum = 0;
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	memset(&seg, 0, sizeof(seg));
+	assert_int_equal(atel__segment_create(&seg, path, &cfg, err, sizeof(err)), 0);
+	o.seg = &seg;
+	assert_int_equal(atel__otlp_recv_start(&rx, &o, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(pts) / sizeof(pts[0]); i++) {
+		snprintf(body, sizeof(body),
+			 "{\"resourceMetrics\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":"
+			 "{\"stringValue\":\"w\"}}]},\"scopeMetrics\":[{\"metrics\":[{\"name\":\"jobs\",\"sum\":"
+			 "{\"aggregationTemporality\":2,\"isMonotonic\":true,\"dataPoints\":[{\"startTimeUnixNano\":\"%llu\","
+			 "\"timeUnixNano\":\"%llu\",\"asInt\":\"%d\"}]}}]}]}]}",
+			 (unsigned long long)pts[i].start, (unsigned long long)(now + i), pts[i].v);
+		http_post(atel__otlp_recv_port(rx), "/v1/metrics", "application/json", body, strlen(body), &a);
+		assert_int_equal(a.status, 200);
+		assert_string_equal(a.body, "{}");
+	}
+	for (uint32_t r = 0; r < seg.ring_count; r++) {
+		uint64_t k;
+		sum += ring_samples(&seg, r, 0, &k);
+		n += k;
+	}
+	/* 111: 10, +2, +8; 222: 3, +2, +0; 333 (a restart): 1 */
+	assert_true(sum == 26.0);
+	assert_true(n == 7);
+	atel__otlp_recv_stop(rx);
+	atel__segment_detach(&seg);
+	atel__segment_unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -598,6 +671,7 @@ int main(void)
 		cmocka_unit_test(test_answers),
 		cmocka_unit_test(test_dechunk),
 		cmocka_unit_test(test_receiver_ring_full),
+		cmocka_unit_test(test_cumulative_streams),
 	};
 	return ATEL_TEST_RUN(tests, NULL, NULL);
 }
