@@ -1337,12 +1337,9 @@ static uint64_t boot_ns(void)
 	return (uint64_t)bt * 1000000000ull;
 }
 
-int atel__otlp_recv_start(struct atel_otlp_recv **out, const struct atel_otlp_recv_opts *o, char *err,
-			  size_t errlen)
+int atel__otlp_recv_open(struct atel_otlp_recv **out, const struct atel_otlp_recv_opts *o)
 {
 	struct atel_otlp_recv *rx;
-	struct atel_http_opts ho = { 0 };
-	int rc;
 
 	*out = NULL;
 	if (!o || !o->seg)
@@ -1358,6 +1355,38 @@ int atel__otlp_recv_start(struct atel_otlp_recv **out, const struct atel_otlp_re
 	rx->boot_ns = boot_ns();
 	if (rx->boot_ns < 978307200ull * 1000000000ull)
 		rx->boot_ns = 978307200ull * 1000000000ull; /* 2001: the drain's floor too */
+	*out = rx;
+	return 0;
+}
+
+int atel__otlp_recv_post(struct atel_otlp_recv *rx, const char *target, const char *ctype, const char *cenc,
+			 const void *body, size_t len, struct atel_buf *answer)
+{
+	struct atel_http_request r = { .method = "POST" };
+	struct atel_http_reply rep = { .status = 200 };
+
+	r.target = target;
+	r.target_len = strlen(target);
+	r.content_type = ctype;
+	r.content_type_len = ctype ? strlen(ctype) : 0;
+	r.content_enc = cenc;
+	r.content_enc_len = cenc ? strlen(cenc) : 0;
+	r.content_length = len;
+	atel__buf_free(answer);
+	on_post(rx, &r, body, len, &rep);
+	*answer = rep.body;
+	return rep.status;
+}
+
+int atel__otlp_recv_start(struct atel_otlp_recv **out, const struct atel_otlp_recv_opts *o, char *err,
+			  size_t errlen)
+{
+	struct atel_otlp_recv *rx;
+	struct atel_http_opts ho = { 0 };
+	int rc;
+
+	if ((rc = atel__otlp_recv_open(&rx, o)))
+		return rc;
 	ho.bind = o->bind;
 	ho.port = o->port;
 	ho.metrics = no_metrics; /* never called: post is set, and /metrics is not served here */
@@ -1368,7 +1397,7 @@ int atel__otlp_recv_start(struct atel_otlp_recv **out, const struct atel_otlp_re
 	ho.metrics_path = "/.otlp-receiver-has-no-metrics";
 	rc = atel__http_start(&rx->http, &ho, err, errlen);
 	if (rc) {
-		free(rx);
+		atel__otlp_recv_stop(rx);
 		return rc;
 	}
 	atomic_store_explicit(&rx->cnt->enabled, 1, memory_order_relaxed);

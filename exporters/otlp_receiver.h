@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "segment.h"
 #include "state.h"
 
@@ -48,6 +49,18 @@ int atel__otlp_recv_start(struct atel_otlp_recv **out, const struct atel_otlp_re
 
 /* The bound port. */
 uint16_t atel__otlp_recv_port(const struct atel_otlp_recv *r);
+
+/*
+ * Tests and the fuzz target: a receiver without its HTTP server (o->bind
+ * and o->port unused); atel__otlp_recv_post answers one request on the
+ * caller's thread, as the server thread would. Stop it with
+ * atel__otlp_recv_stop. @return 0 or -errno.
+ */
+int atel__otlp_recv_open(struct atel_otlp_recv **out, const struct atel_otlp_recv_opts *o);
+
+/* One POST (ctype, cenc may be NULL). @return the HTTP status; answer (reset first) gets the body. */
+int atel__otlp_recv_post(struct atel_otlp_recv *r, const char *target, const char *ctype, const char *cenc,
+			 const void *body, size_t len, struct atel_buf *answer);
 
 /* Stops the server thread, writes END and releases the ring. NULL-safe. */
 void atel__otlp_recv_stop(struct atel_otlp_recv *r);

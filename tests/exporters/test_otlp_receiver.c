@@ -661,6 +661,40 @@ static void test_cumulative_streams(void **state)
 	atel__segment_unlink(path);
 }
 
+/* The entry point the fuzz target uses: no server, answers on the caller's thread. */
+static void test_post_without_server(void **state)
+{
+	char path[] = "/tmp/atel-otlprecv-seg3-XXXXXX", err[256];
+	struct atel_segment_config cfg = { .ring_count = 1, .ring_capacity = 1024, .mode = 0600 };
+	struct atel_segment seg;
+	struct atel_otlp_recv *rx;
+	struct atel_otlp_recv_opts o = { 0 };
+	struct atel_buf ans = { 0 };
+	char *body = spans_json(3, now_ns(), 5);
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	memset(&seg, 0, sizeof(seg));
+	assert_int_equal(atel__segment_create(&seg, path, &cfg, err, sizeof(err)), 0);
+	o.seg = &seg;
+	assert_int_equal(atel__otlp_recv_open(&rx, &o), 0);
+	assert_int_equal(atel__otlp_recv_post(rx, "/v1/traces", "application/json", NULL, body, strlen(body), &ans), 200);
+	assert_string_equal(ans.data, "{}");
+	/* BEGIN, 4 strings (s0..s2, k), 3 x (START, ATTR, END) */
+	assert_true(atomic_load(&atel__seg_desc(&seg, 0)->head) == 1 + 4 + 9);
+	assert_int_equal(atel__otlp_recv_post(rx, "/v1/traces", "application/json", "gzip", body, strlen(body), &ans), 400);
+	assert_non_null(strstr(ans.data, "gzip"));
+	assert_int_equal(atel__otlp_recv_post(rx, "/v1/metrics", "application/cbor", NULL, "x", 1, &ans), 415);
+	atel__buf_free(&ans);
+	free(body);
+	atel__otlp_recv_stop(rx);
+	atel__segment_detach(&seg);
+	atel__segment_unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -672,6 +706,7 @@ int main(void)
 		cmocka_unit_test(test_dechunk),
 		cmocka_unit_test(test_receiver_ring_full),
 		cmocka_unit_test(test_cumulative_streams),
+		cmocka_unit_test(test_post_without_server),
 	};
 	return ATEL_TEST_RUN(tests, NULL, NULL);
 }
