@@ -828,6 +828,10 @@ static void handle(struct atel_http_server *s, struct conn *c, const struct atel
 		handle_post(s, c, r, keep);
 		return;
 	}
+	if (s->o.post && plen > 4 && !memcmp(r->target, "/v1/", 4)) {
+		error_response(s, c, 405, "Allow: POST\r\n", keep, head);
+		return;
+	}
 	if (is_metrics && !s->o.metrics && !s->o.metrics_format)
 		is_metrics = false; /* a server without /metrics (the OTLP receiver's) */
 	if (s->o.api && plen > 8 && !memcmp(r->target, "/api/v1/", 8)) {

@@ -284,6 +284,11 @@ def main():
         check(st == 415, "unknown content encoding: %d" % st)
         st, h, b = post(p, "/v1/logs", b"{}", "application/json")
         check(st == 404, "/v1/logs: %d" % st)
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/v1/traces" % p, timeout=10)
+            check(False, "GET /v1/traces answered 2xx")
+        except urllib.error.HTTPError as e:
+            check(e.code == 405 and e.headers.get("Allow") == "POST", "GET /v1/traces: %d" % e.code)
         check(raw(p, b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n") == 400, "bad chunk size")
         check(raw(p, b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
