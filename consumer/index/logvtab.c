@@ -575,9 +575,16 @@ static int next_row(struct lv_cursor *c)
 		if (rc < 0)
 			return rc;
 		if (rc == 0) {
-			/* the end of the log: the newest file, never summarised, and
-			 * any empty files between are read too */
-			c->st.files_read += (uint64_t)(c->fi < c->nseqs ? c->nseqs - c->fi : 1);
+			/* the end of the log: the reader went through every file of
+			 * the listing, so those before the newest are complete (the
+			 * newest may be empty: rotation after the last flush) */
+			while (c->fi < c->nseqs - 1) {
+				if ((rc = file_end(c)) < 0)
+					return rc;
+				c->fi++;
+				file_begin(c);
+			}
+			c->st.files_read++;
 			atel__log_close(c->r);
 			c->r = NULL;
 			c->eof = true;
