@@ -70,7 +70,7 @@ static const char lv_schema[] = "CREATE TABLE x(id INTEGER PRIMARY KEY, ts_ns IN
 /* ---- what a scan saw, for atel_log_stats() ------------------------------- */
 
 struct lv_stats {
-	uint64_t files, files_read, files_skipped, samples, rows;
+	uint64_t files, files_read, files_skipped, samples, rows, cached;
 };
 
 struct lv_module {
@@ -101,9 +101,62 @@ struct lv_file {
 	uint32_t nnames;
 };
 
+/* ---- the rows cache (per table) ---------------------------------------------
+ * A scan that read the whole log (from the first file, nothing skipped, to
+ * the end) keeps every row it produced, up to LV_CACHE_ROWS rows; later scans
+ * answer from it while the listing and every file's size, mtime and inode
+ * are unchanged (a name constraint then walks that name's rows only). What
+ * it saves: a view's correlated subqueries (v_context_utilization runs two
+ * per session) each scanning the log. */
+#define LV_CACHE_ROWS (1u << 20) /* 40 bytes a row; USING atel_log(DIR, 'cache_rows=N') changes it, 0: no cache */
+
+struct lv_fsnap {
+	uint64_t seq, size, ino, dev;
+	int64_t mtime_ns;
+};
+
+struct lv_cser {
+	uint64_t hash;
+	uint8_t mtype;
+	char *name, *labels;
+};
+
+struct lv_crow {
+	uint64_t ts, seq;
+	double value;
+	uint32_t ser, ring;
+	int32_t pid;
+	uint8_t op;                  /* 0 add, 1 set, 2 observe */
+};
+
+struct lv_cname {
+	uint64_t h;
+	const char *name;            /* a series' */
+	uint32_t *idx;               /* its rows, ascending */
+	uint32_t n, cap;
+};
+
+struct lv_cache {
+	int refs;
+	uint32_t limit;              /* rows at most */
+	struct lv_fsnap *files;      /* what the files were when the scan began */
+	int nfiles;
+	struct lv_crow *rows;        /* row i has id i + 1 */
+	uint32_t n, cap;
+	struct lv_cser *ser;
+	uint32_t nser, scap;
+	struct lv_cname *names;
+	uint32_t nnames, ncap;
+};
+
+static const char *const lv_ops[] = { "add", "set", "observe" };
+
 struct lv_vtab {
 	sqlite3_vtab base;
 	struct lv_module *mod;
+	struct lv_cache *cache;      /* valid for its files' snapshot; NULL: none */
+	bool building;               /* a scan is building one */
+	uint32_t cache_rows;         /* the cap; 0: no cache */
 	char *dir;                   /* the segments directory */
 	struct lv_file *files;       /* summaries of files [0, nsum) of the listing */
 	uint32_t nsum, fcap;
@@ -121,6 +174,7 @@ struct lv_ser {
 	bool indexed;                /* has a row: a gauge add starts from last_value */
 	bool name_ok;                /* matches the name constraint */
 	uint32_t touched;            /* file index + 1 of the last change */
+	uint32_t cser;               /* index + 1 of its entry in the cache being built */
 	double last_value;
 	char *name, *labels;         /* texts, made for the first row asked for */
 };
@@ -153,6 +207,16 @@ struct lv_cursor {
 	uint64_t *f_names;
 	uint32_t f_nnames, f_ncap;
 	uint64_t id;                 /* last id given */
+	/* the rows cache */
+	struct lv_fsnap *snap;       /* the listing's files as xFilter saw them */
+	int nsnap;
+	struct lv_cache *build;      /* being built by this scan (NULL: not) */
+	struct lv_cache *cache;      /* answering from it (a reference) */
+	const uint32_t *cidx;        /* the rows walked: a name's, or all (NULL) */
+	uint64_t cpos, cend;
+	uint8_t *cwant;              /* per cache series: its name is wanted (NULL: all are) */
+	const struct lv_crow *crow;
+	const struct lv_cser *cser;
 	/* the current row */
 	bool eof;
 	struct lv_ser *s;
@@ -303,6 +367,108 @@ static bool file_stat(const char *dir, uint64_t seq, struct stat *st)
 static int64_t mtime_ns(const struct stat *st)
 {
 	return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+static void cache_unref(struct lv_cache *k)
+{
+	if (!k || --k->refs > 0)
+		return;
+	for (uint32_t i = 0; i < k->nser; i++) {
+		free(k->ser[i].name);
+		free(k->ser[i].labels);
+	}
+	for (uint32_t i = 0; i < k->nnames; i++)
+		free(k->names[i].idx);
+	free(k->ser);
+	free(k->names);
+	free(k->rows);
+	free(k->files);
+	free(k);
+}
+
+static bool snap_equal(const struct lv_fsnap *a, int na, const struct lv_fsnap *b, int nb)
+{
+	return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof(*a)) == 0);
+}
+
+/* Adds row (id k->n + 1) to the cache being built. @return 0, or -E2BIG past the cap, -ENOMEM. */
+static int cache_add(struct lv_cache *k, struct lv_ser *s, const struct atel_dec_series *ds, const struct lv_crow *r,
+		     struct atel_buf *jb)
+{
+	struct lv_crow row = *r;
+
+	if (k->n >= k->limit)
+		return -E2BIG;
+	if (!s->cser) {
+		if (k->nser == k->scap) {
+			uint32_t ncap = k->scap ? k->scap * 2 : 256;
+			struct lv_cser *ns = realloc(k->ser, ncap * sizeof(*ns));
+			if (!ns)
+				return -ENOMEM;
+			k->ser = ns;
+			k->scap = ncap;
+		}
+		struct lv_cser *e = &k->ser[k->nser];
+		e->hash = s->hash;
+		e->mtype = s->mtype;
+		e->name = strdup(ds->name);
+		e->labels = atel__mrow_labels_json(jb, ds) ? NULL : strdup(jb->data);
+		if (!e->name || !e->labels) {
+			free(e->name);
+			free(e->labels);
+			return -ENOMEM;
+		}
+		s->cser = ++k->nser;
+	}
+	row.ser = s->cser - 1;
+	if (k->n == k->cap) {
+		uint32_t ncap = k->cap ? k->cap * 2 : 4096;
+		struct lv_crow *nr = realloc(k->rows, ncap * sizeof(*nr));
+		if (!nr)
+			return -ENOMEM;
+		k->rows = nr;
+		k->cap = ncap;
+	}
+	k->rows[k->n++] = row;
+	return 0;
+}
+
+/* The rows of each name, for scans with name = ?. @return 0 or -ENOMEM. */
+static int cache_index_names(struct lv_cache *k)
+{
+	for (uint32_t i = 0; i < k->n; i++) {
+		const char *name = k->ser[k->rows[i].ser].name;
+		uint64_t h = fnv1a(name);
+		struct lv_cname *e = NULL;
+
+		for (uint32_t j = 0; j < k->nnames && !e; j++) /* a few dozen names */
+			if (k->names[j].h == h && strcmp(k->names[j].name, name) == 0)
+				e = &k->names[j];
+		if (!e) {
+			if (k->nnames == k->ncap) {
+				uint32_t ncap = k->ncap ? k->ncap * 2 : 32;
+				struct lv_cname *nn = realloc(k->names, ncap * sizeof(*nn));
+				if (!nn)
+					return -ENOMEM;
+				k->names = nn;
+				k->ncap = ncap;
+			}
+			e = &k->names[k->nnames++];
+			memset(e, 0, sizeof(*e));
+			e->h = h;
+			e->name = name;
+		}
+		if (e->n == e->cap) {
+			uint32_t ncap = e->cap ? e->cap * 2 : 64;
+			uint32_t *ni = realloc(e->idx, ncap * sizeof(*ni));
+			if (!ni)
+				return -ENOMEM;
+			e->idx = ni;
+			e->cap = ncap;
+		}
+		e->idx[e->n++] = i;
+	}
+	return 0;
 }
 
 /* Are the summaries still those of the files listed? */
@@ -531,6 +697,12 @@ static int seek_from(struct lv_cursor *c, int i, bool *eof)
 		skipped = true;
 		i++;
 	}
+	if (skipped && c->build) {
+		/* a cache holds every row: this scan will not have them */
+		cache_unref(c->build);
+		c->build = NULL;
+		c->t->building = false;
+	}
 	if (skipped) {
 		/* every series known so far takes its state from the summaries */
 		c->skipped = true;
@@ -588,6 +760,21 @@ static int next_row(struct lv_cursor *c)
 			atel__log_close(c->r);
 			c->r = NULL;
 			c->eof = true;
+			if (c->build) { /* every row of the log: the table keeps them */
+				struct lv_cache *k = c->build;
+				c->build = NULL;
+				c->t->building = false;
+				if (cache_index_names(k) < 0) {
+					cache_unref(k);
+					return 0;
+				}
+				k->files = c->snap;
+				k->nfiles = c->nsnap;
+				c->snap = NULL;
+				c->nsnap = 0;
+				cache_unref(c->t->cache);
+				c->t->cache = k;
+			}
 			return 0;
 		}
 		if (c->fi >= c->nseqs || pos.file_seq != c->seqs[c->fi]) {
@@ -657,8 +844,23 @@ static int next_row(struct lv_cursor *c)
 			c->f_max = ev.ts_ns;
 		if (c->use_sum && name_add(c, fnv1a(ds->name)) < 0)
 			return -ENOMEM;
+		if (c->build) {
+			struct lv_crow cr = { .ts = ev.ts_ns, .seq = ev.seq, .value = val, .ring = ev.ring, .pid = ev.pid,
+					      .op = (uint8_t)(op[0] == 'a' ? 0 : op[0] == 's' ? 1 : 2) };
+			int e = cache_add(c->build, s, ds, &cr, &c->jb);
+			if (e < 0) { /* too many rows for a cache (or no memory for one): just read */
+				cache_unref(c->build);
+				c->build = NULL;
+				c->t->building = false;
+			}
+		}
 		if ((int64_t)c->id > c->id_hi) {
 			c->eof = true; /* ids only grow */
+			if (c->build) {
+				cache_unref(c->build);
+				c->build = NULL;
+				c->t->building = false;
+			}
 			return 0;
 		}
 		if (!s->name_ok || ev.ts_ns < c->ts_lo || ev.ts_ns > c->ts_hi || (int64_t)c->id < c->id_lo)
@@ -674,6 +876,77 @@ static int next_row(struct lv_cursor *c)
 		c->ring = ev.ring;
 		return 0;
 	}
+}
+
+/* The next row from the cache. */
+static void cache_next(struct lv_cursor *c)
+{
+	const struct lv_cache *k = c->cache;
+
+	while (c->cpos < c->cend) {
+		uint32_t i = c->cidx ? c->cidx[c->cpos] : (uint32_t)c->cpos;
+		const struct lv_crow *r = &k->rows[i];
+
+		c->cpos++;
+		if ((int64_t)i + 1 > c->id_hi)
+			break; /* ids only grow */
+		if ((int64_t)i + 1 < c->id_lo || r->ts < c->ts_lo || r->ts > c->ts_hi || (c->cwant && !c->cwant[r->ser]))
+			continue;
+		c->st.rows++;
+		c->id = (uint64_t)i + 1;
+		c->crow = r;
+		c->cser = &k->ser[r->ser];
+		return;
+	}
+	c->eof = true;
+}
+
+/* Answers the scan from the table's cache. @return 0 or -ENOMEM. */
+static int cache_begin(struct lv_cursor *c)
+{
+	struct lv_cache *k = c->t->cache;
+
+	c->cache = k;
+	k->refs++;
+	c->st.cached = 1;
+	c->cidx = NULL;
+	c->cpos = 0;
+	c->cend = k->n;
+	if (c->have_names && c->nnames == 1) {
+		const struct lv_cname *e = NULL;
+		for (uint32_t j = 0; j < k->nnames && !e; j++)
+			if (strcmp(k->names[j].name, c->names[0]) == 0)
+				e = &k->names[j];
+		if (!e) {
+			c->eof = true;
+			return 0;
+		}
+		c->cidx = e->idx;
+		c->cend = e->n;
+		/* the first of its rows with id >= id_lo */
+		uint64_t lo = 0, hi = e->n;
+		while (lo < hi) {
+			uint64_t mid = lo + (hi - lo) / 2;
+			if ((int64_t)e->idx[mid] + 1 < c->id_lo)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		c->cpos = lo;
+	} else {
+		if (c->have_names) {
+			c->cwant = calloc(k->nser ? k->nser : 1, 1);
+			if (!c->cwant)
+				return -ENOMEM;
+			for (uint32_t j = 0; j < k->nser; j++)
+				c->cwant[j] = name_wanted(c, k->ser[j].name);
+		}
+		if (c->id_lo > 1)
+			c->cpos = (uint64_t)c->id_lo - 1;
+	}
+	c->eof = false;
+	cache_next(c);
+	return 0;
 }
 
 /* ---- sqlite3_module --------------------------------------------------------- */
@@ -712,9 +985,28 @@ static int lv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
 	char *d;
 	int rc;
 
-	if (argc != 4) {
-		*err = sqlite3_mprintf("atel_log: one argument expected: the data directory (or a segments directory)");
+	uint32_t cache_rows = LV_CACHE_ROWS;
+	if (argc != 4 && argc != 5) {
+		*err = sqlite3_mprintf("atel_log: arguments: the data directory (or a segments directory) "
+				       "[, 'cache_rows=N']");
 		return SQLITE_ERROR;
+	}
+	if (argc == 5) {
+		char *o = dequote(argv[4]), *end = NULL;
+		unsigned long long v = 0;
+		bool ok = o && strncmp(o, "cache_rows=", 11) == 0;
+		if (ok) {
+			errno = 0;
+			v = strtoull(o + 11, &end, 10);
+			ok = end != o + 11 && !*end && !errno && v <= UINT32_MAX;
+		}
+		if (!ok) {
+			*err = sqlite3_mprintf("atel_log: unknown option %s (cache_rows=N)", o ? o : "?");
+			free(o);
+			return SQLITE_ERROR;
+		}
+		free(o);
+		cache_rows = (uint32_t)v;
 	}
 	if (!(d = dequote(argv[3])))
 		return SQLITE_NOMEM;
@@ -729,6 +1021,7 @@ static int lv_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
 		return SQLITE_NOMEM;
 	}
 	t->mod = aux;
+	t->cache_rows = cache_rows;
 	size_t n = strlen(d) + sizeof("/segments");
 	t->dir = malloc(n);
 	if (!t->dir) {
@@ -757,6 +1050,7 @@ static int lv_disconnect(sqlite3_vtab *vt)
 	struct lv_vtab *t = (struct lv_vtab *)vt;
 
 	sum_clear(t);
+	cache_unref(t->cache);
 	free(t->hmap);
 	free(t->files);
 	free(t->dir);
@@ -881,6 +1175,20 @@ static void scan_reset(struct lv_cursor *c)
 {
 	atel__log_close(c->r);
 	c->r = NULL;
+	if (c->build) {
+		cache_unref(c->build);
+		c->build = NULL;
+		c->t->building = false;
+	}
+	cache_unref(c->cache);
+	c->cache = NULL;
+	c->crow = NULL;
+	c->cser = NULL;
+	free(c->cwant);
+	c->cwant = NULL;
+	free(c->snap);
+	c->snap = NULL;
+	c->nsnap = 0;
 	map_clear(c);
 	names_free(c);
 	free(c->seqs);
@@ -1065,6 +1373,40 @@ static int lv_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, i
 		goto fail;
 	}
 	c->st.files = (uint64_t)c->nseqs;
+	c->snap = calloc((size_t)(c->nseqs ? c->nseqs : 1), sizeof(*c->snap));
+	if (!c->snap) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	c->nsnap = c->nseqs;
+	for (int i = 0; i < c->nseqs; i++) {
+		struct stat st;
+		struct lv_fsnap *f = &c->snap[i];
+		f->seq = c->seqs[i];
+		if (file_stat(t->dir, c->seqs[i], &st)) {
+			f->size = (uint64_t)st.st_size;
+			f->ino = (uint64_t)st.st_ino;
+			f->dev = (uint64_t)st.st_dev;
+			f->mtime_ns = mtime_ns(&st);
+		}
+	}
+	if (t->cache && snap_equal(t->cache->files, t->cache->nfiles, c->snap, c->nsnap)) {
+		if ((rc = cache_begin(c)) < 0)
+			goto fail;
+		return SQLITE_OK;
+	}
+	if (t->cache) { /* the log changed: read it again */
+		cache_unref(t->cache);
+		t->cache = NULL;
+	}
+	if (!t->building && t->cache_rows) {
+		c->build = calloc(1, sizeof(*c->build));
+		if (c->build) {
+			c->build->refs = 1;
+			c->build->limit = t->cache_rows;
+			t->building = true;
+		}
+	}
 	c->use_sum = true;
 	if (!sum_valid(t, c->seqs, c->nseqs)) {
 		if (t->ncursors == 1)
@@ -1090,7 +1432,13 @@ fail:
 static int lv_next(sqlite3_vtab_cursor *cur)
 {
 	struct lv_cursor *c = (struct lv_cursor *)cur;
-	int rc = next_row(c);
+	int rc;
+
+	if (c->cache) {
+		cache_next(c);
+		return SQLITE_OK;
+	}
+	rc = next_row(c);
 
 	if (rc < 0) {
 		c->eof = true;
@@ -1111,6 +1459,52 @@ static int lv_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col)
 	struct lv_cursor *c = (struct lv_cursor *)cur;
 	struct lv_ser *s = c->s;
 
+	if (c->cache) {
+		const struct lv_crow *r = c->crow;
+		const struct lv_cser *e = c->cser;
+		switch (col) {
+		case COL_ID:
+			sqlite3_result_int64(ctx, (sqlite3_int64)c->id);
+			break;
+		case COL_TS:
+			sqlite3_result_int64(ctx, (sqlite3_int64)r->ts);
+			break;
+		case COL_NAME:
+			sqlite3_result_text(ctx, e->name, -1, SQLITE_STATIC);
+			break;
+		case COL_LABELS:
+			sqlite3_result_text(ctx, e->labels, -1, SQLITE_STATIC);
+			break;
+		case COL_HASH:
+			sqlite3_result_int64(ctx, (sqlite3_int64)e->hash);
+			break;
+		case COL_TYPE:
+			sqlite3_result_text(ctx, atel__metric_type_name(e->mtype), -1, SQLITE_STATIC);
+			break;
+		case COL_VALUE:
+			sqlite3_result_double(ctx, r->value);
+			break;
+		case COL_OP:
+			sqlite3_result_text(ctx, lv_ops[r->op], -1, SQLITE_STATIC);
+			break;
+		case COL_PID:
+			if (r->pid)
+				sqlite3_result_int64(ctx, r->pid);
+			else
+				sqlite3_result_null(ctx);
+			break;
+		case COL_RING:
+			sqlite3_result_int64(ctx, r->ring);
+			break;
+		case COL_SEQ:
+			sqlite3_result_int64(ctx, (sqlite3_int64)r->seq);
+			break;
+		default:
+			sqlite3_result_null(ctx);
+			break;
+		}
+		return SQLITE_OK;
+	}
 	switch (col) {
 	case COL_ID:
 		sqlite3_result_int64(ctx, (sqlite3_int64)c->id);
@@ -1310,10 +1704,10 @@ static void fn_stats(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	(void)argc;
 	(void)argv;
 	s = sqlite3_mprintf("{\"files\":%llu,\"files_read\":%llu,\"files_skipped\":%llu,\"samples\":%llu,"
-			    "\"rows\":%llu}",
+			    "\"rows\":%llu,\"cached\":%llu}",
 			    (unsigned long long)m->last.files, (unsigned long long)m->last.files_read,
 			    (unsigned long long)m->last.files_skipped, (unsigned long long)m->last.samples,
-			    (unsigned long long)m->last.rows);
+			    (unsigned long long)m->last.rows, (unsigned long long)m->last.cached);
 	if (!s) {
 		sqlite3_result_error_nomem(ctx);
 		return;

@@ -111,19 +111,27 @@ static long long last_skipped(sqlite3 *db)
 	return scalar(db, "SELECT json_extract(atel_log_stats(), '$.files_skipped')");
 }
 
-/* The log's rows equal the full index's for WHERE w; @return how many. */
+/* The log's rows equal the full index's for WHERE w, from the table with
+ * the rows cache (temp.telemetry_metrics, answering from memory once it has
+ * read the log) and from the one without (temp.nc: files and summaries),
+ * queried last so that atel_log_stats() is its scan's. @return how many. */
 static size_t same(struct world *w, const char *where)
 {
+	static const char *const tables[] = { "temp.telemetry_metrics", "temp.nc" };
 	char q1[1024], q2[1024];
 
 	snprintf(q1, sizeof(q1), "SELECT * FROM main.telemetry_metrics WHERE %s ORDER BY id", where);
-	snprintf(q2, sizeof(q2), "SELECT * FROM temp.telemetry_metrics WHERE %s", where); /* in id order */
-	char *a = dump(w->db_, q1), *b = dump(w->db_, q2);
-	if (strcmp(a, b) != 0)
-		fail_msg("WHERE %s: the log's %zu rows differ from the full index's %zu", where, nlines(b), nlines(a));
+	char *a = dump(w->db_, q1);
+	for (int t = 0; t < 2; t++) {
+		snprintf(q2, sizeof(q2), "SELECT * FROM %s WHERE %s", tables[t], where); /* in id order */
+		char *b = dump(w->db_, q2);
+		if (strcmp(a, b) != 0)
+			fail_msg("%s WHERE %s: the log's %zu rows differ from the full index's %zu", tables[t], where,
+				 nlines(b), nlines(a));
+		free(b);
+	}
 	size_t n = nlines(a);
 	free(a);
-	free(b);
 	return n;
 }
 
@@ -211,6 +219,9 @@ static int setup(void **state)
 	if (atel__logvtab_shadow(w->db_, w->dir, &nv, err, sizeof(err)) != 0)
 		fail_msg("shadow: %s", err);
 	assert_int_equal(nv, 5); /* the five views that read telemetry_metrics */
+	char sql[800];
+	snprintf(sql, sizeof(sql), "CREATE VIRTUAL TABLE temp.nc USING atel_log('%s', 'cache_rows=0')", w->dir);
+	assert_int_equal(sqlite3_exec(w->db_, sql, NULL, NULL, NULL), SQLITE_OK);
 	*state = w;
 	return 0;
 }
@@ -234,6 +245,16 @@ static void test_all_rows(void **state)
 
 	assert_true(n > 36000);
 	assert_int_equal(last_skipped(w->db_), 0);
+	/* the table with a cache answers from it now, the other does not */
+	assert_int_equal(scalar(w->db_, "SELECT count(*) FROM temp.telemetry_metrics"), (long long)n);
+	assert_int_equal(scalar(w->db_, "SELECT json_extract(atel_log_stats(), '$.cached')"), 1);
+	assert_int_equal(scalar(w->db_, "SELECT json_extract(atel_log_stats(), '$.files_read')"), 0);
+	assert_int_equal(scalar(w->db_, "SELECT count(*) FROM temp.nc"), (long long)n);
+	assert_int_equal(scalar(w->db_, "SELECT json_extract(atel_log_stats(), '$.cached')"), 0);
+	/* a bad option */
+	assert_int_not_equal(sqlite3_exec(w->db_, "CREATE VIRTUAL TABLE temp.bad USING atel_log('/', 'cache=1')", NULL,
+					  NULL, NULL),
+			     SQLITE_OK);
 	/* the workload has what the rules are about */
 	assert_true(scalar(w->db_, "SELECT count(*) FROM temp.telemetry_metrics WHERE name = 'vt_gauge' AND op = 'add'") >
 		    3000);
@@ -365,9 +386,10 @@ static void test_oldest_file_deleted(void **state)
 	char sql[800];
 	snprintf(sql, sizeof(sql), "CREATE VIRTUAL TABLE temp.fresh USING atel_log('%s')", w->dir);
 	assert_int_equal(sqlite3_exec(w->db_, sql, NULL, NULL, NULL), SQLITE_OK);
-	for (int round = 0; round < 2; round++) {
+	for (int round = 0; round < 4; round++) {
 		char q1[256], q2[256];
-		snprintf(q1, sizeof(q1), "SELECT * FROM temp.telemetry_metrics WHERE ts_ns >= %" PRIu64, w->fmin[2]);
+		snprintf(q1, sizeof(q1), "SELECT * FROM %s WHERE ts_ns >= %" PRIu64,
+			 round % 2 ? "temp.nc" : "temp.telemetry_metrics", w->fmin[2]);
 		snprintf(q2, sizeof(q2), "SELECT * FROM temp.fresh WHERE ts_ns >= %" PRIu64, w->fmin[2]);
 		a = dump(w->db_, q1);
 		b = dump(w->db_, q2);
