@@ -28,6 +28,7 @@ bench: deps
 	@scripts/build.sh build-release --buildtype=release -Dtests=false
 	@build-release/bench/atel-bench
 	@python3 bench/peers/run.py --build build-release
+	@bench/disk_cost.sh --build build-release || echo "bench: disk cost over its budget (the rows above say which)"
 
 fuzz: deps
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-60} scripts/test.sh fuzz

@@ -216,7 +216,10 @@ static void *follower_main(void *arg)
 				atomic_fetch_add_explicit(&ex->applied, 1, memory_order_relaxed);
 				if (ev.ts_ns > log_now_ns)
 					log_now_ns = ev.ts_ns;
-			} else {
+			} else if (ex->json) {
+				/* the recent spans feed only the JSON files: without them,
+				 * assembling every span's JSON text was a third of ateld's
+				 * CPU under a span flood (fmt_double, open-span table) */
 				atel__spans_apply(ex->spans, &ev);
 			}
 			pos = after;

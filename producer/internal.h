@@ -164,6 +164,7 @@ struct atel__tls {
 	struct atel__fold *fold;     /* folded values (NULL until the first fold) */
 	uint32_t span_res;           /* END slots held back for open spans of this claim (w.limit) */
 	uint16_t span_tag;           /* random non-zero tag of this claim, kept in atel_span.reserved */
+	const struct atel__str *span_name; /* the last span name interned (interned strings are immortal) */
 	uint64_t mask0;              /* signal mask at the first recording call (waits only with it; the
 					kernel's mask is 64 bits: the first word of a sigset_t) */
 	uint64_t rng[2];             /* xorshift128+ state; never both zero */

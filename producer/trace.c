@@ -14,6 +14,7 @@
  * in the END. With a block timeout, span records wait for room first.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -62,26 +63,24 @@ static inline void rng_check(struct atel__tls *t)
 		atel__rng_seed(t);
 }
 
-static void new_span_id(struct atel__tls *t, uint8_t out[8])
+/* A non-zero span id, as the word holding its 8 bytes. */
+static uint64_t new_span_id(struct atel__tls *t)
 {
 	uint64_t v;
 
 	do
 		v = rng_next(t);
 	while (!v);
-	memcpy(out, &v, 8);
+	return v;
 }
 
-static void new_trace_id(struct atel__tls *t, uint8_t out[16])
+/* A non-zero trace id, as the two words holding its 16 bytes. */
+static void new_trace_id(struct atel__tls *t, uint64_t out[2])
 {
-	uint64_t a, b;
-
 	do {
-		a = rng_next(t);
-		b = rng_next(t);
-	} while (!a && !b);
-	memcpy(out, &a, 8);
-	memcpy(out + 8, &b, 8);
+		out[0] = rng_next(t);
+		out[1] = rng_next(t);
+	} while (!out[0] && !out[1]);
 }
 
 static bool all_zero(const uint8_t *b, size_t n)
@@ -203,12 +202,20 @@ static const struct atel__str *name_of(struct atel__tls *t, const char *name, co
 	return e;
 }
 
+/* A span being started: the words its START record and its atel_span are written from. */
+struct span_words {
+	uint64_t trace[2]; /* trace id, bytes 0-7 and 8-15 */
+	uint64_t span;     /* span id */
+	uint64_t parent;   /* parent span id (0: root) */
+	uint8_t kind, flags;
+};
+
 /*
  * Writes SPAN_START and holds one slot back for the span's END.
  * @return the claim tag to keep in the span (non-zero), or 0 if the span is
  * dropped (counted: its START as a record, the span in spans_dropped).
  */
-static uint16_t write_start(struct atel__tls *t, const atel_span *s, const struct atel__str *name)
+static uint16_t write_start(struct atel__tls *t, const struct span_words *w, const struct atel__str *name)
 {
 	uint64_t now;
 	union atel_slot *d;
@@ -224,9 +231,12 @@ static uint16_t write_start(struct atel__tls *t, const atel_span *s, const struc
 		d = atel__ring_slot(&t->w, 0);
 		d->words[0] = atel__hdr_word(ATEL_REC_SPAN_START, 0, 0, name->id);
 		d->words[1] = now;
-		put_ids(d, s);
-		memcpy(d->raw + 40, s->parent_id, 8);
-		d->words[6] = (uint64_t)s->kind | ((uint64_t)s->ctx.trace_flags << 8);
+		/* bytes 16-31 trace id, 32-39 span id, 40-47 parent (the words hold the id bytes in memory order) */
+		d->words[2] = w->trace[0];
+		d->words[3] = w->trace[1];
+		d->words[4] = w->span;
+		d->words[5] = w->parent;
+		d->words[6] = (uint64_t)w->kind | ((uint64_t)w->flags << 8);
 		d->words[7] = 0;
 		atel__publish(t, 1, 0, 1);
 		t->span_res++;
@@ -243,56 +253,128 @@ dropped:
 	return 0;
 }
 
-static atel_span span_new(struct atel__tls *t, const char *name, atel_span_kind kind, const atel_span_context *parent)
-{
-	atel_span s;
-	const struct atel__str *nm;
+/* The 8 bytes of an atel_span_context after the ids, and of an atel_span after parent_id. */
+struct ctx_tail {
+	uint8_t trace_flags, version;
+	uint16_t reserved;
+	uint32_t tracestate;
+};
+struct span_tail {
+	uint32_t name_id;
+	uint8_t kind, state;
+	uint16_t reserved;
+};
+_Static_assert(offsetof(atel_span, ctx.trace_flags) == 24 && offsetof(atel_span, ctx.version) == 25 &&
+		       offsetof(atel_span, ctx.reserved) == 26 && offsetof(atel_span, ctx.tracestate) == 28 &&
+		       offsetof(atel_span, parent_id) == 32 && offsetof(atel_span, name_id) == 40 &&
+		       offsetof(atel_span, kind) == 44 && offsetof(atel_span, state) == 45 &&
+		       offsetof(atel_span, reserved) == 46 && sizeof(atel_span) == 48,
+	       "struct ctx_tail / span_tail mirror atel_span's layout");
 
-	memset(&s, 0, sizeof(s));
+typedef uint64_t span_v2 __attribute__((vector_size(16)));
+
+/* One 16-byte store of two words (one vector store where the target has them). */
+static inline void put16(void *p, uint64_t lo, uint64_t hi)
+{
+	span_v2 v = { lo, hi };
+
+	memcpy(p, &v, 16);
+}
+
+static inline uint64_t word_of(const void *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, 8);
+	return w;
+}
+
+/*
+ * Fills *out, the caller's atel_span, in three 16-byte stores at the end.
+ * Built field by field in memory, the span was copied out by the public
+ * functions with 16-byte loads right after the narrow stores of its small
+ * fields: a store-forwarding stall that took a third of a span start.
+ */
+static inline __attribute__((always_inline)) void span_new(atel_span *out, struct atel__tls *t, const char *name,
+							     atel_span_kind kind, const atel_span_context *parent)
+{
+	const struct atel__str *nm;
+	struct span_words w;
+	struct ctx_tail ct = { 0 };
+	struct span_tail st = { 0 };
+	uint16_t tag;
+
 	atel__once();
-	nm = name_of(t, name, "span name is NULL or empty");
-	if (!nm)
-		return s;
+	/*
+	 * Agents start the same few span names over and over: the last one this
+	 * thread used is checked first, by content (strncmp over its length and
+	 * NUL: equal exactly when the strings are), which costs less than
+	 * hashing and probing the table. A name longer than ATEL_STR_MAX never
+	 * matches here (its entry holds the capped prefix) and takes the lookup.
+	 */
+	nm = t->span_name;
+	if (!ATEL__LIKELY(nm && name && strncmp(name, nm->s, (size_t)nm->len + 1) == 0)) {
+		nm = name_of(t, name, "span name is NULL or empty");
+		if (!nm) {
+			memset(out, 0, sizeof(*out));
+			return;
+		}
+		t->span_name = nm;
+	}
 	if (kind < ATEL_SPAN_INTERNAL || kind > ATEL_SPAN_CONSUMER) {
 		atel__invalid(t, "unknown span kind: recorded as INTERNAL");
 		kind = ATEL_SPAN_INTERNAL;
 	}
 	rng_check(t);
 	if (parent) {
-		memcpy(s.ctx.trace_id, parent->trace_id, 16);
-		memcpy(s.parent_id, parent->span_id, 8);
+		w.trace[0] = word_of(parent->trace_id);
+		w.trace[1] = word_of(parent->trace_id + 8);
+		w.parent = word_of(parent->span_id);
 		/* W3C: propagate the defined flags (sampled, random); unknown flags are zeroed */
-		s.ctx.trace_flags = parent->trace_flags & (ATEL_TRACE_FLAG_SAMPLED | ATEL_TRACE_FLAG_RANDOM);
-		s.ctx.tracestate = parent->tracestate;
+		ct.trace_flags = parent->trace_flags & (ATEL_TRACE_FLAG_SAMPLED | ATEL_TRACE_FLAG_RANDOM);
+		ct.tracestate = parent->tracestate;
 	} else {
-		new_trace_id(t, s.ctx.trace_id);
-		s.ctx.trace_flags = ATEL_TRACE_FLAG_SAMPLED | ATEL_TRACE_FLAG_RANDOM;
+		new_trace_id(t, w.trace);
+		w.parent = 0;
+		ct.trace_flags = ATEL_TRACE_FLAG_SAMPLED | ATEL_TRACE_FLAG_RANDOM;
 	}
-	new_span_id(t, s.ctx.span_id);
-	s.name_id = nm->id;
-	s.kind = (uint8_t)kind;
-	s.reserved = write_start(t, &s, nm);
-	s.state = s.reserved ? ATEL_SPAN_ST_LIVE : ATEL_SPAN_ST_DROPPED;
-	return s;
+	w.span = new_span_id(t);
+	w.kind = (uint8_t)kind;
+	w.flags = ct.trace_flags;
+	tag = write_start(t, &w, nm);
+	st.name_id = nm->id;
+	st.kind = (uint8_t)kind;
+	st.state = tag ? ATEL_SPAN_ST_LIVE : ATEL_SPAN_ST_DROPPED;
+	st.reserved = tag;
+	put16(out, w.trace[0], w.trace[1]);
+	put16((char *)out + 16, w.span, word_of(&ct));
+	put16((char *)out + 32, w.parent, word_of(&st));
 }
 
 atel_span atel_trace_start(const char *name, atel_span_kind kind)
 {
-	return span_new(atel__self(), name, kind, NULL);
+	atel_span s;
+
+	span_new(&s, atel__self(), name, kind, NULL);
+	return s;
 }
 
 atel_span atel_span_start(const atel_span *parent, const char *name, atel_span_kind kind)
 {
-	if (!parent || parent->state == 0)
-		return span_new(atel__self(), name, kind, NULL);
-	return span_new(atel__self(), name, kind, &parent->ctx);
+	atel_span s;
+
+	span_new(&s, atel__self(), name, kind, !parent || parent->state == 0 ? NULL : &parent->ctx);
+	return s;
 }
 
 atel_span atel_trace_continue(const atel_span_context *ctx, const char *name, atel_span_kind kind)
 {
+	atel_span s;
+
 	if (!ctx || all_zero(ctx->trace_id, 16) || all_zero(ctx->span_id, 8))
-		return span_new(atel__self(), name, kind, NULL);
-	return span_new(atel__self(), name, kind, ctx);
+		ctx = NULL;
+	span_new(&s, atel__self(), name, kind, ctx);
+	return s;
 }
 
 static bool live(struct atel__tls *t, const atel_span *s)

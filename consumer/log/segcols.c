@@ -22,6 +22,19 @@
  * of millisecond durations), and zstd finds those repeats in an 8-byte value
  * column; XOR against the series' previous value was measured to lose
  * (3.7 against 3.0 bytes per sample).
+ *
+ * Version 2 adds span references: a SPAN_END, SPAN_ATTR, SPAN_EVENT or
+ * SPAN_ERROR whose trace and span ids equal those of an earlier span record
+ * of the block stores, instead of the 24 id bytes, the slot distance to that
+ * record, and its timestamp as the difference to that record's. zstd finds
+ * the repeated ids by itself, but each match and the timestamp's low bytes
+ * still cost bytes: on the 10x `atel load` workload the spans side took 47.2
+ * bytes per span verbatim and 40.0 with references (zstd level 6 on 125 KB
+ * frames of `atel replay --emit raw` output; the span fields as columns
+ * instead of rows lost: 48.2). Records are found by walking the
+ * content (a slot starts a record unless it is one of the `cont`
+ * continuation slots, byte 2, of the record before), which the decoder
+ * repeats on what it has decoded, so any content round-trips.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -81,16 +94,40 @@ static inline void walk_init(struct walk *w, const struct iovec *v, size_t nv)
 	w->end = nv ? w->p + v[0].iov_len : NULL;
 }
 
+static inline bool span_type(uint8_t t)
+{
+	return t >= ATEL_REC_SPAN_START && t <= ATEL_REC_SPAN_ERROR;
+}
+
+/* Span ids last seen, by span id hash (direct-mapped: a collision only costs a reference). */
+#define SPAN_CACHE 1024u
+struct span_seen {
+	uint32_t slot1;    /* slot + 1; 0: empty */
+	uint8_t ids[24];   /* bytes 16..39: trace id, span id */
+	uint64_t ts;
+};
+
+static inline unsigned span_hash(const uint8_t *s)
+{
+	uint64_t k;
+
+	memcpy(&k, s + 32, 8);
+	return (unsigned)((k * 0x9e3779b97f4a7c15ull) >> 54) & (SPAN_CACHE - 1);
+}
+
 size_t atel__cols_encode_iov(const struct iovec *v, size_t nv, size_t nslots, void *out)
 {
-	uint8_t *o = out, *kind = o + COLS_HDR, *flags, *id, *val, *raw, *ts, *end;
+	uint8_t *o = out, *kind = o + COLS_HDR, *xref, *flags, *id, *val, *raw, *ts, *end;
 	size_t kb = (nslots + 7) / 8, nc = 0, len;
 	uint64_t prev_ts = 0, prev_delta = 0;
 	struct atel_seg_columns h;
+	struct span_seen *seen = NULL;
+	unsigned cont_left = 0;
 	struct walk w;
 	const uint8_t *s;
 
-	memset(kind, 0, kb);
+	memset(kind, 0, 2 * kb);
+	xref = kind + kb;
 	walk_init(&w, v, nv);
 	for (size_t i = 0; i < nslots && (s = walk_next(&w)); i++) {
 		if (compact(s)) {
@@ -98,17 +135,41 @@ size_t atel__cols_encode_iov(const struct iovec *v, size_t nv, size_t nslots, vo
 			nc++;
 		}
 	}
-	flags = kind + kb;
+	flags = xref + kb;
 	id = flags + nc;
 	val = id + 4 * nc;
 	raw = val + 8 * nc;
 	ts = raw + (nslots - nc) * ATEL_RECORD_SIZE;
 	end = ts;
+	if (nslots > nc)
+		seen = calloc(SPAN_CACHE, sizeof(*seen)); /* NULL: no references, still a valid block */
 	walk_init(&w, v, nv);
 	for (size_t i = 0; i < nslots && (s = walk_next(&w)); i++) {
 		uint64_t t, delta, dd;
+		bool start = cont_left == 0;
+
+		cont_left = start ? s[2] : cont_left - 1;
 		if (!(kind[i >> 3] & (1u << (i & 7)))) {
 			memcpy(raw, s, ATEL_RECORD_SIZE);
+			if (start && seen && span_type(s[0])) {
+				struct span_seen *e = &seen[span_hash(s)];
+				uint64_t t0;
+
+				memcpy(&t0, s + 8, 8);
+				if (s[0] != ATEL_REC_SPAN_START && e->slot1 && i - (e->slot1 - 1) <= UINT32_MAX &&
+				    memcmp(e->ids, s + 16, 24) == 0) {
+					uint32_t ref = (uint32_t)(i - (e->slot1 - 1));
+					uint64_t dt = t0 - e->ts;
+
+					memcpy(raw + 8, &dt, 8);
+					memcpy(raw + 16, &ref, 4);
+					memset(raw + 20, 0, 20);
+					xref[i >> 3] |= (uint8_t)(1u << (i & 7));
+				}
+				e->slot1 = (uint32_t)(i + 1);
+				memcpy(e->ids, s + 16, 24);
+				e->ts = t0;
+			}
 			raw += ATEL_RECORD_SIZE;
 			continue;
 		}
@@ -125,10 +186,11 @@ size_t atel__cols_encode_iov(const struct iovec *v, size_t nv, size_t nslots, vo
 		/* zigzag: small negative and positive differences both stay short */
 		end = put_varint(end, (dd << 1) ^ (uint64_t)((int64_t)dd >> 63));
 	}
+	free(seen);
 	len = (size_t)(end - o);
 	memset(h.reserved, 0, sizeof(h.reserved));
 	h.type = ATEL_LOGREC_COLUMNS;
-	h.version = 1;
+	h.version = 2;
 	h.reserved0 = 0;
 	h.nslots = (uint32_t)nslots;
 	h.ncompact = (uint32_t)nc;
@@ -147,10 +209,11 @@ size_t atel__cols_encode(const void *content, size_t nslots, void *out)
 
 int64_t atel__cols_decode(const void *block, size_t len, void *out, size_t cap, const char **why)
 {
-	const uint8_t *b = block, *kind, *flags, *id, *val, *raw, *ts, *ts_end;
+	const uint8_t *b = block, *kind, *xref = NULL, *flags, *id, *val, *raw, *ts, *ts_end;
 	uint8_t *o = out;
 	struct atel_seg_columns h;
 	uint64_t kb, need, nc, prev_ts = 0, prev_delta = 0, ones = 0;
+	unsigned cont_left = 0;
 
 	if (len < COLS_HDR || len % ATEL_RECORD_SIZE) {
 		*why = "COLUMNS block size is not a positive multiple of 64 bytes";
@@ -161,8 +224,8 @@ int64_t atel__cols_decode(const void *block, size_t len, void *out, size_t cap, 
 		*why = "not a COLUMNS block";
 		return -EBADMSG;
 	}
-	if (h.version != 1) {
-		*why = "COLUMNS block of an unknown version (this reader knows 1)";
+	if (h.version != 1 && h.version != 2) {
+		*why = "COLUMNS block of an unknown version (this reader knows 1 and 2)";
 		return -EBADMSG;
 	}
 	if (h.reserved0)
@@ -178,7 +241,7 @@ int64_t atel__cols_decode(const void *block, size_t len, void *out, size_t cap, 
 		return -ENOSPC;
 	nc = h.ncompact;
 	kb = ((uint64_t)h.nslots + 7) / 8;
-	need = COLS_HDR + kb + nc * 13 + (h.nslots - nc) * ATEL_RECORD_SIZE + (uint64_t)h.ts_bytes;
+	need = COLS_HDR + kb * h.version + nc * 13 + (h.nslots - nc) * ATEL_RECORD_SIZE + (uint64_t)h.ts_bytes;
 	if (need > len || len - need >= ATEL_RECORD_SIZE) {
 		*why = "COLUMNS block length does not match its header (column sizes + padding)";
 		return -EBADMSG;
@@ -196,6 +259,19 @@ int64_t atel__cols_decode(const void *block, size_t len, void *out, size_t cap, 
 		return -EBADMSG;
 	}
 	flags = kind + kb;
+	if (h.version == 2) {
+		xref = flags;
+		flags += kb;
+		for (uint64_t i = 0; i < kb; i++)
+			if (xref[i] & kind[i]) {
+				*why = "COLUMNS span reference bitmap marks a compact slot";
+				return -EBADMSG;
+			}
+		if (h.nslots % 8 && xref[kb - 1] >> (h.nslots % 8)) {
+			*why = "COLUMNS span reference bitmap has bits past nslots";
+			return -EBADMSG;
+		}
+	}
 	id = flags + nc;
 	val = id + 4 * nc;
 	raw = val + 8 * nc;
@@ -204,11 +280,41 @@ int64_t atel__cols_decode(const void *block, size_t len, void *out, size_t cap, 
 	for (uint64_t i = 0; i < h.nslots; i++, o += ATEL_RECORD_SIZE) {
 		uint64_t z = 0, dd, t;
 		unsigned shift = 0;
+		bool start = cont_left == 0;
+
 		if (!(kind[i >> 3] & (1u << (i & 7)))) {
 			memcpy(o, raw, ATEL_RECORD_SIZE);
 			raw += ATEL_RECORD_SIZE;
+			if (xref && (xref[i >> 3] & (1u << (i & 7)))) {
+				const uint8_t *tg;
+				uint32_t ref;
+				uint64_t t0, dt;
+
+				memcpy(&ref, o + 16, 4);
+				if (!start || !span_type(o[0]) || o[0] == ATEL_REC_SPAN_START || ref == 0 || ref > i) {
+					*why = "COLUMNS span reference on a slot that is not a span record, or out of range";
+					return -EBADMSG;
+				}
+				for (unsigned k = 20; k < 40; k++)
+					if (o[k]) {
+						*why = "COLUMNS span reference: id bytes not zero";
+						return -EBADMSG;
+					}
+				tg = o - (uint64_t)ref * ATEL_RECORD_SIZE;
+				if (!span_type(tg[0])) {
+					*why = "COLUMNS span reference points at a slot that is not a span record";
+					return -EBADMSG;
+				}
+				memcpy(&dt, o + 8, 8);
+				memcpy(&t0, tg + 8, 8);
+				t0 += dt;
+				memcpy(o + 8, &t0, 8);
+				memcpy(o + 16, tg + 16, 24);
+			}
+			cont_left = start ? o[2] : cont_left - 1;
 			continue;
 		}
+		cont_left = start ? 0 : cont_left - 1; /* a compact slot's byte 2 is 0 */
 		for (;;) {
 			uint8_t c;
 			if (ts == ts_end) {

@@ -28,7 +28,7 @@
 /* Versions (docs/segment-format.md 1.1): every file written now is 2.0 with
  * ATEL_SEG_REQ_ABI2 (it may hold the records of shared-memory ABI 2: folded
  * samples, HISTFOLD, LOSS_TOTAL) and, with storage.encoding "columns",
- * ATEL_SEG_REQ_COLUMNS; a 1.x reader refuses such a file cleanly by its
+ * ATEL_SEG_REQ_COLUMNS | ATEL_SEG_REQ_SPANREF; a 1.x reader refuses such a file cleanly by its
  * major. Readers accept majors 1 and 2, any minor, and refuse a 2.x file
  * requiring a feature they do not know. Files of earlier versions (1.0, 1.1,
  * COLUMNS as 1.1, 2.0 with COLUMNS only) are read too. */
@@ -37,7 +37,8 @@
 #define ATEL_SEG_VERSION_MAJOR_MAX 2
 #define ATEL_SEG_REQ_COLUMNS     0x1u  /* data frames may be COLUMNS blocks (section 3.1) */
 #define ATEL_SEG_REQ_ABI2        0x2u  /* records of shm ABI 2 (docs/abi.md 2.2-2.4, section 4.3) */
-#define ATEL_SEG_REQ_KNOWN       (ATEL_SEG_REQ_COLUMNS | ATEL_SEG_REQ_ABI2)
+#define ATEL_SEG_REQ_SPANREF     0x4u  /* COLUMNS blocks may be version 2 (span references, section 3.1) */
+#define ATEL_SEG_REQ_KNOWN       (ATEL_SEG_REQ_COLUMNS | ATEL_SEG_REQ_ABI2 | ATEL_SEG_REQ_SPANREF)
 #define ATEL_SEG_HEADER_SIZE     64u
 #define ATEL_SEG_RING_ENTRY_SIZE 16u
 /* Largest decompressed data frame a reader accepts (the writer makes <= frame_bytes, default 256 KiB). */
@@ -97,7 +98,7 @@ struct atel_seg_header {
  */
 struct atel_seg_columns {
 	uint8_t type;            /* ATEL_LOGREC_COLUMNS */
-	uint8_t version;         /* 1 */
+	uint8_t version;         /* 2 (1: without span references; still read) */
 	uint16_t reserved0;      /* 0 */
 	uint32_t nslots;         /* slots of decoded content (nslots x 64 <= ATEL_SEG_FRAME_MAX) */
 	uint32_t ncompact;       /* compact sample slots among them */
@@ -180,7 +181,7 @@ ATEL__SEGOFF(struct atel_rec_loss_total, since_ns, 40);
 /* Largest encoded COLUMNS block for nslots slots of content. */
 static inline size_t atel__cols_bound(size_t nslots)
 {
-	return 64 + (nslots + 7) / 8 + nslots * 64 + 64;
+	return 64 + 2 * ((nslots + 7) / 8) + nslots * 64 + 64;
 }
 
 /*

@@ -196,7 +196,7 @@ static int build_header(struct atel_seglog *l, uint64_t seq, struct hbuf *b)
 	/* a 1.x reader must refuse the file, not misread its frames or records */
 	h.version_major = ATEL_SEG_VERSION_MAJOR;
 	h.version_minor = ATEL_SEG_VERSION_MINOR;
-	h.required = ATEL_SEG_REQ_ABI2 | (l->cols ? ATEL_SEG_REQ_COLUMNS : 0);
+	h.required = ATEL_SEG_REQ_ABI2 | (l->cols ? ATEL_SEG_REQ_COLUMNS | ATEL_SEG_REQ_SPANREF : 0);
 	h.header_size = ATEL_SEG_HEADER_SIZE;
 	h.file_seq = seq;
 	h.created_ns = atel__now_ns();

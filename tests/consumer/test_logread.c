@@ -611,7 +611,7 @@ static void test_versions(void **state)
 	read_header(e->seg, path, sizeof(path), &h);
 	assert_int_equal(h.version_major, 2);
 	assert_int_equal(h.version_minor, 0);
-	assert_int_equal(h.required, ATEL_SEG_REQ_ABI2 | ATEL_SEG_REQ_COLUMNS);
+	assert_int_equal(h.required, ATEL_SEG_REQ_ABI2 | ATEL_SEG_REQ_COLUMNS | ATEL_SEG_REQ_SPANREF);
 	n_col = count_events(e->seg, &cl);
 	assert_int_equal(n_col, n_rec);
 	assert_int_equal(cl.n, 0);

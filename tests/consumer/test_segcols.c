@@ -179,6 +179,144 @@ static void test_smaller_after_zstd(void **state)
 }
 
 /* Every kind of damage gets its own refusal. */
+/* A span record: type, cont, name id, ts, trace id (trace), span id (span). */
+static void put_span(uint8_t *c, uint8_t type, uint8_t cont, uint64_t ts, uint64_t trace, uint64_t span)
+{
+	memset(c, 0, 64);
+	c[0] = type;
+	c[2] = cont;
+	c[4] = 7;
+	memcpy(c + 8, &ts, 8);
+	memcpy(c + 16, &trace, 8);
+	memcpy(c + 24, &trace, 8);
+	memcpy(c + 32, &span, 8);
+	c[40] = 0xab;
+}
+
+static size_t xref_bits(const uint8_t *enc, size_t nslots)
+{
+	size_t kb = (nslots + 7) / 8, ones = 0;
+
+	for (size_t i = 0; i < kb; i++)
+		ones += (size_t)__builtin_popcount(enc[64 + kb + i]);
+	return ones;
+}
+
+/*
+ * Version 2 span references (docs/segment-format.md 3.1): END, ATTR, EVENT
+ * and ERROR records of a span started earlier in the block store a reference
+ * instead of their ids; continuation slots that look like span records,
+ * records whose ids differ from the referenced record's, and STARTs are never
+ * referenced; everything round-trips, and the block is smaller after zstd.
+ */
+static void test_span_refs(void **state)
+{
+	enum { N = 4000 };
+	uint8_t *c = calloc(N, 64), *enc = malloc(atel__cols_bound(N));
+	uint8_t *zr = malloc(ZSTD_compressBound(N * 64)), *ze = malloc(ZSTD_compressBound(N * 64));
+	uint64_t ts = 1700000000000000000ull;
+	size_t i = 0, n, starts = 0, refs_expected = 0, zn_raw, zn_enc;
+	(void)state;
+	while (i + 8 <= N) {
+		uint64_t trace = next_rand(), span = next_rand() | 1;
+
+		put_span(c + i++ * 64, ATEL_REC_SPAN_START, 0, ts += 1000 + next_rand() % 5000, trace, span);
+		starts++;
+		/* an attribute (a reference to the START) with one continuation slot that looks
+		 * like a span END of the same span: it is string bytes, never a reference */
+		put_span(c + i++ * 64, ATEL_REC_SPAN_ATTR, 1, ts += 300, trace, span);
+		put_span(c + i++ * 64, ATEL_REC_SPAN_END, 0, ts, trace, span);
+		refs_expected++;
+		/* a sample between (compact) */
+		c[i * 64] = ATEL_REC_SAMPLE;
+		memcpy(c + i++ * 64 + 8, &ts, 8);
+		/* same span id, other trace id: not referenced (and it is now the last seen) */
+		put_span(c + i++ * 64, ATEL_REC_SPAN_EVENT, 0, ts += 50, trace ^ 1, span);
+		/* so the error is not referenced either; the end refers to the error */
+		put_span(c + i++ * 64, ATEL_REC_SPAN_ERROR, 0, ts += 70, trace, span);
+		put_span(c + i++ * 64, ATEL_REC_SPAN_END, 0, ts += 2000, trace, span);
+		refs_expected++;
+	}
+	n = roundtrip(c, i);
+	n = atel__cols_encode(c, i, enc);
+	assert_int_equal(enc[1], 2);
+	assert_int_equal(xref_bits(enc, i), refs_expected);
+	zn_raw = ZSTD_compress(zr, ZSTD_compressBound(N * 64), c, i * 64, 6);
+	zn_enc = ZSTD_compress(ze, ZSTD_compressBound(N * 64), enc, n, 6);
+	print_message("spans test content: %zu B zstd, %zu B columns+zstd (%zu spans, %zu references)\n", zn_raw, zn_enc,
+	       starts, refs_expected);
+	assert_true(zn_enc < zn_raw);
+	/* references survive being cut into pieces anywhere */
+	{
+		struct iovec v[3] = { { c, 64 * 5 }, { c + 64 * 5, 64 * 1000 }, { c + 64 * 1005, (i - 1005) * 64 } };
+		uint8_t *enc2 = malloc(atel__cols_bound(i));
+		size_t n2 = atel__cols_encode_iov(v, 3, i, enc2);
+		assert_int_equal(n2, n);
+		assert_memory_equal(enc2, enc, n);
+		free(enc2);
+	}
+	free(c);
+	free(enc);
+	free(zr);
+	free(ze);
+}
+
+/* Damaged span references are refused, each with its reason. */
+static void test_span_ref_refusals(void **state)
+{
+	enum { N = 16 };
+	uint8_t c[N * 64], enc[8192], bad[8192], out[N * 64];
+	const char *why = NULL;
+	size_t n, kb = (N + 7) / 8, raw0;
+	struct atel_seg_columns h;
+	(void)state;
+	memset(c, 0, sizeof(c));
+	for (size_t i = 0; i < N; i += 2) {
+		put_span(c + i * 64, ATEL_REC_SPAN_START, 0, 1000 * i, i, i + 1);
+		put_span(c + (i + 1) * 64, ATEL_REC_SPAN_END, 0, 1000 * i + 5, i, i + 1);
+	}
+	n = atel__cols_encode(c, N, enc);
+	memcpy(&h, enc, sizeof(h));
+	assert_int_equal(h.ncompact, 0);
+	assert_int_equal(xref_bits(enc, N), N / 2);
+	raw0 = 64 + 2 * kb; /* the raw slots: no compact ones */
+	{
+		uint32_t ref;
+		memcpy(&ref, enc + raw0 + 64 + 16, 4);
+		assert_int_equal(ref, 1); /* slot 1 refers to slot 0 */
+		assert_int_equal(enc[raw0 + 64 + 8], 5); /* ts as the difference */
+	}
+#define REFUSE(expect_why)                                                                      \
+	do {                                                                                    \
+		why = NULL;                                                                     \
+		assert_int_equal(atel__cols_decode(bad, n, out, sizeof(out), &why), -EBADMSG);  \
+		assert_non_null(why);                                                           \
+		assert_non_null(strstr(why, (expect_why)));                                     \
+	} while (0)
+	memcpy(bad, enc, n);
+	bad[64 + kb] |= 0x01; /* slot 0, a START, marked */
+	REFUSE("not a span record, or out of range");
+	memcpy(bad, enc, n);
+	memcpy(bad + raw0 + 64 + 16, &(uint32_t){ 2 }, 4); /* slot 1 -> slot -1 */
+	REFUSE("out of range");
+	memcpy(bad, enc, n);
+	memcpy(bad + raw0 + 3 * 64 + 16, &(uint32_t){ 0 }, 4);
+	REFUSE("out of range");
+	memcpy(bad, enc, n);
+	bad[raw0 + 64 + 30] = 1;
+	REFUSE("id bytes not zero");
+	memcpy(bad, enc, n);
+	bad[raw0] = ATEL_REC_STRDEF; /* the target is no span record */
+	REFUSE("points at a slot that is not a span record");
+	memcpy(bad, enc, n);
+	bad[raw0 + 64 + 0] = ATEL_REC_SAMPLE; /* a marked slot that is not a span record */
+	REFUSE("not a span record");
+#undef REFUSE
+	/* and the intact block decodes to the content */
+	assert_int_equal(atel__cols_decode(enc, n, out, sizeof(out), &why), N * 64);
+	assert_memory_equal(out, c, sizeof(c));
+}
+
 static void test_refusals(void **state)
 {
 	enum { N = 100 };
@@ -213,7 +351,7 @@ static void test_refusals(void **state)
 	bad[0] = ATEL_LOGREC_CHUNK;
 	REFUSE(n, "not a COLUMNS block");
 	memcpy(bad, enc, n);
-	bad[1] = 2;
+	bad[1] = 3;
 	REFUSE(n, "unknown version");
 	memcpy(bad, enc, n);
 	bad[40] = 1;
@@ -245,7 +383,7 @@ static void test_refusals(void **state)
 	}
 	/* padding must be zero */
 	{
-		size_t need = 64 + (N + 7) / 8 + 13 * 90 + 10 * 64 + h.ts_bytes;
+		size_t need = 64 + 2 * ((N + 7) / 8) + 13 * 90 + 10 * 64 + h.ts_bytes;
 		assert_true(need < n); /* this content does get padding */
 		memcpy(bad, enc, n);
 		bad[n - 1] = 1;
@@ -259,14 +397,27 @@ static void test_refusals(void **state)
 		struct atel_seg_columns h1;
 		memcpy(&h1, e1, sizeof(h1));
 		assert_int_equal(h1.ts_bytes, 1);
-		/* rebuild with an 11-byte varint: 10 x 0xff then 0x01 */
-		memcpy(bad, e1, m);
+		/* rebuild, as a version 1 block (no span reference bitmap), with an
+		 * 11-byte varint: 10 x 0xff then 0x01 */
+		(void)m;
+		memset(bad, 0, 128);
+		h1.version = 1;
 		h1.ts_bytes = 11;
+		bad[64] = 1;                       /* kind: slot 0 compact */
+		bad[65] = e1[66];                  /* flags */
 		memcpy(bad, &h1, sizeof(h1));
 		memset(bad + 64 + 1 + 1 + 4 + 8, 0xff, 10);
 		bad[64 + 1 + 1 + 4 + 8 + 10] = 0x01;
-		memset(bad + 64 + 1 + 1 + 4 + 8 + 11, 0, 128 - (64 + 1 + 1 + 4 + 8 + 11));
 		REFUSE(128, "overflows 64 bits");
+		/* the same block with a 1-byte varint decodes: version 1 is still read */
+		memset(bad + 64 + 1 + 1 + 4 + 8, 0, 11);
+		h1.ts_bytes = 1;
+		memcpy(bad, &h1, sizeof(h1));
+		bad[64 + 1 + 1 + 4 + 8] = 0x02; /* zigzag(1): ts 1 */
+		why = NULL;
+		assert_int_equal(atel__cols_decode(bad, 128, out, sizeof(out), &why), 64);
+		assert_int_equal(out[0], ATEL_REC_SAMPLE);
+		assert_int_equal(out[8], 1);
 	}
 	/* a decoded size above the reader's cap is ENOSPC through decode, EBADMSG through seg_records */
 	memcpy(&h, enc, sizeof(h));
@@ -295,6 +446,8 @@ int main(void)
 		cmocka_unit_test(test_agent_workload),
 		cmocka_unit_test(test_pieces),
 		cmocka_unit_test(test_edge_contents),
+		cmocka_unit_test(test_span_refs),
+		cmocka_unit_test(test_span_ref_refusals),
 		cmocka_unit_test(test_smaller_after_zstd),
 		cmocka_unit_test(test_refusals),
 	};

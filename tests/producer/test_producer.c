@@ -560,6 +560,60 @@ static void test_spans(void **state)
 }
 
 /*
+ * Span names: the last name a thread used is checked first (producer/trace.c
+ * span_new). The same buffer rewritten between starts, a prefix, an
+ * extension and a name longer than ATEL_STR_MAX (recorded capped) must each
+ * record their own name, and the span's name_id must match the START's.
+ */
+static void test_span_name_cache(void **state)
+{
+	static const char *const want[] = { "tool-call", "tool-cal", "tool-call", "tool-calls", "plan", "plan",
+					    "tool-call" };
+	struct pt_ring r;
+	char buf[32], longname[ATEL_STR_MAX + 40];
+	uint32_t ids[8];
+	size_t n = 0, i;
+
+	(void)state;
+	assert_int_equal(setup_seg(2, 1024), 0);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		atel_span sp;
+
+		snprintf(buf, sizeof(buf), "%s", want[i]); /* one buffer, rewritten in place */
+		sp = atel_trace_start(buf, ATEL_SPAN_INTERNAL);
+		assert_int_equal(sp.state, 1);
+		ids[n++] = sp.name_id;
+		atel_span_end(&sp, ATEL_STATUS_OK, NULL);
+	}
+	memset(longname, 'x', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	for (int k = 0; k < 2; k++) { /* twice: the capped entry must not be taken for the long name's equal */
+		atel_span sp = atel_trace_start(longname, ATEL_SPAN_INTERNAL);
+		assert_int_equal(sp.state, 1);
+		atel_span_end(&sp, ATEL_STATUS_OK, NULL);
+	}
+	assert_int_equal(pt_read(&seg, (uint32_t)my_ring(), &r), 0);
+	assert_int_equal(pt_check_defs(&r), 0);
+	assert_int_equal(pt_count(&r, ATEL_REC_SPAN_START), n + 2);
+	for (i = 0; i < n; i++) {
+		const union atel_slot *s = r.recs[pt_find(&r, ATEL_REC_SPAN_START, i)].s;
+
+		assert_string_equal(pt_str(&r, s->h.id), want[i]);
+		assert_int_equal(s->h.id, ids[i]);
+	}
+	assert_int_equal(ids[0], ids[2]);
+	assert_int_not_equal(ids[0], ids[1]);
+	assert_int_not_equal(ids[0], ids[3]);
+	for (i = n; i < n + 2; i++) {
+		const union atel_slot *s = r.recs[pt_find(&r, ATEL_REC_SPAN_START, i)].s;
+
+		assert_int_equal(strlen(pt_str(&r, s->h.id)), ATEL_STR_MAX);
+	}
+	pt_free(&r);
+	teardown_seg();
+}
+
+/*
  * Ring full: metric values fold (docs/abi.md 2.3); nothing is written without
  * its definition; once space returns the folded values come first, in the
  * order their series were first folded, with exact sums and call counts.
@@ -1166,6 +1220,7 @@ int main(void)
 		cmocka_unit_test(test_validation),
 		cmocka_unit_test(test_helpers),
 		cmocka_unit_test(test_spans),
+		cmocka_unit_test(test_span_name_cache),
 		cmocka_unit_test(test_ring_full),
 		cmocka_unit_test(test_histogram_fold),
 		cmocka_unit_test(test_fold_table_full),
