@@ -251,6 +251,19 @@ static void test_all_rows(void **state)
 	assert_int_equal(scalar(w->db_, "SELECT json_extract(atel_log_stats(), '$.files_read')"), 0);
 	assert_int_equal(scalar(w->db_, "SELECT count(*) FROM temp.nc"), (long long)n);
 	assert_int_equal(scalar(w->db_, "SELECT json_extract(atel_log_stats(), '$.cached')"), 0);
+	/* a log with more rows than the cache takes: no cache, the same rows */
+	char sql[800];
+	snprintf(sql, sizeof(sql), "CREATE VIRTUAL TABLE temp.small USING atel_log('%s', 'cache_rows=1000')", w->dir);
+	assert_int_equal(sqlite3_exec(w->db_, sql, NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < 2; i++) {
+		char *a = dump(w->db_, "SELECT * FROM main.telemetry_metrics WHERE name = 'vt_gauge' ORDER BY id");
+		char *b = dump(w->db_, "SELECT * FROM temp.small WHERE name = 'vt_gauge'");
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+		assert_int_equal(scalar(w->db_, "SELECT json_extract(atel_log_stats(), '$.cached')"), 0);
+	}
+	assert_int_equal(sqlite3_exec(w->db_, "DROP TABLE temp.small", NULL, NULL, NULL), SQLITE_OK);
 	/* a bad option */
 	assert_int_not_equal(sqlite3_exec(w->db_, "CREATE VIRTUAL TABLE temp.bad USING atel_log('/', 'cache=1')", NULL,
 					  NULL, NULL),
