@@ -158,6 +158,14 @@ def main():
         check(full_rows == rows, "the log's telemetry_metrics equals the full index's rows (%d vs %d)" %
               (len(rows or []), len(full_rows or [])))
 
+        # SQLite's binding rule, the reason for the temp copies: a view of main
+        # reads main.telemetry_metrics even when temp has one (empty here),
+        # the temp copy reads temp's (the log)
+        m = sql_json("SELECT count(*) AS n FROM main.v_tool_usage")
+        t = sql_json("SELECT count(*) AS n FROM v_tool_usage")
+        check(m == [{"n": 0}] and t and t[0]["n"] > 0, "main.v_tool_usage binds main (%s), v_tool_usage temp (%s)" %
+              (m, t))
+
         # the reference views: compact (the log) = full (its own rows) = no db at all
         bare = os.path.join(tmp, "bare")
         os.makedirs(bare)
