@@ -391,6 +391,16 @@ static bool snap_equal(const struct lv_fsnap *a, int na, const struct lv_fsnap *
 	return na == nb && (na == 0 || memcmp(a, b, (size_t)na * sizeof(*a)) == 0);
 }
 
+/* Has the log only grown since the snapshot a (new files, the newest of a
+ * longer), b being the files now? */
+static bool snap_grown(const struct lv_fsnap *a, int na, const struct lv_fsnap *b, int nb)
+{
+	if (!na || nb < na || (na > 1 && memcmp(a, b, (size_t)(na - 1) * sizeof(*a)) != 0))
+		return false;
+	const struct lv_fsnap *x = &a[na - 1], *y = &b[na - 1];
+	return x->seq == y->seq && x->ino == y->ino && x->dev == y->dev && y->size >= x->size;
+}
+
 /* Adds row (id k->n + 1) to the cache being built. @return 0, or -E2BIG past the cap, -ENOMEM. */
 static int cache_add(struct lv_cache *k, struct lv_ser *s, const struct atel_dec_series *ds, const struct lv_crow *r,
 		     struct atel_buf *jb)
@@ -1390,7 +1400,14 @@ static int lv_filter(sqlite3_vtab_cursor *cur, int idxNum, const char *idxStr, i
 			f->mtime_ns = mtime_ns(&st);
 		}
 	}
-	if (t->cache && snap_equal(t->cache->files, t->cache->nfiles, c->snap, c->nsnap)) {
+	/* The cache answers when no file changed; and, inside a statement that
+	 * already reads this table (another of its cursors is open: a view's
+	 * correlated subquery), also when the log only grew since: the
+	 * statement keeps the log as its first scan saw it, as a read
+	 * transaction keeps its snapshot, instead of reading the log again for
+	 * each subquery while ateld appends. */
+	if (t->cache && (snap_equal(t->cache->files, t->cache->nfiles, c->snap, c->nsnap) ||
+			 (t->ncursors > 1 && snap_grown(t->cache->files, t->cache->nfiles, c->snap, c->nsnap)))) {
 		if ((rc = cache_begin(c)) < 0)
 			goto fail;
 		return SQLITE_OK;
