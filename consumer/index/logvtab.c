@@ -34,7 +34,9 @@
  * match, or outside the ts_ns/id range, costs a hash lookup and no row text.
  * Constraints are never "omitted": SQLite checks every row again, so a
  * constraint value of another type (ts_ns > 1.5e18, name = 5) only prunes
- * less. The first scan of a session reads every file.
+ * less. The first scan of a session reads every file. A scan that read
+ * the whole log also leaves its rows in memory (the rows cache, below),
+ * which answers later scans without reading or skipping anything.
  *
  * Thread-safety: as SQLite's (one connection per thread).
  */
