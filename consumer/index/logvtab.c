@@ -34,7 +34,11 @@
  * match, or outside the ts_ns/id range, costs a hash lookup and no row text.
  * Constraints are never "omitted": SQLite checks every row again, so a
  * constraint value of another type (ts_ns > 1.5e18, name = 5) only prunes
- * less. The first scan of a session reads every file. A scan that read
+ * less. After a skip, the next file read is decoded from its own header:
+ * that equals the sequential read because every file decodes alone
+ * (docs/segment-format.md 2.3, what the indexer's resume relies on too);
+ * on hand-made or damaged files that break it, a skipping scan may show
+ * other rows of such a file than a scan from the start. The first scan of a session reads every file. A scan that read
  * the whole log also leaves its rows in memory (the rows cache, below),
  * which answers later scans without reading or skipping anything.
  *
