@@ -1081,7 +1081,8 @@ static int lv_best_index(sqlite3_vtab *vt, sqlite3_index_info *ix)
 	char codes[128];
 	int nargs = 0;
 	double cost = 1e7, rows = 1e6;
-	bool id_eq = false;
+	bool id_eq = false, in_iter = false; /* an IN list SQLite walks value by value: rows not in id order */
+	bool has_vtab_in = sqlite3_libversion_number() >= 3038000;
 
 	(void)vt;
 	for (int i = 0; i < ix->nConstraint && nargs < 60; i++) {
@@ -1125,9 +1126,10 @@ static int lv_best_index(sqlite3_vtab *vt, sqlite3_index_info *ix)
 		}
 		if (col == 'n' && op != '=')
 			continue;
-		if (col == 'n' && sqlite3_libversion_number() >= 3038000 && sqlite3_vtab_in(ix, i, -1) &&
-		    sqlite3_vtab_in(ix, i, 1))
+		if (col == 'n' && has_vtab_in && sqlite3_vtab_in(ix, i, -1) && sqlite3_vtab_in(ix, i, 1))
 			col = 'N';
+		else if (op == '=' && (!has_vtab_in || sqlite3_vtab_in(ix, i, -1)))
+			in_iter = true;
 		codes[2 * nargs] = col;
 		codes[2 * nargs + 1] = op;
 		nargs++;
@@ -1153,7 +1155,7 @@ static int lv_best_index(sqlite3_vtab *vt, sqlite3_index_info *ix)
 		ix->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
 	}
 	if (ix->nOrderBy == 1 && (ix->aOrderBy[0].iColumn == COL_ID || ix->aOrderBy[0].iColumn == -1) &&
-	    !ix->aOrderBy[0].desc)
+	    !ix->aOrderBy[0].desc && !in_iter)
 		ix->orderByConsumed = 1; /* rows come in id (log) order */
 	ix->estimatedCost = cost;
 	ix->estimatedRows = (sqlite3_int64)rows;
