@@ -38,7 +38,8 @@ static const char sql_help_head[] =
 	"Constraints on ts_ns (=, <, <=, >, >=), name (=, IN) and id let later scans of\n"
 	"the statement skip segment files already read (docs/schema.md).\n"
 	"\n"
-	"  --json   an array with one object per row (column name: value; integers exact)\n"
+	"  --json   an array with one object per row, one a line (column name: value;\n"
+	"           integers exact), streamed as the rows come\n"
 	"\n"
 	"The module comes from the loadable extension atel_sqlite.so (the one the sqlite3\n"
 	"shell loads: see README \"SQLite index\"), looked for in $ATEL_SQLITE_EXT, beside\n"
@@ -317,7 +318,7 @@ int cmd_sql(struct cli *c, int argc, char **argv)
 	}
 
 	int ncol = sqlite3_column_count(st);
-	cJSON *arr = c->json ? cJSON_CreateArray() : NULL;
+	size_t njson = 0;
 	struct table *tab = NULL;
 	const char **names = ncol ? calloc((size_t)ncol, sizeof(*names)) : NULL;
 	bool *right = ncol ? calloc((size_t)ncol, sizeof(*right)) : NULL;
@@ -325,7 +326,7 @@ int cmd_sql(struct cli *c, int argc, char **argv)
 	size_t nrows = 0, rcap = 0;
 	bool typed_seen[64] = { false };
 
-	if ((c->json && !arr) || (ncol && (!names || !right))) {
+	if (ncol && (!names || !right)) {
 		ex = ATEL_EXIT_DATA;
 		cli_err("sql", "out of memory");
 		goto done;
@@ -343,12 +344,17 @@ int cmd_sql(struct cli *c, int argc, char **argv)
 					o = NULL;
 				}
 			}
-			if (!o || !cJSON_AddItemToArray(arr, o)) {
-				cJSON_Delete(o);
+			/* streamed, one object a line: a large answer is not held in memory
+			 * (an error later leaves the array unclosed, and exit 2) */
+			char *txt = o ? cJSON_PrintUnformatted(o) : NULL;
+			cJSON_Delete(o);
+			if (!txt) {
 				cli_err("sql", "out of memory");
 				ex = ATEL_EXIT_DATA;
 				goto done;
 			}
+			printf("%s%s", njson++ ? ",\n" : "[\n", txt);
+			cJSON_free(txt);
 			continue;
 		}
 		if (nrows == rcap) {
@@ -385,8 +391,7 @@ int cmd_sql(struct cli *c, int argc, char **argv)
 		goto done;
 	}
 	if (c->json) {
-		cli_print_json(arr);
-		arr = NULL;
+		fputs(njson ? "\n]\n" : "[]\n", stdout);
 	} else if (ncol) {
 		tab = table_new((unsigned)ncol, names, right);
 		for (size_t r = 0; tab && r < nrows; r++)
@@ -402,7 +407,6 @@ done:
 		free(rows_text);
 	}
 	table_free(tab);
-	cJSON_Delete(arr);
 	free(names);
 	free(right);
 out:
