@@ -153,11 +153,42 @@ static const struct key KEYS[] = {
 	{ "remote_write", "interval_ms", K_U32, OFF(remote_write.interval_ms), 10, 3600000, NULL, NULL },
 	{ "remote_write", "timeout_ms", K_U32, OFF(remote_write.timeout_ms), 100, 600000, NULL, NULL },
 	{ "remote_write", "backoff_max_ms", K_U32, OFF(remote_write.backoff_max_ms), 10, 3600000, NULL, NULL },
+	{ "remote_write", "headers", K_HEADERS, 0, 0, 0, NULL, NULL },
 };
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
 static const char *const SECTIONS[] = { "shm", "storage", "drain", "retention", "index",
 					"prometheus", "json", "opentelemetry", "remote_write", NULL };
+
+/* ------------------------------------------------------------------------ */
+/* headers sections (opentelemetry.headers, remote_write.headers)            */
+
+/* The header list a K_HEADERS key fills: its section's array and count. */
+static struct atel_kv *headers_of(const struct atel_config *ccfg, const char *section, uint32_t **n)
+{
+	struct atel_config *cfg = (struct atel_config *)ccfg;
+
+	if (!strcmp(section, "remote_write")) {
+		*n = &cfg->remote_write.nheaders;
+		return cfg->remote_write.headers;
+	}
+	*n = &cfg->opentelemetry.nheaders;
+	return cfg->opentelemetry.headers;
+}
+
+static void headers_free(struct atel_kv *h, uint32_t *n)
+{
+	for (uint32_t i = 0; i < *n && i < ATEL_CFG_HEADERS_MAX; i++) {
+		free(h[i].key);
+		free(h[i].value);
+	}
+	*n = 0;
+}
+
+/* Headers remote write sets on every request (exporters/remote_write.c): a
+ * second copy from remote_write.headers would make the request ambiguous. */
+static const char *const RW_OWN_HEADERS[] = { "Content-Encoding", "Content-Type",
+					      "X-Prometheus-Remote-Write-Version", "Content-Length", NULL };
 
 /* ------------------------------------------------------------------------ */
 /* defaults                                                                 */
@@ -175,11 +206,8 @@ static void free_strings(struct atel_config *cfg)
 			*p = NULL;
 		}
 	}
-	for (uint32_t i = 0; i < cfg->opentelemetry.nheaders && i < ATEL_CFG_HEADERS_MAX; i++) {
-		free(cfg->opentelemetry.headers[i].key);
-		free(cfg->opentelemetry.headers[i].value);
-	}
-	cfg->opentelemetry.nheaders = 0;
+	headers_free(cfg->opentelemetry.headers, &cfg->opentelemetry.nheaders);
+	headers_free(cfg->remote_write.headers, &cfg->remote_write.nheaders);
 }
 
 void atel__config_free(struct atel_config *cfg)
@@ -293,6 +321,22 @@ static int finish(struct atel_config *cfg)
 	if (!strcmp(cfg->opentelemetry.protocol, "http") && set_str(&cfg->opentelemetry.protocol, "http/protobuf"))
 		return -ENOMEM;
 	return check_complete(cfg);
+}
+
+/* Rules between keys, checked once everything is applied (keys come in any
+ * order). @return 0 or -EINVAL with err set. */
+static int check_across(const struct atel_config *cfg, const char *origin, char *err, size_t errlen)
+{
+	for (uint32_t i = 0; cfg->remote_write.bearer_token && i < cfg->remote_write.nheaders; i++) {
+		if (!strcasecmp(cfg->remote_write.headers[i].key, "Authorization")) {
+			atel__seterr(err, errlen,
+				     "%s: remote_write.headers.%s: refused: remote_write.bearer_token sets Authorization "
+				     "(use one of the two)",
+				     origin, cfg->remote_write.headers[i].key);
+			return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -490,41 +534,52 @@ static int bad_value(const struct ctx *c, const struct key *k, const cJSON *v)
 	return -EINVAL;
 }
 
+/* Fills the header list of k's section (headers_of) from a JSON object; the
+ * list is replaced only if every entry is valid. Values are never echoed. */
 static int apply_headers(struct atel_config *cfg, const struct ctx *c, const struct key *k, const cJSON *v)
 {
 	struct atel_kv tmp[ATEL_CFG_HEADERS_MAX];
-	uint32_t n = 0;
+	uint32_t n = 0, *dst_n;
+	struct atel_kv *dst = headers_of(cfg, k->section, &dst_n);
 	const cJSON *it;
+	int rc = -EINVAL;
 
 	if (!cJSON_IsObject(v))
 		return bad_value(c, k, v);
 	cJSON_ArrayForEach(it, v)
 	{
-		char got[80];
-
 		if (n == ATEL_CFG_HEADERS_MAX) {
-			atel__seterr(c->err, c->errlen, "%s: opentelemetry.headers: at most %u headers, got more",
-			       c->origin, ATEL_CFG_HEADERS_MAX);
+			atel__seterr(c->err, c->errlen, "%s: %s.headers: at most %u headers, got more", c->origin,
+				     k->section, ATEL_CFG_HEADERS_MAX);
 			goto fail;
 		}
 		if (!it->string || !*it->string || strpbrk(it->string, " \t\r\n:")) {
 			atel__seterr(c->err, c->errlen,
-			       "%s: opentelemetry.headers: header name \"%s\" is not a valid HTTP field name",
-			       c->origin, it->string ? it->string : "");
+			       "%s: %s.headers: header name \"%s\" is not a valid HTTP field name",
+			       c->origin, k->section, it->string ? it->string : "");
 			goto fail;
 		}
 		if (!cJSON_IsString(it) || strpbrk(it->valuestring, "\r\n")) {
-			show_json(it, got, sizeof(got));
 			/* never echo a header value: it may be a token */
 			atel__seterr(c->err, c->errlen,
-			       "%s: opentelemetry.headers.%s: expected a single-line string, got %s", c->origin,
+			       "%s: %s.headers.%s: expected a single-line string, got %s", c->origin, k->section,
 			       it->string, cJSON_IsString(it) ? "a string with a line break" : kind_name(it));
 			goto fail;
 		}
+		if (!strcmp(k->section, "remote_write")) {
+			for (const char *const *own = RW_OWN_HEADERS; *own; own++) {
+				if (!strcasecmp(*own, it->string)) {
+					atel__seterr(c->err, c->errlen,
+						     "%s: remote_write.headers.%s: refused: remote write sets %s itself",
+						     c->origin, it->string, *own);
+					goto fail;
+				}
+			}
+		}
 		for (uint32_t j = 0; j < n; j++) {
 			if (!strcasecmp(tmp[j].key, it->string)) {
-				atel__seterr(c->err, c->errlen, "%s: opentelemetry.headers.%s: duplicate header",
-				       c->origin, it->string);
+				atel__seterr(c->err, c->errlen, "%s: %s.headers.%s: duplicate header",
+				       c->origin, k->section, it->string);
 				goto fail;
 			}
 		}
@@ -533,28 +588,17 @@ static int apply_headers(struct atel_config *cfg, const struct ctx *c, const str
 		n++;
 		if (!tmp[n - 1].key || !tmp[n - 1].value) {
 			atel__seterr(c->err, c->errlen, "%s: out of memory", c->origin);
-			goto fail_nomem;
+			rc = -ENOMEM;
+			goto fail;
 		}
 	}
-	for (uint32_t i = 0; i < cfg->opentelemetry.nheaders; i++) {
-		free(cfg->opentelemetry.headers[i].key);
-		free(cfg->opentelemetry.headers[i].value);
-	}
-	memcpy(cfg->opentelemetry.headers, tmp, n * sizeof(tmp[0]));
-	cfg->opentelemetry.nheaders = n;
+	headers_free(dst, dst_n);
+	memcpy(dst, tmp, n * sizeof(tmp[0]));
+	*dst_n = n;
 	return 0;
-fail_nomem:
-	for (uint32_t i = 0; i < n; i++) {
-		free(tmp[i].key);
-		free(tmp[i].value);
-	}
-	return -ENOMEM;
 fail:
-	for (uint32_t i = 0; i < n; i++) {
-		free(tmp[i].key);
-		free(tmp[i].value);
-	}
-	return -EINVAL;
+	headers_free(tmp, &n);
+	return rc;
 }
 
 static int apply_value(struct atel_config *cfg, const struct ctx *c, const struct key *k, const cJSON *v)
@@ -777,9 +821,11 @@ int atel__config_parse(struct atel_config *cfg, const char *text, size_t len, co
 	if (rc)
 		return rc;
 	rc = finish(cfg);
-	if (rc)
+	if (rc) {
 		atel__seterr(err, errlen, "%s: out of memory", origin ? origin : "config");
-	return rc;
+		return rc;
+	}
+	return check_across(cfg, origin ? origin : "config", err, errlen);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -828,8 +874,11 @@ static void add_key(cJSON *o, const struct atel_config *cfg, const struct key *k
 	case K_HEADERS: {
 		/* the names, as configured; values may be secrets and are never shown */
 		cJSON *h = cJSON_AddObjectToObject(o, k->name);
-		for (uint32_t i = 0; h && i < cfg->opentelemetry.nheaders; i++)
-			cJSON_AddStringToObject(h, cfg->opentelemetry.headers[i].key, "(set, not shown)");
+		uint32_t *nh;
+		const struct atel_kv *hv = headers_of(cfg, k->section, &nh);
+
+		for (uint32_t i = 0; h && i < *nh; i++)
+			cJSON_AddStringToObject(h, hv[i].key, "(set, not shown)");
 		break;
 	}
 	case K_URL:
@@ -934,6 +983,8 @@ static int apply_env(struct atel_config *cfg, char *err, size_t errlen)
 		{ "ATEL_INDEX_MODE", "index", "mode" },
 		{ "OTEL_SERVICE_NAME", "opentelemetry", "service_name" },
 		{ "OTEL_EXPORTER_OTLP_ENDPOINT", "opentelemetry", "endpoint" },
+		/* one ConfigMap for every pod of a DaemonSet: the node name through the downward API */
+		{ "ATEL_REMOTE_WRITE_INSTANCE", "remote_write", "instance" },
 	};
 	const char *force;
 	int rc;
@@ -979,7 +1030,9 @@ int atel__config_load(struct atel_config *cfg, const char *path, char *err, size
 	if (rc)
 		return rc;
 	rc = finish(cfg);
-	if (rc)
+	if (rc) {
 		atel__seterr(err, errlen, "out of memory while loading the configuration");
-	return rc;
+		return rc;
+	}
+	return check_across(cfg, path ? path : "environment", err, errlen);
 }

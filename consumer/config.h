@@ -95,6 +95,10 @@ struct atel_config {
 		uint32_t interval_ms;        /* 1000 */
 		uint32_t timeout_ms;         /* 10000 */
 		uint32_t backoff_max_ms;     /* 30000 */
+		/* extra request headers (values are secrets: never logged or shown); the
+		 * ones remote write sets itself are refused (config.c RW_OWN_HEADERS) */
+		struct atel_kv headers[ATEL_CFG_HEADERS_MAX];
+		uint32_t nheaders;
 	} remote_write;
 };
 

@@ -76,6 +76,8 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 	if (cfg->remote_write.url && *cfg->remote_write.url) {
 		rw.url = cfg->remote_write.url;
 		rw.bearer_token = cfg->remote_write.bearer_token;
+		rw.headers = cfg->remote_write.headers;
+		rw.nheaders = cfg->remote_write.nheaders;
 		rw.job = cfg->remote_write.job;
 		rw.instance = cfg->remote_write.instance;
 		rw.batch = cfg->remote_write.batch;

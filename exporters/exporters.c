@@ -159,15 +159,18 @@ void atel__exporters_lower_priority(void)
  * after a restart must not expire series whose later samples are still
  * ahead in the log.
  */
-static void expire_maybe(struct atel_exporters *ex, uint64_t *last_ms, uint64_t log_now_ns, bool at_end)
+/* @return true if series were removed: the aggregates changed and need a
+ * checkpoint, even with no new event read (else a restart would bring the
+ * expired series back and atel_series_expired_total would fall). */
+static bool expire_maybe(struct atel_exporters *ex, uint64_t *last_ms, uint64_t log_now_ns, bool at_end)
 {
 	uint64_t now = mono_ms(), wall = atel__now_ns();
 
 	if (!ex->o.series_ttl_s || now - *last_ms < 1000)
-		return;
+		return false;
 	*last_ms = now;
-	atel__agg_expire(ex->agg, at_end || log_now_ns > wall ? wall : log_now_ns,
-			 (uint64_t)ex->o.series_ttl_s * 1000000000ull);
+	return atel__agg_expire(ex->agg, at_end || log_now_ns > wall ? wall : log_now_ns,
+				(uint64_t)ex->o.series_ttl_s * 1000000000ull) > 0;
 }
 
 static void *follower_main(void *arg)
@@ -230,7 +233,8 @@ static void *follower_main(void *arg)
 				since_check = 0;
 				if (stop_deadline && now > stop_deadline)
 					break;
-				expire_maybe(ex, &last_expire, log_now_ns, false);
+				if (expire_maybe(ex, &last_expire, log_now_ns, false))
+					dirty = true;
 				if (now - last_ckpt >= ex->o.checkpoint_ms) {
 					checkpoint(ex, &pos);
 					saved = pos;
@@ -251,7 +255,8 @@ static void *follower_main(void *arg)
 			continue;
 		}
 		/* at the current end of the log */
-		expire_maybe(ex, &last_expire, log_now_ns, true);
+		if (expire_maybe(ex, &last_expire, log_now_ns, true))
+			dirty = true;
 		if (ex->d)
 			atomic_store_explicit(&ex->d->stats.series_overflow, atel__agg_overflow(ex->agg),
 					      memory_order_relaxed);

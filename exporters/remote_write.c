@@ -550,6 +550,28 @@ static void *rw_main(void *arg)
 
 /* ---- start / stop ------------------------------------------------------------------------ */
 
+/* remote_write.headers onto the request's list ("Name: value"; curl copies).
+ * The values are secrets: they go nowhere else. @return 0 or -ENOMEM. */
+static int add_headers(struct atel_rw *w, const struct atel_rw_opts *o)
+{
+	for (uint32_t i = 0; i < o->nheaders; i++) {
+		size_t n = strlen(o->headers[i].key) + strlen(o->headers[i].value) + 3;
+		char *line = malloc(n);
+		struct curl_slist *l;
+
+		if (!line)
+			return -ENOMEM;
+		snprintf(line, n, "%s: %s", o->headers[i].key, o->headers[i].value);
+		l = curl_slist_append(w->hdrs, line);
+		explicit_bzero(line, n);
+		free(line);
+		if (!l)
+			return -ENOMEM;
+		w->hdrs = l;
+	}
+	return 0;
+}
+
 int atel__rw_start(struct atel_rw **out, const struct atel_rw_opts *o, char *err, size_t errlen)
 {
 	struct atel_rw *w;
@@ -617,6 +639,8 @@ int atel__rw_start(struct atel_rw **out, const struct atel_rw_opts *o, char *err
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", w->token);
 		w->hdrs = curl_slist_append(w->hdrs, auth);
 	}
+	if ((rc = add_headers(w, o)) < 0)
+		goto fail;
 	curl_easy_setopt(w->curl, CURLOPT_URL, w->url);
 	curl_easy_setopt(w->curl, CURLOPT_HTTPHEADER, w->hdrs);
 	curl_easy_setopt(w->curl, CURLOPT_USERAGENT, "atel/" ATEL_VERSION);

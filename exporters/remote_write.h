@@ -24,11 +24,15 @@
 #include <stdint.h>
 
 #include "logread.h"
+#include "otlp_settings.h" /* struct atel_kv */
 #include "state.h"
 
 struct atel_rw_opts {
 	const char *url;              /* http(s)://host:port/api/v1/write (required) */
 	const char *bearer_token;     /* NULL: none */
+	const struct atel_kv *headers; /* extra request headers (values secret, never logged); the
+					* configuration refused the ones set here (config.c) */
+	uint32_t nheaders;
 	const char *job;              /* label on every series; "atel" if NULL */
 	const char *instance;         /* label on every series; the host name if NULL */
 	uint32_t batch;               /* samples per request; 2000 if 0 */

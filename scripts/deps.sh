@@ -11,6 +11,7 @@ PKGS=(
   g++ python3-prometheus-client liblttng-ust-dev lttng-tools babeltrace2 prometheus-cpp-dev
   chromium chromium-driver tmux   # the web view's browser test, atel top's tmux test (issue 17)
   libsnappy-dev   # Prometheus remote write (issue 19)
+  python3-yaml    # docs/deploy's Kubernetes and collector files, parsed by test_deploy_k8s.py (issue 19)
 )
 
 "$(dirname "$0")/deps-node.sh"   # Node.js, its headers and the binding's npm packages (bindings/node)

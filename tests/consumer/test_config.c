@@ -15,11 +15,14 @@
 #include <errno.h>
 #include <fcntl.h>
 
+#include <cjson/cJSON.h>
+
 #include "config.h"
 
 static const char *const ENV_VARS[] = { "ATEL_SHM", "ATEL_DATA_DIR", "ATEL_PROMETHEUS_PORT", "ATEL_LOG_LEVEL",
 					"ATEL_EXPORT_INTERVAL_MS", "ATEL_IO", "ATEL_FORCE_PWRITEV", "ATEL_ENCODING",
-					"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT", NULL };
+					"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT",
+					"ATEL_REMOTE_WRITE_INSTANCE", NULL };
 
 static int clear_env(void **state)
 {
@@ -262,6 +265,90 @@ static void test_remote_write(void **state)
 		     "t.json: remote_write.batch: expected an integer 1..1000000, got 0");
 }
 
+/* remote_write.headers: the opentelemetry.headers rules (same code), plus the
+ * headers remote write sets itself refused by name; values never shown. */
+static void test_remote_write_headers(void **state)
+{
+	struct atel_config cfg;
+	char err[512] = "", *shown;
+	cJSON *o;
+	const cJSON *h;
+	static const char txt[] = "{\"remote_write\": {\"url\": \"http://central:9090/api/v1/write\", "
+				  "\"headers\": {\"X-Scope-OrgID\": \"tenant-a\", \"Authorization\": \"Basic c2VjcmV0\"}}}";
+
+	(void)state;
+	assert_int_equal(atel__config_parse(&cfg, txt, strlen(txt), "t.json", err, sizeof(err)), 0);
+	assert_int_equal(cfg.remote_write.nheaders, 2);
+	assert_string_equal(cfg.remote_write.headers[0].key, "X-Scope-OrgID");
+	assert_string_equal(cfg.remote_write.headers[0].value, "tenant-a");
+	assert_string_equal(cfg.remote_write.headers[1].key, "Authorization");
+	assert_string_equal(cfg.remote_write.headers[1].value, "Basic c2VjcmV0");
+	assert_int_equal(cfg.opentelemetry.nheaders, 0); /* each section its own list */
+	/* --check-config and the status file: names only */
+	o = atel__config_json(&cfg);
+	assert_non_null(o);
+	h = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "remote_write"), "headers");
+	assert_true(cJSON_IsObject(h));
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(h, "X-Scope-OrgID")->valuestring, "(set, not shown)");
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(h, "Authorization")->valuestring, "(set, not shown)");
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+				 cJSON_GetObjectItemCaseSensitive(o, "opentelemetry"), "headers")), 0);
+	shown = cJSON_PrintUnformatted(o);
+	assert_non_null(shown);
+	assert_null(strstr(shown, "tenant-a"));
+	assert_null(strstr(shown, "c2VjcmV0"));
+	cJSON_free(shown);
+	cJSON_Delete(o);
+	atel__config_free(&cfg);
+	assert_int_equal(cfg.remote_write.nheaders, 0);
+
+	/* what remote write sets itself, in any case */
+	expect_error("{\"remote_write\": {\"headers\": {\"Content-Type\": \"text/plain\"}}}",
+		     "t.json: remote_write.headers.Content-Type: refused: remote write sets Content-Type itself");
+	expect_error("{\"remote_write\": {\"headers\": {\"X-A\": \"1\", \"content-encoding\": \"gzip\"}}}",
+		     "t.json: remote_write.headers.content-encoding: refused: remote write sets Content-Encoding "
+		     "itself");
+	expect_error("{\"remote_write\": {\"headers\": {\"X-Prometheus-Remote-Write-Version\": \"2.0.0\"}}}",
+		     "t.json: remote_write.headers.X-Prometheus-Remote-Write-Version: refused: remote write sets "
+		     "X-Prometheus-Remote-Write-Version itself");
+	expect_error("{\"remote_write\": {\"headers\": {\"Content-Length\": \"1\"}}}",
+		     "t.json: remote_write.headers.Content-Length: refused: remote write sets Content-Length itself");
+	/* Authorization only when bearer_token sets it, whatever the keys' order */
+	expect_error("{\"remote_write\": {\"bearer_token\": \"t0k\", \"headers\": {\"Authorization\": \"Basic x\"}}}",
+		     "t.json: remote_write.headers.Authorization: refused: remote_write.bearer_token sets "
+		     "Authorization (use one of the two)");
+	expect_error("{\"remote_write\": {\"headers\": {\"authorization\": \"Basic x\"}, \"bearer_token\": \"t0k\"}}",
+		     "t.json: remote_write.headers.authorization: refused: remote_write.bearer_token sets "
+		     "Authorization (use one of the two)");
+	/* the shared rules name this section; values are never echoed */
+	expect_error("{\"remote_write\": {\"headers\": {\"X-Token\": \"s3cr3t\\r\\nX: y\"}}}",
+		     "t.json: remote_write.headers.X-Token: expected a single-line string, got a string with a line "
+		     "break");
+	expect_error("{\"remote_write\": {\"headers\": {\"X-Token\": 12345}}}",
+		     "t.json: remote_write.headers.X-Token: expected a single-line string, got a number");
+	expect_error("{\"remote_write\": {\"headers\": {\"Bad:Name\": \"v\"}}}",
+		     "t.json: remote_write.headers: header name \"Bad:Name\" is not a valid HTTP field name");
+	expect_error("{\"remote_write\": {\"headers\": {\"X-A\": \"1\", \"x-a\": \"2\"}}}",
+		     "t.json: remote_write.headers.x-a: duplicate header");
+	expect_error("{\"remote_write\": {\"headers\": \"X-A: 1\"}}",
+		     "t.json: remote_write.headers: expected an object of string values (at most 16), got \"X-A: 1\"");
+	{
+		char text[2048];
+		size_t n = (size_t)snprintf(text, sizeof(text), "{\"remote_write\": {\"headers\": {");
+
+		for (int i = 0; i < 17; i++)
+			n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"h%d\": \"v\"", i ? ", " : "", i);
+		snprintf(text + n, sizeof(text) - n, "}}}");
+		expect_error(text, "t.json: remote_write.headers: at most 16 headers, got more");
+	}
+	/* the instance label from the environment (a DaemonSet's node name) */
+	setenv("ATEL_REMOTE_WRITE_INSTANCE", "node-7", 1);
+	assert_int_equal(atel__config_load(&cfg, NULL, err, sizeof(err)), 0);
+	assert_string_equal(cfg.remote_write.instance, "node-7");
+	atel__config_free(&cfg);
+	unsetenv("ATEL_REMOTE_WRITE_INSTANCE");
+}
+
 static void test_syntax(void **state)
 {
 	(void)state;
@@ -428,6 +515,7 @@ int main(void)
 		cmocka_unit_test_setup(test_wrong_types, clear_env),
 		cmocka_unit_test_setup(test_ranges, clear_env),
 		cmocka_unit_test_setup(test_remote_write, clear_env),
+		cmocka_unit_test_setup(test_remote_write_headers, clear_env),
 		cmocka_unit_test_setup(test_syntax, clear_env),
 		cmocka_unit_test_setup(test_headers, clear_env),
 		cmocka_unit_test_setup(test_nullable, clear_env),

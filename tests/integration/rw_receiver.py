@@ -154,6 +154,8 @@ class Receiver:
         self.refused_by_rules = []  # (why) 400s from the TSDB rules: must stay empty in the tests
         self.scripted = {}        # status -> count answered from the script
         self.in_flight = 0
+        self.watch = ()           # header names whose values are recorded per request
+        self.watched = {}         # name -> set of the values seen (None: a request without it)
         recv = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -198,6 +200,8 @@ class Receiver:
         with self.lock:
             self.requests += 1
             self.in_flight += 1
+            for name in self.watch:
+                self.watched.setdefault(name, set()).add(headers.get(name))
         try:
             if self.delay:
                 time.sleep(self.delay)

@@ -40,11 +40,13 @@ import test_prometheus as tp  # noqa: E402
 TOTAL = tp.TOTAL
 
 
-def make_world(url, instance):
+def make_world(url, instance, headers=None):
     w = tp.World()
     w.cfg["json"]["enabled"] = False
     w.cfg["remote_write"] = {"url": url, "instance": instance, "interval_ms": 200, "batch": 50,
                              "backoff_max_ms": 1000, "timeout_ms": 5000}
+    if headers:
+        w.cfg["remote_write"]["headers"] = headers
     with open(w.cfg_path, "w") as f:
         json.dump(w.cfg, f)
     return w
@@ -72,9 +74,24 @@ def self_metric(w, name):
     return None
 
 
+def all_logs(w):
+    """Every ateld log of the world, whole (w.log() keeps only the tail)."""
+    text = ""
+    for i in range(1, w.nstarts + 1):
+        try:
+            with open(os.path.join(w.dir, "ateld-%d.log" % i)) as f:
+                text += f.read()
+        except OSError:
+            pass
+    return text
+
+
 def part_mock():
     rx = rw_receiver.Receiver()
-    w = make_world(rx.url, "rw-mock")
+    # remote_write.headers: sent on every request, the values never logged or shown
+    secret = "s3cret-%d" % os.getpid()
+    rx.watch = ("X-Scope-OrgID", "X-Atel-Test-Token")
+    w = make_world(rx.url, "rw-mock", {"X-Scope-OrgID": "tenant-rw", "X-Atel-Test-Token": secret})
     inst = {"instance": "rw-mock", "job": "atel"}
 
     def expect(rounds, what):
@@ -95,6 +112,16 @@ def part_mock():
         w.produce("a")
         expect(1, "a")
         check(self_metric(w, "atel_remote_write_samples_sent_total") > 0, "no samples_sent")
+        with rx.lock:
+            seen = {k: set(v) for k, v in rx.watched.items()}
+        check(seen.get("X-Scope-OrgID") == {"tenant-rw"}, "X-Scope-OrgID on the requests: %s" % seen)
+        check(seen.get("X-Atel-Test-Token") == {secret}, "the configured header not on every request")
+        with open(os.path.join(w.data, "ateld.status.json")) as f:
+            status = f.read()
+        shown = json.loads(status)["config"]["remote_write"]["headers"]
+        check(shown == {"X-Scope-OrgID": "(set, not shown)", "X-Atel-Test-Token": "(set, not shown)"},
+              "status file's remote_write.headers: %s" % shown)
+        check(secret not in status, "a header value is in the status file")
 
         # b. outage: 503 + Retry-After: 1 for a while
         rx.fail_next(1000000, 503, {"Retry-After": "1"})
@@ -143,6 +170,13 @@ def part_mock():
         w.produce("e")
         expect(6, "e")
         w.stop_ateld()
+        with rx.lock:
+            seen = {k: set(v) for k, v in rx.watched.items()}
+        check(seen.get("X-Atel-Test-Token") == {secret} and seen.get("X-Scope-OrgID") == {"tenant-rw"},
+              "after restarts, a request without the configured headers")
+        check(secret not in all_logs(w), "a header value is in ateld's log")
+        print("remote write (mock): headers X-Scope-OrgID and a secret sent on all %d requests, the secret "
+              "in no log or status file" % rx.requests)
         print("remote write (mock): 6 rounds exact (%d executions) through 503 outage, 429, a dropped 400 batch, "
               "kill -9 mid-send and a restart; %d requests, %d stored, 0 refused by the TSDB rules"
               % (6 * TOTAL, rx.requests, rx.accepted))
