@@ -1490,6 +1490,14 @@ static int js_metric_item(struct dctx *c, const cJSON *o, const char *path, uint
 
 /* ---- entry points ---------------------------------------------------------------- */
 
+static bool only_space(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+			return false;
+	return true;
+}
+
 int atel__otlpd_decode(struct atel_otlpd_req *out, bool traces, enum atel_otlpd_format fmt, const void *body,
 		       size_t len, char *err, size_t errlen)
 {
@@ -1517,6 +1525,9 @@ int atel__otlpd_decode(struct atel_otlpd_req *out, bool traces, enum atel_otlpd_
 					     : 0;
 			}
 			rc = fail(&c, -EBADMSG, "JSON: not valid JSON (error near byte %zu of %zu)", at, len);
+		} else if (end && !only_space(end, len - (size_t)(end - (const char *)body))) {
+			rc = fail(&c, -EBADMSG, "JSON: bytes after the end of the request object at byte %zu",
+				  (size_t)(end - (const char *)body));
 		} else {
 			rc = js_walk(&c, root, traces, traces ? js_span_item : js_metric_item);
 		}

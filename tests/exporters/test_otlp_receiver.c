@@ -364,6 +364,11 @@ static void test_json_metrics(void **state)
 	assert_int_equal(atel__otlpd_decode(&r, false, ATEL_OTLPD_JSON, bad, strlen(bad), err, sizeof(err)), -EBADMSG);
 	assert_non_null(strstr(err, "dataPoints[0].asInt"));
 	atel__otlpd_free(&r);
+	assert_int_equal(atel__otlpd_decode(&r, false, ATEL_OTLPD_JSON, "{} \n", 4, err, sizeof(err)), 0);
+	atel__otlpd_free(&r);
+	assert_int_equal(atel__otlpd_decode(&r, false, ATEL_OTLPD_JSON, "{}x", 3, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "after the end"));
+	atel__otlpd_free(&r);
 }
 
 /* Answers read back by the OTLP exporter's own response parser. */
