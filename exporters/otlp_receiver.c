@@ -13,7 +13,11 @@
  * included), then published with one head store when the ring has room for
  * all of it; if it has not within wait_ms, every change the conversion made
  * (definitions marked, cumulative metric state) is undone and the answer is
- * 503. Only this thread writes the ring (SPSC, R1/A2 of docs/abi.md 3).
+ * 503. A request larger than the ring goes in pieces ending at item
+ * boundaries (rx->cuts: slot and undo-log positions after each item); if a
+ * piece finds no room, what the items after the last written piece changed
+ * is undone and they are rejected. Only this thread writes the ring (SPSC,
+ * R1/A2 of docs/abi.md 3).
  *
  * Timestamps: the drain refuses records timed more than 60 s ahead or
  * before their producer started (docs/abi.md 6). The receiver's BEGIN
@@ -219,6 +223,12 @@ struct undo {
 	size_t len;
 };
 
+/* An item boundary in a request's slots: what was converted up to there. */
+struct cut {
+	size_t slot, undo;
+	uint64_t items, accepted, rejected;
+};
+
 struct atel_otlp_recv {
 	struct atel_otlp_recv_opts o;
 	struct atel_http_server *http;
@@ -239,6 +249,9 @@ struct atel_otlp_recv {
 	size_t nslots, cslots;
 	struct undo *undo;
 	size_t nundo, cundo;
+	struct cut *cuts;
+	size_t ncuts, ccuts;
+	uint64_t items, accepted;            /* spans or data points converted, and accepted */
 	bool oom;
 	struct atel_buf inflated;
 	struct atel_buf tmp;
@@ -313,14 +326,36 @@ static void save(struct atel_otlp_recv *rx, void *dst, size_t len)
 	rx->undo[rx->nundo++] = (struct undo){ dst, copy, len };
 }
 
-static void undo_all(struct atel_otlp_recv *rx, bool restore)
+/* Restores what the request changed from undo entry `from` on (reverse order), forgets the rest. */
+static void undo_from(struct atel_otlp_recv *rx, size_t from)
 {
 	while (rx->nundo) {
 		struct undo *u = &rx->undo[--rx->nundo];
-		if (restore)
+		if (rx->nundo >= from)
 			memcpy(u->dst, u->copy, u->len);
 		free(u->copy);
 	}
+}
+
+static void undo_all(struct atel_otlp_recv *rx, bool restore)
+{
+	undo_from(rx, restore ? 0 : SIZE_MAX);
+}
+
+/* Notes an item boundary (after each span or data point). */
+static void cut(struct atel_otlp_recv *rx)
+{
+	if (rx->ncuts == rx->ccuts) {
+		size_t nc = rx->ccuts ? rx->ccuts * 2 : 256;
+		struct cut *n = realloc(rx->cuts, nc * sizeof(*n));
+		if (!n) {
+			rx->oom = true;
+			return;
+		}
+		rx->cuts = n;
+		rx->ccuts = nc;
+	}
+	rx->cuts[rx->ncuts++] = (struct cut){ rx->nslots, rx->nundo, rx->items, rx->accepted, rx->rejected };
 }
 
 /* The id of string s in the current generation, emitting its STRDEF if needed. 0: cannot. */
@@ -1020,7 +1055,7 @@ static bool convert_point(struct atel_otlp_recv *rx, const struct mctx *m, const
 }
 
 static void convert_metric(struct atel_otlp_recv *rx, const struct atel_otlpd_req *req,
-			   const struct atel_otlpd_metric *mt, uint64_t *accepted)
+			   const struct atel_otlpd_metric *mt)
 {
 	struct mctx m = { 0 };
 	uint32_t nlen = mt->nlen;
@@ -1031,17 +1066,23 @@ static void convert_metric(struct atel_otlp_recv *rx, const struct atel_otlpd_re
 		if (mt->npoints)
 			reject(rx, mt->npoints, "%.64s: %s are not stored (use explicit-bucket histograms)", mt->name,
 			       mt->kind == ATEL_OTLPD_SUMMARY ? "summaries" : "exponential histograms");
+		rx->items += mt->npoints;
+		cut(rx);
 		return;
 	}
 	if (!nlen || nlen >= sizeof(m.name) || memchr(mt->name, '\0', nlen)) {
 		if (mt->npoints)
 			reject(rx, mt->npoints, "a metric name is empty, longer than 255 bytes or holds a NUL byte");
+		rx->items += mt->npoints;
+		cut(rx);
 		return;
 	}
 	if (mt->kind != ATEL_OTLPD_GAUGE && mt->temporality != 1 && mt->temporality != 2) {
 		if (mt->npoints)
 			reject(rx, mt->npoints, "%.64s: aggregation temporality is not delta (1) or cumulative (2)",
 			       mt->name);
+		rx->items += mt->npoints;
+		cut(rx);
 		return;
 	}
 	memcpy(m.name, mt->name, nlen);
@@ -1057,9 +1098,12 @@ static void convert_metric(struct atel_otlp_recv *rx, const struct atel_otlpd_re
 		m.monotonic = true; /* a gauge's value is set */
 	}
 	m.res = mt->resource < req->nresources ? &req->resources[mt->resource] : NULL;
-	for (uint32_t i = 0; i < mt->npoints && !rx->oom; i++)
+	for (uint32_t i = 0; i < mt->npoints && !rx->oom; i++) {
 		if (convert_point(rx, &m, &mt->points[i]))
-			(*accepted)++;
+			rx->accepted++;
+		rx->items++;
+		cut(rx);
+	}
 }
 
 /* ---- the ring ------------------------------------------------------------------ */
@@ -1096,23 +1140,49 @@ static int claim_ring(struct atel_otlp_recv *rx)
 	return 0;
 }
 
-/* Writes rx->slots into the ring, waiting up to wait_ms for room. @return 0, -EAGAIN (no room), -E2BIG. */
-static int publish(struct atel_otlp_recv *rx)
+/* Waits up to wait_ms for n free slots. */
+static bool wait_room(struct atel_otlp_recv *rx, size_t n)
 {
 	uint64_t deadline = atel__mono_ns() + (uint64_t)rx->o.wait_ms * 1000000u;
-	size_t n = rx->nslots;
 
-	if (n > rx->w.capacity)
-		return -E2BIG;
 	while (atel__ring_free(&rx->w) < n) {
 		struct timespec ts = { 0, 1000000 };
 		if (atel__mono_ns() >= deadline || (rx->o.d && atomic_load(&rx->o.d->stopping)))
-			return -EAGAIN;
+			return false;
 		nanosleep(&ts, NULL);
 	}
-	for (size_t i = 0; i < n; i++)
-		*atel__ring_slot(&rx->w, i) = rx->slots[i];
-	atel__ring_commit(&rx->w, n); /* R1 */
+	return true;
+}
+
+/*
+ * Writes rx->slots into the ring: whole with one head store when they fit
+ * in a ring; else in pieces that end at item boundaries (rx->cuts, so every
+ * piece carries the definitions its records use), each waiting up to
+ * wait_ms for room. @return 0 (all written); -EAGAIN (nothing written: no
+ * room); -E2BIG (nothing written: the first item alone needs more than a
+ * ring); 1 with *k the last cut written (the items after it were not).
+ */
+static int publish(struct atel_otlp_recv *rx, size_t *k)
+{
+	size_t n = rx->nslots, done = 0, c = 0;
+	bool any = false;
+
+	while (done < n) {
+		size_t best = SIZE_MAX, end;
+		for (; c < rx->ncuts && rx->cuts[c].slot - done <= rx->w.capacity; c++)
+			best = c;
+		if (best == SIZE_MAX || rx->cuts[best].slot == done)
+			return any ? 1 : -E2BIG;
+		end = rx->cuts[best].slot;
+		if (!wait_room(rx, end - done))
+			return any ? 1 : -EAGAIN;
+		for (size_t i = 0; i < end - done; i++)
+			*atel__ring_slot(&rx->w, i) = rx->slots[done + i];
+		atel__ring_commit(&rx->w, end - done); /* R1 */
+		done = end;
+		*k = best;
+		any = true;
+	}
 	return 0;
 }
 
@@ -1171,8 +1241,9 @@ static void on_post(void *arg, const struct atel_http_request *r, const char *bo
 	const char *q = memchr(r->target, '?', r->target_len);
 	bool traces;
 	int sig, fmt, rc;
-	char err[320] = "";
+	char err[320] = "", ring_why[256];
 	uint64_t accepted = 0;
+	size_t kcut = 0, written;
 
 	if (q)
 		plen = (size_t)(q - r->target);
@@ -1238,6 +1309,8 @@ static void on_post(void *arg, const struct atel_http_request *r, const char *bo
 	}
 
 	rx->nslots = 0;
+	rx->ncuts = 0;
+	rx->items = rx->accepted = 0;
 	rx->rejected = 0;
 	rx->first_why[0] = '\0';
 	rx->oom = false;
@@ -1258,33 +1331,55 @@ static void on_post(void *arg, const struct atel_http_request *r, const char *bo
 		for (uint32_t i = 0; i < req.nspans && !rx->oom; i++) {
 			const struct atel_otlpd_span *s = &req.spans[i];
 			if (convert_span(rx, s, s->resource < req.nresources ? &req.resources[s->resource] : NULL))
-				accepted++;
+				rx->accepted++;
+			rx->items++;
+			cut(rx);
 		}
 	} else {
 		for (uint32_t i = 0; i < req.nmetrics && !rx->oom; i++)
-			convert_metric(rx, &req, &req.metrics[i], &accepted);
+			convert_metric(rx, &req, &req.metrics[i]);
 	}
+	if (!rx->ncuts || rx->cuts[rx->ncuts - 1].slot != rx->nslots)
+		cut(rx); /* BEGIN alone */
 	if (rx->oom) {
 		undo_all(rx, true);
 		atel__otlpd_free(&req);
 		answer_error(rx, rep, sig, fmt, 503, "out of memory");
 		return;
 	}
-	rc = rx->nslots ? publish(rx) : 0;
-	if (rc) {
+	rc = rx->nslots ? publish(rx, &kcut) : 0;
+	if (rc < 0) {
 		undo_all(rx, true);
 		atel__otlpd_free(&req);
 		if (rc == -E2BIG)
 			answer_error(rx, rep, sig, fmt, 413,
-				     "the request needs more records than one ring of the segment holds: send smaller batches");
+				     "one item needs more records than a ring of the segment holds");
 		else
 			answer_error(rx, rep, sig, fmt, 503, "the ring is full: retry later");
 		return;
 	}
-	undo_all(rx, false);
-	if (rx->nslots && rx->need_begin)
+	written = rx->nslots;
+	accepted = rx->accepted;
+	if (rc == 1) {
+		/* written up to an item boundary: the items after it are not kept, and say so */
+		const struct cut *ct = &rx->cuts[kcut];
+		undo_from(rx, ct->undo);
+		written = ct->slot;
+		accepted = ct->accepted;
+		snprintf(ring_why, sizeof(ring_why), "the ring had no room for the last %llu within %u ms%s%.150s",
+			 (unsigned long long)(rx->items - ct->items), rx->o.wait_ms, ct->rejected ? "; first: " : "",
+			 ct->rejected ? rx->first_why : "");
+		memcpy(rx->first_why, ring_why, sizeof(rx->first_why));
+		rx->first_why[sizeof(rx->first_why) - 1] = '\0';
+		rx->rejected = ct->rejected + (rx->items - ct->items);
+		if (rx->o.d)
+			atel__log(rx->o.d, ATEL_LOG_WARN, "otlp receiver: %s", ring_why);
+	} else {
+		undo_all(rx, false);
+	}
+	if (written && rx->need_begin)
 		rx->need_begin = false;
-	bump(&C(rx)->records_written, rx->nslots);
+	bump(&C(rx)->records_written, written);
 	if (traces) {
 		bump(&C(rx)->spans_accepted, accepted);
 		bump(&C(rx)->spans_rejected, rx->rejected);
@@ -1296,8 +1391,8 @@ static void on_post(void *arg, const struct atel_http_request *r, const char *bo
 	rep->ctype = fmt == ATEL_OTLPD_JSON ? "application/json" : "application/x-protobuf";
 	if (rx->rejected) {
 		char msg[400];
-		snprintf(msg, sizeof(msg), "%llu %s rejected; first: %s", (unsigned long long)rx->rejected,
-			 traces ? "spans" : "data points", rx->first_why);
+		snprintf(msg, sizeof(msg), "%llu %s rejected; %s%s", (unsigned long long)rx->rejected,
+			 traces ? "spans" : "data points", rc == 1 ? "" : "first: ", rx->first_why);
 		atel__otlpd_response(&rep->body, traces, (enum atel_otlpd_format)fmt, rx->rejected, msg);
 		if (rx->o.d)
 			atel__log(rx->o.d, ATEL_LOG_DEBUG, "otlp receiver: %s", msg);
@@ -1426,6 +1521,7 @@ void atel__otlp_recv_stop(struct atel_otlp_recv *rx)
 	hmap_free(&rx->streams, true);
 	free(rx->slots);
 	free(rx->undo);
+	free(rx->cuts);
 	atel__buf_free(&rx->inflated);
 	atel__buf_free(&rx->tmp);
 	free(rx);

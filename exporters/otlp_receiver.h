@@ -10,9 +10,12 @@
  *
  * Delivery: a 200 answer means every accepted item is in the ring (the
  * drain logs it; a ring survives a crash of ateld in shared memory, and the
- * next ateld drains it). A request is written whole or not at all: when the
- * ring has no room for it within wait_ms the answer is 503 with Retry-After
- * and nothing of it is kept, so the SDK's retry neither loses nor doubles.
+ * next ateld drains it). A request that fits in a ring is written whole or
+ * not at all: when the ring has no room for it within wait_ms the answer is
+ * 503 with Retry-After and nothing of it is kept, so the SDK's retry
+ * neither loses nor doubles. A larger one goes in pieces ending at item
+ * boundaries; items after a piece that found no room are rejected in the
+ * partial success.
  * Items that cannot be stored (bad ids, empty names, unsupported metric
  * kinds, type clashes) are rejected and counted in the partial success;
  * the rest of the request is accepted. Undecodable bodies: 400 with the

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -526,12 +527,29 @@ static void test_receiver_ring_full(void **state)
 	o.wait_ms = 50;
 	assert_int_equal(atel__otlp_recv_start(&rx, &o, err, sizeof(err)), 0);
 
-	/* 413: one request needing more slots than a whole ring (64) */
-	body = spans_json(30, now, 0);
-	http_post(atel__otlp_recv_port(rx), "/v1/traces", "application/json", body, strlen(body), &a);
-	free(body);
-	assert_int_equal(a.status, 413);
-	assert_non_null(strstr(a.body, "smaller batches"));
+	/* 413: one span needing more slots than a whole ring (64): 2 attributes of 4000 bytes */
+	{
+		struct atel_buf big = { 0 };
+		char *v = malloc(4001);
+		memset(v, 'v', 4000);
+		v[4000] = '\0';
+		atel__buf_puts(&big, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\","
+				     "\"spanId\":\"0102030405060708\",\"name\":\"big\",\"startTimeUnixNano\":\"");
+		atel__buf_u64(&big, now);
+		atel__buf_puts(&big, "\",\"endTimeUnixNano\":\"");
+		atel__buf_u64(&big, now + 1);
+		atel__buf_puts(&big, "\",\"attributes\":[{\"key\":\"a\",\"value\":{\"stringValue\":\"");
+		atel__buf_puts(&big, v);
+		atel__buf_puts(&big, "\"}},{\"key\":\"b\",\"value\":{\"stringValue\":\"");
+		atel__buf_puts(&big, v);
+		atel__buf_puts(&big, "\"}}]}]}]}]}");
+		http_post(atel__otlp_recv_port(rx), "/v1/traces", "application/json", big.data, big.len, &a);
+		assert_int_equal(a.status, 413);
+		assert_non_null(strstr(a.body, "one item needs more records"));
+		assert_true(atomic_load(&atel__seg_desc(&seg, 0)->head) == 0 && atomic_load(&atel__seg_desc(&seg, 1)->head) == 0);
+		atel__buf_free(&big);
+		free(v);
+	}
 
 	/* requests of 4 spans (1 + 4 x 3 slots + definitions) until the ring is full */
 	for (int i = 0; i < 20; i++) {
@@ -563,6 +581,32 @@ static void test_receiver_ring_full(void **state)
 	http_post(atel__otlp_recv_port(rx), "/v1/traces", "application/json", body, strlen(body), &a);
 	free(body);
 	assert_int_equal(a.status, 200);
+	head = atomic_load(&atel__seg_desc(&seg, (uint32_t)ring)->head);
+	atel__ring_release(&seg, (uint32_t)ring, head);
+	/* a request larger than the ring goes in pieces at span boundaries; with nobody draining,
+	 * the first piece is kept and the spans after it are rejected, said in the partial success */
+	body = spans_json(30, now, 7);
+	http_post(atel__otlp_recv_port(rx), "/v1/traces", "application/json", body, strlen(body), &a);
+	free(body);
+	assert_int_equal(a.status, 200);
+	assert_non_null(strstr(a.body, "no room for the last"));
+	{
+		uint64_t h2 = atomic_load(&atel__seg_desc(&seg, (uint32_t)ring)->head);
+		unsigned long long rej = 0;
+		const char *r = strstr(a.body, "\"rejectedSpans\":\"");
+		assert_non_null(r);
+		rej = strtoull(r + 17, NULL, 10);
+		assert_true(h2 > head && h2 - head <= 64);
+		/* the kept spans are whole: START + ATTR + END, after the STRDEF of their name
+		 * (s0..s3 are defined already in this generation) */
+		uint64_t want = 0;
+		assert_true(rej > 0 && rej < 30);
+		for (unsigned long long i = 0; i < 30 - rej; i++)
+			want += 3 + (i >= 4);
+		assert_true(h2 - head == want);
+		head = h2;
+	}
+	atel__ring_release(&seg, (uint32_t)ring, head);
 	/* the published records are well-formed (structural check of each) */
 	{
 		uint64_t h = atomic_load(&atel__seg_desc(&seg, (uint32_t)ring)->head), p = head;
@@ -666,6 +710,83 @@ static void test_cumulative_streams(void **state)
 	atel__segment_unlink(path);
 }
 
+struct drainer {
+	struct atel_segment *seg;
+	atomic_bool stop;
+	uint64_t starts, bad;
+};
+
+/* A minimal drain: checks each published record, counts SPAN_STARTs, frees the ring. */
+static void *drain_thread(void *arg)
+{
+	struct drainer *dr = arg;
+	uint64_t pos = 0, cap = dr->seg->ring_capacity;
+	const union atel_slot *slots = atel__seg_slots(dr->seg, 0);
+
+	while (!atomic_load(&dr->stop)) {
+		uint64_t h = atomic_load_explicit(&atel__seg_desc(dr->seg, 0)->head, memory_order_acquire);
+		while (pos < h) {
+			union atel_slot rec[64];
+			unsigned n = h - pos < 64 ? (unsigned)(h - pos) : 64;
+			int k;
+			for (unsigned j = 0; j < n; j++)
+				rec[j] = slots[(pos + j) & (cap - 1)];
+			k = atel__rec_check(rec, n, NULL);
+			if (k <= 0) {
+				dr->bad++;
+				k = 1;
+			}
+			if (rec[0].h.type == ATEL_REC_SPAN_START)
+				dr->starts++;
+			pos += (uint64_t)k;
+		}
+		atel__ring_release(dr->seg, 0, pos);
+		usleep(100);
+	}
+	return NULL;
+}
+
+/* A request far larger than the ring goes in pieces while the drain frees it: all accepted. */
+static void test_pieces_with_drain(void **state)
+{
+	char path[] = "/tmp/atel-otlprecv-seg4-XXXXXX", err[256];
+	struct atel_segment_config cfg = { .ring_count = 1, .ring_capacity = 64, .mode = 0600 };
+	struct atel_segment seg;
+	struct atel_otlp_recv *rx;
+	struct atel_otlp_recv_opts o = { 0 };
+	struct atel_buf ans = { 0 };
+	struct drainer dr = { 0 };
+	pthread_t th;
+	char *body = spans_json(500, now_ns(), 3);
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	memset(&seg, 0, sizeof(seg));
+	assert_int_equal(atel__segment_create(&seg, path, &cfg, err, sizeof(err)), 0);
+	o.seg = &seg;
+	o.wait_ms = 10000;
+	o.max_body = 1u << 20;
+	assert_int_equal(atel__otlp_recv_open(&rx, &o), 0);
+	dr.seg = &seg;
+	assert_int_equal(pthread_create(&th, NULL, drain_thread, &dr), 0);
+	assert_int_equal(atel__otlp_recv_post(rx, "/v1/traces", "application/json", NULL, body, strlen(body), &ans), 200);
+	assert_string_equal(ans.data, "{}");
+	atel__otlp_recv_stop(rx); /* END written */
+	while (atomic_load(&atel__seg_desc(&seg, 0)->tail) != atomic_load(&atel__seg_desc(&seg, 0)->head))
+		usleep(1000);
+	atomic_store(&dr.stop, true);
+	pthread_join(th, NULL);
+	assert_true(dr.starts == 500);
+	assert_true(dr.bad == 0);
+	atel__buf_free(&ans);
+	free(body);
+	atel__segment_detach(&seg);
+	atel__segment_unlink(path);
+}
+
 /* The entry point the fuzz target uses: no server, answers on the caller's thread. */
 static void test_post_without_server(void **state)
 {
@@ -712,6 +833,7 @@ int main(void)
 		cmocka_unit_test(test_receiver_ring_full),
 		cmocka_unit_test(test_cumulative_streams),
 		cmocka_unit_test(test_post_without_server),
+		cmocka_unit_test(test_pieces_with_drain),
 	};
 	return ATEL_TEST_RUN(tests, NULL, NULL);
 }
