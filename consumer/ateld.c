@@ -276,6 +276,11 @@ static int start_parts(struct ateld *a)
 						  .max_body = a->cfg.otlp_receiver.max_body_bytes,
 						  .seg = atel__drain_segment(a->drain),
 						  .d = &a->d };
+		char spath[PATH_MAX];
+		/* cumulative stream state (exporters/otlp_receiver.c "Cumulative state file") */
+		if ((size_t)snprintf(spath, sizeof(spath), "%s/state/otlp-receiver.streams", a->cfg.data_dir) <
+		    sizeof(spath))
+			ro.state_path = spath;
 		rc = atel__otlp_recv_start(&a->otlp_recv, &ro, err, sizeof(err));
 		if (rc) {
 			atel__log(&a->d, ATEL_LOG_ERROR, "otlp receiver: %s", *err ? err : strerror(-rc));

@@ -34,12 +34,15 @@
  * whole (README "OTLP receiver": limits).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -184,7 +187,8 @@ struct rseries {
 
 /* A cumulative stream (key: the series key, then '\0' and the 8 bytes of start_ns). */
 struct rstream {
-	struct rcum cum;
+	struct rcum cum;                     /* first: an undo entry's dst is the stream */
+	uint32_t idx;                        /* its position in the state file being written */
 	uint32_t len;
 	char s[];
 };
@@ -221,6 +225,7 @@ struct undo {
 	void *dst;
 	void *copy;
 	size_t len;
+	bool cum;                            /* dst is a struct rcum (the first member of a struct rstream) */
 };
 
 /* An item boundary in a request's slots: what was converted up to there. */
@@ -258,6 +263,12 @@ struct atel_otlp_recv {
 	uint64_t rejected;
 	char first_why[256];
 	uint64_t now;
+
+	/* the cumulative state file (o.state_path): see "Cumulative state file" below */
+	char *state_path;                    /* o.state_path's copy */
+	struct atel_buf sbuf;
+	bool marker_live;                    /* the file names a request whose publication may be partial */
+	bool state_dirty;                    /* the file is older than memory in a way a marker cannot resolve */
 };
 
 static struct atel_otlp_recv_counts *C(struct atel_otlp_recv *rx)
@@ -323,7 +334,17 @@ static void save(struct atel_otlp_recv *rx, void *dst, size_t len)
 		return;
 	}
 	memcpy(copy, dst, len);
-	rx->undo[rx->nundo++] = (struct undo){ dst, copy, len };
+	rx->undo[rx->nundo++] = (struct undo){ dst, copy, len, false };
+}
+
+/* save() of a stream's cumulative state (the state file's marker lists these). */
+static void save_cum(struct atel_otlp_recv *rx, struct rcum *c)
+{
+	size_t n = rx->nundo;
+
+	save(rx, c, sizeof(*c));
+	if (rx->nundo > n)
+		rx->undo[n].cum = true;
 }
 
 /* Restores what the request changed from undo entry `from` on (reverse order), forgets the rest. */
@@ -991,7 +1012,7 @@ static bool convert_point(struct atel_otlp_recv *rx, const struct mctx *m, const
 			if (c->have && c->start_ns == p->start_ns && ts < c->ts_ns)
 				return true; /* older than what was already taken: nothing new */
 			add = c->have && c->start_ns == p->start_ns && v >= c->last ? v - c->last : v;
-			save(rx, c, sizeof(*c));
+			save_cum(rx, c);
 			c->have = true;
 			c->start_ns = p->start_ns;
 			c->ts_ns = ts;
@@ -1022,7 +1043,7 @@ static bool convert_point(struct atel_otlp_recv *rx, const struct mctx *m, const
 				cont_stream = b[i] >= c->b[i];
 			if (c->have && c->start_ns == p->start_ns && ts < c->ts_ns)
 				return true;
-			save(rx, c, sizeof(*c));
+			save_cum(rx, c);
 			if (cont_stream) {
 				for (unsigned i = 0; i < nb; i++)
 					b[i] -= c->b[i];
@@ -1108,10 +1129,15 @@ static void convert_metric(struct atel_otlp_recv *rx, const struct atel_otlpd_re
 
 /* ---- the ring ------------------------------------------------------------------ */
 
+static int state_save(struct atel_otlp_recv *rx, bool marker);
+
 static void release_ring(struct atel_otlp_recv *rx)
 {
 	if (!rx->claimed)
 		return;
+	/* the state file's marker names this ring: resolve it (memory is exact now) before it goes */
+	if ((rx->marker_live || rx->state_dirty) && rx->o.state_path)
+		rx->state_dirty = state_save(rx, false) != 0;
 	if (!rx->need_begin && atel__ring_free(&rx->w) >= 1) {
 		union atel_slot *d = atel__ring_slot(&rx->w, 0);
 		memset(d, 0, sizeof(*d));
@@ -1184,6 +1210,382 @@ static int publish(struct atel_otlp_recv *rx, size_t *k)
 		any = true;
 	}
 	return 0;
+}
+
+/* ---- the cumulative state file ---------------------------------------------------- */
+
+/*
+ * Cumulative state file (o.state_path, <data_dir>/state/otlp-receiver.streams):
+ * every stream's last cumulative point, so that a restarted ateld turns the
+ * SDK's next cumulative point into the increment since the last one it took,
+ * not the whole value again. Binary, host-local (native byte order), read
+ * back by the same build:
+ *
+ *   "ATELOTS1" u32 nstreams u32 npending u64 instance u32 ring u32 generation u64 head0
+ *   nstreams x { u32 klen, key[klen] (series key, '\0', 8 bytes start_ns), cum }
+ *   npending x { u32 stream index, u64 end (ring positions after head0), cum (the value before) }
+ *   u64 FNV-1a of everything before
+ *   cum: u8 have, u64 start_ns, u64 ts_ns, f64 last, u64 count, f64 sum, u8 nb, nb x u64 bucket
+ *
+ * Order (exact through kill -9): a request's new stream values are written
+ * (write + rename) BEFORE its records are published, together with a marker
+ * of the request: the segment instance, the ring and its generation, the
+ * ring head before the request, and for every stream the request changed
+ * its value before and the ring position at the end of its item. The ring
+ * head is cumulative over a ring's life and only the receiver moves it, so
+ * at the next start the marker is resolved against the segment that
+ * survived in /dev/shm: an item whose end is at or below the head was
+ * published (the drain logs it; the SDK's retry of the same cumulative
+ * value then adds 0), one above it was not (its stream goes back to the
+ * value before, and the retry adds the increment). A crash after saving
+ * and before publishing, mid-way through a request written in pieces, or
+ * after publishing and before answering is therefore exact. When the
+ * marker cannot be resolved (the segment was recreated, or the ring was
+ * claimed again by someone else before the receiver started), the new
+ * values are kept: a request that was not published then loses its
+ * increment once (the retry adds 0) rather than doubling one that was;
+ * a warning says so. When a publication fails or stops part-way (503,
+ * partial success) the memory is rolled back and the file written again
+ * without a marker before the ring moves on. No fsync: a process crash
+ * keeps what write + rename did (the page cache); after a power loss the
+ * file may be older than the log (the streams it lists then count the
+ * increments since that older point again) or torn (the checksum catches
+ * it: a warning, and every stream starts empty: its first point counts
+ * whole); the ring in /dev/shm is lost then too.
+ */
+#define STATE_MAGIC "ATELOTS1"
+#define STATE_KEY_MAX (1u << 20)
+
+static void put_cum(struct atel_buf *b, const struct rcum *c)
+{
+	uint8_t have = c->have, nb = ATEL_BOUNDS_MAX + 1;
+
+	while (nb && !c->b[nb - 1])
+		nb--;
+	atel__buf_put(b, &have, 1);
+	atel__buf_put(b, &c->start_ns, 8);
+	atel__buf_put(b, &c->ts_ns, 8);
+	atel__buf_put(b, &c->last, 8);
+	atel__buf_put(b, &c->count, 8);
+	atel__buf_put(b, &c->sum, 8);
+	atel__buf_put(b, &nb, 1);
+	atel__buf_put(b, c->b, 8u * nb);
+}
+
+/* Writes path atomically (write + rename, no fsync: see above). @return 0 or -errno. */
+static int write_replace(const char *path, const void *data, size_t len)
+{
+	char tmp[PATH_MAX + 8];
+	const char *p = data;
+	int fd, rc = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)atel__file_mode());
+	if (fd < 0)
+		return -errno;
+	(void)fchmod(fd, (mode_t)atel__file_mode());
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+/*
+ * Writes the state file: every stream, and with marker the request being
+ * published (its cumulative undo entries, the ring position at the end of
+ * each one's item). @return 0 or -errno.
+ */
+static int state_save(struct atel_otlp_recv *rx, bool marker)
+{
+	struct atel_buf *b = &rx->sbuf;
+	uint32_t nst = 0, npend = 0, ring = 0, gen = 0;
+	uint64_t inst = 0, head0 = 0, h;
+	int rc;
+
+	if (!rx->o.state_path)
+		return 0;
+	for (size_t i = 0; marker && i < rx->nundo; i++)
+		npend += rx->undo[i].cum;
+	if (npend && rx->claimed) {
+		inst = rx->o.seg->hdr->instance_id;
+		ring = rx->w.ring;
+		gen = rx->w.generation;
+		head0 = rx->w.head;
+	} else {
+		npend = 0;
+	}
+	atel__buf_reset(b);
+	atel__buf_put(b, STATE_MAGIC, 8);
+	atel__buf_put(b, &nst, 4); /* patched below */
+	atel__buf_put(b, &npend, 4);
+	atel__buf_put(b, &inst, 8);
+	atel__buf_put(b, &ring, 4);
+	atel__buf_put(b, &gen, 4);
+	atel__buf_put(b, &head0, 8);
+	for (size_t i = 0; i < rx->streams.cap; i++) {
+		struct rstream *st = rx->streams.e[i].v;
+		if (!rx->streams.e[i].h)
+			continue;
+		st->idx = nst++;
+		atel__buf_put(b, &st->len, 4);
+		atel__buf_put(b, st->s, st->len);
+		put_cum(b, &st->cum);
+	}
+	for (size_t i = 0, c = 0; npend && i < rx->nundo; i++) {
+		const struct undo *u = &rx->undo[i];
+		uint64_t end;
+		if (!u->cum)
+			continue;
+		while (c < rx->ncuts && rx->cuts[c].undo <= i)
+			c++; /* the first cut after entry i closes its item */
+		end = c < rx->ncuts ? rx->cuts[c].slot : rx->nslots;
+		atel__buf_put(b, &((const struct rstream *)u->dst)->idx, 4);
+		atel__buf_put(b, &end, 8);
+		put_cum(b, u->copy);
+	}
+	if (b->oom)
+		return -ENOMEM;
+	memcpy(b->data + 8, &nst, 4);
+	h = fnv(b->data, b->len);
+	atel__buf_put(b, &h, 8);
+	if (b->oom)
+		return -ENOMEM;
+	rc = write_replace(rx->o.state_path, b->data, b->len);
+	if (!rc)
+		rx->marker_live = npend > 0;
+	if (b->cap > (8u << 20))
+		atel__buf_free(b);
+	return rc;
+}
+
+struct rd {
+	const unsigned char *p;
+	size_t left;
+};
+
+static bool rd_get(struct rd *r, void *dst, size_t n)
+{
+	if (r->left < n)
+		return false;
+	memcpy(dst, r->p, n);
+	r->p += n;
+	r->left -= n;
+	return true;
+}
+
+static const char *get_cum(struct rd *r, struct rcum *c)
+{
+	uint8_t have, nb;
+
+	memset(c, 0, sizeof(*c));
+	if (!rd_get(r, &have, 1) || !rd_get(r, &c->start_ns, 8) || !rd_get(r, &c->ts_ns, 8) ||
+	    !rd_get(r, &c->last, 8) || !rd_get(r, &c->count, 8) || !rd_get(r, &c->sum, 8) || !rd_get(r, &nb, 1))
+		return "truncated";
+	if (have > 1)
+		return "a stream's flag is not 0 or 1";
+	if (nb > ATEL_BOUNDS_MAX + 1)
+		return "a stream has more than 65 buckets";
+	if (!rd_get(r, c->b, 8u * nb))
+		return "truncated";
+	if (!isfinite(c->last) || c->last < 0 || !isfinite(c->sum))
+		return "a stream's value or sum is not finite (or the value is negative)";
+	c->have = have;
+	return NULL;
+}
+
+/*
+ * Loads a state file's bytes into rx->streams (empty before), resolving its
+ * marker against rx->o.seg. @return 0; or -EINVAL with why (streams left
+ * empty); or -ENOMEM. *note gets a warning that is not an error ("" if none).
+ */
+static int state_parse(struct atel_otlp_recv *rx, const void *data, size_t len, char *why, size_t whylen,
+		       char *note, size_t notelen)
+{
+	struct rd r = { data, len };
+	struct rstream **all = NULL;
+	uint32_t nst, npend, ring, gen;
+	uint64_t inst, head0, h;
+	const char *bad = NULL;
+	char magic[8];
+	int rc = -EINVAL;
+
+	*note = '\0';
+	if (len < 8 + 8 || !rd_get(&r, magic, 8) || memcmp(magic, STATE_MAGIC, 8)) {
+		snprintf(why, whylen, "not a receiver state file (magic \"%s\" missing)", STATE_MAGIC);
+		return -EINVAL;
+	}
+	memcpy(&h, (const unsigned char *)data + len - 8, 8);
+	if (h != fnv(data, len - 8)) {
+		snprintf(why, whylen, "checksum mismatch (torn or corrupted)");
+		return -EINVAL;
+	}
+	r.left -= 8; /* the checksum */
+	if (!rd_get(&r, &nst, 4) || !rd_get(&r, &npend, 4) || !rd_get(&r, &inst, 8) || !rd_get(&r, &ring, 4) ||
+	    !rd_get(&r, &gen, 4) || !rd_get(&r, &head0, 8)) {
+		snprintf(why, whylen, "truncated header");
+		return -EINVAL;
+	}
+	/* a stream takes at least 4 + 10 + 42 bytes, a pending entry 12 + 42 */
+	if (nst > STREAMS_MAX || (uint64_t)nst * 56 + (uint64_t)npend * 54 > r.left) {
+		snprintf(why, whylen, "%u streams and %u pending entries: more than the receiver holds or the file has",
+			 nst, npend);
+		return -EINVAL;
+	}
+	if (nst && !(all = calloc(nst, sizeof(*all))))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < nst && !bad; i++) {
+		uint32_t klen;
+		struct rstream *st;
+		if (!rd_get(&r, &klen, 4)) {
+			bad = "truncated";
+			break;
+		}
+		if (klen < 10 || klen > STATE_KEY_MAX || klen > r.left) {
+			bad = klen < 10 || klen > STATE_KEY_MAX ? "a stream key has an impossible length" : "truncated";
+			break;
+		}
+		if (((const char *)r.p)[klen - 9] != '\0' || memchr(r.p, '\0', klen - 9)) {
+			bad = "a stream key is not a series key, NUL and a start time";
+			break;
+		}
+		h = fnv(r.p, klen);
+		if (hmap_get(&rx->streams, rstream_key, (const char *)r.p, klen, h)) {
+			bad = "a stream appears twice";
+			break;
+		}
+		if (!(st = calloc(1, sizeof(*st) + klen)) || hmap_put(&rx->streams, h, st)) {
+			free(st);
+			rc = -ENOMEM;
+			goto fail;
+		}
+		all[i] = st;
+		st->len = klen;
+		rd_get(&r, st->s, klen);
+		bad = get_cum(&r, &st->cum);
+	}
+	if (!bad && npend) {
+		/* the marker: was the request published up to each item's end? */
+		const struct atel_segment *seg = rx->o.seg;
+		bool known = seg && seg->hdr->instance_id == inst && ring < seg->ring_count &&
+			     atel__seg_desc(seg, ring)->generation == gen;
+		uint64_t head = known ? atomic_load_explicit(&atel__seg_desc(seg, ring)->head, memory_order_acquire)
+				      : UINT64_MAX;
+		struct { uint32_t idx; uint64_t end; struct rcum old; } *pend = calloc(npend, sizeof(*pend));
+		uint32_t undone = 0;
+		if (!pend) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		for (uint32_t i = 0; i < npend && !bad; i++) {
+			if (!rd_get(&r, &pend[i].idx, 4) || !rd_get(&r, &pend[i].end, 8))
+				bad = "truncated";
+			else if (pend[i].idx >= nst)
+				bad = "a pending entry names no stream";
+			else
+				bad = get_cum(&r, &pend[i].old);
+		}
+		for (uint32_t i = npend; i-- > 0 && !bad;)
+			if (head < head0 || head - head0 < pend[i].end) {
+				all[pend[i].idx]->cum = pend[i].old; /* not published: as before the request */
+				undone++;
+			}
+		free(pend);
+		if (!bad && !known)
+			snprintf(note, notelen,
+				 "the last request's ring (segment %016llx ring %u generation %u) is gone or claimed "
+				 "again: its %u cumulative points are taken as published (if they were not, the "
+				 "SDK's retry adds nothing for them)",
+				 (unsigned long long)inst, ring, gen, npend);
+		else if (!bad && undone)
+			snprintf(note, notelen,
+				 "%u cumulative points of the last request were not published before ateld stopped: "
+				 "their streams are as before it, the SDK's retry adds them", undone);
+	}
+	if (!bad && r.left)
+		bad = "bytes after the last entry";
+	if (!bad) {
+		free(all);
+		return 0;
+	}
+	snprintf(why, whylen, "%s", bad);
+fail:
+	free(all);
+	hmap_free(&rx->streams, true);
+	return rc;
+}
+
+int atel__otlp_recv_load_state(struct atel_otlp_recv *rx, const void *data, size_t len, char *why, size_t whylen)
+{
+	char note[320];
+	int rc;
+
+	hmap_free(&rx->streams, true);
+	rc = state_parse(rx, data, len, why, whylen, note, sizeof(note));
+	if (!rc && *note && rx->o.d)
+		atel__log(rx->o.d, ATEL_LOG_WARN, "otlp receiver: %s: %s", rx->o.state_path ? rx->o.state_path : "state",
+			  note);
+	return rc;
+}
+
+/* Reads o.state_path at start: absent is fine; unreadable or corrupt: a warning, streams start empty. */
+static void state_load(struct atel_otlp_recv *rx)
+{
+	const char *path = rx->o.state_path;
+	char why[PATH_MAX + 64] = "";
+	char *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!path)
+		return;
+	{
+		/* the state directory (<data_dir>/state) may not exist yet */
+		char dir[PATH_MAX];
+		const char *slash = strrchr(path, '/');
+		if (slash && (size_t)(slash - path) < sizeof(dir)) {
+			memcpy(dir, path, (size_t)(slash - path));
+			dir[slash - path] = '\0';
+			if (*dir)
+				(void)atel__mkdir_p(dir, atel__dir_mode());
+		}
+	}
+	rc = atel__read_file(path, (size_t)STREAMS_MAX * 700u, &data, &len, why, sizeof(why));
+	if (rc == -ENOENT)
+		return;
+	if (rc) {
+		/* why: "<path>: cannot open: <reason>" and the like */
+		if (rx->o.d)
+			atel__log(rx->o.d, ATEL_LOG_WARN,
+				  "otlp receiver: cumulative state file %s; starting without it (the first cumulative "
+				  "point of each stream counts whole)",
+				  why);
+		return;
+	}
+	if ((rc = atel__otlp_recv_load_state(rx, data, len, why, sizeof(why))) == -ENOMEM)
+		snprintf(why, sizeof(why), "out of memory");
+	free(data);
+	if (rc && rx->o.d)
+		atel__log(rx->o.d, ATEL_LOG_WARN,
+			  "otlp receiver: cumulative state file %s: %s; starting without it (the first cumulative "
+			  "point of each stream counts whole)",
+			  path, why);
+	if (!rc)
+		rx->state_dirty = true; /* resolved: written again without the marker at the first request */
 }
 
 /* ---- HTTP ---------------------------------------------------------------------- */
@@ -1347,9 +1749,30 @@ static void on_post(void *arg, const struct atel_http_request *r, const char *bo
 		answer_error(rx, rep, sig, fmt, 503, "out of memory");
 		return;
 	}
+	/* the cumulative state file before the records (see "Cumulative state file") */
+	if (rx->o.state_path) {
+		bool cum = false;
+		for (size_t i = 0; i < rx->nundo && !cum; i++)
+			cum = rx->undo[i].cum;
+		if ((cum || rx->state_dirty) && (rc = state_save(rx, cum))) {
+			undo_all(rx, true);
+			atel__otlpd_free(&req);
+			snprintf(ring_why, sizeof(ring_why), "cannot write the cumulative state file %.150s: %s",
+				 rx->o.state_path, strerror(-rc));
+			if (rx->o.d)
+				atel__log(rx->o.d, ATEL_LOG_WARN, "otlp receiver: %s", ring_why);
+			answer_error(rx, rep, sig, fmt, 503, ring_why);
+			return;
+		}
+		rx->state_dirty = false;
+	}
 	rc = rx->nslots ? publish(rx, &kcut) : 0;
+	if (rc != 0 && rx->marker_live)
+		rx->state_dirty = true; /* part of what the file holds is not in the ring: rewrite after the rollback */
 	if (rc < 0) {
 		undo_all(rx, true);
+		if (rx->state_dirty)
+			rx->state_dirty = state_save(rx, false) != 0;
 		atel__otlpd_free(&req);
 		if (rc == -E2BIG)
 			answer_error(rx, rep, sig, fmt, 413,
@@ -1364,6 +1787,8 @@ static void on_post(void *arg, const struct atel_http_request *r, const char *bo
 		/* written up to an item boundary: the items after it are not kept, and say so */
 		const struct cut *ct = &rx->cuts[kcut];
 		undo_from(rx, ct->undo);
+		if (rx->state_dirty)
+			rx->state_dirty = state_save(rx, false) != 0;
 		written = ct->slot;
 		accepted = ct->accepted;
 		snprintf(ring_why, sizeof(ring_why), "the ring had no room for the last %llu within %u ms%s%.150s",
@@ -1447,6 +1872,11 @@ int atel__otlp_recv_open(struct atel_otlp_recv **out, const struct atel_otlp_rec
 	if (!rx->o.wait_ms)
 		rx->o.wait_ms = 1000;
 	rx->cnt = o->d ? &o->d->stats.otlp_recv : &rx->own;
+	if (o->state_path && !(rx->o.state_path = rx->state_path = strdup(o->state_path))) {
+		free(rx);
+		return -ENOMEM;
+	}
+	state_load(rx);
 	rx->boot_ns = boot_ns();
 	if (rx->boot_ns < 978307200ull * 1000000000ull)
 		rx->boot_ns = 978307200ull * 1000000000ull; /* 2001: the drain's floor too */
@@ -1511,6 +1941,9 @@ void atel__otlp_recv_stop(struct atel_otlp_recv *rx)
 		return;
 	atel__http_stop(rx->http);
 	release_ring(rx);
+	if (rx->o.state_path && state_save(rx, false) && rx->o.d)
+		atel__log(rx->o.d, ATEL_LOG_WARN, "otlp receiver: cannot write the cumulative state file %s",
+			  rx->o.state_path);
 	atomic_store_explicit(&rx->cnt->enabled, 0, memory_order_relaxed);
 	hmap_free(&rx->strs, true);
 	for (size_t i = 0; i < rx->names.cap; i++)
@@ -1524,5 +1957,7 @@ void atel__otlp_recv_stop(struct atel_otlp_recv *rx)
 	free(rx->cuts);
 	atel__buf_free(&rx->inflated);
 	atel__buf_free(&rx->tmp);
+	atel__buf_free(&rx->sbuf);
+	free(rx->state_path);
 	free(rx);
 }

@@ -42,6 +42,9 @@ struct atel_otlp_recv_opts {
 	const struct atel_segment *seg;   /* the segment ateld drains (written like a producer) */
 	struct atel_daemon *d;            /* counters (d->stats.otlp_recv), log, stopping; may be NULL */
 	uint32_t wait_ms;                 /* how long a request waits for ring room before 503; 1000 if 0 */
+	const char *state_path;           /* cumulative stream state (<data_dir>/state/otlp-receiver.streams),
+					     loaded at open, written before each request's cumulative points are
+					     published (otlp_receiver.c "Cumulative state file"); NULL: memory only */
 };
 
 struct atel_otlp_recv;
@@ -64,6 +67,13 @@ int atel__otlp_recv_open(struct atel_otlp_recv **out, const struct atel_otlp_rec
 /* One POST (ctype, cenc may be NULL). @return the HTTP status; answer (reset first) gets the body. */
 int atel__otlp_recv_post(struct atel_otlp_recv *r, const char *target, const char *ctype, const char *cenc,
 			 const void *body, size_t len, struct atel_buf *answer);
+
+/*
+ * The fuzz target and tests: replaces the receiver's cumulative streams by
+ * a state file's bytes (marker resolved against o->seg). @return 0; -EINVAL
+ * with why (streams empty then); -ENOMEM.
+ */
+int atel__otlp_recv_load_state(struct atel_otlp_recv *r, const void *data, size_t len, char *why, size_t whylen);
 
 /* Stops the server thread, writes END and releases the ring. NULL-safe. */
 void atel__otlp_recv_stop(struct atel_otlp_recv *r);
