@@ -18,11 +18,19 @@ scripts/deps-node.sh), and against hostile requests.
    inflated; 415 unknown Content-Type or Content-Encoding; 404 other paths),
    partial success rejects only the invalid spans, ateld keeps running, and
    after a SIGTERM the log still holds everything accepted before.
+4. kill -9 of ateld right after a 200 loses none of the accepted spans.
+5. Cumulative state across restarts: one SDK process keeps exporting
+   cumulative counters and a histogram while ateld is stopped cleanly,
+   killed with SIGKILL and restarted; /metrics always equals the SDK's own
+   totals (<data_dir>/state/otlp-receiver.streams). A corrupt state file: a
+   warning naming it, ateld runs, and the first point after it counts whole
+   (documented).
 """
 import gzip
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -176,6 +184,103 @@ class World:
             self.daemon.kill()
             self.daemon.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Steps:
+    """client.js steps: one SDK process exporting cumulative points on command."""
+
+    def __init__(self, w, tag):
+        self.w = w
+        self.p = subprocess.Popen(["node", os.path.join(CLIENT_DIR, "client.js"), "steps",
+                                   "http://127.0.0.1:%d" % w.port, "proto", "none", tag],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def cmd(self, c):
+        self.p.stdin.write(c + "\n")
+        self.p.stdin.flush()
+        r, _, _ = select.select([self.p.stdout], [], [], 180)
+        line = self.p.stdout.readline() if r else ""
+        check(line, "client.js steps: no answer to %s (exit %s): %s" % (c, self.p.poll(), self.p.stderr.read()
+                                                                         if self.p.poll() is not None else ""))
+        return json.loads(line)
+
+    def export(self, c="add"):
+        """One round; an export that failed is flushed again (the SDK's cumulative values: a retry)."""
+        r = self.cmd(c)
+        for _ in range(5):
+            if r["code"] == 0:
+                break
+            time.sleep(1)
+            r = self.cmd("flush")
+        check(r["code"] == 0, "the SDK's export failed: %s; ateld log:\n%s" % (r, self.w.logtext()))
+        return {key_of(k): v for k, v in r["expect"].items()}
+
+    def close(self):
+        if self.p.poll() is None:
+            try:
+                self.p.stdin.write("quit\n")
+                self.p.stdin.flush()
+                self.p.wait(30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.p.kill()
+                self.p.wait()
+
+
+def wait_exact(w, expect, what):
+    def exact():
+        got = scrape(w.prom)
+        return all(got.get(k) == v for k, v in expect.items())
+    try:
+        wait_for("exact values on /metrics " + what, exact, timeout=60, procs=[("ateld", w.daemon)])
+    except Fail:
+        got = scrape(w.prom)
+        raise Fail("%s: metrics differ (got, want): %s" % (what, {"%s%s" % (k[0], sorted(k[1])): (got.get(k), v)
+                                                                  for k, v in expect.items() if got.get(k) != v}))
+
+
+def state_restarts(w):
+    """5. cumulative streams stay exact through clean restarts, kill -9 and a corrupt state file."""
+    state = os.path.join(w.data, "state", "otlp-receiver.streams")
+    w.start()
+    sdk = Steps(w, "st")
+    try:
+        wait_exact(w, sdk.export(), "after the first export")
+        wait_exact(w, sdk.export(), "after the second export")
+        w.stop()
+        check(os.path.isfile(state), "no state file %s after a clean stop" % state)
+        w.start()
+        wait_exact(w, sdk.export(), "after a clean restart")
+        for i in range(2):
+            w.daemon.kill()
+            w.daemon.wait()
+            w.start()
+            wait_exact(w, sdk.export(), "after kill -9 #%d" % (i + 1))
+        # an export the SDK repeats (same cumulative values) adds nothing, also across kill -9
+        w.daemon.kill()
+        w.daemon.wait()
+        w.start()
+        wait_exact(w, sdk.export("flush"), "after kill -9 and a repeated export")
+        wait_exact(w, sdk.export(), "after the export that follows the repeated one")
+        # a corrupt state file: a warning that names it, ateld runs, the first point counts whole
+        w.stop()
+        with open(state, "r+b") as f:
+            f.seek(20)
+            f.write(b"garbage")
+        w.start()
+        check(state in w.logtext() and "checksum mismatch" in w.logtext(),
+              "no warning naming the corrupt state file; log:\n%s" % w.logtext())
+        before = sdk.export("flush")
+        # /metrics showed the SDK's totals T before; T is counted whole once more
+        wait_exact(w, {k: 2 * v for k, v in before.items()},
+                   "after a corrupt state file (documented: the first point counts whole)")
+        after = sdk.export()
+        wait_exact(w, {k: v + before[k] for k, v in after.items()}, "after the export that follows")
+        w.alive()
+        w.stop()
+    finally:
+        sdk.close()
+    print("cumulative state: /metrics equals the SDK's totals after a clean restart, 3 x kill -9 and a "
+          "repeated export; a corrupt state file: warning, the first point counts whole once")
 
 
 def attrs(span):
@@ -378,6 +483,9 @@ def main():
         check(st == 200, "the restarted receiver accepts: %d" % st)
         w.stop()
         print("kill -9 right after a 200: all 50 spans in the log after the restart")
+
+        # 5. cumulative state across restarts
+        state_restarts(w)
         return 0
     finally:
         w.close()

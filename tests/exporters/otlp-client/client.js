@@ -4,6 +4,10 @@
 //
 //   node client.js traces  URL proto|json gzip|none TAG
 //   node client.js metrics URL proto|json gzip|none cumulative|delta TAG
+//   node client.js steps   URL proto|json gzip|none TAG   (one SDK process for
+//     the whole test: each stdin line "add" records one more round and exports
+//     cumulative points, "flush" exports again without recording; each prints
+//     one JSON line with the export's result and the SDK's cumulative totals)
 //
 // URL is the receiver's base (http://127.0.0.1:PORT); exit 0 when every
 // export succeeded, 1 otherwise.
@@ -131,8 +135,69 @@ async function metrics(temporality, tag) {
   };
 }
 
+// One long-lived SDK process across ateld restarts (test_otlp_receiver.py, state file).
+async function steps(tag) {
+  const results = [];
+  const reader = new PeriodicExportingMetricReader({
+    exporter: checked(metricExporter('cumulative'), results), exportIntervalMillis: 3600000,
+    exportTimeoutMillis: 30000,
+  });
+  const provider = new MeterProvider({
+    resource: resourceFromAttributes({ 'service.name': `otlp-client-${tag}` }), readers: [reader],
+  });
+  const meter = provider.getMeter('atel-otlp-receiver-test');
+  const jobs = meter.createCounter(`otel.jobs.${tag}`);
+  const latency = meter.createHistogram(`otel.latency.${tag}`, { advice: { explicitBucketBoundaries: [1, 5, 10] } });
+  const bounds = [1, 5, 10];
+  const tot = { a: 0, b: 0, count: 0, sum: 0, buckets: [0, 0, 0, 0] };
+  let round = 0;
+  const svc = `service_name="otlp-client-${tag}"`;
+  const expect = () => {
+    const e = {
+      [`otel_jobs_${tag}_total{queue="a",${svc}}`]: tot.a,
+      [`otel_jobs_${tag}_total{queue="b",${svc}}`]: tot.b,
+      [`otel_latency_${tag}_count{${svc}}`]: tot.count,
+      [`otel_latency_${tag}_sum{${svc}}`]: tot.sum,
+    };
+    let cum = 0;
+    bounds.concat(['+Inf']).forEach((le, i) => {
+      cum += tot.buckets[i];
+      e[`otel_latency_${tag}_bucket{le="${le}",${svc}}`] = cum;
+    });
+    return e;
+  };
+  const rl = require('readline').createInterface({ input: process.stdin });
+  for await (const line of rl) {
+    const cmd = line.trim();
+    if (cmd === 'quit') break;
+    if (cmd === 'add') {
+      round++;
+      jobs.add(round, { queue: 'a' });
+      jobs.add(10, { queue: 'b' });
+      tot.a += round;
+      tot.b += 10;
+      for (const v of [0.5, 2 + round, 7, 40 + round]) {
+        latency.record(v);
+        tot.count++;
+        tot.sum += v;
+        tot.buckets[bounds.findIndex((b) => v <= b) < 0 ? 3 : bounds.findIndex((b) => v <= b)]++;
+      }
+    }
+    const n = results.length;
+    await reader.forceFlush();
+    const code = results.length > n ? results[results.length - 1] : -1;
+    process.stdout.write(`${JSON.stringify({ round, code, expect: expect() })}\n`);
+  }
+  await provider.shutdown().catch(() => {});
+  return null;
+}
+
 (async () => {
   let out;
+  if (mode === 'steps') {
+    await steps(rest[0] || 's');
+    process.exit(0);
+  }
   if (mode === 'traces') out = await traces(rest[0] || 't');
   else if (mode === 'metrics') out = await metrics(rest[0] || 'cumulative', rest[1] || 'm');
   else throw new Error(`unknown mode ${mode}`);
