@@ -821,6 +821,137 @@ static void test_post_without_server(void **state)
 	atel__segment_unlink(path);
 }
 
+/* One cumulative point of "jobs" (stream start 111) through atel__otlp_recv_post. */
+static void post_cum(struct atel_otlp_recv *rx, uint64_t ts, int v)
+{
+	char body[1024];
+	struct atel_buf ans = { 0 };
+
+	snprintf(body, sizeof(body),
+		 "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":\"jobs\",\"sum\":"
+		 "{\"aggregationTemporality\":2,\"isMonotonic\":true,\"dataPoints\":[{\"startTimeUnixNano\":\"111\","
+		 "\"timeUnixNano\":\"%llu\",\"asInt\":\"%d\"}]}}]}]}]}",
+		 (unsigned long long)ts, v);
+	assert_int_equal(atel__otlp_recv_post(rx, "/v1/metrics", "application/json", NULL, body, strlen(body), &ans),
+			 200);
+	atel__buf_free(&ans);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	FILE *f = fopen(from, "rb"), *t = fopen(to, "wb");
+	size_t n;
+
+	assert_non_null(f);
+	assert_non_null(t);
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, t), n);
+	fclose(f);
+	assert_int_equal(fclose(t), 0);
+}
+
+/* Samples published after heads[] on every ring but `skip`. */
+static double samples_after(const struct atel_segment *seg, const uint64_t *heads, uint32_t skip, uint64_t *n)
+{
+	double sum = 0;
+
+	*n = 0;
+	for (uint32_t r = 0; r < seg->ring_count; r++) {
+		uint64_t k;
+		if (r == skip)
+			continue;
+		sum += ring_samples(seg, r, heads[r], &k);
+		*n += k;
+	}
+	return sum;
+}
+
+/*
+ * The state file's marker (written before a request's records are
+ * published) after a crash: the request was published (the SDK's retry of
+ * the same cumulative value adds 0), or it was not (the retry adds the
+ * increment); and a corrupt file starts empty (the point counts whole).
+ */
+static void test_state_marker(void **state)
+{
+	char path[] = "/tmp/atel-otlprecv-seg5-XXXXXX", dir[] = "/tmp/atel-otlprecv-st-XXXXXX", err[256];
+	char s1[128], s2[128], why[256];
+	struct atel_segment_config cfg = { .ring_count = 4, .ring_capacity = 1024, .mode = 0600 };
+	struct atel_segment seg;
+	struct atel_otlp_recv *rx1, *rx2;
+	struct atel_otlp_recv_opts o = { 0 };
+	uint64_t now = now_ns(), h1, heads[4], n;
+	uint32_t r1 = 0;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	assert_non_null(mkdtemp(dir));
+	memset(&seg, 0, sizeof(seg));
+	assert_int_equal(atel__segment_create(&seg, path, &cfg, err, sizeof(err)), 0);
+	snprintf(s1, sizeof(s1), "%s/state/otlp-receiver.streams", dir);
+	snprintf(s2, sizeof(s2), "%s/crashed.streams", dir);
+	o.seg = &seg;
+	o.state_path = s1;
+	assert_int_equal(atel__otlp_recv_open(&rx1, &o), 0);
+	post_cum(rx1, now, 10);
+	while (r1 < 4 && !atomic_load(&atel__seg_desc(&seg, r1)->head))
+		r1++; /* rx1's ring */
+	assert_true(r1 < 4);
+	h1 = atomic_load(&atel__seg_desc(&seg, r1)->head);
+	post_cum(rx1, now + 1, 15); /* the file now holds 15 and the marker of this request */
+	copy_file(s1, s2);          /* ... as a kill -9 right after publishing would leave it */
+
+	/* published (head past the request): the retry of 15 adds 0, then 18 adds 3 */
+	o.state_path = s2;
+	for (uint32_t r = 0; r < 4; r++)
+		heads[r] = atomic_load(&atel__seg_desc(&seg, r)->head);
+	assert_int_equal(atel__otlp_recv_open(&rx2, &o), 0);
+	post_cum(rx2, now + 1, 15);
+	post_cum(rx2, now + 2, 18);
+	assert_true(samples_after(&seg, heads, r1, &n) == 3.0);
+	assert_true(n == 2);
+	atel__otlp_recv_stop(rx2);
+
+	/* not published (a kill -9 between saving and publishing: the ring head is where it was) */
+	copy_file(s1, s2);
+	atomic_store(&atel__seg_desc(&seg, r1)->head, h1);
+	for (uint32_t r = 0; r < 4; r++)
+		heads[r] = atomic_load(&atel__seg_desc(&seg, r)->head);
+	assert_int_equal(atel__otlp_recv_open(&rx2, &o), 0);
+	post_cum(rx2, now + 1, 15);
+	assert_true(samples_after(&seg, heads, r1, &n) == 5.0);
+	atel__otlp_recv_stop(rx2);
+
+	/* the file rx2 left (no marker) continues exactly; a corrupt one is refused with its reason */
+	for (uint32_t r = 0; r < 4; r++)
+		heads[r] = atomic_load(&atel__seg_desc(&seg, r)->head);
+	assert_int_equal(atel__otlp_recv_open(&rx2, &o), 0);
+	post_cum(rx2, now + 3, 21);
+	assert_true(samples_after(&seg, heads, r1, &n) == 6.0);
+	assert_int_equal(atel__otlp_recv_load_state(rx2, "ATELOTS1garbage-garbage", 23, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "checksum"));
+	assert_int_equal(atel__otlp_recv_load_state(rx2, "nope", 4, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "magic"));
+	for (uint32_t r = 0; r < 4; r++)
+		heads[r] = atomic_load(&atel__seg_desc(&seg, r)->head);
+	post_cum(rx2, now + 4, 22); /* no state: counts whole */
+	assert_true(samples_after(&seg, heads, r1, &n) == 22.0);
+	atel__otlp_recv_stop(rx2);
+
+	atel__otlp_recv_stop(rx1);
+	atel__segment_detach(&seg);
+	atel__segment_unlink(path);
+	unlink(s1);
+	unlink(s2);
+	snprintf(s1, sizeof(s1), "%s/state", dir);
+	rmdir(s1);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -834,6 +965,7 @@ int main(void)
 		cmocka_unit_test(test_cumulative_streams),
 		cmocka_unit_test(test_post_without_server),
 		cmocka_unit_test(test_pieces_with_drain),
+		cmocka_unit_test(test_state_marker),
 	};
 	return ATEL_TEST_RUN(tests, NULL, NULL);
 }
