@@ -29,9 +29,10 @@
  * Metrics: OTLP cumulative sums and histograms become deltas against the
  * last point of their stream (series x start time: each SDK process has its
  * own, so interleaved processes and restarts are told apart; a value that
- * went down starts the stream again); the state is in memory, so after
- * an ateld restart the first cumulative point of each series is added
- * whole (README "OTLP receiver": limits).
+ * went down starts the stream again). The streams survive ateld restarts
+ * and kill -9 in o.state_path, written before a request's records are
+ * published, with a marker resolved against the ring head at the next
+ * start (see "Cumulative state file" below; README "OTLP receiver").
  */
 #include <errno.h>
 #include <fcntl.h>

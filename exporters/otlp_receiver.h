@@ -16,6 +16,10 @@
  * neither loses nor doubles. A larger one goes in pieces ending at item
  * boundaries; items after a piece that found no room are rejected in the
  * partial success.
+ * Cumulative points: the stream state goes to o.state_path before the
+ * records are published (with a marker the next start resolves against the
+ * ring head), so cumulative values stay exact through restarts and kill -9;
+ * a state file that cannot be written is 503.
  * Items that cannot be stored (bad ids, empty names, unsupported metric
  * kinds, type clashes) are rejected and counted in the partial success;
  * the rest of the request is accepted. Undecodable bodies: 400 with the
