@@ -1585,8 +1585,10 @@ static void state_load(struct atel_otlp_recv *rx)
 			  "otlp receiver: cumulative state file %s: %s; starting without it (the first cumulative "
 			  "point of each stream counts whole)",
 			  path, why);
-	if (!rc)
-		rx->state_dirty = true; /* resolved: written again without the marker at the first request */
+	/* the marker is resolved now: write the file without it before the ring it names can be
+	 * claimed again (a second crash would find a foreign generation and keep unpublished values) */
+	if (!rc && state_save(rx, false))
+		rx->state_dirty = true; /* again before the first request publishes anything */
 }
 
 /* ---- HTTP ---------------------------------------------------------------------- */
