@@ -821,20 +821,26 @@ static void test_post_without_server(void **state)
 	atel__segment_unlink(path);
 }
 
-/* One cumulative point of "jobs" (stream start 111) through atel__otlp_recv_post. */
-static void post_cum(struct atel_otlp_recv *rx, uint64_t ts, int v)
+/* One cumulative point of "jobs" (stream start 111) through atel__otlp_recv_post: its status. */
+static int post_cum_st(struct atel_otlp_recv *rx, uint64_t ts, int v)
 {
 	char body[1024];
 	struct atel_buf ans = { 0 };
+	int st;
 
 	snprintf(body, sizeof(body),
 		 "{\"resourceMetrics\":[{\"scopeMetrics\":[{\"metrics\":[{\"name\":\"jobs\",\"sum\":"
 		 "{\"aggregationTemporality\":2,\"isMonotonic\":true,\"dataPoints\":[{\"startTimeUnixNano\":\"111\","
 		 "\"timeUnixNano\":\"%llu\",\"asInt\":\"%d\"}]}}]}]}]}",
 		 (unsigned long long)ts, v);
-	assert_int_equal(atel__otlp_recv_post(rx, "/v1/metrics", "application/json", NULL, body, strlen(body), &ans),
-			 200);
+	st = atel__otlp_recv_post(rx, "/v1/metrics", "application/json", NULL, body, strlen(body), &ans);
 	atel__buf_free(&ans);
+	return st;
+}
+
+static void post_cum(struct atel_otlp_recv *rx, uint64_t ts, int v)
+{
+	assert_int_equal(post_cum_st(rx, ts, v), 200);
 }
 
 static void copy_file(const char *from, const char *to)
@@ -952,6 +958,80 @@ static void test_state_marker(void **state)
 	rmdir(dir);
 }
 
+/*
+ * A request whose records found no room (503) after its state was written
+ * with the marker: the file is written again without it, so records
+ * published later into the same ring (head past the marker's positions)
+ * do not make a crash take the refused request as published.
+ */
+static void test_state_after_503(void **state)
+{
+	char path[] = "/tmp/atel-otlprecv-seg6-XXXXXX", dir[] = "/tmp/atel-otlprecv-st6-XXXXXX", err[256];
+	char s1[128], s2[128];
+	struct atel_segment_config cfg = { .ring_count = 2, .ring_capacity = 64, .mode = 0600 };
+	struct atel_segment seg;
+	struct atel_otlp_recv *rx1, *rx2;
+	struct atel_otlp_recv_opts o = { 0 };
+	struct atel_buf ans = { 0 };
+	uint64_t now = now_ns(), heads[2], n;
+	uint32_t r1 = 0;
+	int fd = mkstemp(path), st = 200;
+
+	(void)state;
+	assert_true(fd >= 0);
+	close(fd);
+	unlink(path);
+	assert_non_null(mkdtemp(dir));
+	memset(&seg, 0, sizeof(seg));
+	assert_int_equal(atel__segment_create(&seg, path, &cfg, err, sizeof(err)), 0);
+	snprintf(s1, sizeof(s1), "%s/state/otlp-receiver.streams", dir);
+	snprintf(s2, sizeof(s2), "%s/crashed.streams", dir);
+	o.seg = &seg;
+	o.state_path = s1;
+	o.wait_ms = 1;
+	assert_int_equal(atel__otlp_recv_open(&rx1, &o), 0);
+	post_cum(rx1, now, 10);
+	while (r1 < 2 && !atomic_load(&atel__seg_desc(&seg, r1)->head))
+		r1++;
+	assert_true(r1 < 2);
+	for (int i = 0; i < 40 && st == 200; i++) { /* fill the ring (no drain) */
+		char *body = spans_json(2, now, i);
+		st = atel__otlp_recv_post(rx1, "/v1/traces", "application/json", NULL, body, strlen(body), &ans);
+		free(body);
+	}
+	assert_int_equal(st, 503);
+	st = 200;
+	for (int i = 0; i < 64 && st != 503; i++)
+		st = post_cum_st(rx1, now + 1 + (uint64_t)i, 10); /* the last slots: a SAMPLE of 0 each */
+	assert_int_equal(st, 503);
+	assert_int_equal(post_cum_st(rx1, now + 100, 15), 503); /* state written with the marker, then rolled back */
+	atel__ring_release(&seg, r1, atomic_load(&atel__seg_desc(&seg, r1)->head)); /* the drain */
+	for (int i = 0; i < 3; i++) { /* the head moves past the refused request's positions */
+		char *body = spans_json(2, now, 100 + i);
+		assert_int_equal(atel__otlp_recv_post(rx1, "/v1/traces", "application/json", NULL, body, strlen(body),
+						      &ans), 200);
+		free(body);
+		atel__ring_release(&seg, r1, atomic_load(&atel__seg_desc(&seg, r1)->head));
+	}
+	copy_file(s1, s2); /* a kill -9 now */
+	o.state_path = s2;
+	for (uint32_t r = 0; r < 2; r++)
+		heads[r] = atomic_load(&atel__seg_desc(&seg, r)->head);
+	assert_int_equal(atel__otlp_recv_open(&rx2, &o), 0);
+	post_cum(rx2, now + 100, 15); /* the SDK's retry: the increment the 503 refused */
+	assert_true(samples_after(&seg, heads, r1, &n) == 5.0);
+	atel__otlp_recv_stop(rx2);
+	atel__otlp_recv_stop(rx1);
+	atel__buf_free(&ans);
+	atel__segment_detach(&seg);
+	atel__segment_unlink(path);
+	unlink(s1);
+	unlink(s2);
+	snprintf(s1, sizeof(s1), "%s/state", dir);
+	rmdir(s1);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -966,6 +1046,7 @@ int main(void)
 		cmocka_unit_test(test_post_without_server),
 		cmocka_unit_test(test_pieces_with_drain),
 		cmocka_unit_test(test_state_marker),
+		cmocka_unit_test(test_state_after_503),
 	};
 	return ATEL_TEST_RUN(tests, NULL, NULL);
 }
