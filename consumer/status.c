@@ -141,6 +141,10 @@ static cJSON *status_rings(const struct atel_segment *seg)
 		comm_of(s == ATEL_RING_FREE ? 0 : pid, tid, comm, sizeof(comm));
 		cJSON_AddStringToObject(o, "comm", comm);
 		cJSON_AddNumberToObject(o, "generation", __atomic_load_n(&d->generation, __ATOMIC_RELAXED));
+		/* how ateld judges this owner alive: its liveness lock (ABI 2.1), or its pid (docs/abi.md 5.1) */
+		cJSON_AddStringToObject(o, "liveness",
+					(__atomic_load_n(&d->owner_flags, __ATOMIC_RELAXED) & ATEL_OWNER_LOCKED) ? "lock"
+														: "pid");
 		add_u64(o, "head", head);
 		add_u64(o, "tail", tail);
 		add_u64(o, "lag", head >= tail ? head - tail : 0);
