@@ -37,6 +37,7 @@ static const char usage_text[] =
 	"  reindex                rebuild telemetry.db from the segment files\n"
 	"  load                   run the synthetic agent swarm against ateld\n"
 	"  top                    live view: drain rate, drops, ring fill, rates per metric/producer\n"
+	"  sql \"SELECT ...\"       read-only SQL on the index, telemetry_metrics read from the log\n"
 	"\n"
 	"global options (before the verb):\n"
 	"  --data-dir DIR   data directory (default $ATEL_DATA_DIR or ./var)\n"
@@ -367,6 +368,7 @@ static const struct {
 	{ "clear", cmd_clear },	    { "replay", cmd_replay },	{ "reindex", cmd_reindex },
 	{ "load", cmd_load },
 	{ "top", cmd_top },
+	{ "sql", cmd_sql },
 };
 
 int main(int argc, char **argv)

@@ -56,6 +56,7 @@ int cmd_replay(struct cli *c, int argc, char **argv);
 int cmd_reindex(struct cli *c, int argc, char **argv);
 int cmd_load(struct cli *c, int argc, char **argv);
 int cmd_top(struct cli *c, int argc, char **argv);  /* cmd_top.c */
+int cmd_sql(struct cli *c, int argc, char **argv);  /* cmd_sql.c: read-only SQL, telemetry_metrics from the log */
 
 /* "atel: <verb>: message" on stderr. */
 void cli_err(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "index.h"
+#include "metricrow.h"
 #include "ring.h"
 #include "util.h"
 
@@ -400,17 +401,7 @@ static int series_from_def(struct atel_ixw *w, const struct atel_dec_series *ds,
 {
 	struct atel_buf *b = &w->jb;
 
-	atel__buf_reset(b);
-	atel__buf_put(b, "{", 1);
-	for (uint32_t i = 0; i < ds->nlabels && i < ATEL_LABELS_MAX; i++) {
-		if (i)
-			atel__buf_put(b, ",", 1);
-		atel__json_str(b, ds->keys[i]);
-		atel__buf_put(b, ":", 1);
-		atel__json_str(b, ds->values[i]);
-	}
-	atel__buf_put(b, "}", 1);
-	if (b->oom)
+	if (atel__mrow_labels_json(b, ds)) /* the same text as the log's virtual table (logvtab.c) */
 		return -ENOMEM;
 	s->labels = strdup(b->data);
 	s->name = xstrdup(ds->name);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # `make install` as a packager runs it: meson install into a DESTDIR puts the
-# binaries, libatel (.so, .a, atel.h, libatel.pc), the man pages ateld(8),
+# binaries, libatel (.so, .a, atel.h, libatel.pc), the SQLite extension
+# atel_sqlite.so (<libdir>/atel/), the man pages ateld(8),
 # atel(1), libatel(3), the systemd unit and bash completion in place; an agent
 # then builds with `pkg-config --cflags --libs libatel` alone (sysroot = the
 # DESTDIR) and runs against the installed library.
@@ -18,7 +19,8 @@ if ! meson install -C "$build" --destdir "$root" --no-rebuild >"$tmp/install.log
   echo "FAIL: meson install:"; tail -20 "$tmp/install.log"; exit 1
 fi
 for want in bin/ateld bin/atel include/atel.h /libatel.so /libatel.so.0 /libatel.a pkgconfig/libatel.pc \
-            man1/atel.1 man8/ateld.8 man3/libatel.3 systemd/system/ateld.service completions/atel; do
+            man1/atel.1 man8/ateld.8 man3/libatel.3 systemd/system/ateld.service completions/atel \
+            /atel/atel_sqlite.so; do
   if ! find "$root" -path "*$want" | grep -q .; then echo "FAIL: not installed: $want"; fail=1; fi
 done
 pc=$(find "$root" -name libatel.pc | head -1)
