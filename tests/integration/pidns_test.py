@@ -186,8 +186,11 @@ def t_life():
 
 
 def t_two():
-    """Two agents in two PID namespaces (both pid 2 there) at once: nobody loses a ring."""
-    e = Env("pidns_two", {"shm": {"rings": 4, "ring_capacity": 1024}})
+    """Two agents in two PID namespaces (both pid 2 there) at once: nobody loses a ring.
+    The segment is a shm_open name here (/dev/shm/NAME); pidns_life uses a file path."""
+    name = "atel-pidns-two-%d" % os.getpid()
+    e = Env("pidns_two", {"shm": {"name": name, "rings": 4, "ring_capacity": 1024}})
+    e.shm = name
     n = 3000
     try:
         e.start()
@@ -210,10 +213,14 @@ def t_two():
             exact(log, "%d:0" % i, n, "agent %d" % i)
         check(inv == 0 and log["invalid"] == 0 and log["deaths"] == 0,
               "invalid %d / %d, deaths %d" % (inv, log["invalid"], log["deaths"]))
-        print("pidns_two: 2 agents in 2 PID namespaces: %d + %d adds delivered exactly, 0 invalid, 0 deaths" %
-              (log["burst"]["1:0"]["calls"], log["burst"]["2:0"]["calls"]))
+        print("pidns_two: 2 agents in 2 PID namespaces (segment /dev/shm/%s): %d + %d adds delivered exactly, "
+              "0 invalid, 0 deaths" % (name, log["burst"]["1:0"]["calls"], log["burst"]["2:0"]["calls"]))
     finally:
         e.close()
+        try:
+            os.unlink("/dev/shm/" + name)
+        except OSError:
+            pass
 
 
 def t_fork():
