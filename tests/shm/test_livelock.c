@@ -156,6 +156,58 @@ static void test_holder_killed(void **state)
 	atel__segment_detach(&seg);
 }
 
+static void test_exec_drops_lock(void **state)
+{
+	struct atel_segment seg;
+	int ro, pfd[2];
+	char c;
+	pid_t k;
+
+	(void)state;
+	mkseg(&seg, 2);
+	ro = atel__segment_reopen(&seg, O_RDONLY);
+	assert_int_equal(pipe(pfd), 0);
+	k = fork();
+	assert_true(k >= 0);
+	if (k == 0) {
+		/* a producer that execs: its O_CLOEXEC descriptor, and so its locks, do not survive */
+		int fd = atel__segment_reopen(&seg, O_RDWR);
+
+		c = (fd >= 0 && atel__live_lock(fd, 1) == 0) ? 'y' : 'n';
+		close(pfd[0]);
+		if (write(pfd[1], &c, 1) != 1)
+			_exit(2);
+		close(pfd[1]);
+		execlp("sleep", "sleep", "60", (char *)NULL);
+		_exit(3);
+	}
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	/* wait for the exec: the child's comm becomes "sleep" */
+	for (int i = 0; i < 2000; i++) {
+		char p[64], comm[32] = "";
+		FILE *f;
+
+		snprintf(p, sizeof(p), "/proc/%d/comm", (int)k);
+		f = fopen(p, "r");
+		if (f) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = 0;
+			fclose(f);
+		}
+		if (!strncmp(comm, "sleep", 5))
+			break;
+		usleep(5000);
+	}
+	assert_int_equal(atel__live_held(ro, 1), 0); /* pid alive, lock gone: the ring would be reclaimed */
+	assert_int_equal(kill(k, 0), 0);
+	reap(k);
+	close(pfd[0]);
+	close(ro);
+	atel__segment_detach(&seg);
+}
+
 static void test_claim_flag_and_release(void **state)
 {
 	struct atel_segment seg;
@@ -329,6 +381,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest unit[] = {
 		cmocka_unit_test_setup_teardown(test_helpers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_holder_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_drops_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_claim_flag_and_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_releasing_ring_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_keeps_parent_lock, setup, teardown),
