@@ -25,7 +25,8 @@
  * "free a ring and unlock its byte": all threads share one open file
  * description, so without it a thread releasing ring r (FREE, then unlock)
  * could drop the lock another thread of ours had just taken on r again.
- * Held only around a CAS and one fcntl; never on the record path.
+ * Held for one claim's directory scan (a CAS and an fcntl per ring it tries)
+ * or one release (a CAS and an fcntl); never on the record path.
  */
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
 
