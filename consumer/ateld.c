@@ -31,6 +31,7 @@
 #include "exporters.h"
 #include "ring.h"
 #include "logread.h"
+#include "otlp_receiver.h"
 #include "segformat.h"
 #include "segment.h"
 #include "util.h"
@@ -97,6 +98,7 @@ struct ateld {
 	struct atel_drain *drain;
 	struct atel_indexer *ix;
 	struct atel_exporters *ex;
+	struct atel_otlp_recv *otlp_recv; /* the OTLP/HTTP receiver (issue 19); NULL: off */
 	pthread_t drain_thread;
 	atomic_bool drain_done;
 	int drain_rc;
@@ -156,7 +158,18 @@ static int write_status(struct ateld *a)
 	struct atel_status st = { .state = a->state, .indexer_running = a->indexer_running,
 				  .exporters_running = a->exporters_running, .drain = a->drain,
 				  .reason = a->reason };
+	struct atel_rw_counts rwc;
 
+	if (a->exporters_running && atel__exporters_rw_counts(a->ex, &rwc)) {
+		st.rw.enabled = true;
+		st.rw.samples_sent = rwc.samples_sent;
+		st.rw.samples_dropped = rwc.samples_dropped;
+		st.rw.pending_samples = rwc.pending_samples;
+		st.rw.requests_ok = rwc.requests_ok;
+		st.rw.requests_failed = rwc.requests_failed;
+		st.rw.requests_dropped = rwc.requests_dropped;
+		st.rw.last_sent_ms = rwc.last_sent_ms;
+	}
 	return atel__status_write(&a->d, &st, a->status_path, a->status_tmp);
 }
 
@@ -268,11 +281,34 @@ static int start_parts(struct ateld *a)
 		return rc;
 	}
 	a->exporters_running = true;
+	if (a->cfg.otlp_receiver.enabled) {
+		struct atel_otlp_recv_opts ro = { .bind = a->cfg.otlp_receiver.bind,
+						  .port = (uint16_t)a->cfg.otlp_receiver.port,
+						  .max_body = a->cfg.otlp_receiver.max_body_bytes,
+						  .seg = atel__drain_segment(a->drain),
+						  .d = &a->d };
+		rc = atel__otlp_recv_start(&a->otlp_recv, &ro, err, sizeof(err));
+		if (rc) {
+			atel__log(&a->d, ATEL_LOG_ERROR, "otlp receiver: %s", *err ? err : strerror(-rc));
+			snprintf(a->reason, sizeof(a->reason), "otlp receiver: %s", *err ? err : strerror(-rc));
+			return rc;
+		}
+		atel__log(&a->d, ATEL_LOG_INFO, "OTLP/HTTP receiver on %s:%u (/v1/traces, /v1/metrics)",
+			  a->cfg.otlp_receiver.bind, (unsigned)atel__otlp_recv_port(a->otlp_recv));
+	}
 	return 0;
+}
+
+/* The OTLP receiver stops first: what it accepted is in its ring before the final drain. */
+static void stop_receiver(struct ateld *a)
+{
+	atel__otlp_recv_stop(a->otlp_recv);
+	a->otlp_recv = NULL;
 }
 
 static void stop_parts(struct ateld *a)
 {
+	stop_receiver(a);
 	if (a->exporters_running) {
 		atel__exporters_stop(a->ex);
 		a->ex = NULL;
@@ -422,6 +458,7 @@ static int run(struct ateld *a)
 			stopping = true;
 			stop_started = now;
 			a->state = "stopping";
+			stop_receiver(a);
 			atomic_store_explicit(&a->d.stopping, true, memory_order_release);
 			next_status = 0;
 		}

@@ -145,6 +145,11 @@ static const struct key KEYS[] = {
 	{ "opentelemetry", "max_batch_items", K_U32, OFF(opentelemetry.max_batch_items), 1, 100000, NULL, NULL },
 	{ "opentelemetry", "max_batch_bytes", K_U32, OFF(opentelemetry.max_batch_bytes), 1024, 64 << 20, NULL, NULL },
 
+	{ "otlp_receiver", "enabled", K_BOOL, OFF(otlp_receiver.enabled), 0, 0, NULL, NULL },
+	{ "otlp_receiver", "bind", K_ADDR, OFF(otlp_receiver.bind), 0, 0, NULL, NULL },
+	{ "otlp_receiver", "port", K_PORT, OFF(otlp_receiver.port), 1, 65535, NULL, NULL },
+	{ "otlp_receiver", "max_body_bytes", K_U32, OFF(otlp_receiver.max_body_bytes), 1024, 64 << 20, NULL, NULL },
+
 	{ "remote_write", "url", K_URL, OFF(remote_write.url), 0, 0, NULL, NULL },
 	{ "remote_write", "bearer_token", K_STR_NULL, OFF(remote_write.bearer_token), 0, 0, NULL, "auth" },
 	{ "remote_write", "job", K_STR, OFF(remote_write.job), 0, 0, NULL, NULL },
@@ -158,7 +163,8 @@ static const struct key KEYS[] = {
 #define NKEYS (sizeof(KEYS) / sizeof(KEYS[0]))
 
 static const char *const SECTIONS[] = { "shm", "storage", "drain", "retention", "index",
-					"prometheus", "json", "opentelemetry", "remote_write", NULL };
+					"prometheus", "json", "opentelemetry", "remote_write",
+					"otlp_receiver", NULL };
 
 /* ------------------------------------------------------------------------ */
 /* headers sections (opentelemetry.headers, remote_write.headers)            */
@@ -287,6 +293,11 @@ void atel__config_defaults(struct atel_config *cfg)
 	cfg->opentelemetry.service_name = strdup("atel");
 	cfg->opentelemetry.max_batch_items = 512;
 	cfg->opentelemetry.max_batch_bytes = 4u << 20;
+
+	cfg->otlp_receiver.enabled = false;
+	cfg->otlp_receiver.bind = strdup("127.0.0.1");
+	cfg->otlp_receiver.port = 4318;
+	cfg->otlp_receiver.max_body_bytes = 4u << 20;
 }
 
 /* Every non-nullable string present (strdup in defaults may have failed). */

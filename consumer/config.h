@@ -100,6 +100,13 @@ struct atel_config {
 		struct atel_kv headers[ATEL_CFG_HEADERS_MAX];
 		uint32_t nheaders;
 	} remote_write;
+
+	struct {                     /* the OTLP/HTTP receiver (exporters/otlp_receiver.h; issue 19) */
+		bool enabled;                /* false */
+		char *bind;                  /* "127.0.0.1" */
+		uint32_t port;               /* 4318 (OTLP/HTTP's) */
+		uint32_t max_body_bytes;     /* 4 MiB: request bodies, as sent and inflated (413 beyond) */
+	} otlp_receiver;
 };
 
 /* Fills cfg with the embedded defaults. */

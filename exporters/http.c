@@ -109,6 +109,7 @@ long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits
 			lim.max_body = limp->max_body;
 		if (limp->max_headers)
 			lim.max_headers = limp->max_headers;
+		lim.chunked_ok = limp->chunked_ok;
 	}
 	memset(req, 0, sizeof(*req));
 
@@ -256,7 +257,18 @@ long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits
 			have_cl = true;
 			req->content_length = cl;
 		} else if (name_is(name, nlen, "transfer-encoding")) {
-			return -501; /* no request bodies are needed; chunked is not supported */
+			/* only the OTLP receiver takes streamed bodies, and only plain chunked */
+			if (!lim.chunked_ok || !name_is(val, vlen, "chunked"))
+				return -501;
+			if (req->chunked)
+				return -400;
+			req->chunked = true;
+		} else if (name_is(name, nlen, "content-type")) {
+			req->content_type = val;
+			req->content_type_len = vlen;
+		} else if (name_is(name, nlen, "content-encoding")) {
+			req->content_enc = val;
+			req->content_enc_len = vlen;
 		} else if (name_is(name, nlen, "connection")) {
 			connection_tokens(val, vlen, &conn_close, &conn_keep);
 		} else if (name_is(name, nlen, "authorization")) {
@@ -282,9 +294,86 @@ long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits
 		return -400; /* RFC 9112 3.2: HTTP/1.1 requires Host */
 	if (req->content_length > lim.max_body)
 		return -413;
+	if (req->chunked && have_cl)
+		return -400; /* RFC 9112 6.3: both framings at once is the request smuggling shape */
 	req->keep_alive = req->minor >= 1 ? !conn_close : (conn_keep && !conn_close);
 	req->head_len = i;
 	return (long)(i + req->content_length);
+}
+
+/* ---- chunked request bodies (the OTLP receiver) ------------------------------------ */
+
+#define CHUNK_LINE_MAX 4096u
+
+/* The end of the line starting at buf[i] (index of its LF), or len if not complete. */
+static size_t line_end(const char *buf, size_t len, size_t i)
+{
+	const char *lf = memchr(buf + i, '\n', len - i);
+
+	return lf ? (size_t)(lf - buf) : len;
+}
+
+int atel__http_dechunk(char *buf, size_t len, size_t body0, size_t *pos, size_t *out, size_t max_body)
+{
+	for (;;) {
+		size_t i = *pos, e = line_end(buf, len, i), k = i;
+		uint64_t size = 0;
+
+		if (e == len)
+			return len - i > CHUNK_LINE_MAX ? -400 : 0;
+		if (e - i > CHUNK_LINE_MAX)
+			return -400;
+		/* chunk-size in hex, then optional ";ext", then CRLF (a bare LF is tolerated) */
+		while (k < e && ((buf[k] >= '0' && buf[k] <= '9') || ((buf[k] | 0x20) >= 'a' && (buf[k] | 0x20) <= 'f'))) {
+			unsigned d = buf[k] <= '9' ? (unsigned)(buf[k] - '0') : (unsigned)((buf[k] | 0x20) - 'a' + 10);
+			if (size > (UINT64_MAX >> 4))
+				return -413;
+			size = size << 4 | d;
+			k++;
+		}
+		if (k == i)
+			return -400;
+		if (k < e && buf[k] != ';' && buf[k] != '\r' && buf[k] != ' ' && buf[k] != '\t')
+			return -400;
+		if (size == 0) {
+			/* last chunk: trailer fields until an empty line */
+			size_t t = e + 1;
+			for (;;) {
+				size_t te = line_end(buf, len, t);
+				if (te == len)
+					return len - t > CHUNK_LINE_MAX ? -400 : 0;
+				if (te - t > CHUNK_LINE_MAX)
+					return -400;
+				if (te == t || (te == t + 1 && buf[t] == '\r')) {
+					*pos = te + 1;
+					return 1;
+				}
+				t = te + 1;
+			}
+		}
+		if (size > max_body || *out - body0 + size > max_body)
+			return -413;
+		/* data, then CRLF */
+		if (len - (e + 1) < size + 1)
+			return 0;
+		{
+			size_t d = e + 1, after = d + (size_t)size;
+			if (buf[after] == '\r') {
+				if (len - after < 2)
+					return 0;
+				if (buf[after + 1] != '\n')
+					return -400;
+				after += 2;
+			} else if (buf[after] == '\n') {
+				after += 1;
+			} else {
+				return -400;
+			}
+			memmove(buf + *out, buf + d, (size_t)size);
+			*out += (size_t)size;
+			*pos = after;
+		}
+	}
 }
 
 /* ---- content negotiation (/metrics) ------------------------------------------------- */
@@ -458,6 +547,8 @@ struct conn {
 	char *in;
 	size_t in_len, in_cap;
 	long need;                  /* full request length once the head parsed, else 0 */
+	bool chunked;               /* the parsed head announced a chunked body (OTLP receiver) */
+	size_t ck_pos, ck_out;      /* atel__http_dechunk's positions in in */
 	size_t scanned;             /* bytes already checked for a line end */
 	struct atel_buf out;        /* status line and headers (and small bodies) */
 	size_t out_off;             /* bytes of out + body sent */
@@ -505,6 +596,8 @@ static const char *reason(int code)
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
 	case 422: return "Unprocessable Entity";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
@@ -697,6 +790,25 @@ static void handle_route(struct atel_http_server *s, struct conn *c, const struc
 		atel__buf_free(&s->reply.body);
 }
 
+/* POST to the OTLP receiver (opts.post): the handler builds the answer in s->reply. */
+static void handle_post(struct atel_http_server *s, struct conn *c, const struct atel_http_request *r, bool keep)
+{
+	atel__buf_reset(&s->reply.body);
+	s->reply.status = 200;
+	s->reply.ctype = "text/plain; charset=utf-8";
+	s->reply.headers = NULL;
+	s->o.post(s->o.post_arg, r, c->in + r->head_len, (size_t)r->content_length, &s->reply);
+	if (s->reply.body.oom || s->reply.status < 200 || s->reply.status > 599) {
+		error_response(s, c, 500, NULL, false, false);
+		c->close_after = true;
+		return;
+	}
+	compose(s, &c->out, s->reply.status, s->reply.ctype, s->reply.headers, s->reply.body.data,
+		s->reply.body.len, false, keep);
+	if (s->reply.body.cap > (8u << 20))
+		atel__buf_free(&s->reply.body);
+}
+
 /* Routes one complete request; fills c->out (and c->body) and c->close_after. */
 static void handle(struct atel_http_server *s, struct conn *c, const struct atel_http_request *r)
 {
@@ -712,6 +824,16 @@ static void handle(struct atel_http_server *s, struct conn *c, const struct atel
 	is_metrics = plen == strlen(s->path) && !memcmp(r->target, s->path, plen);
 	is_health = plen == 8 && !memcmp(r->target, "/healthz", 8);
 	c->close_after = !keep;
+	if (s->o.post && !strcmp(r->method, "POST")) {
+		handle_post(s, c, r, keep);
+		return;
+	}
+	if (s->o.post && plen > 4 && !memcmp(r->target, "/v1/", 4)) {
+		error_response(s, c, 405, "Allow: POST\r\n", keep, head);
+		return;
+	}
+	if (is_metrics && !s->o.metrics && !s->o.metrics_format)
+		is_metrics = false; /* a server without /metrics (the OTLP receiver's) */
 	if (s->o.api && plen > 8 && !memcmp(r->target, "/api/v1/", 8)) {
 		handle_api(s, c, r, keep);
 		return;
@@ -819,6 +941,41 @@ static void try_request(struct atel_http_server *s, struct conn *c)
 		if (n == 0)
 			return;
 		c->need = n;
+		if (r.chunked) {
+			c->chunked = true;
+			c->ck_pos = c->ck_out = r.head_len;
+		}
+	}
+	if (c->chunked) {
+		size_t head_len = (size_t)c->need; /* a chunked head has no Content-Length */
+		int k = atel__http_dechunk(c->in, c->in_len, head_len, &c->ck_pos, &c->ck_out, s->o.limits.max_body);
+
+		if (k < 0) {
+			c->chunked = false;
+			error_response(s, c, -k, NULL, false, false);
+			c->close_after = true;
+			start_write(s, c);
+			return;
+		}
+		if (k == 0) {
+			/* keep the buffer at head + decoded body + the chunk still arriving */
+			if (c->ck_pos > c->ck_out) {
+				memmove(c->in + c->ck_out, c->in + c->ck_pos, c->in_len - c->ck_pos);
+				c->in_len -= c->ck_pos - c->ck_out;
+				c->ck_pos = c->ck_out;
+			}
+			return;
+		}
+		atel__http_parse(c->in, head_len, &s->o.limits, &r);
+		r.content_length = c->ck_out - head_len;
+		handle(s, c, &r);
+		memmove(c->in, c->in + c->ck_pos, c->in_len - c->ck_pos);
+		c->in_len -= c->ck_pos;
+		c->chunked = false;
+		c->need = 0;
+		c->scanned = 0;
+		start_write(s, c);
+		return;
 	}
 	if (c->in_len < (size_t)c->need)
 		return; /* body still arriving (it is read and discarded) */
@@ -833,7 +990,9 @@ static void try_request(struct atel_http_server *s, struct conn *c)
 
 static void on_readable(struct atel_http_server *s, struct conn *c)
 {
-	size_t cap_max = s->o.limits.max_head + s->o.limits.max_body + 1;
+	/* with chunked bodies: plus one chunk-size line and a trailer line being read */
+	size_t cap_max = s->o.limits.max_head + s->o.limits.max_body + 1 +
+			 (s->o.limits.chunked_ok ? 2 * CHUNK_LINE_MAX + READ_CHUNK : 0);
 
 	for (;;) {
 		ssize_t n;
@@ -1228,7 +1387,7 @@ int atel__http_start(struct atel_http_server **out, const struct atel_http_opts 
 		err = dummy;
 		errlen = sizeof(dummy);
 	}
-	if (!opts || (!opts->metrics && !opts->metrics_format)) {
+	if (!opts || (!opts->metrics && !opts->metrics_format && !opts->post)) {
 		snprintf(err, errlen, "http: no metrics handler");
 		return -EINVAL;
 	}

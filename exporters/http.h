@@ -36,6 +36,8 @@ struct atel_http_limits {
 	size_t max_head;          /* request line + header section bytes (431 beyond); default 8192 */
 	size_t max_body;          /* Content-Length accepted and discarded (413 beyond); default 8192 */
 	uint32_t max_headers;     /* header fields (431 beyond); default 64 */
+	bool chunked_ok;          /* accept "Transfer-Encoding: chunked" request bodies (the OTLP
+				   * receiver: Node's OTLP exporters stream them); else 501 */
 };
 
 /* A parsed request head. Pointers point into the caller's buffer. */
@@ -53,6 +55,13 @@ struct atel_http_request {
 	size_t accept_enc_len;
 	uint64_t content_length;
 	size_t head_len;          /* bytes of request line + headers + blank line */
+	/* the OTLP receiver's (issue 19) */
+	const char *content_type; /* Content-Type value, NULL if absent */
+	size_t content_type_len;
+	const char *content_enc;  /* Content-Encoding value, NULL if absent */
+	size_t content_enc_len;
+	bool chunked;             /* Transfer-Encoding: chunked (only with limits.chunked_ok); the
+				   * body follows the head in chunks: see atel__http_dechunk */
 };
 
 /*
@@ -64,6 +73,18 @@ struct atel_http_request {
  */
 long atel__http_parse(const char *buf, size_t len, const struct atel_http_limits *lim,
 		      struct atel_http_request *req);
+
+/*
+ * Decodes chunked framing (RFC 9112 7.1) in place: buf[*pos..len) holds
+ * the chunks not yet decoded; each complete chunk's data is moved down to
+ * buf[*out..) (so *out <= *pos always; callers start both at the head's
+ * end). Chunk extensions and trailer fields are skipped (each line at most
+ * 4096 bytes). @return 1 when the last chunk and the trailers are consumed
+ * (*pos is just past them; the body is buf[head_len..*out)), 0 if more bytes
+ * are needed, -400 for malformed framing, -413 if the body would exceed
+ * max_body bytes (counted from body0). Pure function over untrusted bytes.
+ */
+int atel__http_dechunk(char *buf, size_t len, size_t body0, size_t *pos, size_t *out, size_t max_body);
 
 /*
  * What a /metrics response is made of: the body format (Prometheus text
@@ -153,6 +174,17 @@ struct atel_http_opts {
 	 */
 	int (*route)(void *arg, const char *target, size_t len, bool authed, struct atel_http_reply *rep);
 	void *route_arg;
+	/*
+	 * Optional (the OTLP receiver, exporters/otlp_receiver.h): answers every
+	 * POST, whatever its path (a server with post set has no /metrics unless
+	 * metrics or metrics_format is set too). body is the request body
+	 * (de-chunked). Fills rep (body empty on entry; status, ctype, headers
+	 * static or owned by the callee until the next call). Called on the
+	 * server thread only, so it must bound its own time.
+	 */
+	void (*post)(void *arg, const struct atel_http_request *r, const char *body, size_t len,
+		     struct atel_http_reply *rep);
+	void *post_arg;
 	/*
 	 * Hardening (issue 12). At max_conns a new connection takes the place of
 	 * the oldest idle one (no request bytes pending), else of the oldest

@@ -210,6 +210,32 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 		atel__prom_one(doc, "atel_remote_write_last_sent_timestamp_seconds", "gauge",
 			       "Sample time of the last batch delivered (0: none yet)", (double)rw->last_sent_ms / 1e3);
 	}
+	if (x->d && atomic_load_explicit(&x->d->stats.otlp_recv.enabled, memory_order_relaxed)) {
+		/* the OTLP/HTTP receiver (exporters/otlp_receiver.h; issue 19) */
+		const struct atel_otlp_recv_counts *o = &x->d->stats.otlp_recv;
+#define OR_LD(f) ((double)atomic_load_explicit(&o->f, memory_order_relaxed))
+		atel__prom_one(doc, "atel_otlp_receiver_spans_accepted_total", "counter",
+			       "Spans the OTLP receiver wrote into its ring", OR_LD(spans_accepted));
+		atel__prom_one(doc, "atel_otlp_receiver_spans_rejected_total", "counter",
+			       "Spans the OTLP receiver rejected (partial success)", OR_LD(spans_rejected));
+		atel__prom_one(doc, "atel_otlp_receiver_data_points_accepted_total", "counter",
+			       "Metric data points the OTLP receiver accepted", OR_LD(points_accepted));
+		atel__prom_one(doc, "atel_otlp_receiver_data_points_rejected_total", "counter",
+			       "Metric data points the OTLP receiver rejected (partial success)", OR_LD(points_rejected));
+		atel__prom_one(doc, "atel_otlp_receiver_records_total", "counter",
+			       "Ring records the OTLP receiver published", OR_LD(records_written));
+		if (atel__prom_family(doc, "atel_otlp_receiver_requests_total", "counter",
+				      "Requests the OTLP receiver answered, by status code"))
+			for (int i = 0; i < ATEL_OTLP_RECV_NCODES; i++) {
+				char code[8];
+				uint64_t n = 0;
+				for (int sg = 0; sg < 3; sg++)
+					n += atomic_load_explicit(&o->requests[sg][i], memory_order_relaxed);
+				snprintf(code, sizeof(code), "%d", atel__otlp_recv_codes[i]);
+				atel__prom_sample(doc, "atel_otlp_receiver_requests_total", "code", code, (double)n);
+			}
+#undef OR_LD
+	}
 	if (x->http_scrapes && atel__prom_family(doc, "atel_http_scrapes_total", "counter",
 						 "Successful /metrics responses by variant (format and content coding)"))
 		for (int i = 0; i < ATEL_HTTP_VARIANTS; i++)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/deps-node.sh [DIR...]: what the Node.js binding needs (called by
-# scripts/deps.sh; the bench calls it for bench/peers/node).
+# scripts/deps.sh for bindings/node and tests/exporters/otlp-client; the bench calls it
+# for bench/peers/node).
 #   1. node and npm: Debian's nodejs + npm when the machine has no node at all
 #      (a machine that ships its own Node.js keeps it);
 #   2. Node's C headers beside that node (node-gyp builds against them with

@@ -14,7 +14,7 @@ PKGS=(
   python3-yaml    # docs/deploy's Kubernetes and collector files, parsed by test_deploy_k8s.py (issue 19)
 )
 
-"$(dirname "$0")/deps-node.sh"   # Node.js, its headers and the binding's npm packages (bindings/node)
+"$(dirname "$0")/deps-node.sh" bindings/node tests/exporters/otlp-client  # Node.js, its headers, the binding's npm packages and the OTLP receiver test's JS SDK
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -26,6 +26,21 @@
 
 struct atel_config;
 
+/* The OTLP receiver's counters (exporters/otlp_receiver.h; issue 19):
+ * /metrics atel_otlp_receiver_*. Signals: 0 traces, 1 metrics, 2 other
+ * paths; codes: ATEL_OTLP_RECV_CODES. */
+#define ATEL_OTLP_RECV_NCODES 9
+extern const int atel__otlp_recv_codes[ATEL_OTLP_RECV_NCODES]; /* 200 400 404 405 413 415 429 500 503 */
+struct atel_otlp_recv_counts {
+	_Atomic uint64_t enabled;               /* gauge: 1 while the receiver listens */
+	_Atomic uint64_t spans_accepted;        /* written into the ring */
+	_Atomic uint64_t spans_rejected;        /* answered in partial_success.rejected_spans */
+	_Atomic uint64_t points_accepted;       /* metric data points accepted */
+	_Atomic uint64_t points_rejected;       /* partial_success.rejected_data_points */
+	_Atomic uint64_t records_written;       /* ring slots published */
+	_Atomic uint64_t requests[3][ATEL_OTLP_RECV_NCODES];
+};
+
 /* Self-metrics, written by the owning thread with relaxed atomics, read by
  * /metrics, the status file and atel status. */
 struct atel_daemon_stats {
@@ -64,6 +79,7 @@ struct atel_daemon_stats {
 	_Atomic uint64_t http_conns_evicted;    /* HTTP connections cut at the cap to make room for a new one */
 	_Atomic uint64_t http_conns_refused_remote; /* refused: their non-loopback address held half the cap */
 	_Atomic uint64_t promql_files_skipped;  /* query API: segment files a selector did not read (logprom cache) */
+	struct atel_otlp_recv_counts otlp_recv; /* the OTLP receiver's (issue 19) */
 };
 
 /* Health of one exporter, for atel status and the status file. Never holds

@@ -179,7 +179,8 @@ static void test_unknown_keys(void **state)
 		     "query_resolution_ms, query_carry_ms)");
 	expect_error("{\"datadir\": \"x\"}",
 		     "t.json: datadir: unknown key (expected one of: data_dir, export_interval_ms, log_level, "
-		     "shm, storage, drain, retention, index, prometheus, json, opentelemetry, remote_write)");
+		     "shm, storage, drain, retention, index, prometheus, json, opentelemetry, remote_write, "
+		     "otlp_receiver)");
 	expect_error("{\"shm\": {\"name\": \"a\", \"size\": 3}}",
 		     "t.json: shm.size: unknown key (expected one of: name, rings, ring_capacity, mode)");
 }
@@ -263,6 +264,31 @@ static void test_remote_write(void **state)
 		     "t.json: remote_write.url: expected an http:// or https:// URL, got \"ftp://x\"");
 	expect_error("{\"remote_write\": {\"batch\": 0}}",
 		     "t.json: remote_write.batch: expected an integer 1..1000000, got 0");
+}
+
+/* the OTLP receiver's section (issue 19): off, loopback, 4318 by default */
+static void test_otlp_receiver(void **state)
+{
+	struct atel_config cfg;
+	char err[512] = "";
+	static const char txt[] = "{\"otlp_receiver\": {\"enabled\": true, \"bind\": \"::1\", \"port\": 14318, "
+				  "\"max_body_bytes\": 2048}}";
+
+	(void)state;
+	assert_int_equal(atel__config_load(&cfg, NULL, err, sizeof(err)), 0);
+	assert_false(cfg.otlp_receiver.enabled);
+	assert_string_equal(cfg.otlp_receiver.bind, "127.0.0.1");
+	assert_int_equal(cfg.otlp_receiver.port, 4318);
+	assert_int_equal(cfg.otlp_receiver.max_body_bytes, 4u << 20);
+	atel__config_free(&cfg);
+	assert_int_equal(atel__config_parse(&cfg, txt, strlen(txt), "t.json", err, sizeof(err)), 0);
+	assert_true(cfg.otlp_receiver.enabled);
+	assert_string_equal(cfg.otlp_receiver.bind, "::1");
+	assert_int_equal(cfg.otlp_receiver.port, 14318);
+	assert_int_equal(cfg.otlp_receiver.max_body_bytes, 2048);
+	atel__config_free(&cfg);
+	expect_error("{\"otlp_receiver\": {\"max_body_bytes\": 10}}",
+		     "t.json: otlp_receiver.max_body_bytes: expected an integer 1024..67108864, got 10");
 }
 
 /* remote_write.headers: the opentelemetry.headers rules (same code), plus the
@@ -516,6 +542,7 @@ int main(void)
 		cmocka_unit_test_setup(test_ranges, clear_env),
 		cmocka_unit_test_setup(test_remote_write, clear_env),
 		cmocka_unit_test_setup(test_remote_write_headers, clear_env),
+		cmocka_unit_test_setup(test_otlp_receiver, clear_env),
 		cmocka_unit_test_setup(test_syntax, clear_env),
 		cmocka_unit_test_setup(test_headers, clear_env),
 		cmocka_unit_test_setup(test_nullable, clear_env),

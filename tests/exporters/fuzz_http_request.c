@@ -45,6 +45,11 @@ static void check(const char *buf, size_t len, const struct atel_http_limits *li
 		abort();
 	if (r.minor < 0 || r.minor > 9)
 		abort();
+	/* the OTLP receiver's headers (issue 19): inside the head; chunked only when allowed, never with a length */
+	if ((r.content_type && (r.content_type < buf || r.content_type + r.content_type_len > buf + r.head_len)) ||
+	    (r.content_enc && (r.content_enc < buf || r.content_enc + r.content_enc_len > buf + r.head_len)) ||
+	    (r.chunked && (!lim->chunked_ok || r.content_length)))
+		abort();
 	if ((r.accept && (r.accept < buf || r.accept + r.accept_len > buf + r.head_len)) ||
 	    (r.accept_enc && (r.accept_enc < buf || r.accept_enc + r.accept_enc_len > buf + r.head_len)))
 		abort();
@@ -71,6 +76,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 	check(buf, size, &def);
 	check(buf, size, &tiny);
+	def.chunked_ok = true; /* the OTLP receiver's server */
+	check(buf, size, &def);
 	free(buf);
 	return 0;
 }
