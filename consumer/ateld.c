@@ -158,7 +158,18 @@ static int write_status(struct ateld *a)
 	struct atel_status st = { .state = a->state, .indexer_running = a->indexer_running,
 				  .exporters_running = a->exporters_running, .drain = a->drain,
 				  .reason = a->reason };
+	struct atel_rw_counts rwc;
 
+	if (a->exporters_running && atel__exporters_rw_counts(a->ex, &rwc)) {
+		st.rw.enabled = true;
+		st.rw.samples_sent = rwc.samples_sent;
+		st.rw.samples_dropped = rwc.samples_dropped;
+		st.rw.pending_samples = rwc.pending_samples;
+		st.rw.requests_ok = rwc.requests_ok;
+		st.rw.requests_failed = rwc.requests_failed;
+		st.rw.requests_dropped = rwc.requests_dropped;
+		st.rw.last_sent_ms = rwc.last_sent_ms;
+	}
 	return atel__status_write(&a->d, &st, a->status_path, a->status_tmp);
 }
 

@@ -43,8 +43,17 @@ int atel__daemon_exporters_start(struct atel_exporters **out, struct atel_daemon
 
 /* ---- status file (status.c; docs/status-file.md) ---------------------------- */
 struct atel_drain;
+/* Remote write's counts for the status file (exporters/remote_write.h atel_rw_counts, copied). */
+struct atel_status_rw {
+	bool enabled;
+	uint64_t samples_sent, samples_dropped, pending_samples;
+	uint64_t requests_ok, requests_failed, requests_dropped;
+	int64_t last_sent_ms;            /* sample time of the last batch delivered, 0: none */
+};
+
 struct atel_status {
 	const char *state;               /* starting | running | stopping | stopped */
+	struct atel_status_rw rw;
 	bool indexer_running, exporters_running;
 	struct atel_drain *drain;        /* NULL before the segment is attached */
 	const char *reason;              /* why a start failed (state stopped), or NULL */

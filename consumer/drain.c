@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "claim.h"
+#include "livelock.h"
 #include "decode.h"
 #include "reader.h"
 #include "ring.h"
@@ -124,6 +125,7 @@ struct ring_st {
 	uint32_t owner_gen;
 	int32_t owner_pid, owner_tid;
 	uint64_t owner_start;
+	uint32_t owner_flags;     /* ATEL_OWNER_LOCKED: the liveness lock decides (docs/abi.md 5.1) */
 	uint64_t quar_head;       /* head at the last tick, while quarantined or half-claimed */
 	uint32_t quar_stable;     /* ticks the head has not moved */
 	bool damaged;             /* this damage episode was counted */
@@ -175,7 +177,8 @@ struct atel_drain {
 	uint64_t invalid_total;   /* records found invalid by this run (LOSS(INVALID) markers) */
 	uint64_t boot_ns;         /* boot time on the wall clock (/proc/stat btime): producer start times */
 	struct hdr_copy hdr0;     /* the segment header as this ateld set it */
-	int seg_fd;               /* the segment's name opened read-only: fstat says if it shrank (-1: none) */
+	int seg_fd;               /* the segment's name opened read-only: fstat says if it shrank, and
+				   * F_OFD_GETLK tests owners' liveness locks through it (-1: none) */
 	bool seg_guarded;         /* the mapping is registered with the SIGBUS guard (shm/sigbus.h) */
 	atomic_bool truncated;    /* the segment was truncated: nothing here reads the mapping any more */
 	uint64_t ticks;
@@ -559,11 +562,24 @@ static void release_all(struct atel_drain *dr)
  * stood still for OWNERLESS_STABLE_TICKS.
  */
 
-/* 1: pid is provably not the process that started at `start` (0: unknown start). */
-static int owner_gone(int32_t pid, uint64_t start)
+/*
+ * 1: the owner of ring r is provably gone. An owner that announced a
+ * liveness lock (owner_flags ATEL_OWNER_LOCKED, docs/abi.md 5.1) is alive
+ * exactly while its lock byte is held: its pid may belong to another PID
+ * namespace and prove nothing, so the pid is then not consulted (unless the
+ * lock cannot be tested at all). Otherwise (ABI 2.0 producers): a positive
+ * pid with no such process, or a process with another start time.
+ */
+static int owner_gone(struct atel_drain *dr, uint32_t r, int32_t pid, uint64_t start, uint32_t flags)
 {
 	if (pid <= 0)
 		return 0;
+	if (flags & ATEL_OWNER_LOCKED) {
+		int h = atel__live_held(dr->seg_fd, r);
+
+		if (h >= 0)
+			return !h;
+	}
 	if (kill(pid, 0) != 0 && errno == ESRCH)
 		return 1;
 	if (!start)
@@ -572,7 +588,8 @@ static int owner_gone(int32_t pid, uint64_t start)
 }
 
 /* The owner to judge: the snapshot of the current generation, else the directory's fields. */
-static void ring_owner(struct atel_drain *dr, uint32_t r, int32_t *pid, int32_t *tid, uint64_t *start)
+static void ring_owner(struct atel_drain *dr, uint32_t r, int32_t *pid, int32_t *tid, uint64_t *start,
+		       uint32_t *flags)
 {
 	struct ring_st *st = &dr->rs[r];
 	struct atel_ring_desc *desc = atel__seg_desc(&dr->seg, r);
@@ -581,11 +598,13 @@ static void ring_owner(struct atel_drain *dr, uint32_t r, int32_t *pid, int32_t 
 		*pid = st->owner_pid;
 		*tid = st->owner_tid;
 		*start = st->owner_start;
+		*flags = st->owner_flags;
 		return;
 	}
 	*pid = LD(&desc->owner_pid);
 	*tid = LD(&desc->owner_tid);
 	*start = LD(&desc->owner_start);
+	*flags = LD(&desc->owner_flags);
 }
 
 static void ring_damaged(struct atel_drain *dr, uint32_t r, const char *why)
@@ -619,12 +638,13 @@ static bool may_take(struct atel_drain *dr, uint32_t r)
 {
 	int32_t pid, tid;
 	uint64_t start;
+	uint32_t flags;
 	uint32_t stable = head_stable(dr, r);
 
-	ring_owner(dr, r, &pid, &tid, &start);
+	ring_owner(dr, r, &pid, &tid, &start, &flags);
 	if (pid <= 0)
 		return stable >= OWNERLESS_STABLE_TICKS;
-	return owner_gone(pid, start) == 1;
+	return owner_gone(dr, r, pid, start, flags) == 1;
 }
 
 /* Moves ring r (its state now DRAINING) to M_DEAD: drained to its head, DEATH marker, freed. */
@@ -633,8 +653,9 @@ static void begin_dead(struct atel_drain *dr, uint32_t r)
 	struct ring_st *st = &dr->rs[r];
 	struct atel_ring_desc *desc = atel__seg_desc(&dr->seg, r);
 	uint64_t start;
+	uint32_t flags;
 
-	ring_owner(dr, r, &st->dead_pid, &st->dead_tid, &start);
+	ring_owner(dr, r, &st->dead_pid, &st->dead_tid, &start, &flags);
 	st->dead_start = start;
 	/* DRAINING: nobody writes the ring any more. Its folded metric calls died with it. */
 	{
@@ -727,6 +748,7 @@ static void check_owners(struct atel_drain *dr)
 				st->owner_pid = pid;
 				st->owner_tid = tid;
 				st->owner_start = start;
+				st->owner_flags = LD(&desc->owner_flags);
 				st->damaged = false;
 			} else if (pid != st->owner_pid || start != st->owner_start) {
 				ring_damaged(dr, r, "owner fields changed without a new claim");
@@ -737,7 +759,7 @@ static void check_owners(struct atel_drain *dr)
 					   "active ring without an owner pid");
 				continue;
 			}
-			if (owner_gone(st->owner_pid, st->owner_start) != 1)
+			if (owner_gone(dr, r, st->owner_pid, st->owner_start, st->owner_flags) != 1)
 				continue;
 		} else { /* CLAIMING: the claimer may be between its CAS and its owner stores */
 			if (!may_take(dr, r))
@@ -1226,7 +1248,7 @@ int atel__drain_open(struct atel_drain **out, struct atel_daemon *d, const struc
 			st->mode = M_QUAR;
 			st->quar_head = head;
 		} else if (s == ATEL_RING_DRAINING &&
-			   owner_gone(LD(&desc->owner_pid), LD(&desc->owner_start)) == 1) {
+			   owner_gone(dr, r, LD(&desc->owner_pid), LD(&desc->owner_start), LD(&desc->owner_flags)) == 1) {
 			/* a previous ateld died while reclaiming this ring: finish the job (a
 			 * DRAINING ring whose owner is not provably gone waits in check_owners) */
 			st->mode = M_DEAD;

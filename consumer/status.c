@@ -141,6 +141,10 @@ static cJSON *status_rings(const struct atel_segment *seg)
 		comm_of(s == ATEL_RING_FREE ? 0 : pid, tid, comm, sizeof(comm));
 		cJSON_AddStringToObject(o, "comm", comm);
 		cJSON_AddNumberToObject(o, "generation", __atomic_load_n(&d->generation, __ATOMIC_RELAXED));
+		/* how ateld judges this owner alive: its liveness lock (ABI 2.1), or its pid (docs/abi.md 5.1) */
+		cJSON_AddStringToObject(o, "liveness",
+					(__atomic_load_n(&d->owner_flags, __ATOMIC_RELAXED) & ATEL_OWNER_LOCKED) ? "lock"
+														: "pid");
 		add_u64(o, "head", head);
 		add_u64(o, "tail", tail);
 		add_u64(o, "lag", head >= tail ? head - tail : 0);
@@ -177,6 +181,41 @@ static cJSON *status_exporters(const struct atel_daemon *d, const struct atel_st
 		cJSON_AddItemToObject(o, names[i], e);
 	}
 	return o;
+}
+
+/* Remote write and the OTLP receiver: what they moved, for `atel status` (issue 19). */
+static void status_fleet(cJSON *root, const struct atel_daemon *d, const struct atel_status *stt)
+{
+	const struct atel_otlp_recv_counts *rc = &d->stats.otlp_recv;
+	cJSON *o = cJSON_AddObjectToObject(root, "remote_write"), *req;
+
+	cJSON_AddBoolToObject(o, "enabled", stt->rw.enabled);
+	add_u64(o, "samples_sent", stt->rw.samples_sent);
+	add_u64(o, "samples_dropped", stt->rw.samples_dropped);
+	add_u64(o, "pending_samples", stt->rw.pending_samples);
+	add_u64(o, "requests_ok", stt->rw.requests_ok);
+	add_u64(o, "requests_failed", stt->rw.requests_failed);
+	add_u64(o, "requests_dropped", stt->rw.requests_dropped);
+	add_u64(o, "last_sent_ms", stt->rw.last_sent_ms > 0 ? (uint64_t)stt->rw.last_sent_ms : 0);
+	o = cJSON_AddObjectToObject(root, "otlp_receiver");
+	cJSON_AddBoolToObject(o, "enabled", ld(&rc->enabled) != 0);
+	add_u64(o, "spans_accepted", ld(&rc->spans_accepted));
+	add_u64(o, "spans_rejected", ld(&rc->spans_rejected));
+	add_u64(o, "data_points_accepted", ld(&rc->points_accepted));
+	add_u64(o, "data_points_rejected", ld(&rc->points_rejected));
+	add_u64(o, "records_written", ld(&rc->records_written));
+	req = cJSON_AddObjectToObject(o, "requests"); /* by status code, over both signals and other paths */
+	for (int i = 0; i < ATEL_OTLP_RECV_NCODES; i++) {
+		uint64_t n = 0;
+		char code[8];
+
+		for (int k = 0; k < 3; k++)
+			n += ld(&rc->requests[k][i]);
+		if (!n)
+			continue;
+		snprintf(code, sizeof(code), "%d", atel__otlp_recv_codes[i]);
+		add_u64(req, code, n);
+	}
 }
 
 int atel__status_write(const struct atel_daemon *d, const struct atel_status *stt, const char *path, const char *tmp)
@@ -225,6 +264,7 @@ int atel__status_write(const struct atel_daemon *d, const struct atel_status *st
 	cJSON_AddItemToObject(root, "stats", status_stats(&d->stats));
 	cJSON_AddItemToObject(root, "rings", live ? status_rings(live) : cJSON_CreateArray());
 	cJSON_AddItemToObject(root, "exporters", status_exporters(d, stt));
+	status_fleet(root, d, stt);
 	o = cJSON_AddObjectToObject(root, "indexer");
 	cJSON_AddBoolToObject(o, "enabled", d->cfg && d->cfg->index.enabled);
 	cJSON_AddBoolToObject(o, "running", stt->indexer_running);

@@ -527,6 +527,17 @@ uint16_t atel__exporters_http_port(const struct atel_exporters *ex)
 	return ex ? atel__http_port(atomic_load(&((struct atel_exporters *)ex)->http)) : 0;
 }
 
+bool atel__exporters_rw_counts(const struct atel_exporters *ex, struct atel_rw_counts *out)
+{
+	struct atel_rw *rw = ex ? atomic_load(&((struct atel_exporters *)ex)->rw) : NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (!rw)
+		return false;
+	atel__rw_counts(rw, out);
+	return true;
+}
+
 uint64_t atel__exporters_events_read(const struct atel_exporters *ex)
 {
 	return ex ? atomic_load(&((struct atel_exporters *)ex)->events_read) : 0;

@@ -56,6 +56,9 @@ void atel__exporters_stop(struct atel_exporters *ex);
 /* The bound /metrics port (0 if the server is off). */
 uint16_t atel__exporters_http_port(const struct atel_exporters *ex);
 
+/* Remote write's counts. @return false if remote write is off. Thread-safe. */
+bool atel__exporters_rw_counts(const struct atel_exporters *ex, struct atel_rw_counts *out);
+
 /* Events the follower has read from the log so far. Thread-safe. */
 uint64_t atel__exporters_events_read(const struct atel_exporters *ex);
 

@@ -12,6 +12,7 @@
  * consumer logs; metric values that meet a full ring are folded (fold.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -465,7 +466,7 @@ static void release_ring(struct atel__tls *t, const struct atel_segment *seg)
 		d->words[1] = atel__now_ns();
 		atel__publish(t, 1, 2, 1);
 	}
-	atel__ring_unclaim(seg, t->w.ring);
+	atel__ring_unclaim_live(seg, t->w.ring, seg->live_fd);
 	atel__bump(&t->st.released, 1);
 	memset(&t->w, 0, sizeof(t->w));
 	t->slow = 0;
@@ -517,16 +518,42 @@ static int attach(struct atel_segment *seg, char *err, size_t errlen)
 	rc = atel__segment_trusted(seg, trusted_uid, err, errlen);
 	if (rc == 0 && (rc = atel__sigbus_guard(seg->base, seg->size)) != 0)
 		snprintf(err, errlen, "cannot guard the mapping against truncation: %s", strerror(-rc));
-	if (rc)
+	if (rc) {
 		atel__segment_detach(seg);
-	return rc;
+		return rc;
+	}
+	/* our own open file description for the liveness locks (docs/abi.md 5.1); none: pid checks */
+	seg->live_fd = atel__segment_reopen(seg, O_RDWR);
+	if (seg->live_fd < 0)
+		seg->live_fd = -1;
+	return 0;
 }
 
 static void detach(struct atel_segment *seg)
 {
 	if (seg && seg->base)
 		atel__sigbus_unguard(seg->base);
+	if (seg && seg->live_fd >= 0)
+		close(seg->live_fd); /* drops every liveness lock this process still held there */
+	if (seg)
+		seg->live_fd = -1;
 	atel__segment_detach(seg);
+}
+
+/*
+ * After fork the child shares the parent's open file description of the
+ * segment, and with it the parent's liveness locks: it closes its copy of
+ * the fd (the parent's keeps the locks; close() drops OFD locks only with the
+ * description's last fd) and opens its own at its first claim.
+ */
+static void live_fd_atfork_child(struct atel_segment *seg, bool reopen)
+{
+	if (!seg)
+		return;
+	if (seg->live_fd >= 0)
+		close(seg->live_fd);
+	if (seg->live_fd >= 0 || seg->live_fd == ATEL_LIVE_FD_REOPEN)
+		seg->live_fd = reopen ? ATEL_LIVE_FD_REOPEN : -1;
 }
 
 /* Attach attempt, at most once per RETRY_NS process-wide. */
@@ -673,12 +700,19 @@ int atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 					      ? ATEL_LOSS_NO_RING : ATEL_LOSS_NO_SIDECAR, nrec);
 			return ATEL__PREP_DROP;
 		}
-		if (ATEL__UNLIKELY(!__atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED))) {
-			/* after fork: the child's start time (not read in the atfork handler) */
+		if (ATEL__UNLIKELY(!__atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED) ||
+				   __atomic_load_n(&seg->live_fd, __ATOMIC_ACQUIRE) == ATEL_LIVE_FD_REOPEN)) {
+			/* after fork: the child's start time and its own lock descriptor (not in the atfork handler) */
 			pthread_mutex_lock(&atel__g.lock);
 			if (!__atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED))
 				__atomic_store_n(&atel__g.owner.start, atel__proc_start_time(atel__g.owner.pid),
 						 __ATOMIC_RELAXED);
+			if (__atomic_load_n(&seg->live_fd, __ATOMIC_RELAXED) == ATEL_LIVE_FD_REOPEN) {
+				int fd = atel__segment_reopen(seg, O_RDWR);
+
+				__atomic_store_n(&((struct atel_segment *)seg)->live_fd, fd < 0 ? -1 : fd,
+						 __ATOMIC_RELEASE);
+			}
 			pthread_mutex_unlock(&atel__g.lock);
 		}
 		if (alloc_defs(t) || atel__fold_alloc(t)) {
@@ -686,9 +720,9 @@ int atel__prepare(struct atel__tls *t, uint64_t nrec, uint64_t now)
 			t->next_claim_ns = mono + RETRY_NS;
 			return ATEL__PREP_DROP;
 		}
-		rc = atel__ring_claim(seg, &(struct atel_owner){ atel__g.owner.pid, t->tid,
-							 __atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED) },
-				      (uint32_t)t->tid * 2654435761u);
+		rc = atel__ring_claim_live(seg, &(struct atel_owner){ atel__g.owner.pid, t->tid,
+							      __atomic_load_n(&atel__g.owner.start, __ATOMIC_RELAXED) },
+					   (uint32_t)t->tid * 2654435761u, __atomic_load_n(&seg->live_fd, __ATOMIC_ACQUIRE));
 		if (rc < 0) {
 			t->next_claim_ns = mono + RETRY_NS;
 			atel__drop(t, rc == -EAGAIN ? ATEL_LOSS_NO_RING : ATEL_LOSS_NO_SIDECAR, nrec);
@@ -773,6 +807,10 @@ static void atfork_child(void)
 
 	atel__intern_atfork_child();
 	pthread_mutex_init(&atel__g.lock, NULL);
+	atel__live_atfork_child();
+	live_fd_atfork_child(atomic_load_explicit(&atel__g.seg, memory_order_relaxed), true);
+	for (unsigned i = 0; i < nretired; i++)
+		live_fd_atfork_child(retired[i], false);
 	atel__g.threads = NULL;
 	stats_reset(&atel__g.dead);
 	t->registered = false;

@@ -18,7 +18,7 @@
 #define ATEL_SHM_MAGIC      0x314D48534C455441ull /* "ATELSHM1" little-endian */
 #define ATEL_SHM_ENDIAN     0x01020304u
 #define ATEL_ABI_MAJOR      2
-#define ATEL_ABI_MINOR      0
+#define ATEL_ABI_MINOR      1 /* 2.1: owner liveness locks (ring_desc.owner_flags, docs/abi.md 5.1) */
 #define ATEL_HEADER_SIZE    4096u
 #define ATEL_RECORD_SIZE    64u
 #define ATEL_DIR_ENTRY_SIZE 192u
@@ -36,6 +36,15 @@
 
 /* header flags */
 #define ATEL_SHM_READY 0x1u
+
+/*
+ * ring_desc.owner_flags (ABI 2.1, docs/abi.md 5.1). ATEL_OWNER_LOCKED: the
+ * claiming process holds an OFD write lock (fcntl F_OFD_SETLK) on byte
+ * ATEL_LIVENESS_LOCK_BASE + ring of the segment file for as long as it owns
+ * the ring; that lock, not the pid, says whether the owner is alive.
+ */
+#define ATEL_OWNER_LOCKED 0x1u
+#define ATEL_LIVENESS_LOCK_BASE (1ull << 62)
 
 /* ring states (struct atel_ring_desc.state) */
 enum atel_ring_state {
@@ -156,7 +165,9 @@ struct atel_ring_desc {
 	int32_t owner_tid;
 	uint64_t owner_start;
 	uint64_t claim_ns;
-	uint64_t reserved0[4];
+	uint32_t owner_flags;   /* ABI 2.1: ATEL_OWNER_LOCKED (docs/abi.md 5.1); 0 from older producers */
+	uint32_t reserved0a;    /* 0 */
+	uint64_t reserved0[3];
 	/* line 1: producer (only the current owner writes; cumulative over the ring's life) */
 	alignas(64) _Atomic uint64_t head;
 	uint64_t cached_tail;
@@ -370,7 +381,9 @@ ATEL__OFF(struct atel_ring_desc, owner_pid, 8);
 ATEL__OFF(struct atel_ring_desc, owner_tid, 12);
 ATEL__OFF(struct atel_ring_desc, owner_start, 16);
 ATEL__OFF(struct atel_ring_desc, claim_ns, 24);
-ATEL__OFF(struct atel_ring_desc, reserved0, 32);
+ATEL__OFF(struct atel_ring_desc, owner_flags, 32);
+ATEL__OFF(struct atel_ring_desc, reserved0a, 36);
+ATEL__OFF(struct atel_ring_desc, reserved0, 40);
 ATEL__OFF(struct atel_ring_desc, head, 64);
 ATEL__OFF(struct atel_ring_desc, cached_tail, 72);
 ATEL__OFF(struct atel_ring_desc, drops_full, 80);

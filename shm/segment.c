@@ -203,6 +203,7 @@ static void seg_fill(struct atel_segment *seg, void *base, size_t size, const ch
 	seg->ring_capacity = h->ring_capacity;
 	seg->ring_stride = h->ring_stride;
 	seg->is_file = is_path(name);
+	seg->live_fd = -1;
 	snprintf(seg->name, sizeof(seg->name), "%s", name);
 }
 
@@ -255,6 +256,8 @@ int atel__segment_attach(struct atel_segment *seg, const char *name, char *err, 
 	seg_fill(seg, base, (size_t)st.st_size, name);
 	seg->owner_uid = (uint32_t)st.st_uid;
 	seg->mode = (uint32_t)(st.st_mode & 07777);
+	seg->dev = (uint64_t)st.st_dev;
+	seg->ino = (uint64_t)st.st_ino;
 	return 0;
 }
 
@@ -289,6 +292,20 @@ int atel__segment_truncated(const struct atel_segment *seg)
 	rc = fstat(fd, &st) != 0 ? -errno : (uint64_t)st.st_size < (uint64_t)seg->size;
 	close(fd);
 	return rc;
+}
+
+int atel__segment_reopen(const struct atel_segment *seg, int flags)
+{
+	struct stat st;
+	int fd = open_name(seg->name, flags, 0);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_dev != seg->dev || (uint64_t)st.st_ino != seg->ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
 }
 
 int atel__segment_open_ro(const struct atel_segment *seg)
@@ -403,6 +420,8 @@ int atel__segment_create(struct atel_segment *seg, const char *name,
 				seg->reattached = true;
 				seg->owner_uid = (uint32_t)st.st_uid;
 				seg->mode = (uint32_t)(st.st_mode & 07777);
+				seg->dev = (uint64_t)st.st_dev;
+				seg->ino = (uint64_t)st.st_ino;
 				goto own;
 			}
 			snprintf(why, sizeof(why), "%s", herr[0] ? herr : "its geometry differs from the configuration");
@@ -433,6 +452,8 @@ int atel__segment_create(struct atel_segment *seg, const char *name,
 		       name, (unsigned long long)size, strerror(-rc));
 		return rc;
 	}
+	if (fstat(fd, &st) != 0)
+		memset(&st, 0, sizeof(st));
 	rc = map_fd(fd, size, &base);
 	close(fd);
 	if (rc) {
@@ -444,6 +465,8 @@ int atel__segment_create(struct atel_segment *seg, const char *name,
 	seg_fill(seg, base, size, name);
 	seg->owner_uid = (uint32_t)geteuid();
 	seg->mode = cfg.mode;
+	seg->dev = (uint64_t)st.st_dev;
+	seg->ino = (uint64_t)st.st_ino;
 own:
 	h = seg->hdr;
 	h->consumer_pid = getpid();

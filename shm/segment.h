@@ -29,9 +29,14 @@ struct atel_segment {
 	bool reattached;              /* create(): an existing compatible segment was kept */
 	uint32_t owner_uid;           /* the file's owner and permission bits, at attach/create */
 	uint32_t mode;
+	uint64_t dev, ino;            /* the file's identity at attach/create (atel__segment_reopen checks it) */
+	int live_fd;                  /* libatel: its own O_RDWR descriptor for liveness locks (docs/abi.md 5.1);
+				       * -1 (attach/create) none, ATEL_LIVE_FD_REOPEN: open at the next claim */
 	char name[256];
 	char replaced[320];           /* create(): why an existing segment was not re-attached ("" if none was there) */
 };
+
+#define ATEL_LIVE_FD_REOPEN (-2)
 
 struct atel_segment_config {
 	uint32_t ring_count;     /* default 64 */
@@ -77,6 +82,15 @@ int atel__segment_truncated(const struct atel_segment *seg);
 
 /* Opens the segment's name read-only (for fstat: has it shrunk?). @return an fd (O_CLOEXEC) or -errno. */
 int atel__segment_open_ro(const struct atel_segment *seg);
+
+/*
+ * Opens the segment's name again (flags: O_RDONLY or O_RDWR; O_CLOEXEC is
+ * added) and checks that it is still the file that was mapped (same device
+ * and inode): a fresh open file description, e.g. for liveness locks
+ * (shm/livelock.h). @return an fd, -ESTALE if the name now is another file,
+ * or -errno.
+ */
+int atel__segment_reopen(const struct atel_segment *seg, int flags);
 
 /* Removes the name (shm_unlink or unlink). @return 0 or -errno. */
 int atel__segment_unlink(const char *name);

@@ -512,6 +512,39 @@ static void status_print_text(const struct cli *c, const struct status_view *v)
 		table_print(t, stdout, c);
 		table_free(t);
 	}
+	{
+		const cJSON *rw = v->sf ? cJSON_GetObjectItem(v->sf, "remote_write") : NULL;
+		const cJSON *rx = v->sf ? cJSON_GetObjectItem(v->sf, "otlp_receiver") : NULL;
+		char b4[32];
+
+		if (cJSON_IsTrue(cJSON_GetObjectItem(rw, "enabled")))
+			printf("\nremote write: %s samples sent, %s dropped (refused with 4xx), %s pending; requests: "
+			       "%llu ok, %llu failed (retried), %llu dropped; newest sample sent %s\n",
+			       atel_q_fmt_count((double)jnum(rw, "samples_sent"), b1, sizeof(b1)),
+			       atel_q_fmt_count((double)jnum(rw, "samples_dropped"), b2, sizeof(b2)),
+			       atel_q_fmt_count((double)jnum(rw, "pending_samples"), b3, sizeof(b3)),
+			       (unsigned long long)jnum(rw, "requests_ok"), (unsigned long long)jnum(rw, "requests_failed"),
+			       (unsigned long long)jnum(rw, "requests_dropped"),
+			       ago(jnum(rw, "last_sent_ms") * 1000000ull, v->now, b4, sizeof(b4)));
+		if (cJSON_IsTrue(cJSON_GetObjectItem(rx, "enabled"))) {
+			const cJSON *req = cJSON_GetObjectItem(rx, "requests"), *e;
+
+			printf("%sotlp receiver: spans %s accepted, %llu rejected; data points %s accepted, %llu rejected; "
+			       "requests:",
+			       cJSON_IsTrue(cJSON_GetObjectItem(rw, "enabled")) ? "" : "\n",
+			       atel_q_fmt_count((double)jnum(rx, "spans_accepted"), b1, sizeof(b1)),
+			       (unsigned long long)jnum(rx, "spans_rejected"),
+			       atel_q_fmt_count((double)jnum(rx, "data_points_accepted"), b2, sizeof(b2)),
+			       (unsigned long long)jnum(rx, "data_points_rejected"));
+			if (!cJSON_GetArraySize(req))
+				printf(" none");
+			cJSON_ArrayForEach(e, req)
+			{
+				printf(" %s x%llu", e->string, (unsigned long long)jnum(req, e->string));
+			}
+			printf("\n");
+		}
+	}
 	printf("\nsegments: %llu file(s), %s; index: %s; data dir total: %s\n", (unsigned long long)v->seg_files,
 	       atel_q_fmt_count((double)v->seg_bytes, b1, sizeof(b1)), atel_q_fmt_count((double)v->db_bytes, b2, sizeof(b2)),
 	       atel_q_fmt_count((double)v->disk, b3, sizeof(b3)));

@@ -74,7 +74,7 @@ def free_port():
 
 class Ateld:
     def __init__(self, build, tmp, default_config=False):
-        """default_config: what a user gets (index, /metrics, JSON exports, the
+        """default_config: what a user gets (index, /metrics, no JSON files, the
         default ring geometry); else large rings and nothing but the log."""
         os.makedirs(tmp, exist_ok=True)
         self.data = os.path.join(tmp, "data")
@@ -247,8 +247,8 @@ LADDER = (125e3, 250e3, 500e3, 1e6, 2e6, 4e6, 8e6)
 
 def lossless_section(build, tmp, quick, lttng_rate):
     """Issue 11's lossless burst: producers through the real libatel against an
-    ateld with the default configuration (index, /metrics and JSON exports on,
-    64 rings of 16,384 slots), 1, 4 and 12 threads, rates rising in steps of 2x;
+    ateld with the default configuration (index and /metrics on, JSON files
+    off, 64 rings of 16,384 slots), 1, 4 and 12 threads, rates rising in steps of 2x;
     the highest total rate at which no span was dropped, the flat-out rate
     delivered, the drain's own throughput in that flat-out run (records/s), and
     LTTng-UST's delivered rate from this run's C section."""
@@ -266,7 +266,7 @@ def lossless_section(build, tmp, quick, lttng_rate):
             env.pop(k, None)
         st = d.status()
         rings, cap = st["config"]["shm"]["rings"], st["config"]["shm"]["ring_capacity"]
-        notes.append("lossless burst: ateld with the default configuration (index, /metrics, JSON exports on), "
+        notes.append("lossless burst: ateld with the default configuration (index and /metrics on, JSON files off), "
                      "%d rings x %d slots = %.0f MiB of shared memory; each step %s s" %
                      (rings, cap, rings * cap * 64 / 2**20, secs))
 

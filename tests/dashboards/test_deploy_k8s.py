@@ -220,13 +220,14 @@ def check_ateld_container(p, where, doc, spec, c, configmaps, vols):
         if not m or not hp.startswith("/dev/shm/"):
             p.append("%s: shm.name %s: its directory must be a hostPath under the node's /dev/shm "
                      "(memory-backed)" % (where, shm))
-    # pids: ateld judges producers by pid
-    others = [x for x, init, native in all_containers(spec) if x is not c and (not init or native)]
-    if others and not spec.get("shareProcessNamespace") and not spec.get("hostPID"):
-        p.append("%s: agents in the pod but no shared PID namespace (shareProcessNamespace: true): ateld "
-                 "would take their pids for dead producers and reclaim their rings" % where)
-    if doc["kind"] == "DaemonSet" and not spec.get("hostPID"):
-        p.append("%s: a per-node ateld needs hostPID: true (agents in other pods report node pids)" % where)
+    # pids: since ABI 2.1 ateld judges producers by their liveness locks (docs/abi.md 5.1), not by
+    # pid, so no PID namespace is shared: asking for it would be a privilege for nothing
+    if spec.get("hostPID"):
+        p.append("%s: hostPID is not needed (ateld judges producers by liveness lock, docs/abi.md 5.1) "
+                 "and is a privilege" % where)
+    if spec.get("shareProcessNamespace"):
+        p.append("%s: shareProcessNamespace is not needed (ateld judges producers by liveness lock, "
+                 "docs/abi.md 5.1)" % where)
     if spec.get("terminationGracePeriodSeconds", 30) <= ATELD_SHUTDOWN_S:
         p.append("%s: terminationGracePeriodSeconds %s leaves ateld's shutdown (up to %d s) no margin"
                  % (where, spec.get("terminationGracePeriodSeconds", 30), ATELD_SHUTDOWN_S))
@@ -351,8 +352,8 @@ def check_agents(p, docs, ateld_pods):
             if got != want:
                 p.append("%s: mounts %s at %s, the DaemonSet's segment directory is the node's %s"
                          % (where, got, os.path.dirname(shm), want))
-            if not spec.get("hostPID"):
-                p.append("%s: needs hostPID: true like the DaemonSet (ateld judges producers by pid)" % where)
+            if spec.get("hostPID"):
+                p.append("%s: hostPID is not needed (ateld judges producers by liveness lock)" % where)
             group = (s.get("securityContext") or {}).get("runAsGroup")
             psc = spec.get("securityContext") or {}
             if int(eff["shm"]["mode"], 8) & 0o006 == 0 and group not in \
@@ -797,8 +798,10 @@ def main():
         ("a probe on a path ateld does not serve", side, broken(side, "path: /healthz, port: atel-metrics }\n            periodSeconds: 10",
                                                                 "path: /readyz, port: atel-metrics }\n            periodSeconds: 10"),
          r"livenessProbe path /readyz"),
-        ("no shared PID namespace", side, broken(side, "      shareProcessNamespace: true ", "      shareProcessNamespace: false "),
-         r"shared PID namespace"),
+        ("a shared PID namespace for nothing", side,
+         broken(side, "      terminationGracePeriodSeconds: 40   #",
+                "      shareProcessNamespace: true\n      terminationGracePeriodSeconds: 40   #"),
+         r"shareProcessNamespace is not needed"),
         ("/dev/shm not memory-backed", side, broken(side, "medium: Memory", "sizeLimit: 64Mi\n            # no medium"),
          r"memory-backed emptyDir"),
         ("ateld bound to loopback", side, broken(side, '"bind": "0.0.0.0"', '"bind": "127.0.0.1"'),
@@ -811,8 +814,9 @@ def main():
         ("a root container", side, broken(side, "runAsNonRoot: true", "runAsNonRoot: false"), r"runAsNonRoot"),
         ("a container without resources", side, broken(side, "requests: { cpu: 250m, memory: 256Mi }", "requests: { cpu: 250m }"),
          r"resources need"),
-        ("a DaemonSet without hostPID", ds, broken(ds, "      hostPID: true             #", "      hostPID: false            #"),
-         r"needs hostPID"),
+        ("a DaemonSet asking for hostPID", ds, broken(ds, "      terminationGracePeriodSeconds: 40\n",
+                                                      "      hostPID: true\n      terminationGracePeriodSeconds: 40\n"),
+         r"hostPID is not needed"),
         ("a DaemonSet's instance not the node name", ds, broken(ds, "fieldPath: spec.nodeName", "fieldPath: metadata.name"),
          r"node name"),
         ("the segment directory outside /dev/shm", ds, broken(ds, "path: /dev/shm/atel\n            type: DirectoryOrCreate",
@@ -834,8 +838,8 @@ def main():
             broken(side, "              containerPort: 9464", "              containerPorts: 9464"), "broken.yaml"),
             r"unknown field .*containerPorts")
         t.refuses("kubectl: a wrong type", kubectl_problems(
-            broken(side, "      shareProcessNamespace: true ", '      shareProcessNamespace: "yes" '), "broken.yaml"),
-            r"cannot unmarshal string .*shareProcessNamespace")
+            broken(side, "      terminationGracePeriodSeconds: 40 ", '      terminationGracePeriodSeconds: "forty" '),
+            "broken.yaml"), r"cannot unmarshal string .*terminationGracePeriodSeconds")
         t.refuses("kubectl: an unknown kind", kubectl_problems(
             broken(ds, "kind: DaemonSet", "kind: DaemonSets"), "broken.yaml"), r"did not decode")
 

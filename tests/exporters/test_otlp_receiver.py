@@ -451,6 +451,28 @@ def main():
               "points rejected %s" % got.get(("atel_otlp_receiver_data_points_rejected_total", frozenset())))
         check(got.get(("atel_otlp_receiver_spans_accepted_total", frozenset())) == 18,
               "spans accepted %s" % got.get(("atel_otlp_receiver_spans_accepted_total", frozenset())))
+
+        # the status file (atel status) counts what /metrics counts
+        def status_rx():
+            try:
+                with open(os.path.join(w.data, "ateld.status.json")) as f:
+                    rx = json.load(f).get("otlp_receiver", {})
+            except (OSError, ValueError):
+                return None
+            want = (18, 4, 2, {"400": 4, "413": 1, "415": 2, "404": 1})
+            have = (rx.get("spans_accepted"), rx.get("spans_rejected"), rx.get("data_points_rejected"),
+                    {k: rx.get("requests", {}).get(k) for k in ("400", "413", "415", "404")})
+            return rx if have == want and rx.get("enabled") is True else None
+        last = {}
+        try:
+            wait_for("status file's otlp_receiver = /metrics' counts", lambda: last.update(
+                     s=status_rx()) or last["s"], timeout=30, procs=[("ateld", w.daemon)])
+        except Fail:
+            with open(os.path.join(w.data, "ateld.status.json")) as f:
+                raise Fail("status file's otlp_receiver: %s" % json.load(f).get("otlp_receiver"))
+        rc, out, err = w.atel("status")
+        check(rc == 0 and (json.loads(out).get("daemon") or {}).get("otlp_receiver", {}).get("spans_accepted") == 18,
+              "atel status --json has no otlp_receiver: rc %d %s" % (rc, (out + err)[-500:]))
         wait_for("the kept gauge and unchanged SDK metrics", metrics_exact, timeout=60, procs=[("ateld", w.daemon)])
 
         # the log keeps everything after a clean stop (read offline)

@@ -122,6 +122,17 @@ def part_mock():
         check(shown == {"X-Scope-OrgID": "(set, not shown)", "X-Atel-Test-Token": "(set, not shown)"},
               "status file's remote_write.headers: %s" % shown)
         check(secret not in status, "a header value is in the status file")
+        # the status file (atel status) counts what /metrics counts
+        def status_rw():
+            with open(os.path.join(w.data, "ateld.status.json")) as f:
+                return json.load(f).get("remote_write", {})
+        sent = self_metric(w, "atel_remote_write_samples_sent_total")
+        wait_for("status file's remote_write.samples_sent = %d" % sent,
+                 lambda: status_rw().get("samples_sent") == sent and
+                 self_metric(w, "atel_remote_write_samples_sent_total") == sent, procs=[("ateld", w.ateld)])
+        srw = status_rw()
+        check(srw.get("enabled") is True and srw.get("samples_dropped") == 0 and srw.get("requests_ok", 0) > 0
+              and srw.get("last_sent_ms", 0) > 0, "status file's remote_write: %s" % srw)
 
         # b. outage: 503 + Retry-After: 1 for a while
         rx.fail_next(1000000, 503, {"Retry-After": "1"})
