@@ -1273,39 +1273,6 @@ static void put_cum(struct atel_buf *b, const struct rcum *c)
 	atel__buf_put(b, c->b, 8u * nb);
 }
 
-/* Writes path atomically (write + rename, no fsync: see above). @return 0 or -errno. */
-static int write_replace(const char *path, const void *data, size_t len)
-{
-	char tmp[PATH_MAX + 8];
-	const char *p = data;
-	int fd, rc = 0;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)atel__file_mode());
-	if (fd < 0)
-		return -errno;
-	(void)fchmod(fd, (mode_t)atel__file_mode());
-	while (len) {
-		ssize_t w = write(fd, p, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			break;
-		}
-		p += w;
-		len -= (size_t)w;
-	}
-	if (close(fd) < 0 && !rc)
-		rc = -errno;
-	if (!rc && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc)
-		unlink(tmp);
-	return rc;
-}
-
 /*
  * Writes the state file: every stream, and with marker the request being
  * published (its cumulative undo entries, the ring position at the end of
@@ -1366,7 +1333,7 @@ static int state_save(struct atel_otlp_recv *rx, bool marker)
 	atel__buf_put(b, &h, 8);
 	if (b->oom)
 		return -ENOMEM;
-	rc = write_replace(rx->o.state_path, b->data, b->len);
+	rc = atel__write_file_replace(rx->o.state_path, b->data, b->len, atel__file_mode());
 	if (!rc)
 		rx->marker_live = npend > 0;
 	if (b->cap > (8u << 20))

@@ -144,7 +144,7 @@ out:
 	return rc;
 }
 
-int atel__write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
+static int write_replace(const char *path, const void *data, size_t len, unsigned mode, bool durable)
 {
 	char tmp[PATH_MAX + 16], dir[PATH_MAX];
 	const char *slash = strrchr(path, '/'), *p = data;
@@ -179,7 +179,7 @@ int atel__write_file_atomic(const char *path, const void *data, size_t len, unsi
 		p += w;
 		len -= (size_t)w;
 	}
-	if (!rc && fsync(fd) < 0)
+	if (!rc && durable && fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && !rc)
 		rc = -errno;
@@ -189,8 +189,19 @@ int atel__write_file_atomic(const char *path, const void *data, size_t len, unsi
 		unlink(tmp);
 		return rc;
 	}
-	(void)atel__fsync_dir(dir); /* the rename is durable once the directory is synced */
+	if (durable)
+		(void)atel__fsync_dir(dir); /* the rename is durable once the directory is synced */
 	return 0;
+}
+
+int atel__write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+	return write_replace(path, data, len, mode, true);
+}
+
+int atel__write_file_replace(const char *path, const void *data, size_t len, unsigned mode)
+{
+	return write_replace(path, data, len, mode, false);
 }
 
 /* ------------------------------------------------------------------------ */

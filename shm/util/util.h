@@ -63,6 +63,10 @@ int atel__read_file(const char *path, size_t max, char **out, size_t *len, char 
  * @return 0 or -errno (the temporary file is removed on failure).
  */
 int atel__write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
+/* The same without fsync: readers never see a partial file and a process
+ * crash keeps the old or the new one, but after a power loss either may be
+ * what is on disk (for state rewritten per request, where fsync costs too much). */
+int atel__write_file_replace(const char *path, const void *data, size_t len, unsigned mode);
 
 /* ---- file mode policy (hardening, issue 12) ------------------------------ */
 
