@@ -29,20 +29,6 @@
 
 #define NS 1000000000ull
 
-static const char *fmt_ts(uint64_t ns, char *buf, size_t len)
-{
-	time_t t = (time_t)(ns / NS);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	size_t k = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	unsigned ms = (unsigned)(ns % NS / 1000000u);
-	if (ms)
-		snprintf(buf + k, len - k, ".%03uZ", ms);
-	else
-		snprintf(buf + k, len - k, "Z");
-	return buf;
-}
-
 static const char *metric_unit(const char *name)
 {
 	const struct atel_catalog_metric *m = name ? atel__catalog_find(name) : NULL;
@@ -401,7 +387,7 @@ static bool parse_count(const char *s, size_t *out)
 static void print_point_row(struct table *t, uint64_t ts, const char *labels, double v, const char *unit)
 {
 	char tb[40], vb[40];
-	table_rowf(t, "%s\t%s\t%s", fmt_ts(ts, tb, sizeof(tb)), labels, atel_q_fmt_value(v, unit, vb, sizeof(vb)));
+	table_rowf(t, "%s\t%s\t%s", atel_q_fmt_time(ts, tb, sizeof(tb)), labels, atel_q_fmt_value(v, unit, vb, sizeof(vb)));
 }
 
 /* per-series functions: --moving-average, --anomalies, --rate */
@@ -481,7 +467,7 @@ static int query_series_fn(struct cli *c, const struct qargs *a, const struct at
 				cJSON_AddItemToObject(p, "score", cli_json_num(an[k].score));
 				cJSON_AddItemToArray(pts, p);
 				char tb[40], vb[40], mb[40];
-				table_rowf(t, "%s\t%s\t%s\tmean %s, z = %+.2f", fmt_ts(an[k].ts_ns, tb, sizeof(tb)), lj,
+				table_rowf(t, "%s\t%s\t%s\tmean %s, z = %+.2f", atel_q_fmt_time(an[k].ts_ns, tb, sizeof(tb)), lj,
 					   atel_q_fmt_value(an[k].v, unit, vb, sizeof(vb)),
 					   atel_q_fmt_value(an[k].mean, unit, mb, sizeof(mb)), an[k].score);
 			}

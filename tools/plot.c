@@ -9,24 +9,10 @@
 #include <strings.h>
 #include <time.h>
 
-#define NS 1000000000ull
 
 static const char *const blocks_utf8[8] = { "\u2581", "\u2582", "\u2583", "\u2584",
 					     "\u2585", "\u2586", "\u2587", "\u2588" };
 static const char blocks_ascii[8] = { '_', '.', '-', ':', '=', '+', '*', '#' };
-
-static void fmt_time(uint64_t ns, char *buf, size_t len)
-{
-	time_t t = (time_t)(ns / NS);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	size_t k = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	unsigned ms = (unsigned)(ns % NS / 1000000u);
-	if (ms)
-		snprintf(buf + k, len - k, ".%03uZ", ms);
-	else
-		snprintf(buf + k, len - k, "Z");
-}
 
 static void fmt_val(double v, const char *unit, char *buf, size_t len)
 {
@@ -124,8 +110,8 @@ int atel_plot_write(FILE *f, const struct atel_plot_series *s, size_t n, const s
 	}
 	fmt_val(ymin, o->unit, b1, sizeof(b1));
 	fprintf(f, "min %s\n", b1);
-	fmt_time(tmin, b1, sizeof(b1));
-	fmt_time(tmax, b2, sizeof(b2));
+	atel_q_fmt_time(tmin, b1, sizeof(b1));
+	atel_q_fmt_time(tmax, b2, sizeof(b2));
 	fprintf(f, "   %s %s .. %s (%zu column%s)\n", o->ascii ? "+" : "\u2514", b1, b2, ncols, ncols == 1 ? "" : "s");
 
 	for (size_t i = 0; i < ns; i++) {

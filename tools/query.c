@@ -1363,6 +1363,22 @@ const char *atel_q_fmt_duration(uint64_t ns, char *buf, size_t len)
 	return buf;
 }
 
+const char *atel_q_fmt_time(uint64_t ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(ns / 1000000000ull);
+	unsigned ms = (unsigned)(ns % 1000000000ull / 1000000u);
+	struct tm tm;
+	size_t k;
+
+	gmtime_r(&t, &tm);
+	k = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (ms)
+		snprintf(buf + k, len - k, ".%03uZ", ms);
+	else
+		snprintf(buf + k, len - k, "Z");
+	return buf;
+}
+
 const char *atel_q_fmt_count(double v, char *buf, size_t len)
 {
 	double a = fabs(v);

@@ -224,6 +224,8 @@ void atel_q_selector_free(struct atel_qselector *sel);
 
 /* "1.23 ms", "4.5 s", "2m03s"... of a duration in ns into buf. @return buf. */
 const char *atel_q_fmt_duration(uint64_t ns, char *buf, size_t len);
+/* "2026-12-03T07:58:00Z", or "...:00.250Z" when the time has milliseconds, of a time in ns (UTC). @return buf. */
+const char *atel_q_fmt_time(uint64_t ns, char *buf, size_t len);
 /* "999", "1.2K", "3.4M", "5.6G" (SI); non-integers keep 3 significant digits. @return buf. */
 const char *atel_q_fmt_count(double v, char *buf, size_t len);
 /* A metric value with the metric's unit: seconds as duration, "%", tokens as count, "/s" (rates)

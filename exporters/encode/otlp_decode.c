@@ -645,51 +645,6 @@ static int pb_span(struct dctx *c, const uint8_t *p, size_t n, struct atel_otlpd
 	return rc;
 }
 
-static int pb_traces(struct dctx *c, const uint8_t *p, size_t n)
-{
-	struct pbf f = { 0 }, g = { 0 }, h = { 0 };
-	size_t i = 0, j, m;
-	int rc;
-
-	while ((rc = pb_next(c, p, n, &i, &f, "ExportTraceServiceRequest")) == 1) {
-		uint32_t res;
-		if (f.field != 1)
-			continue;
-		if ((rc = pb_want(c, &f, 2, "ExportTraceServiceRequest", "resource_spans")))
-			return rc;
-		if ((res = new_resource(c)) == UINT32_MAX)
-			return OOM(c);
-		j = 0;
-		while ((rc = pb_next(c, f.sub, f.sublen, &j, &g, "ResourceSpans")) == 1) {
-			if (g.field == 1) {
-				if ((rc = pb_want(c, &g, 2, "ResourceSpans", "resource")) ||
-				    (rc = pb_resource(c, g.sub, g.sublen, res)))
-					return rc;
-			} else if (g.field == 2) {
-				if ((rc = pb_want(c, &g, 2, "ResourceSpans", "scope_spans")))
-					return rc;
-				m = 0;
-				while ((rc = pb_next(c, g.sub, g.sublen, &m, &h, "ScopeSpans")) == 1) {
-					struct atel_otlpd_span *s;
-					if (h.field != 2)
-						continue;
-					if ((rc = pb_want(c, &h, 2, "ScopeSpans", "spans")))
-						return rc;
-					if (!(s = new_span(c, res)))
-						return OOM(c);
-					if ((rc = pb_span(c, h.sub, h.sublen, s)))
-						return rc;
-				}
-				if (rc < 0)
-					return rc;
-			}
-		}
-		if (rc < 0)
-			return rc;
-	}
-	return rc;
-}
-
 /* Repeated fixed64 / double: packed (wire type 2) or one element (1). */
 static int pb_packed64(struct dctx *c, const struct pbf *f, const char *msg, const char *name, uint64_t **v,
 		       uint32_t *nv, uint32_t *cap)
@@ -847,39 +802,67 @@ static int pb_metric(struct dctx *c, const uint8_t *p, size_t n, struct atel_otl
 	return rc;
 }
 
-static int pb_metrics(struct dctx *c, const uint8_t *p, size_t n)
+/*
+ * The shape both export requests share: request.1 resource_X { 1 resource,
+ * 2 scope_X { 2 item } }; `item` decodes one span or metric of resource res.
+ */
+struct pb_export_shape {
+	const char *request, *resource_x, *resource_msg, *scope_x, *scope_msg, *items;
+	int (*item)(struct dctx *c, uint32_t res, const uint8_t *p, size_t n);
+};
+
+static int pb_span_item(struct dctx *c, uint32_t res, const uint8_t *p, size_t n)
+{
+	struct atel_otlpd_span *s = new_span(c, res);
+
+	return s ? pb_span(c, p, n, s) : OOM(c);
+}
+
+static int pb_metric_item(struct dctx *c, uint32_t res, const uint8_t *p, size_t n)
+{
+	struct atel_otlpd_metric *m = new_metric(c, res);
+
+	return m ? pb_metric(c, p, n, m) : OOM(c);
+}
+
+static const struct pb_export_shape pb_traces_shape = {
+	"ExportTraceServiceRequest", "resource_spans", "ResourceSpans", "scope_spans", "ScopeSpans", "spans",
+	pb_span_item,
+};
+static const struct pb_export_shape pb_metrics_shape = {
+	"ExportMetricsServiceRequest", "resource_metrics", "ResourceMetrics", "scope_metrics", "ScopeMetrics",
+	"metrics", pb_metric_item,
+};
+
+static int pb_export(struct dctx *c, const uint8_t *p, size_t n, const struct pb_export_shape *sh)
 {
 	struct pbf f = { 0 }, g = { 0 }, h = { 0 };
 	size_t i = 0, j, m;
 	int rc;
 
-	while ((rc = pb_next(c, p, n, &i, &f, "ExportMetricsServiceRequest")) == 1) {
+	while ((rc = pb_next(c, p, n, &i, &f, sh->request)) == 1) {
 		uint32_t res;
 		if (f.field != 1)
 			continue;
-		if ((rc = pb_want(c, &f, 2, "ExportMetricsServiceRequest", "resource_metrics")))
+		if ((rc = pb_want(c, &f, 2, sh->request, sh->resource_x)))
 			return rc;
 		if ((res = new_resource(c)) == UINT32_MAX)
 			return OOM(c);
 		j = 0;
-		while ((rc = pb_next(c, f.sub, f.sublen, &j, &g, "ResourceMetrics")) == 1) {
+		while ((rc = pb_next(c, f.sub, f.sublen, &j, &g, sh->resource_msg)) == 1) {
 			if (g.field == 1) {
-				if ((rc = pb_want(c, &g, 2, "ResourceMetrics", "resource")) ||
+				if ((rc = pb_want(c, &g, 2, sh->resource_msg, "resource")) ||
 				    (rc = pb_resource(c, g.sub, g.sublen, res)))
 					return rc;
 			} else if (g.field == 2) {
-				if ((rc = pb_want(c, &g, 2, "ResourceMetrics", "scope_metrics")))
+				if ((rc = pb_want(c, &g, 2, sh->resource_msg, sh->scope_x)))
 					return rc;
 				m = 0;
-				while ((rc = pb_next(c, g.sub, g.sublen, &m, &h, "ScopeMetrics")) == 1) {
-					struct atel_otlpd_metric *mt;
+				while ((rc = pb_next(c, g.sub, g.sublen, &m, &h, sh->scope_msg)) == 1) {
 					if (h.field != 2)
 						continue;
-					if ((rc = pb_want(c, &h, 2, "ScopeMetrics", "metrics")))
-						return rc;
-					if (!(mt = new_metric(c, res)))
-						return OOM(c);
-					if ((rc = pb_metric(c, h.sub, h.sublen, mt)))
+					if ((rc = pb_want(c, &h, 2, sh->scope_msg, sh->items)) ||
+					    (rc = sh->item(c, res, h.sub, h.sublen)))
 						return rc;
 				}
 				if (rc < 0)
@@ -1512,7 +1495,7 @@ int atel__otlpd_decode(struct atel_otlpd_req *out, bool traces, enum atel_otlpd_
 		return OOM(&c);
 	c.a = out->arena;
 	if (fmt == ATEL_OTLPD_PROTOBUF) {
-		rc = traces ? pb_traces(&c, body, len) : pb_metrics(&c, body, len);
+		rc = pb_export(&c, body, len, traces ? &pb_traces_shape : &pb_metrics_shape);
 	} else {
 		const char *end = NULL;
 		root = cJSON_ParseWithLengthOpts(body, len, &end, false);
