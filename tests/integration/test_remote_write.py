@@ -111,7 +111,11 @@ def part_mock():
         # a. plain
         w.produce("a")
         expect(1, "a")
-        check(self_metric(w, "atel_remote_write_samples_sent_total") > 0, "no samples_sent")
+        # the receiver stores a batch before it answers, and ateld counts it sent when the answer
+        # arrives: wait for that answer rather than read the counter the moment the data is there
+        wait_for("atel_remote_write_samples_sent_total > 0",
+                 lambda: (self_metric(w, "atel_remote_write_samples_sent_total") or 0) > 0,
+                 timeout=30, procs=[("ateld", w.ateld)])
         with rx.lock:
             seen = {k: set(v) for k, v in rx.watched.items()}
         check(seen.get("X-Scope-OrgID") == {"tenant-rw"}, "X-Scope-OrgID on the requests: %s" % seen)
@@ -126,10 +130,9 @@ def part_mock():
         def status_rw():
             with open(os.path.join(w.data, "ateld.status.json")) as f:
                 return json.load(f).get("remote_write", {})
-        sent = self_metric(w, "atel_remote_write_samples_sent_total")
-        wait_for("status file's remote_write.samples_sent = %d" % sent,
-                 lambda: status_rw().get("samples_sent") == sent and
-                 self_metric(w, "atel_remote_write_samples_sent_total") == sent, procs=[("ateld", w.ateld)])
+        wait_for("status file's remote_write.samples_sent = atel_remote_write_samples_sent_total",
+                 lambda: status_rw().get("samples_sent") ==
+                 self_metric(w, "atel_remote_write_samples_sent_total") > 0, procs=[("ateld", w.ateld)])
         srw = status_rw()
         check(srw.get("enabled") is True and srw.get("samples_dropped") == 0 and srw.get("requests_ok", 0) > 0
               and srw.get("last_sent_ms", 0) > 0, "status file's remote_write: %s" % srw)
