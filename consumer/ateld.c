@@ -3,7 +3,8 @@
  * ateld - the Armada Telemetry sidecar (docs/design.md "Sidecar").
  *
  * Threads: main (signals, heartbeat, status file), drain (consumer/drain.c:
- * rings -> segment log), indexer (consumer/indexer.c), exporters (exporters/).
+ * rings -> segment log), indexer (consumer/indexer.c), exporters (exporters/),
+ * compactor (consumer/compactor.c: rewrites finished segment files, SCHED_IDLE).
  * The main thread never touches the log; it only reads atomics and the
  * segment header, so a slow disk cannot stop the heartbeat.
  */
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "claim.h"
+#include "compactor.h"
 #include "config.h"
 #include "daemon.h"
 #include "drain.h"
@@ -70,7 +72,7 @@ static const char USAGE[] =
 	"Environment (overrides the file; the command line overrides both):\n"
 	"  ATEL_SHM, ATEL_DATA_DIR, ATEL_PROMETHEUS_PORT, ATEL_LOG_LEVEL (error|warn|info|debug),\n"
 	"  ATEL_EXPORT_INTERVAL_MS, ATEL_IO (auto|io_uring|pwritev), ATEL_FORCE_PWRITEV=1,\n"
-	"  ATEL_ENCODING (records|columns),\n"
+	"  ATEL_ENCODING (records|columns), ATEL_COMPACT (0|1: storage.compact),\n"
 	"  OTEL_EXPORTER_OTLP_ENDPOINT (also enables OTLP export), OTEL_SERVICE_NAME and the\n"
 	"  other standard OTEL_EXPORTER_OTLP_* variables read by the OTLP exporter.\n"
 	"\n"
@@ -99,6 +101,7 @@ struct ateld {
 	struct atel_indexer *ix;
 	struct atel_exporters *ex;
 	struct atel_otlp_recv *otlp_recv; /* the OTLP/HTTP receiver (issue 19); NULL: off */
+	struct atel_compactor *compactor; /* storage.compact; NULL: off */
 	pthread_t drain_thread;
 	atomic_bool drain_done;
 	int drain_rc;
@@ -304,6 +307,32 @@ static int start_parts(struct ateld *a)
 	return 0;
 }
 
+/* The compactor (storage.compact): a thread at SCHED_IDLE, started after the
+ * parts whose persisted log positions it respects (it reads them from disk). */
+static void start_compactor(struct ateld *a)
+{
+	const struct atel_config *c = &a->cfg;
+	struct atel_compactor_opts o = {
+		.data_dir = c->data_dir,
+		.segments_dir = a->d.segments_dir,
+		.level = c->storage.compact_level,
+		.frame_bytes = c->storage.compact_frame_bytes,
+		.interval_s = c->storage.compact_interval_s,
+		.first_delay_ms = c->storage.compact_interval_s < 2 ? c->storage.compact_interval_s * 1000u : 2000u,
+		.index_enabled = c->index.enabled,
+		.remote_write_enabled = c->remote_write.url && *c->remote_write.url,
+		.otlp_enabled = c->opentelemetry.enabled,
+		.aggregates_enabled = true, /* the exporters' follower always runs */
+	};
+	int rc;
+
+	if (!c->storage.compact)
+		return;
+	if ((rc = atel__compactor_start(&a->compactor, &a->d, &o)))
+		atel__log(&a->d, ATEL_LOG_WARN, "compactor not started: %s; segment files stay as written",
+			  strerror(-rc));
+}
+
 /* The OTLP receiver stops first: what it accepted is in its ring before the final drain. */
 static void stop_receiver(struct ateld *a)
 {
@@ -421,6 +450,7 @@ static int run(struct ateld *a)
 		exit_code = EXIT_RUNTIME;
 		goto stop;
 	}
+	start_compactor(a);
 	a->state = "running";
 	atel__log(&a->d, ATEL_LOG_INFO, "ateld %s running (pid %d, data in %s)", ATEL_VERSION, (int)getpid(),
 		  a->cfg.data_dir);
@@ -464,6 +494,7 @@ static int run(struct ateld *a)
 			stop_started = now;
 			a->state = "stopping";
 			stop_receiver(a);
+			atel__compactor_request_stop(a->compactor);
 			atomic_store_explicit(&a->d.stopping, true, memory_order_release);
 			next_status = 0;
 		}
@@ -475,6 +506,8 @@ static int run(struct ateld *a)
 	}
 stop:
 	atomic_store_explicit(&a->d.stopping, true, memory_order_release);
+	atel__compactor_stop(a->compactor); /* waits at most for the file in progress */
+	a->compactor = NULL;
 	stop_parts(a);
 	a->state = "stopped";
 	atel__drain_heartbeat(a->drain);

@@ -100,6 +100,11 @@ static const struct key KEYS[] = {
 	{ "storage", "io", K_ENUM, OFF(storage.io), 0, 0, IO_MODES, NULL },
 	{ "storage", "encoding", K_ENUM, OFF(storage.encoding), 0, 0, ENCODINGS, NULL },
 	{ "storage", "file_mode", K_MODE, OFF(storage.file_mode), 0600, 0670, NULL, NULL },
+	/* the compactor (consumer/compactor.c) */
+	{ "storage", "compact", K_BOOL, OFF(storage.compact), 0, 0, NULL, NULL },
+	{ "storage", "compact_level", K_INT, OFF(storage.compact_level), 1, 19, NULL, NULL },
+	{ "storage", "compact_frame_bytes", K_U32, OFF(storage.compact_frame_bytes), 65536, 16777216, NULL, NULL },
+	{ "storage", "compact_interval_s", K_U32, OFF(storage.compact_interval_s), 1, DAY_S, NULL, NULL },
 
 	{ "drain", "idle_sleep_max_us", K_U32, OFF(drain.idle_sleep_max_us), 1, 10000, NULL, NULL },
 	{ "drain", "batch_records", K_U32, OFF(drain.batch_records), 256, 1 << 20, NULL, NULL },
@@ -245,6 +250,10 @@ void atel__config_defaults(struct atel_config *cfg)
 	cfg->storage.io = strdup("auto");
 	cfg->storage.encoding = strdup("columns");
 	cfg->storage.file_mode = 0600;
+	cfg->storage.compact = true;
+	cfg->storage.compact_level = 9;
+	cfg->storage.compact_frame_bytes = 4u << 20;
+	cfg->storage.compact_interval_s = 30;
 
 	cfg->drain.idle_sleep_max_us = 1000;
 	cfg->drain.batch_records = 4096;
@@ -963,6 +972,14 @@ static int env_apply(struct atel_config *cfg, const char *var, const char *secti
 		if (parse_i64(s, &v) || store_int(cfg, k, v))
 			goto bad;
 		return 0;
+	case K_BOOL: /* 0|1|false|true */
+		if (!strcmp(s, "1") || !strcmp(s, "true"))
+			*(bool *)(void *)((char *)cfg + k->off) = true;
+		else if (!strcmp(s, "0") || !strcmp(s, "false"))
+			*(bool *)(void *)((char *)cfg + k->off) = false;
+		else
+			goto bad;
+		return 0;
 	default:
 		if (check_string(k, s))
 			goto bad;
@@ -992,6 +1009,7 @@ static int apply_env(struct atel_config *cfg, char *err, size_t errlen)
 		{ "ATEL_IO", "storage", "io" },
 		{ "ATEL_ENCODING", "storage", "encoding" },
 		{ "ATEL_INDEX_MODE", "index", "mode" },
+		{ "ATEL_COMPACT", "storage", "compact" },
 		{ "OTEL_SERVICE_NAME", "opentelemetry", "service_name" },
 		{ "OTEL_EXPORTER_OTLP_ENDPOINT", "opentelemetry", "endpoint" },
 		/* one ConfigMap for every pod of a DaemonSet: the node name through the downward API */

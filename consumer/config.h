@@ -37,6 +37,11 @@ struct atel_config {
 		uint32_t file_mode;          /* 0600: mode of every file ateld writes under data_dir (segments,
 					      * telemetry.db and its -wal/-shm, exports, status file); group
 					      * bits allowed (0640, 0660), other bits refused */
+		/* the compactor (consumer/compactor.h; docs/segment-format.md section 9) */
+		bool compact;                /* true                              ATEL_COMPACT (0|1|false|true) */
+		int compact_level;           /* 9: zstd level of rewritten files (1..19) */
+		uint32_t compact_frame_bytes; /* 4 MiB: decompressed bytes per rewritten frame (64 KiB..16 MiB) */
+		uint32_t compact_interval_s; /* 30 */
 	} storage;
 
 	struct {

@@ -114,6 +114,12 @@ static cJSON *status_stats(const struct atel_daemon_stats *s)
 	add_u64(o, "http_conns_evicted", ld(&s->http_conns_evicted));
 	add_u64(o, "http_conns_refused_remote", ld(&s->http_conns_refused_remote));
 	add_u64(o, "promql_files_skipped", ld(&s->promql_files_skipped));
+	/* the compactor (docs/segment-format.md section 9) */
+	add_u64(o, "compact_files", ld(&s->compact_files));
+	add_u64(o, "compact_bytes_before", ld(&s->compact_bytes_before));
+	add_u64(o, "compact_bytes_after", ld(&s->compact_bytes_after));
+	add_u64(o, "compact_failures", ld(&s->compact_failures));
+	add_u64(o, "compact_pending", ld(&s->compact_pending));
 	return o;
 }
 

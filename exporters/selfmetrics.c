@@ -122,6 +122,17 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 		atel__prom_one(doc, "atel_promql_files_skipped_total", "counter",
 			 "Segment files the query API did not read: state cached at a file boundary before the range",
 			 (double)ld(&st->promql_files_skipped));
+		/* the compactor (consumer/compactor.c) */
+		atel__prom_one(doc, "atel_compaction_files_total", "counter",
+			 "Finished segment files rewritten with larger frames", (double)ld(&st->compact_files));
+		atel__prom_one(doc, "atel_compaction_bytes_saved_total", "counter",
+			 "Bytes of segment files saved by compaction (size before minus size after)",
+			 (double)(ld(&st->compact_bytes_before) - ld(&st->compact_bytes_after)));
+		atel__prom_one(doc, "atel_compaction_failures_total", "counter",
+			 "Segment files the compactor refused (a damaged frame) and passed", (double)ld(&st->compact_failures));
+		atel__prom_one(doc, "atel_compaction_pending_files", "gauge",
+			 "Finished segment files not compacted yet at the last pass (held back by a reader's position, or queued)",
+			 (double)ld(&st->compact_pending));
 		atel__prom_one(doc, "atel_indexer_lag_records", "gauge",
 			 "Records in the log not yet applied to the SQLite index",
 			 (double)ld(&st->indexer_lag_records));

@@ -459,6 +459,14 @@ static void status_print_text(const struct cli *c, const struct status_view *v)
 			       atel_q_fmt_count((double)jnum(st, "segment_truncations"), hb[5], 32),
 			       jnum(st, "segment_truncated") ? ": TRUNCATED, ateld is not draining (restart it)" : "");
 		}
+		if (st && cJSON_GetObjectItem(st, "compact_files")) { /* the compactor (docs/segment-format.md 9) */
+			double before = (double)jnum(st, "compact_bytes_before"), after = (double)jnum(st, "compact_bytes_after");
+			printf("compaction: %" PRIu64 " files, %.1f MB -> %.1f MB (%+.0f%%), %" PRIu64 " pending, %" PRIu64
+			       " failed\n",
+			       jnum(st, "compact_files"), before / 1e6, after / 1e6,
+			       before > 0 ? (after - before) * 100.0 / before : 0.0, jnum(st, "compact_pending"),
+			       jnum(st, "compact_failures"));
+		}
 		const cJSON *ix = cJSON_GetObjectItem(v->sf, "indexer");
 		if (ix)
 			printf("indexer: %s, lag %s records, %s rows\n",

@@ -80,6 +80,12 @@ struct atel_daemon_stats {
 	_Atomic uint64_t http_conns_refused_remote; /* refused: their non-loopback address held half the cap */
 	_Atomic uint64_t promql_files_skipped;  /* query API: segment files a selector did not read (logprom cache) */
 	struct atel_otlp_recv_counts otlp_recv; /* the OTLP receiver's (issue 19) */
+	/* the compactor (consumer/compactor.c; docs/segment-format.md section 9) */
+	_Atomic uint64_t compact_files;         /* segment files rewritten */
+	_Atomic uint64_t compact_bytes_before;  /* their sizes before ... */
+	_Atomic uint64_t compact_bytes_after;   /* ... and after */
+	_Atomic uint64_t compact_failures;      /* files refused (damaged) and passed for good */
+	_Atomic uint64_t compact_pending;       /* gauge: finished files not compacted yet, at the last pass */
 };
 
 /* Health of one exporter, for atel status and the status file. Never holds
