@@ -440,6 +440,89 @@ static void test_pin(void **state)
 	assert_non_null(strstr(pin.warn, "aggregates.ckpt"));
 }
 
+/* ---- the thread (compactor.c), in process: also run under TSan ---- */
+
+static void test_thread(void **state)
+{
+	struct env *e = *state;
+	struct atel_synth s[2];
+	struct atel_synth *sp[2] = { &s[0], &s[1] };
+	struct atel_synth_log_opts lo = { .batch = 200, .flush_each_round = true, .ring_count = 4,
+					  .encoding = ATEL_SEG_ENC_COLUMNS, .rotate_bytes = 65536 };
+	struct atel_compactor_opts o = { .data_dir = e->dir, .segments_dir = e->seg, .level = 3,
+					 .frame_bytes = 1 << 20, .interval_s = 1 };
+	struct atel_compactor *c = NULL;
+	static struct atel_daemon d;
+	struct digest before, after;
+	char path[700], done_path[800];
+	unsigned char *newest, *now;
+	size_t nlen = 0, len2 = 0;
+	uint64_t *seqs = NULL;
+	int n;
+
+	for (unsigned i = 0; i < 2; i++) {
+		atel_synth_init(&s[i], i, 1 + i, 500 + (int32_t)i, 600 + (int32_t)i, T0 + i);
+		atel_synth_begin(&s[i], "agent");
+		atel_synth_agent_workload(&s[i], 21 + i, 20000, 25);
+		atel_synth_end(&s[i]);
+	}
+	assert_int_equal(atel_synth_write_log(e->seg, INSTANCE, sp, 2, &lo), 0);
+	n = atel__seg_list(e->seg, &seqs);
+	assert_true(n >= 3);
+	before = digest_log(e->seg);
+	seg_path(path, sizeof(path), e->seg, seqs[n - 1]);
+	newest = slurp(path, &nlen);
+
+	assert_int_equal(atel__state_init(&d, e->dir, "warn"), 0);
+	assert_int_equal(atel__compactor_start(&c, &d, &o), 0);
+	/* every finished file, never the newest (no follower pins: all disabled) */
+	for (int i = 0; i < 6000; i++) {
+		if (atomic_load(&d.stats.compact_files) + atomic_load(&d.stats.compact_failures) >= (uint64_t)n - 1 &&
+		    atomic_load(&d.stats.compact_pending) == 0)
+			break;
+		usleep(10000);
+	}
+	atel__compactor_stop(c);
+	assert_int_equal(atomic_load(&d.stats.compact_failures), 0);
+	assert_int_equal(atomic_load(&d.stats.compact_files), n - 1);
+	assert_int_equal(atomic_load(&d.stats.compact_pending), 0);
+	assert_true(atomic_load(&d.stats.compact_bytes_after) < atomic_load(&d.stats.compact_bytes_before));
+	now = slurp(path, &len2);
+	assert_int_equal(len2, nlen);
+	assert_memory_equal(now, newest, nlen);
+	after = digest_log(e->seg);
+	assert_int_equal(after.n, before.n);
+	assert_int_equal(after.crc, before.crc);
+	/* progress persisted: the newest file but one */
+	{
+		size_t dl = 0;
+		snprintf(done_path, sizeof(done_path), "%s/state/compact.done", e->dir);
+		unsigned char *txt = slurp(done_path, &dl);
+		assert_non_null(txt);
+		txt[dl] = 0;
+		assert_int_equal(strtoull((char *)txt, NULL, 10), seqs[n - 2]);
+		free(txt);
+	}
+	/* progress forgotten, but the aggregates enabled without a checkpoint: everything is
+	 * pinned, a pass counts every finished file pending and compacts none */
+	unlink(done_path);
+	o.aggregates_enabled = true;
+	memset((void *)&d.stats, 0, sizeof(d.stats));
+	assert_int_equal(atel__compactor_start(&c, &d, &o), 0);
+	for (int i = 0; i < 6000 && atomic_load(&d.stats.compact_pending) != (uint64_t)n - 1; i++)
+		usleep(10000);
+	atel__compactor_stop(c);
+	assert_int_equal(atomic_load(&d.stats.compact_pending), n - 1);
+	assert_int_equal(atomic_load(&d.stats.compact_files), 0);
+	assert_int_equal(access(done_path, F_OK), -1);
+	atel__state_fini(&d);
+	free(newest);
+	free(now);
+	free(seqs);
+	for (unsigned i = 0; i < 2; i++)
+		atel_synth_free(&s[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -450,6 +533,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cleanup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_thread, setup, teardown),
 	};
 	return ATEL_TEST_RUN(tests, NULL, NULL);
 }

@@ -22,7 +22,7 @@
 static const char *const ENV_VARS[] = { "ATEL_SHM", "ATEL_DATA_DIR", "ATEL_PROMETHEUS_PORT", "ATEL_LOG_LEVEL",
 					"ATEL_EXPORT_INTERVAL_MS", "ATEL_IO", "ATEL_FORCE_PWRITEV", "ATEL_ENCODING",
 					"OTEL_SERVICE_NAME", "OTEL_EXPORTER_OTLP_ENDPOINT",
-					"ATEL_REMOTE_WRITE_INSTANCE", NULL };
+					"ATEL_REMOTE_WRITE_INSTANCE", "ATEL_COMPACT", NULL };
 
 static int clear_env(void **state)
 {
@@ -291,6 +291,54 @@ static void test_otlp_receiver(void **state)
 		     "t.json: otlp_receiver.max_body_bytes: expected an integer 1024..67108864, got 10");
 }
 
+/* storage.compact*: the compactor's keys (docs/segment-format.md 9), defaults, ranges, ATEL_COMPACT. */
+static void test_compact_keys(void **state)
+{
+	struct atel_config cfg;
+	char err[512] = "";
+	static const char txt[] = "{\"storage\": {\"compact\": false, \"compact_level\": 19, "
+				  "\"compact_frame_bytes\": 65536, \"compact_interval_s\": 86400}}";
+
+	(void)state;
+	assert_int_equal(atel__config_load(&cfg, NULL, err, sizeof(err)), 0);
+	assert_true(cfg.storage.compact);
+	assert_int_equal(cfg.storage.compact_level, 9);
+	assert_int_equal(cfg.storage.compact_frame_bytes, 4u << 20);
+	assert_int_equal(cfg.storage.compact_interval_s, 30);
+	atel__config_free(&cfg);
+	assert_int_equal(atel__config_parse(&cfg, txt, strlen(txt), "t.json", err, sizeof(err)), 0);
+	assert_false(cfg.storage.compact);
+	assert_int_equal(cfg.storage.compact_level, 19);
+	assert_int_equal(cfg.storage.compact_frame_bytes, 65536);
+	assert_int_equal(cfg.storage.compact_interval_s, 86400);
+	atel__config_free(&cfg);
+	expect_error("{\"storage\": {\"compact_level\": 0}}",
+		     "t.json: storage.compact_level: expected an integer 1..19, got 0");
+	expect_error("{\"storage\": {\"compact_frame_bytes\": 16777217}}",
+		     "t.json: storage.compact_frame_bytes: expected an integer 65536..16777216, got 16777217");
+	expect_error("{\"storage\": {\"compact_interval_s\": 0}}",
+		     "t.json: storage.compact_interval_s: expected an integer 1..86400, got 0");
+	expect_error("{\"storage\": {\"compact\": 1}}", "t.json: storage.compact: expected true or false, got 1");
+	static const char *const off[] = { "0", "false" }, *const on[] = { "1", "true" };
+	for (int i = 0; i < 2; i++) {
+		setenv("ATEL_COMPACT", off[i], 1);
+		assert_int_equal(atel__config_load(&cfg, NULL, err, sizeof(err)), 0);
+		assert_false(cfg.storage.compact);
+		atel__config_free(&cfg);
+	}
+	for (int i = 0; i < 2; i++) {
+		setenv("ATEL_COMPACT", on[i], 1);
+		assert_int_equal(atel__config_load(&cfg, NULL, err, sizeof(err)), 0);
+		assert_true(cfg.storage.compact);
+		atel__config_free(&cfg);
+	}
+	setenv("ATEL_COMPACT", "yes", 1);
+	assert_int_equal(atel__config_load(&cfg, NULL, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "ATEL_COMPACT"));
+	atel__config_free(&cfg);
+	unsetenv("ATEL_COMPACT");
+}
+
 /* remote_write.headers: the opentelemetry.headers rules (same code), plus the
  * headers remote write sets itself refused by name; values never shown. */
 static void test_remote_write_headers(void **state)
@@ -543,6 +591,7 @@ int main(void)
 		cmocka_unit_test_setup(test_remote_write, clear_env),
 		cmocka_unit_test_setup(test_remote_write_headers, clear_env),
 		cmocka_unit_test_setup(test_otlp_receiver, clear_env),
+		cmocka_unit_test_setup(test_compact_keys, clear_env),
 		cmocka_unit_test_setup(test_syntax, clear_env),
 		cmocka_unit_test_setup(test_headers, clear_env),
 		cmocka_unit_test_setup(test_nullable, clear_env),
