@@ -990,7 +990,10 @@ static int env_apply(struct atel_config *cfg, const char *var, const char *secti
 		return 0;
 	}
 bad:
-	expected_form(k, form, sizeof(form));
+	if (k->kind == K_BOOL)
+		snprintf(form, sizeof(form), "0, 1, false or true");
+	else
+		expected_form(k, form, sizeof(form));
 	atel__seterr(err, errlen, "environment %s (%s%s%s): expected %s, got \"%.60s\"", var, k->section,
 	       *k->section ? "." : "", k->name, form, s);
 	return -EINVAL;
