@@ -152,9 +152,10 @@ static int scan_walk(struct atel_seg_walk *w, const char *base, struct atel_segs
 				struct atel_seg_header_view hv;
 				const char *why;
 
-				if (f.content && atel__seg_parse_header(f.content, f.content_len, &hv, &why) == 0)
+				if (f.content && atel__seg_parse_header(f.content, f.content_len, &hv, &why) == 0) {
 					instance = hv.hdr.shm_instance;
-				else
+					atel__seg_header_view_free(&hv);
+				} else
 					s->bad_frames++;
 			}
 			first = false;

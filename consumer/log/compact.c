@@ -154,6 +154,7 @@ static int walk(int fd, struct content_sum *sum, struct cw *c, size_t frame_byte
 			*hdr_len = f.size;
 			*required = hv.hdr.required;
 			*major = hv.hdr.version_major;
+			atel__seg_header_view_free(&hv);
 			atel__seg_walk_skip(&w, &f);
 			continue;
 		}

@@ -135,9 +135,10 @@ int atel__seg_parse_header(const uint8_t *c, size_t len, struct atel_seg_header_
 {
 	static const uint8_t zero4[4] = { 0 };
 	struct atel_seg_header *h = &out->hdr;
-	uint64_t need;
+	uint64_t need, defs_at;
 	uLong crc;
 
+	out->defs_owned = NULL;
 	if (len < ATEL_SEG_HEADER_SIZE) {
 		*why = "header frame is shorter than the 64-byte file header";
 		return -EBADMSG;
@@ -159,8 +160,9 @@ int atel__seg_parse_header(const uint8_t *c, size_t len, struct atel_seg_header_
 		*why = "file header size is out of range";
 		return -EBADMSG;
 	}
-	need = (uint64_t)h->header_size + (uint64_t)h->nentries * ATEL_SEG_RING_ENTRY_SIZE +
-	       (uint64_t)h->ndef_slots * ATEL_RECORD_SIZE;
+	defs_at = (uint64_t)h->header_size + (uint64_t)h->nentries * ATEL_SEG_RING_ENTRY_SIZE;
+	need = defs_at + ((h->required & ATEL_SEG_REQ_DEFZ) ? (h->ndef_slots ? 1 : 0)
+							    : (uint64_t)h->ndef_slots * ATEL_RECORD_SIZE);
 	if (need > len) {
 		*why = "ring table and definitions run past the header frame";
 		return -EBADMSG;
@@ -175,8 +177,39 @@ int atel__seg_parse_header(const uint8_t *c, size_t len, struct atel_seg_header_
 		return -EBADMSG;
 	}
 	out->entries = c + h->header_size;
-	out->defs = out->entries + (size_t)h->nentries * ATEL_SEG_RING_ENTRY_SIZE;
+	out->defs = c + defs_at;
+	if ((h->required & ATEL_SEG_REQ_DEFZ) && h->ndef_slots) {
+		/* one zstd frame of exactly ndef_slots slots fills the rest of the header frame */
+		size_t zlen = len - (size_t)defs_at, want = (size_t)h->ndef_slots * ATEL_RECORD_SIZE;
+		unsigned long long cs = ZSTD_getFrameContentSize(c + defs_at, zlen);
+		if ((uint64_t)h->ndef_slots * ATEL_RECORD_SIZE > ATEL_SEG_HEADER_FRAME_MAX) {
+			*why = "header definitions exceed the reader's limit";
+			return -EBADMSG;
+		}
+		if (cs != want || ZSTD_findFrameCompressedSize(c + defs_at, zlen) != zlen) {
+			*why = "header definitions are not one zstd frame of ndef_slots slots";
+			return -EBADMSG;
+		}
+		if (!(out->defs_owned = malloc(want))) {
+			*why = "out of memory for the header definitions";
+			return -ENOMEM;
+		}
+		size_t r = ZSTD_decompress(out->defs_owned, want, c + defs_at, zlen);
+		if (ZSTD_isError(r) || r != want) {
+			free(out->defs_owned);
+			out->defs_owned = NULL;
+			*why = "header definitions do not decompress";
+			return -EBADMSG;
+		}
+		out->defs = out->defs_owned;
+	}
 	return 0;
+}
+
+void atel__seg_header_view_free(struct atel_seg_header_view *v)
+{
+	free(v->defs_owned);
+	v->defs_owned = NULL;
 }
 
 bool atel__seg_name_seq(const char *name, uint64_t *seq)

@@ -291,14 +291,17 @@ static int read_header(struct atel_log_reader *r)
 		/* a new shared-memory segment: every ring starts over */
 		atel__decoder_free(r->dec);
 		r->dec = atel__decoder_new();
-		if (!r->dec)
+		if (!r->dec) {
+			atel__seg_header_view_free(&hv);
 			return -ENOMEM;
+		}
 	}
 	r->instance = hv.hdr.shm_instance;
 	r->have_instance = true;
 	if (r->single)
 		r->seq = hv.hdr.file_seq;
 	apply_header_defs(r, hv.defs, hv.hdr.ndef_slots);
+	atel__seg_header_view_free(&hv);
 	r->header_done = true;
 	atel__seg_walk_skip(&r->w, &f);
 	return 1;

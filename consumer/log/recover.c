@@ -118,6 +118,7 @@ static int scan_header(struct scan *s, struct atel_seg_walk *w, enum scan_result
 		return 0;
 	}
 	if (hv.hdr.shm_instance != s->instance) {
+		atel__seg_header_view_free(&hv);
 		*res = SCAN_OTHER_INSTANCE;
 		return 0;
 	}
@@ -134,12 +135,15 @@ static int scan_header(struct scan *s, struct atel_seg_walk *w, enum scan_result
 	if (hv.hdr.ndef_slots) {
 		/* copied: the definitions may be unaligned in the window */
 		union atel_slot *defs = malloc((size_t)hv.hdr.ndef_slots * sizeof(*defs));
-		if (!defs)
+		if (!defs) {
+			atel__seg_header_view_free(&hv);
 			return -ENOMEM;
+		}
 		memcpy(defs, hv.defs, (size_t)hv.hdr.ndef_slots * sizeof(*defs));
 		scan_records(s, defs, hv.hdr.ndef_slots, true);
 		free(defs);
 	}
+	atel__seg_header_view_free(&hv);
 	atel__seg_walk_skip(w, &f);
 	*res = SCAN_OK;
 	return 0;

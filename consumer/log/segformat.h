@@ -38,7 +38,8 @@
 #define ATEL_SEG_REQ_COLUMNS     0x1u  /* data frames may be COLUMNS blocks (section 3.1) */
 #define ATEL_SEG_REQ_ABI2        0x2u  /* records of shm ABI 2 (docs/abi.md 2.2-2.4, section 4.3) */
 #define ATEL_SEG_REQ_SPANREF     0x4u  /* COLUMNS blocks may be version 2 (span references, section 3.1) */
-#define ATEL_SEG_REQ_KNOWN       (ATEL_SEG_REQ_COLUMNS | ATEL_SEG_REQ_ABI2 | ATEL_SEG_REQ_SPANREF)
+#define ATEL_SEG_REQ_DEFZ        0x8u  /* the header's definitions are one zstd frame (section 2.3) */
+#define ATEL_SEG_REQ_KNOWN       (ATEL_SEG_REQ_COLUMNS | ATEL_SEG_REQ_ABI2 | ATEL_SEG_REQ_SPANREF | ATEL_SEG_REQ_DEFZ)
 #define ATEL_SEG_HEADER_SIZE     64u
 #define ATEL_SEG_RING_ENTRY_SIZE 16u
 /* Largest decompressed data frame a reader accepts (the writer makes <= frame_bytes, default 256 KiB). */
@@ -252,6 +253,8 @@ struct atel_seg_header_view {
 	struct atel_seg_header hdr;
 	const uint8_t *entries;  /* hdr.nentries x struct atel_seg_ring_entry (may be unaligned: memcpy) */
 	const uint8_t *defs;     /* hdr.ndef_slots x 64-byte slots, CHUNK + definitions (may be unaligned) */
+	void *defs_owned;        /* DEFZ: the decompressed definitions defs points to (free with
+				  * atel__seg_header_view_free) */
 };
 
 /*
@@ -260,6 +263,8 @@ struct atel_seg_header_view {
  * counts against len, crc32. @return 0 or -EBADMSG (*why set).
  */
 int atel__seg_parse_header(const uint8_t *content, size_t len, struct atel_seg_header_view *out, const char **why);
+/* Frees what atel__seg_parse_header allocated (DEFZ). Safe after a failed parse. */
+void atel__seg_header_view_free(struct atel_seg_header_view *v);
 
 /* Parses "<16 hex>.atseg". @return true with *seq set. */
 bool atel__seg_name_seq(const char *name, uint64_t *seq);

@@ -183,6 +183,34 @@ static int emit_def(void *arg, const union atel_slot *rec, unsigned nslots)
 }
 
 /* Builds the skippable header frame of file `seq` into *out. */
+/*
+ * Replaces the raw definitions at b[defs_at..] by one zstd frame of them
+ * (section 2.3, required bit DEFZ). A skippable frame is stored as it is, and
+ * the definitions of every series live in each ring are repeated in every
+ * file: with a label like session_id they ran to 19 MB of a 59 MB file (the
+ * 10x `atel load` workload); compressed they take a tenth of that.
+ */
+static int compress_defs(struct atel_seglog *l, struct hbuf *b, size_t defs_at)
+{
+	size_t raw = b->len - defs_at, cap = ZSTD_compressBound(raw), z;
+	uint8_t *tmp = malloc(cap);
+	int rc;
+
+	if (!tmp)
+		return -ENOMEM;
+	z = ZSTD_compress(tmp, cap, b->p + defs_at, raw, l->o.zstd_level > 0 ? l->o.zstd_level : 3);
+	if (ZSTD_isError(z)) {
+		free(tmp);
+		return -EIO;
+	}
+	b->len = defs_at;
+	rc = hb_put(b, tmp, z);
+	free(tmp);
+	if (!rc)
+		((struct atel_seg_header *)(void *)(b->p + 8))->required |= ATEL_SEG_REQ_DEFZ;
+	return rc;
+}
+
 static int build_header(struct atel_seglog *l, uint64_t seq, struct hbuf *b)
 {
 	struct atel_seg_header h;
@@ -242,6 +270,9 @@ static int build_header(struct atel_seglog *l, uint64_t seq, struct hbuf *b)
 		struct atel_seg_header *hp = (struct atel_seg_header *)(void *)(b->p + 8);
 		hp->nentries = nentries;
 		hp->ndef_slots = (uint32_t)((b->len - defs_at) / ATEL_RECORD_SIZE);
+		if (hp->ndef_slots && (rc = compress_defs(l, b, defs_at)))
+			return rc;
+		hp = (struct atel_seg_header *)(void *)(b->p + 8); /* b may have moved */
 		size = (uint32_t)(b->len - 8);
 		memcpy(b->p + 4, &size, 4);
 		hp->crc32 = (uint32_t)crc32(crc32(0L, Z_NULL, 0), b->p + 8, (uInt)size);

@@ -666,6 +666,27 @@ static void test_recover_then_continue(void **state)
 		}
 		assert_int_equal(rc, 0);
 		atel__log_close(r);
+		/* its definitions are one zstd frame (DEFZ), smaller than the raw slots */
+		{
+			size_t l2 = 0;
+			unsigned char *b2 = slurp(p2, &l2);
+			struct atel_seg_header_view hv;
+			const char *why = NULL;
+			uint32_t fsz;
+			memcpy(&fsz, b2 + 4, 4);
+			assert_true(fsz + 8ull <= l2);
+			assert_int_equal(atel__seg_parse_header(b2 + 8, fsz, &hv, &why), 0);
+			assert_true(hv.hdr.required & ATEL_SEG_REQ_DEFZ);
+			assert_true(hv.hdr.ndef_slots > 0);
+			assert_true(fsz < hv.hdr.header_size + hv.hdr.nentries * 16u + hv.hdr.ndef_slots * 64u);
+			assert_non_null(hv.defs_owned);
+			assert_int_equal(((const union atel_slot *)hv.defs)[0].h.type, ATEL_LOGREC_CHUNK);
+			atel__seg_header_view_free(&hv);
+			/* a flipped byte in the compressed definitions: the header is refused (crc) */
+			b2[8 + fsz - 3] ^= 0x40;
+			assert_int_equal(atel__seg_parse_header(b2 + 8, fsz, &hv, &why), -EBADMSG);
+			free(b2);
+		}
 	}
 	for (int i = 0; i < 2; i++) {
 		expect_free(&ex[i]);
