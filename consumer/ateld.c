@@ -46,6 +46,7 @@ enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_RUNTIME = 2 };
 #define SHUTDOWN_DRAIN_NS 20000000000ull /* final drain bound; systemd's TimeoutStopSec is 30 s */
 #define SHUTDOWN_TOTAL_NS 25000000000ull
 #define INDEXER_NICE 10                  /* the SQLite indexer thread runs below the drain */
+#define COMPACTOR_STOP_MS 5000u          /* shutdown waits this long at most for a file being compacted */
 
 static const char USAGE[] =
 	"Usage: ateld [OPTIONS]\n"
@@ -506,7 +507,9 @@ static int run(struct ateld *a)
 	}
 stop:
 	atomic_store_explicit(&a->d.stopping, true, memory_order_release);
-	atel__compactor_stop(a->compactor); /* waits at most for the file in progress */
+	/* asked to stop at SIGTERM: it finished its file during the final drain, or
+	 * is given a few seconds more; past that the process exits without it */
+	atel__compactor_stop(a->compactor, COMPACTOR_STOP_MS);
 	a->compactor = NULL;
 	stop_parts(a);
 	a->state = "stopped";

@@ -436,13 +436,35 @@ void atel__compactor_request_stop(struct atel_compactor *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
-void atel__compactor_stop(struct atel_compactor *c)
+int atel__compactor_stop(struct atel_compactor *c, uint32_t wait_ms)
 {
+	static struct atel_compactor *left; /* left running at exit: still referenced */
+
 	if (!c)
-		return;
+		return 0;
 	atel__compactor_request_stop(c);
-	pthread_join(c->th, NULL);
+	if (wait_ms) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)(wait_ms / 1000u);
+		ts.tv_nsec += (long)(wait_ms % 1000u) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(c->th, NULL, &ts) == ETIMEDOUT) {
+			atel__log(c->d, ATEL_LOG_INFO,
+				  "compactor: still rewriting a segment file after %u ms; leaving it (the old file "
+				  "stays whole; its temporary file is removed at the next start)", wait_ms);
+			left = c;
+			return -ETIMEDOUT;
+		}
+	} else {
+		pthread_join(c->th, NULL);
+	}
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
+	(void)left;
+	return 0;
 }

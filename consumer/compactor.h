@@ -50,7 +50,11 @@ struct atel_compactor;
 int atel__compactor_start(struct atel_compactor **out, struct atel_daemon *d, const struct atel_compactor_opts *o);
 /* Asks the thread to stop without waiting (the file in progress finishes). NULL-safe. */
 void atel__compactor_request_stop(struct atel_compactor *c);
-/* Stops and joins the thread: waits at most for the file in progress. NULL-safe. */
-void atel__compactor_stop(struct atel_compactor *c);
+/* Stops and joins the thread: waits at most for the file in progress, and
+ * at most wait_ms for it (0: no bound). Past that bound (a large file at
+ * SCHED_IDLE on a busy machine) the thread is left to the process's exit:
+ * its temporary file is removed at the next start (crash safe by design).
+ * NULL-safe. @return 0, or -ETIMEDOUT when the thread was left running. */
+int atel__compactor_stop(struct atel_compactor *c, uint32_t wait_ms);
 
 #endif /* ATEL_COMPACTOR_H */

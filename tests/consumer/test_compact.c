@@ -482,7 +482,7 @@ static void test_thread(void **state)
 			break;
 		usleep(10000);
 	}
-	atel__compactor_stop(c);
+	assert_int_equal(atel__compactor_stop(c, 0), 0);
 	assert_int_equal(atomic_load(&d.stats.compact_failures), 0);
 	assert_int_equal(atomic_load(&d.stats.compact_files), n - 1);
 	assert_int_equal(atomic_load(&d.stats.compact_pending), 0);
@@ -511,7 +511,7 @@ static void test_thread(void **state)
 	assert_int_equal(atel__compactor_start(&c, &d, &o), 0);
 	for (int i = 0; i < 6000 && atomic_load(&d.stats.compact_pending) != (uint64_t)n - 1; i++)
 		usleep(10000);
-	atel__compactor_stop(c);
+	assert_int_equal(atel__compactor_stop(c, 0), 0);
 	assert_int_equal(atomic_load(&d.stats.compact_pending), n - 1);
 	assert_int_equal(atomic_load(&d.stats.compact_files), 0);
 	assert_int_equal(access(done_path, F_OK), -1);
