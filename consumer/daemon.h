@@ -7,7 +7,7 @@
  * pointer to the state they share (consumer/state/state.h).
  *
  * Threads: drain+log writer (1), indexer (1), HTTP server (1), JSON exporter
- * (1), OTLP exporter (1). The drain thread never waits for any other thread:
+ * (1), OTLP exporter (1), compactor (1, SCHED_IDLE; compactor.h). The drain thread never waits for any other thread:
  * everything downstream follows the log with its own cursor.
  */
 #ifndef ATEL_DAEMON_H
