@@ -303,6 +303,7 @@ static void pass(struct atel_compactor *c)
 			add(&s->compact_files, 1);
 			add(&s->compact_bytes_before, res.bytes_before);
 			add(&s->compact_bytes_after, res.bytes_after);
+			add(&s->compact_bytes_saved, res.bytes_before - res.bytes_after);
 			atel__log(c->d, ATEL_LOG_DEBUG,
 				  "compactor: %016" PRIx64 ": %" PRIu64 " -> %" PRIu64 " bytes, %" PRIu64 " -> %" PRIu64 " frames",
 				  seq, res.bytes_before, res.bytes_after, res.frames_before, res.frames_after);

@@ -127,7 +127,7 @@ void atel__prom_self(void *arg, struct atel_prom_doc *doc, uint32_t aggregate_se
 			 "Finished segment files rewritten with larger frames", (double)ld(&st->compact_files));
 		atel__prom_one(doc, "atel_compaction_bytes_saved_total", "counter",
 			 "Bytes of segment files saved by compaction (size before minus size after)",
-			 (double)(ld(&st->compact_bytes_before) - ld(&st->compact_bytes_after)));
+			 (double)ld(&st->compact_bytes_saved));
 		atel__prom_one(doc, "atel_compaction_failures_total", "counter",
 			 "Segment files the compactor refused (a damaged frame) and passed", (double)ld(&st->compact_failures));
 		atel__prom_one(doc, "atel_compaction_pending_files", "gauge",

@@ -84,6 +84,7 @@ struct atel_daemon_stats {
 	_Atomic uint64_t compact_files;         /* segment files rewritten */
 	_Atomic uint64_t compact_bytes_before;  /* their sizes before ... */
 	_Atomic uint64_t compact_bytes_after;   /* ... and after */
+	_Atomic uint64_t compact_bytes_saved;   /* before - after, added in one step (a monotonic /metrics counter) */
 	_Atomic uint64_t compact_failures;      /* files refused (damaged) and passed for good */
 	_Atomic uint64_t compact_pending;       /* gauge: finished files not compacted yet, at the last pass */
 };

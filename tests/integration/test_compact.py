@@ -91,6 +91,11 @@ def t_restart():
                                                              s.get("compact_failures", 1) == 0)(stats(e)),
                    timeout=240)
         check(not glob.glob(os.path.join(e.data, "segments", "*.compact")), "a .compact file was left behind")
+        st2 = stats(e)
+        saved = dt.metric(dt.scrape_metrics(port), "atel_compaction_bytes_saved_total")
+        check(saved == st2["compact_bytes_before"] - st2["compact_bytes_after"],
+              "atel_compaction_bytes_saved_total %s, status %d - %d" % (saved, st2["compact_bytes_before"],
+                                                                       st2["compact_bytes_after"]))
         with open(os.path.join(e.data, "state", "compact.done")) as f:
             done = int(f.read())
         newest = int(os.path.basename(seg_files(e)[-1]).split(".")[0], 16)
