@@ -307,7 +307,8 @@ static void pass(struct atel_compactor *c)
 			atel__log(c->d, ATEL_LOG_DEBUG,
 				  "compactor: %016" PRIx64 ": %" PRIu64 " -> %" PRIu64 " bytes, %" PRIu64 " -> %" PRIu64 " frames",
 				  seq, res.bytes_before, res.bytes_after, res.frames_before, res.frames_after);
-		} else if (rc == 0) {
+		} else if (rc == 0 || rc == -ENOENT) {
+			/* left as it is, or removed by retention since the listing */
 			atel__log(c->d, ATEL_LOG_DEBUG, "compactor: %s", err);
 		} else if (rc == -ENOMEM || rc == -ENOSPC || rc == -EDQUOT) {
 			/* the machine's trouble, not the file's: try it again next pass */
