@@ -40,34 +40,6 @@ static const char *state_name(uint32_t s)
 	return s < sizeof(names) / sizeof(names[0]) ? names[s] : "invalid";
 }
 
-/* Thread's command name from /proc (the producer may be gone: ""). */
-static void comm_of(int pid, int tid, char *out, size_t len)
-{
-	char path[96];
-	ssize_t n = -1;
-	int fd;
-
-	out[0] = '\0';
-	if (pid <= 0)
-		return;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
-	if (fd < 0)
-		return;
-	n = read(fd, out, len - 1);
-	close(fd);
-	if (n <= 0) {
-		out[0] = '\0';
-		return;
-	}
-	out[n] = '\0';
-	out[strcspn(out, "\n")] = '\0';
-}
-
 static cJSON *status_stats(const struct atel_daemon_stats *s)
 {
 	cJSON *o = cJSON_CreateObject(), *drops = cJSON_CreateObject();
@@ -144,7 +116,8 @@ static cJSON *status_rings(const struct atel_segment *seg)
 		cJSON_AddStringToObject(o, "state", state_name(s));
 		cJSON_AddNumberToObject(o, "pid", pid);
 		cJSON_AddNumberToObject(o, "tid", tid);
-		comm_of(s == ATEL_RING_FREE ? 0 : pid, tid, comm, sizeof(comm));
+		atel__owner_comm(s == ATEL_RING_FREE ? 0 : pid, tid, __atomic_load_n(&d->owner_start, __ATOMIC_RELAXED),
+				 comm, sizeof(comm));
 		cJSON_AddStringToObject(o, "comm", comm);
 		cJSON_AddNumberToObject(o, "generation", __atomic_load_n(&d->generation, __ATOMIC_RELAXED));
 		/* how ateld judges this owner alive: its liveness lock (ABI 2.1), or its pid (docs/abi.md 5.1) */

@@ -100,6 +100,37 @@ uint64_t atel__proc_start_time(int pid)
 	return proc_stat(pid, &state, &start) == 0 ? start : 0;
 }
 
+void atel__owner_comm(int pid, int tid, uint64_t start, char *out, size_t len)
+{
+	char path[96];
+	ssize_t n = -1;
+	int fd;
+
+	out[0] = '\0';
+	if (pid <= 0 || len < 2 || !start || atel__proc_start_time(pid) != start)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", pid, tid > 0 ? tid : pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return;
+	n = read(fd, out, len - 1);
+	close(fd);
+	if (n <= 0) {
+		out[0] = '\0';
+		return;
+	}
+	out[n] = '\0';
+	if (out[n - 1] == '\n')
+		out[n - 1] = '\0';
+	/* the start time again: the pid may have been reused while we read */
+	if (atel__proc_start_time(pid) != start)
+		out[0] = '\0';
+}
+
 bool atel__proc_alive(int pid, uint64_t start)
 {
 	char state;

@@ -120,4 +120,12 @@ uint64_t atel__proc_start_time(int pid);
 /* True if `pid` is alive and started at `start` (pid-reuse safe). */
 bool atel__proc_alive(int pid, uint64_t start);
 
+/*
+ * The command name of a ring's owner (its directory entry's pid, tid and
+ * start time) from /proc, or "" when this PID namespace's process `pid` is
+ * not that owner: gone, a reused pid, or an agent in another PID namespace,
+ * whose pid names an unrelated process here (docs/abi.md 5.1).
+ */
+void atel__owner_comm(int pid, int tid, uint64_t start, char *out, size_t len);
+
 #endif /* ATEL_SEGMENT_H */

@@ -36,25 +36,6 @@ static const char *ring_state(uint32_t s)
 	}
 }
 
-static void comm_of(int pid, int tid, char *out, size_t len)
-{
-	char p[64];
-	out[0] = 0;
-	if (pid <= 0)
-		return;
-	snprintf(p, sizeof(p), "/proc/%d/task/%d/comm", pid, tid > 0 ? tid : pid);
-	FILE *f = fopen(p, "r");
-	if (!f) {
-		snprintf(p, sizeof(p), "/proc/%d/comm", pid);
-		f = fopen(p, "r");
-	}
-	if (!f)
-		return;
-	if (fgets(out, (int)len, f))
-		out[strcspn(out, "\n")] = 0;
-	fclose(f);
-}
-
 /* ateld holds an exclusive flock on <data_dir>/ateld.lock for its whole life. */
 static bool lock_held(const struct cli *c, int *pid)
 {
@@ -311,7 +292,8 @@ static void status_gather(struct cli *c, struct status_view *v)
 			char comm[32];
 			int pid = __atomic_load_n(&d->owner_pid, __ATOMIC_RELAXED);
 			int tid = __atomic_load_n(&d->owner_tid, __ATOMIC_RELAXED);
-			comm_of(st == ATEL_RING_FREE ? 0 : pid, tid, comm, sizeof(comm));
+			uint64_t start = __atomic_load_n(&d->owner_start, __ATOMIC_RELAXED);
+			atel__owner_comm(st == ATEL_RING_FREE ? 0 : pid, tid, start, comm, sizeof(comm));
 			cJSON *o = cJSON_CreateObject();
 			cJSON_AddNumberToObject(o, "ring", r);
 			cJSON_AddStringToObject(o, "state", ring_state(st));

@@ -144,6 +144,13 @@ def t_life():
         e.wait_for("the agent's ring active with a liveness lock",
                    lambda: any(r["state"] == "active" and r.get("liveness") == "lock"
                                for r in (e.status() or {}).get("rings", [])))
+        # its directory pid is the namespace's: in ateld's namespace it names
+        # another process (pid 1 or 2 here: init, kthreadd), whose name the
+        # status must not show as the agent's
+        ring = [r for r in e.status()["rings"] if r["state"] == "active" and r.get("liveness") == "lock"][0]
+        check(ring["pid"] == ns_pid(agent), "ring pid %d, agent's namespaced pid %d" % (ring["pid"], ns_pid(agent)))
+        check(ring["comm"] in ("", "tpidns"),
+              "status names the namespaced agent's ring %r (pid %d of this namespace)" % (ring["comm"], ring["pid"]))
         res = out_of(e, 1, 0, timeout=180)
         wait_exit(e, agent, "the agent's exit")
         e.wait_for("everything drained", lambda: all(r["lag"] == 0 for r in (e.status() or {}).get("rings", [])))
@@ -196,11 +203,22 @@ def t_two():
         e.start()
         ls = [start_agent(e, i, n, 1000) for i in (1, 2)]
         agents = [host_pid_of_agent(e, p) for p in ls]
-        e.wait_for("two rings active with liveness locks",
+        host = start_agent(e, 3, n, 1000, ns=False)  # and one in ateld's own namespace
+        e.wait_for("three rings active with liveness locks",
                    lambda: sum(r["state"] == "active" and r.get("liveness") == "lock"
-                               for r in (e.status() or {}).get("rings", [])) == 2)
-        res = [out_of(e, i, 0, timeout=180) for i in (1, 2)]
-        for a in agents:
+                               for r in (e.status() or {}).get("rings", [])) == 3)
+        # the command name: the host agent's is shown; a namespaced agent's pid (2)
+        # names another process here, whose name must not be shown as the agent's
+        for r in e.status()["rings"]:
+            if r["state"] != "active":
+                continue
+            if r["pid"] == host.pid:
+                check(r["comm"] == "tpidns", "host agent's ring: comm %r" % r["comm"])
+            else:
+                check(r["comm"] in ("", "tpidns"), "namespaced agent's ring (pid %d here): comm %r" %
+                      (r["pid"], r["comm"]))
+        res = [out_of(e, i, 0, timeout=180) for i in (1, 2, 3)]
+        for a in agents + [host.pid]:
             wait_exit(e, a, "agent exit")
         e.wait_for("everything drained", lambda: all(r["lag"] == 0 for r in (e.status() or {}).get("rings", [])))
         dl = died_lines(e)
@@ -208,7 +226,7 @@ def t_two():
         inv = stat(e, "records_invalid")
         check(e.stop() == 0, "ateld exit status")
         log = e.logcheck()
-        for i, r in zip((1, 2), res):
+        for i, r in zip((1, 2, 3), res):
             check(r["written"] == n and r["drops"] == 0, "agent %d result %s" % (i, r))
             exact(log, "%d:0" % i, n, "agent %d" % i)
         check(inv == 0 and log["invalid"] == 0 and log["deaths"] == 0,
