@@ -84,6 +84,10 @@ def t_restart():
 
         # kill -9 (compaction may be half way through a file) and restart
         e.kill9()
+        # what a kill -9 between writing and exchanging leaves: the next start removes it
+        stray = seg_files(e)[0] + ".compact"
+        with open(stray, "wb") as f:
+            f.write(b"\x28\xb5\x2f\xfd" + os.urandom(1000))
         e.start()
         e.wait_for("index caught up", lambda: (lambda s: s and s["indexer"]["running"] and
                                                s["stats"]["indexer_lag_records"] == 0)(e.status()), timeout=240)
@@ -91,6 +95,7 @@ def t_restart():
                                                              s.get("compact_failures", 1) == 0)(stats(e)),
                    timeout=240)
         check(not glob.glob(os.path.join(e.data, "segments", "*.compact")), "a .compact file was left behind")
+        check("removed 1 unfinished .compact file" in e.log_text(), "no word of the stray .compact file removed")
         st2 = stats(e)
         saved = dt.metric(dt.scrape_metrics(port), "atel_compaction_bytes_saved_total")
         check(saved == st2["compact_bytes_before"] - st2["compact_bytes_after"],
