@@ -95,7 +95,7 @@ def t_restart():
                                                              s.get("compact_failures", 1) == 0)(stats(e)),
                    timeout=240)
         check(not glob.glob(os.path.join(e.data, "segments", "*.compact")), "a .compact file was left behind")
-        check("removed 1 unfinished .compact file" in e.log_text(), "no word of the stray .compact file removed")
+        check("removed 1 unfinished .compact file" in open(e.daemon_log).read(), "no word of the stray .compact file removed")
         st2 = stats(e)
         saved = dt.metric(dt.scrape_metrics(port), "atel_compaction_bytes_saved_total")
         check(saved == st2["compact_bytes_before"] - st2["compact_bytes_after"],
