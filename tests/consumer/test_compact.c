@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "atel_test.h"
 #include "compact.h"
@@ -440,6 +441,51 @@ static void test_pin(void **state)
 	assert_non_null(strstr(pin.warn, "aggregates.ckpt"));
 }
 
+/* The index cursor: read from telemetry.db whether the index is enabled or not. */
+static void test_pin_index(void **state)
+{
+	struct env *e = *state;
+	struct atel_compactor_opts o = { .data_dir = e->dir, .segments_dir = e->seg };
+	struct atel_compact_pin pin;
+	char db_path[800];
+	sqlite3 *db;
+
+	snprintf(db_path, sizeof(db_path), "%s/telemetry.db", e->dir);
+	assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+	/* a database without the table (not an index of ours): everything pinned, with a warning */
+	atel__compact_pin_read(&o, &pin);
+	assert_int_equal(pin.file_seq, 0);
+	assert_non_null(strstr(pin.warn, "index cursor"));
+	assert_int_equal(sqlite3_exec(db,
+				      "CREATE TABLE telemetry_index_cursor(id INTEGER PRIMARY KEY, file_seq INTEGER, "
+				      "frame_off INTEGER, rec_idx INTEGER, events INTEGER)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	/* no cursor row yet */
+	atel__compact_pin_read(&o, &pin);
+	assert_int_equal(pin.file_seq, 0);
+	assert_string_equal(pin.holder, "index cursor");
+	assert_int_equal(pin.warn[0], 0);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO telemetry_index_cursor VALUES (1, 3, 99, 0, 0)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	/* the index disabled: an existing cursor still pins (a re-enabled index resumes there) */
+	atel__compact_pin_read(&o, &pin);
+	assert_int_equal(pin.file_seq, 3);
+	assert_int_equal(pin.frame_off, 99);
+	assert_string_equal(pin.holder, "index cursor");
+	o.index_enabled = true;
+	atel__compact_pin_read(&o, &pin);
+	assert_int_equal(pin.file_seq, 3);
+	sqlite3_close(db);
+	unlink(db_path);
+	/* enabled and missing: everything; disabled and missing: no pin */
+	atel__compact_pin_read(&o, &pin);
+	assert_int_equal(pin.file_seq, 0);
+	o.index_enabled = false;
+	atel__compact_pin_read(&o, &pin);
+	assert_true(pin.file_seq == UINT64_MAX);
+}
+
 /* ---- the thread (compactor.c), in process: also run under TSan ---- */
 
 static void test_thread(void **state)
@@ -533,6 +579,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cleanup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pin_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thread, setup, teardown),
 	};
 	return ATEL_TEST_RUN(tests, NULL, NULL);
