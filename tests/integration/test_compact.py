@@ -81,7 +81,10 @@ def t_restart():
         check(dt.metric(m, "atel_compaction_bytes_saved_total") > 0, "atel_compaction_bytes_saved_total %s" %
               dt.metric(m, "atel_compaction_bytes_saved_total"))
         rc, out, _ = atel(e, "status")
-        check("compaction: " in out, "atel status has no compaction line:\n%s" % out)
+        line = [x for x in out.splitlines() if x.startswith("compaction: ")]
+        check(len(line) == 1 and re.match(r"compaction: \d+ files, [\d.]+ MB -> [\d.]+ MB \([-+]\d+%\), \d+ pending, "
+                                          r"0 failed$", line[0]), "atel status compaction line: %s" % line)
+        print(line[0])
 
         # kill -9 (compaction may be half way through a file) and restart
         e.kill9()
