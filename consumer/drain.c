@@ -121,6 +121,7 @@ struct ring_st {
 	uint32_t begin_gen;       /* generation of the last BEGIN accepted */
 	bool begin_seen;
 	bool ts_warned;
+	bool inv_warned;        /* an invalid record of this ring was logged (once per ring) */
 	bool owner_known;         /* owner_*: the claimer of generation owner_gen as the drain first saw it */
 	uint32_t owner_gen;
 	int32_t owner_pid, owner_tid;
@@ -371,6 +372,7 @@ static int scan_cb(void *arg, uint64_t pos, const union atel_slot *rec, unsigned
 	struct scan_ctx *c = arg;
 	struct atel_drain *dr = c->dr;
 	struct atel_event ev;
+	const char *inv_why = NULL;
 	int rc;
 
 	/* A gap (skipped garbage) or a new generation ends the current run, so
@@ -400,13 +402,26 @@ static int scan_cb(void *arg, uint64_t pos, const union atel_slot *rec, unsigned
 		}
 	}
 	rc = atel__decode(dr->dec, c->ring, pos, rec, nslots, &ev);
+	if (rc < 0 && ev.kind == ATEL_EV_INVALID)
+		inv_why = ev.invalid.why;
 	if (rc == 1 && ev.kind == ATEL_EV_LOSS) {
 		/* ABI 2 producers count loss in shared memory, never in-band (docs/abi.md 2.2) */
 		rc = -EINVAL;
 	}
 refused:
 	if (rc < 0) {
-		/* semantically invalid: not logged, counted, reported by a marker */
+		/* semantically invalid: not logged, counted, reported by a marker;
+		 * the first of each ring is also said, with the decoder's reason (a
+		 * producer past the definitions budget loses every later sample of
+		 * its new series, and that must not be silent) */
+		if (!c->st->inv_warned && inv_why) {
+			c->st->inv_warned = true;
+			atel__log(dr->d, ATEL_LOG_WARN,
+				  "ring %u (pid %d): record type %u at position %llu refused: %s (further refusals of "
+				  "this ring are only counted: records_invalid)",
+				  c->ring, (int)__atomic_load_n(&atel__seg_desc(&dr->seg, c->ring)->owner_pid, __ATOMIC_RELAXED),
+				  rec->h.type, (unsigned long long)pos, inv_why);
+		}
 		if ((rc = emit_run(c))) {
 			c->err = rc;
 			return 1;

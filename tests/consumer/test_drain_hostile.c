@@ -159,7 +159,48 @@ int main(void)
 
 		claim(&r, 5, ghost);
 	}
-	steps(&r, 2); /* owner snapshots, first loss readings */
+	/* ring 6: samples of a series never defined: refused, counted, and said
+	 * once in ateld's log with the decoder's reason */
+	claim(&r, 6, self());
+	{
+		uint32_t gen = atel__seg_desc(r.seg, 6)->generation;
+		union atel_slot s[4];
+
+		s[0] = rec_begin(&r, 6, gen, now);
+		for (int i = 1; i < 4; i++) {
+			s[i] = rec_sample(now);
+			s[i].sample.h.id = 99;
+		}
+		rig_put(&r, 6, s, 4);
+	}
+	{
+		/* ateld's log goes to stderr: catch it while these records are read */
+		char path[] = "/tmp/atel-hostile-log-XXXXXX", buf[16384];
+		int fd = mkstemp(path), saved = dup(2);
+		ssize_t n;
+
+		EXPECT(fd >= 0 && saved >= 0, "mkstemp/dup");
+		int level = r.d.log_level;
+		fflush(stderr);
+		dup2(fd, 2);
+		r.d.log_level = ATEL_LOG_WARN;
+		steps(&r, 2); /* owner snapshots, first loss readings */
+		r.d.log_level = level;
+		fflush(stderr);
+		dup2(saved, 2);
+		close(saved);
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		close(fd);
+		unlink(path);
+		fputs(buf, stderr);
+		{
+			const char *a = strstr(buf, "ring 6 (pid ");
+			EXPECT(a && strstr(a, "refused: sample's series id is not defined in this generation"),
+			       "no log line for ring 6's invalid records:\n%s", buf);
+			EXPECT(a && !strstr(a + 1, "ring 6 (pid "), "ring 6's refusals said more than once:\n%s", buf);
+		}
+	}
 
 	EXPECT(rig_stat(&st->records_implausible) == 5, "records_implausible %llu, expected 5",
 	       (unsigned long long)rig_stat(&st->records_implausible));
