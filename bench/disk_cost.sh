@@ -5,7 +5,11 @@
 # `atel load` like `make demo` (4 agents x 2 threads, 25 sessions/s, 10 s) and
 # at ten times its rate for 60 s, stops ateld cleanly (the index catches up),
 # then prints the bytes of the segment log and of the index (telemetry.db with
-# its -wal/-shm) and divides them by the samples and spans the log holds
+# its -wal/-shm) and divides them by the samples and spans the log holds:
+# once "as written" by the drain, once "at rest", after a restart, one more
+# session of load and the compactor having rewritten every finished file
+# (docs/segment-format.md 9; skipped with ATEL_COMPACT=0 or compact false in
+# --config). The budget verdict and exit code are the last row's
 # (counted by `atel replay --json`). The log's bytes are divided between the
 # two by what each side costs alone with the log's own encoder (see below);
 # the index's by its tables (span tables to spans). Budget (issue 13):
@@ -42,32 +46,62 @@ DISK_SPLIT=${DISK_SPLIT:-$B/bench/disk_split}   # (another build's, to measure a
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 over=0
-run() { # name agents threads rate duration
-  local name=$1 agents=$2 threads=$3 rate=$4 dur=$5
-  local dir shm port pid
-  dir=$(mktemp -d /tmp/atel-disk-cost-XXXXXX)
-  shm=atel-dc-$$-$name
-  port=$(free_port)
+start_ateld() { # dir shm port -> sets pid
+  local dir=$1 shm=$2 port=$3
   local cfgarg=()
   [ -n "$CONFIG" ] && cfgarg=(--config "$CONFIG")
   ATEL_PROMETHEUS_PORT=$port "$ATELD" "${cfgarg[@]}" --data-dir "$dir" --shm "$shm" --foreground \
-    >"$dir/ateld.log" 2>&1 &
+    >>"$dir/ateld.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 200); do
-    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
     kill -0 $pid 2>/dev/null || { echo "disk_cost: ateld exited, see $dir/ateld.log" >&2; tail -5 "$dir/ateld.log" >&2; exit 2; }
     sleep 0.1
   done
+}
+stop_ateld() {
+  kill -TERM $pid
+  wait $pid || { echo "disk_cost: ateld exited $? (see $1/ateld.log)" >&2; exit 2; }
+}
+run() { # name agents threads rate duration
+  local name=$1 agents=$2 threads=$3 rate=$4 dur=$5
+  local dir shm pid newest
+  dir=$(mktemp -d /tmp/atel-disk-cost-XXXXXX)
+  shm=atel-dc-$$-$name
+  start_ateld "$dir" "$shm" "$(free_port)"
   "$ATEL" --data-dir "$dir" --shm "$shm" load --agents "$agents" --threads "$threads" --duration "$dur" \
     --rate "$rate" >/dev/null
   sleep 2
-  kill -TERM $pid
-  wait $pid || { echo "disk_cost: ateld exited $? (see $dir/ateld.log)" >&2; exit 2; }
+  stop_ateld "$dir"
+  measure "$name" "$dir" "as written" || true
+  # At rest: the compactor (storage.compact, docs/segment-format.md 9) rewrites
+  # finished files once every reader has passed them. A restart finishes the
+  # newest file; one session of load moves the readers into the new one; then
+  # wait until state/compact.done reaches the old newest file.
+  newest=$(ls "$dir/segments" | grep -E '^[0-9a-f]{16}\.atseg$' | tail -1 | cut -c1-16)
+  if [ "${ATEL_COMPACT:-1}" != 0 ] && ! grep -qs '"compact"[^,]*false' "${CONFIG:-/dev/null}"; then
+    start_ateld "$dir" "$shm-2" "$(free_port)"
+    "$ATEL" --data-dir "$dir" --shm "$shm-2" load --agents 1 --threads 1 --duration 1s --rate 1 >/dev/null
+    for _ in $(seq 1 1800); do
+      done_seq=$(cat "$dir/state/compact.done" 2>/dev/null || echo 0)
+      [ $((16#${newest})) -le "$done_seq" ] 2>/dev/null && break
+      sleep 0.5
+    done
+    stop_ateld "$dir"
+    measure "$name" "$dir" "at rest" || over=1
+  else
+    measure "$name" "$dir" "as written (compaction off)" || over=1
+  fi
+  if [ "$KEEP" = 1 ]; then echo "      kept $dir"; else rm -rf "$dir"; fi
+}
+measure() { # name dir label
+  local name=$1 dir=$2 label=$3
   "$ATEL" replay "$dir/segments" --json >"$dir/replay.json" 2>/dev/null
   "$ATEL" replay "$dir/segments" --emit raw -o "$dir/raw.bin" >/dev/null 2>&1
-  DISK_SPLIT=$DISK_SPLIT python3 - "$name" "$dir" <<'PY' || over=1
+  local rc=0
+  DISK_SPLIT=$DISK_SPLIT python3 - "$name" "$dir" "$label" <<'PY' || rc=1
 import json, os, subprocess, sqlite3, sys
-name, d = sys.argv[1], sys.argv[2]
+name, d, label = sys.argv[1], sys.argv[2], sys.argv[3]
 seg = os.path.join(d, "segments")
 log_b = sum(os.path.getsize(os.path.join(seg, f)) for f in os.listdir(seg))
 idx_files = [os.path.join(d, f) for f in os.listdir(d) if f.startswith("telemetry.db")]
@@ -111,14 +145,14 @@ tot = log_b + idx_b
 print("      (%s, zstd %s, %s B frames on average; samples side alone %d B, spans side alone %d B)" %
       (enc, level, frame, zs, zp))
 ok = samples and spans and b_s / samples <= 4 and b_p / spans <= 60
-print("%-5s log %8.2f MB  index %8.2f MB  total %8.2f MB  samples %8d  spans %7d  "
+print("%-5s %-11s log %8.2f MB  index %8.2f MB  total %8.2f MB  samples %8d  spans %7d  "
       "%6.2f B/sample  %6.1f B/span  (budget 4 / 60: %s)" %
-      (name, log_b / 1e6, idx_b / 1e6, tot / 1e6, samples, spans, b_s / max(samples, 1),
+      (name, label, log_b / 1e6, idx_b / 1e6, tot / 1e6, samples, spans, b_s / max(samples, 1),
        b_p / max(spans, 1), "met" if ok else "OVER"))
 sys.exit(0 if ok else 1)
 PY
   rm -f "$dir/raw.bin"
-  if [ "$KEEP" = 1 ]; then echo "      kept $dir"; else rm -rf "$dir"; fi
+  return $rc
 }
 
 [ -z "$ONLY" ] || [ "$ONLY" = demo ] && run demo 4 2 25 10s
