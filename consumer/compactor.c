@@ -246,6 +246,25 @@ static void add(_Atomic uint64_t *a, uint64_t v)
 }
 
 /* One pass over the log. */
+/* The pin again, right before a rewritten file replaces the old one. */
+struct recheck {
+	const struct atel_compactor_opts *o;
+	uint64_t seq;
+};
+
+static bool pin_still_ok(void *arg, char *why, size_t whylen)
+{
+	const struct recheck *rc = arg;
+	struct atel_compact_pin pin;
+
+	atel__compact_pin_read(rc->o, &pin);
+	if (rc->seq < pin.file_seq)
+		return true;
+	snprintf(why, whylen, "%s moved to log position file %" PRIu64 " offset %" PRIu64 " meanwhile", pin.holder,
+		 pin.file_seq, pin.frame_off);
+	return false;
+}
+
 static void pass(struct atel_compactor *c)
 {
 	struct atel_daemon_stats *s = &c->d->stats;
@@ -297,6 +316,9 @@ static void pass(struct atel_compactor *c)
 		if (stopping(c))
 			break;
 		struct atel_compact_result res;
+		struct recheck rk = { &c->o, seq };
+		co.still_ok = pin_still_ok;
+		co.arg = &rk;
 		err[0] = 0;
 		int rc = atel__seg_compact(c->segments_dir, seq, &co, &res, err, sizeof(err));
 		if (rc == 1) {
@@ -310,6 +332,11 @@ static void pass(struct atel_compactor *c)
 		} else if (rc == 0 || rc == -ENOENT) {
 			/* left as it is, or removed by retention since the listing */
 			atel__log(c->d, ATEL_LOG_DEBUG, "compactor: %s", err);
+		} else if (rc == -EAGAIN) {
+			/* a reader reached this file while it was rewritten: not replaced; the
+			 * next pass sees the pin and holds the file back */
+			atel__log(c->d, ATEL_LOG_INFO, "compactor: %s", err);
+			break;
 		} else if (rc == -ENOMEM || rc == -ENOSPC || rc == -EDQUOT) {
 			/* the machine's trouble, not the file's: try it again next pass */
 			if (strcmp(err, c->said_retry))

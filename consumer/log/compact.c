@@ -292,6 +292,14 @@ int atel__seg_compact(const char *dir, uint64_t seq, const struct atel_compact_o
 		rc = 0;
 		goto out;
 	}
+	if (o->still_ok) {
+		char why2[512] = "";
+		if (!o->still_ok(o->arg, why2, sizeof(why2))) {
+			atel__seterr(err, errlen, "%s: not replaced: %s", path, why2[0] ? why2 : "no longer allowed");
+			rc = -EAGAIN;
+			goto out;
+		}
+	}
 	/* keep the old modification time: age retention counts from the data */
 	struct timespec times[2] = { st.st_atim, st.st_mtim };
 	(void)futimens(c.fd, times);

@@ -19,12 +19,20 @@
 #ifndef ATEL_COMPACT_H
 #define ATEL_COMPACT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct atel_compact_opts {
 	int level;            /* zstd level of the new frames (1..19) */
 	size_t frame_bytes;   /* decompressed bytes per new frame (a multiple of 64; 64 KiB..16 MiB) */
+	/* Optional: asked once more right before the new file replaces the old
+	 * one (the rewrite takes seconds); false leaves the old file as it is
+	 * (result -EAGAIN, why in err). The compactor re-reads the persisted log
+	 * positions here, so a reader that reached the file meanwhile (an index
+	 * rebuilt from the start) keeps offsets that stay true. */
+	bool (*still_ok)(void *arg, char *why, size_t whylen);
+	void *arg;
 };
 
 struct atel_compact_result {
@@ -39,8 +47,8 @@ struct atel_compact_result {
  * @return 1 replaced; 0 left as it is, with the reason in err (a kind of file
  * this does not rewrite: major 1 or COLUMNS without span references; the new
  * file is not smaller; the file was removed meanwhile); or -errno with err
- * set (a damaged or incomplete frame: -EBADMSG; I/O, memory; the old file is
- * then untouched).
+ * set (a damaged or incomplete frame: -EBADMSG; still_ok said no: -EAGAIN;
+ * I/O, memory; the old file is then untouched).
  */
 int atel__seg_compact(const char *dir, uint64_t seq, const struct atel_compact_opts *o,
 		      struct atel_compact_result *res, char *err, size_t errlen);

@@ -336,6 +336,72 @@ static void test_missing_file(void **state)
 		atel_synth_free(&s[i]);
 }
 
+/* still_ok, asked right before the exchange: */
+struct last_word {
+	int calls;
+	bool answer;
+	const char *unlink_path; /* removes the file first: retention meanwhile */
+};
+
+static bool last_word(void *arg, char *why, size_t whylen)
+{
+	struct last_word *w = arg;
+
+	w->calls++;
+	if (w->unlink_path)
+		assert_int_equal(unlink(w->unlink_path), 0);
+	if (!w->answer)
+		snprintf(why, whylen, "index cursor moved to log position file 1 offset 64 meanwhile");
+	return w->answer;
+}
+
+/*
+ * A reader reached the file while it was rewritten (still_ok says no): the
+ * old file stays byte for byte, -EAGAIN, nothing left behind. A file that
+ * retention removed while it was rewritten is not brought back by the
+ * exchange.
+ */
+static void test_last_word(void **state)
+{
+	struct env *e = *state;
+	struct atel_synth s[2];
+	struct last_word w = { 0, false, NULL };
+	struct atel_compact_opts co = { .level = 3, .frame_bytes = 1 << 20, .still_ok = last_word, .arg = &w };
+	struct atel_compact_result res;
+	char path[700], tmp[800], err[1024] = "";
+	unsigned char *b0, *b1;
+	size_t l0 = 0, l1 = 0;
+	struct stat st0, st1;
+
+	write_small_frames(e, s, ATEL_SEG_ENC_COLUMNS);
+	seg_path(path, sizeof(path), e->seg, 1);
+	snprintf(tmp, sizeof(tmp), "%s.compact", path);
+	b0 = slurp(path, &l0);
+	assert_int_equal(stat(path, &st0), 0);
+	assert_int_equal(atel__seg_compact(e->seg, 1, &co, &res, err, sizeof(err)), -EAGAIN);
+	assert_int_equal(w.calls, 1);
+	assert_non_null(strstr(err, "not replaced: index cursor moved"));
+	b1 = slurp(path, &l1);
+	assert_int_equal(stat(path, &st1), 0);
+	assert_int_equal(l1, l0);
+	assert_memory_equal(b1, b0, l0);
+	assert_int_equal(st1.st_ino, st0.st_ino);
+	assert_int_equal(access(tmp, F_OK), -1);
+	free(b1);
+	/* removed meanwhile (the answer yes, but retention took the file): left removed */
+	w.answer = true;
+	w.unlink_path = path;
+	assert_int_equal(atel__seg_compact(e->seg, 1, &co, &res, err, sizeof(err)), 0);
+	assert_int_equal(w.calls, 2);
+	assert_non_null(strstr(err, "removed meanwhile"));
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_int_equal(count_files(e->seg), 0);
+	free(b0);
+	for (unsigned i = 0; i < 2; i++)
+		atel_synth_free(&s[i]);
+}
+
 /* A crash between write and exchange leaves <name>.compact: cleanup removes it and nothing else. */
 static void test_cleanup(void **state)
 {
@@ -578,6 +644,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_old_versions_left, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cleanup, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_word, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pin_index, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_thread, setup, teardown),
