@@ -26,6 +26,18 @@
 /* Per-ring memory a hostile producer can make us allocate (arrays + strings). */
 #define RING_BUDGET (64ull << 20)
 
+/*
+ * Definition slots of all rings together. Every new segment file's header
+ * repeats each live definition (docs/segment-format.md 2.3), and a reader
+ * takes a header of at most ATEL_SEG_HEADER_FRAME_MAX decompressed bytes: a
+ * decoder that held more would make the writer start files whose header no
+ * reader can read, every record of them then undecodable. So past this many
+ * slots a new definition is refused (counted invalid and said, like the
+ * per-ring budget), whatever ring it comes from. Room is left for a CHUNK
+ * and a BEGIN per ring and the ring table (up to 65,536 rings).
+ */
+#define DEF_SLOTS_MAX ((uint64_t)ATEL_SEG_HEADER_FRAME_MAX / ATEL_RECORD_SIZE - 3u * 65536u)
+
 struct dstr {
 	char *s;         /* NUL-terminated; NULL: undefined */
 	uint32_t len;
@@ -53,6 +65,7 @@ struct ring_dict {
 	 * id (pointers to dseries.pub), read by the sample fast path (decode.h) */
 	struct atel_dec_ring f;
 	union atel_slot begin;   /* the BEGIN record, re-emitted into new files */
+	uint64_t def_slots;      /* slots of its definitions (counted in the decoder's def_slots) */
 	struct dstr *str;
 	uint32_t str_cap;
 	struct dbounds *bnd;
@@ -63,17 +76,29 @@ struct ring_dict {
 struct atel_decoder {
 	struct ring_dict **rings;
 	uint32_t nrings;
+	uint64_t def_slots;      /* definition slots of all rings ... */
+	uint64_t def_slots_max;  /* ... at most this (DEF_SLOTS_MAX; tests lower it) */
 	char scratch[ATEL_STR_MAX + 1];
 	uint64_t buckets[ATEL_BOUNDS_MAX + 1]; /* a HISTFOLD's bucket counts */
 };
 
 struct atel_decoder *atel__decoder_new(void)
 {
-	return calloc(1, sizeof(struct atel_decoder));
+	struct atel_decoder *d = calloc(1, sizeof(struct atel_decoder));
+
+	if (d)
+		d->def_slots_max = DEF_SLOTS_MAX;
+	return d;
 }
 
-static void ring_clear(struct ring_dict *r)
+void atel__decoder_set_def_slots_max(struct atel_decoder *d, uint64_t n)
 {
+	d->def_slots_max = n;
+}
+
+static void ring_clear(struct atel_decoder *d, struct ring_dict *r)
+{
+	d->def_slots -= r->def_slots;
 	for (uint32_t i = 0; i < r->str_cap; i++)
 		free(r->str[i].s);
 	for (uint32_t i = 0; i < r->f.ser_cap; i++)
@@ -93,7 +118,7 @@ void atel__decoder_free(struct atel_decoder *d)
 		return;
 	for (uint32_t i = 0; i < d->nrings; i++) {
 		if (d->rings[i]) {
-			ring_clear(d->rings[i]);
+			ring_clear(d, d->rings[i]);
 			free(d->rings[i]);
 		}
 	}
@@ -104,7 +129,7 @@ void atel__decoder_free(struct atel_decoder *d)
 void atel__decoder_reset_ring(struct atel_decoder *d, uint32_t ring)
 {
 	if (d && ring < d->nrings && d->rings[ring])
-		ring_clear(d->rings[ring]);
+		ring_clear(d, d->rings[ring]);
 }
 
 int atel__log_rec_check(const union atel_slot *h, uint64_t avail, const char **why)
@@ -454,6 +479,22 @@ static int def_series(struct ring_dict *r, const union atel_slot *rec, const cha
 	return 0;
 }
 
+/* Is rec's id already defined in r (a repeat costs no budget: the same
+ * content is accepted, other content refused)? */
+static bool def_present(const struct ring_dict *r, const union atel_slot *rec)
+{
+	uint32_t id = rec->h.id;
+
+	switch (rec->h.type) {
+	case ATEL_REC_STRDEF:
+		return id < r->str_cap && r->str[id].s;
+	case ATEL_REC_BOUNDS:
+		return id < r->bnd_cap && r->bnd[id].v;
+	default:
+		return id < r->f.ser_cap && r->f.ser[id];
+	}
+}
+
 /* ------------------------------------------------------------------------ */
 /* decode                                                                   */
 
@@ -573,7 +614,7 @@ static int decode_slow(struct atel_decoder *d, uint32_t ring, uint64_t seq, cons
 			INVALID("begin record has a non-positive pid");
 		if (!r && !(r = ring_make(d, ring)))
 			INVALID("out of memory for a ring dictionary");
-		ring_clear(r);
+		ring_clear(d, r);
 		r->f.have_begin = true;
 		r->begin = *rec;
 		r->f.generation = rec->h.id;
@@ -598,8 +639,12 @@ static int decode_slow(struct atel_decoder *d, uint32_t ring, uint64_t seq, cons
 	case ATEL_REC_BOUNDS:
 	case ATEL_REC_SERIESDEF: {
 		int rc;
+		bool fresh;
 		if (!r && !(r = ring_make(d, ring)))
 			INVALID("out of memory for a ring dictionary");
+		fresh = !def_present(r, rec);
+		if (fresh && d->def_slots + nslots > d->def_slots_max)
+			INVALID("the definitions of all rings exceed the 256 MiB a segment file header holds");
 		if (rec->h.type == ATEL_REC_STRDEF)
 			rc = def_string(d, r, rec, &why);
 		else if (rec->h.type == ATEL_REC_BOUNDS)
@@ -608,6 +653,10 @@ static int decode_slow(struct atel_decoder *d, uint32_t ring, uint64_t seq, cons
 			rc = def_series(r, rec, &why);
 		if (rc)
 			goto invalid;
+		if (fresh) {
+			r->def_slots += nslots;
+			d->def_slots += nslots;
+		}
 		return 0;
 	}
 	case ATEL_REC_SAMPLE: {

@@ -156,6 +156,10 @@ struct atel_decoder *atel__decoder_new(void);
 /* NULL-safe. */
 void atel__decoder_free(struct atel_decoder *d);
 
+/* Tests: the decoder-wide limit of definition slots (default: what a segment
+ * header holds, 256 MiB; see decode.c). */
+void atel__decoder_set_def_slots_max(struct atel_decoder *d, uint64_t n);
+
 /*
  * Decodes one record: rec[0] is its header slot, rec[1..nslots-1] its
  * continuation slots (contiguous; copy out of the ring first if it wraps).

@@ -688,6 +688,53 @@ static void test_budget(void **state)
 	atel__decoder_free(d);
 }
 
+/*
+ * The decoder-wide limit of definition slots (what a segment file header
+ * holds, lowered here to 10): new definitions past it are refused with the
+ * reason, whatever ring they come from; a repeat of a definition costs
+ * nothing; a ring reset (a new owner) gives its slots back.
+ */
+static void test_header_budget(void **state)
+{
+	struct atel_decoder *d = atel__decoder_new();
+	struct atel_synth a, b;
+	struct atel_event ev;
+	uint64_t pa[6], pb[6];
+	char name[16];
+	(void)state;
+
+	atel__decoder_set_def_slots_max(d, 10);
+	atel_synth_init(&a, 0, 1, 10, 11, T0);
+	atel_synth_init(&b, 1, 1, 10, 12, T0);
+	atel_synth_begin(&a, "a");
+	atel_synth_begin(&b, "b");
+	for (int i = 0; i < 6; i++) {
+		pa[i] = atel_synth_pos(&a);
+		snprintf(name, sizeof(name), "a%d", i);
+		atel_synth_str(&a, name);
+		pb[i] = atel_synth_pos(&b);
+		snprintf(name, sizeof(name), "b%d", i);
+		atel_synth_str(&b, name);
+	}
+	assert_int_equal(dec_at(d, &a, a.base_pos, &ev), 1); /* BEGIN: no definition slot */
+	assert_int_equal(dec_at(d, &b, b.base_pos, &ev), 1);
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(dec_at(d, &a, pa[i], &ev), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(dec_at(d, &b, pb[i], &ev), 0);
+	/* 10 slots held: an 11th definition is refused, in either ring */
+	expect_invalid(d, &b, pb[4], "the definitions of all rings exceed the 256 MiB a segment file header holds");
+	/* a repeat of a known definition is not a new one */
+	assert_int_equal(dec_at(d, &a, pa[0], &ev), 0);
+	/* ring 0's owner is gone: its 6 slots are free again */
+	atel__decoder_reset_ring(d, 0);
+	assert_int_equal(dec_at(d, &b, pb[4], &ev), 0);
+	assert_int_equal(dec_at(d, &b, pb[5], &ev), 0);
+	atel_synth_free(&a);
+	atel_synth_free(&b);
+	atel__decoder_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -700,6 +747,7 @@ int main(void)
 		cmocka_unit_test(test_generations_and_rings),
 		cmocka_unit_test(test_defs_reemission),
 		cmocka_unit_test(test_budget),
+		cmocka_unit_test(test_header_budget),
 	};
 	return ATEL_TEST_RUN(tests, NULL, NULL);
 }
