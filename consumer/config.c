@@ -246,7 +246,7 @@ void atel__config_defaults(struct atel_config *cfg)
 	cfg->storage.rotate_age_s = 3600;
 	cfg->storage.fsync_interval_ms = 1000;
 	cfg->storage.zstd_level = 6;
-	cfg->storage.zstd_level_pressure = -1;
+	cfg->storage.zstd_level_pressure = -7;
 	cfg->storage.io = strdup("auto");
 	cfg->storage.encoding = strdup("columns");
 	cfg->storage.file_mode = 0600;

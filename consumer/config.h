@@ -31,7 +31,7 @@ struct atel_config {
 		uint32_t rotate_age_s;       /* 3600 */
 		uint32_t fsync_interval_ms;  /* 1000 */
 		int zstd_level;              /* 6 */
-		int zstd_level_pressure;     /* -1: level while the rings fill faster than they drain */
+		int zstd_level_pressure;     /* -7: level while the rings fill faster than they drain */
 		char *io;                    /* "auto" | "io_uring" | "pwritev"   ATEL_IO (ATEL_FORCE_PWRITEV=1 forces pwritev) */
 		char *encoding;              /* "columns" | "records"             ATEL_ENCODING */
 		uint32_t file_mode;          /* 0600: mode of every file ateld writes under data_dir (segments,
