@@ -1020,10 +1020,16 @@ def t_size_retention():
         check(sum(t["written"] for t in res["threads"]) == 600000, "producer wrote everything")
         seg = os.path.join(e.data, "segments")
 
+        def size(p):  # retention may remove a file between the listing and this
+            try:
+                return os.path.getsize(p)
+            except FileNotFoundError:
+                return 0
+
         def fits():
             files = sorted(f for f in os.listdir(seg) if f.endswith(".atseg"))
-            finished = sum(os.path.getsize(os.path.join(seg, f)) for f in files[:-1])
-            own = sum(os.path.getsize(os.path.join(e.data, f)) for f in os.listdir(e.data)
+            finished = sum(size(os.path.join(seg, f)) for f in files[:-1])
+            own = sum(size(os.path.join(e.data, f)) for f in os.listdir(e.data)
                       if os.path.isfile(os.path.join(e.data, f)))
             st = e.status() or {}
             deleted = st.get("stats", {}).get("segments_deleted", 0)
