@@ -19,6 +19,7 @@
 
 #include "compact.h"
 #include "frames.h"
+#include "log_internal.h"
 #include "segformat.h"
 #include "util.h"
 
@@ -32,24 +33,6 @@ struct cw {
 	size_t raw_len, raw_cap, cols_cap, z_cap;
 	uint64_t off, frames;
 };
-
-static int write_all(int fd, const void *p, size_t n, uint64_t off)
-{
-	const uint8_t *b = p;
-
-	while (n) {
-		ssize_t w = pwrite(fd, b, n, (off_t)off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		b += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
 
 /* Room for n more bytes of content in the open frame. */
 static int reserve(struct cw *c, size_t n)
@@ -98,7 +81,7 @@ static int flush_frame(struct cw *c)
 	size_t r = ZSTD_compress2(c->cx, c->z, c->z_cap, src, len);
 	if (ZSTD_isError(r))
 		return -EIO;
-	int rc = write_all(c->fd, c->z, r, c->off);
+	int rc = atel__pwrite_all(c->fd, c->z, r, c->off);
 	if (rc)
 		return rc;
 	c->off += r;
@@ -254,7 +237,7 @@ int atel__seg_compact(const char *dir, uint64_t seq, const struct atel_compact_o
 	made = true;
 	(void)fchmod(c.fd, st.st_mode & 07777);
 	/* the header frame, byte for byte: ring table and definitions are unchanged */
-	if ((rc = write_all(c.fd, hdr, hdr_len, 0)) < 0) {
+	if ((rc = atel__pwrite_all(c.fd, hdr, hdr_len, 0)) < 0) {
 		atel__seterr(err, errlen, "%s: %s", tmp, strerror(-rc));
 		goto out;
 	}
@@ -330,7 +313,6 @@ int atel__seg_compact(const char *dir, uint64_t seq, const struct atel_compact_o
 		made = false;
 	}
 	/* after the exchange, tmp names the old file: the unlink below removes it */
-	(void)atel__fsync_dir(dir);
 	rc = 1;
 out:
 	if (c.fd >= 0)
@@ -339,7 +321,7 @@ out:
 		unlink(tmp);
 	if (fd >= 0)
 		close(fd);
-	if (made && rc == 1)
+	if (rc == 1) /* the exchange (or rename) and the unlink, made durable together */
 		(void)atel__fsync_dir(dir);
 	free(hdr);
 	free(c.raw);

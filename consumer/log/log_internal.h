@@ -16,6 +16,10 @@
 #include "decode.h"
 #include "seglog.h"
 
+/* Writes all len bytes at off (pwrite until done; EINTR retried; a write of 0
+ * bytes is -EIO). @return 0 or -errno. The writer's and the compactor's. */
+int atel__pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+
 /* One write of a linked chain: a whole frame from one of the writer's buffers. */
 struct atel_seglog_io_write {
 	const void *buf;

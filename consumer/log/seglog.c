@@ -132,7 +132,7 @@ static void stat_add(const struct atel_seglog *l, _Atomic uint64_t *c, uint64_t 
 }
 #define STAT(l, field, v) stat_add((l), (l)->o.stats ? &(l)->o.stats->field : NULL, (v))
 
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+int atel__pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	const unsigned char *p = buf;
 	while (len) {
@@ -295,7 +295,7 @@ static int create_file(struct atel_seglog *l, uint64_t seq, int *fd_out, char *p
 		goto out;
 	}
 	(void)atel__fchmod_policy(fd); /* storage.file_mode exactly, whatever the umask */
-	if ((rc = pwrite_all(fd, b.p, b.len, 0))) {
+	if ((rc = atel__pwrite_all(fd, b.p, b.len, 0))) {
 		close(fd);
 		unlink(path);
 		goto out;
@@ -657,7 +657,7 @@ static bool inject_fault(struct atel_seglog *l, struct frame *f)
 	if (!l->fault)
 		return false;
 	l->fault--;
-	(void)pwrite_all(l->fd, f->buf, f->len / 2, f->off);
+	(void)atel__pwrite_all(l->fd, f->buf, f->len / 2, f->off);
 	f->err = -ENOSPC;
 	return true;
 }
@@ -761,7 +761,7 @@ static void handle_cqe(struct atel_seglog *l, uint64_t data, int res)
 		f->done = true;
 	} else if (res >= 0) {
 		/* short write: finish it now to learn the real error, if any */
-		int rc = pwrite_all(l->fd, f->buf + res, f->len - (size_t)res, f->off + (uint64_t)res);
+		int rc = atel__pwrite_all(l->fd, f->buf + res, f->len - (size_t)res, f->off + (uint64_t)res);
 		if (rc == 0)
 			f->done = true;
 		else
